@@ -1,0 +1,176 @@
+"""The ASGI application: ``create_app(settings)`` wires storage, auth, GraphQL and health routes.
+
+Startup connects to MongoDB and creates indexes. If the database is unreachable the process
+still starts (``/healthz`` answers, ``/readyz`` says 503) and keeps retrying in the background,
+so an orchestrator can tell "up" from "ready".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
+
+from revenue_engine.auth import Authenticator, AuthError
+from revenue_engine.context import Context
+from revenue_engine.db import Database, StoreError, open_database
+from revenue_engine.middleware import RequestIdMiddleware
+from revenue_engine.schema import build_schema
+from revenue_engine.schema.error_policy import shape_errors
+from revenue_engine.services.plans import load_plans_file
+from revenue_engine.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """What the lifespan builds and the routes use."""
+
+    settings: Settings
+    database: Database
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+
+class EngineGraphQL(GraphQL[Context, None]):
+    """Strawberry's ASGI view with our context (the principal comes from ``AuthGate``)."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(build_schema(settings), **kwargs)
+        self.settings = settings
+
+    async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
+        if result.errors:
+            request_id = request.scope.get("state", {}).get("request_id", "-")
+            result.errors = shape_errors(result.errors, request_id)
+        return await super().process_result(request, result)
+
+    async def get_context(self, request: Any, response: Any) -> Context:
+        state = request.scope.get("state", {})
+        return Context(
+            request=request,
+            response=response,
+            settings=self.settings,
+            principal=state.get("principal"),
+            request_id=state.get("request_id", "-"),
+        )
+
+
+class AuthGate:
+    """Resolves the caller before GraphQL runs; a rejected credential is a 401/403 JSON answer."""
+
+    def __init__(self, app: EngineGraphQL, authenticator: Authenticator) -> None:
+        self.app = app
+        self.authenticator = authenticator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            request = Request(scope)
+            try:
+                principal = await self.authenticator.authenticate(request.headers)
+            except AuthError as exc:
+                body = {"errors": [{"message": str(exc), "extensions": {"code": exc.code}}]}
+                headers = {"www-authenticate": "Bearer"} if exc.status_code == 401 else None
+                await JSONResponse(body, status_code=exc.status_code, headers=headers)(
+                    scope, receive, send
+                )
+                return
+            scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)
+
+
+async def _initialise(runtime: Runtime) -> None:
+    """Create indexes and load the plans file; retried until the database answers."""
+    settings = runtime.settings
+    delay = 0.5
+    while True:
+        try:
+            await runtime.database.initialise()
+            await load_plans_file(settings.plans_path)
+        except (StoreError, TimeoutError) as exc:
+            log.warning("database not ready, retrying in %.1fs error=%s", delay, type(exc).__name__)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+            continue
+        runtime.ready.set()
+        log.info(
+            "ready database=%s in_memory=%s", settings.mongodb_database, runtime.database.in_memory
+        )
+        return
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    runtime = _runtime(request)
+    timeout = runtime.settings.mongodb_timeout_ms / 1000
+    if not runtime.ready.is_set():
+        return JSONResponse({"status": "unavailable", "mongo": "initialising"}, status_code=503)
+    try:
+        await asyncio.wait_for(runtime.database.ping(), timeout=timeout)
+    except (StoreError, TimeoutError):
+        return JSONResponse({"status": "unavailable", "mongo": "unreachable"}, status_code=503)
+    return JSONResponse({"status": "ok", "mongo": "ok"})
+
+
+def create_app(settings: Settings | None = None, *, database_name: str | None = None) -> Starlette:
+    """Build the engine. ``settings`` defaults to the environment; tests pass their own."""
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        database = open_database(settings, database_name=database_name)
+        runtime = Runtime(settings=settings, database=database)
+        app.state.runtime = runtime
+        init = asyncio.create_task(_initialise(runtime))
+        runtime.tasks.append(init)
+        # Wait briefly so a healthy start is ready before the first request; a down database
+        # does not block startup (readyz reports it).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.shield(init), timeout=settings.mongodb_timeout_ms / 1000 + 1
+            )
+        try:
+            yield
+        finally:
+            for task in runtime.tasks:
+                task.cancel()
+            await asyncio.gather(*runtime.tasks, return_exceptions=True)
+            database.close()
+
+    graphql = EngineGraphQL(
+        settings,
+        graphql_ide="graphiql" if settings.graphiql_enabled else None,
+        allow_queries_via_get=not settings.is_production,
+        multipart_uploads_enabled=False,
+    )
+    gate = AuthGate(graphql, Authenticator(settings))
+    routes = [
+        Route("/graphql", gate, methods=["GET", "POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(RequestIdMiddleware)
+    app.state.settings = settings
+    return app

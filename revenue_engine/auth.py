@@ -1,0 +1,162 @@
+"""Who is calling: a ``Principal`` built from a verified bearer JWT (or, in development only,
+from the ``x-organization-id`` / ``x-customer-email`` headers).
+
+Algorithms are fixed by configuration, never taken from the token: HS256 with
+``AUTH_JWT_SECRET``, RS256 with keys from ``AUTH_JWKS_URL``. ``exp``, ``aud`` and (when set)
+``iss`` are required and checked. A token that fails any check raises ``InvalidToken``
+(HTTP 401); a valid token without the organization claim raises ``MissingOrganization`` (403).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+
+from revenue_engine.settings import Settings
+
+_ORG_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The caller: every tenant query filters by ``organization_id``."""
+
+    organization_id: str
+    email: str | None = None
+    roles: frozenset[str] = field(default_factory=frozenset)
+    subject: str | None = None
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
+
+
+class AuthError(Exception):
+    """A credential was presented and rejected."""
+
+    status_code = 401
+    code = "UNAUTHENTICATED"
+
+
+class InvalidToken(AuthError):
+    pass
+
+
+class MissingOrganization(AuthError):
+    status_code = 403
+    code = "FORBIDDEN"
+
+
+class Authenticator:
+    """Turns request headers into a ``Principal`` (or ``None`` for an anonymous caller)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._secret = (
+            settings.auth_jwt_secret.get_secret_value() if settings.auth_jwt_secret else None
+        )
+        self._jwks = jwt.PyJWKClient(settings.auth_jwks_url) if settings.auth_jwks_url else None
+
+    async def authenticate(self, headers: Mapping[str, str]) -> Principal | None:
+        authorization = headers.get("authorization")
+        if authorization:
+            scheme, _, token = authorization.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise InvalidToken("expected 'Authorization: Bearer <token>'")
+            return await self._from_token(token.strip())
+        if self._settings.dev_headers_enabled:
+            org = headers.get("x-organization-id")
+            if org:
+                if not _ORG_ID.match(org):
+                    raise InvalidToken("invalid x-organization-id")
+                roles = frozenset(
+                    r.strip() for r in headers.get("x-roles", "").split(",") if r.strip()
+                )
+                return Principal(
+                    organization_id=org, email=headers.get("x-customer-email"), roles=roles
+                )
+        return None
+
+    async def _key_for(self, token: str) -> tuple[Any, str]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise InvalidToken("malformed token") from exc
+        alg = header.get("alg")
+        if alg == "HS256" and self._secret is not None:
+            return self._secret, "HS256"
+        if alg == "RS256" and self._jwks is not None:
+            jwks = self._jwks
+            try:
+                signing_key = await asyncio.to_thread(jwks.get_signing_key_from_jwt, token)
+            except jwt.PyJWTError as exc:
+                raise InvalidToken("unknown signing key") from exc
+            return signing_key.key, "RS256"
+        # alg "none", HS/RS confusion, or an algorithm we are not configured for.
+        raise InvalidToken("token algorithm not accepted")
+
+    async def _from_token(self, token: str) -> Principal:
+        key, algorithm = await self._key_for(token)
+        settings = self._settings
+        required = ["exp", "aud"] + (["iss"] if settings.auth_issuer else [])
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=[algorithm],
+                audience=settings.auth_audience,
+                issuer=settings.auth_issuer,
+                options={"require": required},
+                leeway=30,
+            )
+        except jwt.PyJWTError as exc:
+            raise InvalidToken("invalid token") from exc
+        org = claims.get(settings.auth_org_claim)
+        if not isinstance(org, str) or not _ORG_ID.match(org):
+            raise MissingOrganization(f"token has no valid {settings.auth_org_claim!r} claim")
+        raw_roles = claims.get(settings.auth_roles_claim) or []
+        roles = (
+            frozenset(r for r in raw_roles if isinstance(r, str))
+            if isinstance(raw_roles, list)
+            else frozenset()
+        )
+        email = claims.get("email")
+        return Principal(
+            organization_id=org,
+            email=email if isinstance(email, str) else None,
+            roles=roles,
+            subject=claims.get("sub") if isinstance(claims.get("sub"), str) else None,
+        )
+
+
+def issue_token(
+    settings: Settings,
+    organization_id: str,
+    *,
+    email: str | None = None,
+    roles: list[str] | None = None,
+    ttl_seconds: int = 3600,
+) -> str:
+    """Sign an HS256 token with ``AUTH_JWT_SECRET`` (development and tests; the CLI's ``token``)."""
+    import time
+
+    if settings.auth_jwt_secret is None:
+        raise ValueError("AUTH_JWT_SECRET is not set")
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": email or organization_id,
+        settings.auth_org_claim: organization_id,
+        settings.auth_roles_claim: roles or [],
+        "aud": settings.auth_audience,
+        "iat": now,
+        "exp": now + ttl_seconds,
+    }
+    if email:
+        claims["email"] = email
+    if settings.auth_issuer:
+        claims["iss"] = settings.auth_issuer
+    return jwt.encode(claims, settings.auth_jwt_secret.get_secret_value(), algorithm="HS256")

@@ -1,0 +1,122 @@
+"""The ``revenue-engine`` command line.
+
+revenue-engine serve [--host H] [--port P]     run the API (uvicorn, one process)
+revenue-engine emulator [--port 12111]         run the Stripe emulator on its own
+revenue-engine export-schema                   print the GraphQL SDL
+revenue-engine plans check [FILE]              validate a plans file, write nothing
+revenue-engine plans load [FILE]               upsert a plans file into the database
+revenue-engine token --org ORG [--admin]       print a development JWT (AUTH_JWT_SECRET)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from revenue_engine.errors import ValidationFailed
+from revenue_engine.settings import Settings, SettingsError, get_settings
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from revenue_engine.app import create_app
+    from revenue_engine.logs import configure_logging
+
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        proxy_headers=True,
+        server_header=False,
+    )
+    return 0
+
+
+def _export_schema(args: argparse.Namespace, settings: Settings) -> int:
+    from revenue_engine.schema import export_sdl
+
+    sys.stdout.write(export_sdl())
+    return 0
+
+
+def _plans(args: argparse.Namespace, settings: Settings) -> int:
+    from revenue_engine.services.plans import load_plans_file, read_plans_file
+
+    path = Path(args.file) if args.file else settings.plans_path
+    try:
+        specs = read_plans_file(path)
+    except ValidationFailed as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem.field}: {problem.message}", file=sys.stderr)
+        return 1
+    if args.action == "check":
+        print(f"ok: {len(specs)} plans in {path.name}")
+        return 0
+
+    async def load() -> int:
+        from revenue_engine.db import connect
+
+        database = await connect(settings)
+        try:
+            plans = await load_plans_file(path)
+        finally:
+            database.close()
+        print(f"loaded {len(plans)} plans: {', '.join(p.uid for p in plans)}")
+        return 0
+
+    return asyncio.run(load())
+
+
+def _token(args: argparse.Namespace, settings: Settings) -> int:
+    from revenue_engine.auth import issue_token
+
+    if settings.auth_jwt_secret is None:
+        print("error: set AUTH_JWT_SECRET to sign tokens", file=sys.stderr)
+        return 1
+    roles = ["admin"] if args.admin else []
+    print(issue_token(settings, args.org, email=args.email, roles=roles, ttl_seconds=args.ttl))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="revenue-engine", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=_serve)
+
+    export = sub.add_parser("export-schema", help="print the GraphQL SDL")
+    export.set_defaults(func=_export_schema)
+
+    plans = sub.add_parser("plans", help="the plans file")
+    plans.add_argument("action", choices=["check", "load"])
+    plans.add_argument("file", nargs="?", help="defaults to PLANS_FILE or the demo plans")
+    plans.set_defaults(func=_plans)
+
+    token = sub.add_parser("token", help="print a development JWT signed with AUTH_JWT_SECRET")
+    token.add_argument("--org", required=True)
+    token.add_argument("--email")
+    token.add_argument("--admin", action="store_true")
+    token.add_argument("--ttl", type=int, default=3600)
+    token.set_defaults(func=_token)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = get_settings()
+    except (SettingsError, ValueError) as exc:
+        print(f"error: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    result: int = args.func(args, settings)
+    return result

@@ -1,0 +1,37 @@
+"""The per-request ``Context`` handed to resolvers, and the ``Info`` alias they annotate with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import strawberry
+from starlette.requests import Request
+from starlette.responses import Response
+
+from revenue_engine.auth import Principal
+from revenue_engine.errors import Forbidden, Unauthenticated
+from revenue_engine.settings import Settings
+
+
+@dataclass(slots=True)
+class Context:
+    request: Request
+    response: Response
+    settings: Settings
+    principal: Principal | None
+    request_id: str
+
+    def require_principal(self) -> Principal:
+        """The caller, or ``Unauthenticated`` for tenant fields asked anonymously."""
+        if self.principal is None:
+            raise Unauthenticated()
+        return self.principal
+
+    def require_admin(self) -> Principal:
+        principal = self.require_principal()
+        if not principal.has_role(self.settings.auth_admin_role):
+            raise Forbidden()
+        return principal
+
+
+Info = strawberry.Info[Context, None]

@@ -1,0 +1,81 @@
+"""Storage connection: the ONLY module that imports Motor or mongomock-motor.
+
+``open_database(settings)`` picks the backend from ``MONGODB_URI``:
+
+* unset or ``mongomock://…`` → an in-memory mongomock-motor client (the embedded default);
+* anything else → a Motor client with explicit server-selection / operation timeouts, so an
+  outage answers within seconds instead of PyMongo's 30 s default.
+
+It then runs ``init_beanie`` with every document model, which creates the indexes.
+A later move to Beanie 2 + PyMongo's async client touches this file only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from beanie import init_beanie
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from revenue_engine.documents import DOCUMENT_MODELS
+from revenue_engine.settings import Settings
+
+__all__ = ["Database", "DuplicateKeyError", "StoreError", "connect", "open_database"]
+
+#: Errors that mean "the store is unreachable or failed": callers answer 503 / retryable.
+StoreError = PyMongoError
+
+
+@dataclass(slots=True)
+class Database:
+    """A connected client and the database the documents live in."""
+
+    client: Any
+    database: Any
+    in_memory: bool
+
+    async def initialise(self) -> None:
+        """Bind every document model to this database and create the indexes."""
+        await init_beanie(database=self.database, document_models=list(DOCUMENT_MODELS))
+
+    async def ping(self) -> None:
+        """Round-trip to the server; raises ``StoreError`` when it is unreachable."""
+        await self.database.command("ping")
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _client(settings: Settings) -> tuple[Any, bool]:
+    if settings.uses_memory_store:
+        from mongomock_motor import AsyncMongoMockClient
+
+        return AsyncMongoMockClient(tz_aware=True), True
+    from motor.motor_asyncio import AsyncIOMotorClient
+
+    assert settings.mongodb_uri is not None
+    timeout = settings.mongodb_timeout_ms
+    client: Any = AsyncIOMotorClient(
+        settings.mongodb_uri.get_secret_value(),
+        tz_aware=True,
+        serverSelectionTimeoutMS=timeout,
+        connectTimeoutMS=timeout,
+        timeoutMS=timeout,
+        appname="revenue-engine",
+    )
+    return client, False
+
+
+def open_database(settings: Settings, *, database_name: str | None = None) -> Database:
+    """A client for ``settings`` (no I/O yet: Motor connects lazily)."""
+    client, in_memory = _client(settings)
+    database = client[database_name or settings.mongodb_database]
+    return Database(client=client, database=database, in_memory=in_memory)
+
+
+async def connect(settings: Settings, *, database_name: str | None = None) -> Database:
+    """Open the database and initialise Beanie (indexes included) for every document model."""
+    database = open_database(settings, database_name=database_name)
+    await database.initialise()
+    return database

@@ -1,0 +1,69 @@
+"""The plan catalog: ``SubscriptionPlan`` with its prices per interval and overage add-ons."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+
+import pymongo
+from beanie import Document
+from pydantic import BaseModel, Field
+from pymongo import IndexModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class BillingInterval(enum.StrEnum):
+    MONTH = "month"
+    YEAR = "year"
+
+
+class PlanPrice(BaseModel):
+    """A recurring price: integer minor units of an ISO currency, per interval."""
+
+    interval: BillingInterval
+    amount: int = Field(ge=0)
+    currency: str = Field(min_length=3, max_length=3)
+    lookup_key: str
+    stripe_price_id: str | None = None
+
+
+class Overage(BaseModel):
+    """An optional add-on charged on top of the plan (e.g. bandwidth, API calls)."""
+
+    key: str
+    name: str
+    unit: str
+    prices: list[PlanPrice]
+    stripe_product_id: str | None = None
+
+    def price_for(self, interval: BillingInterval) -> PlanPrice | None:
+        return next((p for p in self.prices if p.interval is interval), None)
+
+
+class SubscriptionPlan(Document):
+    uid: str
+    name: str
+    description: str = ""
+    features: list[str] = Field(default_factory=list)
+    #: Quotas and flags granted by the plan: an int is a limit, a bool a switch, None unlimited.
+    entitlements: dict[str, int | bool | None] = Field(default_factory=dict)
+    active: bool = True
+    sort_order: int = 0
+    prices: list[PlanPrice] = Field(default_factory=list)
+    overages: list[Overage] = Field(default_factory=list)
+    stripe_product_id: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "subscription_plans"
+        indexes = [
+            IndexModel([("uid", pymongo.ASCENDING)], unique=True, name="uid_unique"),
+            IndexModel([("active", pymongo.ASCENDING), ("sort_order", pymongo.ASCENDING)]),
+        ]
+
+    def price_for(self, interval: BillingInterval) -> PlanPrice | None:
+        return next((p for p in self.prices if p.interval is interval), None)

@@ -1,0 +1,73 @@
+"""Resolvers of the plan catalog."""
+
+from __future__ import annotations
+
+import strawberry
+
+from revenue_engine.context import Info
+from revenue_engine.schema.plans import (
+    EntitlementInput,
+    Plan,
+    PlanInput,
+    PlanPayload,
+    PriceInput,
+    plan_type,
+)
+from revenue_engine.services import plans as service
+
+
+def _entitlement_value(item: EntitlementInput) -> int | bool | None:
+    if not item.enabled:
+        return False
+    return item.limit if item.limit is not None else True
+
+
+def _price_spec(price: PriceInput) -> service.PriceSpec:
+    return service.PriceSpec(
+        interval=price.interval.value,
+        amount=price.amount,
+        currency=price.currency,
+        lookup_key=price.lookup_key,
+    )
+
+
+def spec_from_input(data: PlanInput) -> service.PlanSpec:
+    return service.PlanSpec(
+        uid=str(data.uid),
+        name=data.name,
+        description=data.description,
+        features=list(data.features),
+        entitlements={e.key: _entitlement_value(e) for e in data.entitlements},
+        active=data.active,
+        sort_order=data.sort_order,
+        prices=[_price_spec(p) for p in data.prices],
+        overages=[
+            service.OverageSpec(
+                key=o.key,
+                name=o.name,
+                unit=o.unit,
+                prices=[_price_spec(p) for p in o.prices],
+            )
+            for o in data.overages
+        ],
+    )
+
+
+async def plans(info: Info, active_only: bool = True) -> list[Plan]:
+    return [plan_type(p) for p in await service.list_plans(active_only=active_only)]
+
+
+async def plan(info: Info, uid: strawberry.ID) -> Plan | None:
+    found = await service.get_plan(str(uid))
+    return plan_type(found) if found else None
+
+
+async def upsert_plan(info: Info, data: PlanInput, create_only: bool = False) -> PlanPayload:
+    info.context.require_admin()
+    saved = await service.upsert_plan(spec_from_input(data), create_only=create_only)
+    return PlanPayload(plan=plan_type(saved))
+
+
+async def archive_plan(info: Info, uid: str) -> PlanPayload:
+    info.context.require_admin()
+    return PlanPayload(plan=plan_type(await service.archive_plan(uid)))

@@ -1,0 +1,57 @@
+"""The error policy: mask the unexpected, give every error a code.
+
+Every top-level error leaves with ``extensions.code``:
+
+* a ``DomainError`` keeps its message and gets its ``code`` (UNAUTHENTICATED, FORBIDDEN, …);
+* syntax errors get ``GRAPHQL_PARSE_FAILED``, validation errors ``GRAPHQL_VALIDATION_FAILED``;
+* anything else is unexpected: logged with the request id and the traceback, and replaced by
+  ``Unexpected error (request id …)`` with ``INTERNAL_SERVER_ERROR`` so no internals leak.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from graphql import GraphQLError, GraphQLSyntaxError
+
+from revenue_engine.errors import DomainError
+
+log = logging.getLogger("revenue_engine.graphql")
+
+
+def shape_error(error: GraphQLError, request_id: str) -> GraphQLError:
+    """The error as the client may see it (see the module docstring)."""
+    original = error.original_error
+    extensions = dict(error.extensions or {})
+    if isinstance(original, DomainError):
+        extensions.setdefault("code", original.code)
+        message = original.message
+    elif isinstance(error, GraphQLSyntaxError):
+        extensions.setdefault("code", "GRAPHQL_PARSE_FAILED")
+        message = error.message
+    elif original is None:
+        extensions.setdefault("code", "GRAPHQL_VALIDATION_FAILED")
+        message = error.message
+    else:
+        log.error(
+            "unexpected error request_id=%s path=%s",
+            request_id,
+            ".".join(str(p) for p in error.path or ()),
+            exc_info=(type(original), original, original.__traceback__),
+        )
+        extensions = {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}
+        message = f"Unexpected error (request id {request_id})."
+        return GraphQLError(message, nodes=error.nodes, path=error.path, extensions=extensions)
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=original,
+        extensions=extensions,
+    )
+
+
+def shape_errors(errors: list[GraphQLError], request_id: str) -> list[GraphQLError]:
+    return [shape_error(error, request_id) for error in errors]

@@ -1,0 +1,264 @@
+"""The plan catalog: validation, upsert/archive, queries, and loading the plans file.
+
+A plan arrives as a ``PlanSpec`` (from the plans file or an admin mutation). ``validate_spec``
+lists every problem at once; nothing is written unless the list is empty.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from beanie import SortDirection
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pymongo.errors import DuplicateKeyError
+
+from revenue_engine.documents import BillingInterval, Overage, PlanPrice, SubscriptionPlan
+from revenue_engine.documents.plan import utcnow
+from revenue_engine.errors import AlreadyExists, FieldProblem, NotFound, ValidationFailed
+from revenue_engine.money import MAX_AMOUNT, normalize_currency
+
+log = logging.getLogger(__name__)
+
+_UID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_KEY = re.compile(r"^[a-z0-9][a-z0-9_]{0,39}$")
+
+
+class PriceSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    interval: str | None = None
+    amount: int | None = None
+    currency: str | None = None
+    lookup_key: str | None = None
+
+
+class OverageSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str
+    name: str
+    unit: str = "unit"
+    prices: list[PriceSpec] = Field(default_factory=list)
+
+
+class PlanSpec(BaseModel):
+    """A plan as written in the plans file or sent by an admin; validated by ``validate_spec``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    uid: str
+    name: str
+    description: str = ""
+    features: list[str] = Field(default_factory=list)
+    entitlements: dict[str, int | bool | None] = Field(default_factory=dict)
+    active: bool = True
+    sort_order: int = 0
+    prices: list[PriceSpec] = Field(default_factory=list)
+    overages: list[OverageSpec] = Field(default_factory=list)
+
+
+def _check_prices(
+    where: str, prices: Sequence[PriceSpec], problems: list[FieldProblem]
+) -> list[BillingInterval]:
+    seen: list[BillingInterval] = []
+    if not prices:
+        problems.append(
+            FieldProblem(where, "at least one price (interval month or year) is required")
+        )
+    for index, price in enumerate(prices):
+        at = f"{where}.{index}"
+        if price.interval is None:
+            problems.append(FieldProblem(f"{at}.interval", "interval is required (month or year)"))
+        elif price.interval not in BillingInterval.__members__.values():
+            problems.append(FieldProblem(f"{at}.interval", "interval must be month or year"))
+        else:
+            interval = BillingInterval(price.interval)
+            if interval in seen:
+                problems.append(FieldProblem(f"{at}.interval", f"duplicate interval {interval}"))
+            seen.append(interval)
+        if price.amount is None:
+            problems.append(FieldProblem(f"{at}.amount", "amount is required"))
+        elif price.amount < 0:
+            problems.append(FieldProblem(f"{at}.amount", "amount must not be negative"))
+        elif price.amount > MAX_AMOUNT:
+            problems.append(FieldProblem(f"{at}.amount", f"amount must be at most {MAX_AMOUNT}"))
+        if price.currency is None:
+            problems.append(FieldProblem(f"{at}.currency", "currency is required"))
+        elif normalize_currency(price.currency) is None:
+            problems.append(FieldProblem(f"{at}.currency", f"unknown currency {price.currency!r}"))
+    return seen
+
+
+def validate_spec(spec: PlanSpec) -> list[FieldProblem]:
+    """Every problem with ``spec``; an empty list means it may be written."""
+    problems: list[FieldProblem] = []
+    if not _UID.match(spec.uid):
+        problems.append(FieldProblem("uid", "uid must be 1-63 of a-z, 0-9, '-' or '_'"))
+    if not spec.name.strip():
+        problems.append(FieldProblem("name", "name must not be empty"))
+    for key in spec.entitlements:
+        if not _KEY.match(key):
+            problems.append(FieldProblem(f"entitlements.{key}", "keys are a-z, 0-9 and '_'"))
+    intervals = _check_prices("prices", spec.prices, problems)
+    keys: set[str] = set()
+    for index, overage in enumerate(spec.overages):
+        at = f"overages.{index}"
+        if not _KEY.match(overage.key):
+            problems.append(FieldProblem(f"{at}.key", "keys are a-z, 0-9 and '_'"))
+        if overage.key in keys:
+            problems.append(FieldProblem(f"{at}.key", f"duplicate overage {overage.key!r}"))
+        keys.add(overage.key)
+        for interval in _check_prices(f"{at}.prices", overage.prices, problems):
+            if intervals and interval not in intervals:
+                problems.append(
+                    FieldProblem(f"{at}.prices", f"the plan is not offered per {interval}")
+                )
+    return problems
+
+
+def _price(spec: PriceSpec, default_lookup_key: str, old: PlanPrice | None) -> PlanPrice:
+    assert spec.interval is not None
+    assert spec.amount is not None
+    assert spec.currency is not None
+    currency = normalize_currency(spec.currency)
+    assert currency is not None
+    price = PlanPrice(
+        interval=BillingInterval(spec.interval),
+        amount=spec.amount,
+        currency=currency,
+        lookup_key=spec.lookup_key or default_lookup_key,
+    )
+    # A Stripe price is immutable: keep its id only while amount and currency are unchanged.
+    if old and (old.amount, old.currency, old.lookup_key) == (
+        price.amount,
+        price.currency,
+        price.lookup_key,
+    ):
+        price.stripe_price_id = old.stripe_price_id
+    return price
+
+
+def _apply(spec: PlanSpec, plan: SubscriptionPlan) -> SubscriptionPlan:
+    """Copy a validated spec onto ``plan`` (new or existing), keeping still-valid Stripe ids."""
+    plan.name = spec.name.strip()
+    plan.description = spec.description
+    plan.features = list(spec.features)
+    plan.entitlements = dict(spec.entitlements)
+    plan.active = spec.active
+    plan.sort_order = spec.sort_order
+    plan.prices = [
+        _price(p, f"{spec.uid}_{p.interval}", plan.price_for(BillingInterval(p.interval or "")))
+        for p in spec.prices
+    ]
+    old_overages = {o.key: o for o in plan.overages}
+    overages: list[Overage] = []
+    for o in spec.overages:
+        old = old_overages.get(o.key)
+        overages.append(
+            Overage(
+                key=o.key,
+                name=o.name,
+                unit=o.unit,
+                prices=[
+                    _price(
+                        p,
+                        f"{spec.uid}_{o.key}_{p.interval}",
+                        old.price_for(BillingInterval(p.interval or "")) if old else None,
+                    )
+                    for p in o.prices
+                ],
+                stripe_product_id=old.stripe_product_id if old else None,
+            )
+        )
+    plan.overages = overages
+    plan.updated_at = utcnow()
+    return plan
+
+
+async def get_plan(uid: str) -> SubscriptionPlan | None:
+    return await SubscriptionPlan.find_one(SubscriptionPlan.uid == uid)
+
+
+async def list_plans(*, active_only: bool = True) -> list[SubscriptionPlan]:
+    query = SubscriptionPlan.find({"active": True}) if active_only else SubscriptionPlan.find_all()
+    order = [("sort_order", SortDirection.ASCENDING), ("uid", SortDirection.ASCENDING)]
+    return await query.sort(order).to_list()
+
+
+async def upsert_plan(spec: PlanSpec, *, create_only: bool = False) -> SubscriptionPlan:
+    """Create or update a plan by uid. Invalid input raises ``ValidationFailed``, writes nothing."""
+    problems = validate_spec(spec)
+    if problems:
+        raise ValidationFailed(f"plan {spec.uid!r} is invalid", problems)
+    existing = await get_plan(spec.uid)
+    if existing is not None:
+        if create_only:
+            raise AlreadyExists("plan", spec.uid)
+        return await _apply(spec, existing).save()
+    plan = _apply(spec, SubscriptionPlan(uid=spec.uid, name=spec.name))
+    try:
+        return await plan.insert()
+    except DuplicateKeyError:
+        # A concurrent writer inserted the same uid first: the unique index decided.
+        if create_only:
+            raise AlreadyExists("plan", spec.uid) from None
+        winner = await get_plan(spec.uid)
+        assert winner is not None
+        return await _apply(spec, winner).save()
+
+
+async def archive_plan(uid: str) -> SubscriptionPlan:
+    """Hide a plan from new purchases; existing subscriptions keep it."""
+    plan = await get_plan(uid)
+    if plan is None:
+        raise NotFound("plan", uid)
+    if plan.active:
+        plan.active = False
+        plan.updated_at = utcnow()
+        await plan.save()
+    return plan
+
+
+def read_plans_file(path: Path) -> list[PlanSpec]:
+    """Parse and validate a YAML plans file; raises ``ValidationFailed`` listing every problem."""
+    try:
+        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValidationFailed(f"cannot read plans file {path.name}: {exc}") from exc
+    entries = raw.get("plans") if isinstance(raw, dict) else None
+    if not isinstance(entries, list):
+        raise ValidationFailed(f"plans file {path.name} must have a top-level 'plans' list")
+    specs: list[PlanSpec] = []
+    problems: list[FieldProblem] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(entries):
+        try:
+            spec = PlanSpec.model_validate(entry)
+        except ValidationError as exc:
+            for err in exc.errors():
+                where = ".".join(str(p) for p in err["loc"])
+                problems.append(FieldProblem(f"plans.{index}.{where}", err["msg"]))
+            continue
+        if spec.uid in seen:
+            problems.append(FieldProblem(f"plans.{index}.uid", f"duplicate uid {spec.uid!r}"))
+        seen.add(spec.uid)
+        problems.extend(
+            FieldProblem(f"plans.{index}.{p.field}", p.message) for p in validate_spec(spec)
+        )
+        specs.append(spec)
+    if problems:
+        raise ValidationFailed(f"plans file {path.name} is invalid", problems)
+    return specs
+
+
+async def load_plans_file(path: Path) -> list[SubscriptionPlan]:
+    """Upsert every plan of the file (validated as a whole first). Idempotent."""
+    specs = read_plans_file(path)
+    plans = [await upsert_plan(spec) for spec in specs]
+    log.info("plans loaded file=%s count=%d", path.name, len(plans))
+    return plans

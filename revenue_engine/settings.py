@@ -1,0 +1,172 @@
+"""Configuration: one ``Settings`` class read from the environment (and ``.env``).
+
+Every variable is documented in ``.env.example`` in the same order as the fields below.
+There is no module-level singleton: ``create_app(settings)`` takes an instance, the CLI calls
+``get_settings()``, and tests build ``Settings(...)`` directly.
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+#: The Stripe API version every request and every webhook payload is pinned to.
+STRIPE_API_VERSION = "2026-10-28.endive"
+
+#: Demo plans shipped with the package; used when ``PLANS_FILE`` is not set.
+DEMO_PLANS_FILE = Path(__file__).parent / "data" / "demo_plans.yaml"
+
+# Substrings that mark a secret as a placeholder copied from .env.example.
+_PLACEHOLDER_MARKERS = ("change-me", "changeme", "placeholder", "replace-me", "xxxx", "example")
+
+
+class Environment(enum.StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class SettingsError(ValueError):
+    """Raised when the configuration is unsafe or inconsistent."""
+
+
+def _is_placeholder(value: str) -> bool:
+    lowered = value.lower()
+    return any(marker in lowered for marker in _PLACEHOLDER_MARKERS)
+
+
+class Settings(BaseSettings):
+    """All configuration of the engine. Field order matches ``.env.example``."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    # --- runtime -------------------------------------------------------------------------
+    environment: Environment = Environment.DEVELOPMENT
+    log_level: str = "INFO"
+    public_base_url: str = "http://127.0.0.1:8000"
+    graphiql: bool | None = None  # None: on outside production
+
+    # --- MongoDB -------------------------------------------------------------------------
+    mongodb_uri: SecretStr | None = None  # None or mongomock://… -> in-memory store
+    mongodb_database: str = "revenue_engine"
+    mongodb_timeout_ms: int = Field(default=3000, ge=100, le=60_000)
+
+    # --- Stripe --------------------------------------------------------------------------
+    stripe_secret_key: SecretStr | None = None  # None -> the built-in emulator
+    stripe_webhook_secrets: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("stripe_webhook_secret", "stripe_webhook_secrets"),
+    )
+    stripe_api_version: str = STRIPE_API_VERSION
+    stripe_allow_test_key_in_production: bool = False
+    stripe_timeout_seconds: float = Field(default=8.0, gt=0, le=10)
+    stripe_max_network_retries: int = Field(default=2, ge=0, le=5)
+
+    # --- plans ---------------------------------------------------------------------------
+    plans_file: Path | None = None  # None -> the demo plans
+
+    # --- auth ----------------------------------------------------------------------------
+    auth_jwt_secret: SecretStr | None = None  # HS256
+    auth_jwks_url: str | None = None  # RS256
+    auth_audience: str = "revenue-engine"
+    auth_issuer: str | None = None
+    auth_org_claim: str = "org_id"
+    auth_roles_claim: str = "roles"
+    auth_admin_role: str = "admin"
+    auth_dev_headers: bool | None = None  # None: on in development only; never in production
+
+    @field_validator("stripe_webhook_secrets", mode="before")
+    @classmethod
+    def _split_secrets(cls, value: Any) -> Any:
+        # STRIPE_WEBHOOK_SECRET may list several secrets (rotation), comma-separated.
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _check_safety(self) -> Settings:
+        key = self.stripe_secret_key.get_secret_value() if self.stripe_secret_key else None
+        live_key = bool(key and key.startswith(("sk_live_", "rk_live_")))
+        test_key = bool(key and key.startswith(("sk_test_", "rk_test_")))
+        if key is not None and not (live_key or test_key):
+            raise SettingsError("STRIPE_SECRET_KEY must start with sk_test_, sk_live_ or rk_…")
+        if self.environment is not Environment.PRODUCTION:
+            if live_key:
+                raise SettingsError("a live Stripe key is refused outside ENVIRONMENT=production")
+            return self
+        # Production: no embedded fallbacks, no placeholders, no dev conveniences.
+        problems: list[str] = []
+        if key is None:
+            problems.append("STRIPE_SECRET_KEY is required")
+        elif test_key and not self.stripe_allow_test_key_in_production:
+            problems.append(
+                "a test Stripe key is refused in production "
+                "(set STRIPE_ALLOW_TEST_KEY_IN_PRODUCTION=true to allow it)"
+            )
+        if not self.stripe_webhook_secrets:
+            problems.append("STRIPE_WEBHOOK_SECRET is required")
+        if self.mongodb_uri is None or self.mongodb_uri.get_secret_value().startswith(
+            "mongomock://"
+        ):
+            problems.append("MONGODB_URI must point at a real MongoDB")
+        if self.auth_jwt_secret is None and not self.auth_jwks_url:
+            problems.append("AUTH_JWT_SECRET or AUTH_JWKS_URL is required")
+        if self.auth_jwt_secret is not None and len(self.auth_jwt_secret.get_secret_value()) < 32:
+            problems.append("AUTH_JWT_SECRET must be at least 32 characters")
+        secrets = [self.stripe_secret_key, self.auth_jwt_secret, *self.stripe_webhook_secrets]
+        if any(s is not None and _is_placeholder(s.get_secret_value()) for s in secrets):
+            problems.append("a placeholder secret from .env.example is still set")
+        if problems:
+            raise SettingsError("unsafe production settings: " + "; ".join(problems))
+        return self
+
+    # --- derived -------------------------------------------------------------------------
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.PRODUCTION
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        if self.graphiql is None:
+            return not self.is_production
+        return self.graphiql
+
+    @property
+    def dev_headers_enabled(self) -> bool:
+        """``x-organization-id`` headers: development only, never in production."""
+        if self.is_production:
+            return False
+        if self.auth_dev_headers is None:
+            return self.environment is Environment.DEVELOPMENT
+        return self.auth_dev_headers
+
+    @property
+    def uses_emulator(self) -> bool:
+        """True when no Stripe key is configured: the built-in emulator stands in for Stripe."""
+        return self.stripe_secret_key is None
+
+    @property
+    def livemode(self) -> bool:
+        key = self.stripe_secret_key.get_secret_value() if self.stripe_secret_key else ""
+        return key.startswith(("sk_live_", "rk_live_"))
+
+    @property
+    def uses_memory_store(self) -> bool:
+        return self.mongodb_uri is None or self.mongodb_uri.get_secret_value().startswith(
+            "mongomock://"
+        )
+
+    @property
+    def plans_path(self) -> Path:
+        return self.plans_file or DEMO_PLANS_FILE
+
+
+def get_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment (and ``.env``); keyword overrides win."""
+    return Settings(**overrides)

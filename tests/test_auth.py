@@ -1,0 +1,171 @@
+"""Bearer JWTs and dev headers through the real app: accepted, and each way of being wrong."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from revenue_engine.auth import issue_token
+from revenue_engine.settings import Settings
+from tests.conftest import make_settings
+
+SECRET = "k" * 40
+VIEWER = {"query": "{ viewer { organizationId email roles } }"}
+
+
+def claims(**overrides: Any) -> dict[str, Any]:
+    now = int(time.time())
+    data: dict[str, Any] = {
+        "sub": "user-1",
+        "org_id": "org_1",
+        "email": "u@example.com",
+        "roles": ["admin"],
+        "aud": "revenue-engine",
+        "iss": "https://issuer.example",
+        "exp": now + 600,
+    }
+    data.update(overrides)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+@pytest.fixture
+async def hs_client(client_for: Callable[[Settings], Any]) -> httpx.AsyncClient:
+    settings = make_settings(auth_jwt_secret=SECRET, auth_issuer="https://issuer.example")
+    result: httpx.AsyncClient = await client_for(settings)
+    return result
+
+
+async def ask(client: httpx.AsyncClient, token: str) -> httpx.Response:
+    return await client.post("/graphql", json=VIEWER, headers={"authorization": f"Bearer {token}"})
+
+
+async def test_valid_hs256_token(hs_client: httpx.AsyncClient) -> None:
+    response = await ask(hs_client, jwt.encode(claims(), SECRET, algorithm="HS256"))
+    assert response.status_code == 200
+    assert response.json()["data"]["viewer"] == {
+        "organizationId": "org_1",
+        "email": "u@example.com",
+        "roles": ["admin"],
+    }
+
+
+@pytest.mark.parametrize(
+    "token_claims",
+    [
+        claims(exp=int(time.time()) - 3600),
+        claims(aud="someone-else"),
+        claims(iss="https://evil.example"),
+        claims(exp=None),
+    ],
+    ids=["expired", "wrong-aud", "wrong-iss", "no-exp"],
+)
+async def test_bad_claims_are_401(
+    hs_client: httpx.AsyncClient, token_claims: dict[str, Any]
+) -> None:
+    response = await ask(hs_client, jwt.encode(token_claims, SECRET, algorithm="HS256"))
+    assert response.status_code == 401
+    assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_wrong_secret_alg_none_and_garbage_are_401(hs_client: httpx.AsyncClient) -> None:
+    wrong = jwt.encode(claims(), "x" * 40, algorithm="HS256")
+    unsigned = jwt.encode(claims(), key=None, algorithm="none")
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    rs = jwt.encode(claims(), private, algorithm="RS256")
+    for token in (wrong, unsigned, rs, "not.a.token"):
+        response = await ask(hs_client, token)
+        assert response.status_code == 401, token
+        assert "hunter" not in response.text
+
+
+async def test_missing_organization_claim_is_403(hs_client: httpx.AsyncClient) -> None:
+    response = await ask(hs_client, jwt.encode(claims(org_id=None), SECRET, algorithm="HS256"))
+    assert response.status_code == 403
+    assert response.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_non_bearer_scheme_is_401(hs_client: httpx.AsyncClient) -> None:
+    response = await hs_client.post(
+        "/graphql", json=VIEWER, headers={"authorization": "Basic eA=="}
+    )
+    assert response.status_code == 401
+
+
+async def test_anonymous_tenant_field_is_typed_unauthenticated(
+    hs_client: httpx.AsyncClient,
+) -> None:
+    response = await hs_client.post("/graphql", json=VIEWER)
+    assert response.status_code == 200
+    assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_dev_headers_only_count_in_development(
+    client_for: Callable[[Settings], Any],
+) -> None:
+    headers = {"x-organization-id": "org_dev"}
+    test_env: httpx.AsyncClient = await client_for(make_settings(environment="test"))
+    response = await test_env.post("/graphql", json=VIEWER, headers=headers)
+    assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    dev: httpx.AsyncClient = await client_for(make_settings(environment="development"))
+    response = await dev.post("/graphql", json=VIEWER, headers=headers)
+    assert response.json()["data"]["viewer"]["organizationId"] == "org_dev"
+    bad = await dev.post("/graphql", json=VIEWER, headers={"x-organization-id": "bad org!"})
+    assert bad.status_code == 401
+
+
+async def test_issue_token_round_trips(hs_client: httpx.AsyncClient) -> None:
+    settings = make_settings(auth_jwt_secret=SECRET, auth_issuer="https://issuer.example")
+    token = issue_token(settings, "org_9", email="n@example.com", roles=["admin"])
+    response = await ask(hs_client, token)
+    assert response.json()["data"]["viewer"]["organizationId"] == "org_9"
+
+
+@pytest.fixture
+def jwks_server() -> Iterator[tuple[str, Any]]:
+    """A JWKS document on loopback, as an identity provider serves it."""
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private.public_key()))
+    jwk.update({"kid": "key-1", "use": "sig", "alg": "RS256"})
+    payload = json.dumps({"keys": [jwk]}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/jwks.json", private
+    server.shutdown()
+    server.server_close()
+
+
+async def test_rs256_via_jwks_and_no_hs_confusion(
+    client_for: Callable[[Settings], Any], jwks_server: tuple[str, Any]
+) -> None:
+    url, private = jwks_server
+    client: httpx.AsyncClient = await client_for(
+        make_settings(auth_jwt_secret=None, auth_jwks_url=url)
+    )
+    good = jwt.encode(claims(iss=None), private, algorithm="RS256", headers={"kid": "key-1"})
+    response = await ask(client, good)
+    assert response.status_code == 200
+    assert response.json()["data"]["viewer"]["organizationId"] == "org_1"
+    # An HS256 token is refused when only RS256 (JWKS) is configured: no algorithm confusion.
+    hs = jwt.encode(claims(iss=None), "p" * 40, algorithm="HS256")
+    assert (await ask(client, hs)).status_code == 401

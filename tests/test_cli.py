@@ -1,0 +1,70 @@
+"""The command line, run as a user runs it (a subprocess of the installed entry point)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jwt
+
+from revenue_engine.schema import export_sdl
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {
+        k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "MONGODB_", "AUTH_"))
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "revenue_engine", *args],
+        capture_output=True,
+        text=True,
+        env={**base, **(env or {})},
+        timeout=60,
+        check=False,
+    )
+
+
+def test_export_schema_prints_the_sdl() -> None:
+    result = run("export-schema")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == export_sdl()
+
+
+def test_plans_check_accepts_the_demo_and_rejects_a_bad_file(tmp_path: Path) -> None:
+    ok = run("plans", "check")
+    assert ok.returncode == 0
+    assert "3 plans" in ok.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "plans:\n  - {uid: x, name: X, prices: [{interval: month, amount: -1, currency: usd}]}\n"
+    )
+    result = run("plans", "check", str(bad))
+    assert result.returncode == 1
+    assert "plans.0.prices.0.amount" in result.stderr
+
+
+def test_plans_load_into_the_memory_store() -> None:
+    result = run("plans", "load")
+    assert result.returncode == 0, result.stderr
+    assert "loaded 3 plans: starter, pro, enterprise" in result.stdout
+
+
+def test_token_is_signed_with_the_configured_secret() -> None:
+    secret = "z" * 40
+    result = run("token", "--org", "org_7", "--admin", env={"AUTH_JWT_SECRET": secret})
+    assert result.returncode == 0, result.stderr
+    claims = jwt.decode(
+        result.stdout.strip(), secret, algorithms=["HS256"], audience="revenue-engine"
+    )
+    assert claims["org_id"] == "org_7"
+    assert claims["roles"] == ["admin"]
+    missing = run("token", "--org", "org_7")
+    assert missing.returncode == 1
+
+
+def test_unsafe_configuration_is_refused_with_a_clear_message() -> None:
+    result = run("plans", "check", env={"ENVIRONMENT": "production"})
+    assert result.returncode == 2
+    assert "STRIPE_SECRET_KEY is required" in result.stderr

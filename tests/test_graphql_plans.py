@@ -1,0 +1,183 @@
+"""The plan catalog over GraphQL: queries, admin mutations, typed errors, masking."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from revenue_engine.documents import SubscriptionPlan
+from tests.gql import ADMIN, MEMBER, gql
+
+PLANS = """
+query { plans { uid name sortOrder prices { interval amount currency lookupKey }
+  overages { key prices { interval amount } } entitlements { key enabled limit } } }
+"""
+
+UPSERT = """
+mutation($input: PlanInput!, $createOnly: Boolean! = false) {
+  upsertPlan(input: $input, createOnly: $createOnly) {
+    __typename
+    ... on PlanPayload { plan { uid name active prices { interval amount currency } } }
+    ... on UserError { message code }
+    ... on ValidationError { fields { field message } }
+  }
+}
+"""
+
+
+def plan_input(**overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "uid": "team",
+        "name": "Team",
+        "entitlements": [{"key": "seats", "limit": 10}, {"key": "sso", "enabled": False}],
+        "prices": [{"interval": "MONTH", "amount": 2500, "currency": "eur"}],
+    }
+    data.update(overrides)
+    return data
+
+
+async def test_demo_plans_are_listed_in_order(client: httpx.AsyncClient) -> None:
+    body = await gql(client, PLANS)
+    assert "errors" not in body
+    plans = body["data"]["plans"]
+    assert [p["uid"] for p in plans] == ["starter", "pro", "enterprise"]
+    starter = plans[0]
+    assert {
+        "interval": "MONTH",
+        "amount": 1900,
+        "currency": "usd",
+        "lookupKey": "starter_month",
+    } in (starter["prices"])
+    assert {"key": "sso", "enabled": False, "limit": None} in starter["entitlements"]
+    enterprise = plans[2]
+    assert {"key": "seats", "enabled": True, "limit": None} in enterprise["entitlements"]
+
+
+async def test_plan_by_uid_and_unknown_is_null(client: httpx.AsyncClient) -> None:
+    body = await gql(
+        client,
+        'query { a: plan(uid: "pro") { uid price(interval: YEAR) { amount } } '
+        'b: plan(uid: "nope") { uid } }',
+    )
+    assert body["data"] == {"a": {"uid": "pro", "price": {"amount": 49000}}, "b": None}
+
+
+async def test_admin_upserts_and_archives_a_plan(client: httpx.AsyncClient) -> None:
+    body = await gql(client, UPSERT, {"input": plan_input()}, ADMIN)
+    result = body["data"]["upsertPlan"]
+    assert result["__typename"] == "PlanPayload"
+    assert result["plan"]["prices"] == [{"interval": "MONTH", "amount": 2500, "currency": "eur"}]
+    stored = await SubscriptionPlan.find_one({"uid": "team"})
+    assert stored is not None
+    assert stored.entitlements == {"seats": 10, "sso": False}
+
+    archived = await gql(
+        client,
+        'mutation { archivePlan(uid: "team") '
+        "{ __typename ... on PlanPayload { plan { active } } } }",
+        headers=ADMIN,
+    )
+    assert archived["data"]["archivePlan"] == {
+        "__typename": "PlanPayload",
+        "plan": {"active": False},
+    }
+    listed = await gql(client, "query { plans { uid } }")
+    assert "team" not in [p["uid"] for p in listed["data"]["plans"]]
+
+
+async def test_archive_unknown_plan_is_a_typed_not_found(client: httpx.AsyncClient) -> None:
+    body = await gql(
+        client,
+        'mutation { archivePlan(uid: "ghost") { __typename ... on UserError { code } } }',
+        headers=ADMIN,
+    )
+    assert body["data"]["archivePlan"] == {"__typename": "NotFoundError", "code": "NOT_FOUND"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"prices": [{"interval": "MONTH", "amount": -100, "currency": "usd"}]}, "prices.0.amount"),
+        (
+            {"prices": [{"interval": "MONTH", "amount": 100, "currency": "zzz"}]},
+            "prices.0.currency",
+        ),
+        ({"prices": []}, "prices"),
+        ({"uid": "no spaces allowed"}, "uid"),
+    ],
+)
+async def test_invalid_plan_is_a_typed_error_and_writes_nothing(
+    client: httpx.AsyncClient, overrides: dict[str, Any], field: str
+) -> None:
+    before = await SubscriptionPlan.find_all().count()
+    body = await gql(client, UPSERT, {"input": plan_input(**overrides)}, ADMIN)
+    result = body["data"]["upsertPlan"]
+    assert result["__typename"] == "ValidationError"
+    assert result["code"] == "VALIDATION"
+    assert field in [f["field"] for f in result["fields"]]
+    assert await SubscriptionPlan.find_all().count() == before
+
+
+async def test_duplicate_uid_with_create_only_is_typed(client: httpx.AsyncClient) -> None:
+    body = await gql(
+        client, UPSERT, {"input": plan_input(uid="starter"), "createOnly": True}, ADMIN
+    )
+    result = body["data"]["upsertPlan"]
+    assert result["__typename"] == "AlreadyExistsError"
+    assert result["code"] == "ALREADY_EXISTS"
+    starter = await SubscriptionPlan.find_one({"uid": "starter"})
+    assert starter is not None
+    assert starter.name == "Starter"
+
+
+async def test_upsert_needs_admin(client: httpx.AsyncClient) -> None:
+    anonymous = await gql(client, UPSERT, {"input": plan_input()})
+    assert anonymous["data"] is None
+    assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    member = await gql(client, UPSERT, {"input": plan_input()}, MEMBER)
+    assert member["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert await SubscriptionPlan.find_one({"uid": "team"}) is None
+
+
+async def test_viewer_reflects_the_dev_headers(client: httpx.AsyncClient) -> None:
+    body = await gql(client, "query { viewer { organizationId email roles } }", headers=MEMBER)
+    assert body["data"]["viewer"] == {
+        "organizationId": "org_a",
+        "email": "a@example.com",
+        "roles": [],
+    }
+
+
+async def test_validation_errors_carry_a_code(client: httpx.AsyncClient) -> None:
+    body = await gql(client, "query { plans { nope } }")
+    assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    syntax = await gql(client, "query { plans { ")
+    assert syntax["errors"][0]["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"
+
+
+async def test_depth_and_alias_limits(client: httpx.AsyncClient) -> None:
+    aliases = " ".join(f"a{i}: plans {{ uid }}" for i in range(16))
+    body = await gql(client, f"query {{ {aliases} }}")
+    assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    assert "aliases" in body["errors"][0]["message"]
+
+
+async def test_unexpected_errors_are_masked_with_the_request_id(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from revenue_engine.services import plans as service
+
+    async def broken(**_: object) -> list[object]:
+        raise RuntimeError("mongodb://admin:hunter2@db.internal/prod exploded")
+
+    monkeypatch.setattr(service, "list_plans", broken)
+    response = await client.post(
+        "/graphql", json={"query": "{ plans { uid } }"}, headers={"x-request-id": "req-42"}
+    )
+    error = response.json()["errors"][0]
+    assert error["message"] == "Unexpected error (request id req-42)."
+    assert error["extensions"] == {"code": "INTERNAL_SERVER_ERROR", "requestId": "req-42"}
+    assert "hunter2" not in response.text
+    assert "request_id=req-42" in caplog.text

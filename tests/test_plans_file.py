@@ -1,0 +1,58 @@
+"""Reading the plans file: every problem reported at once, nothing loaded from a bad file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from revenue_engine.errors import ValidationFailed
+from revenue_engine.services.plans import read_plans_file
+from revenue_engine.settings import DEMO_PLANS_FILE
+
+
+def test_demo_file_is_valid() -> None:
+    specs = read_plans_file(DEMO_PLANS_FILE)
+    assert [s.uid for s in specs] == ["starter", "pro", "enterprise"]
+
+
+def test_every_problem_is_listed(tmp_path: Path) -> None:
+    path = tmp_path / "plans.yaml"
+    path.write_text(
+        """
+plans:
+  - uid: a
+    name: A
+    prices: [{interval: week, amount: 1, currency: usd}]
+  - uid: a
+    name: A again
+    prices: [{interval: month, amount: -5, currency: usd}]
+  - uid: b
+    name: B
+    surprise: true
+    prices: [{interval: month, amount: 1, currency: usd}]
+""",
+        encoding="utf-8",
+    )
+    with pytest.raises(ValidationFailed) as caught:
+        read_plans_file(path)
+    fields = {p.field for p in caught.value.problems}
+    assert fields == {
+        "plans.0.prices.0.interval",
+        "plans.1.uid",
+        "plans.1.prices.0.amount",
+        "plans.2.surprise",
+    }
+
+
+@pytest.mark.parametrize("text", ["plans: 3", "- just a list", "plans: [", ""])
+def test_malformed_files_are_refused(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "plans.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ValidationFailed):
+        read_plans_file(path)
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ValidationFailed, match="cannot read plans file"):
+        read_plans_file(tmp_path / "nope.yaml")

@@ -1,0 +1,157 @@
+"""The plan catalog against storage, on mongomock and on a real wire-protocol server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from pymongo.errors import DuplicateKeyError
+
+from revenue_engine.db import Database
+from revenue_engine.documents import SubscriptionPlan
+from revenue_engine.errors import AlreadyExists, NotFound, ValidationFailed
+from revenue_engine.services import plans
+from revenue_engine.settings import DEMO_PLANS_FILE
+
+
+def spec(uid: str = "basic", **overrides: object) -> plans.PlanSpec:
+    data: dict[str, object] = {
+        "uid": uid,
+        "name": "Basic",
+        "entitlements": {"seats": 2, "sso": False},
+        "prices": [
+            {"interval": "month", "amount": 1000, "currency": "USD"},
+            {"interval": "year", "amount": 10000, "currency": "usd"},
+        ],
+        "overages": [
+            {
+                "key": "api_calls",
+                "name": "API calls",
+                "prices": [{"interval": "month", "amount": 5, "currency": "usd"}],
+            }
+        ],
+    }
+    data.update(overrides)
+    return plans.PlanSpec.model_validate(data)
+
+
+async def test_upsert_creates_then_updates_one_document(database: Database) -> None:
+    created = await plans.upsert_plan(spec())
+    assert created.prices[0].currency == "usd"
+    assert created.prices[0].lookup_key == "basic_month"
+    assert created.overages[0].prices[0].lookup_key == "basic_api_calls_month"
+
+    updated = await plans.upsert_plan(spec(name="Basic 2"))
+    assert updated.id == created.id
+    assert await SubscriptionPlan.find_all().count() == 1
+    stored = await plans.get_plan("basic")
+    assert stored is not None
+    assert stored.name == "Basic 2"
+    assert stored.entitlements == {"seats": 2, "sso": False}
+
+
+async def test_stripe_price_id_survives_only_unchanged_amounts(database: Database) -> None:
+    plan = await plans.upsert_plan(spec())
+    plan.prices[0].stripe_price_id = "price_month"
+    plan.prices[1].stripe_price_id = "price_year"
+    await plan.save()
+    new_prices = [
+        {"interval": "month", "amount": 1000, "currency": "usd"},
+        {"interval": "year", "amount": 12000, "currency": "usd"},
+    ]
+    updated = await plans.upsert_plan(spec(prices=new_prices))
+    assert updated.prices[0].stripe_price_id == "price_month"
+    assert updated.prices[1].stripe_price_id is None
+
+
+async def test_unique_uid_index_rejects_a_second_document(database: Database) -> None:
+    await plans.upsert_plan(spec())
+    with pytest.raises(DuplicateKeyError):
+        await SubscriptionPlan(uid="basic", name="Copy").insert()
+    assert await SubscriptionPlan.find_all().count() == 1
+
+
+async def test_create_only_refuses_a_duplicate_uid(database: Database) -> None:
+    await plans.upsert_plan(spec(), create_only=True)
+    with pytest.raises(AlreadyExists):
+        await plans.upsert_plan(spec(name="Other"), create_only=True)
+    stored = await plans.get_plan("basic")
+    assert stored is not None
+    assert stored.name == "Basic"
+
+
+async def test_concurrent_creates_leave_one_plan(database: Database) -> None:
+    results = await asyncio.gather(
+        *(plans.upsert_plan(spec(name=f"n{i}")) for i in range(5)), return_exceptions=True
+    )
+    assert not [r for r in results if isinstance(r, BaseException)]
+    assert await SubscriptionPlan.find_all().count() == 1
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"prices": [{"interval": "month", "amount": -1, "currency": "usd"}]}, "prices.0.amount"),
+        ({"prices": [{"interval": "month", "amount": 1, "currency": "xyz"}]}, "prices.0.currency"),
+        ({"prices": []}, "prices"),
+        ({"prices": [{"amount": 1, "currency": "usd"}]}, "prices.0.interval"),
+        (
+            {
+                "prices": [
+                    {"interval": "month", "amount": 1, "currency": "usd"},
+                    {"interval": "month", "amount": 2, "currency": "usd"},
+                ]
+            },
+            "prices.1.interval",
+        ),
+        ({"uid": "Bad UID!"}, "uid"),
+        ({"name": "  "}, "name"),
+    ],
+)
+async def test_invalid_plans_are_refused_and_nothing_is_written(
+    database: Database, overrides: dict[str, object], field: str
+) -> None:
+    bad = spec(**overrides)
+    with pytest.raises(ValidationFailed) as caught:
+        await plans.upsert_plan(bad)
+    assert field in [p.field for p in caught.value.problems]
+    assert await SubscriptionPlan.find_all().count() == 0
+
+
+async def test_overage_for_an_interval_the_plan_lacks_is_refused(database: Database) -> None:
+    bad = spec(
+        prices=[{"interval": "month", "amount": 1, "currency": "usd"}],
+        overages=[
+            {
+                "key": "bw",
+                "name": "BW",
+                "prices": [{"interval": "year", "amount": 1, "currency": "usd"}],
+            }
+        ],
+    )
+    with pytest.raises(ValidationFailed) as caught:
+        await plans.upsert_plan(bad)
+    assert [p.field for p in caught.value.problems] == ["overages.0.prices"]
+
+
+async def test_archive_hides_a_plan_from_active_listing(database: Database) -> None:
+    await plans.upsert_plan(spec("a", sort_order=2))
+    await plans.upsert_plan(spec("b", sort_order=1))
+    archived = await plans.archive_plan("a")
+    assert archived.active is False
+    assert [p.uid for p in await plans.list_plans()] == ["b"]
+    assert [p.uid for p in await plans.list_plans(active_only=False)] == ["b", "a"]
+    with pytest.raises(NotFound):
+        await plans.archive_plan("missing")
+
+
+async def test_demo_plans_load_idempotently(database: Database) -> None:
+    first = await plans.load_plans_file(DEMO_PLANS_FILE)
+    second = await plans.load_plans_file(DEMO_PLANS_FILE)
+    assert [p.uid for p in first] == ["starter", "pro", "enterprise"]
+    assert [p.id for p in first] == [p.id for p in second]
+    assert await SubscriptionPlan.find_all().count() == 3
+    pro = await plans.get_plan("pro")
+    assert pro is not None
+    assert {o.key for o in pro.overages} == {"bandwidth", "api_calls"}
+    assert {p.interval.value for p in pro.prices} == {"month", "year"}
