@@ -26,6 +26,7 @@ from strawberry.types import ExecutionResult
 from revenue_engine.auth import Authenticator, AuthError
 from revenue_engine.context import Context
 from revenue_engine.db import Database, StoreError, open_database
+from revenue_engine.gateway import StripeGateway
 from revenue_engine.middleware import RequestIdMiddleware
 from revenue_engine.schema import build_schema
 from revenue_engine.schema.error_policy import shape_errors
@@ -41,6 +42,7 @@ class Runtime:
 
     settings: Settings
     database: Database
+    gateway: StripeGateway
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
@@ -60,10 +62,12 @@ class EngineGraphQL(GraphQL[Context, None]):
 
     async def get_context(self, request: Any, response: Any) -> Context:
         state = request.scope.get("state", {})
+        runtime: Runtime = request.app.state.runtime
         return Context(
             request=request,
             response=response,
             settings=self.settings,
+            gateway=runtime.gateway,
             principal=state.get("principal"),
             request_id=state.get("request_id", "-"),
         )
@@ -140,7 +144,8 @@ def create_app(settings: Settings | None = None, *, database_name: str | None = 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         database = open_database(settings, database_name=database_name)
-        runtime = Runtime(settings=settings, database=database)
+        gateway = StripeGateway.from_settings(settings)
+        runtime = Runtime(settings=settings, database=database, gateway=gateway)
         app.state.runtime = runtime
         init = asyncio.create_task(_initialise(runtime))
         runtime.tasks.append(init)
@@ -156,6 +161,7 @@ def create_app(settings: Settings | None = None, *, database_name: str | None = 
             for task in runtime.tasks:
                 task.cancel()
             await asyncio.gather(*runtime.tasks, return_exceptions=True)
+            await gateway.close()
             database.close()
 
     graphql = EngineGraphQL(

@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from revenue_engine.auth import Principal
 from revenue_engine.errors import Forbidden, Unauthenticated
+from revenue_engine.gateway import StripeGateway
 from revenue_engine.settings import Settings
 
 
@@ -18,6 +19,7 @@ class Context:
     request: Request
     response: Response
     settings: Settings
+    gateway: StripeGateway
     principal: Principal | None
     request_id: str
 

@@ -8,7 +8,15 @@ The tree (catch the narrowest you can handle)::
     ├── AlreadyExists                ALREADY_EXISTS   a unique thing exists already
     ├── Unauthenticated              UNAUTHENTICATED  no (valid) principal
     ├── Forbidden                    FORBIDDEN        principal lacks a role
-    └── ServiceUnavailable           UNAVAILABLE      the store is down: retry later
+    ├── ServiceUnavailable           UNAVAILABLE      the store or Stripe is down: retry later
+    ├── RateLimited                  RATE_LIMITED     too many requests: retry after a pause
+    ├── PaymentDeclined              PAYMENT_DECLINED the card was declined (``decline_code``)
+    ├── IdempotencyConflict          IDEMPOTENCY_CONFLICT same operation, different parameters
+    ├── PaymentProviderRejected      PROVIDER_REJECTED Stripe refused the request as invalid
+    └── BillingStateError            (subclasses)     the request does not fit the current state
+        ├── AlreadySubscribed        ALREADY_SUBSCRIBED a live subscription exists
+        ├── NoActiveSubscription     NO_SUBSCRIPTION  nothing to cancel / resume / change
+        └── NoPaymentMethod          NO_PAYMENT_METHOD the customer has no default payment method
 
 Anything that is not a ``DomainError`` is unexpected: it is logged with the request id and the
 client sees a masked message. Later modules (gateway, billing) extend the tree below these roots.
@@ -81,4 +89,70 @@ class ServiceUnavailable(DomainError):
     code = "UNAVAILABLE"
 
     def __init__(self, message: str = "the service is temporarily unavailable; retry") -> None:
+        super().__init__(message)
+
+
+class RateLimited(DomainError):
+    code = "RATE_LIMITED"
+
+    def __init__(self, message: str = "too many requests; retry later", retry_after: float = 1.0):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PaymentDeclined(DomainError):
+    code = "PAYMENT_DECLINED"
+
+    def __init__(self, message: str, decline_code: str | None = None) -> None:
+        super().__init__(message)
+        self.decline_code = decline_code
+
+
+class IdempotencyConflict(DomainError):
+    code = "IDEMPOTENCY_CONFLICT"
+
+    def __init__(
+        self,
+        message: str = "the same operation was already requested with different parameters",
+    ) -> None:
+        super().__init__(message)
+
+
+class PaymentProviderRejected(DomainError):
+    code = "PROVIDER_REJECTED"
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class BillingStateError(DomainError):
+    """The request is valid but does not fit the organization's billing state."""
+
+
+class AlreadySubscribed(BillingStateError):
+    code = "ALREADY_SUBSCRIBED"
+
+    def __init__(self, subscription_id: str, status: str) -> None:
+        super().__init__(
+            f"the organization already has a {status} subscription; "
+            "use changeSubscriptionPlan to switch plans"
+        )
+        self.subscription_id = subscription_id
+        self.status = status
+
+
+class NoActiveSubscription(BillingStateError):
+    code = "NO_SUBSCRIPTION"
+
+    def __init__(self, message: str = "the organization has no live subscription") -> None:
+        super().__init__(message)
+
+
+class NoPaymentMethod(BillingStateError):
+    code = "NO_PAYMENT_METHOD"
+
+    def __init__(
+        self, message: str = "the customer has no default payment method; use checkout instead"
+    ) -> None:
         super().__init__(message)

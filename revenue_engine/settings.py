@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     stripe_allow_test_key_in_production: bool = False
     stripe_timeout_seconds: float = Field(default=8.0, gt=0, le=10)
     stripe_max_network_retries: int = Field(default=2, ge=0, le=5)
+    stripe_api_base: str | None = None  # None: api.stripe.com, or the emulator without a key
+
+    # --- billing rules -------------------------------------------------------------------
+    past_due_grace_days: int = Field(default=7, ge=0, le=60)
+    payment_dedup_window_seconds: int = Field(default=300, ge=0, le=86_400)
 
     # --- plans ---------------------------------------------------------------------------
     plans_file: Path | None = None  # None -> the demo plans

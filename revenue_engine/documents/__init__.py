@@ -4,15 +4,43 @@ from __future__ import annotations
 
 from beanie import Document
 
+from revenue_engine.documents.checkout import CheckoutSession, CheckoutStatus
+from revenue_engine.documents.customer import Customer
+from revenue_engine.documents.payment import Payment
 from revenue_engine.documents.plan import BillingInterval, Overage, PlanPrice, SubscriptionPlan
+from revenue_engine.documents.subscription import (
+    LIVE_STATUSES,
+    TERMINAL_STATUSES,
+    AuditEntry,
+    AuditSource,
+    Subscription,
+    SubscriptionItem,
+)
 
 #: Every document model; ``db.connect`` initialises them all (and creates their indexes).
-DOCUMENT_MODELS: tuple[type[Document], ...] = (SubscriptionPlan,)
+DOCUMENT_MODELS: tuple[type[Document], ...] = (
+    SubscriptionPlan,
+    Customer,
+    CheckoutSession,
+    Subscription,
+    AuditEntry,
+    Payment,
+)
 
 __all__ = [
     "DOCUMENT_MODELS",
+    "LIVE_STATUSES",
+    "TERMINAL_STATUSES",
+    "AuditEntry",
+    "AuditSource",
     "BillingInterval",
+    "CheckoutSession",
+    "CheckoutStatus",
+    "Customer",
     "Overage",
+    "Payment",
     "PlanPrice",
+    "Subscription",
+    "SubscriptionItem",
     "SubscriptionPlan",
 ]

@@ -81,3 +81,127 @@ EXCEPTION_HANDLERS: tuple[strawberry.ExceptionHandler[Any, Any], ...] = (
 
 #: Concrete error types every schema registers (so unions can list them).
 ERROR_TYPES: tuple[type, ...] = (ValidationError, NotFoundError, AlreadyExistsError)
+
+
+@strawberry.type(description="The card was declined; `declineCode` says why when Stripe tells.")
+class PaymentDeclinedError(UserError):
+    decline_code: str | None
+
+
+@strawberry.type(description="Try again later: the provider or the store is busy or down.")
+class RetryableError(UserError):
+    retry_after_seconds: float | None
+
+
+@strawberry.type(description="The same operation was already sent with different parameters.")
+class IdempotencyConflictError(UserError):
+    pass
+
+
+@strawberry.type(description="Stripe refused the request as invalid.")
+class ProviderRejectedError(UserError):
+    param: str | None
+
+
+@strawberry.type(description="A live subscription exists: change it with changeSubscriptionPlan.")
+class AlreadySubscribedError(UserError):
+    subscription_id: str
+    status: str
+
+
+@strawberry.type(
+    description="The request does not fit the billing state (no subscription, no payment "
+    "method, archived plan, …); `code` says which."
+)
+class BillingStateError(UserError):
+    pass
+
+
+class PaymentDeclinedHandler(
+    strawberry.ExceptionHandler[errors.PaymentDeclined, PaymentDeclinedError]
+):
+    def handle(
+        self, exception: errors.PaymentDeclined, *, field: StrawberryField, info: Any
+    ) -> PaymentDeclinedError:
+        return PaymentDeclinedError(
+            message=exception.message, code=exception.code, decline_code=exception.decline_code
+        )
+
+
+class RetryableHandler(
+    strawberry.ExceptionHandler[errors.RateLimited | errors.ServiceUnavailable, RetryableError]
+):
+    def handle(
+        self,
+        exception: errors.RateLimited | errors.ServiceUnavailable,
+        *,
+        field: StrawberryField,
+        info: Any,
+    ) -> RetryableError:
+        retry_after = exception.retry_after if isinstance(exception, errors.RateLimited) else None
+        return RetryableError(
+            message=exception.message, code=exception.code, retry_after_seconds=retry_after
+        )
+
+
+class IdempotencyConflictHandler(
+    strawberry.ExceptionHandler[errors.IdempotencyConflict, IdempotencyConflictError]
+):
+    def handle(
+        self, exception: errors.IdempotencyConflict, *, field: StrawberryField, info: Any
+    ) -> IdempotencyConflictError:
+        return IdempotencyConflictError(message=exception.message, code=exception.code)
+
+
+class ProviderRejectedHandler(
+    strawberry.ExceptionHandler[errors.PaymentProviderRejected, ProviderRejectedError]
+):
+    def handle(
+        self, exception: errors.PaymentProviderRejected, *, field: StrawberryField, info: Any
+    ) -> ProviderRejectedError:
+        return ProviderRejectedError(
+            message=exception.message, code=exception.code, param=exception.param
+        )
+
+
+class AlreadySubscribedHandler(
+    strawberry.ExceptionHandler[errors.AlreadySubscribed, AlreadySubscribedError]
+):
+    def handle(
+        self, exception: errors.AlreadySubscribed, *, field: StrawberryField, info: Any
+    ) -> AlreadySubscribedError:
+        return AlreadySubscribedError(
+            message=exception.message,
+            code=exception.code,
+            subscription_id=exception.subscription_id,
+            status=exception.status,
+        )
+
+
+class BillingStateHandler(strawberry.ExceptionHandler[errors.BillingStateError, BillingStateError]):
+    def handle(
+        self, exception: errors.BillingStateError, *, field: StrawberryField, info: Any
+    ) -> BillingStateError | None:
+        if isinstance(exception, errors.AlreadySubscribed):
+            return None  # AlreadySubscribedHandler answers it where the union lists it
+        return BillingStateError(message=exception.message, code=exception.code)
+
+
+EXCEPTION_HANDLERS = (
+    *EXCEPTION_HANDLERS,
+    PaymentDeclinedHandler(),
+    RetryableHandler(),
+    IdempotencyConflictHandler(),
+    ProviderRejectedHandler(),
+    AlreadySubscribedHandler(),
+    BillingStateHandler(),
+)
+ERROR_TYPES = (
+    *ERROR_TYPES,
+    PaymentDeclinedError,
+    RetryableError,
+    IdempotencyConflictError,
+    ProviderRejectedError,
+    AlreadySubscribedError,
+    BillingStateError,
+)

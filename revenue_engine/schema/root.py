@@ -7,7 +7,28 @@ from typing import Annotated
 import strawberry
 
 from revenue_engine.context import Info
+from revenue_engine.resolvers import billing
 from revenue_engine.resolvers import plans as plan_resolvers
+from revenue_engine.schema.billing import (
+    ChangePlanInput,
+    CheckoutInput,
+    CheckoutResult,
+    CheckoutSession,
+    CreateSubscriptionInput,
+    Customer,
+    CustomerConnection,
+    CustomerInput,
+    CustomerResult,
+    DeleteCustomerResult,
+    InvoiceConnection,
+    PaymentIntent,
+    PaymentIntentInput,
+    PaymentIntentResult,
+    PortalResult,
+    SubscriptionResult,
+    SubscriptionStatus,
+    VerifyCheckoutResult,
+)
 from revenue_engine.schema.plans import ArchivePlanResult, Plan, PlanInput, UpsertPlanResult
 from revenue_engine.schema.viewer import Viewer, viewer_type
 
@@ -25,6 +46,38 @@ class Query:
     def viewer(self, info: Info) -> Viewer:
         return viewer_type(info.context.require_principal())
 
+    @strawberry.field(description="The organization's Stripe customer, if created.")
+    async def customer(self, info: Info) -> Customer | None:
+        return await billing.customer(info)
+
+    @strawberry.field(description="Admin: customers of all organizations, by organization id.")
+    async def customers(
+        self, info: Info, first: int = 20, after: str | None = None
+    ) -> CustomerConnection:
+        return await billing.customer_list(info, first, after)
+
+    @strawberry.field(description="One of the organization's Checkout sessions.")
+    async def checkout_session(self, info: Info, id: strawberry.ID) -> CheckoutSession | None:
+        return await billing.checkout_session(info, id)
+
+    @strawberry.field(description="The current (live, else latest) subscription and entitlements.")
+    async def subscription_status(self, info: Info) -> SubscriptionStatus:
+        return await billing.subscription_status(info)
+
+    @strawberry.field(description="Every subscription of the organization, newest first.")
+    async def subscriptions(self, info: Info) -> list[SubscriptionStatus]:
+        return await billing.subscription_list(info)
+
+    @strawberry.field(description="The organization's invoices, newest first (first ≤ 100).")
+    async def invoices(
+        self, info: Info, first: int = 10, after: str | None = None
+    ) -> InvoiceConnection:
+        return await billing.invoices(info, first, after)
+
+    @strawberry.field(description="One of the organization's one-time payments.")
+    async def payment_intent(self, info: Info, id: strawberry.ID) -> PaymentIntent | None:
+        return await billing.payment_intent(info, id)
+
 
 @strawberry.type
 class Mutation:
@@ -40,3 +93,89 @@ class Mutation:
     @strawberry.mutation(description="Admin: hide a plan from new purchases.")
     async def archive_plan(self, info: Info, uid: strawberry.ID) -> ArchivePlanResult:
         return await plan_resolvers.archive_plan(info, str(uid))
+
+    @strawberry.mutation(description="Get or create the organization's Stripe customer.")
+    async def create_customer(
+        self,
+        info: Info,
+        data: Annotated[CustomerInput | None, strawberry.argument(name="input")] = None,
+    ) -> CustomerResult:
+        return await billing.create_customer(info, data)
+
+    @strawberry.mutation(description="Change the customer's email or name.")
+    async def update_customer(
+        self, info: Info, data: Annotated[CustomerInput, strawberry.argument(name="input")]
+    ) -> CustomerResult:
+        return await billing.update_customer(info, data)
+
+    @strawberry.mutation(description="Delete the customer (refused while a subscription is live).")
+    async def delete_customer(self, info: Info) -> DeleteCustomerResult:
+        return await billing.delete_customer(info)
+
+    @strawberry.mutation(description="Start Stripe Checkout for a plan; returns the hosted URL.")
+    async def create_checkout_session(
+        self, info: Info, data: Annotated[CheckoutInput, strawberry.argument(name="input")]
+    ) -> CheckoutResult:
+        return await billing.create_checkout_session(info, data)
+
+    @strawberry.mutation(description="After the redirect back: confirm the session and apply it.")
+    async def verify_checkout_session(
+        self, info: Info, session_id: strawberry.ID
+    ) -> VerifyCheckoutResult:
+        return await billing.verify_checkout_session(info, session_id)
+
+    @strawberry.mutation(
+        description="Subscribe directly with the customer's default payment method."
+    )
+    async def create_subscription(
+        self,
+        info: Info,
+        data: Annotated[CreateSubscriptionInput, strawberry.argument(name="input")],
+    ) -> SubscriptionResult:
+        return await billing.create_subscription(info, data)
+
+    @strawberry.mutation(description="Cancel at the end of the period (default) or now.")
+    async def cancel_subscription(
+        self, info: Info, at_period_end: bool = True
+    ) -> SubscriptionResult:
+        return await billing.cancel_subscription(info, at_period_end)
+
+    @strawberry.mutation(description="Undo a scheduled cancellation.")
+    async def resume_subscription(self, info: Info) -> SubscriptionResult:
+        return await billing.resume_subscription(info)
+
+    @strawberry.mutation(description="Switch plan, interval or add-ons, with proration control.")
+    async def change_subscription_plan(
+        self, info: Info, data: Annotated[ChangePlanInput, strawberry.argument(name="input")]
+    ) -> SubscriptionResult:
+        return await billing.change_subscription_plan(info, data)
+
+    @strawberry.mutation(
+        description="A one-time payment; identical requests within the window return the same."
+    )
+    async def create_payment_intent(
+        self, info: Info, data: Annotated[PaymentIntentInput, strawberry.argument(name="input")]
+    ) -> PaymentIntentResult:
+        return await billing.create_payment_intent(info, data)
+
+    @strawberry.mutation
+    async def confirm_payment_intent(
+        self, info: Info, id: strawberry.ID, payment_method: str
+    ) -> PaymentIntentResult:
+        return await billing.confirm_payment_intent(info, id, payment_method)
+
+    @strawberry.mutation
+    async def cancel_payment_intent(self, info: Info, id: strawberry.ID) -> PaymentIntentResult:
+        return await billing.cancel_payment_intent(info, id)
+
+    @strawberry.mutation(description="Refund all that is left, or `amount` of it.")
+    async def refund_payment(
+        self, info: Info, payment_intent_id: strawberry.ID, amount: int | None = None
+    ) -> PaymentIntentResult:
+        return await billing.refund_payment(info, payment_intent_id, amount)
+
+    @strawberry.mutation(description="A Stripe billing-portal URL for the organization's customer.")
+    async def create_billing_portal_session(
+        self, info: Info, return_path: str | None = None
+    ) -> PortalResult:
+        return await billing.create_billing_portal_session(info, return_path)

@@ -1,0 +1,101 @@
+"""``Subscription`` (our view of a Stripe subscription) and its ``AuditEntry`` trail.
+
+Only the reconciler in ``services.reconcile`` writes subscriptions.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+import pymongo
+from beanie import Document
+from pydantic import BaseModel, Field
+from pymongo import IndexModel
+
+from revenue_engine.documents.plan import BillingInterval, utcnow
+
+#: Statuses in which the organization has a subscription it could still use or fix.
+LIVE_STATUSES = frozenset({"active", "trialing", "past_due"})
+#: Statuses Stripe never leaves.
+TERMINAL_STATUSES = frozenset({"canceled", "incomplete_expired"})
+
+
+class AuditSource(enum.StrEnum):
+    CHECKOUT_VERIFY = "checkout-verify"
+    WEBHOOK = "webhook"
+    MUTATION = "mutation"
+    RECONCILE = "reconcile"
+
+
+class SubscriptionItem(BaseModel):
+    stripe_item_id: str
+    stripe_price_id: str
+    lookup_key: str | None = None
+    quantity: int = 1
+    #: None for the plan's base price, else the overage key.
+    overage_key: str | None = None
+    current_period_start: datetime | None = None
+    current_period_end: datetime | None = None
+
+
+class Subscription(Document):
+    stripe_subscription_id: str
+    organization_id: str
+    stripe_customer_id: str
+    status: str
+    plan_uid: str | None = None
+    interval: BillingInterval | None = None
+    items: list[SubscriptionItem] = Field(default_factory=list)
+    overages: list[str] = Field(default_factory=list)
+    current_period_start: datetime | None = None
+    current_period_end: datetime | None = None
+    cancel_at_period_end: bool = False
+    cancel_at: datetime | None = None
+    canceled_at: datetime | None = None
+    ended_at: datetime | None = None
+    trial_start: datetime | None = None
+    trial_end: datetime | None = None
+    latest_invoice_id: str | None = None
+    entitlements: dict[str, int | bool | None] = Field(default_factory=dict)
+    #: When the applied Stripe state was observed; older observations are never applied.
+    observed_at: datetime
+    #: Incremented on every applied change (optimistic concurrency + idempotency intents).
+    version: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "subscriptions"
+        indexes = [
+            IndexModel(
+                [("stripe_subscription_id", pymongo.ASCENDING)],
+                unique=True,
+                name="stripe_id_unique",
+            ),
+            IndexModel([("organization_id", pymongo.ASCENDING), ("status", pymongo.ASCENDING)]),
+        ]
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in LIVE_STATUSES
+
+
+class AuditEntry(Document):
+    organization_id: str
+    kind: str
+    stripe_subscription_id: str | None = None
+    from_status: str | None = None
+    to_status: str | None = None
+    source: AuditSource
+    reference: str | None = None
+    changes: dict[str, Any] = Field(default_factory=dict)
+    at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "audit_entries"
+        indexes = [
+            IndexModel([("organization_id", pymongo.ASCENDING), ("at", pymongo.ASCENDING)]),
+            IndexModel([("stripe_subscription_id", pymongo.ASCENDING)]),
+        ]

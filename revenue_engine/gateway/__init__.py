@@ -1,0 +1,17 @@
+"""The Stripe seam: nothing outside this package calls the Stripe SDK."""
+
+from revenue_engine.gateway.client import (
+    EMULATOR_API_KEY,
+    EMULATOR_MOUNT,
+    StripeGateway,
+    idempotency_key,
+)
+from revenue_engine.gateway.errors import StripeNotFound
+
+__all__ = [
+    "EMULATOR_API_KEY",
+    "EMULATOR_MOUNT",
+    "StripeGateway",
+    "StripeNotFound",
+    "idempotency_key",
+]

@@ -1,0 +1,360 @@
+"""``StripeGateway``: the only code that calls Stripe.
+
+* One ``StripeClient`` per process: pinned API version, ``stripe.HTTPXClient`` with a request
+  timeout (≤ 10 s), ``max_network_retries`` set explicitly (the SDK retries 409, 5xx and
+  connection errors with the *same* idempotency key), and ``base_addresses`` pointing at the
+  emulator when no key is configured.
+* Only ``*_async`` methods. Every create/update passes an idempotency key derived by the caller
+  with ``idempotency_key(org, operation, intent)`` — never a random one.
+* 429s are retried here a bounded number of times with jittered backoff (the SDK does not
+  retry them), then surface as ``RateLimited``.
+* Errors go through the closed table in ``gateway.errors``; results are plain dicts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import stripe
+
+from revenue_engine.gateway.errors import translate
+from revenue_engine.settings import Settings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: The key the embedded default uses with the built-in emulator (never valid at Stripe).
+EMULATOR_API_KEY = "sk_test_emulator"
+#: Where the engine mounts the emulator in the embedded default.
+EMULATOR_MOUNT = "/stripe-emulator"
+
+RATE_LIMIT_ATTEMPTS = 3
+RATE_LIMIT_BASE_DELAY = 0.25
+
+
+def idempotency_key(organization_id: str, operation: str, *intent: object) -> str:
+    """A deterministic key for one intent of one organization: retries and double-submits of
+    the same intent share it, so Stripe creates one object. ``intent`` must hold everything that
+    distinguishes one legitimate request from the next (e.g. a state version)."""
+    digest = hashlib.sha256(
+        json.dumps([organization_id, operation, *intent], sort_keys=True, default=str).encode()
+    ).hexdigest()[:40]
+    return f"re-{operation}-{digest}"
+
+
+def _any(params: dict[str, Any]) -> Any:
+    """Our params are plain dicts; the SDK's TypedDicts describe the same wire shape."""
+    return params
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    if isinstance(obj, stripe.StripeObject):
+        return obj.to_dict()
+    return dict(obj)
+
+
+class StripeGateway:
+    """Async facade over the subset of Stripe the engine uses."""
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        api_version: str,
+        timeout: float,
+        max_network_retries: int,
+        api_base: str | None = None,
+    ) -> None:
+        addresses: dict[str, str | None] | None = None
+        if api_base:
+            base = api_base.rstrip("/")
+            addresses = {"api": base, "connect": base, "files": base, "meter_events": base}
+        self._http = stripe.HTTPXClient(timeout=timeout)
+        self.client = stripe.StripeClient(
+            api_key,
+            stripe_version=api_version,
+            http_client=self._http,
+            max_network_retries=max_network_retries,
+            base_addresses=_any(addresses or {}),
+        )
+        self.api_base = api_base
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> StripeGateway:
+        key = settings.stripe_secret_key
+        api_base = settings.stripe_api_base
+        if key is None and api_base is None:
+            api_base = settings.public_base_url.rstrip("/") + EMULATOR_MOUNT
+        return cls(
+            key.get_secret_value() if key else EMULATOR_API_KEY,
+            api_version=settings.stripe_api_version,
+            timeout=settings.stripe_timeout_seconds,
+            max_network_retries=settings.stripe_max_network_retries,
+            api_base=api_base,
+        )
+
+    async def _call(self, operation: str, make: Callable[[], Awaitable[T]]) -> T:
+        for attempt in range(1, RATE_LIMIT_ATTEMPTS + 1):
+            try:
+                return await make()
+            except stripe.RateLimitError as exc:
+                if attempt == RATE_LIMIT_ATTEMPTS:
+                    domain = translate(exc)
+                    assert domain is not None
+                    raise domain from exc
+                delay = RATE_LIMIT_BASE_DELAY * 2 ** (attempt - 1)
+                await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter
+            except stripe.StripeError as exc:
+                domain = translate(exc)
+                log.info(
+                    "stripe error operation=%s status=%s code=%s translated=%s",
+                    operation,
+                    exc.http_status,
+                    exc.code,
+                    type(domain).__name__ if domain else "-",
+                )
+                if domain is None:
+                    raise
+                raise domain from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _opts(self, key: str | None) -> Any:
+        return {"idempotency_key": key} if key else {}
+
+    # --- customers ---------------------------------------------------------------------
+    async def create_customer(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
+        v1 = self.client.v1
+        return _plain(
+            await self._call(
+                "customers.create",
+                lambda: v1.customers.create_async(params=_any(params), options=self._opts(key)),
+            )
+        )
+
+    async def retrieve_customer(self, customer_id: str) -> dict[str, Any]:
+        v1 = self.client.v1
+        return _plain(
+            await self._call("customers.retrieve", lambda: v1.customers.retrieve_async(customer_id))
+        )
+
+    async def update_customer(
+        self, customer_id: str, params: dict[str, Any], *, key: str
+    ) -> dict[str, Any]:
+        v1 = self.client.v1
+        return _plain(
+            await self._call(
+                "customers.update",
+                lambda: v1.customers.update_async(
+                    customer_id, params=_any(params), options=self._opts(key)
+                ),
+            )
+        )
+
+    async def delete_customer(self, customer_id: str, *, key: str) -> dict[str, Any]:
+        v1 = self.client.v1
+        return _plain(
+            await self._call(
+                "customers.delete",
+                lambda: v1.customers.delete_async(customer_id, options=self._opts(key)),
+            )
+        )
+
+    # --- catalog -----------------------------------------------------------------------
+    async def find_prices(self, lookup_keys: list[str]) -> list[dict[str, Any]]:
+        v1 = self.client.v1
+        page = await self._call(
+            "prices.list",
+            lambda: v1.prices.list_async(
+                params=_any({"lookup_keys": lookup_keys, "active": True, "limit": 100})
+            ),
+        )
+        return [_plain(p) for p in page.data]
+
+    async def create_product(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
+        v1 = self.client.v1
+        return _plain(
+            await self._call(
+                "products.create",
+                lambda: v1.products.create_async(params=_any(params), options=self._opts(key)),
+            )
+        )
+
+    async def create_price(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
+        v1 = self.client.v1
+        return _plain(
+            await self._call(
+                "prices.create",
+                lambda: v1.prices.create_async(params=_any(params), options=self._opts(key)),
+            )
+        )
+
+    # --- checkout ----------------------------------------------------------------------
+    async def create_checkout_session(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
+        v1 = self.client.v1
+        return _plain(
+            await self._call(
+                "checkout.sessions.create",
+                lambda: v1.checkout.sessions.create_async(
+                    params=_any(params), options=self._opts(key)
+                ),
+            )
+        )
+
+    async def retrieve_checkout_session(self, session_id: str) -> dict[str, Any]:
+        v1 = self.client.v1
+        return _plain(
+            await self._call(
+                "checkout.sessions.retrieve",
+                lambda: v1.checkout.sessions.retrieve_async(
+                    session_id, params={"expand": ["subscription"]}
+                ),
+            )
+        )
+
+    # --- subscriptions -----------------------------------------------------------------
+    async def create_subscription(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
+        v1 = self.client.v1
+        return _plain(
+            await self._call(
+                "subscriptions.create",
+                lambda: v1.subscriptions.create_async(params=_any(params), options=self._opts(key)),
+            )
+        )
+
+    async def retrieve_subscription(self, subscription_id: str) -> dict[str, Any]:
+        v1 = self.client.v1
+        return _plain(
+            await self._call(
+                "subscriptions.retrieve",
+                lambda: v1.subscriptions.retrieve_async(subscription_id),
+            )
+        )
+
+    async def update_subscription(
+        self, subscription_id: str, params: dict[str, Any], *, key: str
+    ) -> dict[str, Any]:
+        v1 = self.client.v1
+        return _plain(
+            await self._call(
+                "subscriptions.update",
+                lambda: v1.subscriptions.update_async(
+                    subscription_id,
+                    params=_any(params),
+                    options=self._opts(key),
+                ),
+            )
+        )
+
+    async def cancel_subscription(self, subscription_id: str, *, key: str) -> dict[str, Any]:
+        v1 = self.client.v1
+        return _plain(
+            await self._call(
+                "subscriptions.cancel",
+                lambda: v1.subscriptions.cancel_async(subscription_id, options=self._opts(key)),
+            )
+        )
+
+    async def list_subscriptions(
+        self, *, customer: str | None = None, starting_after: str | None = None, limit: int = 100
+    ) -> tuple[list[dict[str, Any]], bool]:
+        params: dict[str, Any] = {"status": "all", "limit": limit}
+        if customer:
+            params["customer"] = customer
+        if starting_after:
+            params["starting_after"] = starting_after
+        v1 = self.client.v1
+        page = await self._call(
+            "subscriptions.list",
+            lambda: v1.subscriptions.list_async(params=_any(params)),
+        )
+        return [_plain(s) for s in page.data], bool(page.has_more)
+
+    async def list_invoices(
+        self, *, customer: str, limit: int, starting_after: str | None = None
+    ) -> tuple[list[dict[str, Any]], bool]:
+        params: dict[str, Any] = {"customer": customer, "limit": limit}
+        if starting_after:
+            params["starting_after"] = starting_after
+        v1 = self.client.v1
+        page = await self._call(
+            "invoices.list",
+            lambda: v1.invoices.list_async(params=_any(params)),
+        )
+        return [_plain(i) for i in page.data], bool(page.has_more)
+
+    # --- one-time payments -------------------------------------------------------------
+    async def create_payment_intent(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
+        v1 = self.client.v1
+        return _plain(
+            await self._call(
+                "payment_intents.create",
+                lambda: v1.payment_intents.create_async(
+                    params=_any(params), options=self._opts(key)
+                ),
+            )
+        )
+
+    async def retrieve_payment_intent(self, intent_id: str) -> dict[str, Any]:
+        v1 = self.client.v1
+        return _plain(
+            await self._call(
+                "payment_intents.retrieve", lambda: v1.payment_intents.retrieve_async(intent_id)
+            )
+        )
+
+    async def confirm_payment_intent(
+        self, intent_id: str, params: dict[str, Any], *, key: str
+    ) -> dict[str, Any]:
+        v1 = self.client.v1
+        return _plain(
+            await self._call(
+                "payment_intents.confirm",
+                lambda: v1.payment_intents.confirm_async(
+                    intent_id,
+                    params=_any(params),
+                    options=self._opts(key),
+                ),
+            )
+        )
+
+    async def cancel_payment_intent(self, intent_id: str, *, key: str) -> dict[str, Any]:
+        v1 = self.client.v1
+        return _plain(
+            await self._call(
+                "payment_intents.cancel",
+                lambda: v1.payment_intents.cancel_async(intent_id, options=self._opts(key)),
+            )
+        )
+
+    async def create_refund(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
+        v1 = self.client.v1
+        return _plain(
+            await self._call(
+                "refunds.create",
+                lambda: v1.refunds.create_async(params=_any(params), options=self._opts(key)),
+            )
+        )
+
+    # --- billing portal ----------------------------------------------------------------
+    async def create_portal_session(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
+        v1 = self.client.v1
+        return _plain(
+            await self._call(
+                "billing_portal.sessions.create",
+                lambda: v1.billing_portal.sessions.create_async(
+                    params=_any(params),
+                    options=self._opts(key),
+                ),
+            )
+        )
+
+    async def close(self) -> None:
+        """Release the HTTP client's connections."""
+        await self._http.close_async()  # type: ignore[no-untyped-call]

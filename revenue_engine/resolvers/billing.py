@@ -1,0 +1,246 @@
+"""Resolvers of the billing flows: each unpacks its input, calls one service, converts."""
+
+from __future__ import annotations
+
+import strawberry
+
+from revenue_engine.context import Info
+from revenue_engine.documents import BillingInterval, Subscription
+from revenue_engine.schema.billing import (
+    NO_SUBSCRIPTION,
+    ChangePlanInput,
+    CheckoutInput,
+    CheckoutPayload,
+    CheckoutSession,
+    CreateSubscriptionInput,
+    Customer,
+    CustomerConnection,
+    CustomerInput,
+    CustomerPayload,
+    DeletedPayload,
+    InvoiceConnection,
+    PaymentIntent,
+    PaymentIntentInput,
+    PaymentIntentPayload,
+    PortalPayload,
+    SubscriptionPayload,
+    SubscriptionStatus,
+    VerifyCheckoutPayload,
+    checkout_type,
+    customer_type,
+    invoice_type,
+    payment_type,
+    subscription_type,
+)
+from revenue_engine.services import checkout, customers, payments, portal, subscriptions
+
+MAX_PAGE = 100
+
+
+def _page(first: int) -> int:
+    return max(1, min(first, MAX_PAGE))
+
+
+def _status(info: Info, doc: Subscription | None) -> SubscriptionStatus:
+    if doc is None:
+        return NO_SUBSCRIPTION
+    return subscription_type(doc, active=subscriptions.is_active(doc, info.context.settings))
+
+
+# --- customers ---------------------------------------------------------------------------
+async def customer(info: Info) -> Customer | None:
+    found = await customers.get_customer(info.context.require_principal())
+    return customer_type(found) if found else None
+
+
+async def customer_list(info: Info, first: int, after: str | None) -> CustomerConnection:
+    info.context.require_admin()
+    rows, more = await customers.list_customers(_page(first), after)
+    return CustomerConnection(
+        nodes=[customer_type(c) for c in rows],
+        end_cursor=rows[-1].organization_id if rows else None,
+        has_next_page=more,
+    )
+
+
+async def create_customer(info: Info, data: CustomerInput | None) -> CustomerPayload:
+    ctx = info.context
+    doc = await customers.get_or_create_customer(
+        ctx.gateway,
+        ctx.require_principal(),
+        email=data.email if data else None,
+        name=data.name if data else None,
+    )
+    return CustomerPayload(customer=customer_type(doc))
+
+
+async def update_customer(info: Info, data: CustomerInput) -> CustomerPayload:
+    ctx = info.context
+    doc = await customers.update_customer(
+        ctx.gateway, ctx.require_principal(), email=data.email, name=data.name
+    )
+    return CustomerPayload(customer=customer_type(doc))
+
+
+async def delete_customer(info: Info) -> DeletedPayload:
+    ctx = info.context
+    deleted = await customers.delete_customer(ctx.gateway, ctx.require_principal())
+    return DeletedPayload(id=strawberry.ID(deleted))
+
+
+# --- checkout ----------------------------------------------------------------------------
+async def create_checkout_session(info: Info, data: CheckoutInput) -> CheckoutPayload:
+    ctx = info.context
+    doc = await checkout.create_checkout_session(
+        ctx.gateway,
+        ctx.settings,
+        ctx.require_principal(),
+        checkout.CheckoutRequest(
+            plan_uid=data.plan_uid,
+            interval=BillingInterval(data.billing_interval.value),
+            overages=tuple(data.overages),
+            success_path=data.success_path,
+            cancel_path=data.cancel_path,
+        ),
+    )
+    return CheckoutPayload(
+        session_id=strawberry.ID(doc.stripe_session_id), checkout_url=doc.url or ""
+    )
+
+
+async def checkout_session(info: Info, session_id: strawberry.ID) -> CheckoutSession | None:
+    doc = await checkout.get_checkout_session(info.context.require_principal(), str(session_id))
+    return checkout_type(doc) if doc else None
+
+
+async def verify_checkout_session(info: Info, session_id: strawberry.ID) -> VerifyCheckoutPayload:
+    ctx = info.context
+    result = await checkout.verify_checkout_session(
+        ctx.gateway, ctx.require_principal(), str(session_id), request_id=ctx.request_id
+    )
+    return VerifyCheckoutPayload(
+        session_id=strawberry.ID(result.session.stripe_session_id),
+        status=result.stripe_status,
+        payment_status=result.payment_status,
+        subscription=_status(info, result.subscription),
+    )
+
+
+# --- subscriptions -----------------------------------------------------------------------
+async def subscription_status(info: Info) -> SubscriptionStatus:
+    return _status(info, await subscriptions.current_subscription(info.context.require_principal()))
+
+
+async def subscription_list(info: Info) -> list[SubscriptionStatus]:
+    docs = await subscriptions.list_subscriptions(info.context.require_principal())
+    return [_status(info, d) for d in docs]
+
+
+async def create_subscription(info: Info, data: CreateSubscriptionInput) -> SubscriptionPayload:
+    ctx = info.context
+    doc = await subscriptions.create_subscription(
+        ctx.gateway,
+        ctx.require_principal(),
+        plan_uid=data.plan_uid,
+        interval=BillingInterval(data.billing_interval.value),
+        overages=list(data.overages),
+        trial_days=data.trial_days,
+        request_id=ctx.request_id,
+    )
+    return SubscriptionPayload(subscription=_status(info, doc))
+
+
+async def cancel_subscription(info: Info, at_period_end: bool) -> SubscriptionPayload:
+    ctx = info.context
+    doc = await subscriptions.cancel_subscription(
+        ctx.gateway, ctx.require_principal(), at_period_end=at_period_end, request_id=ctx.request_id
+    )
+    return SubscriptionPayload(subscription=_status(info, doc))
+
+
+async def resume_subscription(info: Info) -> SubscriptionPayload:
+    ctx = info.context
+    doc = await subscriptions.resume_subscription(
+        ctx.gateway, ctx.require_principal(), request_id=ctx.request_id
+    )
+    return SubscriptionPayload(subscription=_status(info, doc))
+
+
+async def change_subscription_plan(info: Info, data: ChangePlanInput) -> SubscriptionPayload:
+    ctx = info.context
+    doc = await subscriptions.change_subscription_plan(
+        ctx.gateway,
+        ctx.require_principal(),
+        plan_uid=data.plan_uid,
+        interval=BillingInterval(data.billing_interval.value),
+        overages=list(data.overages) if data.overages is not None else None,
+        proration=subscriptions.ProrationBehavior(data.proration_behavior.value),
+        request_id=ctx.request_id,
+    )
+    return SubscriptionPayload(subscription=_status(info, doc))
+
+
+async def invoices(info: Info, first: int, after: str | None) -> InvoiceConnection:
+    ctx = info.context
+    rows, more = await subscriptions.list_invoices(
+        ctx.gateway, ctx.require_principal(), first=_page(first), after=after
+    )
+    return InvoiceConnection(
+        nodes=[invoice_type(r) for r in rows],
+        end_cursor=rows[-1].id if rows else None,
+        has_next_page=more,
+    )
+
+
+# --- one-time payments -------------------------------------------------------------------
+async def payment_intent(info: Info, intent_id: strawberry.ID) -> PaymentIntent | None:
+    doc = await payments.get_payment(info.context.require_principal(), str(intent_id))
+    return payment_type(doc) if doc else None
+
+
+async def create_payment_intent(info: Info, data: PaymentIntentInput) -> PaymentIntentPayload:
+    ctx = info.context
+    doc, secret = await payments.create_payment_intent(
+        ctx.gateway,
+        ctx.settings,
+        ctx.require_principal(),
+        amount=data.amount,
+        currency=data.currency,
+        metadata={m.key: m.value for m in data.metadata},
+    )
+    return PaymentIntentPayload(payment_intent=payment_type(doc), client_secret=secret)
+
+
+async def confirm_payment_intent(
+    info: Info, intent_id: strawberry.ID, payment_method: str
+) -> PaymentIntentPayload:
+    ctx = info.context
+    doc = await payments.confirm_payment_intent(
+        ctx.gateway, ctx.require_principal(), str(intent_id), payment_method=payment_method
+    )
+    return PaymentIntentPayload(payment_intent=payment_type(doc))
+
+
+async def cancel_payment_intent(info: Info, intent_id: strawberry.ID) -> PaymentIntentPayload:
+    ctx = info.context
+    doc = await payments.cancel_payment_intent(ctx.gateway, ctx.require_principal(), str(intent_id))
+    return PaymentIntentPayload(payment_intent=payment_type(doc))
+
+
+async def refund_payment(
+    info: Info, intent_id: strawberry.ID, amount: int | None
+) -> PaymentIntentPayload:
+    ctx = info.context
+    doc = await payments.refund_payment(
+        ctx.gateway, ctx.require_principal(), str(intent_id), amount=amount
+    )
+    return PaymentIntentPayload(payment_intent=payment_type(doc))
+
+
+# --- billing portal ----------------------------------------------------------------------
+async def create_billing_portal_session(info: Info, return_path: str | None) -> PortalPayload:
+    ctx = info.context
+    url = await portal.create_portal_session(
+        ctx.gateway, ctx.settings, ctx.require_principal(), return_path
+    )
+    return PortalPayload(url=url)

@@ -1,0 +1,339 @@
+"""GraphQL types of the billing flows: customers, checkout, subscriptions, invoices, payments,
+their inputs, result unions, and converters from documents."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+
+from revenue_engine.documents import CheckoutSession as CheckoutDoc
+from revenue_engine.documents import Customer as CustomerDoc
+from revenue_engine.documents import Payment
+from revenue_engine.documents import Subscription as SubscriptionDoc
+from revenue_engine.schema.errors import (
+    AlreadySubscribedError,
+    BillingStateError,
+    IdempotencyConflictError,
+    NotFoundError,
+    PaymentDeclinedError,
+    ProviderRejectedError,
+    RetryableError,
+    ValidationError,
+)
+from revenue_engine.schema.plans import BillingInterval, Entitlement, entitlement_type
+from revenue_engine.services.subscriptions import Invoice as InvoiceRow
+
+
+@strawberry.type(description="The organization's Stripe customer.")
+class Customer:
+    id: strawberry.ID = strawberry.field(description="The Stripe customer id (cus_…).")
+    organization_id: strawberry.ID
+    email: str | None
+    name: str | None
+    created_at: datetime
+
+
+def customer_type(doc: CustomerDoc) -> Customer:
+    return Customer(
+        id=strawberry.ID(doc.stripe_customer_id),
+        organization_id=strawberry.ID(doc.organization_id),
+        email=doc.email,
+        name=doc.name,
+        created_at=doc.created_at,
+    )
+
+
+@strawberry.type
+class CustomerConnection:
+    nodes: list[Customer]
+    end_cursor: str | None
+    has_next_page: bool
+
+
+@strawberry.enum(description="Our view of a Checkout session.")
+class CheckoutSessionStatus(enum.StrEnum):
+    PENDING = "pending"
+    COMPLETED = "completed"
+    EXPIRED = "expired"
+
+
+@strawberry.type(description="A Stripe Checkout session started by the organization.")
+class CheckoutSession:
+    session_id: strawberry.ID
+    checkout_url: str | None
+    status: CheckoutSessionStatus
+    payment_status: str
+    plan_uid: str
+    billing_interval: BillingInterval
+    overages: list[str]
+    created_at: datetime
+    completed_at: datetime | None
+
+
+def checkout_type(doc: CheckoutDoc) -> CheckoutSession:
+    return CheckoutSession(
+        session_id=strawberry.ID(doc.stripe_session_id),
+        checkout_url=doc.url,
+        status=CheckoutSessionStatus(doc.status.value),
+        payment_status=doc.payment_status,
+        plan_uid=doc.plan_uid,
+        billing_interval=BillingInterval(doc.interval.value),
+        overages=list(doc.overages),
+        created_at=doc.created_at,
+        completed_at=doc.completed_at,
+    )
+
+
+@strawberry.type(description="What the organization is subscribed to and may use.")
+class SubscriptionStatus:
+    has_subscription: bool
+    subscription_id: strawberry.ID | None
+    status: str | None = strawberry.field(
+        description="Stripe's status: active, trialing, past_due, canceled, unpaid, incomplete…"
+    )
+    is_active: bool = strawberry.field(
+        description="May the plan be used now (past_due counts within the grace window)."
+    )
+    plan_uid: str | None
+    billing_interval: BillingInterval | None
+    overages: list[str]
+    current_period_start: datetime | None
+    current_period_end: datetime | None
+    cancel_at_period_end: bool
+    cancel_at: datetime | None
+    canceled_at: datetime | None
+    ended_at: datetime | None
+    trial_end: datetime | None
+    latest_invoice_id: str | None
+    entitlements: list[Entitlement]
+
+
+NO_SUBSCRIPTION = SubscriptionStatus(
+    has_subscription=False,
+    subscription_id=None,
+    status=None,
+    is_active=False,
+    plan_uid=None,
+    billing_interval=None,
+    overages=[],
+    current_period_start=None,
+    current_period_end=None,
+    cancel_at_period_end=False,
+    cancel_at=None,
+    canceled_at=None,
+    ended_at=None,
+    trial_end=None,
+    latest_invoice_id=None,
+    entitlements=[],
+)
+
+
+def subscription_type(doc: SubscriptionDoc, *, active: bool) -> SubscriptionStatus:
+    return SubscriptionStatus(
+        has_subscription=True,
+        subscription_id=strawberry.ID(doc.stripe_subscription_id),
+        status=doc.status,
+        is_active=active,
+        plan_uid=doc.plan_uid,
+        billing_interval=BillingInterval(doc.interval.value) if doc.interval else None,
+        overages=list(doc.overages),
+        current_period_start=doc.current_period_start,
+        current_period_end=doc.current_period_end,
+        cancel_at_period_end=doc.cancel_at_period_end,
+        cancel_at=doc.cancel_at,
+        canceled_at=doc.canceled_at,
+        ended_at=doc.ended_at,
+        trial_end=doc.trial_end,
+        latest_invoice_id=doc.latest_invoice_id,
+        entitlements=(
+            [entitlement_type(k, v) for k, v in sorted(doc.entitlements.items())] if active else []
+        ),
+    )
+
+
+@strawberry.type(description="A Stripe invoice, with links for the customer.")
+class Invoice:
+    id: strawberry.ID
+    number: str | None
+    status: str | None
+    amount_due: int
+    amount_paid: int
+    currency: str
+    created: datetime
+    hosted_invoice_url: str | None
+    invoice_pdf: str | None
+
+
+def invoice_type(row: InvoiceRow) -> Invoice:
+    return Invoice(
+        id=strawberry.ID(row.id),
+        number=row.number,
+        status=row.status,
+        amount_due=row.amount_due,
+        amount_paid=row.amount_paid,
+        currency=row.currency,
+        created=row.created,
+        hosted_invoice_url=row.hosted_invoice_url,
+        invoice_pdf=row.invoice_pdf,
+    )
+
+
+@strawberry.type
+class InvoiceConnection:
+    nodes: list[Invoice]
+    end_cursor: str | None
+    has_next_page: bool
+
+
+@strawberry.type(description="A key/value pair of metadata.")
+class MetadataEntry:
+    key: str
+    value: str
+
+
+@strawberry.type(description="A one-time payment.")
+class PaymentIntent:
+    id: strawberry.ID
+    amount: int
+    currency: str
+    amount_refunded: int
+    status: str
+    failure_reason: str | None
+    metadata: list[MetadataEntry]
+    created_at: datetime
+
+
+def payment_type(doc: Payment) -> PaymentIntent:
+    return PaymentIntent(
+        id=strawberry.ID(doc.stripe_payment_intent_id),
+        amount=doc.amount,
+        currency=doc.currency,
+        amount_refunded=doc.amount_refunded,
+        status=doc.status,
+        failure_reason=doc.failure_reason,
+        metadata=[MetadataEntry(key=k, value=v) for k, v in sorted(doc.metadata.items())],
+        created_at=doc.created_at,
+    )
+
+
+# --- inputs ------------------------------------------------------------------------------
+@strawberry.input
+class CustomerInput:
+    email: str | None = None
+    name: str | None = None
+
+
+@strawberry.input
+class CheckoutInput:
+    plan_uid: str
+    billing_interval: BillingInterval
+    overages: list[str] = strawberry.field(default_factory=list)
+    success_path: str | None = strawberry.field(
+        default=None, description="Path on PUBLIC_BASE_URL; `?session_id=…` is appended."
+    )
+    cancel_path: str | None = None
+
+
+@strawberry.input
+class CreateSubscriptionInput:
+    plan_uid: str
+    billing_interval: BillingInterval
+    overages: list[str] = strawberry.field(default_factory=list)
+    trial_days: int | None = None
+
+
+@strawberry.enum
+class ProrationBehavior(enum.StrEnum):
+    CREATE_PRORATIONS = "create_prorations"
+    ALWAYS_INVOICE = "always_invoice"
+    NONE = "none"
+
+
+@strawberry.input
+class ChangePlanInput:
+    plan_uid: str
+    billing_interval: BillingInterval
+    overages: list[str] | None = strawberry.field(
+        default=None, description="null keeps the current add-ons."
+    )
+    proration_behavior: ProrationBehavior = ProrationBehavior.CREATE_PRORATIONS
+
+
+@strawberry.input
+class MetadataInput:
+    key: str
+    value: str
+
+
+@strawberry.input
+class PaymentIntentInput:
+    amount: int = strawberry.field(description="Minor units.")
+    currency: str
+    metadata: list[MetadataInput] = strawberry.field(default_factory=list)
+
+
+# --- payloads and results ----------------------------------------------------------------
+@strawberry.type
+class CustomerPayload:
+    customer: Customer
+
+
+@strawberry.type
+class DeletedPayload:
+    id: strawberry.ID
+
+
+@strawberry.type
+class CheckoutPayload:
+    session_id: strawberry.ID
+    checkout_url: str
+
+
+@strawberry.type
+class VerifyCheckoutPayload:
+    session_id: strawberry.ID
+    status: str = strawberry.field(description="Stripe's session status: open, complete, expired.")
+    payment_status: str = strawberry.field(
+        description="paid, unpaid (a delayed method is still pending), no_payment_required."
+    )
+    subscription: SubscriptionStatus
+
+
+@strawberry.type
+class SubscriptionPayload:
+    subscription: SubscriptionStatus
+
+
+@strawberry.type
+class PaymentIntentPayload:
+    payment_intent: PaymentIntent
+    client_secret: str | None = None
+
+
+@strawberry.type
+class PortalPayload:
+    url: str
+
+
+_E = (
+    ValidationError
+    | NotFoundError
+    | AlreadySubscribedError
+    | BillingStateError
+    | PaymentDeclinedError
+    | RetryableError
+    | IdempotencyConflictError
+    | ProviderRejectedError
+)
+CustomerResult = Annotated[CustomerPayload | _E, strawberry.union("CustomerResult")]
+DeleteCustomerResult = Annotated[DeletedPayload | _E, strawberry.union("DeleteCustomerResult")]
+CheckoutResult = Annotated[CheckoutPayload | _E, strawberry.union("CheckoutResult")]
+VerifyCheckoutResult = Annotated[
+    VerifyCheckoutPayload | _E, strawberry.union("VerifyCheckoutResult")
+]
+SubscriptionResult = Annotated[SubscriptionPayload | _E, strawberry.union("SubscriptionResult")]
+PaymentIntentResult = Annotated[PaymentIntentPayload | _E, strawberry.union("PaymentIntentResult")]
+PortalResult = Annotated[PortalPayload | _E, strawberry.union("PortalResult")]

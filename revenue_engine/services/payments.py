@@ -1,0 +1,214 @@
+"""One-time payments: payment intents and refunds, with a duplicate guard.
+
+An identical ``createPaymentIntent`` (same organization, amount, currency and metadata) within
+``PAYMENT_DEDUP_WINDOW_SECONDS`` returns the intent already made instead of a second one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from datetime import timedelta
+from typing import Any
+
+from pymongo.errors import DuplicateKeyError
+
+from revenue_engine.auth import Principal
+from revenue_engine.documents import Payment
+from revenue_engine.documents.plan import utcnow
+from revenue_engine.errors import FieldProblem, NotFound, PaymentDeclined, ValidationFailed
+from revenue_engine.gateway import StripeGateway, StripeNotFound, idempotency_key
+from revenue_engine.money import MAX_AMOUNT, normalize_currency
+from revenue_engine.services.customers import get_or_create_customer
+from revenue_engine.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_MAX_METADATA = 20
+
+
+def _validate(amount: int, currency: str, metadata: dict[str, str]) -> str:
+    problems: list[FieldProblem] = []
+    if not 0 < amount <= MAX_AMOUNT:
+        problems.append(FieldProblem("amount", f"amount must be between 1 and {MAX_AMOUNT}"))
+    code = normalize_currency(currency)
+    if code is None:
+        problems.append(FieldProblem("currency", f"unknown currency {currency!r}"))
+    if len(metadata) > _MAX_METADATA:
+        problems.append(FieldProblem("metadata", f"at most {_MAX_METADATA} keys"))
+    for key, value in metadata.items():
+        if not 0 < len(key) <= 40 or len(value) > 500 or key == "organization_id":
+            problems.append(FieldProblem(f"metadata.{key}", "keys 1-40 chars, values ≤ 500"))
+    if problems:
+        raise ValidationFailed("invalid payment", problems)
+    assert code is not None
+    return code
+
+
+def _fingerprint(amount: int, currency: str, metadata: dict[str, str]) -> str:
+    raw = json.dumps([amount, currency, sorted(metadata.items())])
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def _sync(payment: Payment, intent: dict[str, Any]) -> bool:
+    """Copy Stripe's view onto the document; True when something changed."""
+    error = intent.get("last_payment_error") or {}
+    failure = error.get("message") or error.get("decline_code") if error else None
+    changed = (payment.status, payment.failure_reason) != (intent.get("status"), failure)
+    payment.status = str(intent.get("status"))
+    payment.failure_reason = failure
+    return changed
+
+
+async def create_payment_intent(
+    gateway: StripeGateway,
+    settings: Settings,
+    principal: Principal,
+    *,
+    amount: int,
+    currency: str,
+    metadata: dict[str, str],
+) -> tuple[Payment, str | None]:
+    """The payment and its ``client_secret`` (for Stripe.js on the client)."""
+    code = _validate(amount, currency, metadata)
+    org = principal.organization_id
+    fingerprint = _fingerprint(amount, code, metadata)
+    window = settings.payment_dedup_window_seconds
+    if window:
+        recent = await Payment.find_one(
+            {
+                "organization_id": org,
+                "fingerprint": fingerprint,
+                "created_at": {"$gte": utcnow() - timedelta(seconds=window)},
+            }
+        )
+        if recent is not None:
+            again = await gateway.retrieve_payment_intent(recent.stripe_payment_intent_id)
+            return recent, again.get("client_secret")
+    customer = await get_or_create_customer(gateway, principal)
+    # Concurrent identical requests share the window bucket and so the key: one intent.
+    bucket = int(time.time()) // max(window, 1)
+    intent = await gateway.create_payment_intent(
+        {
+            "amount": amount,
+            "currency": code,
+            "customer": customer.stripe_customer_id,
+            "metadata": {**metadata, "organization_id": org},
+            "payment_method_types": ["card"],
+        },
+        key=idempotency_key(org, "payment_intent.create", fingerprint, bucket),
+    )
+    payment = Payment(
+        stripe_payment_intent_id=intent["id"],
+        organization_id=org,
+        stripe_customer_id=customer.stripe_customer_id,
+        amount=amount,
+        currency=code,
+        status=str(intent.get("status")),
+        fingerprint=fingerprint,
+        metadata=metadata,
+    )
+    try:
+        await payment.insert()
+    except DuplicateKeyError:
+        existing = await Payment.find_one({"stripe_payment_intent_id": intent["id"]})
+        assert existing is not None
+        payment = existing
+    return payment, intent.get("client_secret")
+
+
+async def get_payment(principal: Principal, intent_id: str) -> Payment | None:
+    return await Payment.find_one(
+        {"stripe_payment_intent_id": intent_id, "organization_id": principal.organization_id}
+    )
+
+
+async def _require(principal: Principal, intent_id: str) -> Payment:
+    payment = await get_payment(principal, intent_id)
+    if payment is None:
+        raise NotFound("payment intent", intent_id)
+    return payment
+
+
+async def refresh_payment(gateway: StripeGateway, principal: Principal, intent_id: str) -> Payment:
+    payment = await _require(principal, intent_id)
+    try:
+        intent = await gateway.retrieve_payment_intent(intent_id)
+    except StripeNotFound:
+        raise NotFound("payment intent", intent_id) from None
+    if _sync(payment, intent):
+        payment.updated_at = utcnow()
+        await payment.save()
+    return payment
+
+
+async def confirm_payment_intent(
+    gateway: StripeGateway, principal: Principal, intent_id: str, *, payment_method: str
+) -> Payment:
+    payment = await _require(principal, intent_id)
+    if not payment_method.startswith("pm_"):
+        raise ValidationFailed(
+            "invalid payment method", [FieldProblem("paymentMethod", "expected a pm_… id")]
+        )
+    key = idempotency_key(
+        principal.organization_id, "payment_intent.confirm", intent_id, payment_method
+    )
+    try:
+        intent = await gateway.confirm_payment_intent(
+            intent_id, {"payment_method": payment_method}, key=key
+        )
+    except PaymentDeclined:
+        # Record why, then let the caller see the typed decline.
+        await refresh_payment(gateway, principal, intent_id)
+        raise
+    _sync(payment, intent)
+    payment.updated_at = utcnow()
+    await payment.save()
+    return payment
+
+
+async def cancel_payment_intent(
+    gateway: StripeGateway, principal: Principal, intent_id: str
+) -> Payment:
+    payment = await _require(principal, intent_id)
+    key = idempotency_key(principal.organization_id, "payment_intent.cancel", intent_id)
+    intent = await gateway.cancel_payment_intent(intent_id, key=key)
+    _sync(payment, intent)
+    payment.updated_at = utcnow()
+    await payment.save()
+    return payment
+
+
+async def refund_payment(
+    gateway: StripeGateway, principal: Principal, intent_id: str, *, amount: int | None
+) -> Payment:
+    """Refund all that is left, or ``amount`` of it; never more than what was paid."""
+    payment = await _require(principal, intent_id)
+    left = payment.amount - payment.amount_refunded
+    if payment.status != "succeeded":
+        raise ValidationFailed(
+            "nothing to refund", [FieldProblem("paymentIntentId", "the payment has not succeeded")]
+        )
+    wanted = left if amount is None else amount
+    if not 0 < wanted <= left:
+        raise ValidationFailed(
+            "invalid refund amount", [FieldProblem("amount", f"must be between 1 and {left}")]
+        )
+    key = idempotency_key(
+        principal.organization_id, "refund.create", intent_id, wanted, len(payment.refund_ids)
+    )
+    refund = await gateway.create_refund({"payment_intent": intent_id, "amount": wanted}, key=key)
+    if refund["id"] not in payment.refund_ids:
+        payment.refund_ids.append(str(refund["id"]))
+        payment.amount_refunded += int(refund.get("amount") or wanted)
+        payment.updated_at = utcnow()
+        await payment.save()
+    log.info(
+        "refund created organization_id=%s payment=%s amount=%d",
+        principal.organization_id,
+        intent_id,
+        wanted,
+    )
+    return payment

@@ -1,0 +1,36 @@
+"""The Stripe billing portal for the caller's organization."""
+
+from __future__ import annotations
+
+import time
+
+from revenue_engine.auth import Principal
+from revenue_engine.errors import FieldProblem, NotFound, ValidationFailed
+from revenue_engine.gateway import StripeGateway, idempotency_key
+from revenue_engine.services.customers import get_customer
+from revenue_engine.settings import Settings
+
+DEFAULT_RETURN_PATH = "/billing"
+
+
+async def create_portal_session(
+    gateway: StripeGateway, settings: Settings, principal: Principal, return_path: str | None
+) -> str:
+    path = return_path or DEFAULT_RETURN_PATH
+    if not path.startswith("/") or path.startswith("//") or "\\" in path:
+        raise ValidationFailed(
+            "invalid return path", [FieldProblem("returnPath", "must be a path starting with '/'")]
+        )
+    customer = await get_customer(principal)
+    if customer is None:
+        raise NotFound("customer", principal.organization_id)
+    # Portal sessions are short-lived: one per minute per return path is plenty.
+    key = idempotency_key(principal.organization_id, "portal.create", path, int(time.time()) // 60)
+    session = await gateway.create_portal_session(
+        {
+            "customer": customer.stripe_customer_id,
+            "return_url": settings.public_base_url.rstrip("/") + path,
+        },
+        key=key,
+    )
+    return str(session["url"])

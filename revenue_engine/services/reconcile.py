@@ -1,0 +1,325 @@
+"""The one reconciler: a Stripe subscription object in, our ``Subscription`` document out.
+
+Checkout verification, every mutation, every webhook handler, backfill and reconcile call
+``apply_subscription``. It is idempotent (the same object twice changes nothing the second time)
+and never moves state backwards:
+
+* each call says when the object was *observed* (fetched from Stripe, or the event's
+  ``created``); an observation older than the stored one is ignored;
+* a terminal status (``canceled``, ``incomplete_expired``) is never left — Stripe never does;
+* same-instant observations are ordered by a deterministic status rank, so two events of the
+  same second give the same final state in either order;
+* writes are conditional on the stored ``version`` (optimistic concurrency) and retried, so
+  concurrent appliers cannot interleave half-updates.
+
+Every applied change writes an ``AuditEntry`` (from → to, source, event or request id).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo.errors import DuplicateKeyError
+
+from revenue_engine.documents import (
+    TERMINAL_STATUSES,
+    AuditEntry,
+    AuditSource,
+    BillingInterval,
+    Customer,
+    Subscription,
+    SubscriptionItem,
+    SubscriptionPlan,
+)
+from revenue_engine.documents.plan import utcnow
+from revenue_engine.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+#: Same-instant tie-break: the higher rank wins (later in a subscription's usual life).
+_STATUS_RANK = {
+    "incomplete": 0,
+    "trialing": 1,
+    "active": 2,
+    "paused": 3,
+    "past_due": 4,
+    "unpaid": 5,
+    "incomplete_expired": 6,
+    "canceled": 7,
+}
+
+#: Fields compared to decide whether an observation changes anything.
+_TRACKED = (
+    "status",
+    "plan_uid",
+    "interval",
+    "items",
+    "overages",
+    "current_period_start",
+    "current_period_end",
+    "cancel_at_period_end",
+    "cancel_at",
+    "canceled_at",
+    "ended_at",
+    "trial_start",
+    "trial_end",
+    "latest_invoice_id",
+    "entitlements",
+    "stripe_customer_id",
+)
+
+_MAX_ATTEMPTS = 8
+
+
+class UnknownOrganization(DomainError):
+    """The subscription's customer belongs to no organization we know (permanent)."""
+
+    code = "UNKNOWN_ORGANIZATION"
+
+
+class MalformedStripeObject(DomainError):
+    """The object is not a subscription we can read (permanent)."""
+
+    code = "MALFORMED_OBJECT"
+
+
+def ts(value: Any) -> datetime | None:
+    """A Stripe unix timestamp as an aware UTC datetime."""
+    if value is None:
+        return None
+    return datetime.fromtimestamp(int(value), tz=UTC)
+
+
+def _id(value: Any) -> str | None:
+    """An id whether the field is expanded (dict) or not (str)."""
+    if isinstance(value, dict):
+        found = value.get("id")
+        return str(found) if found else None
+    return str(value) if value else None
+
+
+async def _plans_for(prices: list[dict[str, Any]]) -> list[SubscriptionPlan]:
+    keys = [p["lookup_key"] for p in prices if p.get("lookup_key")]
+    ids = [p["id"] for p in prices if p.get("id")]
+    return await SubscriptionPlan.find(
+        {
+            "$or": [
+                {"prices.lookup_key": {"$in": keys}},
+                {"prices.stripe_price_id": {"$in": ids}},
+                {"overages.prices.lookup_key": {"$in": keys}},
+                {"overages.prices.stripe_price_id": {"$in": ids}},
+            ]
+        }
+    ).to_list()
+
+
+def _match(
+    plans: list[SubscriptionPlan], price: dict[str, Any]
+) -> tuple[SubscriptionPlan, BillingInterval, str | None] | None:
+    """(plan, interval, overage key or None) for a Stripe price, by lookup key or id."""
+    key, pid = price.get("lookup_key"), price.get("id")
+    for plan in plans:
+        for p in plan.prices:
+            if (key and p.lookup_key == key) or (pid and p.stripe_price_id == pid):
+                return plan, p.interval, None
+        for overage in plan.overages:
+            for p in overage.prices:
+                if (key and p.lookup_key == key) or (pid and p.stripe_price_id == pid):
+                    return plan, p.interval, overage.key
+    return None
+
+
+async def _organization(obj: dict[str, Any], customer_id: str) -> str:
+    metadata = obj.get("metadata") or {}
+    org = metadata.get("organization_id")
+    if isinstance(org, str) and org:
+        return org
+    customer = await Customer.find_one({"stripe_customer_id": customer_id})
+    if customer is None:
+        raise UnknownOrganization(
+            f"subscription {obj.get('id')} belongs to customer {customer_id} of no organization"
+        )
+    return customer.organization_id
+
+
+async def snapshot(obj: dict[str, Any]) -> dict[str, Any]:
+    """The document fields a Stripe subscription object implies (no writes)."""
+    if obj.get("object") != "subscription" or not obj.get("id") or not obj.get("status"):
+        raise MalformedStripeObject("not a Stripe subscription object")
+    customer_id = _id(obj.get("customer"))
+    if customer_id is None:
+        raise MalformedStripeObject(f"subscription {obj['id']} has no customer")
+    raw_items = (obj.get("items") or {}).get("data") or []
+    prices = [i.get("price") or {} for i in raw_items]
+    plans = await _plans_for(prices)
+    items: list[SubscriptionItem] = []
+    plan: SubscriptionPlan | None = None
+    interval: BillingInterval | None = None
+    overages: list[str] = []
+    for raw, price in zip(raw_items, prices, strict=True):
+        matched = _match(plans, price)
+        overage_key = matched[2] if matched else None
+        if matched and overage_key is None:
+            plan, interval = matched[0], matched[1]
+        elif overage_key:
+            overages.append(overage_key)
+        items.append(
+            SubscriptionItem(
+                stripe_item_id=str(raw.get("id")),
+                stripe_price_id=str(price.get("id")),
+                lookup_key=price.get("lookup_key"),
+                quantity=int(raw.get("quantity") or 1),
+                overage_key=overage_key,
+                current_period_start=ts(raw.get("current_period_start")),
+                current_period_end=ts(raw.get("current_period_end")),
+            )
+        )
+    if plan is None:
+        plan_uid = (obj.get("metadata") or {}).get("plan_uid")
+        plan = await SubscriptionPlan.find_one({"uid": plan_uid}) if plan_uid else None
+    # Since API 2025-03-31 periods live on the items; the base item's period is the plan's.
+    base = next((i for i in items if i.overage_key is None), items[0] if items else None)
+    return {
+        "organization_id": await _organization(obj, customer_id),
+        "stripe_customer_id": customer_id,
+        "status": str(obj["status"]),
+        "plan_uid": plan.uid if plan else None,
+        "interval": interval,
+        "items": items,
+        "overages": sorted(overages),
+        "current_period_start": base.current_period_start if base else None,
+        "current_period_end": base.current_period_end if base else None,
+        "cancel_at_period_end": bool(obj.get("cancel_at_period_end")),
+        "cancel_at": ts(obj.get("cancel_at")),
+        "canceled_at": ts(obj.get("canceled_at")),
+        "ended_at": ts(obj.get("ended_at")),
+        "trial_start": ts(obj.get("trial_start")),
+        "trial_end": ts(obj.get("trial_end")),
+        "latest_invoice_id": _id(obj.get("latest_invoice")),
+        "entitlements": dict(plan.entitlements) if plan else {},
+    }
+
+
+def _comparable(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_comparable(v) for v in value]
+    if isinstance(value, SubscriptionItem):
+        return value.model_dump()
+    return value
+
+
+def _changes(current: Subscription, fields: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: fields[name]
+        for name in _TRACKED
+        if _comparable(getattr(current, name)) != _comparable(fields[name])
+    }
+
+
+def _stale(current: Subscription, fields: dict[str, Any], observed_at: datetime) -> str | None:
+    """Why this observation must not be applied over ``current``, or ``None``."""
+    if current.status in TERMINAL_STATUSES and fields["status"] != current.status:
+        return "terminal"
+    stored = current.observed_at
+    if stored.tzinfo is None:  # a store that drops tz info returns naive UTC
+        stored = stored.replace(tzinfo=UTC)
+    if observed_at < stored:
+        return "older"
+    if observed_at == stored and _STATUS_RANK.get(fields["status"], 0) < _STATUS_RANK.get(
+        current.status, 0
+    ):
+        return "same-instant-lower-rank"
+    return None
+
+
+def _audit_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, list):
+        return [_audit_value(v) for v in value]
+    if isinstance(value, SubscriptionItem):
+        return value.model_dump(mode="json")
+    return value
+
+
+async def _audit(
+    sub: Subscription,
+    from_status: str | None,
+    changes: dict[str, Any],
+    source: AuditSource,
+    reference: str | None,
+) -> None:
+    await AuditEntry(
+        organization_id=sub.organization_id,
+        kind="subscription.created" if from_status is None else "subscription.updated",
+        stripe_subscription_id=sub.stripe_subscription_id,
+        from_status=from_status,
+        to_status=sub.status,
+        source=source,
+        reference=reference,
+        changes={k: _audit_value(v) for k, v in changes.items()},
+    ).insert()
+
+
+async def apply_subscription(
+    obj: dict[str, Any],
+    *,
+    source: AuditSource,
+    reference: str | None = None,
+    observed_at: datetime | None = None,
+) -> Subscription:
+    """Make our document match ``obj`` unless that would move state backwards (see module)."""
+    observed = observed_at or utcnow()
+    fields = await snapshot(obj)
+    stripe_id = str(obj["id"])
+    collection = Subscription.get_motor_collection()
+    for _ in range(_MAX_ATTEMPTS):
+        current = await Subscription.find_one({"stripe_subscription_id": stripe_id})
+        if current is None:
+            created = Subscription(stripe_subscription_id=stripe_id, observed_at=observed, **fields)
+            try:
+                await created.insert()
+            except DuplicateKeyError:
+                continue  # a concurrent applier inserted it: compare against theirs
+            await _audit(created, None, {"status": created.status}, source, reference)
+            log.info(
+                "subscription applied organization_id=%s subscription=%s status=%s source=%s",
+                created.organization_id,
+                stripe_id,
+                created.status,
+                source.value,
+            )
+            return created
+        reason = _stale(current, fields, observed)
+        changes = {} if reason else _changes(current, fields)
+        if reason or not changes:
+            if reason:
+                log.info(
+                    "subscription observation skipped subscription=%s reason=%s", stripe_id, reason
+                )
+            return current
+        update = Subscription(
+            stripe_subscription_id=stripe_id, observed_at=observed, **fields
+        ).model_dump(include=set(_TRACKED) | {"observed_at", "organization_id"})
+        update["updated_at"] = utcnow()
+        result = await collection.update_one(
+            {"_id": current.id, "version": current.version},
+            {"$set": update, "$inc": {"version": 1}},
+        )
+        if result.matched_count == 0:
+            continue  # someone else wrote in between: re-read and decide again
+        fresh = await Subscription.get(current.id)
+        assert fresh is not None
+        await _audit(fresh, current.status, changes, source, reference)
+        log.info(
+            "subscription applied organization_id=%s subscription=%s from=%s to=%s source=%s",
+            fresh.organization_id,
+            stripe_id,
+            current.status,
+            fresh.status,
+            source.value,
+        )
+        return fresh
+    raise RuntimeError(f"subscription {stripe_id}: too much write contention")

@@ -1,0 +1,301 @@
+"""Subscriptions: direct creation, cancel / resume / change plan, status and invoices.
+
+Every write goes to Stripe first with a key derived from the subscription's stored ``version``
+(so a double-submit shares the key, while a later, different request gets a new one), and the
+answer goes through the one reconciler.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from revenue_engine.auth import Principal
+from revenue_engine.documents import (
+    LIVE_STATUSES,
+    AuditSource,
+    BillingInterval,
+    Subscription,
+    SubscriptionPlan,
+)
+from revenue_engine.documents.plan import utcnow
+from revenue_engine.errors import (
+    AlreadySubscribed,
+    BillingStateError,
+    FieldProblem,
+    NoActiveSubscription,
+    NoPaymentMethod,
+    NotFound,
+    ValidationFailed,
+)
+from revenue_engine.gateway import StripeGateway, idempotency_key
+from revenue_engine.services.catalog import ensure_plan_prices
+from revenue_engine.services.customers import get_customer, get_or_create_customer
+from revenue_engine.services.reconcile import apply_subscription
+from revenue_engine.settings import Settings
+
+
+class ProrationBehavior(enum.StrEnum):
+    CREATE_PRORATIONS = "create_prorations"
+    ALWAYS_INVOICE = "always_invoice"
+    NONE = "none"
+
+
+class PlanArchived(BillingStateError):
+    code = "PLAN_ARCHIVED"
+
+    def __init__(self, uid: str) -> None:
+        super().__init__(f"plan {uid!r} is archived and cannot be bought")
+
+
+class NotScheduledToCancel(BillingStateError):
+    code = "NOT_SCHEDULED_TO_CANCEL"
+
+    def __init__(self) -> None:
+        super().__init__("the subscription is not scheduled to cancel; nothing to resume")
+
+
+@dataclass(frozen=True, slots=True)
+class Invoice:
+    id: str
+    number: str | None
+    status: str | None
+    amount_due: int
+    amount_paid: int
+    currency: str
+    created: datetime
+    hosted_invoice_url: str | None
+    invoice_pdf: str | None
+
+
+async def purchasable_plan(
+    uid: str,
+    interval: BillingInterval,
+    overages: tuple[str, ...] | list[str],
+    problems: list[FieldProblem],
+) -> SubscriptionPlan:
+    """The plan if it can be bought at ``interval`` with ``overages``; appends input problems."""
+    plan = await SubscriptionPlan.find_one({"uid": uid})
+    if plan is None:
+        raise NotFound("plan", uid)
+    if not plan.active:
+        raise PlanArchived(uid)
+    if plan.price_for(interval) is None:
+        problems.append(
+            FieldProblem("billingInterval", f"plan {uid!r} is not offered per {interval}")
+        )
+    offered = {o.key: o for o in plan.overages}
+    for key in overages:
+        overage = offered.get(key)
+        if overage is None:
+            problems.append(FieldProblem("overages", f"plan {uid!r} has no overage {key!r}"))
+        elif overage.price_for(interval) is None:
+            problems.append(
+                FieldProblem("overages", f"overage {key!r} is not offered per {interval}")
+            )
+    return plan
+
+
+async def live_subscription(organization_id: str) -> Subscription | None:
+    return await Subscription.find_one(
+        {"organization_id": organization_id, "status": {"$in": sorted(LIVE_STATUSES)}}
+    )
+
+
+async def ensure_no_live_subscription(organization_id: str) -> None:
+    live = await live_subscription(organization_id)
+    if live is not None:
+        raise AlreadySubscribed(live.stripe_subscription_id, live.status)
+
+
+async def _require_live(principal: Principal) -> Subscription:
+    live = await live_subscription(principal.organization_id)
+    if live is None:
+        raise NoActiveSubscription()
+    return live
+
+
+async def create_subscription(
+    gateway: StripeGateway,
+    principal: Principal,
+    *,
+    plan_uid: str,
+    interval: BillingInterval,
+    overages: list[str],
+    trial_days: int | None,
+    request_id: str | None,
+) -> Subscription:
+    """Subscribe directly (no Checkout) with the customer's default payment method."""
+    org = principal.organization_id
+    problems: list[FieldProblem] = []
+    plan = await purchasable_plan(plan_uid, interval, overages, problems)
+    if trial_days is not None and not 1 <= trial_days <= 730:
+        problems.append(FieldProblem("trialDays", "trialDays must be between 1 and 730"))
+    if problems:
+        raise ValidationFailed("invalid subscription request", problems)
+    await ensure_no_live_subscription(org)
+    customer = await get_or_create_customer(gateway, principal)
+    stripe_customer = await gateway.retrieve_customer(customer.stripe_customer_id)
+    if not (stripe_customer.get("invoice_settings") or {}).get("default_payment_method"):
+        raise NoPaymentMethod()
+    keys = sorted(set(overages))
+    price_ids = await ensure_plan_prices(gateway, plan, interval, keys)
+    metadata = {"organization_id": org, "plan_uid": plan.uid, "interval": interval.value}
+    params: dict[str, Any] = {
+        "customer": customer.stripe_customer_id,
+        "items": [{"price": pid, "quantity": 1} for pid in price_ids],
+        "metadata": metadata,
+        # Declines surface now as a typed error instead of an incomplete subscription.
+        "payment_behavior": "error_if_incomplete",
+        "expand": ["latest_invoice"],
+    }
+    if trial_days:
+        params["trial_period_days"] = trial_days
+    attempt = await Subscription.find({"organization_id": org}).count()
+    key = idempotency_key(
+        org, "subscription.create", plan.uid, interval.value, keys, trial_days, attempt
+    )
+    created = await gateway.create_subscription(params, key=key)
+    return await apply_subscription(created, source=AuditSource.MUTATION, reference=request_id)
+
+
+async def cancel_subscription(
+    gateway: StripeGateway, principal: Principal, *, at_period_end: bool, request_id: str | None
+) -> Subscription:
+    live = await _require_live(principal)
+    org = principal.organization_id
+    sid = live.stripe_subscription_id
+    if at_period_end:
+        key = idempotency_key(org, "subscription.cancel_at_period_end", sid, live.version)
+        result = await gateway.update_subscription(sid, {"cancel_at_period_end": True}, key=key)
+    else:
+        key = idempotency_key(org, "subscription.cancel", sid, live.version)
+        result = await gateway.cancel_subscription(sid, key=key)
+    return await apply_subscription(result, source=AuditSource.MUTATION, reference=request_id)
+
+
+async def resume_subscription(
+    gateway: StripeGateway, principal: Principal, *, request_id: str | None
+) -> Subscription:
+    live = await _require_live(principal)
+    if not live.cancel_at_period_end and live.cancel_at is None:
+        raise NotScheduledToCancel()
+    sid = live.stripe_subscription_id
+    key = idempotency_key(principal.organization_id, "subscription.resume", sid, live.version)
+    result = await gateway.update_subscription(
+        sid, {"cancel_at_period_end": False, "cancel_at": ""}, key=key
+    )
+    return await apply_subscription(result, source=AuditSource.MUTATION, reference=request_id)
+
+
+async def change_subscription_plan(
+    gateway: StripeGateway,
+    principal: Principal,
+    *,
+    plan_uid: str,
+    interval: BillingInterval,
+    overages: list[str] | None,
+    proration: ProrationBehavior,
+    request_id: str | None,
+) -> Subscription:
+    """Swap the plan price (and optionally the overages) with the given proration behaviour."""
+    live = await _require_live(principal)
+    problems: list[FieldProblem] = []
+    keys = sorted(set(overages if overages is not None else live.overages))
+    plan = await purchasable_plan(plan_uid, interval, keys, problems)
+    if problems:
+        raise ValidationFailed("invalid plan change", problems)
+    if plan.uid == live.plan_uid and interval == live.interval and keys == live.overages:
+        raise ValidationFailed(
+            "nothing to change", [FieldProblem("planUid", "this is the current plan")]
+        )
+    price_ids = await ensure_plan_prices(gateway, plan, interval, keys)
+    base_item = next((i for i in live.items if i.overage_key is None), None)
+    items: list[dict[str, Any]] = [
+        {"id": i.stripe_item_id, "deleted": True} for i in live.items if i is not base_item
+    ]
+    base = {"price": price_ids[0], "quantity": 1}
+    items.insert(0, {"id": base_item.stripe_item_id, **base} if base_item else base)
+    items.extend({"price": pid, "quantity": 1} for pid in price_ids[1:])
+    sid = live.stripe_subscription_id
+    metadata = {
+        "organization_id": principal.organization_id,
+        "plan_uid": plan.uid,
+        "interval": interval.value,
+    }
+    key = idempotency_key(
+        principal.organization_id,
+        "subscription.change",
+        sid,
+        plan.uid,
+        interval.value,
+        keys,
+        proration.value,
+        live.version,
+    )
+    result = await gateway.update_subscription(
+        sid,
+        {"items": items, "proration_behavior": proration.value, "metadata": metadata},
+        key=key,
+    )
+    return await apply_subscription(result, source=AuditSource.MUTATION, reference=request_id)
+
+
+async def current_subscription(principal: Principal) -> Subscription | None:
+    """The live subscription, else the most recent one of the organization."""
+    live = await live_subscription(principal.organization_id)
+    if live is not None:
+        return live
+    latest = (
+        await Subscription.find({"organization_id": principal.organization_id})
+        .sort("-created_at")
+        .limit(1)
+        .to_list()
+    )
+    return latest[0] if latest else None
+
+
+async def list_subscriptions(principal: Principal) -> list[Subscription]:
+    return (
+        await Subscription.find({"organization_id": principal.organization_id})
+        .sort("-created_at")
+        .to_list()
+    )
+
+
+def is_active(subscription: Subscription, settings: Settings, now: datetime | None = None) -> bool:
+    """May the organization use its plan? ``past_due`` counts within the grace window."""
+    if subscription.status in ("active", "trialing"):
+        return True
+    if subscription.status == "past_due":
+        started = subscription.current_period_start or subscription.updated_at
+        return (now or utcnow()) < started + timedelta(days=settings.past_due_grace_days)
+    return False
+
+
+async def list_invoices(
+    gateway: StripeGateway, principal: Principal, *, first: int, after: str | None
+) -> tuple[list[Invoice], bool]:
+    customer = await get_customer(principal)
+    if customer is None:
+        return [], False
+    rows, has_more = await gateway.list_invoices(
+        customer=customer.stripe_customer_id, limit=first, starting_after=after
+    )
+    invoices = [
+        Invoice(
+            id=str(r["id"]),
+            number=r.get("number"),
+            status=r.get("status"),
+            amount_due=int(r.get("amount_due") or 0),
+            amount_paid=int(r.get("amount_paid") or 0),
+            currency=str(r.get("currency") or ""),
+            created=datetime.fromtimestamp(int(r.get("created") or 0), tz=utcnow().tzinfo),
+            hosted_invoice_url=r.get("hosted_invoice_url"),
+            invoice_pdf=r.get("invoice_pdf"),
+        )
+        for r in rows
+    ]
+    return invoices, has_more
