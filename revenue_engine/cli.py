@@ -1,10 +1,10 @@
 """The ``revenue-engine`` command line.
 
 revenue-engine serve [--host H] [--port P]     run the API (uvicorn, one process)
-revenue-engine emulator [--port 12111]         run the Stripe emulator on its own
 revenue-engine export-schema                   print the GraphQL SDL
 revenue-engine plans check [FILE]              validate a plans file, write nothing
 revenue-engine plans load [FILE]               upsert a plans file into the database
+revenue-engine plans sync [FILE]               load, then create missing Stripe prices
 revenue-engine token --org ORG [--admin]       print a development JWT (AUTH_JWT_SECRET)
 """
 
@@ -62,13 +62,22 @@ def _plans(args: argparse.Namespace, settings: Settings) -> int:
 
     async def load() -> int:
         from revenue_engine.db import connect
+        from revenue_engine.gateway import StripeGateway
+        from revenue_engine.services.catalog import sync_catalog
 
         database = await connect(settings)
         try:
             plans = await load_plans_file(path)
+            print(f"loaded {len(plans)} plans: {', '.join(p.uid for p in plans)}")
+            if args.action == "sync":
+                gateway = StripeGateway.from_settings(settings)
+                try:
+                    synced = await sync_catalog(gateway)
+                finally:
+                    await gateway.close()
+                print(f"synced {len(synced)} plans to Stripe: {', '.join(synced)}")
         finally:
             database.close()
-        print(f"loaded {len(plans)} plans: {', '.join(p.uid for p in plans)}")
         return 0
 
     return asyncio.run(load())
@@ -98,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(func=_export_schema)
 
     plans = sub.add_parser("plans", help="the plans file")
-    plans.add_argument("action", choices=["check", "load"])
+    plans.add_argument("action", choices=["check", "load", "sync"])
     plans.add_argument("file", nargs="?", help="defaults to PLANS_FILE or the demo plans")
     plans.set_defaults(func=_plans)
 

@@ -17,6 +17,7 @@ from strawberry.extensions import (
     SchemaExtension,
     ValidationCache,
 )
+from strawberry.schema.config import StrawberryConfig
 
 from revenue_engine.schema.errors import ERROR_TYPES, EXCEPTION_HANDLERS
 from revenue_engine.schema.root import Mutation, Query
@@ -68,8 +69,10 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         _validation_cache,
     ]
     if settings is not None and settings.is_production:
-        extensions.append(DisableIntrospection)
+        extensions.append(DisableIntrospection)  # and no "Did you mean …?" (config below)
+    production = settings is not None and settings.is_production
     return EngineSchema(
+        config=StrawberryConfig(disable_field_suggestions=production),
         query=Query,
         mutation=Mutation,
         types=list(ERROR_TYPES),
