@@ -1,0 +1,21 @@
+"""An offline, stateful emulator of the Stripe HTTP API subset revenue-engine uses.
+
+The real ``stripe`` SDK talks to it over HTTP (``base_addresses={"api": emulator.public_url}``):
+customers, products, prices, Checkout Sessions with a hosted checkout page, subscriptions,
+invoices, payment methods and intents, refunds, billing portal sessions, events, webhook
+endpoints with deliveries signed exactly as Stripe signs them, and test clocks that advance
+billing through renewals, trials and failed payments. Object shapes follow Stripe's own
+fixtures. It is a development and test tool: with real Stripe keys the engine talks to Stripe
+and none of this is involved.
+
+Module map: ``emulator`` (the :class:`Emulator`), ``app``/``api``/``control``/``pages`` (HTTP),
+``resources/*`` (one module per API resource group), ``billing``/``invoicing`` (subscription
+money flows), ``events``/``delivery``/``signing`` (webhooks), ``faults``/``idempotency``
+(reliability testing), ``forms``/``lists``/``expand``/``search`` (wire conventions),
+``store``/``state``/``ids``/``periods``/``cards`` (foundations), ``server`` (uvicorn).
+"""
+
+from revenue_engine.emulator.emulator import Emulator
+from revenue_engine.emulator.server import EmulatorServer, UvicornThread, run_standalone
+
+__all__ = ["Emulator", "EmulatorServer", "UvicornThread", "run_standalone"]

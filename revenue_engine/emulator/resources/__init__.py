@@ -1,0 +1,1 @@
+"""Stripe API resources, one module per resource group; each exposes ``ROUTES``."""

@@ -1,0 +1,467 @@
+"""Checkout Sessions (``mode=subscription`` and ``mode=payment``).
+
+Routes: ``POST /v1/checkout/sessions``, ``GET|POST /v1/checkout/sessions/{id}``,
+``POST /v1/checkout/sessions/{id}/expire``, ``GET /v1/checkout/sessions`` and
+``GET /v1/checkout/sessions/{id}/line_items`` (also includable via ``expand[]=line_items``).
+
+A session's ``url`` is the emulator's hosted page (see :mod:`pages`), which calls
+:func:`complete` when the buyer pays: that creates the customer (if needed), the payment method,
+the subscription and its paid first invoice (or a PaymentIntent in payment mode), marks the
+session ``complete``/``paid`` and emits ``checkout.session.completed``. A declined test card
+changes nothing.
+"""
+
+from __future__ import annotations
+
+from revenue_engine.emulator.billing import ItemSpec, check_prices, start_subscription
+from revenue_engine.emulator.cards import TEST_CARDS
+from revenue_engine.emulator.errors import StripeError, card_error, invalid_request
+from revenue_engine.emulator.events import emit
+from revenue_engine.emulator.expand import register_includable
+from revenue_engine.emulator.forms import Params, merge_metadata
+from revenue_engine.emulator.ids import new_id
+from revenue_engine.emulator.lists import PAGINATION, created_filter, list_object, paginate
+from revenue_engine.emulator.resources.catalog import create_price
+from revenue_engine.emulator.resources.customers import new_customer
+from revenue_engine.emulator.resources.payment_intents import confirm_intent, create_intent
+from revenue_engine.emulator.resources.payment_methods import resolve
+from revenue_engine.emulator.routing import Route
+from revenue_engine.emulator.state import Ctx
+from revenue_engine.emulator.store import JSON, snapshot
+
+_ACCEPTED = (
+    "mode",
+    "line_items",
+    "success_url",
+    "cancel_url",
+    "customer",
+    "customer_email",
+    "client_reference_id",
+    "metadata",
+    "subscription_data",
+    "payment_intent_data",
+    "expires_at",
+    "allow_promotion_codes",
+    "billing_address_collection",
+    "payment_method_types",
+    "customer_creation",
+    "locale",
+    "ui_mode",
+    "automatic_tax",
+    "tax_id_collection",
+    "consent_collection",
+    "custom_text",
+    "phone_number_collection",
+    "submit_type",
+    "saved_payment_method_options",
+    "payment_method_collection",
+    "invoice_creation",
+    "discounts",
+    "expand",
+    "currency",
+    "customer_update",
+    "return_url",
+    "redirect_on_completion",
+    "payment_method_options",
+    "shipping_address_collection",
+    "custom_fields",
+    "origin_context",
+)
+
+
+def _line_items(ctx: Ctx, p: Params, mode: str) -> list[JSON]:
+    """Validated line items as ``item`` objects (the shape ``line_items`` returns)."""
+    items: list[JSON] = []
+    for line in p.hashes("line_items", required=True):
+        line.only(
+            (
+                "price",
+                "price_data",
+                "quantity",
+                "adjustable_quantity",
+                "tax_rates",
+                "dynamic_tax_rates",
+            )
+        )
+        price_data = line.sub("price_data")
+        if price_data is not None:
+            price_data.only(
+                (
+                    "currency",
+                    "product",
+                    "product_data",
+                    "unit_amount",
+                    "unit_amount_decimal",
+                    "recurring",
+                    "tax_behavior",
+                )
+            )
+            price = create_price(ctx, price_data)
+        else:
+            price_id = line.string("price", required=True)
+            price = ctx.store.require("price", price_id, param=line.path("price"))
+        if not price["active"]:
+            raise invalid_request(
+                f"The price `{price['id']}` is not active.", param=line.path("price")
+            )
+        if mode == "payment" and price["type"] == "recurring":
+            raise invalid_request(
+                "You must be in subscription mode to specify a recurring price.",
+                param=line.path("price"),
+            )
+        quantity = line.integer("quantity", minimum=0)
+        quantity = 1 if quantity is None else quantity
+        amount = int(price["unit_amount"] or 0) * quantity
+        product = ctx.store.get("product", price["product"])
+        items.append(
+            {
+                "id": new_id("li_"),
+                "object": "item",
+                "adjustable_quantity": None,
+                "amount_discount": 0,
+                "amount_subtotal": amount,
+                "amount_tax": 0,
+                "amount_total": amount,
+                "currency": price["currency"],
+                "description": product["name"] if product else None,
+                "price": snapshot(price),
+                "quantity": quantity,
+            }
+        )
+    if mode == "subscription":
+        if not any(item["price"]["type"] == "recurring" for item in items):
+            raise invalid_request(
+                "You must specify at least one recurring price in `subscription` mode when "
+                "using prices.",
+                param="line_items",
+            )
+        check_prices(
+            [
+                ItemSpec(i["price"], i["quantity"])
+                for i in items
+                if i["price"]["type"] == "recurring"
+            ],
+            param="line_items",
+        )
+    return items
+
+
+def _create(ctx: Ctx, p: Params) -> JSON:
+    p.only(_ACCEPTED)
+    mode = p.string("mode", required=True, choices=("payment", "subscription", "setup"))
+    if mode == "setup":
+        raise invalid_request("The emulator does not support mode=setup.", param="mode")
+    assert mode is not None
+    customer_id = p.string("customer")
+    if customer_id:
+        ctx.store.require("customer", customer_id, param="customer")
+    if customer_id and p.has("customer_email"):
+        raise invalid_request(
+            "You may only specify one of these parameters: customer, customer_email.",
+            param="customer_email",
+        )
+    items = _line_items(ctx, p, mode)
+    now = ctx.state.now()
+    expires_at = p.integer("expires_at") or now + ctx.state.config.checkout_session_ttl
+    if not now + 1800 <= expires_at <= now + 86400:
+        raise invalid_request(
+            "The `expires_at` timestamp must be between 30 minutes and 24 hours from now.",
+            param="expires_at",
+        )
+    subscription_data = p.sub("subscription_data")
+    trial_days: int | None = None
+    if subscription_data is not None:
+        if mode != "subscription":
+            raise invalid_request(
+                "You can only specify `subscription_data` in `subscription` mode.",
+                param="subscription_data",
+            )
+        subscription_data.only(
+            (
+                "metadata",
+                "trial_period_days",
+                "trial_end",
+                "description",
+                "default_tax_rates",
+                "trial_settings",
+                "billing_cycle_anchor",
+                "proration_behavior",
+                "application_fee_percent",
+                "on_behalf_of",
+                "transfer_data",
+                "invoice_settings",
+                "billing_mode",
+            )
+        )
+        trial_days = subscription_data.integer("trial_period_days", minimum=1, maximum=730)
+    intent_data = p.sub("payment_intent_data")
+    if intent_data is not None and mode != "payment":
+        raise invalid_request(
+            "You can only specify `payment_intent_data` in `payment` mode.",
+            param="payment_intent_data",
+        )
+    subtotal = sum(int(item["amount_subtotal"]) for item in items)
+    total = 0 if trial_days else subtotal
+    session_id = new_id("cs_test_", 58)
+    session: JSON = {
+        "id": session_id,
+        "object": "checkout.session",
+        "adaptive_pricing": None,
+        "after_expiration": None,
+        "allow_promotion_codes": p.boolean("allow_promotion_codes"),
+        "amount_subtotal": subtotal,
+        "amount_total": total,
+        "automatic_tax": {"enabled": False, "liability": None, "provider": None, "status": None},
+        "billing_address_collection": p.string("billing_address_collection"),
+        "cancel_url": p.string("cancel_url"),
+        "client_reference_id": p.string("client_reference_id", max_length=200),
+        "client_secret": None,
+        "collected_information": None,
+        "consent": None,
+        "consent_collection": None,
+        "created": now,
+        "currency": items[0]["currency"],
+        "currency_conversion": None,
+        "custom_fields": [],
+        "custom_text": {
+            "after_submit": None,
+            "shipping_address": None,
+            "submit": None,
+            "terms_of_service_acceptance": None,
+        },
+        "customer": customer_id,
+        "customer_account": None,
+        "customer_creation": None
+        if mode == "subscription" or customer_id
+        else (p.string("customer_creation", choices=("always", "if_required")) or "if_required"),
+        "customer_details": None,
+        "customer_email": p.string("customer_email"),
+        "discounts": [],
+        "expires_at": expires_at,
+        "integration_identifier": None,
+        "invoice": None,
+        "invoice_creation": None,
+        "livemode": False,
+        "locale": p.string("locale"),
+        "metadata": merge_metadata({}, p.metadata(), replace=True),
+        "mode": mode,
+        "origin_context": None,
+        "payment_intent": None,
+        "payment_link": None,
+        "payment_method_collection": "always",
+        "payment_method_configuration_details": None,
+        "payment_method_options": {},
+        "payment_method_types": p.strings("payment_method_types") or ["card"],
+        "payment_status": "unpaid",
+        "permissions": None,
+        "phone_number_collection": {"enabled": False},
+        "recovered_from": None,
+        "saved_payment_method_options": None,
+        "setup_intent": None,
+        "shipping_address_collection": None,
+        "shipping_cost": None,
+        "shipping_options": [],
+        "status": "open",
+        "submit_type": p.string("submit_type"),
+        "subscription": None,
+        "success_url": p.string("success_url"),
+        "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
+        "ui_mode": "hosted",
+        "url": ctx.url(f"/checkout/{session_id}"),
+        "wallet_options": None,
+    }
+    ctx.store.put(session)
+    ctx.store.priv(session_id).update(
+        items=items,
+        subscription_metadata=subscription_data.metadata() if subscription_data else None,
+        trial_period_days=trial_days,
+        subscription_description=subscription_data.string("description")
+        if subscription_data
+        else None,
+        intent_metadata=intent_data.metadata() if intent_data else None,
+        intent_description=intent_data.string("description") if intent_data else None,
+    )
+    return session
+
+
+def line_items(ctx: Ctx, session: JSON) -> JSON:
+    items: list[JSON] = ctx.store.priv(session["id"]).get("items", [])
+    return list_object(items, f"/v1/checkout/sessions/{session['id']}/line_items")
+
+
+register_includable("checkout.session", "line_items", line_items)
+
+
+def expire_if_due(ctx: Ctx, session: JSON) -> None:
+    if session["status"] == "open" and ctx.state.now() >= int(session["expires_at"]):
+        expire(ctx, session)
+
+
+def expire(ctx: Ctx, session: JSON) -> None:
+    session["status"] = "expired"
+    emit(ctx, "checkout.session.expired", session)
+
+
+def require_session(ctx: Ctx, session_id: str) -> JSON:
+    session = ctx.store.require("checkout.session", session_id, param="session")
+    expire_if_due(ctx, session)
+    return session
+
+
+def complete(
+    ctx: Ctx, session: JSON, card_id: str, email: str | None, name: str | None
+) -> StripeError | None:
+    """The buyer pressed Pay with a test card. Returns the decline, if any (nothing changes)."""
+    if session["status"] != "open":
+        return invalid_request("This Checkout Session is no longer active.")
+    card = TEST_CARDS.get(card_id)
+    if card is None:
+        return invalid_request(f"Unknown test card {card_id}.", param="payment_method")
+    if card.decline_code:
+        return card_error(card.error_code, card.message, decline_code=card.decline_code)
+    private = ctx.store.priv(session["id"])
+    email = email or session["customer_email"]
+    customer_id = session["customer"]
+    if customer_id is None and (
+        session["mode"] == "subscription" or session["customer_creation"] == "always"
+    ):
+        customer_id = new_customer(ctx, email=email, name=name)["id"]
+    elif customer_id is not None:
+        existing = ctx.store.require("customer", customer_id)
+        email = email or existing["email"]
+        name = name or existing["name"]
+    pm = resolve(ctx, card_id, param="payment_method", customer=customer_id)
+    pm["billing_details"]["email"] = email
+    pm["billing_details"]["name"] = name
+    items: list[JSON] = private["items"]
+    if session["mode"] == "subscription":
+        assert customer_id is not None
+        trial_days = private.get("trial_period_days")
+        now = ctx.state.now_for_customer(customer_id)
+        sub = start_subscription(
+            ctx,
+            customer_id=customer_id,
+            specs=[
+                ItemSpec(ctx.store.require("price", i["price"]["id"]), int(i["quantity"]))
+                for i in items
+                if i["price"]["type"] == "recurring"
+            ],
+            default_payment_method=pm["id"],
+            metadata=private.get("subscription_metadata"),
+            trial_end=now + int(trial_days) * 86400 if trial_days else None,
+            description=private.get("subscription_description"),
+        )
+        session.update(
+            subscription=sub["id"],
+            invoice=sub["latest_invoice"],
+            payment_status="no_payment_required" if trial_days else "paid",
+        )
+    else:
+        pi = create_intent(
+            ctx,
+            amount=int(session["amount_total"]),
+            currency=session["currency"],
+            customer=customer_id,
+            payment_method=pm["id"],
+            description=private.get("intent_description"),
+            metadata=private.get("intent_metadata"),
+        )
+        error = confirm_intent(ctx, pi, pm)
+        if error is not None:
+            return error
+        session.update(payment_intent=pi["id"], payment_status="paid")
+    session.update(
+        status="complete",
+        customer=customer_id,
+        customer_details={
+            "address": None,
+            "business_name": None,
+            "email": email,
+            "individual_name": None,
+            "name": name,
+            "phone": None,
+            "tax_exempt": "none",
+            "tax_ids": [],
+        },
+    )
+    emit(ctx, "checkout.session.completed", session)
+    return None
+
+
+def success_redirect(session: JSON) -> str | None:
+    url = session["success_url"]
+    return url.replace("{CHECKOUT_SESSION_ID}", session["id"]) if url else None
+
+
+def _retrieve(ctx: Ctx, p: Params, id: str) -> JSON:
+    p.only(("expand",))
+    return require_session(ctx, id)
+
+
+def _update(ctx: Ctx, p: Params, id: str) -> JSON:
+    p.only(("metadata", "expand", "collected_information", "shipping_options"))
+    session = require_session(ctx, id)
+    session["metadata"] = merge_metadata(session["metadata"], p.metadata(), replace=False)
+    return session
+
+
+def _expire(ctx: Ctx, p: Params, id: str) -> JSON:
+    p.only(("expand",))
+    session = require_session(ctx, id)
+    if session["status"] != "open":
+        raise invalid_request(
+            f'Only Checkout Sessions with a status in ["open"] can be expired. This Checkout '
+            f'Session has a status of "{session["status"]}".',
+            param="session",
+        )
+    expire(ctx, session)
+    return session
+
+
+def _list(ctx: Ctx, p: Params) -> JSON:
+    p.only(
+        (
+            *PAGINATION,
+            "customer",
+            "subscription",
+            "payment_intent",
+            "status",
+            "created",
+            "customer_details",
+            "payment_link",
+        )
+    )
+    customer, subscription = p.string("customer"), p.string("subscription")
+    intent = p.string("payment_intent")
+    status = p.string("status", choices=("open", "complete", "expired"))
+    created = created_filter(p)
+    for session in ctx.store.all("checkout.session"):
+        expire_if_due(ctx, session)
+    items = ctx.store.all(
+        "checkout.session",
+        lambda s: (
+            (customer is None or s["customer"] == customer)
+            and (subscription is None or s["subscription"] == subscription)
+            and (intent is None or s["payment_intent"] == intent)
+            and (status is None or s["status"] == status)
+            and created(s)
+        ),
+    )
+    return paginate(items, p, "/v1/checkout/sessions")
+
+
+def _line_items_route(ctx: Ctx, p: Params, id: str) -> JSON:
+    p.only(PAGINATION)
+    session = require_session(ctx, id)
+    items: list[JSON] = list(ctx.store.priv(id).get("items", []))
+    return paginate(items, p, f"/v1/checkout/sessions/{session['id']}/line_items")
+
+
+ROUTES = [
+    Route("POST", "/v1/checkout/sessions", _create),
+    Route("GET", "/v1/checkout/sessions", _list),
+    Route("GET", "/v1/checkout/sessions/{id}", _retrieve),
+    Route("POST", "/v1/checkout/sessions/{id}", _update),
+    Route("POST", "/v1/checkout/sessions/{id}/expire", _expire),
+    Route("GET", "/v1/checkout/sessions/{id}/line_items", _line_items_route),
+]

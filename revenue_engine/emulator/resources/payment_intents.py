@@ -1,0 +1,423 @@
+"""PaymentIntents and the Charges they create.
+
+Routes: ``POST /v1/payment_intents``, ``GET|POST /v1/payment_intents/{id}``,
+``POST /v1/payment_intents/{id}/confirm|cancel``, ``GET /v1/payment_intents``,
+``GET /v1/charges``, ``GET /v1/charges/{id}``.
+
+:func:`confirm_intent` is the one place money moves: invoices, Checkout and the API all charge
+through it. A decline leaves the intent in ``requires_payment_method`` with
+``last_payment_error``, records a failed Charge and emits ``payment_intent.payment_failed`` +
+``charge.failed``; the caller gets the 402 ``card_error`` Stripe would return.
+"""
+
+from __future__ import annotations
+
+from revenue_engine.emulator.cards import billing_details, charge_card_details
+from revenue_engine.emulator.errors import StripeError, card_error, invalid_request
+from revenue_engine.emulator.events import emit
+from revenue_engine.emulator.forms import Params, merge_metadata
+from revenue_engine.emulator.ids import client_secret, new_id
+from revenue_engine.emulator.lists import PAGINATION, created_filter, paginate
+from revenue_engine.emulator.resources.payment_methods import card_of, resolve
+from revenue_engine.emulator.routing import Route
+from revenue_engine.emulator.state import Ctx
+from revenue_engine.emulator.store import JSON, snapshot
+
+# Stripe's minimum charge amounts (minor units) for the currencies we expect to see.
+MINIMUM_AMOUNT = {"usd": 50, "eur": 50, "gbp": 30, "cad": 50, "aud": 50, "chf": 50, "jpy": 50}
+CANCELABLE = (
+    "requires_payment_method",
+    "requires_confirmation",
+    "requires_action",
+    "requires_capture",
+    "processing",
+)
+CANCELLATION_REASONS = ("duplicate", "fraudulent", "requested_by_customer", "abandoned")
+
+
+def create_intent(
+    ctx: Ctx,
+    *,
+    amount: int,
+    currency: str,
+    customer: str | None,
+    payment_method: str | None = None,
+    description: str | None = None,
+    metadata: dict[str, str] | None = None,
+    receipt_email: str | None = None,
+    setup_future_usage: str | None = None,
+) -> JSON:
+    now = ctx.state.now_for_customer(customer)
+    pi_id = new_id("pi_")
+    pi: JSON = {
+        "id": pi_id,
+        "object": "payment_intent",
+        "amount": amount,
+        "amount_capturable": 0,
+        "amount_details": {"tip": {}},
+        "amount_received": 0,
+        "application": None,
+        "application_fee_amount": None,
+        "automatic_payment_methods": None,
+        "canceled_at": None,
+        "cancellation_reason": None,
+        "capture_method": "automatic",
+        "client_secret": client_secret(pi_id),
+        "confirmation_method": "automatic",
+        "created": now,
+        "currency": currency,
+        "customer": customer,
+        "customer_account": None,
+        "description": description,
+        "excluded_payment_method_types": None,
+        "last_payment_error": None,
+        "latest_charge": None,
+        "livemode": False,
+        "metadata": dict(metadata or {}),
+        "next_action": None,
+        "on_behalf_of": None,
+        "payment_method": payment_method,
+        "payment_method_configuration_details": None,
+        "payment_method_options": {},
+        "payment_method_types": ["card"],
+        "processing": None,
+        "receipt_email": receipt_email,
+        "review": None,
+        "setup_future_usage": setup_future_usage,
+        "shipping": None,
+        "source": None,
+        "statement_descriptor": None,
+        "statement_descriptor_suffix": None,
+        "status": "requires_confirmation" if payment_method else "requires_payment_method",
+        "transfer_data": None,
+        "transfer_group": None,
+    }
+    ctx.store.put(pi)
+    emit(ctx, "payment_intent.created", pi)
+    return pi
+
+
+def _charge(ctx: Ctx, pi: JSON, pm: JSON, error: StripeError | None) -> JSON:
+    card = card_of(ctx, pm)
+    succeeded = error is None
+    charge_id = new_id("ch_")
+    charge: JSON = {
+        "id": charge_id,
+        "object": "charge",
+        "amount": pi["amount"],
+        "amount_captured": pi["amount"] if succeeded else 0,
+        "amount_refunded": 0,
+        "application": None,
+        "application_fee": None,
+        "application_fee_amount": None,
+        "balance_transaction": None,
+        "billing_details": snapshot(pm.get("billing_details") or billing_details()),
+        "calculated_statement_descriptor": "EMULATED STRIPE",
+        "captured": succeeded,
+        "created": ctx.state.now_for_customer(pi["customer"]),
+        "currency": pi["currency"],
+        "customer": pi["customer"],
+        "description": pi["description"],
+        "disputed": False,
+        "failure_balance_transaction": None,
+        "failure_code": None if succeeded else card.error_code,
+        "failure_message": None if succeeded else card.message,
+        "fraud_details": {},
+        "livemode": False,
+        "metadata": dict(pi["metadata"]),
+        "on_behalf_of": None,
+        "outcome": {
+            "advice_code": None,
+            "network_advice_code": None,
+            "network_decline_code": None,
+            "network_status": "approved_by_network" if succeeded else "declined_by_network",
+            "reason": None if succeeded else card.decline_code,
+            "seller_message": "Payment complete."
+            if succeeded
+            else "The bank did not return any further details with this decline.",
+            "type": "authorized" if succeeded else "issuer_declined",
+        },
+        "paid": succeeded,
+        "payment_intent": pi["id"],
+        "payment_method": pm["id"],
+        "payment_method_details": {"card": charge_card_details(card), "type": "card"},
+        "receipt_email": pi["receipt_email"],
+        "receipt_number": None,
+        "receipt_url": ctx.url(f"/receipts/{charge_id}"),
+        "refunded": False,
+        "review": None,
+        "shipping": None,
+        "source_transfer": None,
+        "statement_descriptor": None,
+        "statement_descriptor_suffix": None,
+        "status": "succeeded" if succeeded else "failed",
+        "transfer_data": None,
+        "transfer_group": None,
+    }
+    ctx.store.put(charge)
+    return charge
+
+
+def confirm_intent(ctx: Ctx, pi: JSON, pm: JSON) -> StripeError | None:
+    """Charge ``pm`` for the intent; returns the card error on a decline (state already updated)."""
+    if pm["customer"] is not None and pi["customer"] not in (None, pm["customer"]):
+        raise invalid_request(
+            "The provided PaymentMethod belongs to a different customer.", param="payment_method"
+        )
+    card = card_of(ctx, pm)
+    pi["payment_method"] = pm["id"]
+    error: StripeError | None = None
+    if card.decline_code:
+        error = card_error(card.error_code, card.message, decline_code=card.decline_code)
+    charge = _charge(ctx, pi, pm, error)
+    pi["latest_charge"] = charge["id"]
+    if error is None:
+        pi.update(status="succeeded", amount_received=pi["amount"], last_payment_error=None)
+        emit(ctx, "charge.succeeded", charge)
+        emit(ctx, "payment_intent.succeeded", pi)
+        return None
+    pi["status"] = "requires_payment_method"
+    pi["last_payment_error"] = {
+        "type": "card_error",
+        "code": card.error_code,
+        "decline_code": card.decline_code,
+        "message": card.message,
+        "charge": charge["id"],
+        "payment_method": snapshot(pm),
+    }
+    emit(ctx, "charge.failed", charge)
+    emit(ctx, "payment_intent.payment_failed", pi)
+    error.extra.update(
+        charge=charge["id"], payment_intent=snapshot(pi), payment_method=snapshot(pm)
+    )
+    return error
+
+
+def _create(ctx: Ctx, p: Params) -> JSON:
+    p.only(
+        (
+            "amount",
+            "currency",
+            "customer",
+            "payment_method",
+            "confirm",
+            "description",
+            "metadata",
+            "receipt_email",
+            "setup_future_usage",
+            "off_session",
+            "automatic_payment_methods",
+            "payment_method_types",
+            "capture_method",
+            "statement_descriptor",
+            "statement_descriptor_suffix",
+            "return_url",
+            "error_on_requires_action",
+            "confirmation_method",
+            "use_stripe_sdk",
+            "expand",
+            "payment_method_options",
+            "shipping",
+            "transfer_group",
+        )
+    )
+    amount = p.integer("amount", required=True, minimum=1)
+    currency = (p.string("currency", required=True) or "").lower()
+    assert amount is not None
+    if amount < MINIMUM_AMOUNT.get(currency, 50):
+        raise invalid_request(
+            f"Amount must be at least {MINIMUM_AMOUNT.get(currency, 50)} {currency}.",
+            param="amount",
+            code="amount_too_small",
+        )
+    capture = p.string("capture_method")
+    if capture not in (None, "automatic", "automatic_async"):
+        raise invalid_request(
+            "The emulator only supports automatic capture.", param="capture_method"
+        )
+    customer = p.string("customer")
+    if customer:
+        ctx.store.require("customer", customer, param="customer")
+    pm_ref = p.string("payment_method")
+    pm = resolve(ctx, pm_ref, param="payment_method", customer=customer) if pm_ref else None
+    pi = create_intent(
+        ctx,
+        amount=amount,
+        currency=currency,
+        customer=customer,
+        payment_method=pm["id"] if pm else None,
+        description=p.string("description"),
+        metadata=merge_metadata({}, p.metadata(), replace=True),
+        receipt_email=p.string("receipt_email"),
+        setup_future_usage=p.string("setup_future_usage", choices=("on_session", "off_session")),
+    )
+    if p.boolean("confirm", default=False):
+        if pm is None:
+            raise invalid_request(
+                "You cannot confirm this PaymentIntent because it's missing a payment method.",
+                param="payment_method",
+                code="payment_intent_unexpected_state",
+            )
+        error = confirm_intent(ctx, pi, pm)
+        if error is not None:
+            raise error
+    return pi
+
+
+def _retrieve(ctx: Ctx, p: Params, id: str) -> JSON:
+    p.only(("expand", "client_secret"))
+    return ctx.store.require("payment_intent", id, param="intent")
+
+
+def _update(ctx: Ctx, p: Params, id: str) -> JSON:
+    p.only(
+        (
+            "amount",
+            "currency",
+            "customer",
+            "description",
+            "metadata",
+            "payment_method",
+            "receipt_email",
+            "setup_future_usage",
+            "expand",
+            "statement_descriptor",
+            "statement_descriptor_suffix",
+            "shipping",
+        )
+    )
+    pi = ctx.store.require("payment_intent", id, param="intent")
+    if pi["status"] in ("succeeded", "canceled") and set(p.data) - {
+        "metadata",
+        "description",
+        "expand",
+    }:
+        raise _unexpected_state(pi, "update")
+    if p.has("amount"):
+        pi["amount"] = p.integer("amount", minimum=1)
+    if p.has("currency"):
+        pi["currency"] = (p.string("currency") or pi["currency"]).lower()
+    if p.has("customer"):
+        customer = p.string("customer")
+        if customer:
+            ctx.store.require("customer", customer, param="customer")
+        pi["customer"] = customer
+    for key in ("description", "receipt_email"):
+        if p.has(key):
+            pi[key] = p.string(key)
+    if p.has("payment_method"):
+        ref = p.string("payment_method")
+        pi["payment_method"] = (
+            resolve(ctx, ref, param="payment_method", customer=pi["customer"])["id"]
+            if ref
+            else None
+        )
+        pi["status"] = "requires_confirmation" if ref else "requires_payment_method"
+    pi["metadata"] = merge_metadata(pi["metadata"], p.metadata(), replace=False)
+    return pi
+
+
+def _unexpected_state(pi: JSON, action: str) -> StripeError:
+    return invalid_request(
+        f"You cannot {action} this PaymentIntent because it has a status of {pi['status']}.",
+        code="payment_intent_unexpected_state",
+        param=None,
+    )
+
+
+def _confirm(ctx: Ctx, p: Params, id: str) -> JSON:
+    p.only(
+        (
+            "payment_method",
+            "off_session",
+            "return_url",
+            "expand",
+            "receipt_email",
+            "error_on_requires_action",
+            "setup_future_usage",
+            "use_stripe_sdk",
+            "payment_method_options",
+            "mandate_data",
+            "shipping",
+        )
+    )
+    pi = ctx.store.require("payment_intent", id, param="intent")
+    if pi["status"] not in ("requires_payment_method", "requires_confirmation"):
+        raise _unexpected_state(pi, "confirm")
+    ref = p.string("payment_method") or pi["payment_method"]
+    if ref is None:
+        raise invalid_request(
+            "You cannot confirm this PaymentIntent because it's missing a payment method. To "
+            "confirm the PaymentIntent with a payment method, pass payment_method.",
+            code="payment_intent_unexpected_state",
+            param="payment_method",
+        )
+    pm = resolve(ctx, ref, param="payment_method", customer=pi["customer"])
+    if p.has("receipt_email"):
+        pi["receipt_email"] = p.string("receipt_email")
+    error = confirm_intent(ctx, pi, pm)
+    if error is not None:
+        raise error
+    # Imported here: invoicing builds on this module (an invoice is paid through a
+    # PaymentIntent), and only this route needs to call back into it.
+    from revenue_engine.emulator.invoicing import on_intent_succeeded
+
+    on_intent_succeeded(ctx, pi)
+    return pi
+
+
+def _cancel(ctx: Ctx, p: Params, id: str) -> JSON:
+    p.only(("cancellation_reason", "expand"))
+    pi = ctx.store.require("payment_intent", id, param="intent")
+    if pi["status"] not in CANCELABLE:
+        raise _unexpected_state(pi, "cancel")
+    pi.update(
+        status="canceled",
+        canceled_at=ctx.state.now_for_customer(pi["customer"]),
+        cancellation_reason=p.string("cancellation_reason", choices=CANCELLATION_REASONS),
+    )
+    emit(ctx, "payment_intent.canceled", pi)
+    return pi
+
+
+def _list(ctx: Ctx, p: Params) -> JSON:
+    p.only((*PAGINATION, "customer", "created"))
+    customer = p.string("customer")
+    created = created_filter(p)
+    items = ctx.store.all(
+        "payment_intent",
+        lambda pi: (customer is None or pi["customer"] == customer) and created(pi),
+    )
+    return paginate(items, p, "/v1/payment_intents")
+
+
+def _charges(ctx: Ctx, p: Params) -> JSON:
+    p.only((*PAGINATION, "customer", "created", "payment_intent"))
+    customer, intent = p.string("customer"), p.string("payment_intent")
+    created = created_filter(p)
+    items = ctx.store.all(
+        "charge",
+        lambda ch: (
+            (customer is None or ch["customer"] == customer)
+            and (intent is None or ch["payment_intent"] == intent)
+            and created(ch)
+        ),
+    )
+    return paginate(items, p, "/v1/charges")
+
+
+def _charge_retrieve(ctx: Ctx, p: Params, id: str) -> JSON:
+    p.only(("expand",))
+    return ctx.store.require("charge", id, param="charge")
+
+
+ROUTES = [
+    Route("POST", "/v1/payment_intents", _create),
+    Route("GET", "/v1/payment_intents", _list),
+    Route("GET", "/v1/payment_intents/{id}", _retrieve),
+    Route("POST", "/v1/payment_intents/{id}", _update),
+    Route("POST", "/v1/payment_intents/{id}/confirm", _confirm),
+    Route("POST", "/v1/payment_intents/{id}/cancel", _cancel),
+    Route("GET", "/v1/charges", _charges),
+    Route("GET", "/v1/charges/{id}", _charge_retrieve),
+]

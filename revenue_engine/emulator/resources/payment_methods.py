@@ -1,0 +1,211 @@
+"""PaymentMethods: Stripe's test cards, attach/detach, and a customer's saved cards.
+
+Routes: ``POST /v1/payment_methods``, ``GET|POST /v1/payment_methods/{id}``,
+``POST /v1/payment_methods/{id}/attach|detach``, ``GET /v1/payment_methods``,
+``GET /v1/customers/{id}/payment_methods``.
+"""
+
+from __future__ import annotations
+
+from revenue_engine.emulator.cards import (
+    TEST_CARDS,
+    TOKENS,
+    TestCard,
+    billing_details,
+    card_details,
+)
+from revenue_engine.emulator.errors import card_error, invalid_request, parameter_missing
+from revenue_engine.emulator.events import emit, emit_update
+from revenue_engine.emulator.forms import Params, merge_metadata
+from revenue_engine.emulator.ids import new_id
+from revenue_engine.emulator.lists import PAGINATION, paginate
+from revenue_engine.emulator.routing import Route
+from revenue_engine.emulator.state import Ctx
+from revenue_engine.emulator.store import JSON, snapshot
+
+
+def card_of(ctx: Ctx, pm: JSON) -> TestCard:
+    """How charges on this payment method behave (a test knob may override the decline)."""
+    private = ctx.store.priv(pm["id"])
+    card = TEST_CARDS[private.get("test_card", "pm_card_visa")]
+    override = private.get("decline_code", "unset")
+    if override == "unset":
+        return card
+    if override is None:
+        return TestCard(card.brand, card.last4, label=card.label)
+    return TestCard(card.brand, card.last4, decline_code=str(override), label=card.label)
+
+
+def _clone(ctx: Ctx, test_id: str, customer: str | None) -> JSON:
+    card = TEST_CARDS[test_id]
+    pm: JSON = {
+        "id": new_id("pm_"),
+        "object": "payment_method",
+        "allow_redisplay": "unspecified",
+        "billing_details": billing_details(),
+        "card": card_details(card),
+        "created": ctx.state.now_for_customer(customer),
+        "customer": None,
+        "customer_account": None,
+        "livemode": False,
+        "metadata": {},
+        "type": "card",
+    }
+    ctx.store.put(pm)
+    ctx.store.priv(pm["id"])["test_card"] = test_id
+    return pm
+
+
+def resolve(ctx: Ctx, ref: str, *, param: str, customer: str | None = None) -> JSON:
+    """A stored PaymentMethod, or a fresh clone of a Stripe test id.
+
+    With a customer, a test id resolves to the clone already attached to that customer (Stripe's
+    documented ``payment_method=pm_card_visa`` + ``default_payment_method=pm_card_visa``
+    pattern), or a new one attached to it.
+    """
+    test_id = TOKENS.get(ref, ref)
+    if test_id in TEST_CARDS:
+        if customer:
+            for pm in ctx.store.all("payment_method"):
+                private = ctx.store.priv(pm["id"])
+                if pm["customer"] == customer and private.get("test_card") == test_id:
+                    return pm
+            pm = _clone(ctx, test_id, customer)
+            attach(ctx, pm, customer)
+            return pm
+        return _clone(ctx, test_id, customer)
+    return ctx.store.require("payment_method", ref, param=param)
+
+
+def attach(ctx: Ctx, pm: JSON, customer_id: str) -> JSON:
+    ctx.store.require("customer", customer_id, param="customer")
+    if pm["customer"] == customer_id:
+        return pm
+    if pm["customer"] is not None:
+        raise invalid_request(
+            "The payment method you provided has already been attached to a customer.",
+            param="payment_method",
+        )
+    card = card_of(ctx, pm)
+    if card.attach_fails and card.decline_code:
+        raise card_error(
+            card.error_code,
+            card.message,
+            decline_code=card.decline_code,
+            extra={"payment_method": snapshot(pm)},
+        )
+    pm["customer"] = customer_id
+    emit(ctx, "payment_method.attached", pm)
+    return pm
+
+
+def require_attached(ctx: Ctx, ref: str, customer_id: str, *, param: str) -> JSON:
+    """A payment method usable as the customer's default (must belong to them)."""
+    pm = resolve(ctx, ref, param=param, customer=customer_id)
+    if pm["customer"] != customer_id:
+        raise invalid_request(
+            f"The customer does not have a payment method with the ID {ref}. The payment method "
+            "must be attached to the customer.",
+            param=param,
+        )
+    return pm
+
+
+def _create(ctx: Ctx, p: Params) -> JSON:
+    p.only(("type", "card", "billing_details", "metadata", "customer", "expand", "allow_redisplay"))
+    p.string("type", required=True, choices=("card",))
+    card = p.sub("card", required=True)
+    assert card is not None
+    token = card.string("token")
+    if token is None:
+        raise parameter_missing("card[token]")
+    if TOKENS.get(token, token) not in TEST_CARDS:
+        raise invalid_request(
+            f"No such token: '{token}'", param="card[token]", code="resource_missing"
+        )
+    pm = _clone(ctx, TOKENS.get(token, token), None)
+    pm["metadata"] = merge_metadata({}, p.metadata(), replace=True)
+    details = p.sub("billing_details")
+    if details is not None:
+        pm["billing_details"]["email"] = details.string("email")
+        pm["billing_details"]["name"] = details.string("name")
+    return pm
+
+
+def _retrieve(ctx: Ctx, p: Params, id: str) -> JSON:
+    p.only(("expand",))
+    return resolve(ctx, id, param="payment_method")
+
+
+def _update(ctx: Ctx, p: Params, id: str) -> JSON:
+    p.only(("metadata", "billing_details", "expand", "allow_redisplay"))
+    pm = ctx.store.require("payment_method", id, param="payment_method")
+    before = snapshot(pm)
+    pm["metadata"] = merge_metadata(pm["metadata"], p.metadata(), replace=False)
+    details = p.sub("billing_details")
+    if details is not None:
+        for key in ("email", "name", "phone"):
+            if details.has(key):
+                pm["billing_details"][key] = details.string(key)
+    emit_update(ctx, "payment_method.updated", pm, before)
+    return pm
+
+
+def _attach(ctx: Ctx, p: Params, id: str) -> JSON:
+    p.only(("customer", "expand"))
+    customer = p.string("customer", required=True)
+    assert customer is not None
+    ctx.store.require("customer", customer, param="customer")
+    test_id = TOKENS.get(id, id)
+    pm = (
+        _clone(ctx, test_id, customer)
+        if test_id in TEST_CARDS
+        else resolve(ctx, id, param="payment_method")
+    )
+    return attach(ctx, pm, customer)
+
+
+def _detach(ctx: Ctx, p: Params, id: str) -> JSON:
+    p.only(("expand",))
+    pm = ctx.store.require("payment_method", id, param="payment_method")
+    if pm["customer"] is None:
+        raise invalid_request(
+            "The payment method you provided is not attached to a customer so detachment is "
+            "impossible.",
+            param="payment_method",
+        )
+    customer = ctx.store.get("customer", pm["customer"])
+    pm["customer"] = None
+    if customer is not None and customer["invoice_settings"]["default_payment_method"] == id:
+        before = snapshot(customer)
+        customer["invoice_settings"]["default_payment_method"] = None
+        emit_update(ctx, "customer.updated", customer, before)
+    emit(ctx, "payment_method.detached", pm)
+    return pm
+
+
+def _list(ctx: Ctx, p: Params) -> JSON:
+    p.only((*PAGINATION, "customer", "type"))
+    customer = p.string("customer")
+    items = ctx.store.all(
+        "payment_method", lambda pm: customer is None or pm["customer"] == customer
+    )
+    return paginate(items, p, "/v1/payment_methods")
+
+
+def _customer_list(ctx: Ctx, p: Params, id: str) -> JSON:
+    p.only((*PAGINATION, "type", "allow_redisplay"))
+    ctx.store.require("customer", id, param="customer")
+    items = ctx.store.all("payment_method", lambda pm: pm["customer"] == id)
+    return paginate(items, p, f"/v1/customers/{id}/payment_methods")
+
+
+ROUTES = [
+    Route("POST", "/v1/payment_methods", _create),
+    Route("GET", "/v1/payment_methods", _list),
+    Route("GET", "/v1/payment_methods/{id}", _retrieve),
+    Route("POST", "/v1/payment_methods/{id}", _update),
+    Route("POST", "/v1/payment_methods/{id}/attach", _attach),
+    Route("POST", "/v1/payment_methods/{id}/detach", _detach),
+    Route("GET", "/v1/customers/{id}/payment_methods", _customer_list),
+]
