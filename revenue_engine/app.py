@@ -12,12 +12,14 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
@@ -26,7 +28,7 @@ from strawberry.types import ExecutionResult
 from revenue_engine.auth import Authenticator, AuthError
 from revenue_engine.context import Context
 from revenue_engine.db import Database, StoreError, open_database
-from revenue_engine.gateway import StripeGateway
+from revenue_engine.gateway import EMULATOR_MOUNT, StripeGateway
 from revenue_engine.middleware import RequestIdMiddleware
 from revenue_engine.schema import build_schema
 from revenue_engine.schema.error_policy import shape_errors
@@ -34,6 +36,8 @@ from revenue_engine.services.plans import load_plans_file
 from revenue_engine.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).parent / "web"
 
 
 @dataclass
@@ -147,6 +151,8 @@ def create_app(settings: Settings | None = None, *, database_name: str | None = 
         gateway = StripeGateway.from_settings(settings)
         runtime = Runtime(settings=settings, database=database, gateway=gateway)
         app.state.runtime = runtime
+        if emulator is not None:
+            await emulator.start()
         init = asyncio.create_task(_initialise(runtime))
         runtime.tasks.append(init)
         # Wait briefly so a healthy start is ready before the first request; a down database
@@ -162,7 +168,17 @@ def create_app(settings: Settings | None = None, *, database_name: str | None = 
                 task.cancel()
             await asyncio.gather(*runtime.tasks, return_exceptions=True)
             await gateway.close()
+            if emulator is not None:
+                await emulator.aclose()
             database.close()
+
+    emulator = None
+    if settings.embedded_emulator:
+        # The embedded default: the built-in Stripe emulator, mounted here, stands in for Stripe
+        # (the gateway's base address points at this mount). Never used with a real key.
+        from revenue_engine.emulator import Emulator
+
+        emulator = Emulator(settings.public_base_url.rstrip("/") + EMULATOR_MOUNT)
 
     graphql = EngineGraphQL(
         settings,
@@ -171,12 +187,18 @@ def create_app(settings: Settings | None = None, *, database_name: str | None = 
         multipart_uploads_enabled=False,
     )
     gate = AuthGate(graphql, Authenticator(settings))
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/graphql", gate, methods=["GET", "POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]
+    if emulator is not None:
+        routes.append(Mount(EMULATOR_MOUNT, app=emulator.app))
+    if settings.demo_spa_enabled:
+        routes.append(Mount("/demo", app=StaticFiles(directory=WEB_DIR, html=True)))
+        routes.append(Route("/", lambda request: RedirectResponse("/demo/"), methods=["GET"]))
     app = Starlette(routes=routes, lifespan=lifespan)
     app.add_middleware(RequestIdMiddleware)
     app.state.settings = settings
+    app.state.emulator = emulator
     return app

@@ -1,6 +1,7 @@
 """The ``revenue-engine`` command line.
 
 revenue-engine serve [--host H] [--port P]     run the API (uvicorn, one process)
+revenue-engine emulator [--port 12111]         run the Stripe emulator on its own
 revenue-engine export-schema                   print the GraphQL SDL
 revenue-engine plans check [FILE]              validate a plans file, write nothing
 revenue-engine plans load [FILE]               upsert a plans file into the database
@@ -35,6 +36,15 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         proxy_headers=True,
         server_header=False,
     )
+    return 0
+
+
+def _emulator(args: argparse.Namespace, settings: Settings) -> int:
+    from revenue_engine.emulator import run_standalone
+    from revenue_engine.logs import configure_logging
+
+    configure_logging(settings.log_level)
+    run_standalone(args.host, args.port)
     return 0
 
 
@@ -102,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(func=_serve)
+
+    emulator = sub.add_parser("emulator", help="run the Stripe emulator on its own")
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=12111)
+    emulator.set_defaults(func=_emulator)
 
     export = sub.add_parser("export-schema", help="print the GraphQL SDL")
     export.set_defaults(func=_export_schema)

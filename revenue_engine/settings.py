@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     public_base_url: str = "http://127.0.0.1:8000"
     graphiql: bool | None = None  # None: on outside production
+    demo_spa: bool | None = None  # None: on outside production
 
     # --- MongoDB -------------------------------------------------------------------------
     mongodb_uri: SecretStr | None = None  # None or mongomock://… -> in-memory store
@@ -141,6 +142,17 @@ class Settings(BaseSettings):
         if self.graphiql is None:
             return not self.is_production
         return self.graphiql
+
+    @property
+    def demo_spa_enabled(self) -> bool:
+        if self.demo_spa is None:
+            return not self.is_production
+        return self.demo_spa
+
+    @property
+    def embedded_emulator(self) -> bool:
+        """No Stripe key and no API base: the engine serves the emulator itself."""
+        return self.stripe_secret_key is None and self.stripe_api_base is None
 
     @property
     def dev_headers_enabled(self) -> bool:

@@ -7,12 +7,16 @@ error surfaces as a top-level error with ``extensions.code`` (see ``schema.exten
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import strawberry
 from strawberry.types.field import StrawberryField
 
 from revenue_engine import errors
+from revenue_engine.db import StoreError
+
+log = logging.getLogger(__name__)
 
 
 @strawberry.interface(description="An expected failure the client can switch on by `code`.")
@@ -144,6 +148,19 @@ class RetryableHandler(
         )
 
 
+class StoreUnavailableHandler(strawberry.ExceptionHandler[StoreError, RetryableError]):
+    """The database failed mid-request: nothing half-done is exposed, the client retries
+    (every Stripe write is keyed, so the retry completes the work without a duplicate)."""
+
+    def handle(self, exception: StoreError, *, field: StrawberryField, info: Any) -> RetryableError:
+        log.warning("store error field=%s error=%s", field.python_name, type(exception).__name__)
+        return RetryableError(
+            message="the database is temporarily unavailable; retry",
+            code=errors.ServiceUnavailable.code,
+            retry_after_seconds=1.0,
+        )
+
+
 class IdempotencyConflictHandler(
     strawberry.ExceptionHandler[errors.IdempotencyConflict, IdempotencyConflictError]
 ):
@@ -191,6 +208,7 @@ EXCEPTION_HANDLERS = (
     *EXCEPTION_HANDLERS,
     PaymentDeclinedHandler(),
     RetryableHandler(),
+    StoreUnavailableHandler(),
     IdempotencyConflictHandler(),
     ProviderRejectedHandler(),
     AlreadySubscribedHandler(),

@@ -88,8 +88,13 @@ async def create_payment_intent(
             again = await gateway.retrieve_payment_intent(recent.stripe_payment_intent_id)
             return recent, again.get("client_secret")
     customer = await get_or_create_customer(gateway, principal)
-    # Concurrent identical requests share the window bucket and so the key: one intent.
-    bucket = int(time.time()) // max(window, 1)
+    # Concurrent identical requests share the window bucket and so the key: one intent. With
+    # the guard off, each sequential request is a new intent (numbered), double-submits still
+    # share a key.
+    if window:
+        bucket = int(time.time()) // window
+    else:
+        bucket = await Payment.find({"organization_id": org, "fingerprint": fingerprint}).count()
     intent = await gateway.create_payment_intent(
         {
             "amount": amount,

@@ -1,0 +1,84 @@
+"""End-to-end fixtures: the real engine app (ASGI), the real ``stripe`` SDK inside its gateway,
+and the Stripe emulator served over real HTTP on a loopback port."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import stripe
+
+from revenue_engine.emulator import Emulator, EmulatorServer
+from revenue_engine.settings import Settings
+from tests.conftest import make_settings
+
+ENGINE_URL = "http://testserver"
+
+
+@pytest.fixture(scope="session")
+def emulator_server() -> Iterator[EmulatorServer]:
+    with EmulatorServer(Emulator()) as server:
+        yield server
+
+
+@pytest.fixture
+def emulator(emulator_server: EmulatorServer) -> Emulator:
+    emulator_server.emulator.reset()
+    return emulator_server.emulator
+
+
+def engine_settings(emulator_server: EmulatorServer, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "environment": "development",
+        "stripe_api_base": emulator_server.url,
+        "public_base_url": ENGINE_URL,
+        "stripe_timeout_seconds": 3,
+        "mongodb_database": f"t_{uuid.uuid4().hex[:12]}",
+    }
+    values.update(overrides)
+    return make_settings(**values)
+
+
+@pytest.fixture
+async def engine(
+    client_for: Callable[[Settings], Any], emulator_server: EmulatorServer, emulator: Emulator
+) -> httpx.AsyncClient:
+    """The engine app on the embedded store, talking to the emulator through the real SDK."""
+    client: httpx.AsyncClient = await client_for(engine_settings(emulator_server))
+    return client
+
+
+@pytest.fixture
+async def stripe_client(emulator_server: EmulatorServer) -> AsyncIterator[stripe.StripeClient]:
+    """A separate SDK client for test setup and for looking at Stripe's side."""
+    url = emulator_server.url
+    http_client = stripe.HTTPXClient(timeout=5)
+    yield stripe.StripeClient(
+        "sk_test_e2e",
+        stripe_version="2026-10-28.endive",
+        http_client=http_client,
+        max_network_retries=0,
+        base_addresses={"api": url, "connect": url, "files": url, "meter_events": url},
+    )
+    await http_client.close_async()
+
+
+def org_headers(org: str, email: str | None = None) -> dict[str, str]:
+    headers = {"x-organization-id": org}
+    if email:
+        headers["x-customer-email"] = email
+    return headers
+
+
+async def pay(checkout_url: str, card: str = "pm_card_visa") -> httpx.Response:
+    """Pay on the hosted checkout page as a browser would: POST its form, no redirects followed."""
+    async with httpx.AsyncClient() as browser:
+        page = await browser.get(checkout_url)
+        assert page.status_code == 200
+        assert "Pay" in page.text
+        return await browser.post(
+            f"{checkout_url}/pay", data={"card": card, "email": "p@example.com"}
+        )

@@ -1,0 +1,66 @@
+"""GraphQL operations the SPA sends, shared by the end-to-end tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+ERRORS = "... on UserError { __typename code message } ... on ValidationError { fields { field message } }"
+STATUS = """hasSubscription subscriptionId status isActive planUid billingInterval overages
+  currentPeriodEnd cancelAtPeriodEnd cancelAt canceledAt endedAt trialEnd latestInvoiceId
+  entitlements { key enabled limit }"""
+
+CHECKOUT = f"""mutation($input: CheckoutInput!) {{ createCheckoutSession(input: $input) {{
+  __typename ... on CheckoutPayload {{ sessionId checkoutUrl }}
+  ... on AlreadySubscribedError {{ subscriptionId status }} {ERRORS} }} }}"""
+VERIFY = f"""mutation($id: ID!) {{ verifyCheckoutSession(sessionId: $id) {{ __typename
+  ... on VerifyCheckoutPayload {{ sessionId status paymentStatus subscription {{ {STATUS} }} }}
+  {ERRORS} }} }}"""
+STATUS_QUERY = f"query {{ subscriptionStatus {{ {STATUS} }} }}"
+CREATE_CUSTOMER = f"""mutation($input: CustomerInput) {{ createCustomer(input: $input) {{
+  __typename ... on CustomerPayload {{ customer {{ id email organizationId }} }} {ERRORS} }} }}"""
+SUB_RESULT = f"__typename ... on SubscriptionPayload {{ subscription {{ {STATUS} }} }} {ERRORS}"
+CREATE_SUBSCRIPTION = f"""mutation($input: CreateSubscriptionInput!) {{
+  createSubscription(input: $input) {{ {SUB_RESULT} ... on PaymentDeclinedError {{ declineCode }} }} }}"""
+CANCEL = f"mutation($end: Boolean!) {{ cancelSubscription(atPeriodEnd: $end) {{ {SUB_RESULT} }} }}"
+RESUME = f"mutation {{ resumeSubscription {{ {SUB_RESULT} }} }}"
+CHANGE = f"""mutation($input: ChangePlanInput!) {{ changeSubscriptionPlan(input: $input) {{ {SUB_RESULT} }} }}"""
+INVOICES = """query($first: Int!) { invoices(first: $first) { hasNextPage endCursor
+  nodes { id number status amountDue amountPaid currency hostedInvoiceUrl invoicePdf } } }"""
+PI_FIELDS = "paymentIntent { id amount currency amountRefunded status failureReason }"
+PI_RESULT = f"__typename ... on PaymentIntentPayload {{ {PI_FIELDS} clientSecret }} ... on PaymentDeclinedError {{ declineCode }} {ERRORS}"
+CREATE_PI = f"mutation($input: PaymentIntentInput!) {{ createPaymentIntent(input: $input) {{ {PI_RESULT} }} }}"
+CONFIRM_PI = f"mutation($id: ID!, $pm: String!) {{ confirmPaymentIntent(id: $id, paymentMethod: $pm) {{ {PI_RESULT} }} }}"
+CANCEL_PI = f"mutation($id: ID!) {{ cancelPaymentIntent(id: $id) {{ {PI_RESULT} }} }}"
+REFUND = f"mutation($id: ID!, $amount: Int) {{ refundPayment(paymentIntentId: $id, amount: $amount) {{ {PI_RESULT} }} }}"
+PORTAL = (
+    'mutation { createBillingPortalSession(returnPath: "/account") '
+    f"{{ __typename ... on PortalPayload {{ url }} {ERRORS} }} }}"
+)
+
+
+async def call(
+    client: httpx.AsyncClient,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    *,
+    org: str = "org_a",
+) -> dict[str, Any]:
+    response = await client.post(
+        "/graphql",
+        json={"query": query, "variables": variables or {}},
+        headers={"x-organization-id": org, "x-customer-email": f"{org}@example.com"},
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    assert "errors" not in body, body["errors"]
+    data: dict[str, Any] = body["data"]
+    return data
+
+
+def only(data: dict[str, Any]) -> dict[str, Any]:
+    """The single top-level field of a result."""
+    [value] = data.values()
+    result: dict[str, Any] = value
+    return result

@@ -1,0 +1,69 @@
+"""The embedded default as `make run` serves it: one uvicorn process with the emulator mounted,
+the gateway talking to it over loopback HTTP, GraphiQL and the demo SPA on."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from revenue_engine.app import create_app
+from revenue_engine.emulator.server import UvicornThread
+from tests.conftest import make_settings
+from tests.wire import free_port
+
+HEADERS = {"x-organization-id": "org_demo", "x-customer-email": "demo@example.com"}
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[str]:
+    port = free_port()
+    settings = make_settings(environment="development", public_base_url=f"http://127.0.0.1:{port}")
+    with UvicornThread(create_app(settings), port=port) as server:
+        yield server.url
+
+
+def gql(base: str, query: str) -> dict[str, object]:
+    response = httpx.post(f"{base}/graphql", json={"query": query}, headers=HEADERS, timeout=10)
+    assert response.status_code == 200, response.text
+    data: dict[str, object] = response.json()["data"]
+    return data
+
+
+def test_a_whole_purchase_offline(served: str) -> None:
+    created = gql(
+        served,
+        'mutation { createCheckoutSession(input: {planUid: "starter", billingInterval: YEAR}) '
+        "{ ... on CheckoutPayload { sessionId checkoutUrl } } }",
+    )["createCheckoutSession"]
+    assert isinstance(created, dict)
+    assert created["checkoutUrl"].startswith(f"{served}/stripe-emulator/checkout/cs_test_")
+    paid = httpx.post(f"{created['checkoutUrl']}/pay", data={"card": "pm_card_visa"}, timeout=10)
+    assert paid.status_code == 303
+    assert paid.headers["location"] == f"{served}/billing/success?session_id={created['sessionId']}"
+    verified = gql(
+        served,
+        f'mutation {{ verifyCheckoutSession(sessionId: "{created["sessionId"]}") '
+        "{ ... on VerifyCheckoutPayload { subscription { status isActive planUid billingInterval } } } }",
+    )["verifyCheckoutSession"]
+    assert verified == {
+        "subscription": {
+            "status": "active",
+            "isActive": True,
+            "planUid": "starter",
+            "billingInterval": "YEAR",
+        }
+    }
+
+
+def test_graphiql_and_the_demo_spa_are_served(served: str) -> None:
+    ide = httpx.get(f"{served}/graphql", headers={"accept": "text/html"}, timeout=10)
+    assert "graphiql" in ide.text.lower()
+    spa = httpx.get(f"{served}/demo/", timeout=10)
+    assert spa.status_code == 200
+    assert "revenue-engine" in spa.text
+    assert httpx.get(f"{served}/demo/app.js", timeout=10).status_code == 200
+    root = httpx.get(f"{served}/", timeout=10)
+    assert root.status_code == 307
+    assert root.headers["location"] == "/demo/"

@@ -1,0 +1,100 @@
+"""One-time payments and refunds end to end: duplicate guard, declines, refund bounds."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from revenue_engine.documents import Payment
+from revenue_engine.emulator import Emulator
+from revenue_engine.emulator.server import EmulatorServer
+from revenue_engine.settings import Settings
+from tests.e2e.conftest import engine_settings
+from tests.e2e.ops import CANCEL_PI, CONFIRM_PI, CREATE_PI, REFUND, call, only
+
+ORDER = {"amount": 2900, "currency": "usd", "metadata": [{"key": "order", "value": "o-1"}]}
+
+
+async def create(engine: httpx.AsyncClient, **overrides: object) -> dict[str, Any]:
+    return only(await call(engine, CREATE_PI, {"input": {**ORDER, **overrides}}))
+
+
+async def test_pay_and_refund_partially_then_fully(
+    engine: httpx.AsyncClient, emulator: Emulator
+) -> None:
+    created = await create(engine)
+    assert created["__typename"] == "PaymentIntentPayload"
+    assert created["clientSecret"].startswith(created["paymentIntent"]["id"])
+    pid = created["paymentIntent"]["id"]
+    confirmed = only(await call(engine, CONFIRM_PI, {"id": pid, "pm": "pm_card_visa"}))
+    assert confirmed["paymentIntent"]["status"] == "succeeded"
+
+    partial = only(await call(engine, REFUND, {"id": pid, "amount": 900}))
+    assert partial["paymentIntent"]["amountRefunded"] == 900
+    too_much = only(await call(engine, REFUND, {"id": pid, "amount": 2001}))
+    assert too_much["__typename"] == "ValidationError"
+    assert too_much["fields"] == [{"field": "amount", "message": "must be between 1 and 2000"}]
+    rest = only(await call(engine, REFUND, {"id": pid, "amount": None}))
+    assert rest["paymentIntent"]["amountRefunded"] == 2900
+    assert [r["amount"] for r in emulator.objects("refund")] == [2000, 900]
+    nothing_left = only(await call(engine, REFUND, {"id": pid, "amount": None}))
+    assert nothing_left["__typename"] == "ValidationError"
+    assert len(emulator.objects("refund")) == 2
+
+
+async def test_identical_requests_within_the_window_return_the_same_intent(
+    engine: httpx.AsyncClient, emulator: Emulator
+) -> None:
+    first, second = await asyncio.gather(create(engine), create(engine))
+    third = await create(engine)
+    ids = {r["paymentIntent"]["id"] for r in (first, second, third)}
+    assert len(ids) == 1
+    assert len(emulator.objects("payment_intent")) == 1
+    other = await create(engine, amount=3000)
+    assert other["paymentIntent"]["id"] not in ids
+    assert await Payment.find_all().count() == 2
+
+
+async def test_window_zero_turns_the_guard_off(
+    client_for: Callable[[Settings], Any], emulator_server: EmulatorServer, emulator: Emulator
+) -> None:
+    engine: httpx.AsyncClient = await client_for(
+        engine_settings(emulator_server, payment_dedup_window_seconds=0)
+    )
+    await create(engine)
+    await create(engine)
+    assert len(emulator.objects("payment_intent")) == 2
+
+
+async def test_declined_confirmation_is_typed_and_recorded(engine: httpx.AsyncClient) -> None:
+    pid = (await create(engine))["paymentIntent"]["id"]
+    declined = only(await call(engine, CONFIRM_PI, {"id": pid, "pm": "pm_card_chargeDeclined"}))
+    assert declined["__typename"] == "PaymentDeclinedError"
+    assert declined["declineCode"] == "generic_decline"
+    payment = await Payment.find_one({"stripe_payment_intent_id": pid})
+    assert payment is not None
+    assert payment.status == "requires_payment_method"
+    assert payment.failure_reason
+    canceled = only(await call(engine, CANCEL_PI, {"id": pid}))
+    assert canceled["paymentIntent"]["status"] == "canceled"
+    not_paid = only(await call(engine, REFUND, {"id": pid, "amount": None}))
+    assert not_paid["__typename"] == "ValidationError"
+
+
+async def test_another_organizations_payment_is_not_found(engine: httpx.AsyncClient) -> None:
+    pid = (await create(engine))["paymentIntent"]["id"]
+    query = "query($id: ID!) { paymentIntent(id: $id) { id } }"
+    assert await call(engine, query, {"id": pid}, org="org_b") == {"paymentIntent": None}
+    for op, variables in (
+        (CONFIRM_PI, {"id": pid, "pm": "pm_card_visa"}),
+        (CANCEL_PI, {"id": pid}),
+        (REFUND, {"id": pid, "amount": 1}),
+    ):
+        result = only(await call(engine, op, variables, org="org_b"))
+        assert result["__typename"] == "NotFoundError"
+    payment = await Payment.find_one({"stripe_payment_intent_id": pid})
+    assert payment is not None
+    assert payment.status == "requires_payment_method"

@@ -1,0 +1,179 @@
+"""Direct subscriptions, cancel / resume / change plan, invoices and the portal, end to end."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import stripe
+
+from revenue_engine.documents import AuditEntry, Subscription
+from revenue_engine.emulator import Emulator
+from tests.e2e.ops import (
+    CANCEL,
+    CHANGE,
+    CREATE_CUSTOMER,
+    CREATE_SUBSCRIPTION,
+    INVOICES,
+    PORTAL,
+    RESUME,
+    STATUS_QUERY,
+    call,
+    only,
+)
+
+
+async def customer_with_card(
+    engine: httpx.AsyncClient,
+    stripe_client: stripe.StripeClient,
+    emulator: Emulator,
+    decline_code: str | None = None,
+) -> str:
+    """The org's customer (made through the API) with a default card (set up on Stripe's side,
+    as the portal or Stripe.js would); ``decline_code`` makes later charges on it fail."""
+    created = only(await call(engine, CREATE_CUSTOMER))
+    customer_id: str = created["customer"]["id"]
+    pm = await stripe_client.v1.payment_methods.attach_async(
+        "pm_card_visa", params={"customer": customer_id}
+    )
+    await stripe_client.v1.customers.update_async(
+        customer_id, params={"invoice_settings": {"default_payment_method": pm.id}}
+    )
+    if decline_code:
+        emulator.set_card_decline(pm.id, decline_code)
+    return customer_id
+
+
+async def subscribe(engine: httpx.AsyncClient, **extra: object) -> dict[str, object]:
+    data = {"planUid": "starter", "billingInterval": "MONTH", **extra}
+    return only(await call(engine, CREATE_SUBSCRIPTION, {"input": data}))
+
+
+async def test_direct_subscription_needs_a_payment_method(
+    engine: httpx.AsyncClient, emulator: Emulator
+) -> None:
+    result = await subscribe(engine)
+    assert (result["__typename"], result["code"]) == ("BillingStateError", "NO_PAYMENT_METHOD")
+    assert emulator.objects("subscription") == []
+
+
+async def test_direct_subscription_with_a_declined_card_is_typed(
+    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
+) -> None:
+    await customer_with_card(engine, stripe_client, emulator, "insufficient_funds")
+    result = await subscribe(engine)
+    assert result["__typename"] == "PaymentDeclinedError"
+    assert result["code"] == "PAYMENT_DECLINED"
+    assert result["declineCode"] == "insufficient_funds"
+    status = (await call(engine, STATUS_QUERY))["subscriptionStatus"]
+    assert status["isActive"] is False
+    assert await Subscription.find({"status": "active"}).count() == 0
+
+
+async def test_cancel_resume_and_cancel_now(
+    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
+) -> None:
+    await customer_with_card(engine, stripe_client, emulator)
+    created = await subscribe(engine, overages=["api_calls"])
+    assert created["__typename"] == "SubscriptionPayload"
+    sub = created["subscription"]
+    assert (sub["status"], sub["planUid"], sub["overages"]) == ("active", "starter", ["api_calls"])
+
+    ending = only(await call(engine, CANCEL, {"end": True}))["subscription"]
+    assert ending["cancelAtPeriodEnd"] is True
+    assert ending["status"] == "active"
+    [stripe_sub] = emulator.objects("subscription")
+    assert stripe_sub["cancel_at_period_end"] is True
+
+    resumed = only(await call(engine, RESUME))["subscription"]
+    assert resumed["cancelAtPeriodEnd"] is False
+    again = only(await call(engine, RESUME))
+    assert again["code"] == "NOT_SCHEDULED_TO_CANCEL"
+
+    # A second cancel-at-period-end after resuming is a new intent: Stripe must see it.
+    ending = only(await call(engine, CANCEL, {"end": True}))["subscription"]
+    assert ending["cancelAtPeriodEnd"] is True
+    assert emulator.objects("subscription")[0]["cancel_at_period_end"] is True
+
+    canceled = only(await call(engine, CANCEL, {"end": False}))["subscription"]
+    assert canceled["status"] == "canceled"
+    assert canceled["isActive"] is False
+    assert canceled["entitlements"] == []
+    nothing = only(await call(engine, CANCEL, {"end": False}))
+    assert nothing["code"] == "NO_SUBSCRIPTION"
+    sources = {
+        a.source.value for a in await AuditEntry.find({"kind": "subscription.updated"}).to_list()
+    }
+    assert sources == {"mutation"}
+
+
+async def test_change_plan_with_proration_invoices_the_difference(
+    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
+) -> None:
+    await customer_with_card(engine, stripe_client, emulator)
+    await subscribe(engine)
+    before = (await call(engine, INVOICES, {"first": 10}))["invoices"]["nodes"]
+    assert len(before) == 1
+    assert before[0]["status"] == "paid"
+    assert before[0]["hostedInvoiceUrl"]
+    assert before[0]["invoicePdf"]
+
+    changed = only(
+        await call(
+            engine,
+            CHANGE,
+            {
+                "input": {
+                    "planUid": "pro",
+                    "billingInterval": "MONTH",
+                    "overages": ["bandwidth"],
+                    "prorationBehavior": "ALWAYS_INVOICE",
+                }
+            },
+        )
+    )
+    assert changed["__typename"] == "SubscriptionPayload", changed
+    sub = changed["subscription"]
+    assert (sub["planUid"], sub["overages"], sub["status"]) == ("pro", ["bandwidth"], "active")
+    assert {"key": "seats", "enabled": True, "limit": 15} in sub["entitlements"]
+    [stripe_sub] = emulator.objects("subscription")
+    assert sorted(i["price"]["lookup_key"] for i in stripe_sub["items"]["data"]) == [
+        "pro_bandwidth_month",
+        "pro_month",
+    ]
+    after = (await call(engine, INVOICES, {"first": 10}))["invoices"]["nodes"]
+    assert len(after) == 2
+    assert after[0]["amountDue"] > 0
+
+    same = only(
+        await call(engine, CHANGE, {"input": {"planUid": "pro", "billingInterval": "MONTH"}})
+    )
+    assert same["__typename"] == "ValidationError"
+
+
+async def test_double_submitted_cancel_makes_one_stripe_update(
+    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
+) -> None:
+    await customer_with_card(engine, stripe_client, emulator)
+    await subscribe(engine)
+    before = emulator.request_count("POST", "/v1/subscriptions/sub_*")
+    results = await asyncio.gather(*(call(engine, CANCEL, {"end": True}) for _ in range(2)))
+    assert all(only(r)["__typename"] == "SubscriptionPayload" for r in results)
+    keys = emulator.idempotency_keys("POST", "/v1/subscriptions/sub_*")
+    assert emulator.request_count("POST", "/v1/subscriptions/sub_*") - before == 2
+    assert len(keys) == 1  # both submits carried the same derived key
+
+
+async def test_billing_portal_url(
+    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
+) -> None:
+    missing = only(await call(engine, PORTAL))
+    assert missing["code"] == "NOT_FOUND"
+    await customer_with_card(engine, stripe_client, emulator)
+    portal = only(await call(engine, PORTAL))
+    assert portal["__typename"] == "PortalPayload"
+    [session] = emulator.objects("billing_portal.session")
+    assert portal["url"] == session["url"]
+    assert session["return_url"] == "http://testserver/account"
+    async with httpx.AsyncClient() as browser:
+        assert (await browser.get(portal["url"])).status_code == 200
