@@ -8,8 +8,10 @@ import strawberry
 
 from revenue_engine.context import Info
 from revenue_engine.resolvers import plans as plan_resolvers
+from revenue_engine.resolvers import webhooks as webhook_resolvers
 from revenue_engine.schema.plans import ArchivePlanResult, Plan, PlanInput, UpsertPlanResult
 from revenue_engine.schema.viewer import Viewer, viewer_type
+from revenue_engine.schema.webhooks import ReplayWebhookEventResult, WebhookEventConnection
 
 
 @strawberry.type
@@ -19,6 +21,11 @@ class Query:
     )
     plan: Plan | None = strawberry.field(
         resolver=plan_resolvers.plan, description="One plan by uid; null when unknown."
+    )
+
+    webhook_events: WebhookEventConnection = strawberry.field(
+        resolver=webhook_resolvers.webhook_events,
+        description="Admin: received Stripe events, newest first (`first` at most 100).",
     )
 
     @strawberry.field(description="The authenticated caller (UNAUTHENTICATED without one).")
@@ -40,3 +47,7 @@ class Mutation:
     @strawberry.mutation(description="Admin: hide a plan from new purchases.")
     async def archive_plan(self, info: Info, uid: strawberry.ID) -> ArchivePlanResult:
         return await plan_resolvers.archive_plan(info, str(uid))
+
+    @strawberry.mutation(description="Admin: dispatch a stored Stripe event again, by its id.")
+    async def replay_webhook_event(self, info: Info, id: strawberry.ID) -> ReplayWebhookEventResult:
+        return await webhook_resolvers.replay_webhook_event(info, id)
