@@ -50,16 +50,12 @@ async def admit(object_id: str, *, created: int, event_type: str, event_id: str)
     """Record the event as the object's newest and return True, or False when it is older."""
     stage = stage_of(event_type)
     version = {"created": created, "stage": stage, "event_id": event_id}
-    query = {"object_id": object_id, "$or": _not_newer_than(created, stage, event_id)}
-    for _ in range(2):
-        result = await StripeObjectVersion.find_one(query).update({"$set": version})
-        if getattr(result, "matched_count", 0):
-            return True
-        if await StripeObjectVersion.find_one({"object_id": object_id}) is not None:
-            return False
-        try:
-            await StripeObjectVersion(object_id=object_id, **version).insert()
-        except DuplicateKeyError:
-            continue  # inserted concurrently: compare against it
+    try:
+        await StripeObjectVersion(object_id=object_id, **version).insert()
+    except DuplicateKeyError:
+        pass  # seen before: the conditional update below decides
+    else:
         return True
-    return False
+    query = {"object_id": object_id, "$or": _not_newer_than(created, stage, event_id)}
+    result = await StripeObjectVersion.find_one(query).update({"$set": version})
+    return bool(getattr(result, "matched_count", 0))

@@ -10,7 +10,7 @@ the Stripe endpoint; a test keeps the two in step and checks every key is a real
 what happened                               row          answer to Stripe
 ==========================================  ===========  ==================================
 handler returned                            processed    200
-type not in ``HANDLERS`` / other livemode   ignored      200
+type not in ``HANDLERS`` / other livemode   ignored      200 (recorded in one insert)
 handler raised ``IgnoredEvent``             ignored      200 (e.g. older than applied state)
 handler raised a ``WebhookError``           failed       200 (permanent; replay after a fix)
 transient (store, timeout, unavailable)     released     503 (Stripe redelivers)
@@ -92,21 +92,27 @@ async def _finish(
     return outcome
 
 
+def ignore_reason(event: StripeEvent, context: HandlerContext) -> str | None:
+    """Why ``event`` is not for us (the other livemode, no handler), or None."""
+    if event.livemode != context.livemode:
+        return f"livemode={str(event.livemode).lower()} event on a " + (
+            "live deployment" if context.livemode else "test-mode deployment"
+        )
+    if event.type not in HANDLERS:
+        return "no handler for this event type"
+    return None
+
+
 async def process(event: StripeEvent, claim: ledger.Claim, context: HandlerContext) -> Outcome:
     """Apply ``event`` under an owned ``claim`` and record the outcome (see the table above).
 
     Store errors while recording propagate: the caller answers 503 and the lease expires.
     """
     assert claim.owned
-    if event.livemode != context.livemode:
-        reason = f"livemode={str(event.livemode).lower()} event on a " + (
-            "live deployment" if context.livemode else "test-mode deployment"
-        )
-        return await _finish(claim, WebhookEventStatus.IGNORED, reason, Outcome.IGNORED)
-    handler = HANDLERS.get(event.type)
-    if handler is None:
-        reason = "no handler for this event type"
-        return await _finish(claim, WebhookEventStatus.IGNORED, reason, Outcome.IGNORED)
+    ignored = ignore_reason(event, context)
+    if ignored is not None:
+        return await _finish(claim, WebhookEventStatus.IGNORED, ignored, Outcome.IGNORED)
+    handler = HANDLERS[event.type]
     if claim.attempts > MAX_ATTEMPTS and not claim.replay:
         reason = f"gave up: claimed {claim.attempts} times without finishing"
         return await _finish(claim, WebhookEventStatus.FAILED, reason, Outcome.FAILED)
@@ -140,12 +146,15 @@ async def process(event: StripeEvent, claim: ledger.Claim, context: HandlerConte
 
 async def deliver(event: StripeEvent, payload: str, context: HandlerContext) -> Outcome:
     """A verified delivery from Stripe: claim it in the ledger, then process it once."""
-    claim = await ledger.claim(event, payload)
-    if not claim.owned:
+    claim = await ledger.claim(event, payload, ignored=ignore_reason(event, context))
+    if claim.recorded:
+        outcome = Outcome.IGNORED
+    elif not claim.owned:
         if claim.status is WebhookEventStatus.PROCESSING:
             return Outcome.BUSY
         return Outcome.DUPLICATE
-    outcome = await process(event, claim, context)
+    else:
+        outcome = await process(event, claim, context)
     log.info(
         "webhook event_id=%s type=%s outcome=%s attempts=%d",
         event.id,

@@ -49,6 +49,7 @@ class Claim:
     status: WebhookEventStatus
     attempts: int
     replay: bool = False
+    recorded: bool = False
 
     @property
     def owned(self) -> bool:
@@ -70,10 +71,15 @@ def _claimable(now: datetime, *, replay: bool) -> list[dict[str, Any]]:
     return conditions
 
 
-async def claim(event: StripeEvent, payload: str) -> Claim:
-    """Claim a delivered event (see the module docstring). Store errors propagate."""
+async def claim(event: StripeEvent, payload: str, *, ignored: str | None = None) -> Claim:
+    """Claim a delivered event (see the module docstring). Store errors propagate.
+
+    With ``ignored`` (the reason), an event we will not apply is inserted already finished as
+    ``ignored``: one write instead of claim + finish. The returned claim is then not owned
+    and ``recorded`` says this call wrote the outcome.
+    """
     now = utcnow()
-    token = _new_token()
+    token = None if ignored else _new_token()
     row = WebhookEvent(
         event_id=event.id,
         type=event.type,
@@ -82,7 +88,10 @@ async def claim(event: StripeEvent, payload: str) -> Claim:
         created=datetime.fromtimestamp(event.created, UTC),
         received_at=now,
         payload=payload,
-        claimed_at=now,
+        status=WebhookEventStatus.IGNORED if ignored else WebhookEventStatus.PROCESSING,
+        last_error=ignored,
+        processed_at=now if ignored else None,
+        claimed_at=None if ignored else now,
         claim_token=token,
     )
     try:
@@ -91,7 +100,7 @@ async def claim(event: StripeEvent, payload: str) -> Claim:
         taken = await take(event.id)
         assert taken is not None  # the row exists: the index just said so
         return taken
-    return Claim(event.id, token, WebhookEventStatus.PROCESSING, attempts=1)
+    return Claim(event.id, token, row.status, attempts=1, recorded=ignored is not None)
 
 
 async def take(event_id: str, *, replay: bool = False) -> Claim | None:
