@@ -127,6 +127,9 @@ def _events(args: argparse.Namespace, settings: Settings) -> int:
             return 1
         try:
             return await replay_events(settings, event_id=args.id)
+        except StoreError as exc:
+            print(f"error: database unavailable ({type(exc).__name__})", file=sys.stderr)
+            return 1
         finally:
             database.close()
 

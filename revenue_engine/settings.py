@@ -75,8 +75,8 @@ class Settings(BaseSettings):
     stripe_max_network_retries: int = Field(default=2, ge=0, le=5)
 
     # --- webhooks ------------------------------------------------------------------------
-    stripe_webhook_path: str = "/webhooks/stripe"
-    webhook_max_body_bytes: int = Field(default=1_048_576, ge=1024, le=16_777_216)
+    stripe_webhook_path: str = "/webhooks/stripe"  # the URL registered on the Stripe endpoint
+    webhook_max_body_bytes: int = Field(default=1_048_576, ge=1024, le=16_777_216)  # else 413
 
     # --- plans ---------------------------------------------------------------------------
     plans_file: Path | None = None  # None -> the demo plans
@@ -102,7 +102,8 @@ class Settings(BaseSettings):
     @field_validator("stripe_webhook_path")
     @classmethod
     def _check_webhook_path(cls, value: str) -> str:
-        if not _WEBHOOK_PATH.match(value) or value in _RESERVED_PATHS:
+        dots = any(segment in {".", ".."} for segment in value.split("/"))
+        if not _WEBHOOK_PATH.match(value) or dots or value in _RESERVED_PATHS:
             raise SettingsError(
                 "STRIPE_WEBHOOK_PATH must be an absolute path such as /webhooks/stripe, "
                 "different from the API's own routes"

@@ -325,3 +325,19 @@ async def test_w17_error_messages_are_scrubbed(client: httpx.AsyncClient, spy: S
     assert "Z9Z9" not in stored.last_error
     assert "pw@" not in stored.last_error
     assert stored.last_error.startswith("RuntimeError: auth failed for ***")
+
+
+async def test_a_hanging_handler_is_cut_off_by_the_ack_budget(client_for: Start, spy: Spy) -> None:
+    settings = make_settings(stripe_webhook_secret=["whsec_" + "5f" * 16], mongodb_timeout_ms=300)
+    client: httpx.AsyncClient = await client_for(settings)
+    spy.delay = 30
+    payload = product_event()
+    started = time.monotonic()
+    response = await post(client, payload)
+    assert response.status_code == 503
+    assert time.monotonic() - started < 2  # budget: 2 x 0.3 s + 0.5 s
+    # The claim keeps its lease (the handler may still be running somewhere): a redelivery
+    # inside the lease is told to come back later, not run twice.
+    spy.delay = 0
+    assert (await post(client, payload)).status_code == 409
+    assert len(spy.calls) == 1

@@ -306,7 +306,9 @@ async def test_the_path_is_configurable(client_for: Start) -> None:
     assert (await post(client, unhandled())).status_code == 404
 
 
-@pytest.mark.parametrize("path", ["/graphql", "/readyz", "webhooks", "/a b", "/x/../y?q=1"])
+@pytest.mark.parametrize(
+    "path", ["/graphql", "/readyz", "webhooks", "/a b", "/x/../y", "/x?q=1", "/"]
+)
 def test_unsafe_paths_are_refused(path: str) -> None:
     with pytest.raises(ValidationError, match="STRIPE_WEBHOOK_PATH"):
         make_settings(stripe_webhook_path=path)
