@@ -16,15 +16,16 @@ import pymongo
 import pytest
 from pymongo.errors import AutoReconnect
 
+from revenue_engine.db import Database
 from revenue_engine.documents import WebhookEvent, WebhookEventStatus
 from revenue_engine.documents.plan import utcnow
 from revenue_engine.settings import Settings
-from revenue_engine.webhooks import dispatch
+from revenue_engine.webhooks import dispatch, ledger
 from revenue_engine.webhooks.context import HandlerContext
 from revenue_engine.webhooks.errors import MalformedObject, TransientWebhookError
-from revenue_engine.webhooks.event import StripeEvent
+from revenue_engine.webhooks.event import StripeEvent, parse_event
 from tests.conftest import make_settings
-from tests.stripe_events import event, post, stripe_object, with_secrets
+from tests.stripe_events import body_of, event, post, stripe_object, with_secrets
 from tests.wire import BINARY, free_port
 
 Start = Callable[[Settings], Any]
@@ -245,8 +246,8 @@ async def test_w1_database_going_down_mid_service_is_503_then_applied_once_after
     # real database would still have; then Stripe redelivers.
     processes.append(_jongodb(port))
     with pymongo.MongoClient(f"mongodb://127.0.0.1:{port}/") as restored:
-        ledger = restored[settings.mongodb_database][WebhookEvent.Settings.name]
-        ledger.create_indexes(WebhookEvent.Settings.indexes)
+        events = restored[settings.mongodb_database][WebhookEvent.Settings.name]
+        events.create_indexes(WebhookEvent.Settings.indexes)
     for _ in range(20):
         again = await post(client, payload)
         if again.status_code == 200:
@@ -274,12 +275,8 @@ async def test_w14_livemode_events_on_a_test_deployment_are_ignored(
 
 
 async def test_w14_test_events_on_a_live_deployment_are_ignored(
-    database: Any, spy: Spy, store_settings: Settings
+    database: Database, spy: Spy, store_settings: Settings
 ) -> None:
-    from revenue_engine.webhooks import ledger
-    from revenue_engine.webhooks.event import parse_event
-    from tests.stripe_events import body_of
-
     live = HandlerContext(settings=store_settings, livemode=True)
     text = body_of(product_event(livemode=False)).decode()
     outcome = await dispatch.deliver(parse_event(text), text, live)
