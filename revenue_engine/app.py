@@ -1,4 +1,5 @@
-"""The ASGI application: ``create_app(settings)`` wires storage, auth, GraphQL and health routes.
+"""The ASGI application: ``create_app(settings)`` wires storage, auth, GraphQL, the Stripe
+webhook route and health routes.
 
 Startup connects to MongoDB and creates indexes. If the database is unreachable the process
 still starts (``/healthz`` answers, ``/readyz`` says 503) and keeps retrying in the background,
@@ -34,6 +35,7 @@ from revenue_engine.schema import build_schema
 from revenue_engine.schema.error_policy import shape_errors
 from revenue_engine.services.plans import load_plans_file
 from revenue_engine.settings import Settings, get_settings
+from revenue_engine.webhooks.endpoint import WebhookEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +190,8 @@ def create_app(settings: Settings | None = None, *, database_name: str | None = 
     )
     gate = AuthGate(graphql, Authenticator(settings))
     routes: list[BaseRoute] = [
+        # Authenticated by its signature, not by AuthGate; answers its own 405/415/413.
+        Route(settings.stripe_webhook_path, WebhookEndpoint(settings)),
         Route("/graphql", gate, methods=["GET", "POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),

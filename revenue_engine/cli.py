@@ -7,6 +7,7 @@ revenue-engine plans check [FILE]              validate a plans file, write noth
 revenue-engine plans load [FILE]               upsert a plans file into the database
 revenue-engine plans sync [FILE]               load, then create missing Stripe prices
 revenue-engine token --org ORG [--admin]       print a development JWT (AUTH_JWT_SECRET)
+revenue-engine events replay --failed | --id EVT  dispatch stored webhook events again
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
 from revenue_engine.errors import ValidationFailed
 from revenue_engine.settings import Settings, SettingsError, get_settings
@@ -104,6 +106,60 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def replay_events(
+    settings: Settings, *, event_id: str | None, out: TextIO = sys.stdout
+) -> int:
+    """Replay one stored event (``event_id``) or every failed one, printing progress to ``out``.
+
+    Expects the documents to be initialised (``db.connect``). Exit status 1 when anything is
+    still not applied (failed, busy, retry, not found), so scripts can tell.
+    """
+    from revenue_engine.webhooks import ledger
+    from revenue_engine.webhooks.context import HandlerContext
+    from revenue_engine.webhooks.replay import ReplayProgress, replay_many
+
+    ids = [event_id] if event_id else await ledger.failed_event_ids()
+    if not ids:
+        print("nothing to replay: no failed events", file=out)
+        return 0
+
+    def report(progress: ReplayProgress) -> None:
+        print(progress.line(), file=out, flush=True)
+
+    progress = await replay_many(
+        ids, HandlerContext.from_settings(settings), report=report, every=max(1, len(ids) // 20)
+    )
+    if progress.outcomes.get("not_found"):
+        print(f"error: webhook event {event_id!r} was not found", file=sys.stderr)
+    unresolved = sum(progress.outcomes.get(k, 0) for k in ("failed", "busy", "retry", "not_found"))
+    return 1 if unresolved else 0
+
+
+def _events(args: argparse.Namespace, settings: Settings) -> int:
+    async def run() -> int:
+        from revenue_engine.db import StoreError, connect
+
+        try:
+            database = await connect(settings)
+        except StoreError as exc:
+            print(f"error: database unreachable ({type(exc).__name__})", file=sys.stderr)
+            return 1
+        try:
+            return await replay_events(settings, event_id=args.id)
+        except StoreError as exc:
+            print(f"error: database unavailable ({type(exc).__name__})", file=sys.stderr)
+            return 1
+        finally:
+            database.close()
+
+    try:
+        return asyncio.run(run())
+    except KeyboardInterrupt:
+        # Each event is claimed, applied and recorded on its own: running again resumes.
+        print("interrupted: run the same command again to resume", file=sys.stderr)
+        return 130
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="revenue-engine", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -132,6 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--admin", action="store_true")
     token.add_argument("--ttl", type=int, default=3600)
     token.set_defaults(func=_token)
+
+    events = sub.add_parser("events", help="the Stripe webhook event ledger")
+    events_sub = events.add_subparsers(dest="action", required=True)
+    replay = events_sub.add_parser("replay", help="dispatch stored events again")
+    which = replay.add_mutually_exclusive_group(required=True)
+    which.add_argument("--failed", action="store_true", help="every event whose status is failed")
+    which.add_argument("--id", metavar="EVT", help="one event by its Stripe id (evt_…)")
+    replay.set_defaults(func=_events)
     return parser
 
 

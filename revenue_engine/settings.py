@@ -8,6 +8,7 @@ There is no module-level singleton: ``create_app(settings)`` takes an instance, 
 from __future__ import annotations
 
 import enum
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +23,11 @@ DEMO_PLANS_FILE = Path(__file__).parent / "data" / "demo_plans.yaml"
 
 # Substrings that mark a secret as a placeholder copied from .env.example.
 _PLACEHOLDER_MARKERS = ("change-me", "changeme", "placeholder", "replace-me", "xxxx", "example")
+
+
+# The webhook route: an absolute path of plain segments, not one of the API's own routes.
+_WEBHOOK_PATH = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
+_RESERVED_PATHS = frozenset({"/graphql", "/healthz", "/readyz"})
 
 
 class Environment(enum.StrEnum):
@@ -74,6 +80,10 @@ class Settings(BaseSettings):
     past_due_grace_days: int = Field(default=7, ge=0, le=60)
     payment_dedup_window_seconds: int = Field(default=300, ge=0, le=86_400)
 
+    # --- webhooks ------------------------------------------------------------------------
+    stripe_webhook_path: str = "/webhooks/stripe"  # the URL registered on the Stripe endpoint
+    webhook_max_body_bytes: int = Field(default=1_048_576, ge=1024, le=16_777_216)  # else 413
+
     # --- plans ---------------------------------------------------------------------------
     plans_file: Path | None = None  # None -> the demo plans
 
@@ -93,6 +103,17 @@ class Settings(BaseSettings):
         # STRIPE_WEBHOOK_SECRET may list several secrets (rotation), comma-separated.
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("stripe_webhook_path")
+    @classmethod
+    def _check_webhook_path(cls, value: str) -> str:
+        dots = any(segment in {".", ".."} for segment in value.split("/"))
+        if not _WEBHOOK_PATH.match(value) or dots or value in _RESERVED_PATHS:
+            raise SettingsError(
+                "STRIPE_WEBHOOK_PATH must be an absolute path such as /webhooks/stripe, "
+                "different from the API's own routes"
+            )
         return value
 
     @model_validator(mode="after")

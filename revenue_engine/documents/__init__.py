@@ -8,6 +8,7 @@ from revenue_engine.documents.checkout import CheckoutSession, CheckoutStatus
 from revenue_engine.documents.customer import Customer
 from revenue_engine.documents.payment import Payment
 from revenue_engine.documents.plan import BillingInterval, Overage, PlanPrice, SubscriptionPlan
+from revenue_engine.documents.stripe_object_version import StripeObjectVersion
 from revenue_engine.documents.subscription import (
     LIVE_STATUSES,
     TERMINAL_STATUSES,
@@ -16,6 +17,7 @@ from revenue_engine.documents.subscription import (
     Subscription,
     SubscriptionItem,
 )
+from revenue_engine.documents.webhook_event import WebhookEvent, WebhookEventStatus
 
 #: Every document model; ``db.connect`` initialises them all (and creates their indexes).
 DOCUMENT_MODELS: tuple[type[Document], ...] = (
@@ -25,6 +27,8 @@ DOCUMENT_MODELS: tuple[type[Document], ...] = (
     Subscription,
     AuditEntry,
     Payment,
+    WebhookEvent,
+    StripeObjectVersion,
 )
 
 __all__ = [
@@ -40,7 +44,10 @@ __all__ = [
     "Overage",
     "Payment",
     "PlanPrice",
+    "StripeObjectVersion",
     "Subscription",
     "SubscriptionItem",
     "SubscriptionPlan",
+    "WebhookEvent",
+    "WebhookEventStatus",
 ]

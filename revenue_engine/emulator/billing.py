@@ -495,17 +495,20 @@ def invoice_pending(
 
 def collect(ctx: Ctx, sub: JSON, inv: JSON) -> None:
     """An automatic payment attempt, with the dunning consequences of a failure."""
-    if attempt_payment(ctx, inv) is None:
-        return
     policy = ctx.state.config.dunning
-    failures = int(inv["attempt_count"])
     now = ctx.state.now_for(sub)
-    before_inv = snapshot(inv)
-    exhausted = failures > len(policy.retry_days)
-    inv["next_payment_attempt"] = (
-        None if exhausted else now + policy.retry_days[failures - 1] * 86400
-    )
-    emit_update(ctx, "invoice.updated", inv, before_inv)
+
+    def schedule_retry(failed: JSON) -> None:
+        # Retry N happens retry_days[N-1] days after the previous attempt.
+        failures = int(failed["attempt_count"])
+        exhausted = failures > len(policy.retry_days)
+        failed["next_payment_attempt"] = (
+            None if exhausted else now + policy.retry_days[failures - 1] * 86400
+        )
+
+    if attempt_payment(ctx, inv, on_failure=schedule_retry) is None:
+        return
+    exhausted = inv["next_payment_attempt"] is None
     if sub["status"] in ("active", "trialing"):
         before = snapshot(sub)
         sub["status"] = "past_due"

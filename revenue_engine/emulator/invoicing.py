@@ -12,6 +12,7 @@ Invoices link to their subscription the current-API way: ``parent.subscription_d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from revenue_engine.emulator.errors import StripeError, invalid_request
@@ -337,28 +338,38 @@ def subscription_of(ctx: Ctx, inv: JSON) -> JSON | None:
     return ctx.store.get("subscription", sub_id) if isinstance(sub_id, str) else None
 
 
-def attempt_payment(ctx: Ctx, inv: JSON, payment_method: JSON | None = None) -> StripeError | None:
-    """Charge an open invoice; returns the error on failure (after recording the attempt)."""
+def attempt_payment(
+    ctx: Ctx,
+    inv: JSON,
+    payment_method: JSON | None = None,
+    *,
+    on_failure: Callable[[JSON], None] | None = None,
+) -> StripeError | None:
+    """Charge an open invoice; returns the error on failure (after recording the attempt).
+
+    ``on_failure`` runs before ``invoice.payment_failed`` is emitted, so the event carries what
+    it decides (the dunning schedule's ``next_payment_attempt``).
+    """
     pm = payment_method or default_payment_method(ctx, inv)
-    before = snapshot(inv)
     inv["attempted"] = True
     inv["attempt_count"] = int(inv["attempt_count"]) + 1
+    failure: StripeError | None
     if pm is None:
-        error = invalid_request(
+        failure = invalid_request(
             "This customer has no attached payment source or default payment method. Please "
             "consider adding a default payment method.",
             code="resource_missing",
         )
-        emit_update(ctx, "invoice.updated", inv, before)
-        emit(ctx, "invoice.payment_failed", inv)
-        return error
-    pi = invoice_intent(ctx, inv)
-    decline = confirm_intent(ctx, pi, pm)
-    if decline is None:
-        mark_paid(ctx, inv, pi)
-        return None
+    else:
+        pi = invoice_intent(ctx, inv)
+        failure = confirm_intent(ctx, pi, pm)
+        if failure is None:
+            mark_paid(ctx, inv, pi)
+            return None
+    if on_failure is not None:
+        on_failure(inv)
     emit(ctx, "invoice.payment_failed", inv)
-    return decline
+    return failure
 
 
 def mark_paid(ctx: Ctx, inv: JSON, pi: JSON | None) -> None:

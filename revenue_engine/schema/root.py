@@ -9,6 +9,7 @@ import strawberry
 from revenue_engine.context import Info
 from revenue_engine.resolvers import billing
 from revenue_engine.resolvers import plans as plan_resolvers
+from revenue_engine.resolvers import webhooks as webhook_resolvers
 from revenue_engine.schema.billing import (
     ChangePlanInput,
     CheckoutInput,
@@ -31,6 +32,7 @@ from revenue_engine.schema.billing import (
 )
 from revenue_engine.schema.plans import ArchivePlanResult, Plan, PlanInput, UpsertPlanResult
 from revenue_engine.schema.viewer import Viewer, viewer_type
+from revenue_engine.schema.webhooks import ReplayWebhookEventResult, WebhookEventConnection
 
 
 @strawberry.type
@@ -40,6 +42,11 @@ class Query:
     )
     plan: Plan | None = strawberry.field(
         resolver=plan_resolvers.plan, description="One plan by uid; null when unknown."
+    )
+
+    webhook_events: WebhookEventConnection = strawberry.field(
+        resolver=webhook_resolvers.webhook_events,
+        description="Admin: received Stripe events, newest first (`first` at most 100).",
     )
 
     @strawberry.field(description="The authenticated caller (UNAUTHENTICATED without one).")
@@ -179,3 +186,7 @@ class Mutation:
         self, info: Info, return_path: str | None = None
     ) -> PortalResult:
         return await billing.create_billing_portal_session(info, return_path)
+
+    @strawberry.mutation(description="Admin: dispatch a stored Stripe event again, by its id.")
+    async def replay_webhook_event(self, info: Info, id: strawberry.ID) -> ReplayWebhookEventResult:
+        return await webhook_resolvers.replay_webhook_event(info, id)

@@ -1,0 +1,48 @@
+"""Resolvers of the webhook ledger: listing and replaying events (admin only)."""
+
+from __future__ import annotations
+
+import strawberry
+
+from revenue_engine.context import Info
+from revenue_engine.documents import WebhookEventStatus as StatusDoc
+from revenue_engine.errors import FieldProblem, ValidationFailed
+from revenue_engine.schema.pagination import MAX_PAGE_SIZE
+from revenue_engine.schema.webhooks import (
+    ReplayWebhookEventPayload,
+    WebhookEventConnection,
+    WebhookEventStatus,
+    WebhookOutcome,
+    connection,
+    webhook_event_type,
+)
+from revenue_engine.webhooks import ledger
+from revenue_engine.webhooks.context import HandlerContext
+from revenue_engine.webhooks.replay import replay_event
+
+
+async def webhook_events(
+    info: Info,
+    status: WebhookEventStatus | None = None,
+    type: str | None = None,
+    first: int | None = 20,
+    after: str | None = None,
+) -> WebhookEventConnection:
+    info.context.require_admin()
+    first = 20 if first is None else first
+    if not 1 <= first <= MAX_PAGE_SIZE:
+        message = f"first must be between 1 and {MAX_PAGE_SIZE}"
+        raise ValidationFailed(message, [FieldProblem("first", message)])
+    rows, has_next = await ledger.list_events(
+        status=StatusDoc(status.value) if status else None, type=type, first=first, after=after
+    )
+    return connection(rows, has_next)
+
+
+async def replay_webhook_event(info: Info, event_id: strawberry.ID) -> ReplayWebhookEventPayload:
+    info.context.require_admin()
+    context = HandlerContext.from_settings(info.context.settings)
+    outcome, row = await replay_event(str(event_id), context)
+    return ReplayWebhookEventPayload(
+        outcome=WebhookOutcome(outcome.value), event=webhook_event_type(row)
+    )

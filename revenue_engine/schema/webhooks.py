@@ -1,0 +1,101 @@
+"""GraphQL types of the webhook ledger (admin only) and their converters from documents."""
+
+from __future__ import annotations
+
+import enum
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+from revenue_engine.documents import WebhookEvent as WebhookEventDoc
+from revenue_engine.schema.errors import NotFoundError
+from revenue_engine.schema.pagination import PageInfo
+
+
+@strawberry.enum(description="Where a received Stripe event stands.")
+class WebhookEventStatus(enum.StrEnum):
+    PROCESSING = "processing"
+    PROCESSED = "processed"
+    IGNORED = "ignored"
+    FAILED = "failed"
+
+
+@strawberry.enum(description="What a replay achieved.")
+class WebhookOutcome(enum.StrEnum):
+    PROCESSED = "processed"
+    IGNORED = "ignored"
+    FAILED = "failed"
+    BUSY = "busy"
+    RETRY = "retry"
+
+
+@strawberry.type(description="A Stripe event received by the webhook route, as the ledger has it.")
+class WebhookEvent:
+    id: strawberry.ID = strawberry.field(description="Stripe's event id (`evt_…`).")
+    type: str
+    livemode: bool
+    api_version: str | None
+    created: datetime = strawberry.field(description="When Stripe created the event.")
+    received_at: datetime
+    status: WebhookEventStatus
+    attempts: int = strawberry.field(description="Deliveries and replays that claimed it.")
+    last_error: str | None = strawberry.field(
+        description="Why it was not applied (failed, ignored, or waiting for a redelivery)."
+    )
+    processed_at: datetime | None = strawberry.field(description="When the last attempt finished.")
+    raw_payload: strawberry.Private[str]
+
+    @strawberry.field(description="The event exactly as Stripe sent it.")
+    def payload(self) -> JSON:
+        parsed: Any = json.loads(self.raw_payload)
+        return parsed  # type: ignore[no-any-return]
+
+
+@strawberry.type
+class WebhookEventEdge:
+    cursor: str
+    node: WebhookEvent
+
+
+@strawberry.type(description="A page of webhook events, newest first.")
+class WebhookEventConnection:
+    edges: list[WebhookEventEdge]
+    page_info: PageInfo
+
+
+@strawberry.type
+class ReplayWebhookEventPayload:
+    outcome: WebhookOutcome
+    event: WebhookEvent
+
+
+ReplayWebhookEventResult = Annotated[
+    ReplayWebhookEventPayload | NotFoundError, strawberry.union("ReplayWebhookEventResult")
+]
+
+
+def webhook_event_type(row: WebhookEventDoc) -> WebhookEvent:
+    return WebhookEvent(
+        id=strawberry.ID(row.event_id),
+        type=row.type,
+        livemode=row.livemode,
+        api_version=row.api_version,
+        created=row.created,
+        received_at=row.received_at,
+        status=WebhookEventStatus(row.status.value),
+        attempts=row.attempts,
+        last_error=row.last_error,
+        processed_at=row.processed_at,
+        raw_payload=row.payload,
+    )
+
+
+def connection(rows: list[WebhookEventDoc], has_next: bool) -> WebhookEventConnection:
+    edges = [WebhookEventEdge(cursor=str(row.id), node=webhook_event_type(row)) for row in rows]
+    return WebhookEventConnection(
+        edges=edges,
+        page_info=PageInfo(has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None),
+    )

@@ -1,0 +1,165 @@
+"""The dispatch table and the one place that turns a handler's result into a ledger outcome.
+
+``HANDLERS`` maps a Stripe event type to ``async def handler(event, context) -> None``.
+Register a handler by adding its types here (and to the README's list of events to enable on
+the Stripe endpoint; a test keeps the two in step and checks every key is a real event type).
+
+``process(event, claim, context)`` runs the handler for an owned claim and records:
+
+==========================================  ===========  ==================================
+what happened                               row          answer to Stripe
+==========================================  ===========  ==================================
+handler returned                            processed    200
+type not in ``HANDLERS`` / other livemode   ignored      200 (recorded in one insert)
+handler raised ``IgnoredEvent``             ignored      200 (e.g. older than applied state)
+handler raised a ``WebhookError``           failed       200 (permanent; replay after a fix)
+transient (store, timeout, unavailable)     released     503 (Stripe redelivers)
+transient on the ``MAX_ATTEMPTS``-th try    failed       200 (parked for replay: bounded)
+any other exception (a bug)                 failed       200 (class + scrubbed message)
+==========================================  ===========  ==================================
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Awaitable, Callable
+
+from revenue_engine.db import StoreError
+from revenue_engine.documents import WebhookEventStatus
+from revenue_engine.errors import ServiceUnavailable
+from revenue_engine.logs import scrub
+from revenue_engine.webhooks import ledger
+from revenue_engine.webhooks.context import HandlerContext
+from revenue_engine.webhooks.errors import IgnoredEvent, TransientWebhookError, WebhookError
+from revenue_engine.webhooks.event import StripeEvent
+from revenue_engine.webhooks.handlers import catalog
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[StripeEvent, HandlerContext], Awaitable[None]]
+
+HANDLERS: dict[str, Handler] = {
+    "price.created": catalog.price_changed,
+    "price.updated": catalog.price_changed,
+    "price.deleted": catalog.price_changed,
+    "product.created": catalog.product_changed,
+    "product.updated": catalog.product_changed,
+    "product.deleted": catalog.product_changed,
+}
+
+#: Claims of one event after which a transient failure parks it as ``failed`` (W7: bounded).
+MAX_ATTEMPTS = 8
+
+#: Exceptions that mean "try again later" rather than "this event cannot be applied".
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    TransientWebhookError,
+    StoreError,
+    TimeoutError,
+    ServiceUnavailable,
+)
+
+
+class Outcome(enum.StrEnum):
+    """What a delivery (or a replay) achieved; the endpoint maps it to an HTTP status."""
+
+    PROCESSED = "processed"
+    IGNORED = "ignored"
+    FAILED = "failed"
+    DUPLICATE = "duplicate"  # already finished: nothing done
+    BUSY = "busy"  # another delivery holds the claim
+    RETRY = "retry"  # transient failure: claim released, deliver again later
+
+
+def describe(exc: BaseException) -> str:
+    """``Class: message`` with anything secret-looking scrubbed (stored and shown to admins)."""
+    message = str(exc)
+    return scrub(f"{type(exc).__name__}: {message}" if message else type(exc).__name__)
+
+
+def _transient_reason(exc: BaseException) -> str:
+    if isinstance(exc, TransientWebhookError):
+        return scrub(exc.reason)
+    return describe(exc)
+
+
+async def _finish(
+    claim: ledger.Claim, status: WebhookEventStatus, error: str | None, outcome: Outcome
+) -> Outcome:
+    if not await ledger.finish(claim, status, error):
+        # Our lease ran out and another delivery re-took the event; its outcome stands.
+        log.warning("webhook claim lost event_id=%s", claim.event_id)
+    return outcome
+
+
+def ignore_reason(event: StripeEvent, context: HandlerContext) -> str | None:
+    """Why ``event`` is not for us (the other livemode, no handler), or None."""
+    if event.livemode != context.livemode:
+        return f"livemode={str(event.livemode).lower()} event on a " + (
+            "live deployment" if context.livemode else "test-mode deployment"
+        )
+    if event.type not in HANDLERS:
+        return "no handler for this event type"
+    return None
+
+
+async def process(event: StripeEvent, claim: ledger.Claim, context: HandlerContext) -> Outcome:
+    """Apply ``event`` under an owned ``claim`` and record the outcome (see the table above).
+
+    Store errors while recording propagate: the caller answers 503 and the lease expires.
+    """
+    assert claim.owned
+    ignored = ignore_reason(event, context)
+    if ignored is not None:
+        return await _finish(claim, WebhookEventStatus.IGNORED, ignored, Outcome.IGNORED)
+    handler = HANDLERS[event.type]
+    if claim.attempts > MAX_ATTEMPTS and not claim.replay:
+        reason = f"gave up: claimed {claim.attempts} times without finishing"
+        return await _finish(claim, WebhookEventStatus.FAILED, reason, Outcome.FAILED)
+    try:
+        await handler(event, context)
+    except IgnoredEvent as exc:
+        return await _finish(claim, WebhookEventStatus.IGNORED, exc.reason, Outcome.IGNORED)
+    except WebhookError as exc:
+        log.warning("webhook failed event_id=%s type=%s code=%s", event.id, event.type, exc.code)
+        error = f"{exc.code}: {scrub(exc.reason)}"
+        return await _finish(claim, WebhookEventStatus.FAILED, error, Outcome.FAILED)
+    except TRANSIENT_ERRORS as exc:
+        reason = _transient_reason(exc)
+        log.warning(
+            "webhook transient failure event_id=%s type=%s attempts=%d error=%s",
+            event.id,
+            event.type,
+            claim.attempts,
+            type(exc).__name__,
+        )
+        if claim.attempts >= MAX_ATTEMPTS and not claim.replay:
+            error = f"gave up after {claim.attempts} attempts: {reason}"
+            return await _finish(claim, WebhookEventStatus.FAILED, error, Outcome.FAILED)
+        await ledger.release(claim, f"transient: {reason}")
+        return Outcome.RETRY
+    except Exception as exc:
+        log.exception("webhook handler error event_id=%s type=%s", event.id, event.type)
+        return await _finish(claim, WebhookEventStatus.FAILED, describe(exc), Outcome.FAILED)
+    return await _finish(claim, WebhookEventStatus.PROCESSED, None, Outcome.PROCESSED)
+
+
+async def deliver(event: StripeEvent, payload: str, context: HandlerContext) -> Outcome:
+    """A verified delivery from Stripe: claim it in the ledger, then process it once."""
+    claim = await ledger.claim(event, payload, ignored=ignore_reason(event, context))
+    if claim.recorded:
+        outcome = Outcome.IGNORED
+    elif not claim.owned:
+        if claim.status is WebhookEventStatus.PROCESSING:
+            return Outcome.BUSY
+        return Outcome.DUPLICATE
+    else:
+        outcome = await process(event, claim, context)
+    log.info(
+        "webhook event_id=%s type=%s outcome=%s attempts=%d",
+        event.id,
+        event.type,
+        outcome,
+        claim.attempts,
+    )
+    return outcome

@@ -1,0 +1,216 @@
+"""The webhook ledger: claim an event by inserting its row, finish or release the claim, list.
+
+Claim-by-insert: the first delivery of an event id inserts its ``WebhookEvent`` row (status
+``processing``, a fresh lease and a claim token) and processes it. A concurrent or later
+delivery of the same id hits the unique index and reads the row instead:
+
+* finished (``processed`` / ``ignored`` / ``failed``) → a duplicate: answered 200, nothing done;
+* ``processing`` under a live lease → busy: answered 409 so Stripe tries again later;
+* ``processing`` with a released lease (a transient failure) or one older than ``LEASE``
+  (the worker died) → re-taken atomically by exactly one delivery, ``attempts`` + 1.
+
+A replay (admin or CLI) may also take a finished row. Finishing and releasing are conditional
+on the claim token, so a delivery whose lease was re-taken cannot overwrite the new outcome.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from beanie import PydanticObjectId, SortDirection
+from beanie.odm.queries.update import UpdateResponse
+from bson.errors import InvalidId
+from pydantic import BaseModel
+
+from revenue_engine.db import DuplicateKeyError
+from revenue_engine.documents import WebhookEvent, WebhookEventStatus
+from revenue_engine.documents.plan import utcnow
+from revenue_engine.errors import ValidationFailed
+from revenue_engine.webhooks.event import StripeEvent
+
+#: How long a claim protects an event from being re-taken by another delivery.
+LEASE = timedelta(seconds=60)
+
+#: Longest ``last_error`` kept on a row.
+MAX_ERROR_LENGTH = 500
+
+FINISHED = (WebhookEventStatus.PROCESSED, WebhookEventStatus.IGNORED, WebhookEventStatus.FAILED)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The result of trying to claim an event: ``token`` is set when this caller owns it."""
+
+    event_id: str
+    token: str | None
+    status: WebhookEventStatus
+    attempts: int
+    replay: bool = False
+    recorded: bool = False
+
+    @property
+    def owned(self) -> bool:
+        return self.token is not None
+
+
+def _new_token() -> str:
+    return uuid.uuid4().hex
+
+
+def _claimable(now: datetime, *, replay: bool) -> list[dict[str, Any]]:
+    processing = WebhookEventStatus.PROCESSING.value
+    conditions: list[dict[str, Any]] = [
+        {"status": processing, "claimed_at": None},
+        {"status": processing, "claimed_at": {"$lt": now - LEASE}},
+    ]
+    if replay:
+        conditions.append({"status": {"$in": [s.value for s in FINISHED]}})
+    return conditions
+
+
+async def claim(event: StripeEvent, payload: str, *, ignored: str | None = None) -> Claim:
+    """Claim a delivered event (see the module docstring). Store errors propagate.
+
+    With ``ignored`` (the reason), an event we will not apply is inserted already finished as
+    ``ignored``: one write instead of claim + finish. The returned claim is then not owned
+    and ``recorded`` says this call wrote the outcome.
+    """
+    now = utcnow()
+    token = None if ignored else _new_token()
+    row = WebhookEvent(
+        event_id=event.id,
+        type=event.type,
+        livemode=event.livemode,
+        api_version=event.api_version,
+        created=datetime.fromtimestamp(event.created, UTC),
+        received_at=now,
+        payload=payload,
+        status=WebhookEventStatus.IGNORED if ignored else WebhookEventStatus.PROCESSING,
+        last_error=ignored,
+        processed_at=now if ignored else None,
+        claimed_at=None if ignored else now,
+        claim_token=token,
+    )
+    try:
+        await row.insert()
+    except DuplicateKeyError:
+        taken = await take(event.id)
+        assert taken is not None  # the row exists: the index just said so
+        return taken
+    return Claim(event.id, token, row.status, attempts=1, recorded=ignored is not None)
+
+
+async def take(event_id: str, *, replay: bool = False) -> Claim | None:
+    """Claim an existing row if it is claimable (``replay`` also takes finished rows).
+
+    ``None`` when there is no such event; a ``Claim`` without token when it is not claimable.
+    """
+    now = utcnow()
+    token = _new_token()
+    updated = await WebhookEvent.find_one(
+        {"event_id": event_id, "$or": _claimable(now, replay=replay)}
+    ).update(
+        {
+            "$set": {
+                "status": WebhookEventStatus.PROCESSING.value,
+                "claimed_at": now,
+                "claim_token": token,
+            },
+            "$inc": {"attempts": 1},
+        },
+        response_type=UpdateResponse.NEW_DOCUMENT,
+    )
+    if isinstance(updated, WebhookEvent):
+        return Claim(event_id, token, updated.status, updated.attempts, replay=replay)
+    current = await get_event(event_id)
+    if current is None:
+        return None
+    return Claim(event_id, None, current.status, current.attempts, replay=replay)
+
+
+async def finish(claim: Claim, status: WebhookEventStatus, error: str | None = None) -> bool:
+    """Record the outcome of an owned claim; False when the claim was re-taken meanwhile."""
+    assert status in FINISHED
+    result = await WebhookEvent.find_one(
+        {"event_id": claim.event_id, "claim_token": claim.token}
+    ).update(
+        {
+            "$set": {
+                "status": status.value,
+                "last_error": error[:MAX_ERROR_LENGTH] if error else None,
+                "processed_at": utcnow(),
+                "claimed_at": None,
+                "claim_token": None,
+            }
+        }
+    )
+    return bool(getattr(result, "matched_count", 0))
+
+
+async def release(claim: Claim, error: str) -> bool:
+    """Give an owned claim back after a transient failure: the next delivery may take it."""
+    result = await WebhookEvent.find_one(
+        {"event_id": claim.event_id, "claim_token": claim.token}
+    ).update(
+        {
+            "$set": {
+                "last_error": error[:MAX_ERROR_LENGTH],
+                "claimed_at": None,
+                "claim_token": None,
+            }
+        }
+    )
+    return bool(getattr(result, "matched_count", 0))
+
+
+async def get_event(event_id: str) -> WebhookEvent | None:
+    return await WebhookEvent.find_one({"event_id": event_id})
+
+
+def _cursor_id(cursor: str) -> PydanticObjectId:
+    try:
+        return PydanticObjectId(cursor)
+    except (InvalidId, TypeError, ValueError):
+        raise ValidationFailed("invalid cursor") from None
+
+
+async def list_events(
+    *,
+    status: WebhookEventStatus | None = None,
+    type: str | None = None,
+    first: int = 20,
+    after: str | None = None,
+) -> tuple[list[WebhookEvent], bool]:
+    """Newest first: up to ``first`` rows after the cursor ``after``, and whether more exist."""
+    query: dict[str, Any] = {}
+    if status is not None:
+        query["status"] = status.value
+    if type is not None:
+        query["type"] = type
+    if after is not None:
+        query["_id"] = {"$lt": _cursor_id(after)}
+    rows = (
+        await WebhookEvent.find(query)
+        .sort([("_id", SortDirection.DESCENDING)])
+        .limit(first + 1)
+        .to_list()
+    )
+    return rows[:first], len(rows) > first
+
+
+class _EventId(BaseModel):
+    event_id: str
+
+
+async def failed_event_ids() -> list[str]:
+    """Ids of every ``failed`` event, oldest first (what ``events replay --failed`` walks)."""
+    rows = (
+        await WebhookEvent.find({"status": WebhookEventStatus.FAILED.value})
+        .sort([("_id", SortDirection.ASCENDING)])
+        .project(_EventId)
+        .to_list()
+    )
+    return [row.event_id for row in rows]
