@@ -111,7 +111,6 @@ def _create(ctx: Ctx, p: Params) -> JSON:
         "balance": 0,
         "created": ctx.state.now(clock_id),
         "currency": None,
-        "customer_account": None,
         "default_source": None,
         "delinquent": False,
         "description": None,
