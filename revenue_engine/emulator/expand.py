@@ -16,7 +16,7 @@ from revenue_engine.emulator.errors import invalid_request
 from revenue_engine.emulator.state import Ctx
 from revenue_engine.emulator.store import JSON, snapshot
 
-Includable = Callable[[Ctx, JSON], JSON]
+Includable = Callable[[Ctx, JSON], JSON | None]
 
 _INCLUDABLE: dict[tuple[str, str], Includable] = {}
 

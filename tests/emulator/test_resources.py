@@ -283,6 +283,12 @@ async def test_subscription_create_cancel_at_period_end_and_undo(
     assert canceled.cancellation_details is not None
     assert canceled.cancellation_details.comment == "too pricey"
     assert (await client.v1.subscriptions.list_async()).data == []
+    with pytest.raises(stripe.InvalidRequestError) as twice:
+        await client.v1.subscriptions.cancel_async(sub.id)
+    assert (twice.value.http_status, twice.value.code) == (404, "resource_missing")
+    with pytest.raises(stripe.InvalidRequestError) as frozen:
+        await client.v1.subscriptions.update_async(sub.id, params={"cancel_at_period_end": True})
+    assert "can only update its cancellation_details and metadata" in str(frozen.value)
     everything = await client.v1.subscriptions.list_async(params={"status": "all"})
     assert [s.id for s in everything.data] == [sub.id]
     types = [e["type"] for e in reversed(emulator.events()) if e["type"].startswith("customer.sub")]
@@ -376,12 +382,17 @@ async def test_trial_and_incomplete_subscriptions(client: stripe.StripeClient) -
             "customer": no_card.id,
             "items": [{"price": price.id}],
             "payment_behavior": "default_incomplete",
-            "expand": ["latest_invoice"],
+            "expand": ["latest_invoice.confirmation_secret", "latest_invoice.payments"],
         }
     )
     assert pending.status == "incomplete"
     assert isinstance(pending.latest_invoice, stripe.Invoice)
     assert pending.latest_invoice.status == "open"
+    secret = pending.latest_invoice.confirmation_secret
+    assert secret is not None
+    assert (secret.type, secret.client_secret.split("_secret_")[0][:3]) == ("payment_intent", "pi_")
+    assert pending.latest_invoice.payments is not None
+    assert pending.latest_invoice.payments.data[0].status == "open"
     paid = await client.v1.invoices.pay_async(
         pending.latest_invoice.id, params={"payment_method": "pm_card_visa"}
     )

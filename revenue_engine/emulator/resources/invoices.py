@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from revenue_engine.emulator.errors import invalid_request
 from revenue_engine.emulator.events import emit_update
+from revenue_engine.emulator.expand import register_includable
 from revenue_engine.emulator.forms import Params, merge_metadata
 from revenue_engine.emulator.invoicing import (
     attempt_payment,
@@ -20,7 +21,7 @@ from revenue_engine.emulator.invoicing import (
     subscription_of,
     void,
 )
-from revenue_engine.emulator.lists import PAGINATION, created_filter, paginate
+from revenue_engine.emulator.lists import PAGINATION, created_filter, list_object, paginate
 from revenue_engine.emulator.resources.payment_methods import resolve
 from revenue_engine.emulator.routing import Route
 from revenue_engine.emulator.search import search
@@ -28,6 +29,24 @@ from revenue_engine.emulator.state import Ctx
 from revenue_engine.emulator.store import JSON, snapshot
 
 STATUSES = ("draft", "open", "paid", "uncollectible", "void")
+
+
+def _payments_included(ctx: Ctx, inv: JSON) -> JSON:
+    payments = ctx.store.all("invoice_payment", lambda pay: pay["invoice"] == inv["id"])
+    return list_object(payments, f"/v1/invoice_payments?invoice={inv['id']}")
+
+
+def _confirmation_secret(ctx: Ctx, inv: JSON) -> JSON | None:
+    """What Stripe.js needs to confirm an open invoice's payment (``default_incomplete``)."""
+    pi_id = ctx.store.priv(inv["id"]).get("payment_intent")
+    pi = ctx.store.get("payment_intent", pi_id) if pi_id else None
+    if pi is None or inv["status"] != "open":
+        return None
+    return {"client_secret": pi["client_secret"], "type": "payment_intent"}
+
+
+register_includable("invoice", "payments", _payments_included)
+register_includable("invoice", "confirmation_secret", _confirmation_secret)
 
 
 def _retrieve(ctx: Ctx, p: Params, id: str) -> JSON:

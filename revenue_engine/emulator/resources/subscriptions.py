@@ -422,9 +422,8 @@ def _cancel(ctx: Ctx, p: Params, id: str) -> JSON:
     p.only(("invoice_now", "prorate", "cancellation_details", "expand"))
     sub = ctx.store.require("subscription", id)
     if sub["status"] in ENDED:
-        raise invalid_request(
-            f"This subscription is already canceled: {id}.", code="resource_missing"
-        )
+        # Stripe treats an ended subscription as gone for cancellation purposes.
+        raise resource_missing("subscription", id)
     if p.boolean("prorate", default=False) and sub["status"] in ("active", "past_due"):
         now = ctx.state.now_for(sub)
         for item in items_of(sub):
