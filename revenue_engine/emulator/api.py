@@ -190,6 +190,15 @@ async def _fault(
     if fault.kind in ("500", "503"):
         error = api_error(int(fault.kind), "An error occurred with our connection to Stripe.")
         return _json_response(error.status, error.envelope(), headers)
+    if fault.kind == "409":
+        conflict = StripeError(
+            409,
+            "idempotency_error",
+            "There is currently another in-progress request using this Idempotent Key (that "
+            "probably means you submitted twice, and the other request is still going "
+            "through). Please retry this request later.",
+        )
+        return _json_response(409, conflict.envelope(), headers)
     if fault.kind == "429":
         error = rate_limited(fault.rate_limited_reason)
         return _json_response(429, error.envelope(), {**headers, **error.headers})

@@ -4,7 +4,7 @@ All bodies and answers are JSON.
 
 * ``POST /_emulator/reset`` - forget all objects, events, keys, faults and knobs.
 * ``GET /_emulator/state`` - object counts, pending deliveries, knobs, armed faults.
-* ``POST /_emulator/faults`` - arm a fault: ``{"kind": "500"|"503"|"429"|"timeout"|"reset",
+* ``POST /_emulator/faults`` - arm a fault: ``{"kind": "409"|"429"|"500"|"503"|"timeout"|"reset",
   "count": 1, "method": "POST", "path": "/v1/customers*", "when": "before"|"after",
   "hang_seconds": 30, "rate_limited_reason": "global-rate", "should_retry": null}``.
   ``GET`` lists armed faults, ``DELETE`` disarms all.

@@ -17,13 +17,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
 from revenue_engine.emulator.app import build_app
 from revenue_engine.emulator.delivery import Deliveries
-from revenue_engine.emulator.faults import Fault, FaultInjector, RequestLog
+from revenue_engine.emulator.faults import Fault, FaultInjector, FaultKind, RequestLog
 from revenue_engine.emulator.idempotency import IdempotencyCache
 from revenue_engine.emulator.ids import webhook_secret
 from revenue_engine.emulator.resources import (
@@ -117,7 +117,7 @@ class Emulator:
     # ------------------------------------------------------------------ faults & counters
     def inject_fault(self, kind: str, **options: Any) -> Fault:
         """Make the next ``count`` matching ``/v1`` requests fail; see :mod:`faults`."""
-        return self.faults.add(Fault(kind=kind, **options))  # type: ignore[arg-type]
+        return self.faults.add(Fault(kind=cast(FaultKind, kind), **options))
 
     def clear_faults(self) -> None:
         self.faults.clear()

@@ -4,6 +4,8 @@ A :class:`Fault` makes the next ``count`` matching ``/v1`` requests misbehave:
 
 * ``500`` / ``503`` — Stripe's ``api_error`` envelope with that status;
 * ``429`` — ``rate_limit`` error with a ``Stripe-Rate-Limited-Reason`` header;
+* ``409`` — ``idempotency_error``: another request with the same key is still in progress
+  (the SDKs retry 409s);
 * ``timeout`` — the response is held for ``hang_seconds`` (or until the client gives up);
 * ``reset`` — the TCP connection is dropped without a response.
 
@@ -22,8 +24,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-FaultKind = Literal["500", "503", "429", "timeout", "reset"]
-KINDS: tuple[str, ...] = ("500", "503", "429", "timeout", "reset")
+FaultKind = Literal["409", "429", "500", "503", "timeout", "reset"]
+KINDS: tuple[str, ...] = ("409", "429", "500", "503", "timeout", "reset")
 RATE_LIMIT_REASONS = (
     "global-rate",
     "global-concurrency",

@@ -24,7 +24,7 @@ def _one_key_seen(emulator: Emulator, times: int) -> str:
     return key
 
 
-@pytest.mark.parametrize("kind", ["500", "503", "reset"])
+@pytest.mark.parametrize("kind", ["409", "500", "503", "reset"])
 async def test_failures_before_execution_are_retried(
     client: stripe.StripeClient, emulator: Emulator, kind: str
 ) -> None:
