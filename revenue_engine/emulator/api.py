@@ -153,21 +153,26 @@ def _execute(
             idempotency_key=idem_key if method == "POST" else None,
             base_url=str(request.base_url),
         )
-        try:
-            with emulator.state.lock:
+        with emulator.state.lock:
+            store = emulator.state.store
+            savepoint = store.savepoint() if method != "GET" else None
+            try:
                 result = snapshot(route.call(ctx, Params(data), path_params))
                 expand.apply(ctx, result, expansions)
-            status, payload, extra = 200, json.dumps(result, indent=2).encode(), {}
-        except StripeError as error:
-            status, payload, extra = (
-                error.status,
-                json.dumps(error.envelope(), indent=2).encode(),
-                dict(error.headers),
-            )
-        except Exception:
-            logger.exception("emulator handler failed method=%s path=%s", method, path)
-            failure = api_error(500, "An unexpected error occurred in the Stripe emulator.")
-            status, payload, extra = 500, json.dumps(failure.envelope()).encode(), {}
+                status, payload, extra = 200, json.dumps(result, indent=2).encode(), {}
+            except StripeError as error:
+                # A failed write changes nothing, except a card decline: Stripe records the
+                # failed charge and the PaymentIntent's last_payment_error before answering 402.
+                if savepoint is not None and error.status != 402:
+                    store.rollback(savepoint)
+                status, payload = error.status, json.dumps(error.envelope(), indent=2).encode()
+                extra = dict(error.headers)
+            except Exception:
+                logger.exception("emulator handler failed method=%s path=%s", method, path)
+                if savepoint is not None:
+                    store.rollback(savepoint)
+                failure = api_error(500, "An unexpected error occurred in the Stripe emulator.")
+                status, payload, extra = 500, json.dumps(failure.envelope()).encode(), {}
         if method == "POST" and idem_key:
             cache.save(api_key, idem_key, SavedResponse(fingerprint, status, payload, req_id))
         return status, payload, extra, False

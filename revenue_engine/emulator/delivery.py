@@ -144,9 +144,18 @@ class Deliveries:
             self._store.priv(event["id"])["delivery_success"] = False
             self._ensure_worker()
 
+    def _prune(self) -> None:
+        """Forget queued deliveries of events that a failed (rolled back) request emitted."""
+        self._items = [
+            d
+            for d in self._items
+            if d.state != "pending" or self._store.get("event", d.event_id) is not None
+        ]
+
     def _claim(self) -> list[Delivery]:
         """Mark the due deliveries in flight, in the order they should be sent."""
         with self._lock:
+            self._prune()
             if self.knobs.paused:
                 return []
             now = time.monotonic()
@@ -166,6 +175,7 @@ class Deliveries:
         return max(0.0, min(pending) - time.monotonic())
 
     def _busy(self) -> int:
+        self._prune()
         return sum(1 for d in self._items if d.state in ("pending", "in_flight"))
 
     # ----------------------------------------------------------------- sending

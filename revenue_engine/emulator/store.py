@@ -5,6 +5,9 @@ resource module), keyed by type and id, in insertion order so lists can be serve
 like Stripe's. Facts Stripe never exposes (a card's test behaviour, dunning bookkeeping, a
 webhook secret after creation) live in a per-id ``private`` dict beside the object.
 
+A failed write must change nothing, as on Stripe: :meth:`Store.savepoint` / :meth:`Store.rollback`
+bracket each write request. Events are append-only, so a savepoint only remembers which existed.
+
 One re-entrant lock guards everything: the HTTP app may run in a server thread while a test
 thread pokes the same emulator through its Python control methods.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from revenue_engine.emulator.errors import resource_missing
@@ -95,6 +99,32 @@ class Store:
 
     def count(self, kind: str) -> int:
         return len(self.all(kind))
+
+    def savepoint(self) -> Savepoint:
+        """Everything needed to undo a write that fails half-way."""
+        objects = {kind: items for kind, items in self._objects.items() if kind != "event"}
+        copied = copy.deepcopy((objects, self.private))
+        return Savepoint(
+            copied[0], dict(self._types), copied[1], set(self._objects.get("event", {}))
+        )
+
+    def rollback(self, point: Savepoint) -> None:
+        events = {
+            event_id: event
+            for event_id, event in self._objects.get("event", {}).items()
+            if event_id in point.event_ids
+        }
+        self._objects = {**point.objects, "event": events}
+        self._types = point.types
+        self.private = point.private
+
+
+@dataclass(frozen=True)
+class Savepoint:
+    objects: dict[str, dict[str, JSON]]
+    types: dict[str, str]
+    private: dict[str, dict[str, Any]]
+    event_ids: set[str]
 
 
 def snapshot(obj: JSON) -> JSON:

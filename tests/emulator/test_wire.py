@@ -237,3 +237,26 @@ async def test_basic_auth_and_api_key_variants(http: httpx.AsyncClient) -> None:
     response = await http.get("/v1/customers", auth=(API_KEY, ""))
     assert response.status_code == 200
     assert response.json()["object"] == "list"
+
+
+async def test_a_failed_write_changes_nothing(
+    client: stripe.StripeClient, emulator: Emulator
+) -> None:
+    await client.v1.webhook_endpoints.create_async(
+        params={"url": "https://hooks.test/x", "enabled_events": ["*"]}
+    )
+    emulator.pause_deliveries()
+    other = await make_customer(client)
+    foreign_pm = str(other.invoice_settings.default_payment_method)
+    events_before = len(emulator.events())
+    with pytest.raises(stripe.InvalidRequestError):
+        # The customer would be created before its default payment method is found foreign.
+        await client.v1.customers.create_async(
+            params={
+                "email": "half@example.com",
+                "invoice_settings": {"default_payment_method": foreign_pm},
+            }
+        )
+    assert [c["id"] for c in emulator.objects("customer")] == [other.id]
+    assert len(emulator.events()) == events_before
+    assert emulator.pending_deliveries() == events_before
