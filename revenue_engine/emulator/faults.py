@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import fnmatch
 import threading
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -107,9 +107,13 @@ class LoggedRequest:
     fault: str | None = None
 
 
+# Enough for any test; bounded so a long-running embedded emulator does not grow forever.
+MAX_LOGGED_REQUESTS = 50_000
+
+
 @dataclass
 class RequestLog:
-    entries: list[LoggedRequest] = field(default_factory=list)
+    entries: deque[LoggedRequest] = field(default_factory=lambda: deque(maxlen=MAX_LOGGED_REQUESTS))
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def record(self, method: str, path: str, idempotency_key: str | None) -> LoggedRequest:

@@ -5,19 +5,21 @@ saved result is the first response — its status and body, including a 402 decl
 with the *same* method, path and parameters gets it back with ``Idempotent-Replayed: true``. The
 same key with different parameters is a 400 ``idempotency_error``. Like Stripe, a request that
 failed validation before it started executing (400/401/404) saves nothing, so it can be fixed and
-retried with the same key.
+retried with the same key. Saved results expire after 24 hours, Stripe's minimum retention.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 
 from revenue_engine.emulator.errors import idempotency_mismatch
 
 # Statuses whose response is saved: work happened (or was attempted) on Stripe's side.
 _SAVED_STATUSES = frozenset({200, 402, 500})
+RETENTION_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class SavedResponse:
     status: int
     body: bytes
     request_id: str
+    saved_at: float = 0.0
 
 
 class IdempotencyCache:
@@ -48,7 +51,7 @@ class IdempotencyCache:
         """The saved response for this key, or None; raises on a parameter mismatch."""
         with self._lock:
             saved = self._saved.get((api_key, key))
-        if saved is None:
+        if saved is None or time.monotonic() - saved.saved_at > RETENTION_SECONDS:
             return None
         if saved.fingerprint != fingerprint:
             raise idempotency_mismatch(key)
@@ -57,8 +60,12 @@ class IdempotencyCache:
     def save(self, api_key: str, key: str, response: SavedResponse) -> None:
         if response.status not in _SAVED_STATUSES:
             return
+        now = time.monotonic()
         with self._lock:
-            self._saved.setdefault((api_key, key), response)
+            expired = [k for k, v in self._saved.items() if now - v.saved_at > RETENTION_SECONDS]
+            for stale in expired:
+                del self._saved[stale]
+            self._saved.setdefault((api_key, key), replace(response, saved_at=now))
 
     def __len__(self) -> int:
         with self._lock:
