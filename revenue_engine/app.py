@@ -35,6 +35,7 @@ from revenue_engine.schema import build_schema
 from revenue_engine.schema.error_policy import shape_errors
 from revenue_engine.services.plans import load_plans_file
 from revenue_engine.settings import Settings, get_settings
+from revenue_engine.webhooks.dispatch import HANDLERS
 from revenue_engine.webhooks.endpoint import WebhookEndpoint
 
 log = logging.getLogger(__name__)
@@ -150,11 +151,14 @@ def create_app(settings: Settings | None = None, *, database_name: str | None = 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         database = open_database(settings, database_name=database_name)
-        gateway = StripeGateway.from_settings(settings)
         runtime = Runtime(settings=settings, database=database, gateway=gateway)
         app.state.runtime = runtime
         if emulator is not None:
+            from revenue_engine.embedded import register_webhook_endpoint
+
             await emulator.start()
+            secret = await register_webhook_endpoint(emulator, settings, sorted(HANDLERS))
+            webhook.secrets.append(secret)
         init = asyncio.create_task(_initialise(runtime))
         runtime.tasks.append(init)
         # Wait briefly so a healthy start is ready before the first request; a down database
@@ -178,10 +182,12 @@ def create_app(settings: Settings | None = None, *, database_name: str | None = 
     if settings.embedded_emulator:
         # The embedded default: the built-in Stripe emulator, mounted here, stands in for Stripe
         # (the gateway's base address points at this mount). Never used with a real key.
-        from revenue_engine.emulator import Emulator
+        from revenue_engine.embedded import build_emulator
 
-        emulator = Emulator(settings.public_base_url.rstrip("/") + EMULATOR_MOUNT)
+        emulator = build_emulator(settings)
 
+    # One Stripe client per app (no I/O until the first call); closed by the lifespan.
+    gateway = StripeGateway.from_settings(settings)
     graphql = EngineGraphQL(
         settings,
         graphql_ide="graphiql" if settings.graphiql_enabled else None,
@@ -189,9 +195,10 @@ def create_app(settings: Settings | None = None, *, database_name: str | None = 
         multipart_uploads_enabled=False,
     )
     gate = AuthGate(graphql, Authenticator(settings))
+    webhook = WebhookEndpoint(settings, gateway)
     routes: list[BaseRoute] = [
         # Authenticated by its signature, not by AuthGate; answers its own 405/415/413.
-        Route(settings.stripe_webhook_path, WebhookEndpoint(settings)),
+        Route(settings.stripe_webhook_path, webhook),
         Route("/graphql", gate, methods=["GET", "POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),

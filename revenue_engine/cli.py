@@ -126,9 +126,18 @@ async def replay_events(
     def report(progress: ReplayProgress) -> None:
         print(progress.line(), file=out, flush=True)
 
-    progress = await replay_many(
-        ids, HandlerContext.from_settings(settings), report=report, every=max(1, len(ids) // 20)
-    )
+    from revenue_engine.gateway import StripeGateway
+
+    gateway = StripeGateway.from_settings(settings)
+    try:
+        progress = await replay_many(
+            ids,
+            HandlerContext.from_settings(settings, gateway),
+            report=report,
+            every=max(1, len(ids) // 20),
+        )
+    finally:
+        await gateway.close()
     if progress.outcomes.get("not_found"):
         print(f"error: webhook event {event_id!r} was not found", file=sys.stderr)
     unresolved = sum(progress.outcomes.get(k, 0) for k in ("failed", "busy", "retry", "not_found"))

@@ -19,6 +19,7 @@ from pymongo.errors import AutoReconnect
 from revenue_engine.db import Database
 from revenue_engine.documents import WebhookEvent, WebhookEventStatus
 from revenue_engine.documents.plan import utcnow
+from revenue_engine.gateway import StripeGateway
 from revenue_engine.settings import Settings
 from revenue_engine.webhooks import dispatch, ledger
 from revenue_engine.webhooks.context import HandlerContext
@@ -277,7 +278,9 @@ async def test_w14_livemode_events_on_a_test_deployment_are_ignored(
 async def test_w14_test_events_on_a_live_deployment_are_ignored(
     database: Database, spy: Spy, store_settings: Settings
 ) -> None:
-    live = HandlerContext(settings=store_settings, livemode=True)
+    live = HandlerContext(
+        settings=store_settings, livemode=True, gateway=StripeGateway.from_settings(store_settings)
+    )
     text = body_of(product_event(livemode=False)).decode()
     outcome = await dispatch.deliver(parse_event(text), text, live)
     assert outcome is dispatch.Outcome.IGNORED

@@ -41,7 +41,7 @@ async def webhook_events(
 
 async def replay_webhook_event(info: Info, event_id: strawberry.ID) -> ReplayWebhookEventPayload:
     info.context.require_admin()
-    context = HandlerContext.from_settings(info.context.settings)
+    context = HandlerContext.from_settings(info.context.settings, info.context.gateway)
     outcome, row = await replay_event(str(event_id), context)
     return ReplayWebhookEventPayload(
         outcome=WebhookOutcome(outcome.value), event=webhook_event_type(row)

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from revenue_engine.gateway import StripeGateway
 from revenue_engine.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
 class HandlerContext:
-    """Dependencies of handlers (the Stripe gateway joins here once it exists)."""
+    """Dependencies of handlers."""
 
     settings: Settings
     #: The deployment's mode: events of the other mode are ignored, never applied.
     livemode: bool
+    #: Handlers re-read objects from Stripe through it (never trusting event order).
+    gateway: StripeGateway
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> HandlerContext:
-        return cls(settings=settings, livemode=settings.livemode)
+    def from_settings(
+        cls, settings: Settings, gateway: StripeGateway | None = None
+    ) -> HandlerContext:
+        return cls(
+            settings=settings,
+            livemode=settings.livemode,
+            gateway=gateway or StripeGateway.from_settings(settings),
+        )

@@ -34,6 +34,7 @@ from revenue_engine.webhooks.context import HandlerContext
 from revenue_engine.webhooks.errors import IgnoredEvent, TransientWebhookError, WebhookError
 from revenue_engine.webhooks.event import StripeEvent
 from revenue_engine.webhooks.handlers import catalog
+from revenue_engine.webhooks.handlers.billing import BILLING_HANDLERS
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ HANDLERS: dict[str, Handler] = {
     "product.created": catalog.product_changed,
     "product.updated": catalog.product_changed,
     "product.deleted": catalog.product_changed,
+    **BILLING_HANDLERS,
 }
 
 #: Claims of one event after which a transient failure parks it as ``failed`` (W7: bounded).

@@ -3,7 +3,9 @@ the gateway talking to it over loopback HTTP, GraphiQL and the demo SPA on."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -67,3 +69,44 @@ def test_graphiql_and_the_demo_spa_are_served(served: str) -> None:
     root = httpx.get(f"{served}/", timeout=10)
     assert root.status_code == 307
     assert root.headers["location"] == "/demo/"
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
+
+
+def test_pay_and_close_the_tab_still_subscribes(served: str) -> None:
+    """No verifyCheckoutSession: the emulator's signed webhooks bring the news."""
+    headers = {"x-organization-id": "org_tab", "x-customer-email": "tab@example.com"}
+
+    def ask(query: str) -> dict[str, Any]:
+        response = httpx.post(
+            f"{served}/graphql", json={"query": query}, headers=headers, timeout=10
+        )
+        data: dict[str, Any] = response.json()["data"]
+        return data
+
+    created = ask(
+        'mutation { createCheckoutSession(input: {planUid: "pro", billingInterval: MONTH}) '
+        "{ ... on CheckoutPayload { sessionId checkoutUrl } } }"
+    )["createCheckoutSession"]
+    paid = httpx.post(f"{created['checkoutUrl']}/pay", data={"card": "pm_card_visa"}, timeout=10)
+    assert paid.status_code == 303  # ... and the buyer closes the tab here
+
+    status_query = (
+        '{ subscriptionStatus { status isActive planUid } checkoutSession(id: "%s") { status } }'
+    )
+    wait_for(lambda: ask(status_query % created["sessionId"])["subscriptionStatus"]["isActive"])
+    final = ask(status_query % created["sessionId"])
+    assert final["subscriptionStatus"] == {"status": "active", "isActive": True, "planUid": "pro"}
+    assert final["checkoutSession"] == {"status": "COMPLETED"}
+    deliveries = httpx.get(f"{served}/stripe-emulator/_emulator/deliveries", timeout=10).json()[
+        "deliveries"
+    ]
+    types = {d["event_type"] for d in deliveries}
+    assert {"checkout.session.completed", "customer.subscription.created", "invoice.paid"} <= types
+    statuses = {a["status"] for d in deliveries for a in d["attempts"]}
+    assert statuses == {200}, "every delivery was verified and acknowledged"

@@ -1,0 +1,220 @@
+"""Handlers for subscription, checkout, invoice, payment and customer events.
+
+Order-proof by re-reading: an event only says *that* an object changed. The handler fetches the
+object from Stripe (the gateway) and hands the current truth to the one reconciler, with the
+moment just before the fetch as its observation time. Deliveries in any order, duplicates and
+same-second ties therefore all end in Stripe's latest state, and the reconciler refuses any
+observation older than the one it applied.
+
+Throttle: when our copy was observed at least a second after the event was created, that copy
+already includes the event's change (``created`` has one-second resolution), so the handler
+applies nothing and makes no Stripe call.
+
+An object we cannot tie to an organization yet (the customer document may be written a moment
+later by the mutation that created it) is transient: Stripe redelivers, and the dispatcher parks
+the event as ``failed`` after its attempt limit (W7), to be replayed once the cause is fixed.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from revenue_engine.documents import (
+    AuditEntry,
+    AuditSource,
+    CheckoutSession,
+    CheckoutStatus,
+    Customer,
+    Payment,
+    Subscription,
+)
+from revenue_engine.documents.plan import utcnow
+from revenue_engine.gateway import StripeNotFound
+from revenue_engine.services.reconcile import MalformedStripeObject, UnknownOrganization
+from revenue_engine.services.sync import refresh_subscription
+from revenue_engine.webhooks.context import HandlerContext
+from revenue_engine.webhooks.errors import (
+    IgnoredEvent,
+    MalformedObject,
+    TransientWebhookError,
+)
+from revenue_engine.webhooks.event import StripeEvent
+
+log = logging.getLogger(__name__)
+
+
+def _id(value: Any) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, str) and value else None
+
+
+def _created(event: StripeEvent) -> datetime:
+    return datetime.fromtimestamp(event.created, tz=UTC)
+
+
+async def _apply_subscription(event: StripeEvent, context: HandlerContext, sub_id: str) -> None:
+    """Re-read ``sub_id`` and reconcile it, unless our copy is already newer than the event."""
+    current = await Subscription.find_one({"stripe_subscription_id": sub_id})
+    if current is not None:
+        observed = current.observed_at
+        if observed.tzinfo is None:
+            observed = observed.replace(tzinfo=UTC)
+        if observed >= _created(event) + timedelta(seconds=1):
+            raise IgnoredEvent(f"subscription {sub_id} was observed after this event")
+    try:
+        await refresh_subscription(
+            context.gateway, sub_id, source=AuditSource.WEBHOOK, reference=event.id
+        )
+    except StripeNotFound as exc:
+        raise MalformedObject(f"subscription {sub_id} does not exist at Stripe") from exc
+    except UnknownOrganization as exc:
+        raise TransientWebhookError(exc.message) from exc
+    except MalformedStripeObject as exc:
+        raise MalformedObject(exc.message) from exc
+
+
+async def subscription_changed(event: StripeEvent, context: HandlerContext) -> None:
+    """customer.subscription.* — the object is the subscription itself."""
+    sub_id = event.object_id
+    if not sub_id or event.object.get("object") != "subscription":
+        raise MalformedObject("the event's object is not a subscription")
+    await _apply_subscription(event, context, sub_id)
+
+
+def _invoice_subscription(invoice: dict[str, Any]) -> str | None:
+    # Current API: invoice.parent.subscription_details.subscription (older: invoice.subscription).
+    parent = invoice.get("parent") or {}
+    details = parent.get("subscription_details") or {}
+    return _id(details.get("subscription")) or _id(invoice.get("subscription"))
+
+
+async def invoice_changed(event: StripeEvent, context: HandlerContext) -> None:
+    """invoice.* — a subscription's invoice moved (paid, failed, finalized, action required):
+    the subscription's status may have moved with it (active, past_due, unpaid…)."""
+    if event.object.get("object") != "invoice":
+        raise MalformedObject("the event's object is not an invoice")
+    sub_id = _invoice_subscription(event.object)
+    if sub_id is None:
+        raise IgnoredEvent("a one-off invoice: no subscription to update")
+    await _apply_subscription(event, context, sub_id)
+
+
+async def checkout_changed(event: StripeEvent, context: HandlerContext) -> None:
+    """checkout.session.* — record the session's outcome and apply its subscription, so a buyer
+    who never comes back to the success URL is still subscribed."""
+    session = event.object
+    session_id = event.object_id
+    if not session_id or session.get("object") != "checkout.session":
+        raise MalformedObject("the event's object is not a checkout session")
+    document = await CheckoutSession.find_one({"stripe_session_id": session_id})
+    status = {"complete": CheckoutStatus.COMPLETED, "expired": CheckoutStatus.EXPIRED}.get(
+        str(session.get("status"))
+    )
+    sub_id = _id(session.get("subscription"))
+    if document is not None and status is not None and document.status is not status:
+        document.status = status
+        document.payment_status = str(session.get("payment_status"))
+        if sub_id:
+            document.stripe_subscription_id = sub_id
+        if status is CheckoutStatus.COMPLETED and document.completed_at is None:
+            document.completed_at = utcnow()
+        await document.save()
+    if document is None and session.get("client_reference_id") is None:
+        raise IgnoredEvent("a checkout session not started by this engine")
+    if sub_id and event.type != "checkout.session.expired":
+        await _apply_subscription(event, context, sub_id)
+
+
+async def payment_intent_changed(event: StripeEvent, context: HandlerContext) -> None:
+    """payment_intent.* — keep our one-time payment documents true (status, failure reason)."""
+    intent_id = event.object_id
+    if not intent_id or event.object.get("object") != "payment_intent":
+        raise MalformedObject("the event's object is not a payment intent")
+    payment = await Payment.find_one({"stripe_payment_intent_id": intent_id})
+    if payment is None:
+        raise IgnoredEvent("not a one-time payment made through this engine")
+    intent = await context.gateway.retrieve_payment_intent(intent_id)
+    error = intent.get("last_payment_error") or {}
+    failure = (error.get("message") or error.get("decline_code")) if error else None
+    if (payment.status, payment.failure_reason) != (intent.get("status"), failure):
+        payment.status = str(intent.get("status"))
+        payment.failure_reason = failure
+        payment.updated_at = utcnow()
+        await payment.save()
+
+
+async def charge_refunded(event: StripeEvent, context: HandlerContext) -> None:
+    """charge.refunded — refunds made elsewhere (the dashboard) still count against a payment."""
+    charge = event.object
+    intent_id = _id(charge.get("payment_intent"))
+    if charge.get("object") != "charge":
+        raise MalformedObject("the event's object is not a charge")
+    payment = await Payment.find_one({"stripe_payment_intent_id": intent_id}) if intent_id else None
+    if payment is None:
+        raise IgnoredEvent("not a one-time payment made through this engine")
+    refunded = int(charge.get("amount_refunded") or 0)
+    if refunded > payment.amount_refunded:
+        # Stripe's total only grows; a late, older event never lowers ours.
+        payment.amount_refunded = min(refunded, payment.amount)
+        payment.updated_at = utcnow()
+        await payment.save()
+
+
+async def customer_changed(event: StripeEvent, context: HandlerContext) -> None:
+    """customer.updated / customer.deleted — keep the organization's customer document true."""
+    customer_id = event.object_id
+    if not customer_id or event.object.get("object") != "customer":
+        raise MalformedObject("the event's object is not a customer")
+    document = await Customer.find_one({"stripe_customer_id": customer_id})
+    if document is None:
+        raise IgnoredEvent("no organization has this customer")
+    if event.type == "customer.deleted" or event.object.get("deleted"):
+        try:
+            await context.gateway.retrieve_customer(customer_id)
+        except StripeNotFound:
+            await document.delete()
+            await AuditEntry(
+                organization_id=document.organization_id,
+                kind="customer.deleted",
+                source=AuditSource.WEBHOOK,
+                reference=event.id,
+            ).insert()
+            return
+        raise IgnoredEvent("the customer still exists at Stripe")
+    try:
+        fresh = await context.gateway.retrieve_customer(customer_id)
+    except StripeNotFound as exc:
+        raise IgnoredEvent("the customer no longer exists at Stripe") from exc
+    settings = fresh.get("invoice_settings") or {}
+    values = (fresh.get("email"), fresh.get("name"), _id(settings.get("default_payment_method")))
+    if values != (document.email, document.name, document.default_payment_method):
+        document.email, document.name, document.default_payment_method = values
+        document.updated_at = utcnow()
+        await document.save()
+
+
+BILLING_HANDLERS = {
+    "checkout.session.completed": checkout_changed,
+    "checkout.session.async_payment_succeeded": checkout_changed,
+    "checkout.session.async_payment_failed": checkout_changed,
+    "checkout.session.expired": checkout_changed,
+    "customer.subscription.created": subscription_changed,
+    "customer.subscription.updated": subscription_changed,
+    "customer.subscription.deleted": subscription_changed,
+    "customer.subscription.paused": subscription_changed,
+    "customer.subscription.resumed": subscription_changed,
+    "customer.subscription.trial_will_end": subscription_changed,
+    "invoice.paid": invoice_changed,
+    "invoice.payment_failed": invoice_changed,
+    "invoice.finalized": invoice_changed,
+    "invoice.payment_action_required": invoice_changed,
+    "payment_intent.succeeded": payment_intent_changed,
+    "payment_intent.payment_failed": payment_intent_changed,
+    "payment_intent.canceled": payment_intent_changed,
+    "charge.refunded": charge_refunded,
+    "customer.updated": customer_changed,
+    "customer.deleted": customer_changed,
+}

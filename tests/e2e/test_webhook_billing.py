@@ -1,0 +1,219 @@
+"""Billing webhooks through the real app with signed payloads, Stripe (the emulator) as the
+source of truth: W5/W6 out-of-order and same-second deliveries, W7 unknown organizations,
+close-the-tab checkout, and the audit trail of a webhook-driven transition."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+import stripe
+
+from revenue_engine.documents import AuditEntry, CheckoutSession, Subscription, WebhookEvent
+from revenue_engine.emulator import Emulator
+from revenue_engine.emulator.server import EmulatorServer
+from revenue_engine.settings import Settings
+from revenue_engine.webhooks.dispatch import MAX_ATTEMPTS
+from tests.e2e.conftest import engine_settings, pay
+from tests.e2e.ops import CHECKOUT, STATUS_QUERY, call, only
+from tests.e2e.test_subscriptions import customer_with_card, subscribe
+from tests.stripe_events import SECRET, event, post
+
+
+@pytest.fixture
+async def engine(
+    client_for: Callable[[Settings], Any], emulator_server: EmulatorServer, emulator: Emulator
+) -> httpx.AsyncClient:
+    client: httpx.AsyncClient = await client_for(
+        engine_settings(emulator_server, stripe_webhook_secrets=[SECRET])
+    )
+    return client
+
+
+def sub_event(type_: str, obj: dict[str, Any], created: int) -> dict[str, Any]:
+    return event(type_, copy.deepcopy(obj), created=created)
+
+
+async def stored(sub_id: str) -> Subscription:
+    doc = await Subscription.find_one({"stripe_subscription_id": sub_id})
+    assert doc is not None
+    return doc
+
+
+async def test_w5_updates_out_of_order_end_in_the_latest_truth(
+    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
+) -> None:
+    await customer_with_card(engine, stripe_client, emulator)
+    created = await subscribe(engine)
+    sub_id = created["subscription"]["subscriptionId"]
+    active = emulator.objects("subscription")[0]
+    await stripe_client.v1.subscriptions.cancel_async(sub_id)  # canceled at Stripe (T2)
+    canceled = emulator.objects("subscription")[0]
+    t1 = active["created"] + 10
+    newer = await post(engine, sub_event("customer.subscription.updated", canceled, t1 + 1))
+    older = await post(engine, sub_event("customer.subscription.updated", active, t1))
+    assert (newer.status_code, older.status_code) == (200, 200)
+    assert (await stored(sub_id)).status == "canceled"
+    status = (await call(engine, STATUS_QUERY))["subscriptionStatus"]
+    assert (status["status"], status["isActive"]) == ("canceled", False)
+
+
+async def test_w5_deleted_before_created(
+    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
+) -> None:
+    customer_id = await customer_with_card(engine, stripe_client, emulator)
+    # A subscription made at Stripe directly (say, in the dashboard) for this organization.
+    price = await stripe_client.v1.prices.create_async(
+        params={
+            "currency": "usd",
+            "unit_amount": 1900,
+            "recurring": {"interval": "month"},
+            "product_data": {"name": "Starter"},
+            "lookup_key": "starter_month",
+        }
+    )
+    sub = await stripe_client.v1.subscriptions.create_async(
+        params={"customer": customer_id, "items": [{"price": price.id}]}
+    )
+    created_obj = emulator.objects("subscription")[0]
+    await stripe_client.v1.subscriptions.cancel_async(sub.id)
+    deleted_obj = emulator.objects("subscription")[0]
+    assert (
+        await post(engine, sub_event("customer.subscription.deleted", deleted_obj, sub.created + 5))
+    ).status_code == 200
+    assert (
+        await post(engine, sub_event("customer.subscription.created", created_obj, sub.created))
+    ).status_code == 200
+    doc = await stored(sub.id)
+    assert (doc.status, doc.organization_id, doc.plan_uid) == ("canceled", "org_a", "starter")
+
+
+async def test_w5_invoice_paid_before_the_subscription_is_known(
+    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
+) -> None:
+    started = only(
+        await call(engine, CHECKOUT, {"input": {"planUid": "pro", "billingInterval": "YEAR"}})
+    )
+    await pay(started["checkoutUrl"])
+    [invoice] = emulator.objects("invoice")
+    response = await post(engine, event("invoice.paid", invoice, created=invoice["created"]))
+    assert response.json()["status"] == "processed"
+    [doc] = await Subscription.find_all().to_list()
+    assert (doc.status, doc.plan_uid, doc.organization_id) == ("active", "pro", "org_a")
+    [audit] = await AuditEntry.find({"kind": "subscription.created"}).to_list()
+    assert (audit.source.value, audit.reference, audit.to_status) == (
+        "webhook",
+        response.json()["id"],
+        "active",
+    )
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+async def test_w6_two_events_in_the_same_second_in_either_order(
+    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient, reverse: bool
+) -> None:
+    await customer_with_card(engine, stripe_client, emulator)
+    sub_id = (await subscribe(engine))["subscription"]["subscriptionId"]
+    first = copy.deepcopy(emulator.objects("subscription")[0])
+    await stripe_client.v1.subscriptions.update_async(sub_id, params={"cancel_at_period_end": True})
+    second = emulator.objects("subscription")[0]
+    same_second = second["created"] + 100
+    pair = [
+        sub_event("customer.subscription.updated", first, same_second),
+        sub_event("customer.subscription.updated", second, same_second),
+    ]
+    for payload in reversed(pair) if reverse else pair:
+        assert (await post(engine, payload)).status_code == 200
+    doc = await stored(sub_id)
+    assert (doc.status, doc.cancel_at_period_end) == ("active", True)
+
+
+async def test_w3_concurrent_duplicates_apply_once(
+    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
+) -> None:
+    await customer_with_card(engine, stripe_client, emulator)
+    sub_id = (await subscribe(engine))["subscription"]["subscriptionId"]
+    await stripe_client.v1.subscriptions.update_async(sub_id, params={"cancel_at_period_end": True})
+    obj = emulator.objects("subscription")[0]
+    payload = sub_event("customer.subscription.updated", obj, obj["created"] + 50)
+    before = await AuditEntry.find({"stripe_subscription_id": sub_id}).count()
+    responses = await asyncio.gather(*(post(engine, payload) for _ in range(10)))
+    assert all(r.status_code in (200, 409) for r in responses)
+    assert (
+        await WebhookEvent.find({"_id": payload["id"]}).count()
+        + await WebhookEvent.find({"event_id": payload["id"]}).count()
+        == 1
+    )
+    assert await AuditEntry.find({"stripe_subscription_id": sub_id}).count() == before + 1
+    assert (await stored(sub_id)).cancel_at_period_end is True
+
+
+async def test_w7_unknown_organization_is_retried_then_parked(
+    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
+) -> None:
+    stranger = await stripe_client.v1.customers.create_async(params={"email": "x@example.com"})
+    price = await stripe_client.v1.prices.create_async(
+        params={
+            "currency": "usd",
+            "unit_amount": 500,
+            "recurring": {"interval": "month"},
+            "product_data": {"name": "Other"},
+        }
+    )
+    await stripe_client.v1.payment_methods.attach_async(
+        "pm_card_visa", params={"customer": stranger.id}
+    )
+    sub = await stripe_client.v1.subscriptions.create_async(
+        params={
+            "customer": stranger.id,
+            "items": [{"price": price.id}],
+            "default_payment_method": "pm_card_visa",
+        }
+    )
+    payload = sub_event(
+        "customer.subscription.created", emulator.objects("subscription")[0], sub.created
+    )
+    answers = [(await post(engine, payload)).status_code for _ in range(MAX_ATTEMPTS + 1)]
+    assert answers[: MAX_ATTEMPTS - 1] == [503] * (MAX_ATTEMPTS - 1)
+    assert answers[-1] == 200
+    [row] = await WebhookEvent.find_all().to_list()
+    assert row.status.value == "failed"
+    assert "organization" in (row.last_error or "")
+    assert await Subscription.find_all().count() == 0
+
+
+async def test_checkout_completed_webhook_marks_the_session_and_subscribes(
+    engine: httpx.AsyncClient, emulator: Emulator
+) -> None:
+    started = only(
+        await call(engine, CHECKOUT, {"input": {"planUid": "starter", "billingInterval": "MONTH"}})
+    )
+    await pay(started["checkoutUrl"])
+    [completed] = emulator.events("checkout.session.completed")
+    response = await post(engine, completed)
+    assert response.json()["status"] == "processed"
+    session = await CheckoutSession.find_one({"stripe_session_id": started["sessionId"]})
+    assert session is not None
+    assert session.status.value == "completed"
+    status = (await call(engine, STATUS_QUERY))["subscriptionStatus"]
+    assert (status["status"], status["planUid"]) == ("active", "starter")
+
+
+async def test_stripe_down_while_re_reading_is_503_and_nothing_applied(
+    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
+) -> None:
+    await customer_with_card(engine, stripe_client, emulator)
+    sub_id = (await subscribe(engine))["subscription"]["subscriptionId"]
+    await stripe_client.v1.subscriptions.cancel_async(sub_id)
+    obj = emulator.objects("subscription")[0]
+    emulator.inject_fault("503", method="GET", count=10)
+    payload = sub_event("customer.subscription.deleted", obj, obj["created"] + 60)
+    assert (await post(engine, payload)).status_code == 503
+    assert (await stored(sub_id)).status == "active"
+    emulator.clear_faults()
+    assert (await post(engine, payload)).status_code == 200
+    assert (await stored(sub_id)).status == "canceled"
