@@ -29,7 +29,7 @@ from revenue_engine.emulator.errors import StripeError
 from revenue_engine.emulator.invoicing import attempt_payment
 from revenue_engine.emulator.periods import utc_datetime
 from revenue_engine.emulator.resources import checkout, portal
-from revenue_engine.emulator.resources.payment_methods import resolve
+from revenue_engine.emulator.resources.payment_methods import new_card
 from revenue_engine.emulator.state import Ctx
 from revenue_engine.emulator.store import JSON
 
@@ -358,9 +358,7 @@ def invoice_routes(emulator: Emulator) -> list[Route]:
             if inv is None or inv["status"] != "open":
                 return _not_found("open invoice")
             try:
-                pm = resolve(
-                    ctx, form.get("card", "pm_card_visa"), param="card", customer=inv["customer"]
-                )
+                pm = new_card(ctx, form.get("card", "pm_card_visa"), inv["customer"])
             except StripeError as error:
                 return _invoice_page(ctx, inv, error.message, status=error.status)
             failure = attempt_payment(ctx, inv, pm)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 import stripe
 
@@ -255,3 +256,44 @@ async def test_clock_list_and_delete(client: stripe.StripeClient) -> None:
     with pytest.raises(stripe.InvalidRequestError):
         await client.v1.test_helpers.test_clocks.retrieve_async(clock.id)
     assert (await client.v1.customers.retrieve_async(customer.id)).to_dict()["deleted"] is True
+
+
+async def test_past_due_recovered_through_hosted_pages(
+    client: stripe.StripeClient, emulator: Emulator, http: httpx.AsyncClient
+) -> None:
+    clock, customer = await _clock_customer(client)
+    price = await make_plan(client, amount=2500)
+    first = await client.v1.subscriptions.create_async(
+        params={"customer": customer.id, "items": [{"price": price.id}]}
+    )
+    emulator.set_card_decline(
+        str(customer.invoice_settings.default_payment_method), "card_declined"
+    )
+    await _advance(client, clock.id, first.items.data[0].current_period_end + 60)
+    past_due = await client.v1.subscriptions.retrieve_async(first.id)
+    assert past_due.status == "past_due"
+
+    # The customer pays the open invoice on its hosted page with another card.
+    invoice = await client.v1.invoices.retrieve_async(str(past_due.latest_invoice))
+    assert invoice.hosted_invoice_url is not None
+    page = await http.get(invoice.hosted_invoice_url)
+    assert "Pay $25.00" in page.text
+    declined = await http.post(
+        f"{invoice.hosted_invoice_url}/pay", data={"card": "pm_card_chargeCustomerFail"}
+    )
+    assert declined.status_code == 402
+    paid = await http.post(f"{invoice.hosted_invoice_url}/pay", data={"card": "pm_card_visa"})
+    assert paid.status_code == 303
+    assert (await client.v1.invoices.retrieve_async(invoice.id)).status == "paid"
+    assert (await client.v1.subscriptions.retrieve_async(first.id)).status == "active"
+
+    # Next cycle fails again; this time a new card in the billing portal settles it.
+    renewed = await client.v1.subscriptions.retrieve_async(first.id)
+    await _advance(client, clock.id, renewed.items.data[0].current_period_end + 60)
+    assert (await client.v1.subscriptions.retrieve_async(first.id)).status == "past_due"
+    portal = await client.v1.billing_portal.sessions.create_async(
+        params={"customer": customer.id, "return_url": "https://app.test/account"}
+    )
+    changed = await http.post(f"{portal.url}/payment_method", data={"card": "pm_card_visa"})
+    assert changed.status_code == 303
+    assert (await client.v1.subscriptions.retrieve_async(first.id)).status == "active"

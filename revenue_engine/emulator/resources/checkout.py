@@ -24,7 +24,7 @@ from revenue_engine.emulator.lists import PAGINATION, created_filter, list_objec
 from revenue_engine.emulator.resources.catalog import create_price
 from revenue_engine.emulator.resources.customers import new_customer
 from revenue_engine.emulator.resources.payment_intents import confirm_intent, create_intent
-from revenue_engine.emulator.resources.payment_methods import resolve
+from revenue_engine.emulator.resources.payment_methods import new_card
 from revenue_engine.emulator.routing import Route
 from revenue_engine.emulator.state import Ctx
 from revenue_engine.emulator.store import JSON, snapshot
@@ -330,7 +330,7 @@ def complete(
         existing = ctx.store.require("customer", customer_id)
         email = email or existing["email"]
         name = name or existing["name"]
-    pm = resolve(ctx, card_id, param="payment_method", customer=customer_id)
+    pm = new_card(ctx, card_id, customer_id)
     pm["billing_details"]["email"] = email
     pm["billing_details"]["name"] = name
     items: list[JSON] = private["items"]

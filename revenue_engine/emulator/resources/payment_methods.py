@@ -77,6 +77,16 @@ def resolve(ctx: Ctx, ref: str, *, param: str, customer: str | None = None) -> J
     return ctx.store.require("payment_method", ref, param=param)
 
 
+def new_card(ctx: Ctx, test_id: str, customer_id: str | None) -> JSON:
+    """A card a person just typed into a hosted page: always a fresh PaymentMethod."""
+    if test_id not in TEST_CARDS:
+        raise invalid_request(f"Unknown test card {test_id}.", param="payment_method")
+    pm = _clone(ctx, test_id, customer_id)
+    if customer_id is not None:
+        attach(ctx, pm, customer_id)
+    return pm
+
+
 def attach(ctx: Ctx, pm: JSON, customer_id: str) -> JSON:
     ctx.store.require("customer", customer_id, param="customer")
     if pm["customer"] == customer_id:

@@ -14,7 +14,7 @@ from revenue_engine.emulator.events import emit_update
 from revenue_engine.emulator.forms import Params
 from revenue_engine.emulator.ids import new_id
 from revenue_engine.emulator.invoicing import subscription_of
-from revenue_engine.emulator.resources.payment_methods import resolve
+from revenue_engine.emulator.resources.payment_methods import new_card
 from revenue_engine.emulator.routing import Route
 from revenue_engine.emulator.state import Ctx
 from revenue_engine.emulator.store import JSON, snapshot
@@ -125,7 +125,7 @@ def update_payment_method(ctx: Ctx, session: JSON, card_id: str) -> StripeError 
     """New default card for the customer and their subscriptions; retries past-due invoices."""
     customer = ctx.store.require("customer", session["customer"])
     try:
-        pm = resolve(ctx, card_id, param="payment_method", customer=customer["id"])
+        pm = new_card(ctx, card_id, customer["id"])
     except StripeError as error:
         return error
     before = snapshot(customer)
