@@ -8,6 +8,8 @@ revenue-engine plans load [FILE]               upsert a plans file into the data
 revenue-engine plans sync [FILE]               load, then create missing Stripe prices
 revenue-engine token --org ORG [--admin]       print a development JWT (AUTH_JWT_SECRET)
 revenue-engine events replay --failed | --id EVT  dispatch stored webhook events again
+revenue-engine events backfill --since 3d [--all]  process events Stripe could not deliver
+revenue-engine reconcile [--organization ORG] [--dry-run]  repair drift against Stripe
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from revenue_engine.errors import ValidationFailed
+from revenue_engine.errors import DomainError, ValidationFailed
+from revenue_engine.gateway import StripeGateway
 from revenue_engine.settings import Settings, SettingsError, get_settings
 
 
@@ -144,7 +149,9 @@ async def replay_events(
     return 1 if unresolved else 0
 
 
-def _events(args: argparse.Namespace, settings: Settings) -> int:
+def _run_with_database(settings: Settings, work: Callable[[StripeGateway], Awaitable[int]]) -> int:
+    """Connect, run ``work`` with a gateway, close; store outages and Ctrl-C end cleanly."""
+
     async def run() -> int:
         from revenue_engine.db import StoreError, connect
 
@@ -153,20 +160,94 @@ def _events(args: argparse.Namespace, settings: Settings) -> int:
         except StoreError as exc:
             print(f"error: database unreachable ({type(exc).__name__})", file=sys.stderr)
             return 1
+        gateway = StripeGateway.from_settings(settings)
         try:
-            return await replay_events(settings, event_id=args.id)
+            return await work(gateway)
         except StoreError as exc:
             print(f"error: database unavailable ({type(exc).__name__})", file=sys.stderr)
             return 1
+        except DomainError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 1
         finally:
+            await gateway.close()
             database.close()
 
     try:
         return asyncio.run(run())
     except KeyboardInterrupt:
-        # Each event is claimed, applied and recorded on its own: running again resumes.
+        # Every step is idempotent (ledger claims, the reconciler): running again resumes.
         print("interrupted: run the same command again to resume", file=sys.stderr)
         return 130
+
+
+def _events(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "replay":
+
+        async def replay(gateway: StripeGateway) -> int:
+            return await replay_events(settings, event_id=args.id)
+
+        return _run_with_database(settings, replay)
+
+    async def backfill(gateway: StripeGateway) -> int:
+        from revenue_engine.webhooks.backfill import backfill as run_backfill
+        from revenue_engine.webhooks.context import HandlerContext
+
+        since = parse_since(args.since)
+        progress = await run_backfill(
+            HandlerContext.from_settings(settings, gateway),
+            since=since,
+            only_undelivered=not args.all,
+            report=lambda p: print(p.line(), flush=True),
+        )
+        failed = progress.outcomes.get("failed", 0) + progress.outcomes.get("retry", 0)
+        return 1 if failed else 0
+
+    return _run_with_database(settings, backfill)
+
+
+def parse_since(value: str) -> int:
+    """``7d`` / ``12h`` / ``30m`` ago, an ISO date(-time) in UTC, or a unix timestamp."""
+    units = {"d": 86400, "h": 3600, "m": 60}
+    if value[:-1].isdigit() and value[-1:] in units:
+        return int(time.time()) - int(value[:-1]) * units[value[-1]]
+    if value.isdigit():
+        return int(value)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a time: {value!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())
+
+
+def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(gateway: StripeGateway) -> int:
+        from revenue_engine.services.drift import reconcile_subscriptions
+
+        report = await reconcile_subscriptions(
+            gateway,
+            organization_id=args.organization,
+            dry_run=args.dry_run,
+            starting_after=args.starting_after,
+            report=lambda r: print(r.line(), flush=True),
+        )
+        for drift in report.drifts:
+            print(
+                f"drift {drift.kind:<20} {drift.subscription_id} org={drift.organization_id or '-'}"
+                f" ours={drift.ours or '-'} stripe={drift.stripe or '-'}"
+            )
+        if args.dry_run:
+            would = len({d.subscription_id for d in report.drifts})
+            print(f"{report.checked} checked, {len(report.drifts)} drifts, would apply {would}")
+        else:
+            print(
+                f"{report.checked} checked, {len(report.drifts)} drifts, applied {report.applied}"
+            )
+        return 0
+
+    return _run_with_database(settings, work)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -205,6 +286,20 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--failed", action="store_true", help="every event whose status is failed")
     which.add_argument("--id", metavar="EVT", help="one event by its Stripe id (evt_…)")
     replay.set_defaults(func=_events)
+    backfill = events_sub.add_parser("backfill", help="process events Stripe could not deliver")
+    backfill.add_argument(
+        "--since", required=True, help="7d, 12h, an ISO date/time (UTC) or a unix time"
+    )
+    backfill.add_argument(
+        "--all", action="store_true", help="also events Stripe delivered (the ledger dedups)"
+    )
+    backfill.set_defaults(func=_events)
+
+    reconcile = sub.add_parser("reconcile", help="compare subscriptions with Stripe and repair")
+    reconcile.add_argument("--organization", metavar="ORG", help="only this organization")
+    reconcile.add_argument("--dry-run", action="store_true", help="report, change nothing")
+    reconcile.add_argument("--starting-after", metavar="SUB", help="resume after this sub_…")
+    reconcile.set_defaults(func=_reconcile)
     return parser
 
 

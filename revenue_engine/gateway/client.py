@@ -56,7 +56,7 @@ def _any(params: dict[str, Any]) -> Any:
 
 def _plain(obj: Any) -> dict[str, Any]:
     if isinstance(obj, stripe.StripeObject):
-        return obj.to_dict()
+        return obj.to_dict(for_json=True)  # Decimal fields as strings, as on the wire
     return dict(obj)
 
 
@@ -288,6 +288,25 @@ class StripeGateway:
             lambda: v1.invoices.list_async(params=_any(params)),
         )
         return [_plain(i) for i in page.data], bool(page.has_more)
+
+    async def list_events(
+        self,
+        *,
+        created_gte: int,
+        types: list[str],
+        delivery_success: bool | None,
+        starting_after: str | None = None,
+        limit: int = 100,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """One page of events, newest first (Stripe keeps them 30 days)."""
+        params: dict[str, Any] = {"created": {"gte": created_gte}, "types": types, "limit": limit}
+        if delivery_success is not None:
+            params["delivery_success"] = delivery_success
+        if starting_after:
+            params["starting_after"] = starting_after
+        v1 = self.client.v1
+        page = await self._call("events.list", lambda: v1.events.list_async(params=_any(params)))
+        return [_plain(e) for e in page.data], bool(page.has_more)
 
     # --- one-time payments -------------------------------------------------------------
     async def create_payment_intent(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:

@@ -1,0 +1,109 @@
+"""Reconciliation against Stripe: list subscriptions (``status=all``), compare each with ours,
+report the drift, and (unless dry-run) apply Stripe's truth through the one reconciler.
+
+Applying is idempotent, so an interrupted run is resumed by running it again (or from the
+printed cursor with ``starting_after``) without double-applying anything."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from revenue_engine.documents import AuditSource, Customer, Subscription
+from revenue_engine.documents.plan import utcnow
+from revenue_engine.gateway import StripeGateway
+from revenue_engine.services.reconcile import (
+    MalformedStripeObject,
+    UnknownOrganization,
+    apply_subscription,
+    snapshot,
+)
+
+
+@dataclass
+class Drift:
+    subscription_id: str
+    organization_id: str | None
+    kind: str  # missing | status | period | unknown-organization
+    ours: str | None
+    stripe: str | None
+
+
+@dataclass
+class DriftReport:
+    checked: int = 0
+    applied: int = 0
+    drifts: list[Drift] = field(default_factory=list)
+    cursor: str | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def line(self) -> str:
+        rate = self.checked / max(time.monotonic() - self.started, 1e-6)
+        return (
+            f"{self.checked} subscriptions checked ({rate:.1f}/s), {len(self.drifts)} drifted, "
+            f"{self.applied} applied; cursor={self.cursor or '-'}"
+        )
+
+
+def _compare(sub_id: str, fields: dict[str, Any], ours: Subscription | None) -> list[Drift]:
+    org = fields["organization_id"]
+    if ours is None:
+        return [Drift(sub_id, org, "missing", None, fields["status"])]
+    found: list[Drift] = []
+    if ours.status != fields["status"]:
+        found.append(Drift(sub_id, org, "status", ours.status, fields["status"]))
+    ours_end = ours.current_period_end.replace(tzinfo=None) if ours.current_period_end else None
+    theirs = fields["current_period_end"]
+    theirs_end = theirs.replace(tzinfo=None) if theirs else None
+    if ours_end != theirs_end:
+        found.append(Drift(sub_id, org, "period", str(ours_end or "-"), str(theirs_end or "-")))
+    return found
+
+
+async def reconcile_subscriptions(
+    gateway: StripeGateway,
+    *,
+    organization_id: str | None = None,
+    dry_run: bool = False,
+    starting_after: str | None = None,
+    report: Callable[[DriftReport], None] | None = None,
+) -> DriftReport:
+    result = DriftReport(cursor=starting_after)
+    customer: str | None = None
+    if organization_id is not None:
+        found = await Customer.find_one({"organization_id": organization_id})
+        if found is None:
+            return result
+        customer = found.stripe_customer_id
+    while True:
+        observed_at = utcnow()
+        page, more = await gateway.list_subscriptions(
+            customer=customer, starting_after=result.cursor
+        )
+        for obj in page:
+            sub_id = str(obj["id"])
+            result.checked += 1
+            try:
+                fields = await snapshot(obj)
+            except (UnknownOrganization, MalformedStripeObject) as exc:
+                result.drifts.append(Drift(sub_id, None, "unknown-organization", None, exc.message))
+                continue
+            ours = await Subscription.find_one({"stripe_subscription_id": sub_id})
+            drifts = _compare(sub_id, fields, ours)
+            result.drifts.extend(drifts)
+            if drifts and not dry_run:
+                await apply_subscription(
+                    obj,
+                    source=AuditSource.RECONCILE,
+                    reference="reconcile",
+                    observed_at=observed_at,
+                )
+                result.applied += 1
+        if page:
+            result.cursor = str(page[-1]["id"])
+        if report:
+            report(result)
+        if not more or not page:
+            return result

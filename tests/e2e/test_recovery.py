@@ -1,0 +1,165 @@
+"""Recovery against Stripe (the emulator): backfill of undelivered events and reconciliation
+with a drift report, both idempotent so a run can be repeated or resumed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+import stripe
+
+from revenue_engine.documents import AuditEntry, Subscription, WebhookEvent
+from revenue_engine.emulator import Emulator
+from revenue_engine.emulator.server import EmulatorServer
+from revenue_engine.gateway import StripeGateway
+from revenue_engine.services.drift import reconcile_subscriptions
+from revenue_engine.settings import Settings
+from revenue_engine.webhooks.backfill import backfill
+from revenue_engine.webhooks.context import HandlerContext
+from tests.e2e.conftest import engine_settings, pay
+from tests.e2e.ops import CHECKOUT, STATUS_QUERY, call, only
+from tests.e2e.test_subscriptions import customer_with_card, subscribe
+from tests.stripe_events import SECRET
+from tests.wire import WireServer
+
+
+@pytest.fixture
+async def gateway(emulator_server: EmulatorServer) -> Any:
+    gw = StripeGateway(
+        "sk_test_x",
+        api_version="2026-10-28.endive",
+        timeout=5,
+        max_network_retries=1,
+        api_base=emulator_server.url,
+    )
+    yield gw
+    await gw.close()
+
+
+async def test_backfill_applies_what_stripe_could_not_deliver(
+    engine: httpx.AsyncClient,
+    emulator: Emulator,
+    stripe_client: stripe.StripeClient,
+    emulator_server: EmulatorServer,
+    gateway: StripeGateway,
+) -> None:
+    # Our endpoint was down: every delivery fails, the buyer never came back.
+    await stripe_client.v1.webhook_endpoints.create_async(
+        params={"url": "http://127.0.0.1:9/webhooks/stripe", "enabled_events": ["*"]}
+    )
+    emulator.configure_deliveries(max_attempts=1)
+    started = only(
+        await call(engine, CHECKOUT, {"input": {"planUid": "pro", "billingInterval": "MONTH"}})
+    )
+    await pay(started["checkoutUrl"])
+    await emulator.flush_deliveries()
+    assert (await call(engine, STATUS_QUERY))["subscriptionStatus"]["hasSubscription"] is False
+
+    settings = engine_settings(emulator_server, stripe_webhook_secrets=[SECRET])
+    context = HandlerContext.from_settings(settings, gateway)
+    first = await backfill(context, since=0)
+    assert first.done >= 3
+    assert first.outcomes["processed"] >= 1
+    status = (await call(engine, STATUS_QUERY))["subscriptionStatus"]
+    assert (status["status"], status["planUid"]) == ("active", "pro")
+    rows = await WebhookEvent.find_all().count()
+    again = await backfill(context, since=0)
+    assert set(again.outcomes) == {"duplicate"}
+    assert await WebhookEvent.find_all().count() == rows
+
+
+async def test_reconcile_reports_and_repairs_drift(
+    engine: httpx.AsyncClient,
+    emulator: Emulator,
+    stripe_client: stripe.StripeClient,
+    gateway: StripeGateway,
+) -> None:
+    await customer_with_card(engine, stripe_client, emulator)
+    sub_id = (await subscribe(engine))["subscription"]["subscriptionId"]
+    # Changed at Stripe while no webhook reached us.
+    await stripe_client.v1.subscriptions.cancel_async(sub_id)
+
+    dry = await reconcile_subscriptions(gateway, dry_run=True)
+    assert [(d.kind, d.ours, d.stripe) for d in dry.drifts] == [("status", "active", "canceled")]
+    assert (await Subscription.find_one({"stripe_subscription_id": sub_id})).status == "active"  # type: ignore[union-attr]
+
+    real = await reconcile_subscriptions(gateway, organization_id="org_a")
+    assert real.applied == 1
+    doc = await Subscription.find_one({"stripe_subscription_id": sub_id})
+    assert doc is not None
+    assert doc.status == "canceled"
+    [audit] = await AuditEntry.find({"source": "reconcile"}).to_list()
+    assert (audit.from_status, audit.to_status) == ("active", "canceled")
+
+    clean = await reconcile_subscriptions(gateway)
+    assert (clean.checked, clean.drifts, clean.applied) == (1, [], 0)
+
+
+async def test_reconcile_finds_subscriptions_missing_here(
+    engine: httpx.AsyncClient,
+    emulator: Emulator,
+    stripe_client: stripe.StripeClient,
+    gateway: StripeGateway,
+) -> None:
+    customer_id = await customer_with_card(engine, stripe_client, emulator)
+    price = await stripe_client.v1.prices.create_async(
+        params={
+            "currency": "usd",
+            "unit_amount": 4900,
+            "recurring": {"interval": "month"},
+            "product_data": {"name": "Pro"},
+            "lookup_key": "pro_month",
+        }
+    )
+    await stripe_client.v1.subscriptions.create_async(
+        params={"customer": customer_id, "items": [{"price": price.id}]}
+    )
+    report = await reconcile_subscriptions(gateway)
+    assert [d.kind for d in report.drifts] == ["missing"]
+    status = (await call(engine, STATUS_QUERY))["subscriptionStatus"]
+    assert (status["status"], status["planUid"]) == ("active", "pro")
+
+
+@pytest.mark.wire
+async def test_reconcile_command_line_dry_run(
+    client_for: Callable[[Settings], Any],
+    emulator_server: EmulatorServer,
+    emulator: Emulator,
+    stripe_client: stripe.StripeClient,
+    wire_server: WireServer | None,
+) -> None:
+    if wire_server is None:
+        pytest.skip("no MongoDB wire server")
+    settings = engine_settings(emulator_server, mongodb_uri=wire_server.uri)
+    engine: httpx.AsyncClient = await client_for(settings)
+    await customer_with_card(engine, stripe_client, emulator)
+    sub_id = (await subscribe(engine))["subscription"]["subscriptionId"]
+    await stripe_client.v1.subscriptions.update_async(sub_id, params={"cancel_at_period_end": True})
+    await stripe_client.v1.subscriptions.cancel_async(sub_id)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "MONGODB_"))}
+    env.update(
+        MONGODB_URI=wire_server.uri,
+        MONGODB_DATABASE=settings.mongodb_database,
+        STRIPE_API_BASE=emulator_server.url,
+        STRIPE_SECRET_KEY="sk_test_cli",
+    )
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "revenue_engine", "reconcile", "--dry-run"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "drift status" in result.stdout
+    assert sub_id in result.stdout
+    assert "1 checked, 1 drifts, would apply 1" in result.stdout
+    assert (await Subscription.find_one({"stripe_subscription_id": sub_id})).status == "active"  # type: ignore[union-attr]
