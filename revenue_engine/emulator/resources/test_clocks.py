@@ -13,13 +13,13 @@ the response is sent, so the next retrieve shows ``ready``.
 
 from __future__ import annotations
 
-from revenue_engine.emulator.billing import next_action, run_action
 from revenue_engine.emulator.errors import api_error, invalid_request
 from revenue_engine.emulator.events import emit
 from revenue_engine.emulator.forms import Params
 from revenue_engine.emulator.ids import new_id
 from revenue_engine.emulator.lists import PAGINATION, paginate
 from revenue_engine.emulator.routing import Route
+from revenue_engine.emulator.schedule import next_action, run_action
 from revenue_engine.emulator.state import Ctx
 from revenue_engine.emulator.store import JSON, snapshot
 

@@ -1,0 +1,129 @@
+"""The hosted checkout page (a Checkout Session's ``url``).
+
+* ``GET  /checkout/{id}`` — plan, amount and interval; test-card choice; Pay / Cancel.
+* ``POST /checkout/{id}/pay`` (``card``, ``email``, ``name``) — 303 to ``success_url`` with
+  ``{CHECKOUT_SESSION_ID}`` filled in; a decline re-renders the page (HTTP 402), changing nothing.
+* ``POST|GET /checkout/{id}/cancel`` — 303 to ``cancel_url``; the session stays open.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from revenue_engine.emulator.billing import TIMES, recurring_of
+from revenue_engine.emulator.pages.layout import (
+    card_choices,
+    form_data,
+    money,
+    not_found,
+    page,
+    page_ctx,
+)
+from revenue_engine.emulator.resources import checkout
+from revenue_engine.emulator.state import Ctx
+from revenue_engine.emulator.store import JSON
+
+if TYPE_CHECKING:
+    from revenue_engine.emulator.emulator import Emulator
+
+
+def _checkout_page(
+    ctx: Ctx, session: JSON, error: str | None = None, status: int = 200
+) -> Response:
+    sid = escape(session["id"])
+    if session["status"] == "complete":
+        target = checkout.success_redirect(session)
+        link = f"<p><a href='{escape(target)}'>Continue</a></p>" if target else ""
+        return page(
+            "Payment complete", f"<div class='box'>Thank you — this session is paid.</div>{link}"
+        )
+    if session["status"] == "expired":
+        return page(
+            "Session expired", "<div class='box'>This Checkout Session has expired.</div>", 410
+        )
+    rows = []
+    for item in ctx.store.priv(session["id"]).get("items", []):
+        price = item["price"]
+        every = ""
+        if price["recurring"]:
+            interval, count = recurring_of(price)
+            every = f" / {interval}" if count == 1 else f" every {count} {interval}s"
+        rows.append(
+            f"<tr><td>{escape(str(item['description']))} {TIMES} {item['quantity']}</td>"
+            f"<td style='text-align:right'>{money(int(item['amount_total']), item['currency'])}"
+            f"{escape(every)}</td></tr>"
+        )
+    trial = ctx.store.priv(session["id"]).get("trial_period_days")
+    trial_note = f"<p>{int(trial)}-day free trial, then billed as shown.</p>" if trial else ""
+    total = money(int(session["amount_subtotal"]), session["currency"])
+    banner = f"<div class='box error' role='alert'>{escape(error)}</div>" if error else ""
+    email = session["customer_email"]
+    if session["customer"]:
+        customer = ctx.store.get("customer", session["customer"])
+        email = email or (customer or {}).get("email")
+    body = (
+        f"{banner}<div class='box'><table>{''.join(rows)}</table>"
+        f"<p><strong>Total: {total}</strong></p>{trial_note}</div>"
+        f"<form method='post' action='{sid}/pay' class='box'>"
+        f"<label>Email <input name='email' type='email' value='{escape(email or '')}'></label>"
+        f"<label>Name on card <input name='name' value=''></label>"
+        f"<fieldset><legend>Test card</legend>{card_choices()}</fieldset>"
+        f"<button type='submit'>Pay {total}</button></form>"
+        f"<form method='post' action='{sid}/cancel'><button type='submit'>Cancel</button></form>"
+    )
+    return page("Checkout", body, status)
+
+
+def checkout_routes(emulator: Emulator) -> list[Route]:
+    async def show(request: Request) -> Response:
+        ctx = page_ctx(emulator, request)
+        with emulator.state.lock:
+            session = ctx.store.get("checkout.session", request.path_params["id"])
+            if session is None:
+                return not_found("checkout session")
+            checkout.expire_if_due(ctx, session)
+            return _checkout_page(ctx, session)
+
+    async def pay(request: Request) -> Response:
+        form = await form_data(request)
+        ctx = page_ctx(emulator, request)
+        with emulator.state.lock:
+            session = ctx.store.get("checkout.session", request.path_params["id"])
+            if session is None:
+                return not_found("checkout session")
+            checkout.expire_if_due(ctx, session)
+            error = checkout.complete(
+                ctx,
+                session,
+                form.get("card", "pm_card_visa"),
+                form.get("email") or None,
+                form.get("name") or None,
+            )
+            if error is not None:
+                return _checkout_page(ctx, session, error.message, status=error.status)
+            target = checkout.success_redirect(session)
+            if target is None:
+                return _checkout_page(ctx, session)
+        return RedirectResponse(target, status_code=303)
+
+    async def cancel(request: Request) -> Response:
+        ctx = page_ctx(emulator, request)
+        with emulator.state.lock:
+            session = ctx.store.get("checkout.session", request.path_params["id"])
+            if session is None:
+                return not_found("checkout session")
+            target = session["cancel_url"]
+        if not target:
+            return page("Checkout canceled", "<p>You can close this page.</p>")
+        return RedirectResponse(target, status_code=303)
+
+    return [
+        Route("/checkout/{id}", show, methods=["GET"]),
+        Route("/checkout/{id}/pay", pay, methods=["POST"]),
+        Route("/checkout/{id}/cancel", cancel, methods=["GET", "POST"]),
+    ]

@@ -1,0 +1,75 @@
+"""Shared pieces of the hosted pages: the layout, money and dates, the test-card picker.
+
+Plain HTML with no JavaScript; every link and form action is relative, so the pages work
+wherever the emulator is mounted.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from revenue_engine.emulator.cards import PAGE_CHOICES, TEST_CARDS
+from revenue_engine.emulator.periods import utc_datetime
+from revenue_engine.emulator.state import Ctx
+
+if TYPE_CHECKING:
+    from revenue_engine.emulator.emulator import Emulator
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#1a1a2e}
+.box{border:1px solid #ddd;border-radius:8px;padding:1rem 1.25rem;margin:1rem 0}
+.error{background:#fdecea;border-color:#f5c2c0;color:#8a1c1c}
+.muted{color:#666;font-size:.9rem} button{padding:.5rem 1rem;margin:.25rem 0}
+label{display:block;margin:.35rem 0} table{width:100%;border-collapse:collapse}
+td{padding:.25rem 0}
+"""
+
+
+def page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    html = (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<meta name='viewport' content='width=device-width,initial-scale=1'>"
+        f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>"
+        f"<p class='muted'>Stripe emulator · test mode</p><h1>{escape(title)}</h1>{body}"
+        f"</body></html>"
+    )
+    return HTMLResponse(html, status_code=status)
+
+
+def money(amount: int, currency: str) -> str:
+    if currency.lower() == "usd":
+        return f"${amount / 100:,.2f}"
+    return f"{amount / 100:,.2f} {currency.upper()}"
+
+
+def date(timestamp: int | None) -> str:
+    return utc_datetime(timestamp).strftime("%Y-%m-%d") if timestamp else "—"
+
+
+def card_choices(name: str = "card") -> str:
+    options = []
+    for index, card_id in enumerate(PAGE_CHOICES):
+        card = TEST_CARDS[card_id]
+        checked = " checked" if index == 0 else ""
+        options.append(
+            f"<label><input type='radio' name='{name}' value='{card_id}'{checked}> "
+            f"{escape(card.label)} <span class='muted'>(•••• {card.last4})</span></label>"
+        )
+    return "".join(options)
+
+
+async def form_data(request: Request) -> dict[str, str]:
+    return dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
+
+
+def page_ctx(emulator: Emulator, request: Request) -> Ctx:
+    return Ctx(emulator.state, base_url=str(request.base_url))
+
+
+def not_found(what: str) -> HTMLResponse:
+    return page("Not found", f"<p>No such {escape(what)}.</p>", status=404)

@@ -1,0 +1,129 @@
+"""The billing portal page (a portal session's ``url``).
+
+``GET /billing_portal/{id}`` lists the customer's subscriptions; ``POST .../cancel`` and
+``.../renew`` (``subscription``) schedule or undo cancellation at period end, and
+``POST .../payment_method`` (``card``) replaces the default card and retries past-due invoices.
+Each action answers 303 back to the page, or to the session flow's redirect.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from revenue_engine.emulator.billing import current_period, items_of, recurring_of
+from revenue_engine.emulator.errors import StripeError
+from revenue_engine.emulator.pages.layout import (
+    card_choices,
+    date,
+    form_data,
+    money,
+    not_found,
+    page,
+    page_ctx,
+)
+from revenue_engine.emulator.resources import portal
+from revenue_engine.emulator.state import Ctx
+from revenue_engine.emulator.store import JSON
+
+if TYPE_CHECKING:
+    from revenue_engine.emulator.emulator import Emulator
+
+
+def _portal_page(ctx: Ctx, session: JSON, error: str | None = None, status: int = 200) -> Response:
+    pid = escape(session["id"])
+    customer = ctx.store.require("customer", session["customer"])
+    blocks = []
+    for sub in portal.portal_subscriptions(ctx, session):
+        names = ", ".join(portal.describe_subscription(ctx, sub))
+        amount = sum(
+            int(i["price"]["unit_amount"] or 0) * int(i["quantity"] or 0) for i in items_of(sub)
+        )
+        interval, _ = recurring_of(items_of(sub)[0]["price"])
+        end = date(current_period(sub)[1])
+        sub_id = escape(sub["id"])
+        if sub["cancel_at_period_end"]:
+            state = f"Cancels on {end}"
+            action = (
+                f"<form method='post' action='{pid}/renew'>"
+                f"<input type='hidden' name='subscription' value='{sub_id}'>"
+                f"<button type='submit'>Don't cancel</button></form>"
+            )
+        else:
+            state = f"Renews on {end}"
+            action = (
+                f"<form method='post' action='{pid}/cancel'>"
+                f"<input type='hidden' name='subscription' value='{sub_id}'>"
+                f"<button type='submit'>Cancel plan</button></form>"
+            )
+        blocks.append(
+            f"<div class='box'><strong>{escape(names)}</strong> — "
+            f"{money(amount, sub['currency'])} / {escape(interval)}<br>"
+            f"<span class='muted'>Status: {escape(sub['status'])} · {escape(state)}</span>"
+            f"{action}</div>"
+        )
+    pm_id = customer["invoice_settings"]["default_payment_method"]
+    pm = ctx.store.get("payment_method", pm_id) if pm_id else None
+    card = f"{pm['card']['brand']} •••• {pm['card']['last4']}" if pm else "none"
+    banner = f"<div class='box error' role='alert'>{escape(error)}</div>" if error else ""
+    back = session["return_url"]
+    body = (
+        f"{banner}<p>{escape(customer['email'] or customer['id'])}</p>"
+        f"{''.join(blocks) or '<p>No active subscriptions.</p>'}"
+        f"<form method='post' action='{pid}/payment_method' class='box'>"
+        f"<p>Payment method: {escape(card)}</p>{card_choices()}"
+        f"<button type='submit'>Update payment method</button></form>"
+        + (f"<p><a href='{escape(back)}'>Return</a></p>" if back else "")
+    )
+    return page("Billing", body, status)
+
+
+def portal_routes(emulator: Emulator) -> list[Route]:
+    def load(ctx: Ctx, request: Request) -> JSON | None:
+        return ctx.store.get("billing_portal.session", request.path_params["id"])
+
+    async def show(request: Request) -> Response:
+        ctx = page_ctx(emulator, request)
+        with emulator.state.lock:
+            session = load(ctx, request)
+            if session is None:
+                return not_found("portal session")
+            return _portal_page(ctx, session)
+
+    def done(request: Request, session: JSON) -> Response:
+        flow = session.get("flow") or {}
+        redirect = (flow.get("after_completion") or {}).get("redirect") or {}
+        target = redirect.get("return_url") or str(request.url_for("portal_page", id=session["id"]))
+        return RedirectResponse(target, status_code=303)
+
+    async def act(request: Request) -> Response:
+        form = await form_data(request)
+        action = request.path_params["action"]
+        ctx = page_ctx(emulator, request)
+        with emulator.state.lock:
+            session = load(ctx, request)
+            if session is None:
+                return not_found("portal session")
+            try:
+                if action in ("cancel", "renew"):
+                    portal.cancel_at_period_end(
+                        ctx, session, form.get("subscription", ""), cancel=action == "cancel"
+                    )
+                elif action == "payment_method":
+                    error = portal.update_payment_method(ctx, session, form.get("card", ""))
+                    if error is not None:
+                        return _portal_page(ctx, session, error.message, status=error.status)
+                else:
+                    return not_found("portal action")
+            except StripeError as error:
+                return _portal_page(ctx, session, error.message, status=error.status)
+        return done(request, session)
+
+    return [
+        Route("/billing_portal/{id}", show, methods=["GET"], name="portal_page"),
+        Route("/billing_portal/{id}/{action}", act, methods=["POST"]),
+    ]
