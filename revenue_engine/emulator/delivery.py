@@ -322,10 +322,16 @@ class Deliveries:
                     busy = self._busy()
                     if busy == 0 or self.knobs.paused:
                         return
-                    worker_elsewhere = (
-                        self._task is not None
-                        and not self._task.done()
-                        and self._loop is not _running_loop()
+                    here = _running_loop()
+                    # Deliveries belong on the server's loop when one runs (its client may be
+                    # bound to that loop); otherwise this loop sends them itself.
+                    home_elsewhere = (
+                        self._home is not None
+                        and self._home.is_running()
+                        and self._home is not here
+                    )
+                    worker_elsewhere = home_elsewhere or (
+                        self._task is not None and not self._task.done() and self._loop is not here
                     )
                     wait = self._seconds_until_next()
                 if worker_elsewhere:

@@ -177,6 +177,19 @@ class Emulator:
             self.state.config.dunning = DunningPolicy(**current)
             return self.state.config.dunning
 
+    def attach_test_clock(self, customer_id: str, clock_id: str) -> None:
+        """Put an existing customer (and what is billed to it from now on) on a test clock.
+
+        Stripe only accepts ``test_clock`` when a customer is created; a client that creates its
+        customers itself (as the engine does) gets them onto a clock through this knob."""
+        with self.state.lock:
+            customer = self.state.store.get("customer", customer_id)
+            if customer is None:
+                raise KeyError(f"no such customer {customer_id}")
+            if self.state.store.get("test_helpers.test_clock", clock_id) is None:
+                raise KeyError(f"no such test clock {clock_id}")
+            customer["test_clock"] = clock_id
+
     def set_card_decline(self, payment_method_id: str, decline_code: str | None) -> None:
         """Make future charges on a saved card decline with ``decline_code`` (None: succeed)."""
         with self.state.lock:
