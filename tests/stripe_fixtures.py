@@ -1,27 +1,11 @@
-"""Stripe's own example objects (fixtures3.json, current API version), adapted per test."""
+"""Stripe's example subscription (fixtures3.json, current API version) shaped for our plans."""
 
 from __future__ import annotations
 
 import copy
-import json
-from functools import cache
-from pathlib import Path
 from typing import Any
 
-FIXTURES = Path(__file__).parent / "fixtures" / "stripe" / "fixtures3.json"
-
-
-@cache
-def _resources() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(FIXTURES.read_text(encoding="utf-8"))["resources"]
-    return data
-
-
-def stripe_object(kind: str, **overrides: Any) -> dict[str, Any]:
-    """A deep copy of Stripe's example ``kind`` object with top-level ``overrides``."""
-    obj: dict[str, Any] = copy.deepcopy(_resources()[kind])
-    obj.update(overrides)
-    return obj
+from tests.stripe_events import stripe_object
 
 
 def subscription(
