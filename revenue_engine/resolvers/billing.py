@@ -32,13 +32,8 @@ from revenue_engine.schema.billing import (
     payment_type,
     subscription_type,
 )
+from revenue_engine.schema.pagination import PageInfo, page_size
 from revenue_engine.services import checkout, customers, payments, portal, subscriptions
-
-MAX_PAGE = 100
-
-
-def _page(first: int) -> int:
-    return max(1, min(first, MAX_PAGE))
 
 
 def _status(info: Info, doc: Subscription | None) -> SubscriptionStatus:
@@ -55,11 +50,12 @@ async def customer(info: Info) -> Customer | None:
 
 async def customer_list(info: Info, first: int, after: str | None) -> CustomerConnection:
     info.context.require_admin()
-    rows, more = await customers.list_customers(_page(first), after)
+    rows, more = await customers.list_customers(page_size(first), after)
     return CustomerConnection(
         nodes=[customer_type(c) for c in rows],
-        end_cursor=rows[-1].organization_id if rows else None,
-        has_next_page=more,
+        page_info=PageInfo(
+            end_cursor=rows[-1].organization_id if rows else None, has_next_page=more
+        ),
     )
 
 
@@ -183,12 +179,11 @@ async def change_subscription_plan(info: Info, data: ChangePlanInput) -> Subscri
 async def invoices(info: Info, first: int, after: str | None) -> InvoiceConnection:
     ctx = info.context
     rows, more = await subscriptions.list_invoices(
-        ctx.gateway, ctx.require_principal(), first=_page(first), after=after
+        ctx.gateway, ctx.require_principal(), first=page_size(first), after=after
     )
     return InvoiceConnection(
         nodes=[invoice_type(r) for r in rows],
-        end_cursor=rows[-1].id if rows else None,
-        has_next_page=more,
+        page_info=PageInfo(end_cursor=rows[-1].id if rows else None, has_next_page=more),
     )
 
 

@@ -6,8 +6,7 @@ import strawberry
 
 from revenue_engine.context import Info
 from revenue_engine.documents import WebhookEventStatus as StatusDoc
-from revenue_engine.errors import FieldProblem, ValidationFailed
-from revenue_engine.schema.pagination import MAX_PAGE_SIZE
+from revenue_engine.schema.pagination import page_size
 from revenue_engine.schema.webhooks import (
     ReplayWebhookEventPayload,
     WebhookEventConnection,
@@ -29,10 +28,7 @@ async def webhook_events(
     after: str | None = None,
 ) -> WebhookEventConnection:
     info.context.require_admin()
-    first = 20 if first is None else first
-    if not 1 <= first <= MAX_PAGE_SIZE:
-        message = f"first must be between 1 and {MAX_PAGE_SIZE}"
-        raise ValidationFailed(message, [FieldProblem("first", message)])
+    first = page_size(first)
     rows, has_next = await ledger.list_events(
         status=StatusDoc(status.value) if status else None, type=type, first=first, after=after
     )

@@ -23,6 +23,7 @@ from revenue_engine.schema.errors import (
     RetryableError,
     ValidationError,
 )
+from revenue_engine.schema.pagination import PageInfo
 from revenue_engine.schema.plans import BillingInterval, Entitlement, entitlement_type
 from revenue_engine.services.subscriptions import Invoice as InvoiceRow
 
@@ -49,8 +50,7 @@ def customer_type(doc: CustomerDoc) -> Customer:
 @strawberry.type
 class CustomerConnection:
     nodes: list[Customer]
-    end_cursor: str | None
-    has_next_page: bool
+    page_info: PageInfo
 
 
 @strawberry.enum(description="Our view of a Checkout session.")
@@ -184,8 +184,7 @@ def invoice_type(row: InvoiceRow) -> Invoice:
 @strawberry.type
 class InvoiceConnection:
     nodes: list[Invoice]
-    end_cursor: str | None
-    has_next_page: bool
+    page_info: PageInfo
 
 
 @strawberry.type(description="A key/value pair of metadata.")

@@ -26,7 +26,7 @@ CREATE_SUBSCRIPTION = f"""mutation($input: CreateSubscriptionInput!) {{
 CANCEL = f"mutation($end: Boolean!) {{ cancelSubscription(atPeriodEnd: $end) {{ {SUB_RESULT} }} }}"
 RESUME = f"mutation {{ resumeSubscription {{ {SUB_RESULT} }} }}"
 CHANGE = f"""mutation($input: ChangePlanInput!) {{ changeSubscriptionPlan(input: $input) {{ {SUB_RESULT} }} }}"""
-INVOICES = """query($first: Int!) { invoices(first: $first) { hasNextPage endCursor
+INVOICES = """query($first: Int!) { invoices(first: $first) { pageInfo { hasNextPage endCursor }
   nodes { id number status amountDue amountPaid currency hostedInvoiceUrl invoicePdf } } }"""
 PI_FIELDS = "paymentIntent { id amount currency amountRefunded status failureReason }"
 PI_RESULT = f"__typename ... on PaymentIntentPayload {{ {PI_FIELDS} clientSecret }} ... on PaymentDeclinedError {{ declineCode }} {ERRORS}"

@@ -15,7 +15,7 @@ from tests.e2e.test_subscriptions import customer_with_card, subscribe
 UPDATE = """mutation($input: CustomerInput!) { updateCustomer(input: $input) { __typename
   ... on CustomerPayload { customer { id email name } } ... on UserError { code } } }"""
 DELETE = "mutation { deleteCustomer { __typename ... on DeletedPayload { id } ... on UserError { code } } }"
-LIST = "query($after: String) { customers(first: 2, after: $after) { nodes { organizationId } endCursor hasNextPage } }"
+LIST = "query($after: String) { customers(first: 2, after: $after) { nodes { organizationId } pageInfo { endCursor hasNextPage } } }"
 ADMIN = {"x-organization-id": "ops", "x-roles": "admin"}
 
 
@@ -69,13 +69,19 @@ async def test_admin_lists_customers_with_a_cursor(engine: httpx.AsyncClient) ->
     page = await engine.post("/graphql", json={"query": LIST}, headers=ADMIN)
     first = page.json()["data"]["customers"]
     assert [n["organizationId"] for n in first["nodes"]] == ["org_1", "org_2"]
-    assert first["hasNextPage"] is True
+    assert first["pageInfo"]["hasNextPage"] is True
     page = await engine.post(
-        "/graphql", json={"query": LIST, "variables": {"after": first["endCursor"]}}, headers=ADMIN
+        "/graphql",
+        json={"query": LIST, "variables": {"after": first["pageInfo"]["endCursor"]}},
+        headers=ADMIN,
     )
     second = page.json()["data"]["customers"]
     assert [n["organizationId"] for n in second["nodes"]] == ["org_3"]
-    assert second["hasNextPage"] is False
+    assert second["pageInfo"]["hasNextPage"] is False
+    too_many = await engine.post(
+        "/graphql", json={"query": LIST.replace("first: 2", "first: 101")}, headers=ADMIN
+    )
+    assert too_many.json()["errors"][0]["extensions"]["code"] == "VALIDATION"
     member = await engine.post(
         "/graphql", json={"query": LIST}, headers={"x-organization-id": "org_1"}
     )
