@@ -26,6 +26,7 @@ class CheckoutSession(Document):
     plan_uid: str
     interval: BillingInterval
     overages: list[str] = Field(default_factory=list)
+    trial_days: int | None = None
     url: str | None = None
     status: CheckoutStatus = CheckoutStatus.PENDING
     payment_status: str = "unpaid"

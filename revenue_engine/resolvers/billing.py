@@ -97,6 +97,7 @@ async def create_checkout_session(info: Info, data: CheckoutInput) -> CheckoutPa
             overages=tuple(data.overages),
             success_path=data.success_path,
             cancel_path=data.cancel_path,
+            trial_days=data.trial_days,
         ),
     )
     return CheckoutPayload(

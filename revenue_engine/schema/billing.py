@@ -234,6 +234,9 @@ class CheckoutInput:
         default=None, description="Path on PUBLIC_BASE_URL; `?session_id=…` is appended."
     )
     cancel_path: str | None = None
+    trial_days: int | None = strawberry.field(
+        default=None, description="Free days before the first charge (1-730)."
+    )
 
 
 @strawberry.input

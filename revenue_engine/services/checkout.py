@@ -42,6 +42,7 @@ class CheckoutRequest:
     overages: tuple[str, ...] = ()
     success_path: str | None = None
     cancel_path: str | None = None
+    trial_days: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,8 @@ async def create_checkout_session(
     problems: list[FieldProblem] = []
     success = _check_path("successPath", request.success_path, DEFAULT_SUCCESS_PATH, problems)
     cancel = _check_path("cancelPath", request.cancel_path, DEFAULT_CANCEL_PATH, problems)
+    if request.trial_days is not None and not 1 <= request.trial_days <= 730:
+        problems.append(FieldProblem("trialDays", "trialDays must be between 1 and 730"))
     plan: SubscriptionPlan = await purchasable_plan(
         request.plan_uid, request.interval, request.overages, problems
     )
@@ -92,6 +95,7 @@ async def create_checkout_session(
             "plan_uid": plan.uid,
             "interval": request.interval.value,
             "overages": overages,
+            "trial_days": request.trial_days,
         }
     )
     if pending is not None and pending.url:
@@ -111,8 +115,22 @@ async def create_checkout_session(
         "metadata": metadata,
         "subscription_data": {"metadata": metadata},
     }
+    if request.trial_days:
+        # Nothing is charged today: Stripe completes the session with no_payment_required.
+        params["subscription_data"] = {
+            "metadata": metadata,
+            "trial_period_days": request.trial_days,
+        }
     key = idempotency_key(
-        org, "checkout.create", plan.uid, request.interval.value, overages, success, cancel, attempt
+        org,
+        "checkout.create",
+        plan.uid,
+        request.interval.value,
+        overages,
+        success,
+        cancel,
+        request.trial_days,
+        attempt,
     )
     session = await gateway.create_checkout_session(params, key=key)
     document = CheckoutSession(
@@ -122,6 +140,7 @@ async def create_checkout_session(
         plan_uid=plan.uid,
         interval=request.interval,
         overages=overages,
+        trial_days=request.trial_days,
         url=session.get("url"),
         attempt=attempt,
     )

@@ -158,3 +158,16 @@ async def test_another_organizations_session_is_not_found(engine: httpx.AsyncCli
     }
     mine = await call(engine, query, {"id": started["sessionId"]}, org="org_a")
     assert mine == {"checkoutSession": {"sessionId": started["sessionId"]}}
+
+
+async def test_a_trial_checkout_needs_no_payment_and_is_trialing(engine: httpx.AsyncClient) -> None:
+    started = await start_checkout(engine, trialDays=14)
+    paid = await pay(started["checkoutUrl"])
+    assert paid.status_code == 303
+    verified = only(await call(engine, VERIFY, {"id": started["sessionId"]}))
+    assert (verified["status"], verified["paymentStatus"]) == ("complete", "no_payment_required")
+    sub = verified["subscription"]
+    assert (sub["status"], sub["isActive"]) == ("trialing", True)
+    assert sub["trialEnd"] is not None
+    bad = only(await call(engine, CHECKOUT, {"input": {**PRO, "trialDays": 0}}, org="org_z"))
+    assert bad["__typename"] == "ValidationError"
