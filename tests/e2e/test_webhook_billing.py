@@ -13,13 +13,20 @@ import httpx
 import pytest
 import stripe
 
-from revenue_engine.documents import AuditEntry, CheckoutSession, Subscription, WebhookEvent
+from revenue_engine.documents import (
+    AuditEntry,
+    CheckoutSession,
+    Customer,
+    Payment,
+    Subscription,
+    WebhookEvent,
+)
 from revenue_engine.emulator import Emulator
 from revenue_engine.emulator.server import EmulatorServer
 from revenue_engine.settings import Settings
 from revenue_engine.webhooks.dispatch import MAX_ATTEMPTS
 from tests.e2e.conftest import engine_settings, pay
-from tests.e2e.ops import CHECKOUT, STATUS_QUERY, call, only
+from tests.e2e.ops import CHECKOUT, CREATE_CUSTOMER, CREATE_PI, STATUS_QUERY, call, only
 from tests.e2e.test_subscriptions import customer_with_card, subscribe
 from tests.stripe_events import SECRET, event, post
 
@@ -217,3 +224,48 @@ async def test_stripe_down_while_re_reading_is_503_and_nothing_applied(
     emulator.clear_faults()
     assert (await post(engine, payload)).status_code == 200
     assert (await stored(sub_id)).status == "canceled"
+
+
+async def test_payment_and_refund_events_keep_payments_true(
+    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
+) -> None:
+    created = only(await call(engine, CREATE_PI, {"input": {"amount": 1200, "currency": "usd"}}))
+    pid = created["paymentIntent"]["id"]
+    # Paid and partly refunded outside the engine (Stripe.js, the dashboard).
+    await stripe_client.v1.payment_intents.confirm_async(
+        pid, params={"payment_method": "pm_card_visa"}
+    )
+    await stripe_client.v1.refunds.create_async(params={"payment_intent": pid, "amount": 200})
+    for kind in ("payment_intent.succeeded", "charge.refunded"):
+        [raw] = emulator.events(kind)
+        assert (await post(engine, raw)).json()["status"] == "processed"
+    payment = await Payment.find_one({"stripe_payment_intent_id": pid})
+    assert payment is not None
+    assert (payment.status, payment.amount_refunded) == ("succeeded", 200)
+    # A refund event for a payment the engine never made is not ours.
+    other = await stripe_client.v1.payment_intents.create_async(
+        params={"amount": 300, "currency": "usd", "payment_method": "pm_card_visa", "confirm": True}
+    )
+    foreign = [
+        e
+        for e in emulator.events("payment_intent.succeeded")
+        if e["data"]["object"]["id"] == other.id
+    ]
+    assert (await post(engine, foreign[0])).json()["status"] == "ignored"
+
+
+async def test_customer_events_update_and_delete_our_customer(
+    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
+) -> None:
+    customer_id = only(await call(engine, CREATE_CUSTOMER))["customer"]["id"]
+    await stripe_client.v1.customers.update_async(customer_id, params={"email": "new@example.com"})
+    [updated] = emulator.events("customer.updated")
+    assert (await post(engine, updated)).json()["status"] == "processed"
+    doc = await Customer.find_one({"stripe_customer_id": customer_id})
+    assert doc is not None
+    assert doc.email == "new@example.com"
+    await stripe_client.v1.customers.delete_async(customer_id)
+    [deleted] = emulator.events("customer.deleted")
+    assert (await post(engine, deleted)).json()["status"] == "processed"
+    assert await Customer.find_one({"stripe_customer_id": customer_id}) is None
+    assert await AuditEntry.find({"kind": "customer.deleted", "source": "webhook"}).count() == 1

@@ -171,23 +171,22 @@ async def customer_changed(event: StripeEvent, context: HandlerContext) -> None:
     document = await Customer.find_one({"stripe_customer_id": customer_id})
     if document is None:
         raise IgnoredEvent("no organization has this customer")
-    if event.type == "customer.deleted" or event.object.get("deleted"):
-        try:
-            await context.gateway.retrieve_customer(customer_id)
-        except StripeNotFound:
-            await document.delete()
-            await AuditEntry(
-                organization_id=document.organization_id,
-                kind="customer.deleted",
-                source=AuditSource.WEBHOOK,
-                reference=event.id,
-            ).insert()
-            return
-        raise IgnoredEvent("the customer still exists at Stripe")
     try:
-        fresh = await context.gateway.retrieve_customer(customer_id)
-    except StripeNotFound as exc:
-        raise IgnoredEvent("the customer no longer exists at Stripe") from exc
+        fresh: dict[str, Any] | None = await context.gateway.retrieve_customer(customer_id)
+    except StripeNotFound:
+        fresh = None
+    if fresh is None or fresh.get("deleted"):
+        # Stripe answers a deleted customer with a ``deleted: true`` stub.
+        await document.delete()
+        await AuditEntry(
+            organization_id=document.organization_id,
+            kind="customer.deleted",
+            source=AuditSource.WEBHOOK,
+            reference=event.id,
+        ).insert()
+        return
+    if event.type == "customer.deleted":
+        raise IgnoredEvent("the customer still exists at Stripe")
     settings = fresh.get("invoice_settings") or {}
     values = (fresh.get("email"), fresh.get("name"), _id(settings.get("default_payment_method")))
     if values != (document.email, document.name, document.default_payment_method):
