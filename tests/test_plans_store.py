@@ -155,3 +155,24 @@ async def test_demo_plans_load_idempotently(database: Database) -> None:
     assert pro is not None
     assert {o.key for o in pro.overages} == {"bandwidth", "api_calls"}
     assert {p.interval.value for p in pro.prices} == {"month", "year"}
+
+
+async def test_a_stale_copy_never_overwrites_a_newer_plan(database: Database) -> None:
+    await plans.upsert_plan(spec())
+    stale = await plans.get_plan("basic")
+    fresh = await plans.get_plan("basic")
+    assert stale is not None
+    assert fresh is not None
+    # Another writer (say, a catalog webhook) links the Stripe price first.
+    fresh.prices[0].stripe_price_id = "price_from_webhook"
+    assert await plans.save_if_unchanged(fresh, fresh.updated_at)
+    stale.name = "Stale rename"
+    assert not await plans.save_if_unchanged(stale, stale.updated_at)
+    stored = await plans.get_plan("basic")
+    assert stored is not None
+    assert (stored.name, stored.prices[0].stripe_price_id) == ("Basic", "price_from_webhook")
+    # The admin path re-reads and keeps the link.
+    await plans.upsert_plan(spec(name="Renamed"))
+    stored = await plans.get_plan("basic")
+    assert stored is not None
+    assert (stored.name, stored.prices[0].stripe_price_id) == ("Renamed", "price_from_webhook")

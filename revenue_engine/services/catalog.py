@@ -12,11 +12,14 @@ import logging
 from typing import Any
 
 from revenue_engine.documents import BillingInterval, PlanPrice, SubscriptionPlan
+from revenue_engine.errors import ServiceUnavailable
 from revenue_engine.gateway import StripeGateway, idempotency_key
+from revenue_engine.services.plans import save_if_unchanged
 
 log = logging.getLogger(__name__)
 
 CATALOG = "catalog"
+_CAS_ATTEMPTS = 5
 
 
 async def _ensure_product(
@@ -69,7 +72,28 @@ async def ensure_plan_prices(
     overage_keys: list[str],
 ) -> list[str]:
     """Stripe price ids for the plan's price and the chosen overages at ``interval``,
-    creating what is missing at Stripe and remembering the ids on the plan."""
+    creating what is missing at Stripe and remembering the ids on the plan.
+
+    The ids are written with a compare-and-set; when another writer changed the plan in
+    between, the plan is re-read and the work redone (Stripe calls are keyed: no duplicates)."""
+    for _ in range(_CAS_ATTEMPTS):
+        seen = plan.updated_at
+        ids, changed = await _ensure(gateway, plan, interval, overage_keys)
+        if not changed or await save_if_unchanged(plan, seen):
+            return ids
+        fresh = await SubscriptionPlan.get(plan.id)
+        if fresh is None:
+            raise ServiceUnavailable(f"plan {plan.uid!r} disappeared; retry")
+        plan = fresh
+    raise ServiceUnavailable(f"plan {plan.uid!r} kept changing; retry")
+
+
+async def _ensure(
+    gateway: StripeGateway,
+    plan: SubscriptionPlan,
+    interval: BillingInterval,
+    overage_keys: list[str],
+) -> tuple[list[str], bool]:
     changed = False
     if plan.stripe_product_id is None:
         plan.stripe_product_id = await _ensure_product(gateway, plan, "plan", plan.name)
@@ -95,9 +119,7 @@ async def ensure_plan_prices(
             price.stripe_price_id = await _ensure_price(gateway, product_id, price, plan.uid)
             changed = True
         ids.append(price.stripe_price_id)
-    if changed:
-        await plan.save()
-    return ids
+    return ids, changed
 
 
 async def sync_catalog(gateway: StripeGateway) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,18 @@ from pymongo.errors import DuplicateKeyError
 
 from revenue_engine.documents import BillingInterval, Overage, PlanPrice, SubscriptionPlan
 from revenue_engine.documents.plan import utcnow
-from revenue_engine.errors import AlreadyExists, FieldProblem, NotFound, ValidationFailed
+from revenue_engine.errors import (
+    AlreadyExists,
+    FieldProblem,
+    NotFound,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 from revenue_engine.money import MAX_AMOUNT, normalize_currency
 
 log = logging.getLogger(__name__)
 
+_CAS_ATTEMPTS = 8
 _UID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_]{0,39}$")
 
@@ -180,6 +188,27 @@ def _apply(spec: PlanSpec, plan: SubscriptionPlan) -> SubscriptionPlan:
     return plan
 
 
+async def save_if_unchanged(plan: SubscriptionPlan, seen_updated_at: datetime) -> bool:
+    """Write ``plan`` only if nobody changed it since it was read (compare-and-set on
+    ``updated_at``): admins, checkout and catalog webhooks all write plans, and a whole-document
+    save could otherwise drop a Stripe id another writer just set."""
+    after = max(utcnow(), seen_updated_at + timedelta(milliseconds=1))
+    result = await SubscriptionPlan.find_one(
+        {"_id": plan.id, "updated_at": seen_updated_at}
+    ).update(
+        {
+            "$set": {
+                **plan.model_dump(mode="python", exclude={"id", "revision_id", "created_at"}),
+                "updated_at": after,
+            }
+        }
+    )
+    if getattr(result, "matched_count", 0):
+        plan.updated_at = after
+        return True
+    return False
+
+
 async def get_plan(uid: str) -> SubscriptionPlan | None:
     return await SubscriptionPlan.find_one(SubscriptionPlan.uid == uid)
 
@@ -195,21 +224,22 @@ async def upsert_plan(spec: PlanSpec, *, create_only: bool = False) -> Subscript
     problems = validate_spec(spec)
     if problems:
         raise ValidationFailed(f"plan {spec.uid!r} is invalid", problems)
-    existing = await get_plan(spec.uid)
-    if existing is not None:
+    for _ in range(_CAS_ATTEMPTS):
+        existing = await get_plan(spec.uid)
+        if existing is None:
+            try:
+                return await _apply(spec, SubscriptionPlan(uid=spec.uid, name=spec.name)).insert()
+            except DuplicateKeyError:
+                # A concurrent writer inserted the same uid first: the unique index decided.
+                if create_only:
+                    raise AlreadyExists("plan", spec.uid) from None
+                continue
         if create_only:
             raise AlreadyExists("plan", spec.uid)
-        return await _apply(spec, existing).save()
-    plan = _apply(spec, SubscriptionPlan(uid=spec.uid, name=spec.name))
-    try:
-        return await plan.insert()
-    except DuplicateKeyError:
-        # A concurrent writer inserted the same uid first: the unique index decided.
-        if create_only:
-            raise AlreadyExists("plan", spec.uid) from None
-        winner = await get_plan(spec.uid)
-        assert winner is not None
-        return await _apply(spec, winner).save()
+        seen = existing.updated_at
+        if await save_if_unchanged(_apply(spec, existing), seen):
+            return existing
+    raise ServiceUnavailable(f"plan {spec.uid!r} kept changing; retry")
 
 
 async def archive_plan(uid: str) -> SubscriptionPlan:
@@ -218,9 +248,12 @@ async def archive_plan(uid: str) -> SubscriptionPlan:
     if plan is None:
         raise NotFound("plan", uid)
     if plan.active:
+        # A targeted write: fields other writers own (Stripe ids) are left as they are.
         plan.active = False
         plan.updated_at = utcnow()
-        await plan.save()
+        await SubscriptionPlan.find_one({"_id": plan.id}).update(
+            {"$set": {"active": False, "updated_at": plan.updated_at}}
+        )
     return plan
 
 
