@@ -205,11 +205,19 @@ async def refund_payment(
         principal.organization_id, "refund.create", intent_id, wanted, len(payment.refund_ids)
     )
     refund = await gateway.create_refund({"payment_intent": intent_id, "amount": wanted}, key=key)
-    if refund["id"] not in payment.refund_ids:
-        payment.refund_ids.append(str(refund["id"]))
-        payment.amount_refunded += int(refund.get("amount") or wanted)
-        payment.updated_at = utcnow()
-        await payment.save()
+    refund_id = str(refund["id"])
+    # Targeted, race-free write: a double-submit records the refund once, and a concurrent
+    # charge.refunded webhook ($max in its handler) is neither lost nor double-counted.
+    await Payment.find_one({"_id": payment.id, "refund_ids": {"$ne": refund_id}}).update(
+        {
+            "$push": {"refund_ids": refund_id},
+            "$inc": {"amount_refunded": int(refund.get("amount") or wanted)},
+            "$set": {"updated_at": utcnow()},
+        }
+    )
+    fresh = await Payment.get(payment.id)
+    assert fresh is not None
+    payment = fresh
     log.info(
         "refund created organization_id=%s payment=%s amount=%d",
         principal.organization_id,

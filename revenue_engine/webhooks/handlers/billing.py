@@ -155,12 +155,13 @@ async def charge_refunded(event: StripeEvent, context: HandlerContext) -> None:
     payment = await Payment.find_one({"stripe_payment_intent_id": intent_id}) if intent_id else None
     if payment is None:
         raise IgnoredEvent("not a one-time payment made through this engine")
-    refunded = int(charge.get("amount_refunded") or 0)
+    refunded = min(int(charge.get("amount_refunded") or 0), payment.amount)
     if refunded > payment.amount_refunded:
-        # Stripe's total only grows; a late, older event never lowers ours.
-        payment.amount_refunded = min(refunded, payment.amount)
-        payment.updated_at = utcnow()
-        await payment.save()
+        # Stripe's total only grows: $max keeps a late, older event (or a concurrent refund
+        # mutation's $inc) from lowering ours.
+        await Payment.find_one({"_id": payment.id}).update(
+            {"$max": {"amount_refunded": refunded}, "$set": {"updated_at": utcnow()}}
+        )
 
 
 async def customer_changed(event: StripeEvent, context: HandlerContext) -> None:
