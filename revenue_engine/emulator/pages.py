@@ -2,7 +2,9 @@
 
 Plain HTML forms, no JavaScript, so a person can click through them in a browser and a test can
 drive them with any HTTP client (GET the page, POST the form, follow the 303). All links and form
-actions are relative, so the pages work wherever the emulator is mounted.
+actions are relative, so the pages work wherever the emulator is mounted; a page re-rendered by a
+failed POST (``…/{id}/pay`` after a decline) writes them relative to that address, so that trying
+again or cancelling from it reaches ``…/{id}/<action>`` too.
 
 * ``GET  /checkout/{id}`` — plan, amount and interval; test-card choice; Pay / Cancel.
 * ``POST /checkout/{id}/pay`` (``card``, ``email``, ``name``) — 303 to ``success_url`` with
@@ -83,6 +85,15 @@ async def _form(request: Request) -> dict[str, str]:
     return dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
 
 
+# How a page's relative links reach ``…/{id}/<action>``: from the page itself (``…/{id}``) they
+# need the id; from a re-rendered POST answer (``…/{id}/<action>``) they are siblings.
+def _at_page(object_id: str) -> str:
+    return f"{escape(object_id)}/"
+
+
+AFTER_POST = ""
+
+
 def _ctx(emulator: Emulator, request: Request) -> Ctx:
     return Ctx(emulator.state, base_url=str(request.base_url))
 
@@ -93,9 +104,8 @@ def _not_found(what: str) -> HTMLResponse:
 
 # --------------------------------------------------------------------------- checkout
 def _checkout_page(
-    ctx: Ctx, session: JSON, error: str | None = None, status: int = 200
+    ctx: Ctx, session: JSON, here: str, error: str | None = None, status: int = 200
 ) -> Response:
-    sid = escape(session["id"])
     if session["status"] == "complete":
         target = checkout.success_redirect(session)
         link = f"<p><a href='{escape(target)}'>Continue</a></p>" if target else ""
@@ -129,12 +139,12 @@ def _checkout_page(
     body = (
         f"{banner}<div class='box'><table>{''.join(rows)}</table>"
         f"<p><strong>Total: {total}</strong></p>{trial_note}</div>"
-        f"<form method='post' action='{sid}/pay' class='box'>"
+        f"<form method='post' action='{here}pay' class='box'>"
         f"<label>Email <input name='email' type='email' value='{escape(email or '')}'></label>"
         f"<label>Name on card <input name='name' value=''></label>"
         f"<fieldset><legend>Test card</legend>{_card_choices()}</fieldset>"
         f"<button type='submit'>Pay {total}</button></form>"
-        f"<form method='post' action='{sid}/cancel'><button type='submit'>Cancel</button></form>"
+        f"<form method='post' action='{here}cancel'><button type='submit'>Cancel</button></form>"
     )
     return _page("Checkout", body, status)
 
@@ -147,7 +157,7 @@ def checkout_routes(emulator: Emulator) -> list[Route]:
             if session is None:
                 return _not_found("checkout session")
             checkout.expire_if_due(ctx, session)
-            return _checkout_page(ctx, session)
+            return _checkout_page(ctx, session, _at_page(session["id"]))
 
     async def pay(request: Request) -> Response:
         form = await _form(request)
@@ -165,10 +175,10 @@ def checkout_routes(emulator: Emulator) -> list[Route]:
                 form.get("name") or None,
             )
             if error is not None:
-                return _checkout_page(ctx, session, error.message, status=error.status)
+                return _checkout_page(ctx, session, AFTER_POST, error.message, error.status)
             target = checkout.success_redirect(session)
             if target is None:
-                return _checkout_page(ctx, session)
+                return _checkout_page(ctx, session, AFTER_POST)
         return RedirectResponse(target, status_code=303)
 
     async def cancel(request: Request) -> Response:
@@ -190,8 +200,9 @@ def checkout_routes(emulator: Emulator) -> list[Route]:
 
 
 # --------------------------------------------------------------------------- portal
-def _portal_page(ctx: Ctx, session: JSON, error: str | None = None, status: int = 200) -> Response:
-    pid = escape(session["id"])
+def _portal_page(
+    ctx: Ctx, session: JSON, here: str, error: str | None = None, status: int = 200
+) -> Response:
     customer = ctx.store.require("customer", session["customer"])
     blocks = []
     for sub in portal.portal_subscriptions(ctx, session):
@@ -205,14 +216,14 @@ def _portal_page(ctx: Ctx, session: JSON, error: str | None = None, status: int 
         if sub["cancel_at_period_end"]:
             state = f"Cancels on {end}"
             action = (
-                f"<form method='post' action='{pid}/renew'>"
+                f"<form method='post' action='{here}renew'>"
                 f"<input type='hidden' name='subscription' value='{sub_id}'>"
                 f"<button type='submit'>Don't cancel</button></form>"
             )
         else:
             state = f"Renews on {end}"
             action = (
-                f"<form method='post' action='{pid}/cancel'>"
+                f"<form method='post' action='{here}cancel'>"
                 f"<input type='hidden' name='subscription' value='{sub_id}'>"
                 f"<button type='submit'>Cancel plan</button></form>"
             )
@@ -230,7 +241,7 @@ def _portal_page(ctx: Ctx, session: JSON, error: str | None = None, status: int 
     body = (
         f"{banner}<p>{escape(customer['email'] or customer['id'])}</p>"
         f"{''.join(blocks) or '<p>No active subscriptions.</p>'}"
-        f"<form method='post' action='{pid}/payment_method' class='box'>"
+        f"<form method='post' action='{here}payment_method' class='box'>"
         f"<p>Payment method: {escape(card)}</p>{_card_choices()}"
         f"<button type='submit'>Update payment method</button></form>"
         + (f"<p><a href='{escape(back)}'>Return</a></p>" if back else "")
@@ -248,7 +259,7 @@ def portal_routes(emulator: Emulator) -> list[Route]:
             session = load(ctx, request)
             if session is None:
                 return _not_found("portal session")
-            return _portal_page(ctx, session)
+            return _portal_page(ctx, session, _at_page(session["id"]))
 
     def done(request: Request, session: JSON) -> Response:
         flow = session.get("flow") or {}
@@ -272,11 +283,11 @@ def portal_routes(emulator: Emulator) -> list[Route]:
                 elif action == "payment_method":
                     error = portal.update_payment_method(ctx, session, form.get("card", ""))
                     if error is not None:
-                        return _portal_page(ctx, session, error.message, status=error.status)
+                        return _portal_page(ctx, session, AFTER_POST, error.message, error.status)
                 else:
                     return _not_found("portal action")
             except StripeError as error:
-                return _portal_page(ctx, session, error.message, status=error.status)
+                return _portal_page(ctx, session, AFTER_POST, error.message, error.status)
         return done(request, session)
 
     return [
@@ -286,17 +297,18 @@ def portal_routes(emulator: Emulator) -> list[Route]:
 
 
 # --------------------------------------------------------------------------- invoices
-def _invoice_page(ctx: Ctx, inv: JSON, error: str | None = None, status: int = 200) -> Response:
+def _invoice_page(
+    ctx: Ctx, inv: JSON, here: str, error: str | None = None, status: int = 200
+) -> Response:
     rows = "".join(
         f"<tr><td>{escape(str(line['description']))}</td>"
         f"<td style='text-align:right'>{money(int(line['amount']), inv['currency'])}</td></tr>"
         for line in inv["lines"]["data"]
     )
-    iid = escape(inv["id"])
     pay = ""
     if inv["status"] == "open":
         pay = (
-            f"<form method='post' action='{iid}/pay' class='box'>{_card_choices()}"
+            f"<form method='post' action='{here}pay' class='box'>{_card_choices()}"
             f"<button type='submit'>Pay {money(int(inv['amount_remaining']), inv['currency'])}"
             f"</button></form>"
         )
@@ -306,7 +318,7 @@ def _invoice_page(ctx: Ctx, inv: JSON, error: str | None = None, status: int = 2
         f"status <strong>{escape(inv['status'])}</strong></p><table>{rows}</table>"
         f"<p>Amount due: {money(int(inv['amount_due']), inv['currency'])} · paid "
         f"{money(int(inv['amount_paid']), inv['currency'])}</p></div>{pay}"
-        f"<p><a href='{iid}/pdf'>Download PDF</a></p>"
+        f"<p><a href='{here}pdf'>Download PDF</a></p>"
     )
     return _page("Invoice", body, status)
 
@@ -348,7 +360,7 @@ def invoice_routes(emulator: Emulator) -> list[Route]:
             inv = ctx.store.get("invoice", request.path_params["id"])
             if inv is None or inv["status"] == "draft":
                 return _not_found("invoice")
-            return _invoice_page(ctx, inv)
+            return _invoice_page(ctx, inv, _at_page(inv["id"]))
 
     async def pay(request: Request) -> Response:
         form = await _form(request)
@@ -362,10 +374,10 @@ def invoice_routes(emulator: Emulator) -> list[Route]:
                     ctx, form.get("card", "pm_card_visa"), param="card", customer=inv["customer"]
                 )
             except StripeError as error:
-                return _invoice_page(ctx, inv, error.message, status=error.status)
+                return _invoice_page(ctx, inv, AFTER_POST, error.message, error.status)
             failure = attempt_payment(ctx, inv, pm)
             if failure is not None:
-                return _invoice_page(ctx, inv, failure.message, status=failure.status)
+                return _invoice_page(ctx, inv, AFTER_POST, failure.message, failure.status)
         return RedirectResponse(str(request.url_for("invoice_page", id=inv["id"])), status_code=303)
 
     async def pdf(request: Request) -> Response:
