@@ -8,7 +8,7 @@ NODE_STAMP := node_modules/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck pytest fast emulator bench schema clean
+.PHONY: run test lint typecheck pytest fast chromium screenshot emulator bench schema clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,16 @@ $(STAMP): pyproject.toml
 $(NODE_STAMP): package.json
 	npm install --no-audit --no-fund --silent
 	touch $(NODE_STAMP)
+
+# Test-only: Debian's Chromium for the browser tests (tests/browser), installed when missing and
+# apt-get can (as root). If it cannot, those tests are skipped with the reason (failed under CI).
+chromium:
+	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		{ apt-get update -qq && apt-get install -y -qq chromium; } >/dev/null \
+			|| echo "chromium could not be installed: the browser tests will say why"; \
+	fi
 
 run: $(STAMP)
 	$(BIN)/revenue-engine serve --host $(HOST) --port $(PORT)
@@ -34,7 +44,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) $(NODE_STAMP)
+pytest: $(STAMP) $(NODE_STAMP) chromium
 	$(BIN)/pytest --cov --cov-report=term:skip-covered
 
 test: lint typecheck pytest
@@ -42,6 +52,10 @@ test: lint typecheck pytest
 # Unit tests on mongomock only (skips the wire run): for a quick loop while editing.
 fast: $(STAMP)
 	$(BIN)/pytest -q -m "not wire and not browser"
+
+# Retake docs/demo.png (the README's picture) with the browser test.
+screenshot: $(STAMP) chromium
+	UPDATE_SCREENSHOT=1 $(BIN)/pytest -q tests/browser -k land_back
 
 schema: $(STAMP)
 	$(BIN)/revenue-engine export-schema > schema.graphql

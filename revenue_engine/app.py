@@ -41,6 +41,8 @@ from revenue_engine.webhooks.endpoint import WebhookEndpoint
 log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).parent / "web"
+# GraphiQL with its scripts served from here, not a CDN: the IDE works offline.
+GRAPHIQL_DIR = Path(__file__).parent / "graphiql"
 
 
 @dataclass
@@ -60,6 +62,10 @@ class EngineGraphQL(GraphQL[Context, None]):
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(build_schema(settings), **kwargs)
         self.settings = settings
+
+    @property
+    def graphql_ide_html(self) -> str:
+        return (GRAPHIQL_DIR / "page.html").read_text(encoding="utf-8")
 
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
         if result.errors:
@@ -203,6 +209,8 @@ def create_app(settings: Settings | None = None, *, database_name: str | None = 
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]
+    if settings.graphiql_enabled:
+        routes.append(Mount("/graphiql", app=StaticFiles(directory=GRAPHIQL_DIR / "assets")))
     if emulator is not None:
         routes.append(Mount(EMULATOR_MOUNT, app=emulator.app))
     if settings.demo_spa_enabled:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -50,11 +53,25 @@ async def test_graphiql_is_served_in_development(client: httpx.AsyncClient) -> N
     assert "graphiql" in response.text.lower()
 
 
+async def test_graphiql_loads_nothing_from_elsewhere(client: httpx.AsyncClient) -> None:
+    """Every script and style of the IDE is served here, and is the file its hash names."""
+    page = (await client.get("/graphql", headers={"accept": "text/html"})).text
+    assert "http://" not in page
+    assert "https://" not in page
+    assets = re.findall(r'(?:src|href)="(/graphiql/[^"]+)"\s+integrity="sha384-([^"]+)"', page)
+    assert len(assets) == 6
+    for path, digest in assets:
+        response = await client.get(path)
+        assert response.status_code == 200, path
+        assert base64.b64encode(hashlib.sha384(response.content).digest()).decode() == digest
+
+
 async def test_graphiql_can_be_switched_off(client_for: Callable[[Settings], Any]) -> None:
     client: httpx.AsyncClient = await client_for(make_settings(graphiql=False))
     response = await client.get("/graphql", headers={"accept": "text/html"})
     assert response.status_code == 404
     assert "graphiql" not in response.text.lower()
+    assert (await client.get("/graphiql/graphiql.min.js")).status_code == 404
 
 
 async def test_request_id_is_echoed_or_made(client: httpx.AsyncClient) -> None:

@@ -1,15 +1,37 @@
-// A build-free SPA for the revenue-engine GraphQL API (development demo).
-// It signs in with the development headers; a real SPA sends `Authorization: Bearer <JWT>`.
+// A build-free SPA for the revenue-engine GraphQL API: a development demo to copy from.
+// It signs in with the development headers (x-organization-id, x-customer-email); a real SPA
+// sends `Authorization: Bearer <JWT>` instead (see gql() below).
 const $ = (sel) => document.querySelector(sel);
-const money = (amount, currency) =>
-  new Intl.NumberFormat(undefined, { style: "currency", currency }).format(amount / 100);
+const IDENTITY_KEY = "re-demo-identity";
+const LIVE = ["active", "trialing", "past_due"];
+
 // Text from the API goes into HTML through esc(): admins write plan names, not code.
 const esc = (text) =>
   String(text ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
-const date = (iso) => (iso ? new Date(iso).toLocaleDateString() : "—");
+const money = (amount, currency) =>
+  new Intl.NumberFormat(undefined, { style: "currency", currency }).format(amount / 100);
+// DateTime values are UTC; one without an offset is read as UTC, not as local time.
+const parseDate = (iso) => new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(iso) ? iso : `${iso}Z`);
+const longDate = (iso) =>
+  parseDate(iso).toLocaleDateString(undefined, { year: "numeric", month: "long", day: "numeric" });
+const when = (iso) => (iso ? `<time datetime="${esc(iso)}">${esc(longDate(iso))}</time>` : "—");
+
+// ------------------------------------------------------------------ talking to the API
+/** An error to show: the API's message, with its code (UserError.code or extensions.code). */
+class ApiError extends Error {
+  constructor(message, code, details = {}) {
+    super(message);
+    this.code = code;
+    this.details = details;
+  }
+}
 
 function identity() {
-  return JSON.parse(localStorage.getItem("re-demo-identity") || "null");
+  try {
+    return JSON.parse(localStorage.getItem(IDENTITY_KEY) || "null");
+  } catch {
+    return null;
+  }
 }
 
 async function gql(query, variables = {}) {
@@ -19,161 +41,154 @@ async function gql(query, variables = {}) {
     headers["x-organization-id"] = who.org;
     if (who.email) headers["x-customer-email"] = who.email;
   }
-  const response = await fetch("/graphql", { method: "POST", headers, body: JSON.stringify({ query, variables }) });
-  const body = await response.json();
+  let response;
+  try {
+    response = await fetch("/graphql", { method: "POST", headers, body: JSON.stringify({ query, variables }) });
+  } catch {
+    throw new ApiError("The API cannot be reached. Is the engine running?", "NETWORK");
+  }
+  let body;
+  try {
+    body = await response.json();
+  } catch {
+    throw new ApiError(`The API answered HTTP ${response.status} without a GraphQL body.`, `HTTP_${response.status}`);
+  }
   if (body.errors && body.errors.length) {
-    const e = body.errors[0];
-    throw new Error(`${e.extensions?.code || "ERROR"}: ${e.message}`);
+    const error = body.errors[0];
+    throw new ApiError(error.message, error.extensions?.code || "ERROR");
   }
   return body.data;
 }
 
-// A union result: the success payload, or throw the typed error's message.
+// Every mutation answers a union: the success payload, or a typed error (UserError).
+const ERRORS = `... on UserError { code message }
+  ... on ValidationError { fields { field message } }
+  ... on PaymentDeclinedError { declineCode }
+  ... on RetryableError { retryAfterSeconds }`;
+
+/** The success payload of a union result, or throw the typed error with its own message. */
 function unwrap(result, success) {
-  if (result.__typename !== success) throw new Error(`${result.code}: ${result.message}`);
-  return result;
+  if (result.__typename === success) return result;
+  let message = result.message || `Unexpected answer: ${result.__typename}`;
+  if (result.fields && result.fields.length) {
+    message += ` (${result.fields.map((f) => `${f.field}: ${f.message}`).join("; ")})`;
+  }
+  if (result.retryAfterSeconds) message += ` Try again in ${Math.ceil(result.retryAfterSeconds)} s.`;
+  throw new ApiError(message, result.code || result.__typename, result);
 }
 
-function say(text, isError = false) {
+// ------------------------------------------------------------------ page state
+function say(text, kind = "info", code = "") {
   const box = $("#message");
   box.textContent = text;
-  box.className = isError ? "error" : "";
+  box.className = text ? kind : "";
+  box.dataset.code = code;
 }
 
-const ERRORS = "... on UserError { __typename code message }";
-const STATUS = `status isActive planUid billingInterval currentPeriodEnd cancelAtPeriodEnd
-  cancelAt trialEnd hasSubscription entitlements { key enabled limit }`;
+const fail = (error) => say(error.message, "error", error.code || "ERROR");
+
+// While a request runs, <main aria-busy="true"> and its buttons take no clicks (no double submits).
+let pending = 0;
+async function busy(work) {
+  pending += 1;
+  $("#main").setAttribute("aria-busy", "true");
+  try {
+    return await work();
+  } catch (error) {
+    fail(error);
+    return undefined;
+  } finally {
+    pending -= 1;
+    if (pending === 0) $("#main").setAttribute("aria-busy", "false");
+  }
+}
+
+const STATUS = `hasSubscription status isActive planUid billingInterval overages currentPeriodEnd
+  cancelAtPeriodEnd cancelAt canceledAt endedAt trialEnd entitlements { key enabled limit }`;
 
 let plans = [];
+let current = null;
 
-function interval() {
-  return document.querySelector("input[name=interval]:checked").value;
-}
+const interval = () => document.querySelector("input[name=interval]:checked").value;
+const planName = (uid) => plans.find((p) => p.uid === uid)?.name || uid || "—";
+const isLive = (s) => Boolean(s && s.hasSubscription && LIVE.includes(s.status));
 
-function renderPlans(current) {
+// ------------------------------------------------------------------ rendering
+function renderPlans() {
   const box = $("#plans");
   box.innerHTML = "";
+  const live = isLive(current);
   for (const plan of plans) {
     const price = plan.prices.find((p) => p.interval === interval());
     if (!price) continue;
     const card = document.createElement("div");
     card.className = "plan";
     card.dataset.plan = plan.uid;
+    card.dataset.testid = `plan-${plan.uid}`;
     const addOns = plan.overages
-      .filter((o) => o.prices.some((p) => p.interval === interval()))
-      .map((o) => {
-        const p = o.prices.find((x) => x.interval === interval());
-        return `<label><input type="checkbox" value="${esc(o.key)}"> ${esc(o.name)} (${esc(o.unit)}) +${money(p.amount, p.currency)}</label><br>`;
-      })
+      .map((o) => [o, o.prices.find((p) => p.interval === interval())])
+      .filter(([, p]) => p)
+      .map(([o, p]) => `<label><input type="checkbox" value="${esc(o.key)}"> ${esc(o.name)}
+        <small>(${esc(o.unit)})</small> +${money(p.amount, p.currency)}</label>`)
       .join("");
-    const isCurrent = current && current.planUid === plan.uid && current.billingInterval === interval();
-    const live = current && ["active", "trialing", "past_due"].includes(current.status);
+    const isCurrent = live && current.planUid === plan.uid && current.billingInterval === interval();
+    const label = isCurrent ? "Current plan" : live ? "Switch to this plan" : "Subscribe";
     card.innerHTML = `
       <h3>${esc(plan.name)}</h3>
-      <div class="price">${money(price.amount, price.currency)} <small>/ ${interval().toLowerCase()}</small></div>
+      <div class="price">${money(price.amount, price.currency)} <small>/ ${interval() === "YEAR" ? "year" : "month"}</small></div>
       <p>${esc(plan.description)}</p>
       <ul>${plan.features.map((f) => `<li>${esc(f)}</li>`).join("")}</ul>
-      <div class="addons">${addOns}</div>
-      <button class="primary" data-testid="choose-${esc(plan.uid)}" ${isCurrent ? "disabled" : ""}>
-        ${isCurrent ? "Current plan" : live ? "Switch to this plan" : "Subscribe"}</button>`;
+      ${addOns ? `<div class="addons">${addOns}</div>` : ""}
+      <button class="primary" data-testid="choose-${esc(plan.uid)}" ${isCurrent ? "disabled" : ""}>${label}</button>`;
     card.querySelector("button").addEventListener("click", () => choose(plan, card, live));
     box.appendChild(card);
   }
 }
 
-async function choose(plan, card, live) {
-  const overages = [...card.querySelectorAll("input[type=checkbox]:checked")].map((i) => i.value);
-  try {
-    if (live) {
-      const data = await gql(
-        `mutation($input: ChangePlanInput!) { changeSubscriptionPlan(input: $input) {
-          __typename ... on SubscriptionPayload { subscription { ${STATUS} } } ${ERRORS} } }`,
-        { input: { planUid: plan.uid, billingInterval: interval(), overages } },
-      );
-      unwrap(data.changeSubscriptionPlan, "SubscriptionPayload");
-      say(`Switched to ${plan.name}.`);
-      return refresh();
-    }
-    const data = await gql(
-      `mutation($input: CheckoutInput!) { createCheckoutSession(input: $input) {
-        __typename ... on CheckoutPayload { sessionId checkoutUrl } ${ERRORS} } }`,
-      { input: { planUid: plan.uid, billingInterval: interval(), overages,
-                 successPath: "/demo/?checkout=success", cancelPath: "/demo/?checkout=canceled" } },
-    );
-    const payload = unwrap(data.createCheckoutSession, "CheckoutPayload");
-    window.location.assign(payload.checkoutUrl);
-  } catch (error) {
-    say(error.message, true);
-  }
+function entitlementValue(e) {
+  if (!e.enabled) return "no";
+  return e.limit === null ? "yes, no limit" : e.limit.toLocaleString();
+}
+
+function cancels(s) {
+  if (s.cancelAtPeriodEnd) return `at period end, ${when(s.currentPeriodEnd || s.cancelAt)}`;
+  if (s.cancelAt) return when(s.cancelAt);
+  if (s.endedAt || s.canceledAt) return `ended ${when(s.endedAt || s.canceledAt)}`;
+  return "no";
 }
 
 function renderSubscription(s) {
   const panel = $("#subscription-panel");
   panel.hidden = !s.hasSubscription;
   if (!s.hasSubscription) return;
+  const every = s.billingInterval === "YEAR" ? "yearly" : s.billingInterval === "MONTH" ? "monthly" : "";
   $("#subscription").innerHTML = `
-    <dt>Status</dt><dd data-testid="status">${esc(s.status)}${s.isActive ? " (active)" : ""}</dd>
-    <dt>Plan</dt><dd data-testid="plan">${esc(s.planUid || "—")} / ${(s.billingInterval || "").toLowerCase()}</dd>
-    <dt>Current period ends</dt><dd>${date(s.currentPeriodEnd)}</dd>
-    <dt>Cancels</dt><dd data-testid="cancels">${s.cancelAtPeriodEnd ? `at period end (${date(s.currentPeriodEnd)})` : s.cancelAt ? date(s.cancelAt) : "no"}</dd>
-    <dt>Trial ends</dt><dd>${date(s.trialEnd)}</dd>`;
-  $("#entitlements").innerHTML = s.entitlements
-    .map((e) => `<li>${esc(e.key)}: ${e.enabled ? (e.limit === null ? "unlimited" : e.limit) : "no"}</li>`)
-    .join("");
-  const live = ["active", "trialing", "past_due"].includes(s.status);
+    <dt>Status</dt><dd><span data-testid="status" class="badge ${esc(s.status)}">${esc(s.status)}</span></dd>
+    <dt>Access</dt><dd data-testid="access">${s.isActive ? "yes: the entitlements below apply" : "no"}</dd>
+    <dt>Plan</dt><dd data-testid="plan" data-plan="${esc(s.planUid)}">${esc(planName(s.planUid))} · ${every}</dd>
+    ${s.overages.length ? `<dt>Add-ons</dt><dd data-testid="overages">${s.overages.map(esc).join(", ")}</dd>` : ""}
+    <dt>Current period ends</dt><dd data-testid="period-end">${when(s.currentPeriodEnd)}</dd>
+    <dt>Cancels</dt><dd data-testid="cancels">${cancels(s)}</dd>
+    ${s.trialEnd ? `<dt>Trial ends</dt><dd data-testid="trial-end">${when(s.trialEnd)}</dd>` : ""}`;
+  $("#entitlements").innerHTML = s.entitlements.length
+    ? s.entitlements
+        .map((e) => `<li data-key="${esc(e.key)}"><code>${esc(e.key)}</code>: ${esc(entitlementValue(e))}</li>`)
+        .join("")
+    : "<li>none while the subscription is not active</li>";
+  const live = isLive(s);
   $("#cancel-end").hidden = !live || s.cancelAtPeriodEnd;
   $("#cancel-now").hidden = !live;
   $("#resume").hidden = !live || !s.cancelAtPeriodEnd;
 }
 
-async function refresh() {
-  const data = await gql(`{ plans { uid name description features
-      prices { interval amount currency } overages { key name unit prices { interval amount currency } } } }`);
-  plans = data.plans;
-  let current = null;
-  if (identity()) {
-    const s = await gql(`{ subscriptionStatus { ${STATUS} } invoices(first: 5) { nodes {
-        number status amountDue currency hostedInvoiceUrl invoicePdf } } }`);
-    current = s.subscriptionStatus;
-    renderSubscription(current);
-    $("#invoices").innerHTML = s.invoices.nodes
-      .map((i) => `<li>${esc(i.number || "draft")} · ${esc(i.status)} · ${money(i.amountDue, i.currency)}
-        ${i.hostedInvoiceUrl ? `<a href="${esc(i.hostedInvoiceUrl)}">view</a>` : ""}</li>`)
-      .join("");
-  }
-  renderPlans(current);
-}
-
-async function act(mutation, done) {
-  try {
-    const data = await gql(`mutation { ${mutation} { __typename
-      ... on SubscriptionPayload { subscription { ${STATUS} } } ${ERRORS} } }`);
-    unwrap(Object.values(data)[0], "SubscriptionPayload");
-    say(done);
-    await refresh();
-  } catch (error) {
-    say(error.message, true);
-  }
-}
-
-async function verifyReturn() {
-  const params = new URLSearchParams(window.location.search);
-  const sessionId = params.get("session_id");
-  if (params.get("checkout") === "canceled") say("Checkout canceled: nothing was charged.");
-  if (!sessionId) return;
-  history.replaceState(null, "", "/demo/");
-  try {
-    const data = await gql(
-      `mutation($id: ID!) { verifyCheckoutSession(sessionId: $id) { __typename
-        ... on VerifyCheckoutPayload { status paymentStatus subscription { ${STATUS} } } ${ERRORS} } }`,
-      { id: sessionId },
-    );
-    const result = unwrap(data.verifyCheckoutSession, "VerifyCheckoutPayload");
-    if (result.status === "complete") say(`Payment ${result.paymentStatus}: welcome aboard!`);
-    else say(`Checkout is ${result.status}: nothing was charged.`, true);
-  } catch (error) {
-    say(error.message, true);
-  }
+function renderInvoices(invoices) {
+  $("#invoices").innerHTML = invoices.length
+    ? invoices
+        .map((i) => `<li>${esc(i.number || "draft")} · ${esc(i.status)} · ${money(i.amountDue, i.currency)}
+          ${i.hostedInvoiceUrl ? `<a href="${esc(i.hostedInvoiceUrl)}">view</a>` : ""}
+          ${i.invoicePdf ? `<a href="${esc(i.invoicePdf)}">PDF</a>` : ""}</li>`)
+        .join("")
+    : "<li>none yet</li>";
 }
 
 function showIdentity() {
@@ -185,29 +200,138 @@ function showIdentity() {
   }
 }
 
-$("#signin").addEventListener("submit", async (event) => {
+// ------------------------------------------------------------------ reading
+async function refresh() {
+  const data = await gql(`{ plans { uid name description features
+      prices { interval amount currency } overages { key name unit prices { interval amount currency } } } }`);
+  plans = data.plans;
+  current = null;
+  if (identity()) {
+    const s = await gql(`{ subscriptionStatus { ${STATUS} } invoices(first: 5) { nodes {
+        number status amountDue currency hostedInvoiceUrl invoicePdf } } }`);
+    current = s.subscriptionStatus;
+    renderSubscription(current);
+    renderInvoices(s.invoices.nodes);
+  } else {
+    $("#subscription-panel").hidden = true;
+  }
+  renderPlans();
+}
+
+// ------------------------------------------------------------------ actions
+function choose(plan, card, live) {
+  if (pending) return;
+  if (!identity()) {
+    say("Sign in first: purchases belong to an organization.", "error", "UNAUTHENTICATED");
+    return;
+  }
+  const overages = [...card.querySelectorAll("input[type=checkbox]:checked")].map((i) => i.value);
+  busy(async () => {
+    if (live) {
+      const data = await gql(
+        `mutation($input: ChangePlanInput!) { changeSubscriptionPlan(input: $input) {
+          __typename ... on SubscriptionPayload { subscription { status } } ${ERRORS} } }`,
+        { input: { planUid: plan.uid, billingInterval: interval(), overages } },
+      );
+      unwrap(data.changeSubscriptionPlan, "SubscriptionPayload");
+      say(`Switched to ${plan.name}.`);
+      await refresh();
+      return;
+    }
+    const data = await gql(
+      `mutation($input: CheckoutInput!) { createCheckoutSession(input: $input) {
+        __typename ... on CheckoutPayload { sessionId checkoutUrl } ${ERRORS} } }`,
+      {
+        input: {
+          planUid: plan.uid, billingInterval: interval(), overages,
+          successPath: `${location.pathname}?checkout=success`,
+          cancelPath: `${location.pathname}?checkout=canceled`,
+        },
+      },
+    );
+    const payload = unwrap(data.createCheckoutSession, "CheckoutPayload");
+    say("Taking you to the payment page…");
+    window.location.assign(payload.checkoutUrl);
+  });
+}
+
+function act(mutation, done) {
+  if (pending) return;
+  busy(async () => {
+    const data = await gql(`mutation { ${mutation} { __typename
+      ... on SubscriptionPayload { subscription { ${STATUS} } } ${ERRORS} } }`);
+    const payload = unwrap(Object.values(data)[0], "SubscriptionPayload");
+    await refresh();
+    say(done(payload.subscription));
+  });
+}
+
+// Back from the hosted Checkout page: confirm the session (the success URL carries its id).
+// Returns the verification, told to the buyer (checkedOut) once the page shows the new state.
+async function verifyReturn() {
+  const params = new URLSearchParams(window.location.search);
+  const sessionId = params.get("session_id");
+  const outcome = params.get("checkout");
+  if (outcome) history.replaceState(null, "", location.pathname);
+  if (outcome === "canceled") say("Checkout canceled: nothing was charged.");
+  if (!sessionId) return null;
+  say("Confirming your payment…");
+  const data = await gql(
+    `mutation($id: ID!) { verifyCheckoutSession(sessionId: $id) { __typename
+      ... on VerifyCheckoutPayload { status paymentStatus subscription { status planUid } } ${ERRORS} } }`,
+    { id: sessionId },
+  );
+  return unwrap(data.verifyCheckoutSession, "VerifyCheckoutPayload");
+}
+
+function checkedOut(result) {
+  if (result.status !== "complete") {
+    say(`Checkout is ${result.status}: nothing was charged.`, "error", "CHECKOUT_NOT_COMPLETE");
+  } else if (result.paymentStatus === "unpaid") {
+    say("Checkout complete: the payment is still pending.");
+  } else {
+    say(`Payment received: you are subscribed to ${planName(result.subscription.planUid)}.`, "success");
+  }
+}
+
+$("#signin").addEventListener("submit", (event) => {
   event.preventDefault();
-  localStorage.setItem("re-demo-identity", JSON.stringify({ org: $("#org").value, email: $("#email").value }));
+  if (pending) return;
+  const org = $("#org").value.trim();
+  localStorage.setItem(IDENTITY_KEY, JSON.stringify({ org, email: $("#email").value.trim() }));
   showIdentity();
   say("");
-  await refresh();
+  busy(refresh);
 });
 for (const radio of document.querySelectorAll("input[name=interval]")) {
-  radio.addEventListener("change", () => refresh());
+  radio.addEventListener("change", () => renderPlans());
 }
-$("#cancel-end").addEventListener("click", () => act("cancelSubscription(atPeriodEnd: true)", "Your subscription will end at the period end."));
-$("#cancel-now").addEventListener("click", () => act("cancelSubscription(atPeriodEnd: false)", "Your subscription is canceled."));
-$("#resume").addEventListener("click", () => act("resumeSubscription", "Your subscription continues."));
-$("#portal").addEventListener("click", async () => {
-  try {
-    const data = await gql(`mutation { createBillingPortalSession(returnPath: "/demo/") { __typename
-      ... on PortalPayload { url } ${ERRORS} } }`);
+$("#cancel-end").addEventListener("click", () =>
+  act("cancelSubscription(atPeriodEnd: true)", (s) =>
+    `Your subscription stays active until ${longDate(s.currentPeriodEnd || s.cancelAt)}, then ends.`));
+$("#cancel-now").addEventListener("click", () =>
+  act("cancelSubscription(atPeriodEnd: false)", () => "Your subscription is canceled."));
+$("#resume").addEventListener("click", () =>
+  act("resumeSubscription", () => "Your subscription continues: the cancellation is withdrawn."));
+$("#portal").addEventListener("click", () => {
+  if (pending) return;
+  busy(async () => {
+    const data = await gql(
+      `mutation($path: String) { createBillingPortalSession(returnPath: $path) { __typename
+        ... on PortalPayload { url } ${ERRORS} } }`,
+      { path: location.pathname },
+    );
     window.location.assign(unwrap(data.createBillingPortalSession, "PortalPayload").url);
-  } catch (error) {
-    say(error.message, true);
-  }
+  });
 });
 
 showIdentity();
-await verifyReturn();
-await refresh().catch((error) => say(error.message, true));
+busy(async () => {
+  let verified = null;
+  try {
+    verified = await verifyReturn();
+  } finally {
+    await refresh();
+  }
+  if (verified) checkedOut(verified);
+});

@@ -135,6 +135,31 @@ async def test_declines_show_on_the_page_and_activate_nothing(
     assert recovered.status_code == 303
 
 
+def _form_actions(page: httpx.Response) -> list[str]:
+    """The page's form actions resolved against its own URL, as a browser does."""
+    return [
+        str(page.url.join(a))
+        for a in re.findall(r"<form method='post' action='([^']+)'", page.text)
+    ]
+
+
+async def test_the_page_after_a_decline_still_pays_and_cancels(
+    client: stripe.StripeClient, http: httpx.AsyncClient
+) -> None:
+    session = await _session(client)
+    assert session.url is not None
+    declined = await http.post(f"{session.url}/pay", data={"card": "pm_card_chargeDeclined"})
+    assert declined.status_code == 402
+    # Rendered at …/{id}/pay, its forms must still reach …/{id}/pay and …/{id}/cancel.
+    assert _form_actions(declined) == [f"{session.url}/pay", f"{session.url}/cancel"]
+    again = await http.post(f"{session.url}/pay", data={"card": "pm_card_chargeDeclined"})
+    canceled = await http.post(_form_actions(again)[1])
+    assert (canceled.status_code, canceled.headers["location"]) == (303, CANCEL)
+    paid = await http.post(_form_actions(again)[0], data={"card": "pm_card_visa"})
+    assert paid.status_code == 303
+    assert paid.headers["location"].startswith("https://app.test/billing/done?session_id=cs_")
+
+
 async def test_cancel_redirects_to_cancel_url_and_keeps_the_session_open(
     client: stripe.StripeClient, http: httpx.AsyncClient
 ) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 import stripe
@@ -469,6 +471,18 @@ async def test_billing_portal_session_and_page(
     assert canceled.status_code == 200
     assert "Don&#x27;t cancel" in canceled.text or "Don't cancel" in canceled.text
     assert (await client.v1.subscriptions.retrieve_async(sub.id)).cancel_at_period_end is True
+
+    refused = await http.post(
+        f"{session.url}/payment_method", data={"card": "pm_card_chargeDeclined"}
+    )
+    assert refused.status_code == 402
+    assert "role='alert'" in refused.text
+    # Re-rendered at …/{id}/payment_method: its forms still reach …/{id}/<action>.
+    actions = re.findall(r"<form method='post' action='([^']+)'", refused.text)
+    assert [str(refused.url.join(a)) for a in actions] == [
+        f"{session.url}/renew",
+        f"{session.url}/payment_method",
+    ]
 
     changed = await http.post(
         f"{session.url}/payment_method", data={"card": "pm_card_chargeCustomerFail"}

@@ -33,9 +33,17 @@ if TYPE_CHECKING:
 
 
 def _checkout_page(
-    ctx: Ctx, session: JSON, error: str | None = None, status: int = 200
+    ctx: Ctx,
+    session: JSON,
+    error: str | None = None,
+    status: int = 200,
+    *,
+    after_post: bool = False,
 ) -> Response:
     sid = escape(session["id"])
+    # Relative form actions reach …/{id}/<action> from the page (…/{id}) and, when a failed
+    # POST re-renders it at …/{id}/<action>, as siblings.
+    here = "" if after_post else f"{sid}/"
     if session["status"] == "complete":
         target = checkout.success_redirect(session)
         link = f"<p><a href='{escape(target)}'>Continue</a></p>" if target else ""
@@ -69,12 +77,12 @@ def _checkout_page(
     body = (
         f"{banner}<div class='box'><table>{''.join(rows)}</table>"
         f"<p><strong>Total: {total}</strong></p>{trial_note}</div>"
-        f"<form method='post' action='{sid}/pay' class='box'>"
+        f"<form method='post' action='{here}pay' class='box'>"
         f"<label>Email <input name='email' type='email' value='{escape(email or '')}'></label>"
         f"<label>Name on card <input name='name' value=''></label>"
         f"<fieldset><legend>Test card</legend>{card_choices()}</fieldset>"
         f"<button type='submit'>Pay {total}</button></form>"
-        f"<form method='post' action='{sid}/cancel'><button type='submit'>Cancel</button></form>"
+        f"<form method='post' action='{here}cancel'><button type='submit'>Cancel</button></form>"
     )
     return page("Checkout", body, status)
 
@@ -105,10 +113,12 @@ def checkout_routes(emulator: Emulator) -> list[Route]:
                 form.get("name") or None,
             )
             if error is not None:
-                return _checkout_page(ctx, session, error.message, status=error.status)
+                return _checkout_page(
+                    ctx, session, error.message, status=error.status, after_post=True
+                )
             target = checkout.success_redirect(session)
             if target is None:
-                return _checkout_page(ctx, session)
+                return _checkout_page(ctx, session, after_post=True)
         return RedirectResponse(target, status_code=303)
 
     async def cancel(request: Request) -> Response:

@@ -32,17 +32,22 @@ if TYPE_CHECKING:
     from revenue_engine.emulator.emulator import Emulator
 
 
-def _invoice_page(ctx: Ctx, inv: JSON, error: str | None = None, status: int = 200) -> Response:
+def _invoice_page(
+    ctx: Ctx, inv: JSON, error: str | None = None, status: int = 200, *, after_post: bool = False
+) -> Response:
     rows = "".join(
         f"<tr><td>{escape(str(line['description']))}</td>"
         f"<td style='text-align:right'>{money(int(line['amount']), inv['currency'])}</td></tr>"
         for line in inv["lines"]["data"]
     )
     iid = escape(inv["id"])
+    # Relative form actions reach …/{id}/<action> from the page (…/{id}) and, when a failed
+    # POST re-renders it at …/{id}/<action>, as siblings.
+    here = "" if after_post else f"{iid}/"
     pay = ""
     if inv["status"] == "open":
         pay = (
-            f"<form method='post' action='{iid}/pay' class='box'>{card_choices()}"
+            f"<form method='post' action='{here}pay' class='box'>{card_choices()}"
             f"<button type='submit'>Pay {money(int(inv['amount_remaining']), inv['currency'])}"
             f"</button></form>"
         )
@@ -106,10 +111,12 @@ def invoice_routes(emulator: Emulator) -> list[Route]:
             try:
                 pm = new_card(ctx, form.get("card", "pm_card_visa"), inv["customer"])
             except StripeError as error:
-                return _invoice_page(ctx, inv, error.message, status=error.status)
+                return _invoice_page(ctx, inv, error.message, status=error.status, after_post=True)
             failure = attempt_payment(ctx, inv, pm)
             if failure is not None:
-                return _invoice_page(ctx, inv, failure.message, status=failure.status)
+                return _invoice_page(
+                    ctx, inv, failure.message, status=failure.status, after_post=True
+                )
         return RedirectResponse(str(request.url_for("invoice_page", id=inv["id"])), status_code=303)
 
     async def pdf(request: Request) -> Response:

@@ -34,8 +34,18 @@ if TYPE_CHECKING:
     from revenue_engine.emulator.emulator import Emulator
 
 
-def _portal_page(ctx: Ctx, session: JSON, error: str | None = None, status: int = 200) -> Response:
+def _portal_page(
+    ctx: Ctx,
+    session: JSON,
+    error: str | None = None,
+    status: int = 200,
+    *,
+    after_post: bool = False,
+) -> Response:
     pid = escape(session["id"])
+    # Relative form actions reach …/{id}/<action> from the page (…/{id}) and, when a failed
+    # POST re-renders it at …/{id}/<action>, as siblings.
+    here = "" if after_post else f"{pid}/"
     customer = ctx.store.require("customer", session["customer"])
     blocks = []
     for sub in portal.portal_subscriptions(ctx, session):
@@ -49,14 +59,14 @@ def _portal_page(ctx: Ctx, session: JSON, error: str | None = None, status: int 
         if sub["cancel_at_period_end"]:
             state = f"Cancels on {end}"
             action = (
-                f"<form method='post' action='{pid}/renew'>"
+                f"<form method='post' action='{here}renew'>"
                 f"<input type='hidden' name='subscription' value='{sub_id}'>"
                 f"<button type='submit'>Don't cancel</button></form>"
             )
         else:
             state = f"Renews on {end}"
             action = (
-                f"<form method='post' action='{pid}/cancel'>"
+                f"<form method='post' action='{here}cancel'>"
                 f"<input type='hidden' name='subscription' value='{sub_id}'>"
                 f"<button type='submit'>Cancel plan</button></form>"
             )
@@ -74,7 +84,7 @@ def _portal_page(ctx: Ctx, session: JSON, error: str | None = None, status: int 
     body = (
         f"{banner}<p>{escape(customer['email'] or customer['id'])}</p>"
         f"{''.join(blocks) or '<p>No active subscriptions.</p>'}"
-        f"<form method='post' action='{pid}/payment_method' class='box'>"
+        f"<form method='post' action='{here}payment_method' class='box'>"
         f"<p>Payment method: {escape(card)}</p>{card_choices()}"
         f"<button type='submit'>Update payment method</button></form>"
         + (f"<p><a href='{escape(back)}'>Return</a></p>" if back else "")
@@ -116,11 +126,15 @@ def portal_routes(emulator: Emulator) -> list[Route]:
                 elif action == "payment_method":
                     error = portal.update_payment_method(ctx, session, form.get("card", ""))
                     if error is not None:
-                        return _portal_page(ctx, session, error.message, status=error.status)
+                        return _portal_page(
+                            ctx, session, error.message, status=error.status, after_post=True
+                        )
                 else:
                     return not_found("portal action")
             except StripeError as error:
-                return _portal_page(ctx, session, error.message, status=error.status)
+                return _portal_page(
+                    ctx, session, error.message, status=error.status, after_post=True
+                )
         return done(request, session)
 
     return [

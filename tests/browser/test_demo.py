@@ -1,0 +1,224 @@
+"""The whole purchase in a real browser: the demo SPA, the emulator's hosted Checkout page, the
+redirect back, the billing portal, and GraphiQL, all served by one engine process offline."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.browser.conftest import api
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+# The README shows it. Rewritten when missing or with UPDATE_SCREENSHOT=1 (`make screenshot`),
+# so that an ordinary test run leaves the work tree as it was.
+SCREENSHOT = ROOT / "docs" / "demo.png"
+
+STATUS = "{ subscriptionStatus { hasSubscription status isActive planUid currentPeriodEnd } }"
+
+
+def sign_in(page: Page, base: str, org: str, email: str = "") -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"{base}/demo/")
+    expect(page.get_by_test_id("choose-pro")).to_be_visible()
+    page.get_by_test_id("org").fill(org)
+    page.get_by_test_id("email").fill(email or f"{org}@example.com")
+    page.get_by_test_id("signin-submit").click()
+    expect(page.get_by_test_id("who")).to_have_text(f"signed in as {org}")
+    expect(page.locator("main")).to_have_attribute("aria-busy", "false")
+
+
+def start_checkout(page: Page, base: str, plan: str) -> None:
+    """Click the plan's button; the SPA follows ``checkoutUrl`` to the hosted page."""
+    from playwright.sync_api import expect
+
+    page.get_by_test_id(f"choose-{plan}").click()
+    page.wait_for_url(re.compile(re.escape(f"{base}/stripe-emulator/checkout/cs_")))
+    expect(page.get_by_role("heading", name="Checkout")).to_be_visible()
+
+
+def pay(page: Page, card: str) -> None:
+    page.locator(f"input[name=card][value={card}]").check()
+    page.get_by_role("button", name=re.compile(r"^Pay ")).click()
+
+
+def subscribe(page: Page, base: str, plan: str) -> None:
+    from playwright.sync_api import expect
+
+    start_checkout(page, base, plan)
+    pay(page, "pm_card_visa")
+    # Back on the SPA's success URL, which it verifies and then tidies away.
+    page.wait_for_url(f"{base}/demo/")
+    expect(page.get_by_test_id("message")).to_have_text(re.compile("^Payment received"))
+    expect(page.get_by_test_id("status")).to_have_text("active")
+
+
+def long_date(iso: str) -> str:
+    moment = datetime.fromisoformat(iso)
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return f"{moment:%B} {moment.day}, {moment.year}"
+
+
+def test_subscribe_pay_on_the_hosted_page_and_land_back_active(
+    page: Page, served: str, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    org = "org_acme"  # the server is this module's own: each test has its own organization
+    sign_in(page, served, org, "billing@acme.example")
+    # A second tab of the same organization, left open from before the purchase.
+    stale = page.context.new_page()
+    stale.goto(f"{served}/demo/")
+    expect(stale.get_by_test_id("who")).to_have_text(f"signed in as {org}")
+    expect(stale.get_by_test_id("choose-starter")).to_have_text("Subscribe")
+
+    expect(page.get_by_test_id("subscription-panel")).to_be_hidden()
+    start_checkout(page, served, "pro")
+    expect(page.locator("body")).to_contain_text("$49.00")
+    pay(page, "pm_card_visa")
+    page.wait_for_url(f"{served}/demo/")
+
+    expect(page.get_by_test_id("message")).to_have_text(
+        "Payment received: you are subscribed to Pro."
+    )
+    expect(page.get_by_test_id("status")).to_have_text("active")
+    expect(page.get_by_test_id("access")).to_contain_text("yes")
+    expect(page.get_by_test_id("plan")).to_have_attribute("data-plan", "pro")
+    expect(page.get_by_test_id("plan")).to_contain_text("Pro · monthly")
+    expect(page.get_by_test_id("choose-pro")).to_have_text("Current plan")
+    expect(page.get_by_test_id("choose-pro")).to_be_disabled()
+    expect(page.get_by_test_id("choose-starter")).to_have_text("Switch to this plan")
+    expect(page.get_by_test_id("invoices")).to_contain_text("paid · $49.00")
+
+    # The plan's entitlements, as the catalog defines them, are what the page lists.
+    plan = api(served, '{ plan(uid: "pro") { entitlements { key enabled limit } } }')["plan"]
+    shown = page.get_by_test_id("entitlements").locator("li")
+    expect(shown).to_have_count(len(plan["entitlements"]))
+    for entitlement in plan["entitlements"]:
+        limit = entitlement["limit"]
+        value = f"{limit:,}" if limit is not None else "yes, no limit"
+        if not entitlement["enabled"]:
+            value = "no"
+        expect(shown.and_(page.locator(f"[data-key={entitlement['key']}]"))).to_have_text(
+            f"{entitlement['key']}: {value}"
+        )
+    status = api(served, STATUS, org)["subscriptionStatus"]
+    assert (status["status"], status["isActive"], status["planUid"]) == ("active", True, "pro")
+
+    shot = tmp_path / "demo.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.read_bytes().startswith(b"\x89PNG")
+    if os.environ.get("UPDATE_SCREENSHOT") or not SCREENSHOT.exists():
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        shutil.copyfile(shot, SCREENSHOT)
+
+    # The stale tab still offers "Subscribe": the API answers with a typed error, shown as such.
+    stale.get_by_test_id("choose-starter").click()
+    message = stale.get_by_test_id("message")
+    expect(message).to_have_attribute("data-code", "ALREADY_SUBSCRIBED")
+    expect(message).to_have_class("error")
+    expect(message).to_contain_text("use changeSubscriptionPlan to switch plans")
+    assert stale.url == f"{served}/demo/"
+
+
+def test_a_declined_card_shows_the_decline_and_leaves_nothing_active(
+    page: Page, served: str
+) -> None:
+    from playwright.sync_api import expect
+
+    org = "org_declined"
+    sign_in(page, served, org)
+    page.get_by_test_id("interval-year").check()
+    expect(page.get_by_test_id("plan-starter")).to_contain_text("$190.00 / year")
+    start_checkout(page, served, "starter")
+    pay(page, "pm_card_chargeDeclined")
+
+    expect(page.get_by_role("alert")).to_have_text("Your card was declined.")
+    expect(page.get_by_role("button", name=re.compile(r"^Pay "))).to_be_visible()
+    status = api(served, STATUS, org)["subscriptionStatus"]
+    assert status == {
+        "hasSubscription": False,
+        "status": None,
+        "isActive": False,
+        "planUid": None,
+        "currentPeriodEnd": None,
+    }
+
+    # Giving up on the hosted page lands on the SPA's cancel URL: nothing was charged.
+    page.get_by_role("button", name="Cancel").click()
+    page.wait_for_url(f"{served}/demo/")
+    expect(page.get_by_test_id("message")).to_have_text("Checkout canceled: nothing was charged.")
+    expect(page.locator("main")).to_have_attribute("aria-busy", "false")
+    expect(page.get_by_test_id("subscription-panel")).to_be_hidden()
+    expect(page.get_by_test_id("choose-starter")).to_have_text("Subscribe")
+    assert api(served, STATUS, org)["subscriptionStatus"]["hasSubscription"] is False
+
+
+def test_cancel_at_period_end_shows_the_end_date_then_resume_and_the_portal(
+    page: Page, served: str
+) -> None:
+    from playwright.sync_api import expect
+
+    org = "org_cancels"
+    sign_in(page, served, org)
+    subscribe(page, served, "starter")
+    expect(page.get_by_test_id("cancels")).to_have_text("no")
+    expect(page.get_by_test_id("resume")).to_be_hidden()
+
+    page.get_by_test_id("cancel-at-period-end").click()
+    period_end = api(served, STATUS, org)["subscriptionStatus"]["currentPeriodEnd"]
+    assert period_end is not None
+    shown = long_date(period_end)
+    expect(page.get_by_test_id("message")).to_have_text(
+        f"Your subscription stays active until {shown}, then ends."
+    )
+    cancels = page.get_by_test_id("cancels")
+    expect(cancels).to_have_text(f"at period end, {shown}")
+    expect(cancels.locator("time")).to_have_attribute("datetime", period_end)
+    expect(page.get_by_test_id("status")).to_have_text("active")
+    expect(page.get_by_test_id("cancel-at-period-end")).to_be_hidden()
+    expect(page.get_by_test_id("resume")).to_be_visible()
+
+    page.get_by_test_id("resume").click()
+    expect(page.get_by_test_id("message")).to_contain_text("the cancellation is withdrawn")
+    expect(cancels).to_have_text("no")
+
+    # The billing portal link: the emulator's hosted portal, and back.
+    page.get_by_test_id("portal").click()
+    page.wait_for_url(re.compile(re.escape(f"{served}/stripe-emulator/billing_portal/")))
+    expect(page.locator("body")).to_contain_text("Renews on")
+    page.get_by_role("link", name="Return").click()
+    page.wait_for_url(f"{served}/demo/")
+    expect(page.get_by_test_id("status")).to_have_text("active")
+
+
+def test_graphiql_loads_offline_and_runs_a_query(page: Page, served: str) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"{served}/graphql")
+    editor = page.locator(".graphiql-query-editor .CodeMirror")
+    expect(editor).to_be_visible()
+    editor.click()
+    page.keyboard.press("ControlOrMeta+a")
+    page.keyboard.press("Delete")
+    page.keyboard.type("{ plans { uid } }")
+    page.locator(".graphiql-execute-button").click()
+
+    uids = [plan["uid"] for plan in api(served, "{ plans { uid } }")["plans"]]
+    assert uids == ["starter", "pro", "enterprise"]
+    result = page.locator(".graphiql-response .CodeMirror")
+    expect(result).to_contain_text(f'"uid": "{uids[-1]}"')
+    shown = json.loads(result.evaluate("node => node.CodeMirror.getValue()"))
+    assert shown == {"data": {"plans": [{"uid": uid} for uid in uids]}}
