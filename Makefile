@@ -31,8 +31,9 @@ chromium:
 			|| echo "chromium could not be installed: the browser tests will say why"; \
 	fi
 
+# Checkout success/cancel URLs and the emulator's pages follow the address served here.
 run: $(STAMP)
-	$(BIN)/revenue-engine serve --host $(HOST) --port $(PORT)
+	PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} $(BIN)/revenue-engine serve --host $(HOST) --port $(PORT)
 
 emulator: $(STAMP)
 	$(BIN)/revenue-engine emulator --port 12111

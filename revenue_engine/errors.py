@@ -135,7 +135,7 @@ class AlreadySubscribed(BillingStateError):
 
     def __init__(self, subscription_id: str, status: str) -> None:
         super().__init__(
-            f"the organization already has a {status} subscription; "
+            f"the organization already has a live subscription (status {status}); "
             "use changeSubscriptionPlan to switch plans"
         )
         self.subscription_id = subscription_id

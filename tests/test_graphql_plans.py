@@ -12,7 +12,7 @@ from tests.gql import ADMIN, MEMBER, gql
 
 PLANS = """
 query { plans { uid name sortOrder prices { interval amount currency lookupKey }
-  overages { key prices { interval amount } } entitlements { key enabled limit } } }
+  overages { key prices { interval amount } } entitlements { key enabled limit unlimited } } }
 """
 
 UPSERT = """
@@ -50,9 +50,19 @@ async def test_demo_plans_are_listed_in_order(client: httpx.AsyncClient) -> None
         "currency": "usd",
         "lookupKey": "starter_month",
     } in (starter["prices"])
-    assert {"key": "sso", "enabled": False, "limit": None} in starter["entitlements"]
+    assert {"key": "sso", "enabled": False, "limit": None, "unlimited": False} in starter[
+        "entitlements"
+    ]
+    assert {"key": "seats", "enabled": True, "limit": 3, "unlimited": False} in starter[
+        "entitlements"
+    ]
     enterprise = plans[2]
-    assert {"key": "seats", "enabled": True, "limit": None} in enterprise["entitlements"]
+    assert {"key": "seats", "enabled": True, "limit": None, "unlimited": True} in enterprise[
+        "entitlements"
+    ]
+    assert {"key": "sso", "enabled": True, "limit": None, "unlimited": False} in enterprise[
+        "entitlements"
+    ]
 
 
 async def test_plan_by_uid_and_unknown_is_null(client: httpx.AsyncClient) -> None:

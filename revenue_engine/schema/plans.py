@@ -36,12 +36,14 @@ class Overage:
 
 
 @strawberry.type(
-    description="A quota or switch granted by a plan. `limit` null with `enabled` = no limit."
+    description="A quota or a switch granted by a plan: a quota has a `limit` (or is "
+    "`unlimited`); a switch is just `enabled`."
 )
 class Entitlement:
     key: str
     enabled: bool
     limit: int | None
+    unlimited: bool = strawberry.field(description="A quota without a limit.")
 
 
 @strawberry.type(description="A plan of the catalog.")
@@ -63,10 +65,10 @@ class Plan:
 
 def entitlement_type(key: str, value: int | bool | None) -> Entitlement:
     if isinstance(value, bool):
-        return Entitlement(key=key, enabled=value, limit=None)
+        return Entitlement(key=key, enabled=value, limit=None, unlimited=False)
     if value is None:
-        return Entitlement(key=key, enabled=True, limit=None)
-    return Entitlement(key=key, enabled=value > 0, limit=value)
+        return Entitlement(key=key, enabled=True, limit=None, unlimited=True)
+    return Entitlement(key=key, enabled=value > 0, limit=value, unlimited=False)
 
 
 def price_type(price: PlanPrice) -> Price:

@@ -104,7 +104,7 @@ async function busy(work) {
 }
 
 const STATUS = `hasSubscription status isActive planUid billingInterval overages currentPeriodEnd
-  cancelAtPeriodEnd cancelAt canceledAt endedAt trialEnd entitlements { key enabled limit }`;
+  cancelAtPeriodEnd cancelAt canceledAt endedAt trialEnd entitlements { key enabled limit unlimited }`;
 
 let plans = [];
 let current = null;
@@ -147,7 +147,8 @@ function renderPlans() {
 
 function entitlementValue(e) {
   if (!e.enabled) return "no";
-  return e.limit === null ? "yes, no limit" : e.limit.toLocaleString();
+  if (e.unlimited) return "unlimited";
+  return e.limit === null ? "yes" : e.limit.toLocaleString();
 }
 
 function cancels(s) {

@@ -103,12 +103,16 @@ def test_subscribe_pay_on_the_hosted_page_and_land_back_active(
     expect(page.get_by_test_id("invoices")).to_contain_text("paid · $49.00")
 
     # The plan's entitlements, as the catalog defines them, are what the page lists.
-    plan = api(served, '{ plan(uid: "pro") { entitlements { key enabled limit } } }')["plan"]
+    plan = api(served, '{ plan(uid: "pro") { entitlements { key enabled limit unlimited } } }')[
+        "plan"
+    ]
     shown = page.get_by_test_id("entitlements").locator("li")
     expect(shown).to_have_count(len(plan["entitlements"]))
     for entitlement in plan["entitlements"]:
         limit = entitlement["limit"]
-        value = f"{limit:,}" if limit is not None else "yes, no limit"
+        value = f"{limit:,}" if limit is not None else "yes"
+        if entitlement["unlimited"]:
+            value = "unlimited"
         if not entitlement["enabled"]:
             value = "no"
         expect(shown.and_(page.locator(f"[data-key={entitlement['key']}]"))).to_have_text(
