@@ -177,11 +177,17 @@ class Settings(BaseSettings):
 
     @property
     def dev_headers_enabled(self) -> bool:
-        """``x-organization-id`` headers: development only, never in production."""
+        """``x-organization-id`` headers: never in production; by default only in development on
+        the embedded setup (no Stripe key, in-memory store), so a staging copy of .env.example
+        with real keys or a real database does not trust headers unless told to."""
         if self.is_production:
             return False
         if self.auth_dev_headers is None:
-            return self.environment is Environment.DEVELOPMENT
+            return (
+                self.environment is Environment.DEVELOPMENT
+                and self.uses_emulator
+                and self.uses_memory_store
+            )
         return self.auth_dev_headers
 
     @property

@@ -108,3 +108,14 @@ def test_env_example_lists_every_setting_in_field_order() -> None:
     for name in expected:
         index = next(i for i, line in enumerate(lines) if re.match(rf"^#?\s*{name}=", line))
         assert lines[index - 1].startswith("# "), name
+
+
+def test_dev_headers_default_only_on_the_embedded_setup() -> None:
+    assert make_settings(environment="development").dev_headers_enabled
+    real_key = make_settings(environment="development", stripe_secret_key="sk_test_" + "g" * 20)
+    assert not real_key.dev_headers_enabled
+    real_db = make_settings(environment="development", mongodb_uri="mongodb://db:27017/")
+    assert not real_db.dev_headers_enabled
+    assert make_settings(
+        environment="development", mongodb_uri="mongodb://db:27017/", auth_dev_headers=True
+    ).dev_headers_enabled

@@ -25,6 +25,8 @@ class Payment(Document):
     fingerprint: str
     metadata: dict[str, str] = Field(default_factory=dict)
     refund_ids: list[str] = Field(default_factory=list)
+    #: Declined confirmations so far (part of the next confirmation's idempotency intent).
+    declines: int = 0
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

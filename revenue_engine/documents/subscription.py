@@ -16,8 +16,9 @@ from pymongo import IndexModel
 
 from revenue_engine.documents.plan import BillingInterval, utcnow
 
-#: Statuses in which the organization has a subscription it could still use or fix.
-LIVE_STATUSES = frozenset({"active", "trialing", "past_due"})
+#: Statuses in which a subscription still exists and may bill: one per organization at a time
+#: (a new purchase is refused; cancel / resume / change act on it).
+LIVE_STATUSES = frozenset({"incomplete", "trialing", "active", "past_due", "unpaid", "paused"})
 #: Statuses Stripe never leaves.
 TERMINAL_STATUSES = frozenset({"canceled", "incomplete_expired"})
 

@@ -218,6 +218,21 @@ class StripeGateway:
             )
         )
 
+    async def expire_checkout_session(self, session_id: str, *, key: str) -> dict[str, Any]:
+        v1 = self.client.v1
+        return _plain(
+            await self._call(
+                "checkout.sessions.expire",
+                lambda: v1.checkout.sessions.expire_async(session_id, options=self._opts(key)),
+            )
+        )
+
+    async def retrieve_charge(self, charge_id: str) -> dict[str, Any]:
+        v1 = self.client.v1
+        return _plain(
+            await self._call("charges.retrieve", lambda: v1.charges.retrieve_async(charge_id))
+        )
+
     # --- subscriptions -----------------------------------------------------------------
     async def create_subscription(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
         v1 = self.client.v1

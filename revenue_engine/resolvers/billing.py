@@ -227,8 +227,9 @@ async def refund_payment(
     info: Info, intent_id: strawberry.ID, amount: int | None
 ) -> PaymentIntentPayload:
     ctx = info.context
+    # Refunds move money back: an operator's decision (the admin role), not a customer's.
     doc = await payments.refund_payment(
-        ctx.gateway, ctx.require_principal(), str(intent_id), amount=amount
+        ctx.gateway, ctx.require_admin(), str(intent_id), amount=amount
     )
     return PaymentIntentPayload(payment_intent=payment_type(doc))
 

@@ -175,7 +175,10 @@ class Mutation:
     async def cancel_payment_intent(self, info: Info, id: strawberry.ID) -> PaymentIntentResult:
         return await billing.cancel_payment_intent(info, id)
 
-    @strawberry.mutation(description="Refund all that is left, or `amount` of it.")
+    @strawberry.mutation(
+        description="Admin: refund all that is left of one of the organization's payments, "
+        "or `amount` of it."
+    )
     async def refund_payment(
         self, info: Info, payment_intent_id: strawberry.ID, amount: int | None = None
     ) -> PaymentIntentResult:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
@@ -21,7 +23,12 @@ from revenue_engine.documents import (
     SubscriptionPlan,
 )
 from revenue_engine.documents.plan import utcnow
-from revenue_engine.errors import FieldProblem, NotFound, ValidationFailed
+from revenue_engine.errors import (
+    FieldProblem,
+    NotFound,
+    PaymentProviderRejected,
+    ValidationFailed,
+)
 from revenue_engine.gateway import StripeGateway, StripeNotFound, idempotency_key
 from revenue_engine.services.catalog import ensure_plan_prices
 from revenue_engine.services.customers import get_or_create_customer
@@ -32,6 +39,9 @@ from revenue_engine.settings import Settings
 log = logging.getLogger(__name__)
 
 DEFAULT_SUCCESS_PATH = "/billing/success"
+#: An open session is handed out again for the same purchase while younger than this
+#: (Stripe expires Checkout sessions after 24 hours).
+REUSE_SECONDS = 23 * 3600
 DEFAULT_CANCEL_PATH = "/billing/cancel"
 
 
@@ -87,19 +97,28 @@ async def create_checkout_session(
     await ensure_no_live_subscription(org)
     overages = sorted(set(request.overages))
 
-    # An open session for the very same purchase is handed out again (no new Stripe object).
-    pending = await CheckoutSession.find_one(
-        {
-            "organization_id": org,
-            "status": CheckoutStatus.PENDING.value,
-            "plan_uid": plan.uid,
-            "interval": request.interval.value,
-            "overages": overages,
-            "trial_days": request.trial_days,
-        }
-    )
-    if pending is not None and pending.url:
-        return pending
+    # An open session for the very same purchase is handed out again (no new Stripe object);
+    # any other open session of the organization is expired first, so two sessions can never
+    # both be paid into two subscriptions.
+    fresh_since = utcnow() - timedelta(seconds=REUSE_SECONDS)
+    for pending in await CheckoutSession.find(
+        {"organization_id": org, "status": CheckoutStatus.PENDING.value}
+    ).to_list():
+        same = (
+            pending.plan_uid,
+            pending.interval,
+            pending.overages,
+            pending.trial_days,
+            pending.success_path,
+            pending.cancel_path,
+        ) == (plan.uid, request.interval, overages, request.trial_days, success, cancel)
+        created = pending.created_at
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=UTC)
+        if same and pending.url and created > fresh_since:
+            return pending
+        await _expire(gateway, pending)
+    await ensure_no_live_subscription(org)  # a session paid meanwhile made one
 
     customer = await get_or_create_customer(gateway, principal)
     price_ids = await ensure_plan_prices(gateway, plan, request.interval, overages)
@@ -141,6 +160,8 @@ async def create_checkout_session(
         interval=request.interval,
         overages=overages,
         trial_days=request.trial_days,
+        success_path=success,
+        cancel_path=cancel,
         url=session.get("url"),
         attempt=attempt,
     )
@@ -148,11 +169,62 @@ async def create_checkout_session(
         await document.insert()
     except DuplicateKeyError:
         # A double-submit got the same session from Stripe (same key) and stored it first.
-        existing = await CheckoutSession.find_one({"stripe_session_id": session["id"]})
+        existing = await CheckoutSession.find_one(
+            {"stripe_session_id": session["id"], "organization_id": org}
+        )
         assert existing is not None
         return existing
     log.info("checkout created organization_id=%s session=%s plan=%s", org, session["id"], plan.uid)
     return document
+
+
+async def _expire(gateway: StripeGateway, pending: CheckoutSession) -> None:
+    """Expire a superseded open session at Stripe; if it was completed meanwhile, apply it."""
+    key = idempotency_key(pending.organization_id, "checkout.expire", pending.stripe_session_id)
+    observed_at = utcnow()
+    try:
+        session = await gateway.expire_checkout_session(pending.stripe_session_id, key=key)
+    except (PaymentProviderRejected, StripeNotFound):
+        # Stripe refuses to expire a session that is no longer open: read what it became.
+        session = await gateway.retrieve_checkout_session(pending.stripe_session_id)
+    await _record(pending, session, reference=None, observed_at=observed_at)
+
+
+async def _record(
+    document: CheckoutSession,
+    session: dict[str, Any],
+    *,
+    reference: str | None,
+    observed_at: datetime,
+) -> Subscription | None:
+    """Write the session's outcome onto our document (targeted) and apply its subscription,
+    observed at ``observed_at`` (taken before the Stripe read: what came back is that fresh)."""
+    status = {
+        "complete": CheckoutStatus.COMPLETED,
+        "expired": CheckoutStatus.EXPIRED,
+    }.get(str(session.get("status")), CheckoutStatus.PENDING)
+    payment_status = str(session.get("payment_status"))
+    subscription: Subscription | None = None
+    raw_subscription = session.get("subscription")
+    if status is CheckoutStatus.COMPLETED and isinstance(raw_subscription, dict):
+        subscription = await apply_subscription(
+            raw_subscription,
+            source=AuditSource.CHECKOUT_VERIFY,
+            reference=reference,
+            observed_at=observed_at,
+        )
+    changes: dict[str, Any] = {}
+    if (document.status, document.payment_status) != (status, payment_status):
+        changes.update(status=status.value, payment_status=payment_status)
+        document.status, document.payment_status = status, payment_status
+    sub_id = subscription.stripe_subscription_id if subscription else None
+    if sub_id and document.stripe_subscription_id != sub_id:
+        changes["stripe_subscription_id"] = document.stripe_subscription_id = sub_id
+    if status is CheckoutStatus.COMPLETED and document.completed_at is None:
+        changes["completed_at"] = document.completed_at = observed_at
+    if changes:
+        await CheckoutSession.find_one({"_id": document.id}).update({"$set": changes})
+    return subscription
 
 
 async def get_checkout_session(principal: Principal, session_id: str) -> CheckoutSession | None:
@@ -169,43 +241,16 @@ async def verify_checkout_session(
     document = await get_checkout_session(principal, session_id)
     if document is None:
         raise NotFound("checkout session", session_id)
+    observed_at = utcnow()
     try:
         session = await gateway.retrieve_checkout_session(session_id)
     except StripeNotFound:
         raise NotFound("checkout session", session_id) from None
     if session.get("client_reference_id") != principal.organization_id:
         raise NotFound("checkout session", session_id)
-    observed_at = utcnow()
-    status = str(session.get("status"))
-    payment_status = str(session.get("payment_status"))
-    subscription: Subscription | None = None
-    raw_subscription = session.get("subscription")
-    if status == "complete" and isinstance(raw_subscription, dict):
-        # paid / no_payment_required: the subscription is live now; unpaid (a delayed method):
-        # it exists but is not active yet — the reconciler records whatever Stripe says.
-        subscription = await apply_subscription(
-            raw_subscription,
-            source=AuditSource.CHECKOUT_VERIFY,
-            reference=request_id,
-            observed_at=observed_at,
-        )
-    new_status = {
-        "complete": CheckoutStatus.COMPLETED,
-        "expired": CheckoutStatus.EXPIRED,
-    }.get(status, CheckoutStatus.PENDING)
-    changed = (document.status, document.payment_status) != (new_status, payment_status)
-    if (
-        subscription is not None
-        and document.stripe_subscription_id != subscription.stripe_subscription_id
-    ):
-        document.stripe_subscription_id = subscription.stripe_subscription_id
-        changed = True
-    if changed:
-        document.status = new_status
-        document.payment_status = payment_status
-        if new_status is CheckoutStatus.COMPLETED and document.completed_at is None:
-            document.completed_at = observed_at
-        await document.save()
+    # paid / no_payment_required: the subscription is live now; unpaid (a delayed method): it
+    # exists but is not active yet — the reconciler records whatever Stripe says.
+    subscription = await _record(document, session, reference=request_id, observed_at=observed_at)
     if subscription is None and document.stripe_subscription_id:
         subscription = await Subscription.find_one(
             {
@@ -213,4 +258,6 @@ async def verify_checkout_session(
                 "organization_id": principal.organization_id,
             }
         )
+    status = str(session.get("status"))
+    payment_status = str(session.get("payment_status"))
     return Verification(document, status, payment_status, subscription)

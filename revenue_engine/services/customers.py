@@ -102,7 +102,17 @@ async def update_customer(
     customer.email = updated.get("email")
     customer.name = updated.get("name")
     customer.updated_at = utcnow()
-    await customer.save()
+    # Targeted: leaves fields the webhooks own (default payment method) alone, and writes
+    # nothing if the customer was deleted meanwhile.
+    await Customer.find_one({"_id": customer.id}).update(
+        {
+            "$set": {
+                "email": customer.email,
+                "name": customer.name,
+                "updated_at": customer.updated_at,
+            }
+        }
+    )
     return customer
 
 
@@ -119,13 +129,15 @@ async def delete_customer(gateway: StripeGateway, principal: Principal) -> str:
         raise AlreadySubscribed(live.stripe_subscription_id, live.status)
     key = idempotency_key(org, "customer.delete", customer.stripe_customer_id)
     await gateway.delete_customer(customer.stripe_customer_id, key=key)
-    await customer.delete()
+    # The audit row first: it moves the next creation to a new idempotency key, so a
+    # get-or-create racing this deletion cannot get the deleted customer back from Stripe.
     await AuditEntry(
         organization_id=org,
         kind="customer.deleted",
         source=AuditSource.MUTATION,
         reference=customer.stripe_customer_id,
     ).insert()
+    await customer.delete()
     return customer.stripe_customer_id
 
 

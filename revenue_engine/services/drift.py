@@ -9,7 +9,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+
+from pydantic import BaseModel
 
 from revenue_engine.documents import AuditSource, Customer, Subscription
 from revenue_engine.documents.plan import utcnow
@@ -18,6 +21,7 @@ from revenue_engine.services.reconcile import (
     MalformedStripeObject,
     UnknownOrganization,
     apply_subscription,
+    changes,
     snapshot,
 )
 
@@ -26,7 +30,8 @@ from revenue_engine.services.reconcile import (
 class Drift:
     subscription_id: str
     organization_id: str | None
-    kind: str  # missing | status | period | unknown-organization
+    #: missing | status | period | cancel_at_period_end | plan_uid | … | unknown-organization
+    kind: str
     ours: str | None
     stripe: str | None
 
@@ -48,18 +53,26 @@ class DriftReport:
 
 
 def _compare(sub_id: str, fields: dict[str, Any], ours: Subscription | None) -> list[Drift]:
+    """Every tracked field that differs (status, periods, cancel flags, plan, items…)."""
     org = fields["organization_id"]
     if ours is None:
         return [Drift(sub_id, org, "missing", None, fields["status"])]
     found: list[Drift] = []
-    if ours.status != fields["status"]:
-        found.append(Drift(sub_id, org, "status", ours.status, fields["status"]))
-    ours_end = ours.current_period_end.replace(tzinfo=None) if ours.current_period_end else None
-    theirs = fields["current_period_end"]
-    theirs_end = theirs.replace(tzinfo=None) if theirs else None
-    if ours_end != theirs_end:
-        found.append(Drift(sub_id, org, "period", str(ours_end or "-"), str(theirs_end or "-")))
+    for name, theirs in changes(ours, fields).items():
+        kind = {"current_period_start": "period", "current_period_end": "period"}.get(name, name)
+        mine = getattr(ours, name)
+        found.append(Drift(sub_id, org, kind, _show(mine), _show(theirs)))
     return found
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None).isoformat()
+    if isinstance(value, list):
+        return ",".join(_show(v) for v in value) or "-"
+    if isinstance(value, BaseModel):
+        return str(value.model_dump(exclude_none=True))
+    return "-" if value is None else str(value)
 
 
 async def reconcile_subscriptions(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -82,19 +81,17 @@ async def create_payment_intent(
                 "organization_id": org,
                 "fingerprint": fingerprint,
                 "created_at": {"$gte": utcnow() - timedelta(seconds=window)},
+                # A canceled or paid intent is no answer to "I want to pay this (again)".
+                "status": {"$nin": ["canceled", "succeeded"]},
             }
         )
         if recent is not None:
             again = await gateway.retrieve_payment_intent(recent.stripe_payment_intent_id)
             return recent, again.get("client_secret")
     customer = await get_or_create_customer(gateway, principal)
-    # Concurrent identical requests share the window bucket and so the key: one intent. With
-    # the guard off, each sequential request is a new intent (numbered), double-submits still
-    # share a key.
-    if window:
-        bucket = int(time.time()) // window
-    else:
-        bucket = await Payment.find({"organization_id": org, "fingerprint": fingerprint}).count()
+    # The intent is numbered by the identical payments made before: concurrent double-submits
+    # count the same and share the key (one intent); a later, deliberate repeat counts one more.
+    bucket = await Payment.find({"organization_id": org, "fingerprint": fingerprint}).count()
     intent = await gateway.create_payment_intent(
         {
             "amount": amount,
@@ -118,7 +115,9 @@ async def create_payment_intent(
     try:
         await payment.insert()
     except DuplicateKeyError:
-        existing = await Payment.find_one({"stripe_payment_intent_id": intent["id"]})
+        existing = await Payment.find_one(
+            {"stripe_payment_intent_id": intent["id"], "organization_id": org}
+        )
         assert existing is not None
         payment = existing
     return payment, intent.get("client_secret")
@@ -157,8 +156,13 @@ async def confirm_payment_intent(
         raise ValidationFailed(
             "invalid payment method", [FieldProblem("paymentMethod", "expected a pm_… id")]
         )
+    # Each attempt after a decline is a new intent (the card may work now).
     key = idempotency_key(
-        principal.organization_id, "payment_intent.confirm", intent_id, payment_method
+        principal.organization_id,
+        "payment_intent.confirm",
+        intent_id,
+        payment_method,
+        payment.declines,
     )
     try:
         intent = await gateway.confirm_payment_intent(
@@ -166,6 +170,7 @@ async def confirm_payment_intent(
         )
     except PaymentDeclined:
         # Record why, then let the caller see the typed decline.
+        await Payment.find_one({"_id": payment.id}).update({"$inc": {"declines": 1}})
         await refresh_payment(gateway, principal, intent_id)
         raise
     _sync(payment, intent)
@@ -206,12 +211,16 @@ async def refund_payment(
     )
     refund = await gateway.create_refund({"payment_intent": intent_id, "amount": wanted}, key=key)
     refund_id = str(refund["id"])
-    # Targeted, race-free write: a double-submit records the refund once, and a concurrent
-    # charge.refunded webhook ($max in its handler) is neither lost nor double-counted.
-    await Payment.find_one({"_id": payment.id, "refund_ids": {"$ne": refund_id}}).update(
+    # Stripe's running total is the truth: $max with it (never $inc) cannot double-count a
+    # refund that a charge.refunded webhook recorded in between, and never lowers ours.
+    charge_id = refund.get("charge")
+    total = int(refund.get("amount") or wanted) + payment.amount_refunded
+    if isinstance(charge_id, str):
+        total = int((await gateway.retrieve_charge(charge_id)).get("amount_refunded") or total)
+    await Payment.find_one({"_id": payment.id}).update(
         {
-            "$push": {"refund_ids": refund_id},
-            "$inc": {"amount_refunded": int(refund.get("amount") or wanted)},
+            "$addToSet": {"refund_ids": refund_id},
+            "$max": {"amount_refunded": min(total, payment.amount)},
             "$set": {"updated_at": utcnow()},
         }
     )

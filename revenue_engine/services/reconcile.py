@@ -210,7 +210,8 @@ def _comparable(value: Any) -> Any:
     return value
 
 
-def _changes(current: Subscription, fields: dict[str, Any]) -> dict[str, Any]:
+def changes(current: Subscription, fields: dict[str, Any]) -> dict[str, Any]:
+    """The tracked fields of ``fields`` that differ from ``current``."""
     return {
         name: fields[name]
         for name in _TRACKED
@@ -274,7 +275,6 @@ async def apply_subscription(
     observed = observed_at or utcnow()
     fields = await snapshot(obj)
     stripe_id = str(obj["id"])
-    collection = Subscription.get_motor_collection()
     for _ in range(_MAX_ATTEMPTS):
         current = await Subscription.find_one({"stripe_subscription_id": stripe_id})
         if current is None:
@@ -293,8 +293,8 @@ async def apply_subscription(
             )
             return created
         reason = _stale(current, fields, observed)
-        changes = {} if reason else _changes(current, fields)
-        if reason or not changes:
+        diff = {} if reason else changes(current, fields)
+        if reason or not diff:
             if reason:
                 log.info(
                     "subscription observation skipped subscription=%s reason=%s", stripe_id, reason
@@ -304,15 +304,14 @@ async def apply_subscription(
             stripe_subscription_id=stripe_id, observed_at=observed, **fields
         ).model_dump(include=set(_TRACKED) | {"observed_at", "organization_id"})
         update["updated_at"] = utcnow()
-        result = await collection.update_one(
-            {"_id": current.id, "version": current.version},
-            {"$set": update, "$inc": {"version": 1}},
-        )
-        if result.matched_count == 0:
+        result = await Subscription.find_one(
+            {"_id": current.id, "version": current.version}
+        ).update({"$set": update, "$inc": {"version": 1}})
+        if not getattr(result, "matched_count", 0):
             continue  # someone else wrote in between: re-read and decide again
         fresh = await Subscription.get(current.id)
         assert fresh is not None
-        await _audit(fresh, current.status, changes, source, reference)
+        await _audit(fresh, current.status, diff, source, reference)
         log.info(
             "subscription applied organization_id=%s subscription=%s from=%s to=%s source=%s",
             fresh.organization_id,

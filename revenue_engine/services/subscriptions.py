@@ -15,6 +15,7 @@ from typing import Any
 from revenue_engine.auth import Principal
 from revenue_engine.documents import (
     LIVE_STATUSES,
+    AuditEntry,
     AuditSource,
     BillingInterval,
     Subscription,
@@ -28,6 +29,7 @@ from revenue_engine.errors import (
     NoActiveSubscription,
     NoPaymentMethod,
     NotFound,
+    PaymentDeclined,
     ValidationFailed,
 )
 from revenue_engine.gateway import StripeGateway, idempotency_key
@@ -35,6 +37,9 @@ from revenue_engine.services.catalog import ensure_plan_prices
 from revenue_engine.services.customers import get_customer, get_or_create_customer
 from revenue_engine.services.reconcile import apply_subscription
 from revenue_engine.settings import Settings
+
+#: Audit kind of a declined direct subscription (counted into the next attempt's key).
+DECLINED = "subscription.declined"
 
 
 class ProrationBehavior(enum.StrEnum):
@@ -138,7 +143,8 @@ async def create_subscription(
     await ensure_no_live_subscription(org)
     customer = await get_or_create_customer(gateway, principal)
     stripe_customer = await gateway.retrieve_customer(customer.stripe_customer_id)
-    if not (stripe_customer.get("invoice_settings") or {}).get("default_payment_method"):
+    default_pm = (stripe_customer.get("invoice_settings") or {}).get("default_payment_method")
+    if not default_pm:
         raise NoPaymentMethod()
     keys = sorted(set(overages))
     price_ids = await ensure_plan_prices(gateway, plan, interval, keys)
@@ -153,12 +159,36 @@ async def create_subscription(
     }
     if trial_days:
         params["trial_period_days"] = trial_days
+    # The intent: this purchase, with this card, after so many subscriptions and declines — a
+    # retry after a decline (new card, or the same card topped up) is a new request to Stripe.
     attempt = await Subscription.find({"organization_id": org}).count()
+    declines = await AuditEntry.find({"organization_id": org, "kind": DECLINED}).count()
     key = idempotency_key(
-        org, "subscription.create", plan.uid, interval.value, keys, trial_days, attempt
+        org,
+        "subscription.create",
+        plan.uid,
+        interval.value,
+        keys,
+        trial_days,
+        attempt,
+        str(default_pm),
+        declines,
     )
-    created = await gateway.create_subscription(params, key=key)
-    return await apply_subscription(created, source=AuditSource.MUTATION, reference=request_id)
+    observed_at = utcnow()
+    try:
+        created = await gateway.create_subscription(params, key=key)
+    except PaymentDeclined as exc:
+        await AuditEntry(
+            organization_id=org,
+            kind=DECLINED,
+            source=AuditSource.MUTATION,
+            reference=request_id,
+            changes={"decline_code": exc.decline_code, "plan_uid": plan.uid},
+        ).insert()
+        raise
+    return await apply_subscription(
+        created, source=AuditSource.MUTATION, reference=request_id, observed_at=observed_at
+    )
 
 
 async def cancel_subscription(
@@ -167,13 +197,16 @@ async def cancel_subscription(
     live = await _require_live(principal)
     org = principal.organization_id
     sid = live.stripe_subscription_id
+    observed_at = utcnow()
     if at_period_end:
         key = idempotency_key(org, "subscription.cancel_at_period_end", sid, live.version)
         result = await gateway.update_subscription(sid, {"cancel_at_period_end": True}, key=key)
     else:
         key = idempotency_key(org, "subscription.cancel", sid, live.version)
         result = await gateway.cancel_subscription(sid, key=key)
-    return await apply_subscription(result, source=AuditSource.MUTATION, reference=request_id)
+    return await apply_subscription(
+        result, source=AuditSource.MUTATION, reference=request_id, observed_at=observed_at
+    )
 
 
 async def resume_subscription(
@@ -184,10 +217,13 @@ async def resume_subscription(
         raise NotScheduledToCancel()
     sid = live.stripe_subscription_id
     key = idempotency_key(principal.organization_id, "subscription.resume", sid, live.version)
+    observed_at = utcnow()
     result = await gateway.update_subscription(
         sid, {"cancel_at_period_end": False, "cancel_at": ""}, key=key
     )
-    return await apply_subscription(result, source=AuditSource.MUTATION, reference=request_id)
+    return await apply_subscription(
+        result, source=AuditSource.MUTATION, reference=request_id, observed_at=observed_at
+    )
 
 
 async def change_subscription_plan(
@@ -235,12 +271,15 @@ async def change_subscription_plan(
         proration.value,
         live.version,
     )
+    observed_at = utcnow()
     result = await gateway.update_subscription(
         sid,
         {"items": items, "proration_behavior": proration.value, "metadata": metadata},
         key=key,
     )
-    return await apply_subscription(result, source=AuditSource.MUTATION, reference=request_id)
+    return await apply_subscription(
+        result, source=AuditSource.MUTATION, reference=request_id, observed_at=observed_at
+    )
 
 
 async def current_subscription(principal: Principal) -> Subscription | None:

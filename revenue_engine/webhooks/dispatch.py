@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 
 from revenue_engine.db import StoreError
 from revenue_engine.documents import WebhookEventStatus
-from revenue_engine.errors import ServiceUnavailable
+from revenue_engine.errors import RateLimited, ServiceUnavailable
 from revenue_engine.logs import scrub
 from revenue_engine.webhooks import ledger
 from revenue_engine.webhooks.context import HandlerContext
@@ -59,6 +59,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     StoreError,
     TimeoutError,
     ServiceUnavailable,
+    RateLimited,  # Stripe throttled a re-read: Stripe will redeliver
 )
 
 

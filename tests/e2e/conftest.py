@@ -33,6 +33,7 @@ def emulator(emulator_server: EmulatorServer) -> Emulator:
 def engine_settings(emulator_server: EmulatorServer, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "environment": "development",
+        "auth_dev_headers": True,  # the tests act as the SPA with the development headers
         "stripe_api_base": emulator_server.url,
         "public_base_url": ENGINE_URL,
         "stripe_timeout_seconds": 3,

@@ -46,11 +46,13 @@ async def call(
     variables: dict[str, Any] | None = None,
     *,
     org: str = "org_a",
+    admin: bool = False,
 ) -> dict[str, Any]:
+    headers = {"x-organization-id": org, "x-customer-email": f"{org}@example.com"}
+    if admin:
+        headers["x-roles"] = "admin"
     response = await client.post(
-        "/graphql",
-        json={"query": query, "variables": variables or {}},
-        headers={"x-organization-id": org, "x-customer-email": f"{org}@example.com"},
+        "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
     )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()

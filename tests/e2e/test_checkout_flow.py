@@ -171,3 +171,36 @@ async def test_a_trial_checkout_needs_no_payment_and_is_trialing(engine: httpx.A
     assert sub["trialEnd"] is not None
     bad = only(await call(engine, CHECKOUT, {"input": {**PRO, "trialDays": 0}}, org="org_z"))
     assert bad["__typename"] == "ValidationError"
+
+
+async def test_a_new_purchase_expires_the_other_open_session(
+    engine: httpx.AsyncClient, emulator: Emulator
+) -> None:
+    first = await start_checkout(engine)
+    second = await start_checkout(engine, planUid="starter", overages=[])
+    assert first["sessionId"] != second["sessionId"]
+    stale = {s["id"]: s["status"] for s in emulator.objects("checkout.session")}
+    assert stale == {first["sessionId"]: "expired", second["sessionId"]: "open"}
+    old = await CheckoutSession.find_one({"stripe_session_id": first["sessionId"]})
+    assert old is not None
+    assert old.status.value == "expired"
+    # Paying the superseded session is impossible: never two subscriptions.
+    async with httpx.AsyncClient() as browser:
+        late = await browser.post(f"{first['checkoutUrl']}/pay", data={"card": "pm_card_visa"})
+    assert late.status_code == 410
+    await pay(second["checkoutUrl"])
+    verified = only(await call(engine, VERIFY, {"id": second["sessionId"]}))
+    assert verified["subscription"]["planUid"] == "starter"
+    assert len(emulator.objects("subscription")) == 1
+
+
+async def test_a_session_paid_meanwhile_blocks_the_next_purchase(
+    engine: httpx.AsyncClient, emulator: Emulator
+) -> None:
+    first = await start_checkout(engine)
+    await pay(first["checkoutUrl"])  # paid, but neither verified nor delivered yet
+    second = only(
+        await call(engine, CHECKOUT, {"input": {**PRO, "planUid": "starter", "overages": []}})
+    )
+    assert second["__typename"] == "AlreadySubscribedError"
+    assert len(emulator.objects("subscription")) == 1

@@ -32,15 +32,15 @@ async def test_pay_and_refund_partially_then_fully(
     confirmed = only(await call(engine, CONFIRM_PI, {"id": pid, "pm": "pm_card_visa"}))
     assert confirmed["paymentIntent"]["status"] == "succeeded"
 
-    partial = only(await call(engine, REFUND, {"id": pid, "amount": 900}))
+    partial = only(await call(engine, REFUND, {"id": pid, "amount": 900}, admin=True))
     assert partial["paymentIntent"]["amountRefunded"] == 900
-    too_much = only(await call(engine, REFUND, {"id": pid, "amount": 2001}))
+    too_much = only(await call(engine, REFUND, {"id": pid, "amount": 2001}, admin=True))
     assert too_much["__typename"] == "ValidationError"
     assert too_much["fields"] == [{"field": "amount", "message": "must be between 1 and 2000"}]
-    rest = only(await call(engine, REFUND, {"id": pid, "amount": None}))
+    rest = only(await call(engine, REFUND, {"id": pid, "amount": None}, admin=True))
     assert rest["paymentIntent"]["amountRefunded"] == 2900
     assert [r["amount"] for r in emulator.objects("refund")] == [2000, 900]
-    nothing_left = only(await call(engine, REFUND, {"id": pid, "amount": None}))
+    nothing_left = only(await call(engine, REFUND, {"id": pid, "amount": None}, admin=True))
     assert nothing_left["__typename"] == "ValidationError"
     assert len(emulator.objects("refund")) == 2
 
@@ -80,7 +80,7 @@ async def test_declined_confirmation_is_typed_and_recorded(engine: httpx.AsyncCl
     assert payment.failure_reason
     canceled = only(await call(engine, CANCEL_PI, {"id": pid}))
     assert canceled["paymentIntent"]["status"] == "canceled"
-    not_paid = only(await call(engine, REFUND, {"id": pid, "amount": None}))
+    not_paid = only(await call(engine, REFUND, {"id": pid, "amount": None}, admin=True))
     assert not_paid["__typename"] == "ValidationError"
 
 
@@ -93,8 +93,20 @@ async def test_another_organizations_payment_is_not_found(engine: httpx.AsyncCli
         (CANCEL_PI, {"id": pid}),
         (REFUND, {"id": pid, "amount": 1}),
     ):
-        result = only(await call(engine, op, variables, org="org_b"))
+        result = only(await call(engine, op, variables, org="org_b", admin=True))
         assert result["__typename"] == "NotFoundError"
     payment = await Payment.find_one({"stripe_payment_intent_id": pid})
     assert payment is not None
     assert payment.status == "requires_payment_method"
+
+
+async def test_refunds_need_the_admin_role(engine: httpx.AsyncClient, emulator: Emulator) -> None:
+    pid = (await create(engine))["paymentIntent"]["id"]
+    await call(engine, CONFIRM_PI, {"id": pid, "pm": "pm_card_visa"})
+    response = await engine.post(
+        "/graphql",
+        json={"query": REFUND, "variables": {"id": pid, "amount": None}},
+        headers={"x-organization-id": "org_a"},
+    )
+    assert response.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert emulator.objects("refund") == []

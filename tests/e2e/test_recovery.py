@@ -86,7 +86,9 @@ async def test_reconcile_reports_and_repairs_drift(
     await stripe_client.v1.subscriptions.cancel_async(sub_id)
 
     dry = await reconcile_subscriptions(gateway, dry_run=True)
-    assert [(d.kind, d.ours, d.stripe) for d in dry.drifts] == [("status", "active", "canceled")]
+    found = [(d.kind, d.ours, d.stripe) for d in dry.drifts]
+    assert ("status", "active", "canceled") in found
+    assert {k for k, _, _ in found} >= {"status", "canceled_at", "ended_at"}
     assert (await Subscription.find_one({"stripe_subscription_id": sub_id})).status == "active"  # type: ignore[union-attr]
 
     real = await reconcile_subscriptions(gateway, organization_id="org_a")
@@ -161,5 +163,6 @@ async def test_reconcile_command_line_dry_run(
     assert result.returncode == 0, result.stderr
     assert "drift status" in result.stdout
     assert sub_id in result.stdout
-    assert "1 checked, 1 drifts, would apply 1" in result.stdout
+    assert "1 checked," in result.stdout
+    assert "would apply 1" in result.stdout
     assert (await Subscription.find_one({"stripe_subscription_id": sub_id})).status == "active"  # type: ignore[union-attr]

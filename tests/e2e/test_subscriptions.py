@@ -177,3 +177,20 @@ async def test_billing_portal_url(
     assert session["return_url"] == "http://testserver/account"
     async with httpx.AsyncClient() as browser:
         assert (await browser.get(portal["url"])).status_code == 200
+
+
+async def test_after_a_decline_a_new_card_can_subscribe(
+    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
+) -> None:
+    customer_id = await customer_with_card(engine, stripe_client, emulator, "card_declined")
+    declined = await subscribe(engine)
+    assert declined["__typename"] == "PaymentDeclinedError"
+    pm = await stripe_client.v1.payment_methods.attach_async(
+        "pm_card_visa", params={"customer": customer_id}
+    )
+    await stripe_client.v1.customers.update_async(
+        customer_id, params={"invoice_settings": {"default_payment_method": pm.id}}
+    )
+    created = await subscribe(engine)
+    assert created["__typename"] == "SubscriptionPayload", created
+    assert len(emulator.objects("subscription")) == 1

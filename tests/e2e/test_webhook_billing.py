@@ -26,7 +26,16 @@ from revenue_engine.emulator.server import EmulatorServer
 from revenue_engine.settings import Settings
 from revenue_engine.webhooks.dispatch import MAX_ATTEMPTS
 from tests.e2e.conftest import engine_settings, pay
-from tests.e2e.ops import CHECKOUT, CREATE_CUSTOMER, CREATE_PI, STATUS_QUERY, call, only
+from tests.e2e.ops import (
+    CHECKOUT,
+    CONFIRM_PI,
+    CREATE_CUSTOMER,
+    CREATE_PI,
+    REFUND,
+    STATUS_QUERY,
+    call,
+    only,
+)
 from tests.e2e.test_subscriptions import customer_with_card, subscribe
 from tests.stripe_events import SECRET, event, post
 
@@ -269,3 +278,44 @@ async def test_customer_events_update_and_delete_our_customer(
     assert (await post(engine, deleted)).json()["status"] == "processed"
     assert await Customer.find_one({"stripe_customer_id": customer_id}) is None
     assert await AuditEntry.find({"kind": "customer.deleted", "source": "webhook"}).count() == 1
+
+
+async def test_refund_totals_follow_stripe_whatever_the_order(
+    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
+) -> None:
+    pid = only(await call(engine, CREATE_PI, {"input": {"amount": 1000, "currency": "usd"}}))[
+        "paymentIntent"
+    ]["id"]
+    await call(engine, CONFIRM_PI, {"id": pid, "pm": "pm_card_visa"})
+    refunded = only(await call(engine, REFUND, {"id": pid, "amount": 100}, admin=True))
+    assert refunded["paymentIntent"]["amountRefunded"] == 100
+    # The webhook for that same refund arrives afterwards: still 100, not 200.
+    [first] = emulator.events("charge.refunded")
+    await post(engine, first)
+    # A refund made in the dashboard, then ours again: Stripe's running total wins.
+    await stripe_client.v1.refunds.create_async(params={"payment_intent": pid, "amount": 250})
+    second = emulator.events("charge.refunded")[0]
+    await post(engine, second)
+    again = only(await call(engine, REFUND, {"id": pid, "amount": 50}, admin=True))
+    assert again["paymentIntent"]["amountRefunded"] == 400
+    payment = await Payment.find_one({"stripe_payment_intent_id": pid})
+    assert payment is not None
+    assert payment.amount_refunded == 400
+    assert len(payment.refund_ids) == 2  # ours; the dashboard's is counted, not listed
+
+
+async def test_stripe_rate_limiting_a_re_read_is_retryable(
+    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
+) -> None:
+    await customer_with_card(engine, stripe_client, emulator)
+    sub_id = (await subscribe(engine))["subscription"]["subscriptionId"]
+    await stripe_client.v1.subscriptions.cancel_async(sub_id)
+    obj = emulator.objects("subscription")[0]
+    emulator.inject_fault("429", method="GET", count=10)
+    payload = sub_event("customer.subscription.deleted", obj, obj["created"] + 60)
+    assert (await post(engine, payload)).status_code == 503
+    [row] = await WebhookEvent.find({"event_id": payload["id"]}).to_list()
+    assert row.status.value == "processing"  # released, not parked as failed
+    emulator.clear_faults()
+    assert (await post(engine, payload)).status_code == 200
+    assert (await stored(sub_id)).status == "canceled"

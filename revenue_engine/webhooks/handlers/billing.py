@@ -6,9 +6,9 @@ moment just before the fetch as its observation time. Deliveries in any order, d
 same-second ties therefore all end in Stripe's latest state, and the reconciler refuses any
 observation older than the one it applied.
 
-Throttle: when our copy was observed at least a second after the event was created, that copy
-already includes the event's change (``created`` has one-second resolution), so the handler
-applies nothing and makes no Stripe call.
+Throttle: when our copy was observed well after the event was created (``THROTTLE_MARGIN``:
+``created`` has one-second resolution and clocks differ), that copy already includes the
+event's change, so the handler applies nothing and makes no Stripe call.
 
 An object we cannot tie to an organization yet (the customer document may be written a moment
 later by the mutation that created it) is transient: Stripe redelivers, and the dispatcher parks
@@ -45,6 +45,11 @@ from revenue_engine.webhooks.event import StripeEvent
 log = logging.getLogger(__name__)
 
 
+#: How much later than an event our copy must have been observed for the event to be known
+#: news: ``created`` has one-second resolution, and Stripe's clock is not ours.
+THROTTLE_MARGIN = timedelta(seconds=5)
+
+
 def _id(value: Any) -> str | None:
     if isinstance(value, dict):
         value = value.get("id")
@@ -62,7 +67,7 @@ async def _apply_subscription(event: StripeEvent, context: HandlerContext, sub_i
         observed = current.observed_at
         if observed.tzinfo is None:
             observed = observed.replace(tzinfo=UTC)
-        if observed >= _created(event) + timedelta(seconds=1):
+        if observed >= _created(event) + THROTTLE_MARGIN:
             raise IgnoredEvent(f"subscription {sub_id} was observed after this event")
     try:
         await refresh_subscription(
@@ -114,14 +119,18 @@ async def checkout_changed(event: StripeEvent, context: HandlerContext) -> None:
         str(session.get("status"))
     )
     sub_id = _id(session.get("subscription"))
-    if document is not None and status is not None and document.status is not status:
-        document.status = status
-        document.payment_status = str(session.get("payment_status"))
-        if sub_id:
-            document.stripe_subscription_id = sub_id
+    if document is not None and status is not None:
+        payment_status = str(session.get("payment_status"))
+        changes: dict[str, Any] = {}
+        if (document.status, document.payment_status) != (status, payment_status):
+            # async_payment_succeeded/failed change payment_status on a completed session.
+            changes.update(status=status.value, payment_status=payment_status)
+        if sub_id and document.stripe_subscription_id != sub_id:
+            changes["stripe_subscription_id"] = sub_id
         if status is CheckoutStatus.COMPLETED and document.completed_at is None:
-            document.completed_at = utcnow()
-        await document.save()
+            changes["completed_at"] = utcnow()
+        if changes:
+            await CheckoutSession.find_one({"_id": document.id}).update({"$set": changes})
     if document is None and session.get("client_reference_id") is None:
         raise IgnoredEvent("a checkout session not started by this engine")
     if sub_id and event.type != "checkout.session.expired":
@@ -140,10 +149,15 @@ async def payment_intent_changed(event: StripeEvent, context: HandlerContext) ->
     error = intent.get("last_payment_error") or {}
     failure = (error.get("message") or error.get("decline_code")) if error else None
     if (payment.status, payment.failure_reason) != (intent.get("status"), failure):
-        payment.status = str(intent.get("status"))
-        payment.failure_reason = failure
-        payment.updated_at = utcnow()
-        await payment.save()
+        await Payment.find_one({"_id": payment.id}).update(
+            {
+                "$set": {
+                    "status": str(intent.get("status")),
+                    "failure_reason": failure,
+                    "updated_at": utcnow(),
+                }
+            }
+        )
 
 
 async def charge_refunded(event: StripeEvent, context: HandlerContext) -> None:
@@ -177,23 +191,32 @@ async def customer_changed(event: StripeEvent, context: HandlerContext) -> None:
     except StripeNotFound:
         fresh = None
     if fresh is None or fresh.get("deleted"):
-        # Stripe answers a deleted customer with a ``deleted: true`` stub.
-        await document.delete()
+        # Stripe answers a deleted customer with a ``deleted: true`` stub. Audit row first (it
+        # moves the next creation to a new idempotency key), then the document.
         await AuditEntry(
             organization_id=document.organization_id,
             kind="customer.deleted",
             source=AuditSource.WEBHOOK,
             reference=event.id,
         ).insert()
+        await document.delete()
         return
     if event.type == "customer.deleted":
         raise IgnoredEvent("the customer still exists at Stripe")
     settings = fresh.get("invoice_settings") or {}
     values = (fresh.get("email"), fresh.get("name"), _id(settings.get("default_payment_method")))
     if values != (document.email, document.name, document.default_payment_method):
-        document.email, document.name, document.default_payment_method = values
-        document.updated_at = utcnow()
-        await document.save()
+        email, name, default_pm = values
+        await Customer.find_one({"_id": document.id}).update(
+            {
+                "$set": {
+                    "email": email,
+                    "name": name,
+                    "default_payment_method": default_pm,
+                    "updated_at": utcnow(),
+                }
+            }
+        )
 
 
 BILLING_HANDLERS = {
