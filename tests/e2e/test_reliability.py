@@ -67,19 +67,33 @@ async def test_m3_ten_concurrent_creates_make_one_customer(
 
 
 async def test_m4_same_intent_different_parameters_is_a_typed_conflict(
-    engine: httpx.AsyncClient, emulator: Emulator
+    engine: httpx.AsyncClient, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Two different first-time customer creations for one organization race: the second has
-    # other parameters under the same derived key.
-    first, second = await asyncio.gather(
-        call(engine, CREATE_CUSTOMER, {"input": {"name": "Acme"}}),
-        call(engine, CREATE_CUSTOMER, {"input": {"name": "Other"}}),
+    # The first creation reached Stripe, then our write failed; the retry changes the name:
+    # same intent (the organization's first customer), different parameters.
+    collection = Customer.get_motor_collection()
+    original = collection.insert_one
+    failures = {"left": 1}
+
+    async def flaky_insert(*args: Any, **kwargs: Any) -> Any:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise ServerSelectionTimeoutError("store unreachable")
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(collection, "insert_one", flaky_insert)
+    first = only(await call(engine, CREATE_CUSTOMER, {"input": {"name": "Acme"}}))
+    assert first["code"] == "UNAVAILABLE"
+    conflict = only(await call(engine, CREATE_CUSTOMER, {"input": {"name": "Other"}}))
+    assert (conflict["__typename"], conflict["code"]) == (
+        "IdempotencyConflictError",
+        "IDEMPOTENCY_CONFLICT",
     )
-    kinds = sorted(only(r)["__typename"] for r in (first, second))
-    assert kinds in (
-        ["CustomerPayload", "CustomerPayload"],  # the second found the first's document
-        ["CustomerPayload", "IdempotencyConflictError"],
-    )
+    assert len(emulator.objects("customer")) == 1
+    assert await Customer.find_all().count() == 0
+    # The original parameters complete the work.
+    done = only(await call(engine, CREATE_CUSTOMER, {"input": {"name": "Acme"}}))
+    assert done["__typename"] == "CustomerPayload"
     assert len(emulator.objects("customer")) == 1
 
 
