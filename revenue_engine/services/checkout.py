@@ -100,6 +100,10 @@ async def create_checkout_session(
     # An open session for the very same purchase is handed out again (no new Stripe object);
     # any other open session of the organization is expired first, so two sessions can never
     # both be paid into two subscriptions.
+    # Counted before looking for an open session: a concurrent twin (another instance) either
+    # counted the same and derives the same key (Stripe answers with one session), or had
+    # already stored its session, which the scan below then finds and reuses.
+    attempt = await CheckoutSession.find({"organization_id": org}).count()
     fresh_since = utcnow() - timedelta(seconds=REUSE_SECONDS)
     for pending in await CheckoutSession.find(
         {"organization_id": org, "status": CheckoutStatus.PENDING.value}
@@ -122,7 +126,6 @@ async def create_checkout_session(
 
     customer = await get_or_create_customer(gateway, principal)
     price_ids = await ensure_plan_prices(gateway, plan, request.interval, overages)
-    attempt = await CheckoutSession.find({"organization_id": org}).count()
     metadata = {"organization_id": org, "plan_uid": plan.uid, "interval": request.interval.value}
     params: dict[str, object] = {
         "mode": "subscription",

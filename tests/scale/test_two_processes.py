@@ -1,0 +1,157 @@
+"""Scale-out: two engine processes behind one MongoDB (the wire-protocol server) and one Stripe
+(the emulator). What must be shared is shared: the webhook ledger (each event applied once), the
+idempotency of Stripe writes (one object for a double-submit spread over both)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from revenue_engine.db import connect
+from revenue_engine.documents import AuditEntry, CheckoutSession, WebhookEvent
+from revenue_engine.emulator import Emulator, EmulatorServer
+from tests.conftest import make_settings
+from tests.stripe_events import SECRET, event, post
+from tests.wire import WireServer, free_port
+
+pytestmark = pytest.mark.wire
+
+HEADERS = {"x-organization-id": "org_scale", "x-customer-email": "scale@example.com"}
+
+
+@pytest.fixture(scope="module")
+def stripe_server() -> Iterator[EmulatorServer]:
+    with EmulatorServer(Emulator()) as server:
+        yield server
+
+
+@pytest.fixture
+def engines(
+    wire_server: WireServer | None, stripe_server: EmulatorServer
+) -> Iterator[tuple[list[str], str]]:
+    """Two `revenue-engine serve` processes on one database; yields their URLs and the db name."""
+    if wire_server is None:
+        pytest.skip("no MongoDB wire server")
+    stripe_server.emulator.reset()
+    database = f"t_scale_{uuid.uuid4().hex[:8]}"
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "MONGODB_", "AUTH_"))
+    }
+    env.update(
+        ENVIRONMENT="development",
+        AUTH_DEV_HEADERS="true",
+        MONGODB_URI=wire_server.uri,
+        MONGODB_DATABASE=database,
+        STRIPE_SECRET_KEY="sk_test_scale",
+        STRIPE_API_BASE=stripe_server.url,
+        STRIPE_WEBHOOK_SECRET=SECRET,
+        LOG_LEVEL="WARNING",
+        # Behind one load balancer every instance has the same public address.
+        PUBLIC_BASE_URL="https://billing.example.com",
+    )
+    processes: list[subprocess.Popen[bytes]] = []
+    urls: list[str] = []
+    for _ in range(2):
+        port = free_port()
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "revenue_engine", "serve", "--port", str(port)],
+                env=dict(env),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        urls.append(f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 60
+        for url in urls:
+            while True:
+                try:
+                    if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, "engine did not become ready"
+                time.sleep(0.2)
+        yield urls, database
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+@pytest.fixture
+async def store(engines: tuple[list[str], str], wire_server: WireServer) -> AsyncIterator[None]:
+    """This test process looks at the same database the engines write."""
+    db = await connect(make_settings(mongodb_uri=wire_server.uri, mongodb_database=engines[1]))
+    yield
+    db.close()
+
+
+async def gql(client: httpx.AsyncClient, url: str, query: str) -> dict[str, Any]:
+    response = await client.post(f"{url}/graphql", json={"query": query}, headers=HEADERS)
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()["data"]
+    return data
+
+
+CHECKOUT = (
+    'mutation { createCheckoutSession(input: {planUid: "pro", billingInterval: MONTH}) '
+    "{ __typename ... on CheckoutPayload { sessionId } ... on UserError { code } } }"
+)
+
+
+async def test_a_double_submit_across_instances_makes_one_session(
+    engines: tuple[list[str], str], stripe_server: EmulatorServer, store: None
+) -> None:
+    urls, _ = engines
+    # The customer first (its own race is covered elsewhere), then the same purchase sent to
+    # both instances at once.
+    async with httpx.AsyncClient(timeout=30) as client:
+        await gql(client, urls[0], "mutation { createCustomer { __typename } }")
+        results = await asyncio.gather(*(gql(client, url, CHECKOUT) for url in urls))
+    ids = {r["createCheckoutSession"].get("sessionId") for r in results}
+    assert len(ids) == 1, results
+    assert len(stripe_server.emulator.objects("checkout.session")) == 1
+    assert await CheckoutSession.find_all().count() == 1
+
+
+async def test_the_same_events_to_both_instances_apply_once(
+    engines: tuple[list[str], str], stripe_server: EmulatorServer, store: None
+) -> None:
+    urls, _ = engines
+    emulator = stripe_server.emulator
+    async with httpx.AsyncClient(timeout=30) as client:
+        started = (await gql(client, urls[0], CHECKOUT))["createCheckoutSession"]
+        [session] = emulator.objects("checkout.session")
+        paid = await client.post(f"{session['url']}/pay", data={"card": "pm_card_visa"})
+        assert paid.status_code == 303
+        assert started["sessionId"] == session["id"]
+        [sub] = emulator.objects("subscription")
+        payload = event("customer.subscription.created", sub, created=sub["created"])
+        clients = [httpx.AsyncClient(base_url=url, timeout=30) for url in urls]
+        try:
+            answers = await asyncio.gather(*(post(clients[i % 2], payload) for i in range(10)))
+        finally:
+            for c in clients:
+                await c.aclose()
+    assert {a.status_code for a in answers} <= {200, 409}
+    assert any(a.status_code == 200 for a in answers)
+    assert await WebhookEvent.find({"event_id": payload["id"]}).count() == 1
+    created = await AuditEntry.find({"kind": "subscription.created"}).to_list()
+    assert len(created) == 1
+    assert created[0].to_status == "active"
