@@ -30,11 +30,11 @@ from revenue_engine.auth import Authenticator, AuthError
 from revenue_engine.context import Context
 from revenue_engine.db import Database, StoreError, open_database
 from revenue_engine.gateway import EMULATOR_MOUNT, StripeGateway
-from revenue_engine.middleware import RequestIdMiddleware
 from revenue_engine.schema import build_schema
 from revenue_engine.schema.error_policy import shape_errors
 from revenue_engine.services.plans import load_plans_file
 from revenue_engine.settings import Settings, get_settings
+from revenue_engine.transport import http_middleware
 from revenue_engine.webhooks.dispatch import HANDLERS
 from revenue_engine.webhooks.endpoint import WebhookEndpoint
 
@@ -216,8 +216,7 @@ def create_app(settings: Settings | None = None, *, database_name: str | None = 
     if settings.demo_spa_enabled:
         routes.append(Mount("/demo", app=StaticFiles(directory=WEB_DIR, html=True)))
         routes.append(Route("/", lambda request: RedirectResponse("/demo/"), methods=["GET"]))
-    app = Starlette(routes=routes, lifespan=lifespan)
-    app.add_middleware(RequestIdMiddleware)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=http_middleware(settings))
     app.state.settings = settings
     app.state.emulator = emulator
     return app

@@ -34,7 +34,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from revenue_engine.app import create_app
     from revenue_engine.logs import configure_logging
 
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     uvicorn.run(
         create_app(settings),
         host=args.host,
@@ -50,7 +50,7 @@ def _emulator(args: argparse.Namespace, settings: Settings) -> int:
     from revenue_engine.emulator import run_standalone
     from revenue_engine.logs import configure_logging
 
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     run_standalone(args.host, args.port)
     return 0
 

@@ -8,16 +8,21 @@
 
 It then runs ``init_beanie`` with every document model, which creates the indexes.
 A later move to Beanie 2 + PyMongo's async client touches this file only.
+
+Both drivers are instrumented once per process so the time a request spends awaiting the
+database shows as ``db`` in its ``Server-Timing`` header (``timing``).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from beanie import init_beanie
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from revenue_engine import timing
 from revenue_engine.documents import DOCUMENT_MODELS
 from revenue_engine.settings import Settings
 
@@ -47,12 +52,52 @@ class Database:
         self.client.close()
 
 
+def _instrument_memory_store() -> None:
+    """mongomock-motor runs each operation inline in its coroutine methods: time those."""
+    import mongomock_motor
+
+    for name in (
+        "AsyncCursor",
+        "AsyncCommandCursor",
+        "AsyncLatentCommandCursor",
+        "AsyncMongoMockCollection",
+        "AsyncMongoMockDatabase",
+    ):
+        timing.instrument(getattr(mongomock_motor, name))
+
+
+def _instrument_motor() -> None:
+    """Motor runs every PyMongo call on a thread pool through ``run_on_executor``: time the
+    future it returns, from submission to completion (the await as the request sees it)."""
+    from motor.frameworks import asyncio as framework
+
+    original: Any = framework.run_on_executor
+    if getattr(original, "__timed_db__", False):
+        return
+
+    def run_on_executor(loop: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        future = original(loop, fn, *args, **kwargs)
+        timings = timing.current()
+        if timings is not None:
+            started = time.perf_counter()
+            future.add_done_callback(
+                lambda _: timing.add_db_time(time.perf_counter() - started, timings)
+            )
+        return future
+
+    run_on_executor.__timed_db__ = True  # type: ignore[attr-defined]
+    framework.run_on_executor = run_on_executor
+
+
 def _client(settings: Settings) -> tuple[Any, bool]:
     if settings.uses_memory_store:
         from mongomock_motor import AsyncMongoMockClient
 
+        _instrument_memory_store()
         return AsyncMongoMockClient(tz_aware=True), True
     from motor.motor_asyncio import AsyncIOMotorClient
+
+    _instrument_motor()
 
     assert settings.mongodb_uri is not None
     timeout = settings.mongodb_timeout_ms

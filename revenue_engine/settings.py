@@ -36,6 +36,15 @@ class Environment(enum.StrEnum):
     PRODUCTION = "production"
 
 
+class LogFormat(enum.StrEnum):
+    KV = "kv"
+    JSON = "json"
+
+
+# A CORS origin: scheme://host[:port], nothing after it.
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+
+
 class SettingsError(ValueError):
     """Raised when the configuration is unsafe or inconsistent."""
 
@@ -97,12 +106,38 @@ class Settings(BaseSettings):
     auth_admin_role: str = "admin"
     auth_dev_headers: bool | None = None  # None: on in development only; never in production
 
+    # --- HTTP, logs and limits -----------------------------------------------------------
+    log_format: LogFormat = LogFormat.KV
+    http_max_body_bytes: int = Field(default=262_144, ge=1024, le=16_777_216)  # else 413
+    cors_allow_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    cors_allow_credentials: bool = False
+    server_timing: bool = True
+    rate_limit_stripe_mutations: int = Field(default=20, ge=0, le=1_000_000)  # 0: no limit
+    rate_limit_window_seconds: int = Field(default=60, ge=1, le=86_400)
+
     @field_validator("stripe_webhook_secrets", mode="before")
     @classmethod
     def _split_secrets(cls, value: Any) -> Any:
         # STRIPE_WEBHOOK_SECRET may list several secrets (rotation), comma-separated.
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("cors_allow_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("cors_allow_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and not _ORIGIN.match(origin):
+                raise SettingsError(
+                    f"CORS_ALLOW_ORIGINS: {origin!r} is not an origin like https://app.example.com"
+                )
         return value
 
     @field_validator("stripe_webhook_path")
@@ -118,6 +153,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_safety(self) -> Settings:
+        if self.cors_allow_credentials and "*" in self.cors_allow_origins:
+            raise SettingsError("CORS_ALLOW_CREDENTIALS needs explicit origins, not '*'")
         key = self.stripe_secret_key.get_secret_value() if self.stripe_secret_key else None
         live_key = bool(key and key.startswith(("sk_live_", "rk_live_")))
         test_key = bool(key and key.startswith(("sk_test_", "rk_test_")))

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac as hmac_module
 import json
 import threading
 import time
+import warnings
+from base64 import urlsafe_b64encode
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
@@ -12,7 +16,9 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.warnings import InsecureKeyLengthWarning
 
 from revenue_engine.auth import issue_token
 from revenue_engine.settings import Settings
@@ -169,3 +175,73 @@ async def test_rs256_via_jwks_and_no_hs_confusion(
     # An HS256 token is refused when only RS256 (JWKS) is configured: no algorithm confusion.
     hs = jwt.encode(claims(iss=None), "p" * 40, algorithm="HS256")
     assert (await ask(client, hs)).status_code == 401
+
+
+# --- more ways of being wrong (S2) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "token_claims",
+    [
+        claims(aud=None),
+        claims(iss=None),
+        claims(nbf=int(time.time()) + 3600),
+        claims(aud=["someone-else", "another"]),
+    ],
+    ids=["no-aud", "no-iss-when-required", "not-yet-valid", "aud-list-without-ours"],
+)
+async def test_more_bad_claims_are_401(
+    hs_client: httpx.AsyncClient, token_claims: dict[str, Any]
+) -> None:
+    response = await ask(hs_client, jwt.encode(token_claims, SECRET, algorithm="HS256"))
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize(
+    "org", [42, ["org_1"], "", "bad org!"], ids=["int", "list", "empty", "chars"]
+)
+async def test_an_unusable_organization_claim_is_403(
+    hs_client: httpx.AsyncClient, org: Any
+) -> None:
+    response = await ask(hs_client, jwt.encode(claims(org_id=org), SECRET, algorithm="HS256"))
+    assert response.status_code == 403
+    assert response.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_other_hmac_algorithms_are_not_accepted(hs_client: httpx.AsyncClient) -> None:
+    # The right secret, but an algorithm the configuration does not name.
+    for algorithm in ("HS384", "HS512"):
+        with warnings.catch_warnings():  # PyJWT finds the test secret short for these
+            warnings.simplefilter("ignore", InsecureKeyLengthWarning)
+            token = jwt.encode(claims(), SECRET, algorithm=algorithm)
+        response = await ask(hs_client, token)
+        assert response.status_code == 401, algorithm
+
+
+async def test_hs_rs_confusion_with_the_public_key_is_401(
+    client_for: Callable[[Settings], Any], jwks_server: tuple[str, Any]
+) -> None:
+    """The classic attack: sign HS256 with the RSA *public* key (which is public) as the HMAC
+    secret, hoping the server verifies with "its key" under the token's algorithm."""
+    url, private = jwks_server
+    client: httpx.AsyncClient = await client_for(
+        make_settings(auth_jwt_secret=None, auth_jwks_url=url)
+    )
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+    def b64(data: bytes) -> str:
+        return urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    header = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "key-1"}).encode())
+    payload = b64(json.dumps(claims(iss=None)).encode())
+    signature = hmac_module.new(public_pem, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    forged = f"{header}.{payload}.{b64(signature)}"
+    response = await ask(client, forged)
+    assert response.status_code == 401
+    # An RS256 token from a key the JWKS does not list is refused too.
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    unknown = jwt.encode(claims(iss=None), stranger, algorithm="RS256", headers={"kid": "key-9"})
+    assert (await ask(client, unknown)).status_code == 401

@@ -8,6 +8,7 @@ from revenue_engine.documents.checkout import CheckoutSession, CheckoutStatus
 from revenue_engine.documents.customer import Customer
 from revenue_engine.documents.payment import Payment
 from revenue_engine.documents.plan import BillingInterval, Overage, PlanPrice, SubscriptionPlan
+from revenue_engine.documents.rate_limit import RateLimitCounter
 from revenue_engine.documents.stripe_object_version import StripeObjectVersion
 from revenue_engine.documents.subscription import (
     LIVE_STATUSES,
@@ -29,6 +30,7 @@ DOCUMENT_MODELS: tuple[type[Document], ...] = (
     Payment,
     WebhookEvent,
     StripeObjectVersion,
+    RateLimitCounter,
 )
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "Overage",
     "Payment",
     "PlanPrice",
+    "RateLimitCounter",
     "StripeObjectVersion",
     "Subscription",
     "SubscriptionItem",

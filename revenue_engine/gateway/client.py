@@ -25,6 +25,7 @@ import stripe
 
 from revenue_engine.gateway.errors import translate
 from revenue_engine.settings import Settings
+from revenue_engine.timing import timed_stripe
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,10 @@ class StripeGateway:
         )
 
     async def _call(self, operation: str, make: Callable[[], Awaitable[T]]) -> T:
+        # The whole call, backoff included, is the request's ``stripe`` time (Server-Timing).
+        return await timed_stripe(self._attempts(operation, make))
+
+    async def _attempts(self, operation: str, make: Callable[[], Awaitable[T]]) -> T:
         for attempt in range(1, RATE_LIMIT_ATTEMPTS + 1):
             try:
                 return await make()

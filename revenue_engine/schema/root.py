@@ -31,6 +31,7 @@ from revenue_engine.schema.billing import (
     VerifyCheckoutResult,
 )
 from revenue_engine.schema.plans import ArchivePlanResult, Plan, PlanInput, UpsertPlanResult
+from revenue_engine.schema.rate_limit import StripeRateLimit
 from revenue_engine.schema.viewer import Viewer, viewer_type
 from revenue_engine.schema.webhooks import ReplayWebhookEventResult, WebhookEventConnection
 
@@ -101,7 +102,10 @@ class Mutation:
     async def archive_plan(self, info: Info, uid: strawberry.ID) -> ArchivePlanResult:
         return await plan_resolvers.archive_plan(info, str(uid))
 
-    @strawberry.mutation(description="Get or create the organization's Stripe customer.")
+    @strawberry.mutation(
+        description="Get or create the organization's Stripe customer.",
+        extensions=[StripeRateLimit()],
+    )
     async def create_customer(
         self,
         info: Info,
@@ -109,30 +113,42 @@ class Mutation:
     ) -> CustomerResult:
         return await billing.create_customer(info, data)
 
-    @strawberry.mutation(description="Change the customer's email or name.")
+    @strawberry.mutation(
+        description="Change the customer's email or name.", extensions=[StripeRateLimit()]
+    )
     async def update_customer(
         self, info: Info, data: Annotated[CustomerInput, strawberry.argument(name="input")]
     ) -> CustomerResult:
         return await billing.update_customer(info, data)
 
-    @strawberry.mutation(description="Delete the customer (refused while a subscription is live).")
+    @strawberry.mutation(
+        description="Delete the customer (refused while a subscription is live).",
+        extensions=[StripeRateLimit()],
+    )
     async def delete_customer(self, info: Info) -> DeleteCustomerResult:
         return await billing.delete_customer(info)
 
-    @strawberry.mutation(description="Start Stripe Checkout for a plan; returns the hosted URL.")
+    @strawberry.mutation(
+        description="Start Stripe Checkout for a plan; returns the hosted URL.",
+        extensions=[StripeRateLimit()],
+    )
     async def create_checkout_session(
         self, info: Info, data: Annotated[CheckoutInput, strawberry.argument(name="input")]
     ) -> CheckoutResult:
         return await billing.create_checkout_session(info, data)
 
-    @strawberry.mutation(description="After the redirect back: confirm the session and apply it.")
+    @strawberry.mutation(
+        description="After the redirect back: confirm the session and apply it.",
+        extensions=[StripeRateLimit()],
+    )
     async def verify_checkout_session(
         self, info: Info, session_id: strawberry.ID
     ) -> VerifyCheckoutResult:
         return await billing.verify_checkout_session(info, session_id)
 
     @strawberry.mutation(
-        description="Subscribe directly with the customer's default payment method."
+        description="Subscribe directly with the customer's default payment method.",
+        extensions=[StripeRateLimit()],
     )
     async def create_subscription(
         self,
@@ -141,50 +157,63 @@ class Mutation:
     ) -> SubscriptionResult:
         return await billing.create_subscription(info, data)
 
-    @strawberry.mutation(description="Cancel at the end of the period (default) or now.")
+    @strawberry.mutation(
+        description="Cancel at the end of the period (default) or now.",
+        extensions=[StripeRateLimit()],
+    )
     async def cancel_subscription(
         self, info: Info, at_period_end: bool = True
     ) -> SubscriptionResult:
         return await billing.cancel_subscription(info, at_period_end)
 
-    @strawberry.mutation(description="Undo a scheduled cancellation.")
+    @strawberry.mutation(
+        description="Undo a scheduled cancellation.", extensions=[StripeRateLimit()]
+    )
     async def resume_subscription(self, info: Info) -> SubscriptionResult:
         return await billing.resume_subscription(info)
 
-    @strawberry.mutation(description="Switch plan, interval or add-ons, with proration control.")
+    @strawberry.mutation(
+        description="Switch plan, interval or add-ons, with proration control.",
+        extensions=[StripeRateLimit()],
+    )
     async def change_subscription_plan(
         self, info: Info, data: Annotated[ChangePlanInput, strawberry.argument(name="input")]
     ) -> SubscriptionResult:
         return await billing.change_subscription_plan(info, data)
 
     @strawberry.mutation(
-        description="A one-time payment; identical requests within the window return the same."
+        description="A one-time payment; identical requests within the window return the same.",
+        extensions=[StripeRateLimit()],
     )
     async def create_payment_intent(
         self, info: Info, data: Annotated[PaymentIntentInput, strawberry.argument(name="input")]
     ) -> PaymentIntentResult:
         return await billing.create_payment_intent(info, data)
 
-    @strawberry.mutation
+    @strawberry.mutation(extensions=[StripeRateLimit()])
     async def confirm_payment_intent(
         self, info: Info, id: strawberry.ID, payment_method: str
     ) -> PaymentIntentResult:
         return await billing.confirm_payment_intent(info, id, payment_method)
 
-    @strawberry.mutation
+    @strawberry.mutation(extensions=[StripeRateLimit()])
     async def cancel_payment_intent(self, info: Info, id: strawberry.ID) -> PaymentIntentResult:
         return await billing.cancel_payment_intent(info, id)
 
     @strawberry.mutation(
-        description="Admin: refund all that is left of one of the organization's payments, "
-        "or `amount` of it."
+        description="Refund (needs the admin role) all that is left of one of the "
+        "organization's payments, or `amount` of it.",
+        extensions=[StripeRateLimit()],
     )
     async def refund_payment(
         self, info: Info, payment_intent_id: strawberry.ID, amount: int | None = None
     ) -> PaymentIntentResult:
         return await billing.refund_payment(info, payment_intent_id, amount)
 
-    @strawberry.mutation(description="A Stripe billing-portal URL for the organization's customer.")
+    @strawberry.mutation(
+        description="A Stripe billing-portal URL for the organization's customer.",
+        extensions=[StripeRateLimit()],
+    )
     async def create_billing_portal_session(
         self, info: Info, return_path: str | None = None
     ) -> PortalResult:
