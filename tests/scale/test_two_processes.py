@@ -57,6 +57,8 @@ def engines(
         LOG_LEVEL="WARNING",
         # Behind one load balancer every instance has the same public address.
         PUBLIC_BASE_URL="https://billing.example.com",
+        RATE_LIMIT_STRIPE_MUTATIONS="6",
+        RATE_LIMIT_WINDOW_SECONDS="600",
     )
     processes: list[subprocess.Popen[bytes]] = []
     urls: list[str] = []
@@ -155,3 +157,32 @@ async def test_the_same_events_to_both_instances_apply_once(
     created = await AuditEntry.find({"kind": "subscription.created"}).to_list()
     assert len(created) == 1
     assert created[0].to_status == "active"
+
+
+async def test_an_organizations_rate_limit_is_shared_by_the_instances(
+    engines: tuple[list[str], str], stripe_server: EmulatorServer, store: None
+) -> None:
+    urls, _ = engines
+    query = (
+        'mutation { createPaymentIntent(input: {amount: %d, currency: "usd"}) '
+        "{ __typename ... on RetryableError { code retryAfterSeconds } } }"
+    )
+    async with httpx.AsyncClient(timeout=30) as client:
+        # Alternate instances: 6 allowed in all, whichever instance counts them.
+        answers = [
+            (await gql(client, urls[i % 2], query % (100 + i)))["createPaymentIntent"]
+            for i in range(8)
+        ]
+        other = await client.post(
+            f"{urls[1]}/graphql",
+            json={"query": query % 999},
+            headers={"x-organization-id": "org_other"},
+        )
+    kinds = [a["__typename"] for a in answers]
+    assert kinds[:6] == ["PaymentIntentPayload"] * 6
+    assert kinds[6:] == ["RetryableError"] * 2
+    assert answers[6]["code"] == "RATE_LIMITED"
+    assert answers[6]["retryAfterSeconds"] > 0
+    made = [p for p in stripe_server.emulator.objects("payment_intent") if p["amount"] != 999]
+    assert len(made) == 6
+    assert other.json()["data"]["createPaymentIntent"]["__typename"] == "PaymentIntentPayload"
