@@ -89,3 +89,6 @@ def configure_logging(level: str = "INFO", log_format: str = "kv") -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # One line per outgoing HTTP request is noise at INFO: the gateway logs what matters.
+    for name in ("httpx", "stripe"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
