@@ -18,6 +18,22 @@ from tests.e2e.conftest import engine_settings
 from tests.e2e.ops import CHECKOUT, CREATE_CUSTOMER, CREATE_PI, call, only
 
 
+def fail_next_customer_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database drops the next customer insert (as an outage would), then recovers. The
+    store is patched, not our code: the engine's own write path runs unchanged."""
+    collection = Customer.get_motor_collection()
+    original = collection.insert_one
+    failures = {"left": 1}
+
+    async def flaky_insert(*args: Any, **kwargs: Any) -> Any:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise ServerSelectionTimeoutError("store unreachable")
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(collection, "insert_one", flaky_insert)
+
+
 async def test_m1_stripe_500_is_retried_with_the_same_key(
     engine: httpx.AsyncClient, emulator: Emulator
 ) -> None:
@@ -71,17 +87,7 @@ async def test_m4_same_intent_different_parameters_is_a_typed_conflict(
 ) -> None:
     # The first creation reached Stripe, then our write failed; the retry changes the name:
     # same intent (the organization's first customer), different parameters.
-    collection = Customer.get_motor_collection()
-    original = collection.insert_one
-    failures = {"left": 1}
-
-    async def flaky_insert(*args: Any, **kwargs: Any) -> Any:
-        if failures["left"]:
-            failures["left"] -= 1
-            raise ServerSelectionTimeoutError("store unreachable")
-        return await original(*args, **kwargs)
-
-    monkeypatch.setattr(collection, "insert_one", flaky_insert)
+    fail_next_customer_write(monkeypatch)
     first = only(await call(engine, CREATE_CUSTOMER, {"input": {"name": "Acme"}}))
     assert first["code"] == "UNAVAILABLE"
     conflict = only(await call(engine, CREATE_CUSTOMER, {"input": {"name": "Other"}}))
@@ -115,17 +121,7 @@ async def test_m6_rate_limit_is_retried_then_typed(
 async def test_m7_db_write_fails_after_stripe_succeeded_then_the_retry_completes(
     engine: httpx.AsyncClient, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    collection = Customer.get_motor_collection()
-    original = collection.insert_one
-    failures = {"left": 1}
-
-    async def flaky_insert(*args: Any, **kwargs: Any) -> Any:
-        if failures["left"]:
-            failures["left"] -= 1
-            raise ServerSelectionTimeoutError("store unreachable")
-        return await original(*args, **kwargs)
-
-    monkeypatch.setattr(collection, "insert_one", flaky_insert)
+    fail_next_customer_write(monkeypatch)
     failed = only(await call(engine, CREATE_CUSTOMER))
     assert (failed["__typename"], failed["code"]) == ("RetryableError", "UNAVAILABLE")
     assert len(emulator.objects("customer")) == 1
