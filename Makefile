@@ -28,11 +28,12 @@ emulator: $(STAMP)
 	$(BIN)/revenue-engine emulator --port 12111
 
 lint: $(STAMP)
-	$(BIN)/ruff check revenue_engine tests
-	$(BIN)/ruff format --check revenue_engine tests
+	$(BIN)/ruff check revenue_engine tests scripts
+	$(BIN)/ruff format --check revenue_engine tests scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy scripts
 
 pytest: $(STAMP) $(NODE_STAMP)
 	$(BIN)/pytest --cov --cov-report=term:skip-covered
@@ -42,6 +43,10 @@ test: lint typecheck pytest
 # Unit tests on mongomock only (skips the wire run): for a quick loop while editing.
 fast: $(STAMP)
 	$(BIN)/pytest -q -m "not wire and not browser"
+
+# The benchmark (README "Performance"): a few minutes; BENCH_ARGS=--quick for about a minute.
+bench: $(STAMP) $(NODE_STAMP)
+	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
 
 schema: $(STAMP)
 	$(BIN)/revenue-engine export-schema > schema.graphql
