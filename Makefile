@@ -39,11 +39,12 @@ emulator: $(STAMP)
 	$(BIN)/revenue-engine emulator --port 12111
 
 lint: $(STAMP)
-	$(BIN)/ruff check revenue_engine tests
-	$(BIN)/ruff format --check revenue_engine tests
+	$(BIN)/ruff check revenue_engine tests scripts
+	$(BIN)/ruff format --check revenue_engine tests scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy scripts
 
 pytest: $(STAMP) $(NODE_STAMP) chromium
 	$(BIN)/pytest --cov --cov-report=term:skip-covered
@@ -57,6 +58,10 @@ fast: $(STAMP)
 # Retake docs/demo.png (the README's picture) with the browser test.
 screenshot: $(STAMP) chromium
 	UPDATE_SCREENSHOT=1 $(BIN)/pytest -q tests/browser -k land_back
+
+# The benchmark (README "Performance"): a few minutes; BENCH_ARGS=--quick for about a minute.
+bench: $(STAMP) $(NODE_STAMP)
+	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
 
 schema: $(STAMP)
 	$(BIN)/revenue-engine export-schema > schema.graphql

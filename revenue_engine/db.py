@@ -15,11 +15,13 @@ database shows as ``db`` in its ``Server-Timing`` header (``timing``).
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from beanie import init_beanie
+from pydantic import TypeAdapter
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from revenue_engine import timing
@@ -50,6 +52,27 @@ class Database:
 
     def close(self) -> None:
         self.client.close()
+
+
+@functools.cache
+def _type_adapter(object_type: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(object_type)
+
+
+def _parse_object_as(object_type: Any, data: Any) -> Any:
+    return _type_adapter(object_type).validate_python(data)
+
+
+def _reuse_type_adapters() -> None:
+    """Beanie 1.x builds a new pydantic ``TypeAdapter`` to parse the id of every inserted
+    document (about 0.1 ms each, twice per webhook event); build one per type instead."""
+    from beanie.odm import documents, fields
+
+    documents.parse_object_as = _parse_object_as  # type: ignore[attr-defined]
+    fields.parse_object_as = _parse_object_as  # type: ignore[attr-defined]
+
+
+_reuse_type_adapters()
 
 
 def _instrument_memory_store() -> None:

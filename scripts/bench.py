@@ -1,0 +1,944 @@
+#!/usr/bin/env python3
+"""The benchmark behind ``make bench`` (README "Performance").
+
+It starts the engine with uvicorn (one worker) on loopback in a subprocess — ``bench.py serve``,
+which is the engine app plus two bare Starlette routes doing the same database reads as the
+GraphQL ``plans`` and ``subscriptionStatus`` fields (the framework floor) — and drives it from
+this process with asyncio + httpx. Per store (the in-memory default, and the MongoDB wire
+backend when one is available) it measures:
+
+* engine time per request from ``Server-Timing`` (``app``: the request minus its awaits on the
+  database and on Stripe), one request at a time: a signed webhook event (verify → ledger →
+  apply), ``plans`` and ``subscriptionStatus`` with every query limit on;
+* webhook events/s with p50/p99 at 32 concurrent senders while the ledger grows, and a burst of
+  1,000 events (every answer must be 2xx);
+* GraphQL reads (req/s, p50/p99) at 16 connections next to the bare routes, with the ratio;
+* the checkout mutation against the in-process Stripe emulator (req/s, p99);
+* the in-process validation cost of prebuilt limit rules vs. rules built per request;
+* peak RSS of the server process.
+
+Results are printed as a table and written as JSON under ``bench-results/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import importlib.metadata
+import itertools
+import json
+import math
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # this checkout's package, whatever is installed
+
+WEBHOOK_SECRET = "whsec_" + "b3" * 16
+JWT_SECRET = "bench-" + "k" * 42
+API_VERSION = "2026-10-28.endive"
+PLANS_QUERY = "{ plans { uid name prices { interval amount currency } } }"
+STATUS_QUERY = (
+    "{ subscriptionStatus { status isActive planUid entitlements { key enabled limit } } }"
+)
+CHECKOUT = """mutation($input: CheckoutInput!) { createCheckoutSession(input: $input) {
+  __typename ... on CheckoutPayload { sessionId checkoutUrl }
+  ... on UserError { code message } } }"""
+TIMING = re.compile(r"(\w+);dur=([\d.]+)")
+
+
+# --- the server side ---------------------------------------------------------------------
+
+
+def serve(port: int) -> None:
+    """Run the engine (settings from the environment) plus the framework-floor routes."""
+    import uvicorn
+    from starlette.requests import Request as HTTPRequest
+    from starlette.responses import JSONResponse
+
+    from revenue_engine.app import create_app
+    from revenue_engine.auth import Authenticator
+    from revenue_engine.logs import configure_logging
+    from revenue_engine.services import plans, subscriptions
+    from revenue_engine.settings import get_settings
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    app = create_app(settings)
+    authenticator = Authenticator(settings)
+
+    async def bare_plans(request: HTTPRequest) -> JSONResponse:
+        rows = await plans.list_plans(active_only=True)
+        return JSONResponse(
+            {
+                "plans": [
+                    {
+                        "uid": p.uid,
+                        "name": p.name,
+                        "prices": [
+                            {
+                                "interval": x.interval.value,
+                                "amount": x.amount,
+                                "currency": x.currency,
+                            }
+                            for x in p.prices
+                        ],
+                    }
+                    for p in rows
+                ]
+            }
+        )
+
+    async def bare_status(request: HTTPRequest) -> JSONResponse:
+        principal = await authenticator.authenticate(request.headers)
+        assert principal is not None
+        doc = await subscriptions.current_subscription(principal)
+        if doc is None:
+            return JSONResponse({"status": None})
+        active = subscriptions.is_active(doc, settings)
+        return JSONResponse(
+            {
+                "status": doc.status,
+                "isActive": active,
+                "planUid": doc.plan_uid,
+                "entitlements": [
+                    {"key": k, "value": v} for k, v in sorted(doc.entitlements.items())
+                ]
+                if active
+                else [],
+            }
+        )
+
+    app.add_route("/bench/plans", bare_plans, methods=["GET"])
+    app.add_route("/bench/subscription-status", bare_status, methods=["GET"])
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        lifespan="on",
+    )
+
+
+# --- measuring ---------------------------------------------------------------------------
+
+
+def percentile(values: list[float], pct: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, math.ceil(pct / 100 * len(ordered)) - 1))  # nearest rank
+    return ordered[index]
+
+
+def server_timing(response: Any) -> dict[str, float]:
+    return {k: float(v) for k, v in TIMING.findall(response.headers.get("server-timing", ""))}
+
+
+class Response:
+    """What the driver needs of an HTTP answer."""
+
+    def __init__(self, status_code: int, headers: dict[str, str], content: bytes) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection on asyncio streams. The load phases use these
+    instead of httpx: on a 2-core machine shared with the server, httpx's per-request CPU
+    would make the driver, not the server, the bottleneck."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def send(
+        self, method: str, target: str, host: str, headers: dict[str, str], body: bytes
+    ) -> Response:
+        lines = [f"{method} {target} HTTP/1.1", f"host: {host}", f"content-length: {len(body)}"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").rstrip("\r\n").split("\r\n")
+        answer: dict[str, str] = {}
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            answer[name.strip().lower()] = value.strip()
+        if answer.get("transfer-encoding") == "chunked":
+            chunks = []
+            while True:
+                size = int((await self.reader.readuntil(b"\r\n")).strip(), 16)
+                chunks.append(await self.reader.readexactly(size + 2))
+                if size == 0:
+                    break
+            content = b"".join(c[:-2] for c in chunks)
+        else:
+            content = await self.reader.readexactly(int(answer.get("content-length", "0")))
+        return Response(int(status_line.split()[1]), answer, content)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class Pool:
+    """Keep-alive connections to the server, opened as needed and reused."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.host = f"127.0.0.1:{port}"
+        self.idle: list[Connection] = []
+
+    async def request(
+        self,
+        method: str,
+        target: str,
+        *,
+        headers: dict[str, str] | None = None,
+        body: bytes = b"",
+        json_body: Any = None,
+    ) -> Response:
+        headers = dict(headers or {})
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
+            headers["content-type"] = "application/json"
+        connection = self.idle.pop() if self.idle else None
+        if connection is None:
+            reader, writer = await asyncio.open_connection("127.0.0.1", self.port, limit=2**22)
+            connection = Connection(reader, writer)
+        try:
+            response = await connection.send(method, target, self.host, headers, body)
+        except BaseException:
+            connection.close()
+            raise
+        if response.headers.get("connection") == "close":
+            connection.close()
+        else:
+            self.idle.append(connection)
+        return response
+
+    def close(self) -> None:
+        for connection in self.idle:
+            connection.close()
+        self.idle.clear()
+
+
+@dataclass
+class Sample:
+    latencies: list[float] = field(default_factory=list)  # seconds, client side
+    timings: list[dict[str, float]] = field(default_factory=list)  # Server-Timing, ms
+    statuses: Counter[int] = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    wall: float = 0.0
+    client_cpu: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        count = len(self.latencies)
+        ms = [x * 1000 for x in self.latencies]
+        out: dict[str, Any] = {
+            "requests": count,
+            "seconds": round(self.wall, 2),
+            "per_second": round(count / self.wall, 1) if self.wall else None,
+            "p50_ms": round(percentile(ms, 50), 2),
+            "p99_ms": round(percentile(ms, 99), 2),
+            "non_2xx": sum(n for s, n in self.statuses.items() if not 200 <= s < 300),
+            "driver_cpu_pct": round(100 * self.client_cpu / self.wall) if self.wall else None,
+        }
+        for part in ("app", "db", "stripe"):
+            values = [t[part] for t in self.timings if part in t]
+            if values:
+                out[f"{part}_p50_ms"] = round(percentile(values, 50), 3)
+                out[f"{part}_p99_ms"] = round(percentile(values, 99), 3)
+                out[f"{part}_mean_ms"] = round(statistics.fmean(values), 3)
+        if self.outcomes:
+            out["outcomes"] = dict(self.outcomes)
+        return out
+
+
+Request = Callable[[Any, int], Awaitable[Any]]
+
+
+async def load(
+    client: Any,
+    request: Request,
+    *,
+    concurrency: int,
+    total: int | None = None,
+    seconds: float | None = None,
+    outcome: Callable[[Any], str] | None = None,
+) -> Sample:
+    """``request(client, i)`` from ``concurrency`` workers until ``total`` or ``seconds``."""
+    sample = Sample()
+    counter = itertools.count()
+    started = time.perf_counter()
+    cpu = time.process_time()
+    deadline = started + seconds if seconds else None
+
+    async def worker() -> None:
+        while True:
+            i = next(counter)
+            if total is not None and i >= total:
+                return
+            if deadline is not None and time.perf_counter() > deadline:
+                return
+            t0 = time.perf_counter()
+            response = await request(client, i)
+            sample.latencies.append(time.perf_counter() - t0)
+            sample.statuses[response.status_code] += 1
+            sample.timings.append(server_timing(response))
+            if outcome is not None:
+                sample.outcomes[outcome(response)] += 1
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    sample.wall = time.perf_counter() - started
+    sample.client_cpu = time.process_time() - cpu
+    return sample
+
+
+# --- what the driver sends ---------------------------------------------------------------
+
+
+def token(organization_id: str) -> str:
+    import jwt
+
+    now = int(time.time())
+    claims = {
+        "sub": f"user@{organization_id}",
+        "org_id": organization_id,
+        "roles": [],
+        "aud": "revenue-engine",
+        "iat": now,
+        "exp": now + 3600,
+    }
+    return jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+
+
+def catalog_prices() -> list[tuple[str, str, int, str]]:
+    """(lookup_key, interval, amount, currency) of every price in the demo catalog."""
+    from revenue_engine.services.plans import read_plans_file
+    from revenue_engine.settings import DEMO_PLANS_FILE
+
+    found = []
+    for plan in read_plans_file(DEMO_PLANS_FILE):
+        for price in plan.prices:
+            key = price.lookup_key or f"{plan.uid}_{price.interval}"
+            found.append((key, str(price.interval), int(price.amount or 0), str(price.currency)))
+    return found
+
+
+class Events:
+    """Stripe ``price.updated`` events for catalog prices — each one linked on arrival, so it
+    takes the whole path: verify → ledger row → version watermark → catalog update — serialised
+    like Stripe's deliveries (pretty JSON) and signed like Stripe signs them."""
+
+    def __init__(self) -> None:
+        self.prices = catalog_prices()
+        self.run = uuid.uuid4().hex[:8]
+
+    def body(self, index: int) -> bytes:
+        key, interval, amount, currency = self.prices[index % len(self.prices)]
+        now = int(time.time())
+        price = {
+            "id": f"price_{self.run}{index:07d}",
+            "object": "price",
+            "active": True,
+            "billing_scheme": "per_unit",
+            "created": now,
+            "currency": currency,
+            "custom_unit_amount": None,
+            "livemode": False,
+            "lookup_key": key,
+            "metadata": {},
+            "nickname": None,
+            "product": f"prod_{self.run}{index % 7}",
+            "recurring": {
+                "interval": interval,
+                "interval_count": 1,
+                "meter": None,
+                "trial_period_days": None,
+                "usage_type": "licensed",
+            },
+            "tax_behavior": "unspecified",
+            "tiers_mode": None,
+            "transform_quantity": None,
+            "type": "recurring",
+            "unit_amount": amount,
+            "unit_amount_decimal": str(amount),
+        }
+        event = {
+            "id": f"evt_{self.run}{index:07d}",
+            "object": "event",
+            "api_version": API_VERSION,
+            "created": now,
+            "data": {"object": price, "previous_attributes": {"lookup_key": None}},
+            "livemode": False,
+            "pending_webhooks": 1,
+            "request": {"id": None, "idempotency_key": None},
+            "type": "price.updated",
+        }
+        return json.dumps(event, indent=2).encode()
+
+    def headers(self, body: bytes) -> dict[str, str]:
+        t = int(time.time())
+        v1 = hmac.new(WEBHOOK_SECRET.encode(), f"{t}.".encode() + body, hashlib.sha256)
+        return {
+            "content-type": "application/json; charset=utf-8",
+            "stripe-signature": f"t={t},v1={v1.hexdigest()}",
+            "user-agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+        }
+
+    def sender(self, offset: int) -> Request:
+        async def send(pool: Pool, i: int) -> Response:
+            body = self.body(offset + i)
+            return await pool.request(
+                "POST", "/webhooks/stripe", body=body, headers=self.headers(body)
+            )
+
+        return send
+
+
+def webhook_outcome(response: Any) -> str:
+    try:
+        return str(response.json().get("status", response.status_code))
+    except ValueError:
+        return str(response.status_code)
+
+
+# --- the server process ------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Server:
+    def __init__(self, store: str, mongodb_uri: str | None, log_dir: Path, name: str) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MONGODB_", "STRIPE_"))}
+        env.update(
+            {
+                "ENVIRONMENT": "development",
+                "AUTH_DEV_HEADERS": "false",
+                "AUTH_JWT_SECRET": JWT_SECRET,
+                "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+                "PUBLIC_BASE_URL": self.base,
+                "MONGODB_DATABASE": f"bench_{uuid.uuid4().hex[:10]}",
+                "LOG_LEVEL": "WARNING",
+                "PYTHONPATH": str(ROOT),
+            }
+        )
+        if mongodb_uri:
+            env["MONGODB_URI"] = mongodb_uri
+        self.settings = {k: env[k] for k in ("ENVIRONMENT", "LOG_LEVEL") if k in env}
+        self.log = (log_dir / f"server-{store}-{name}.log").open("w")
+        self.process = subprocess.Popen(  # noqa: S603 - our own script
+            [sys.executable, str(Path(__file__).resolve()), "serve", "--port", str(self.port)],
+            env=env,
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    async def ready(self, client: Any) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"server exited ({self.process.returncode}): see {self.log.name}"
+                )
+            with contextlib.suppress(Exception):
+                if (await client.get("/readyz")).status_code == 200:
+                    return
+            await asyncio.sleep(0.2)
+        raise RuntimeError("server did not become ready")
+
+    def memory(self) -> dict[str, float]:
+        """Current and peak resident set size of the server process, in MB."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        values = dict(re.findall(r"^(VmRSS|VmHWM):\s+(\d+) kB", status, flags=re.M))
+        return {"rss_mb": int(values["VmRSS"]) / 1024, "peak_rss_mb": int(values["VmHWM"]) / 1024}
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+@contextlib.asynccontextmanager
+async def running(store: str, uri: str | None, log_dir: Path, name: str) -> Any:
+    import httpx
+
+    server = Server(store, uri, log_dir, name)
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    client = httpx.AsyncClient(base_url=server.base, timeout=60, limits=limits)
+    try:
+        await server.ready(client)
+        yield server, client
+    finally:
+        await client.aclose()
+        server.stop()
+
+
+# --- the scenarios -----------------------------------------------------------------------
+
+
+async def subscribed_org(server: Server, client: Any) -> str:
+    """An organization with an active subscription, made through the API and the emulator."""
+    import stripe
+
+    org = f"org_bench_{uuid.uuid4().hex[:6]}"
+    auth = {"authorization": f"Bearer {token(org)}"}
+    made = await client.post(
+        "/graphql",
+        json={
+            "query": "mutation { createCustomer { ... on CustomerPayload { customer { id } } } }"
+        },
+        headers=auth,
+    )
+    customer_id = made.json()["data"]["createCustomer"]["customer"]["id"]
+    base = server.base + "/stripe-emulator"
+    http = stripe.HTTPXClient(timeout=10)
+    sdk = stripe.StripeClient(
+        "sk_test_emulator",
+        stripe_version=API_VERSION,
+        http_client=http,
+        base_addresses={"api": base, "connect": base, "files": base, "meter_events": base},
+    )
+    pm = await sdk.v1.payment_methods.attach_async("pm_card_visa", params={"customer": customer_id})
+    await sdk.v1.customers.update_async(
+        customer_id, params={"invoice_settings": {"default_payment_method": pm.id}}
+    )
+    await http.close_async()  # type: ignore[no-untyped-call]
+    created = await client.post(
+        "/graphql",
+        json={
+            "query": "mutation($i: CreateSubscriptionInput!) { createSubscription(input: $i) "
+            "{ __typename } }",
+            "variables": {"i": {"planUid": "pro", "billingInterval": "MONTH"}},
+        },
+        headers=auth,
+    )
+    assert created.json()["data"]["createSubscription"]["__typename"] == "SubscriptionPayload"
+    return org
+
+
+async def api_scenarios(
+    server: Server, client: Any, quick: bool, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    org = await subscribed_org(server, client)
+    auth = {"authorization": f"Bearer {token(org)}"}
+
+    async def gql_plans(c: Pool, i: int) -> Response:
+        return await c.request("POST", "/graphql", json_body={"query": PLANS_QUERY})
+
+    async def gql_status(c: Pool, i: int) -> Response:
+        return await c.request("POST", "/graphql", json_body={"query": STATUS_QUERY}, headers=auth)
+
+    async def bare_plans(c: Pool, i: int) -> Response:
+        return await c.request("GET", "/bench/plans")
+
+    async def bare_status(c: Pool, i: int) -> Response:
+        return await c.request("GET", "/bench/subscription-status", headers=auth)
+
+    pool = Pool(server.port)
+    check = (await gql_status(pool, 0)).json()["data"]["subscriptionStatus"]
+    assert check["isActive"], check
+    assert check["entitlements"], check
+    reads = {
+        "plans": gql_plans,
+        "plans (bare route)": bare_plans,
+        "subscriptionStatus": gql_status,
+        "subscriptionStatus (bare route)": bare_status,
+    }
+    result: dict[str, Any] = {"engine_time": {}, "reads_16": {}}
+    sequential = 300 if quick else 1000
+    for name, request in reads.items():
+        progress(f"engine time: {name}")
+        await load(pool, request, concurrency=1, total=50)  # warm the caches
+        result["engine_time"][name] = (
+            await load(pool, request, concurrency=1, total=sequential)
+        ).summary()
+    seconds = 3.0 if quick else 6.0
+    for name, request in reads.items():
+        progress(f"reads at 16 connections: {name}")
+        result["reads_16"][name] = (
+            await load(pool, request, concurrency=16, seconds=seconds)
+        ).summary()
+    for gql, bare in (
+        ("plans", "plans (bare route)"),
+        ("subscriptionStatus", "subscriptionStatus (bare route)"),
+    ):
+        result["reads_16"][f"{gql} / bare"] = round(
+            result["reads_16"][gql]["per_second"] / result["reads_16"][bare]["per_second"], 2
+        )
+
+    run = uuid.uuid4().hex[:6]
+
+    async def checkout(c: Pool, i: int) -> Response:
+        headers = {"authorization": f"Bearer {token(f'org_co_{run}_{i}')}"}
+        variables = {"input": {"planUid": "pro", "billingInterval": "MONTH"}}
+        return await c.request(
+            "POST",
+            "/graphql",
+            json_body={"query": CHECKOUT, "variables": variables},
+            headers=headers,
+        )
+
+    def checkout_outcome(response: Any) -> str:
+        return str(response.json()["data"]["createCheckoutSession"]["__typename"])
+
+    progress("checkout mutation")
+    await load(pool, checkout, concurrency=1, total=5, outcome=checkout_outcome)  # prices made once
+    result["checkout_8"] = (
+        await load(
+            pool,
+            checkout,
+            concurrency=8,
+            total=100 if quick else 300,
+            outcome=checkout_outcome,
+        )
+    ).summary()
+    pool.close()
+    result["memory"] = server.memory()
+    return result
+
+
+async def webhook_scenarios(
+    server: Server, sizes: list[int], cap: float, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    """Engine time per event on a fresh ledger; then the ledger grows at 32 senders, with a
+    burst of 1,000 events (100 connections at once) once it holds ``sizes[0]`` events."""
+    events = Events()
+    pool = Pool(server.port)
+    sent = 0
+    result: dict[str, Any] = {"ledger_growth_32": []}
+
+    async def send(count: int, concurrency: int, seconds: float | None = None) -> Sample:
+        nonlocal sent
+        sample = await load(
+            pool,
+            events.sender(sent),
+            concurrency=concurrency,
+            total=count,
+            seconds=seconds,
+            outcome=webhook_outcome,
+        )
+        sent += len(sample.latencies)
+        return sample
+
+    progress("engine time: webhook event")
+    await send(100, 1)  # warm up
+    result["engine_time"] = (await send(400, 1)).summary()
+    for number, size in enumerate(sizes):
+        progress(f"webhooks at 32 senders up to a ledger of {size}")
+        wanted = size - sent
+        batch = await send(wanted, 32, cap)
+        summary = batch.summary()
+        summary["ledger_size"] = sent
+        result["ledger_growth_32"].append(summary)
+        if len(batch.latencies) < wanted:
+            summary["stopped_by_time_cap"] = True
+            break
+        if number == 0:
+            progress("burst of 1,000 events")
+            before = sent
+            burst = (await send(1000, 100)).summary()
+            burst["ledger_size_before"] = before
+            result["burst_1000"] = burst
+    pool.close()
+    result["ledger_size"] = sent
+    result["memory"] = server.memory()
+    return result
+
+
+async def validation_cache(n: int) -> dict[str, Any]:
+    """Executing ``plans`` in process: limit rules built once vs. built per request (the
+    pattern strawberry issue #4635 describes: every request is a validation-cache miss)."""
+    from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, QueryDepthLimiter
+
+    from revenue_engine import schema as schema_module
+    from revenue_engine.db import connect
+    from revenue_engine.services.plans import load_plans_file
+    from revenue_engine.settings import DEMO_PLANS_FILE, Settings
+
+    database = await connect(Settings(_env_file=None, mongodb_database="bench_validation"))
+    await load_plans_file(DEMO_PLANS_FILE)
+    prebuilt = schema_module.build_schema()
+
+    def per_request() -> Any:
+        return AddValidationRules(
+            [
+                *QueryDepthLimiter(max_depth=schema_module.MAX_DEPTH).validation_rules,
+                *MaxAliasesLimiter(max_alias_count=schema_module.MAX_ALIASES).validation_rules,
+            ]
+        )
+
+    original = schema_module._limits
+    schema_module._limits = per_request
+    try:
+        rebuilt = schema_module.build_schema()
+    finally:
+        schema_module._limits = original
+
+    async def time_it(schema: Any) -> float:
+        for _ in range(50):
+            await schema.execute(PLANS_QUERY)
+        started = time.perf_counter()
+        for _ in range(n):
+            result = await schema.execute(PLANS_QUERY)
+            assert not result.errors
+        return (time.perf_counter() - started) / n * 1e6
+
+    out = {
+        "prebuilt_rules_us": round(await time_it(prebuilt), 1),
+        "rules_per_request_us": round(await time_it(rebuilt), 1),
+    }
+    database.close()
+    return out
+
+
+# --- reporting ---------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = "unknown"
+    with contextlib.suppress(OSError, StopIteration):
+        line = next(
+            x for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal")
+        )
+        memory = f"{int(line.split()[1]) // 1024} MB"
+    packages = [
+        "strawberry-graphql",
+        "graphql-core",
+        "starlette",
+        "uvicorn",
+        "beanie",
+        "motor",
+        "pymongo",
+        "mongomock-motor",
+        "stripe",
+        "httpx",
+        "pydantic",
+    ]
+    versions = {}
+    for name in packages:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            versions[name] = importlib.metadata.version(name)
+    for name in ("uvloop", "httptools"):
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed (asyncio loop, h11)"
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory": memory,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "commit": commit or None,
+        "versions": versions,
+    }
+
+
+def rows(results: dict[str, Any]) -> Iterator[tuple[str, ...]]:
+    def fmt(value: Any, unit: str = "") -> str:
+        return "-" if value is None else f"{value}{unit}"
+
+    for store, data in results["stores"].items():
+        api, hooks = data.get("api", {}), data.get("webhooks", {})
+        yield (f"[{store}]", "", "", "", "")
+        engine = {**api.get("engine_time", {}), "webhook event": hooks.get("engine_time", {})}
+        for name, s in engine.items():
+            if s:
+                yield (
+                    f"engine time: {name}",
+                    f"app p50 {fmt(s.get('app_p50_ms'), ' ms')}",
+                    f"app p99 {fmt(s.get('app_p99_ms'), ' ms')}",
+                    f"db p50 {fmt(s.get('db_p50_ms'), ' ms')}",
+                    f"client p50 {fmt(s['p50_ms'], ' ms')}",
+                )
+        for s in hooks.get("ledger_growth_32", []):
+            yield (
+                f"webhooks x32 to ledger {s['ledger_size']}",
+                f"{s['per_second']}/s",
+                f"p50 {s['p50_ms']} ms",
+                f"p99 {s['p99_ms']} ms",
+                f"non-2xx {s['non_2xx']}, db mean {s.get('db_mean_ms')} ms",
+            )
+        if hooks.get("burst_1000"):
+            s = hooks["burst_1000"]
+            yield (
+                f"burst of 1,000 events x100 at ledger {s['ledger_size_before']}",
+                f"{s['per_second']}/s",
+                f"p50 {s['p50_ms']} ms",
+                f"p99 {s['p99_ms']} ms",
+                f"non-2xx {s['non_2xx']}",
+            )
+        for name, s in api.get("reads_16", {}).items():
+            if isinstance(s, dict):
+                yield (
+                    f"x16 {name}",
+                    f"{s['per_second']}/s",
+                    f"p50 {s['p50_ms']} ms",
+                    f"p99 {s['p99_ms']} ms",
+                    f"driver cpu {s['driver_cpu_pct']}%",
+                )
+            else:
+                yield (f"x16 {name} (req/s ratio)", f"{s}", "", "", "")
+        if api.get("checkout_8"):
+            s = api["checkout_8"]
+            yield (
+                "checkout mutation x8",
+                f"{s['per_second']}/s",
+                f"p50 {s['p50_ms']} ms",
+                f"p99 {s['p99_ms']} ms",
+                f"stripe p50 {s.get('stripe_p50_ms')} ms",
+            )
+        peak = max(
+            (part.get("memory", {}).get("peak_rss_mb", 0) for part in (api, hooks)), default=0
+        )
+        yield ("peak RSS (server)", f"{peak:.0f} MB", "", "", "")
+    cache = results.get("validation_cache")
+    if cache:
+        yield (
+            "plans in process",
+            f"prebuilt rules {cache['prebuilt_rules_us']} us",
+            f"per-request rules {cache['rules_per_request_us']} us",
+            "",
+            "",
+        )
+
+
+def print_table(results: dict[str, Any]) -> None:
+    m = results["machine"]
+    print(f"\nmachine: {m['cpu']}, {m['cores']} cores, {m['memory']}; {m['os']}")
+    print(f"python {m['python']}; " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()))
+    print(f"settings: {results['settings']}\n")
+    table = list(rows(results))
+    widths = [max(len(r[i]) for r in table) for i in range(5)]
+    for row in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+# --- main ---------------------------------------------------------------------------------
+
+
+async def bench(args: argparse.Namespace) -> dict[str, Any]:
+    out_dir = ROOT / "bench-results"
+    out_dir.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+
+    def progress(message: str) -> None:
+        print(f"  … {message}", file=sys.stderr, flush=True)
+
+    sizes = [1000, 3000] if args.quick else [1000, 5000, 20000]
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "settings": {
+            "quick": args.quick,
+            "server": "uvicorn, 1 worker, 127.0.0.1, asyncio loop + h11, LOG_LEVEL=WARNING, "
+            "no access log",
+            "engine": "ENVIRONMENT=development, every query limit on, bearer JWT (HS256) auth",
+            "load_average_at_start": list(os.getloadavg()),
+            "ledger_sizes": sizes,
+            "phase_time_cap_s": args.cap,
+            "driver": "one asyncio process on the same machine: httpx for setup, keep-alive "
+            "HTTP/1.1 connections on asyncio streams for the load phases",
+        },
+        "stores": {},
+    }
+    stores: list[tuple[str, str | None]] = []
+    wire = None
+    if args.store in ("memory", "both"):
+        stores.append(("memory", None))
+    if args.store in ("wire", "both"):
+        from tests.wire import start_wire_server
+
+        wire = start_wire_server(os.environ.get("MONGODB_URI"))
+        if wire is None:
+            print("no wire backend (set MONGODB_URI or run npm install): skipped", file=sys.stderr)
+        else:
+            stores.append(("wire", wire.uri))
+    try:
+        for store, uri in stores:
+            print(f"store: {store}", file=sys.stderr)
+            data: dict[str, Any] = {}
+            async with running(store, uri, out_dir, stamp + "-api") as (server, client):
+                data["api"] = await api_scenarios(server, client, args.quick, progress)
+            async with running(store, uri, out_dir, stamp + "-webhooks") as (server, _):
+                data["webhooks"] = await webhook_scenarios(server, sizes, args.cap, progress)
+            results["stores"][store] = data
+    finally:
+        if wire is not None:
+            wire.stop()
+    results["settings"]["load_average_at_end"] = list(os.getloadavg())
+    progress("validation cache (in process)")
+    results["validation_cache"] = await validation_cache(300 if args.quick else 1000)
+    path = out_dir / f"bench-{stamp}.json"
+    path.write_text(json.dumps(results, indent=2))
+    print_table(results)
+    print(f"\nwritten: {path.relative_to(ROOT)}")
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command")
+    serve_parser = sub.add_parser("serve", help="(internal) run the server under test")
+    serve_parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--quick", action="store_true", help="smaller counts (about a minute)")
+    parser.add_argument("--store", choices=["memory", "wire", "both"], default="both")
+    parser.add_argument(
+        "--cap", type=float, default=60.0, help="time cap of one ledger-growth phase, seconds"
+    )
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        serve(args.port)
+        return 0
+    asyncio.run(bench(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
