@@ -5,12 +5,18 @@ Algorithms are fixed by configuration, never taken from the token: HS256 with
 ``AUTH_JWT_SECRET``, RS256 with keys from ``AUTH_JWKS_URL``. ``exp``, ``aud`` and (when set)
 ``iss`` are required and checked. A token that fails any check raises ``InvalidToken``
 (HTTP 401); a valid token without the organization claim raises ``MissingOrganization`` (403).
+
+A verified token is remembered (``TokenCache``) until it expires, and for at most a minute: an
+SPA sends the same token with every request, and verifying it again costs more than the rest of
+a small query. Only tokens that passed every check are remembered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +57,39 @@ class MissingOrganization(AuthError):
     code = "FORBIDDEN"
 
 
+LEEWAY_SECONDS = 30
+
+
+class TokenCache:
+    """Principals of recently verified tokens, each until ``min(exp, verified + max_age)``;
+    least recently used first out when ``size`` is reached."""
+
+    def __init__(self, size: int = 4096, max_age: float = 60.0) -> None:
+        self.size = size
+        self.max_age = max_age
+        self._entries: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+
+    def get(self, token: str, now: float | None = None) -> Principal | None:
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        principal, until = entry
+        if (time.time() if now is None else now) >= until:
+            del self._entries[token]
+            return None
+        self._entries.move_to_end(token)
+        return principal
+
+    def put(
+        self, token: str, principal: Principal, expires: float, now: float | None = None
+    ) -> None:
+        now = time.time() if now is None else now
+        self._entries[token] = (principal, min(expires + LEEWAY_SECONDS, now + self.max_age))
+        self._entries.move_to_end(token)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+
 class Authenticator:
     """Turns request headers into a ``Principal`` (or ``None`` for an anonymous caller)."""
 
@@ -60,6 +99,7 @@ class Authenticator:
             settings.auth_jwt_secret.get_secret_value() if settings.auth_jwt_secret else None
         )
         self._jwks = jwt.PyJWKClient(settings.auth_jwks_url) if settings.auth_jwks_url else None
+        self.verified = TokenCache()
 
     async def authenticate(self, headers: Mapping[str, str]) -> Principal | None:
         authorization = headers.get("authorization")
@@ -100,6 +140,14 @@ class Authenticator:
         raise InvalidToken("token algorithm not accepted")
 
     async def _from_token(self, token: str) -> Principal:
+        cached = self.verified.get(token)
+        if cached is not None:
+            return cached
+        principal, expires = await self._verify(token)
+        self.verified.put(token, principal, expires)
+        return principal
+
+    async def _verify(self, token: str) -> tuple[Principal, float]:
         key, algorithm = await self._key_for(token)
         settings = self._settings
         required = ["exp", "aud"] + (["iss"] if settings.auth_issuer else [])
@@ -111,7 +159,7 @@ class Authenticator:
                 audience=settings.auth_audience,
                 issuer=settings.auth_issuer,
                 options={"require": required},
-                leeway=30,
+                leeway=LEEWAY_SECONDS,
             )
         except jwt.PyJWTError as exc:
             raise InvalidToken("invalid token") from exc
@@ -125,12 +173,13 @@ class Authenticator:
             else frozenset()
         )
         email = claims.get("email")
-        return Principal(
+        principal = Principal(
             organization_id=org,
             email=email if isinstance(email, str) else None,
             roles=roles,
             subject=claims.get("sub") if isinstance(claims.get("sub"), str) else None,
         )
+        return principal, float(claims["exp"])
 
 
 def issue_token(

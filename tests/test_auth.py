@@ -245,3 +245,49 @@ async def test_hs_rs_confusion_with_the_public_key_is_401(
     stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     unknown = jwt.encode(claims(iss=None), stranger, algorithm="RS256", headers={"kid": "key-9"})
     assert (await ask(client, unknown)).status_code == 401
+
+
+# --- the verified-token cache ----------------------------------------------------------------
+
+
+async def test_a_verified_token_is_remembered_until_it_expires(
+    hs_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = jwt.encode(claims(exp=int(time.time()) + 5), SECRET, algorithm="HS256")
+    assert (await ask(hs_client, token)).status_code == 200
+    calls: list[str] = []
+    original = jwt.decode
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append("decode")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting)
+    assert (await ask(hs_client, token)).status_code == 200
+    assert calls == []  # served from the cache
+    # Past exp (+ the 30 s leeway) the cache no longer answers: the token is verified again
+    # (and PyJWT, whose clock is not moved here, decides; expired tokens are refused above).
+    later = time.time() + 40
+    monkeypatch.setattr(time, "time", lambda: later)
+    await ask(hs_client, token)
+    assert calls == ["decode"]
+
+
+async def test_rejected_tokens_are_not_remembered(hs_client: httpx.AsyncClient) -> None:
+    wrong = jwt.encode(claims(), "x" * 40, algorithm="HS256")
+    for _ in range(2):
+        assert (await ask(hs_client, wrong)).status_code == 401
+    no_org = jwt.encode(claims(org_id=None), SECRET, algorithm="HS256")
+    for _ in range(2):
+        assert (await ask(hs_client, no_org)).status_code == 403
+
+
+def test_the_token_cache_is_bounded_and_ages_out() -> None:
+    from revenue_engine.auth import Principal, TokenCache
+
+    cache = TokenCache(size=2, max_age=60)
+    for name in ("a", "b", "c"):
+        cache.put(name, Principal(organization_id=name), expires=2_000, now=1_000)
+    assert cache.get("a", now=1_001) is None  # least recently used, evicted
+    assert cache.get("c", now=1_001) == Principal(organization_id="c")
+    assert cache.get("c", now=1_061) is None  # at most max_age after verification
