@@ -84,6 +84,10 @@ async def create_checkout_session(
     await ensure_no_live_subscription(org)
     overages = sorted(set(request.overages))
 
+    # Counted before looking for an open session: a double-submit whose twin stores its session
+    # after this count finds that session below, or else counted the same attempt and sends the
+    # same idempotency key (counted later, it could miss the session and make a second one).
+    attempt = await CheckoutSession.find({"organization_id": org}).count()
     # An open session for the very same purchase is handed out again (no new Stripe object).
     pending = await CheckoutSession.find_one(
         {
@@ -99,7 +103,6 @@ async def create_checkout_session(
 
     customer = await get_or_create_customer(gateway, principal)
     price_ids = await ensure_plan_prices(gateway, plan, request.interval, overages)
-    attempt = await CheckoutSession.find({"organization_id": org}).count()
     metadata = {"organization_id": org, "plan_uid": plan.uid, "interval": request.interval.value}
     params: dict[str, object] = {
         "mode": "subscription",
