@@ -140,6 +140,10 @@ async def create_subscription(
         problems.append(FieldProblem("trialDays", "trialDays must be between 1 and 730"))
     if problems:
         raise ValidationFailed("invalid subscription request", problems)
+    # Counted before the live-subscription check (as in checkout): a double-submit whose twin
+    # stores its subscription after this count is refused by the check, or else sends the same
+    # idempotency key; counted after the Stripe calls below, it could make a second one.
+    attempt = await Subscription.find({"organization_id": org}).count()
     await ensure_no_live_subscription(org)
     customer = await get_or_create_customer(gateway, principal)
     stripe_customer = await gateway.retrieve_customer(customer.stripe_customer_id)
@@ -161,7 +165,6 @@ async def create_subscription(
         params["trial_period_days"] = trial_days
     # The intent: this purchase, with this card, after so many subscriptions and declines — a
     # retry after a decline (new card, or the same card topped up) is a new request to Stripe.
-    attempt = await Subscription.find({"organization_id": org}).count()
     declines = await AuditEntry.find({"organization_id": org, "kind": DECLINED}).count()
     key = idempotency_key(
         org,
