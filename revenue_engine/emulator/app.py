@@ -43,12 +43,15 @@ def build_app(emulator: Emulator) -> ASGIApp:
         return await api.handle(emulator, request)
 
     async def index(request: Request) -> Response:
+        # This page is the emulator's root, so its own URL is the base, mount prefix included
+        # (url_for cannot see inside this app when it is mounted in another one).
+        base = str(request.url.replace(query="")).rstrip("/")
         return JSONResponse(
             {
                 "emulator": "stripe",
                 "api_version": emulator.state.config.api_version,
-                "api": str(request.url_for("v1", rest="")),
-                "control": str(request.url_for("v1", rest="")).replace("/v1/", "/_emulator/state"),
+                "api": f"{base}/v1/",
+                "control": f"{base}/_emulator/state",
             }
         )
 

@@ -62,7 +62,11 @@ async def test_mounted_under_a_prefix(mounted: tuple[Emulator, str]) -> None:
     async with httpx.AsyncClient(timeout=5) as plain:
         assert (await plain.get(invoice.hosted_invoice_url)).status_code == 200
         state = await plain.get(f"{host_url}{PREFIX}/_emulator/state")
+        index = await plain.get(f"{host_url}{PREFIX}/")
     assert state.json()["objects"]["subscription"] == 1
+    assert index.status_code == 200
+    assert index.json()["api"] == f"{host_url}{PREFIX}/v1/"
+    assert index.json()["control"] == f"{host_url}{PREFIX}/_emulator/state"
 
 
 async def test_mounted_connection_reset_still_reaches_the_client_as_a_failure(
