@@ -191,3 +191,52 @@ async def test_unexpected_errors_are_masked_with_the_request_id(
     assert error["extensions"] == {"code": "INTERNAL_SERVER_ERROR", "requestId": "req-42"}
     assert "hunter2" not in response.text
     assert "request_id=req-42" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("variables", "needle"),
+    [
+        ({"input": {"uid": "team", "name": "Team", "prices": [{"amount": 1, "currency": "usd"}]}},
+         "interval"),
+        ({"input": plan_input(prices=[{"interval": "WEEK", "amount": 1, "currency": "usd"}])},
+         "WEEK"),
+        ({"input": plan_input(prices=[{"interval": "MONTH", "amount": "x", "currency": "usd"}])},
+         "amount"),
+        ({"input": plan_input(prices=[{"interval": "MONTH", "amount": 2**40, "currency": "usd"}])},
+         "amount"),
+        ({}, "$input"),
+    ],
+)
+async def test_bad_variables_are_a_request_error_not_a_crash(
+    client: httpx.AsyncClient,
+    caplog: pytest.LogCaptureFixture,
+    variables: dict[str, Any],
+    needle: str,
+) -> None:
+    before = await SubscriptionPlan.find_all().count()
+    body = await gql(client, UPSERT, variables, ADMIN)
+    assert body.get("data") is None
+    error = body["errors"][0]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+    assert needle in error["message"]
+    assert "Unexpected error" not in error["message"]
+    assert "unexpected error" not in caplog.text
+    assert await SubscriptionPlan.find_all().count() == before
+
+
+async def test_a_store_outage_in_a_query_is_unavailable_not_masked(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pymongo.errors import ServerSelectionTimeoutError
+
+    from revenue_engine.services import plans as service
+
+    async def down(**_: object) -> list[object]:
+        raise ServerSelectionTimeoutError("db.internal:27017: timed out")
+
+    monkeypatch.setattr(service, "list_plans", down)
+    body = await gql(client, "{ plans { uid } }")
+    error = body["errors"][0]
+    assert error["extensions"]["code"] == "UNAVAILABLE"
+    assert error["extensions"]["retryAfterSeconds"] == 1.0
+    assert "db.internal" not in str(body)

@@ -4,6 +4,11 @@ Every top-level error leaves with ``extensions.code``:
 
 * a ``DomainError`` keeps its message and gets its ``code`` (UNAUTHENTICATED, FORBIDDEN, …);
 * syntax errors get ``GRAPHQL_PARSE_FAILED``, validation errors ``GRAPHQL_VALIDATION_FAILED``;
+* variables that do not fit their declared types (a missing required field, an unknown enum
+  value, a string for an ``Int``) get ``BAD_USER_INPUT`` and keep graphql-core's message, which
+  names the variable and the path inside it;
+* a database failure outside a typed union gets ``UNAVAILABLE`` with ``retryAfterSeconds``
+  (the client retries; nothing about the store leaks);
 * anything else is unexpected: logged with the request id and the traceback, and replaced by
   ``Unexpected error (request id …)`` with ``INTERNAL_SERVER_ERROR`` so no internals leak.
 """
@@ -14,7 +19,8 @@ import logging
 
 from graphql import GraphQLError, GraphQLSyntaxError
 
-from revenue_engine.errors import DomainError
+from revenue_engine.db import StoreError
+from revenue_engine.errors import DomainError, ServiceUnavailable
 
 log = logging.getLogger("revenue_engine.graphql")
 
@@ -32,6 +38,25 @@ def shape_error(error: GraphQLError, request_id: str) -> GraphQLError:
     elif original is None:
         extensions.setdefault("code", "GRAPHQL_VALIDATION_FAILED")
         message = error.message
+    elif error.path is None and isinstance(original, GraphQLError):
+        # Variable coercion (graphql-core wraps the inner coercion error): the request's fault.
+        extensions.setdefault("code", "BAD_USER_INPUT")
+        message = error.message
+        original = None
+    elif isinstance(original, (StoreError, TimeoutError)):
+        log.warning(
+            "store unavailable request_id=%s path=%s error=%s",
+            request_id,
+            ".".join(str(p) for p in error.path or ()),
+            type(original).__name__,
+        )
+        extensions = {
+            "code": ServiceUnavailable.code,
+            "retryAfterSeconds": 1.0,
+            "requestId": request_id,
+        }
+        message = "The database is temporarily unavailable; retry."
+        return GraphQLError(message, nodes=error.nodes, path=error.path, extensions=extensions)
     else:
         log.error(
             "unexpected error request_id=%s path=%s",
