@@ -10,6 +10,8 @@ The tree (catch the narrowest you can handle)::
     ├── Forbidden                    FORBIDDEN        principal lacks a role
     ├── ServiceUnavailable           UNAVAILABLE      the store or Stripe is down: retry later
     ├── RateLimited                  RATE_LIMITED     too many requests: retry after a pause
+    │   └── Busy                     BUSY             another purchase of the organization is
+    │                                                 under way: retry after a pause
     ├── PaymentDeclined              PAYMENT_DECLINED the card was declined (``decline_code``)
     ├── IdempotencyConflict          IDEMPOTENCY_CONFLICT same operation, different parameters
     ├── PaymentProviderRejected      PROVIDER_REJECTED Stripe refused the request as invalid
@@ -98,6 +100,10 @@ class RateLimited(DomainError):
     def __init__(self, message: str = "too many requests; retry later", retry_after: float = 1.0):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class Busy(RateLimited):
+    code = "BUSY"
 
 
 class PaymentDeclined(DomainError):

@@ -196,14 +196,32 @@ async def test_unexpected_errors_are_masked_with_the_request_id(
 @pytest.mark.parametrize(
     ("variables", "needle"),
     [
-        ({"input": {"uid": "team", "name": "Team", "prices": [{"amount": 1, "currency": "usd"}]}},
-         "interval"),
-        ({"input": plan_input(prices=[{"interval": "WEEK", "amount": 1, "currency": "usd"}])},
-         "WEEK"),
-        ({"input": plan_input(prices=[{"interval": "MONTH", "amount": "x", "currency": "usd"}])},
-         "amount"),
-        ({"input": plan_input(prices=[{"interval": "MONTH", "amount": 2**40, "currency": "usd"}])},
-         "amount"),
+        (
+            {
+                "input": {
+                    "uid": "team",
+                    "name": "Team",
+                    "prices": [{"amount": 1, "currency": "usd"}],
+                }
+            },
+            "interval",
+        ),
+        (
+            {"input": plan_input(prices=[{"interval": "WEEK", "amount": 1, "currency": "usd"}])},
+            "WEEK",
+        ),
+        (
+            {"input": plan_input(prices=[{"interval": "MONTH", "amount": "x", "currency": "usd"}])},
+            "amount",
+        ),
+        (
+            {
+                "input": plan_input(
+                    prices=[{"interval": "MONTH", "amount": 2**40, "currency": "usd"}]
+                )
+            },
+            "amount",
+        ),
         ({}, "$input"),
     ],
 )

@@ -6,6 +6,7 @@ from beanie import Document
 
 from revenue_engine.documents.checkout import CheckoutSession, CheckoutStatus
 from revenue_engine.documents.customer import Customer
+from revenue_engine.documents.lease import Lease
 from revenue_engine.documents.payment import Payment
 from revenue_engine.documents.plan import BillingInterval, Overage, PlanPrice, SubscriptionPlan
 from revenue_engine.documents.rate_limit import RateLimitCounter
@@ -31,6 +32,7 @@ DOCUMENT_MODELS: tuple[type[Document], ...] = (
     WebhookEvent,
     StripeObjectVersion,
     RateLimitCounter,
+    Lease,
 )
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "CheckoutSession",
     "CheckoutStatus",
     "Customer",
+    "Lease",
     "Overage",
     "Payment",
     "PlanPrice",

@@ -7,6 +7,7 @@ the work and the other changes nothing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,8 +33,12 @@ from revenue_engine.errors import (
 from revenue_engine.gateway import StripeGateway, StripeNotFound, idempotency_key
 from revenue_engine.services.catalog import ensure_plan_prices
 from revenue_engine.services.customers import get_or_create_customer
+from revenue_engine.services.purchase import (
+    ensure_no_live_subscription,
+    purchasable_plan,
+    purchase_lease,
+)
 from revenue_engine.services.reconcile import apply_subscription
-from revenue_engine.services.subscriptions import ensure_no_live_subscription, purchasable_plan
 from revenue_engine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -94,36 +99,55 @@ async def create_checkout_session(
     )
     if problems:
         raise ValidationFailed("invalid checkout request", problems)
-    await ensure_no_live_subscription(org)
     overages = sorted(set(request.overages))
+    async with purchase_lease(org):
+        return await _create_under_lease(
+            gateway, settings, principal, request, plan, overages, (success, cancel)
+        )
 
+
+async def _create_under_lease(
+    gateway: StripeGateway,
+    settings: Settings,
+    principal: Principal,
+    request: CheckoutRequest,
+    plan: SubscriptionPlan,
+    overages: list[str],
+    paths: tuple[str, str],
+) -> CheckoutSession:
+    """The purchase itself; its caller holds the organization's purchase lease, so no other
+    purchase of the organization runs between the checks below and the stored session."""
+    org = principal.organization_id
+    success, cancel = paths
+    await ensure_no_live_subscription(org)
     # An open session for the very same purchase is handed out again (no new Stripe object);
     # any other open session of the organization is expired first, so two sessions can never
     # both be paid into two subscriptions.
-    # Counted before looking for an open session: a concurrent twin (another instance) either
-    # counted the same and derives the same key (Stripe answers with one session), or had
-    # already stored its session, which the scan below then finds and reuses.
+    # Counted before looking for an open session: a twin that got past the lease (one whose
+    # holder died) either counted the same and derives the same key (Stripe answers with one
+    # session), or had already stored its session, which the scan below then finds and reuses.
     attempt = await CheckoutSession.find({"organization_id": org}).count()
     fresh_since = utcnow() - timedelta(seconds=REUSE_SECONDS)
-    for pending in await CheckoutSession.find(
-        {"organization_id": org, "status": CheckoutStatus.PENDING.value}
-    ).to_list():
-        same = (
-            pending.plan_uid,
-            pending.interval,
-            pending.overages,
-            pending.trial_days,
-            pending.success_path,
-            pending.cancel_path,
-        ) == (plan.uid, request.interval, overages, request.trial_days, success, cancel)
-        created = pending.created_at
-        if created.tzinfo is None:
-            created = created.replace(tzinfo=UTC)
-        if same and pending.url and created > fresh_since:
-            return pending
-        await _expire(gateway, pending)
+    reusable = await expire_open_sessions(
+        gateway,
+        org,
+        keep=lambda pending: (
+            (
+                pending.plan_uid,
+                pending.interval,
+                pending.overages,
+                pending.trial_days,
+                pending.success_path,
+                pending.cancel_path,
+            )
+            == (plan.uid, request.interval, overages, request.trial_days, success, cancel)
+            and bool(pending.url)
+            and _aware(pending.created_at) > fresh_since
+        ),
+    )
+    if reusable is not None:
+        return reusable
     await ensure_no_live_subscription(org)  # a session paid meanwhile made one
-
     customer = await get_or_create_customer(gateway, principal)
     price_ids = await ensure_plan_prices(gateway, plan, request.interval, overages)
     metadata = {"organization_id": org, "plan_uid": plan.uid, "interval": request.interval.value}
@@ -179,6 +203,29 @@ async def create_checkout_session(
         return existing
     log.info("checkout created organization_id=%s session=%s plan=%s", org, session["id"], plan.uid)
     return document
+
+
+async def expire_open_sessions(
+    gateway: StripeGateway,
+    organization_id: str,
+    keep: Callable[[CheckoutSession], bool] = lambda _: False,
+) -> CheckoutSession | None:
+    """Expire the organization's open Checkout sessions at Stripe, except the first that
+    ``keep`` accepts, which is returned. A session completed meanwhile is applied instead
+    (its subscription then shows up as live)."""
+    kept: CheckoutSession | None = None
+    for pending in await CheckoutSession.find(
+        {"organization_id": organization_id, "status": CheckoutStatus.PENDING.value}
+    ).to_list():
+        if kept is None and keep(pending):
+            kept = pending
+            continue
+        await _expire(gateway, pending)
+    return kept
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 async def _expire(gateway: StripeGateway, pending: CheckoutSession) -> None:

@@ -14,7 +14,6 @@ from typing import Any
 
 from revenue_engine.auth import Principal
 from revenue_engine.documents import (
-    LIVE_STATUSES,
     AuditEntry,
     AuditSource,
     BillingInterval,
@@ -23,18 +22,23 @@ from revenue_engine.documents import (
 )
 from revenue_engine.documents.plan import utcnow
 from revenue_engine.errors import (
-    AlreadySubscribed,
     BillingStateError,
     FieldProblem,
     NoActiveSubscription,
     NoPaymentMethod,
-    NotFound,
     PaymentDeclined,
     ValidationFailed,
 )
 from revenue_engine.gateway import StripeGateway, idempotency_key
 from revenue_engine.services.catalog import ensure_plan_prices
+from revenue_engine.services.checkout import expire_open_sessions
 from revenue_engine.services.customers import get_customer, get_or_create_customer
+from revenue_engine.services.purchase import (
+    ensure_no_live_subscription,
+    live_subscription,
+    purchasable_plan,
+    purchase_lease,
+)
 from revenue_engine.services.reconcile import apply_subscription
 from revenue_engine.settings import Settings
 
@@ -46,13 +50,6 @@ class ProrationBehavior(enum.StrEnum):
     CREATE_PRORATIONS = "create_prorations"
     ALWAYS_INVOICE = "always_invoice"
     NONE = "none"
-
-
-class PlanArchived(BillingStateError):
-    code = "PLAN_ARCHIVED"
-
-    def __init__(self, uid: str) -> None:
-        super().__init__(f"plan {uid!r} is archived and cannot be bought")
 
 
 class NotScheduledToCancel(BillingStateError):
@@ -73,46 +70,6 @@ class Invoice:
     created: datetime
     hosted_invoice_url: str | None
     invoice_pdf: str | None
-
-
-async def purchasable_plan(
-    uid: str,
-    interval: BillingInterval,
-    overages: tuple[str, ...] | list[str],
-    problems: list[FieldProblem],
-) -> SubscriptionPlan:
-    """The plan if it can be bought at ``interval`` with ``overages``; appends input problems."""
-    plan = await SubscriptionPlan.find_one({"uid": uid})
-    if plan is None:
-        raise NotFound("plan", uid)
-    if not plan.active:
-        raise PlanArchived(uid)
-    if plan.price_for(interval) is None:
-        problems.append(
-            FieldProblem("billingInterval", f"plan {uid!r} is not offered per {interval}")
-        )
-    offered = {o.key: o for o in plan.overages}
-    for key in overages:
-        overage = offered.get(key)
-        if overage is None:
-            problems.append(FieldProblem("overages", f"plan {uid!r} has no overage {key!r}"))
-        elif overage.price_for(interval) is None:
-            problems.append(
-                FieldProblem("overages", f"overage {key!r} is not offered per {interval}")
-            )
-    return plan
-
-
-async def live_subscription(organization_id: str) -> Subscription | None:
-    return await Subscription.find_one(
-        {"organization_id": organization_id, "status": {"$in": sorted(LIVE_STATUSES)}}
-    )
-
-
-async def ensure_no_live_subscription(organization_id: str) -> None:
-    live = await live_subscription(organization_id)
-    if live is not None:
-        raise AlreadySubscribed(live.stripe_subscription_id, live.status)
 
 
 async def _require_live(principal: Principal) -> Subscription:
@@ -140,9 +97,26 @@ async def create_subscription(
         problems.append(FieldProblem("trialDays", "trialDays must be between 1 and 730"))
     if problems:
         raise ValidationFailed("invalid subscription request", problems)
-    # Counted before the live-subscription check (as in checkout): a double-submit whose twin
-    # stores its subscription after this count is refused by the check, or else sends the same
-    # idempotency key; counted after the Stripe calls below, it could make a second one.
+    async with purchase_lease(org):
+        return await _create_under_lease(
+            gateway, principal, plan, interval, sorted(set(overages)), trial_days, request_id
+        )
+
+
+async def _create_under_lease(
+    gateway: StripeGateway,
+    principal: Principal,
+    plan: SubscriptionPlan,
+    interval: BillingInterval,
+    keys: list[str],
+    trial_days: int | None,
+    request_id: str | None,
+) -> Subscription:
+    """The purchase itself, under the organization's purchase lease (as in checkout)."""
+    org = principal.organization_id
+    # Counted before the live-subscription check (as in checkout): a twin that got past the
+    # lease (one whose holder died) and stores its subscription after this count is refused by
+    # the check, or else sends the same idempotency key.
     attempt = await Subscription.find({"organization_id": org}).count()
     await ensure_no_live_subscription(org)
     customer = await get_or_create_customer(gateway, principal)
@@ -150,7 +124,10 @@ async def create_subscription(
     default_pm = (stripe_customer.get("invoice_settings") or {}).get("default_payment_method")
     if not default_pm:
         raise NoPaymentMethod()
-    keys = sorted(set(overages))
+    # An open Checkout session could still be paid into a second subscription: expire it
+    # first (one completed meanwhile is applied, and the check below refuses).
+    await expire_open_sessions(gateway, org)
+    await ensure_no_live_subscription(org)
     price_ids = await ensure_plan_prices(gateway, plan, interval, keys)
     metadata = {"organization_id": org, "plan_uid": plan.uid, "interval": interval.value}
     params: dict[str, Any] = {

@@ -204,3 +204,21 @@ async def test_a_session_paid_meanwhile_blocks_the_next_purchase(
     )
     assert second["__typename"] == "AlreadySubscribedError"
     assert len(emulator.objects("subscription")) == 1
+
+
+async def test_two_different_purchases_at_once_leave_one_payable_session(
+    engine: httpx.AsyncClient, emulator: Emulator
+) -> None:
+    starter = {"planUid": "starter", "overages": []}
+    results = await asyncio.gather(start_checkout(engine), start_checkout(engine, **starter))
+    sessions = {s["id"]: s["status"] for s in emulator.objects("checkout.session")}
+    assert sorted(sessions.values()) == ["expired", "open"], sessions
+    # Whichever ran second won; the other's page can no longer be paid.
+    [open_id] = [sid for sid, status in sessions.items() if status == "open"]
+    assert open_id in {r["sessionId"] for r in results}
+    [stale] = [r for r in results if r["sessionId"] != open_id]
+    async with httpx.AsyncClient() as browser:
+        assert (await browser.get(stale["checkoutUrl"])).status_code == 410  # expired page
+    [live] = [r for r in results if r["sessionId"] == open_id]
+    assert (await pay(live["checkoutUrl"])).status_code == 303
+    assert len(emulator.objects("subscription")) == 1

@@ -12,6 +12,7 @@ from revenue_engine.emulator import Emulator
 from tests.e2e.ops import (
     CANCEL,
     CHANGE,
+    CHECKOUT,
     CREATE_CUSTOMER,
     CREATE_SUBSCRIPTION,
     INVOICES,
@@ -193,4 +194,36 @@ async def test_after_a_decline_a_new_card_can_subscribe(
     )
     created = await subscribe(engine)
     assert created["__typename"] == "SubscriptionPayload", created
+    assert len(emulator.objects("subscription")) == 1
+
+
+async def test_two_different_direct_subscriptions_at_once_make_one(
+    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
+) -> None:
+    await customer_with_card(engine, stripe_client, emulator)
+    results = await asyncio.gather(subscribe(engine), subscribe(engine, planUid="pro"))
+    assert sorted(str(r["__typename"]) for r in results) == [
+        "AlreadySubscribedError",
+        "SubscriptionPayload",
+    ]
+    assert len(emulator.objects("subscription")) == 1
+
+
+async def test_direct_subscription_expires_an_open_checkout_session(
+    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
+) -> None:
+    await customer_with_card(engine, stripe_client, emulator)
+    started = only(
+        await call(
+            engine,
+            CHECKOUT,
+            {"input": {"planUid": "pro", "billingInterval": "MONTH"}},
+        )
+    )
+    assert started["__typename"] == "CheckoutPayload"
+    assert (await subscribe(engine))["__typename"] == "SubscriptionPayload"
+    [session] = emulator.objects("checkout.session")
+    assert session["status"] == "expired"
+    async with httpx.AsyncClient() as browser:
+        assert (await browser.get(str(started["checkoutUrl"]))).status_code == 410
     assert len(emulator.objects("subscription")) == 1
