@@ -119,11 +119,22 @@ def test_the_body_limit_has_a_floor() -> None:
 # --- security headers --------------------------------------------------------------------
 
 
-async def test_graphiql_gets_a_policy_that_allows_its_cdn(client: httpx.AsyncClient) -> None:
+async def test_graphiql_runs_only_scripts_served_from_this_origin(
+    client: httpx.AsyncClient,
+) -> None:
     page = await client.get("/graphql", headers={"accept": "text/html"})
     assert page.status_code == 200
     assert page.headers["content-security-policy"] == GRAPHIQL_CSP
     assert "frame-ancestors 'none'" in GRAPHIQL_CSP
+    [script_src] = [d for d in GRAPHIQL_CSP.split("; ") if d.startswith("script-src")]
+    assert script_src == "script-src 'self'"  # no CDN, no inline script
+    assert "https:" not in GRAPHIQL_CSP
+    # Every script on the page is a file under /graphiql/ that is served.
+    scripts = re.findall(r"<script([^>]*)>", page.text)
+    assert scripts
+    assert all('src="/graphiql/' in attributes for attributes in scripts)
+    for src in re.findall(r'<script[^>]*src="([^"]+)"', page.text):
+        assert (await client.get(src)).status_code == 200, src
     assert page.headers["x-frame-options"] == "DENY"
     assert page.headers["x-content-type-options"] == "nosniff"
     assert page.headers["referrer-policy"] == "no-referrer"
