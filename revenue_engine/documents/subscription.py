@@ -64,6 +64,10 @@ class Subscription(Document):
     observed_at: datetime
     #: Incremented on every applied change (optimistic concurrency + idempotency intents).
     version: int = 0
+    #: The audit row of the last applied change, written in the same update as the change and
+    #: cleared once the row is in ``audit_entries`` (an outbox: a crash in between cannot lose
+    #: it — the next apply of this subscription writes it first).
+    pending_audit: dict[str, Any] | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

@@ -17,10 +17,12 @@ Every applied change writes an ``AuditEntry`` (from → to, source, event or req
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from revenue_engine.documents import (
@@ -245,23 +247,42 @@ def _audit_value(value: Any) -> Any:
     return value
 
 
-async def _audit(
-    sub: Subscription,
+def _audit_row(
+    sub_organization_id: str,
+    stripe_id: str,
     from_status: str | None,
+    to_status: str,
     changes: dict[str, Any],
     source: AuditSource,
     reference: str | None,
-) -> None:
-    await AuditEntry(
-        organization_id=sub.organization_id,
-        kind="subscription.created" if from_status is None else "subscription.updated",
-        stripe_subscription_id=sub.stripe_subscription_id,
-        from_status=from_status,
-        to_status=sub.status,
-        source=source,
-        reference=reference,
-        changes={k: _audit_value(v) for k, v in changes.items()},
-    ).insert()
+) -> dict[str, Any]:
+    """The audit row of one applied change, as stored in ``Subscription.pending_audit``; its
+    ``_id`` is chosen now, so writing it twice leaves one row."""
+    return {
+        "_id": ObjectId(),
+        "organization_id": sub_organization_id,
+        "kind": "subscription.created" if from_status is None else "subscription.updated",
+        "stripe_subscription_id": stripe_id,
+        "from_status": from_status,
+        "to_status": to_status,
+        "source": source.value,
+        "reference": reference,
+        "changes": {k: _audit_value(v) for k, v in changes.items()},
+        "at": utcnow(),
+    }
+
+
+async def flush_audit(sub: Subscription) -> None:
+    """Write the subscription's pending audit row (once, whoever calls), then clear it."""
+    row = sub.pending_audit
+    if not row:
+        return
+    with contextlib.suppress(DuplicateKeyError):  # a concurrent or earlier flush wrote it
+        await AuditEntry.get_motor_collection().insert_one(dict(row))
+    await Subscription.get_motor_collection().update_one(
+        {"_id": sub.id, "pending_audit._id": row["_id"]}, {"$unset": {"pending_audit": ""}}
+    )
+    sub.pending_audit = None
 
 
 async def apply_subscription(
@@ -278,12 +299,25 @@ async def apply_subscription(
     for _ in range(_MAX_ATTEMPTS):
         current = await Subscription.find_one({"stripe_subscription_id": stripe_id})
         if current is None:
-            created = Subscription(stripe_subscription_id=stripe_id, observed_at=observed, **fields)
+            created = Subscription(
+                stripe_subscription_id=stripe_id,
+                observed_at=observed,
+                pending_audit=_audit_row(
+                    fields["organization_id"],
+                    stripe_id,
+                    None,
+                    fields["status"],
+                    {"status": fields["status"]},
+                    source,
+                    reference,
+                ),
+                **fields,
+            )
             try:
                 await created.insert()
             except DuplicateKeyError:
                 continue  # a concurrent applier inserted it: compare against theirs
-            await _audit(created, None, {"status": created.status}, source, reference)
+            await flush_audit(created)
             log.info(
                 "subscription applied organization_id=%s subscription=%s status=%s source=%s",
                 created.organization_id,
@@ -292,6 +326,7 @@ async def apply_subscription(
                 source.value,
             )
             return created
+        await flush_audit(current)  # a change applied before a crash keeps its audit row
         reason = _stale(current, fields, observed)
         diff = {} if reason else changes(current, fields)
         if reason or not diff:
@@ -304,6 +339,16 @@ async def apply_subscription(
             stripe_subscription_id=stripe_id, observed_at=observed, **fields
         ).model_dump(include=set(_TRACKED) | {"observed_at", "organization_id"})
         update["updated_at"] = utcnow()
+        # The change and its audit row in one single-document write (see ``pending_audit``).
+        update["pending_audit"] = _audit_row(
+            current.organization_id,
+            stripe_id,
+            current.status,
+            fields["status"],
+            diff,
+            source,
+            reference,
+        )
         result = await Subscription.find_one(
             {"_id": current.id, "version": current.version}
         ).update({"$set": update, "$inc": {"version": 1}})
@@ -311,7 +356,7 @@ async def apply_subscription(
             continue  # someone else wrote in between: re-read and decide again
         fresh = await Subscription.get(current.id)
         assert fresh is not None
-        await _audit(fresh, current.status, diff, source, reference)
+        await flush_audit(fresh)
         log.info(
             "subscription applied organization_id=%s subscription=%s from=%s to=%s source=%s",
             fresh.organization_id,

@@ -19,6 +19,7 @@ from revenue_engine.settings import DEMO_PLANS_FILE
 from tests.stripe_fixtures import subscription
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+SECOND = timedelta(seconds=1)
 
 
 @pytest.fixture
@@ -155,3 +156,61 @@ async def test_concurrent_applies_make_one_document(catalog: Database) -> None:
     assert {r.stripe_subscription_id for r in results} == {"sub_test_1"}
     assert await Subscription.find_all().count() == 1
     assert len(await audits()) == 1
+
+
+async def test_a_crash_between_the_change_and_its_audit_row_loses_no_row(
+    catalog: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The change and its audit row are one write: if the process dies before the row reaches
+    ``audit_entries``, the next apply of that subscription (a redelivery, which changes
+    nothing) writes it, once."""
+    from pymongo.errors import AutoReconnect
+
+    from revenue_engine.services import reconcile
+
+    await apply_subscription(subscription(), source=AuditSource.WEBHOOK, observed_at=T0)
+    real_flush = reconcile.flush_audit
+
+    async def crash(sub: Subscription) -> None:
+        if sub.status == "past_due":  # right after the change was written
+            raise AutoReconnect("connection lost")
+        await real_flush(sub)
+
+    monkeypatch.setattr(reconcile, "flush_audit", crash)
+    past_due = subscription(status="past_due")
+    with pytest.raises(AutoReconnect):
+        await apply_subscription(
+            past_due, source=AuditSource.WEBHOOK, reference="evt_2", observed_at=T0 + SECOND
+        )
+    stored = await Subscription.find_one({"stripe_subscription_id": "sub_test_1"})
+    assert stored is not None
+    assert (stored.status, stored.version) == ("past_due", 1)
+    assert [a.to_status for a in await audits()] == ["active"]  # the row is not written yet
+
+    monkeypatch.setattr(reconcile, "flush_audit", real_flush)
+    again = await apply_subscription(
+        past_due, source=AuditSource.WEBHOOK, reference="evt_2", observed_at=T0 + 2 * SECOND
+    )
+    assert again.version == 1  # the redelivery changed nothing itself
+    rows = await audits()
+    assert [(a.from_status, a.to_status, a.reference) for a in rows] == [
+        (None, "active", None),
+        ("active", "past_due", "evt_2"),
+    ]
+    stored = await Subscription.find_one({"stripe_subscription_id": "sub_test_1"})
+    assert stored is not None
+    assert stored.pending_audit is None
+    await reconcile.flush_audit(again)  # a second flush of the same row writes nothing
+    assert len(await audits()) == 2
+
+
+async def test_concurrent_appliers_write_each_audit_row_once(catalog: Database) -> None:
+    await apply_subscription(subscription(), source=AuditSource.WEBHOOK, observed_at=T0)
+    past_due = subscription(status="past_due")
+    await asyncio.gather(
+        *(
+            apply_subscription(past_due, source=AuditSource.WEBHOOK, observed_at=T0 + SECOND)
+            for _ in range(5)
+        )
+    )
+    assert [a.to_status for a in await audits()] == ["active", "past_due"]
