@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,10 @@ from revenue_engine.webhooks.endpoint import WebhookEndpoint
 
 log = logging.getLogger(__name__)
 
+#: How long a Stripe reachability probe answers readiness, and how long one may take.
+STRIPE_PROBE_SECONDS = 30.0
+STRIPE_PROBE_TIMEOUT = 2.0
+
 WEB_DIR = Path(__file__).parent / "web"
 # GraphiQL with its scripts served from here, not a CDN: the IDE works offline.
 GRAPHIQL_DIR = Path(__file__).parent / "graphiql"
@@ -54,6 +59,18 @@ class Runtime:
     gateway: StripeGateway
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    #: The last Stripe reachability probe: (monotonic time, result); see ``stripe_status``.
+    stripe_probe: tuple[float, str] | None = None
+    stripe_probe_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def stripe_status(self) -> str:
+        """Stripe's reachability, probed at most every ``STRIPE_PROBE_SECONDS`` (every instance
+        behind a load balancer polls readiness; Stripe should not see one request per poll)."""
+        async with self.stripe_probe_lock:
+            now = time.monotonic()
+            if self.stripe_probe is None or now - self.stripe_probe[0] >= STRIPE_PROBE_SECONDS:
+                self.stripe_probe = (now, await self.gateway.probe(STRIPE_PROBE_TIMEOUT))
+            return self.stripe_probe[1]
 
 
 class EngineGraphQL(GraphQL[Context, None]):
@@ -147,7 +164,10 @@ async def readyz(request: Request) -> Response:
         await asyncio.wait_for(runtime.database.ping(), timeout=timeout)
     except (StoreError, TimeoutError):
         return JSONResponse({"status": "unavailable", "mongo": "unreachable"}, status_code=503)
-    return JSONResponse({"status": "ok", "mongo": "ok"})
+    # Stripe is reported, not required: with Stripe down, webhooks already received, status
+    # reads and the catalog still work, and taking every instance out of rotation would stop
+    # them too. A refused key (``unauthorized``) is a configuration error to alert on.
+    return JSONResponse({"status": "ok", "mongo": "ok", "stripe": await runtime.stripe_status()})
 
 
 def create_app(settings: Settings | None = None, *, database_name: str | None = None) -> Starlette:

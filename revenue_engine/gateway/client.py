@@ -133,6 +133,24 @@ class StripeGateway:
     def _opts(self, key: str | None) -> Any:
         return {"idempotency_key": key} if key else {}
 
+    async def probe(self, within_seconds: float) -> str:
+        """Can Stripe be reached with our key? ``ok``, ``unauthorized`` (the key is refused),
+        ``unreachable`` (no answer within ``within_seconds``) or ``error``. One cheap authenticated
+        read, no retries; for readiness reports only."""
+        v1 = self.client.v1
+        try:
+            await asyncio.wait_for(
+                v1.events.list_async(params={"limit": 1}, options={"max_network_retries": 0}),
+                timeout=within_seconds,
+            )
+        except stripe.AuthenticationError:
+            return "unauthorized"
+        except (TimeoutError, stripe.APIConnectionError):
+            return "unreachable"
+        except stripe.StripeError:
+            return "error"
+        return "ok"
+
     # --- customers ---------------------------------------------------------------------
     async def create_customer(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
         v1 = self.client.v1
