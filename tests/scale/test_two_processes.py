@@ -1,6 +1,7 @@
 """Scale-out: two engine processes behind one MongoDB (the wire-protocol server) and one Stripe
 (the emulator). What must be shared is shared: the webhook ledger (each event applied once), the
-idempotency of Stripe writes (one object for a double-submit spread over both)."""
+idempotency of Stripe writes (one object for a double-submit spread over both), the purchase
+lease (two different purchases spread over both leave one payable session)."""
 
 from __future__ import annotations
 
@@ -130,6 +131,21 @@ async def test_a_double_submit_across_instances_makes_one_session(
     assert len(ids) == 1, results
     assert len(stripe_server.emulator.objects("checkout.session")) == 1
     assert await CheckoutSession.find_all().count() == 1
+
+
+async def test_two_different_purchases_across_instances_leave_one_open_session(
+    engines: tuple[list[str], str], stripe_server: EmulatorServer, store: None
+) -> None:
+    urls, _ = engines
+    starter = CHECKOUT.replace('"pro"', '"starter"')
+    async with httpx.AsyncClient(timeout=30) as client:
+        await gql(client, urls[0], "mutation { createCustomer { __typename } }")
+        results = await asyncio.gather(
+            gql(client, urls[0], CHECKOUT), gql(client, urls[1], starter)
+        )
+    assert all(r["createCheckoutSession"]["__typename"] == "CheckoutPayload" for r in results)
+    statuses = sorted(s["status"] for s in stripe_server.emulator.objects("checkout.session"))
+    assert statuses == ["expired", "open"]  # the purchase lease is shared by the instances
 
 
 async def test_the_same_events_to_both_instances_apply_once(
