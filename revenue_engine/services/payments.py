@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -19,27 +20,55 @@ from revenue_engine.documents import Payment
 from revenue_engine.documents.plan import utcnow
 from revenue_engine.errors import FieldProblem, NotFound, PaymentDeclined, ValidationFailed
 from revenue_engine.gateway import StripeGateway, StripeNotFound, idempotency_key
-from revenue_engine.money import MAX_AMOUNT, normalize_currency
+from revenue_engine.money import MAX_AMOUNT, charge_problem, normalize_currency
 from revenue_engine.services.customers import get_or_create_customer
 from revenue_engine.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_MAX_METADATA = 20
+#: A Stripe payment method id (``pm_`` and letters, digits or underscores).
+_PAYMENT_METHOD = re.compile(r"^pm_[A-Za-z0-9_]{1,252}$")
+
+#: Stripe allows 50 metadata keys; the engine adds ``organization_id`` itself.
+MAX_METADATA_KEYS = 49
+#: Stripe's limits on one metadata entry.
+MAX_METADATA_KEY = 40
+MAX_METADATA_VALUE = 500
+RESERVED_METADATA = frozenset(["organization_id"])
+
+
+def metadata_problems(metadata: dict[str, str], field: str = "metadata") -> list[FieldProblem]:
+    """Stripe's metadata rules, checked here so that Stripe never sees a request it refuses."""
+    problems: list[FieldProblem] = []
+    if len(metadata) > MAX_METADATA_KEYS:
+        problems.append(FieldProblem(field, f"at most {MAX_METADATA_KEYS} keys"))
+    for key, value in metadata.items():
+        at = f"{field}.{key}"
+        if not 0 < len(key) <= MAX_METADATA_KEY:
+            problems.append(FieldProblem(at, f"keys must be 1-{MAX_METADATA_KEY} characters"))
+        elif "[" in key or "]" in key:
+            problems.append(FieldProblem(at, "keys must not contain '[' or ']'"))
+        elif key in RESERVED_METADATA:
+            problems.append(FieldProblem(at, f"{key!r} is set by the engine"))
+        if len(value) > MAX_METADATA_VALUE:
+            problems.append(
+                FieldProblem(at, f"values must be at most {MAX_METADATA_VALUE} characters")
+            )
+    return problems
 
 
 def _validate(amount: int, currency: str, metadata: dict[str, str]) -> str:
     problems: list[FieldProblem] = []
-    if not 0 < amount <= MAX_AMOUNT:
-        problems.append(FieldProblem("amount", f"amount must be between 1 and {MAX_AMOUNT}"))
     code = normalize_currency(currency)
     if code is None:
         problems.append(FieldProblem("currency", f"unknown currency {currency!r}"))
-    if len(metadata) > _MAX_METADATA:
-        problems.append(FieldProblem("metadata", f"at most {_MAX_METADATA} keys"))
-    for key, value in metadata.items():
-        if not 0 < len(key) <= 40 or len(value) > 500 or key == "organization_id":
-            problems.append(FieldProblem(f"metadata.{key}", "keys 1-40 chars, values ≤ 500"))
+        if not 0 < amount <= MAX_AMOUNT:
+            problems.append(FieldProblem("amount", f"amount must be between 1 and {MAX_AMOUNT}"))
+    else:
+        amount_problem = charge_problem(amount, code)
+        if amount_problem:
+            problems.append(FieldProblem("amount", amount_problem))
+    problems.extend(metadata_problems(metadata))
     if problems:
         raise ValidationFailed("invalid payment", problems)
     assert code is not None
@@ -152,7 +181,7 @@ async def confirm_payment_intent(
     gateway: StripeGateway, principal: Principal, intent_id: str, *, payment_method: str
 ) -> Payment:
     payment = await _require(principal, intent_id)
-    if not payment_method.startswith("pm_"):
+    if not _PAYMENT_METHOD.match(payment_method):
         raise ValidationFailed(
             "invalid payment method", [FieldProblem("paymentMethod", "expected a pm_… id")]
         )
