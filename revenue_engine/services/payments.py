@@ -1,7 +1,8 @@
 """One-time payments: payment intents and refunds, with a duplicate guard.
 
 An identical ``createPaymentIntent`` (same organization, amount, currency and metadata) within
-``PAYMENT_DEDUP_WINDOW_SECONDS`` returns the intent already made instead of a second one.
+``PAYMENT_DEDUP_WINDOW_SECONDS`` returns the intent already made instead of a second one, as
+long as Stripe says it can still be paid (not succeeded, not canceled).
 """
 
 from __future__ import annotations
@@ -75,6 +76,10 @@ def _validate(amount: int, currency: str, metadata: dict[str, str]) -> str:
     return code
 
 
+#: A canceled or paid intent is no answer to "I want to pay this (again)".
+_SPENT = frozenset(["canceled", "succeeded"])
+
+
 def _fingerprint(amount: int, currency: str, metadata: dict[str, str]) -> str:
     raw = json.dumps([amount, currency, sorted(metadata.items())])
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
@@ -105,21 +110,41 @@ async def create_payment_intent(
     fingerprint = _fingerprint(amount, code, metadata)
     window = settings.payment_dedup_window_seconds
     if window:
-        recent = await Payment.find_one(
-            {
-                "organization_id": org,
-                "fingerprint": fingerprint,
-                "created_at": {"$gte": utcnow() - timedelta(seconds=window)},
-                # A canceled or paid intent is no answer to "I want to pay this (again)".
-                "status": {"$nin": ["canceled", "succeeded"]},
-            }
+        recent = (
+            await Payment.find(
+                {
+                    "organization_id": org,
+                    "fingerprint": fingerprint,
+                    "created_at": {"$gte": utcnow() - timedelta(seconds=window)},
+                    "status": {"$nin": sorted(_SPENT)},
+                }
+            )
+            .sort("-created_at")
+            .to_list()
         )
-        if recent is not None:
-            again = await gateway.retrieve_payment_intent(recent.stripe_payment_intent_id)
-            return recent, again.get("client_secret")
+        for candidate in recent:
+            # Stripe may have moved on before its webhook reached us (paid or canceled from
+            # Stripe.js or the dashboard): store what Stripe says, and hand out only an intent
+            # that can still be paid.
+            again = await gateway.retrieve_payment_intent(candidate.stripe_payment_intent_id)
+            if _sync(candidate, again):
+                candidate.updated_at = utcnow()
+                # Targeted: leaves the refund fields, which webhooks may be writing, alone.
+                await Payment.find_one({"_id": candidate.id}).update(
+                    {
+                        "$set": {
+                            "status": candidate.status,
+                            "failure_reason": candidate.failure_reason,
+                            "updated_at": candidate.updated_at,
+                        }
+                    }
+                )
+            if candidate.status not in _SPENT:
+                return candidate, again.get("client_secret")
     customer = await get_or_create_customer(gateway, principal)
     # The intent is numbered by the identical payments made before: concurrent double-submits
-    # count the same and share the key (one intent); a later, deliberate repeat counts one more.
+    # count the same and share the key (one intent); a later, deliberate repeat, or a repeat of
+    # one found spent above, counts one more.
     bucket = await Payment.find({"organization_id": org, "fingerprint": fingerprint}).count()
     intent = await gateway.create_payment_intent(
         {
