@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -77,12 +78,21 @@ async def test_m2_timeout_fires_and_the_retry_returns_the_original(
     engine: httpx.AsyncClient = await client_for(
         engine_settings(emulator_server, stripe_timeout_seconds=0.5)
     )
+    hang = 8.0
     emulator.inject_fault(
-        "timeout", method="POST", path="/v1/customers", when="after", hang_seconds=5
+        "timeout", method="POST", path="/v1/customers", when="after", hang_seconds=hang
     )
+    started = time.monotonic()
     result = only(await call(engine, CREATE_CUSTOMER))
+    took = time.monotonic() - started
     assert result["__typename"] == "CustomerPayload"
-    assert len(emulator.objects("customer")) == 1
+    # Our timeout fired: the answer came from a retry, long before Stripe's hang was over.
+    assert took < hang / 2, took
+    assert emulator.request_count("POST", "/v1/customers") == 2
+    [(key, uses)] = emulator.idempotency_keys("POST", "/v1/customers").items()
+    assert (key.startswith("re-customer.create-"), uses) == (True, 2)
+    [customer] = emulator.objects("customer")
+    assert result["customer"]["id"] == customer["id"]
 
 
 async def test_m3_ten_concurrent_creates_make_one_customer(
