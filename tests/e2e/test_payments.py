@@ -148,3 +148,19 @@ async def test_an_intent_spent_at_stripe_before_its_webhook_is_not_handed_out_ag
     # The new intent is the one handed out from now on.
     assert (await create(engine))["paymentIntent"]["id"] == second
     assert len(emulator.objects("payment_intent")) == 2
+
+
+async def test_double_submitted_cancel_cancels_once(
+    engine: httpx.AsyncClient, emulator: Emulator
+) -> None:
+    pid = (await create(engine))["paymentIntent"]["id"]
+    results = await asyncio.gather(*(call(engine, CANCEL_PI, {"id": pid}) for _ in range(2)))
+    first, second = (only(r) for r in results)
+    assert first == second
+    assert first["paymentIntent"]["status"] == "canceled"
+    assert len(emulator.idempotency_keys("POST", "/v1/payment_intents/*/cancel")) == 1
+    [intent] = emulator.objects("payment_intent")
+    assert intent["status"] == "canceled"
+    payment = await Payment.find_one({"stripe_payment_intent_id": pid})
+    assert payment is not None
+    assert payment.status == "canceled"

@@ -10,9 +10,10 @@ from typing import Any
 import httpx
 import pytest
 import stripe
+from beanie import Document
 from pymongo.errors import ServerSelectionTimeoutError
 
-from revenue_engine.documents import CheckoutSession, Customer, Payment
+from revenue_engine.documents import CheckoutSession, Customer, Payment, Subscription
 from revenue_engine.emulator import Emulator
 from revenue_engine.emulator.server import EmulatorServer
 from revenue_engine.settings import Settings
@@ -25,6 +26,7 @@ from tests.e2e.ops import (
     CREATE_PI,
     CREATE_SUBSCRIPTION,
     PORTAL_AT,
+    REFUND,
     UPDATE_CUSTOMER,
     call,
     only,
@@ -32,20 +34,26 @@ from tests.e2e.ops import (
 from tests.e2e.test_subscriptions import customer_with_card, subscribe
 
 
-def fail_next_customer_write(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The database drops the next customer insert (as an outage would), then recovers. The
-    store is patched, not our code: the engine's own write path runs unchanged."""
-    collection = Customer.get_motor_collection()
-    original = collection.insert_one
+def fail_next_write(
+    monkeypatch: pytest.MonkeyPatch, document: type[Document], method: str = "insert_one"
+) -> None:
+    """The database drops the next ``method`` write of ``document`` (as an outage would), then
+    recovers. The store is patched, not our code: the engine's own write path runs unchanged."""
+    collection = document.get_motor_collection()
+    original = getattr(collection, method)
     failures = {"left": 1}
 
-    async def flaky_insert(*args: Any, **kwargs: Any) -> Any:
+    async def flaky(*args: Any, **kwargs: Any) -> Any:
         if failures["left"]:
             failures["left"] -= 1
             raise ServerSelectionTimeoutError("store unreachable")
         return await original(*args, **kwargs)
 
-    monkeypatch.setattr(collection, "insert_one", flaky_insert)
+    monkeypatch.setattr(collection, method, flaky)
+
+
+def fail_next_customer_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    fail_next_write(monkeypatch, Customer)
 
 
 async def test_m1_stripe_500_is_retried_with_the_same_key(
@@ -155,6 +163,83 @@ async def test_m7_db_write_fails_after_stripe_succeeded_then_the_retry_completes
     assert retried["customer"]["id"] == emulator.objects("customer")[0]["id"]
     assert len(emulator.objects("customer")) == 1
     assert await Customer.find_all().count() == 1
+
+
+async def test_m7_checkout_session_stored_on_retry(
+    engine: httpx.AsyncClient, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await call(engine, CREATE_CUSTOMER)
+    fail_next_write(monkeypatch, CheckoutSession)
+    data = {"input": {"planUid": "pro", "billingInterval": "MONTH"}}
+    failed = only(await call(engine, CHECKOUT, data))
+    assert (failed["__typename"], failed["code"]) == ("RetryableError", "UNAVAILABLE")
+    [session] = emulator.objects("checkout.session")
+    assert await CheckoutSession.find_all().count() == 0
+
+    retried = only(await call(engine, CHECKOUT, data))
+    assert retried["sessionId"] == session["id"]
+    assert len(emulator.objects("checkout.session")) == 1
+    [stored] = await CheckoutSession.find_all().to_list()
+    assert stored.stripe_session_id == session["id"]
+
+
+async def test_m7_direct_subscription_stored_on_retry(
+    engine: httpx.AsyncClient,
+    emulator: Emulator,
+    stripe_client: stripe.StripeClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await customer_with_card(engine, stripe_client, emulator)
+    fail_next_write(monkeypatch, Subscription)
+    failed = await subscribe(engine)
+    assert (failed["__typename"], failed["code"]) == ("RetryableError", "UNAVAILABLE")
+    [created] = emulator.objects("subscription")
+    assert await Subscription.find_all().count() == 0
+
+    retried = await subscribe(engine)
+    assert retried["__typename"] == "SubscriptionPayload", retried
+    assert retried["subscription"]["subscriptionId"] == created["id"]  # type: ignore[index]
+    assert len(emulator.objects("subscription")) == 1
+    assert len(emulator.objects("invoice")) == 1  # charged once
+    assert await Subscription.find_all().count() == 1
+
+
+async def test_m7_payment_intent_stored_on_retry(
+    engine: httpx.AsyncClient, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = {"input": {"amount": 700, "currency": "eur"}}
+    fail_next_write(monkeypatch, Payment)
+    failed = only(await call(engine, CREATE_PI, data))
+    assert (failed["__typename"], failed["code"]) == ("RetryableError", "UNAVAILABLE")
+    [intent] = emulator.objects("payment_intent")
+    assert await Payment.find_all().count() == 0
+
+    retried = only(await call(engine, CREATE_PI, data))
+    assert retried["paymentIntent"]["id"] == intent["id"]
+    assert len(emulator.objects("payment_intent")) == 1
+    assert await Payment.find_all().count() == 1
+
+
+async def test_m7_refund_recorded_on_retry(
+    engine: httpx.AsyncClient, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created = only(await call(engine, CREATE_PI, {"input": {"amount": 700, "currency": "eur"}}))
+    pid = created["paymentIntent"]["id"]
+    await call(engine, CONFIRM_PI, {"id": pid, "pm": "pm_card_visa"})
+    fail_next_write(monkeypatch, Payment, "update_one")
+    failed = only(await call(engine, REFUND, {"id": pid, "amount": None}, admin=True))
+    assert (failed["__typename"], failed["code"]) == ("RetryableError", "UNAVAILABLE")
+    [refund] = emulator.objects("refund")
+    payment = await Payment.find_one({"stripe_payment_intent_id": pid})
+    assert payment is not None
+    assert (payment.amount_refunded, payment.refund_ids) == (0, [])
+
+    retried = only(await call(engine, REFUND, {"id": pid, "amount": None}, admin=True))
+    assert retried["paymentIntent"]["amountRefunded"] == 700
+    assert len(emulator.objects("refund")) == 1
+    payment = await Payment.find_one({"stripe_payment_intent_id": pid})
+    assert payment is not None
+    assert (payment.amount_refunded, payment.refund_ids) == (700, [refund["id"]])
 
 
 async def test_m8_stripe_down_is_a_typed_retryable_error(
