@@ -150,8 +150,55 @@ CURRENCIES: frozenset[str] = frozenset(
 #: Largest amount Stripe accepts in one charge (eight digits of minor units).
 MAX_AMOUNT = 99_999_999
 
+#: Currencies whose charges may have more digits (Stripe: up to twelve for IDR).
+_MAX_CHARGE = {"idr": 999_999_999_999}
+
+#: Stripe's documented minimum charge per currency, in minor units. Charges in other currencies
+#: are converted by Stripe to the settlement currency and checked there, which only Stripe can do.
+MIN_CHARGE: dict[str, int] = {
+    "usd": 50,
+    "aed": 200,
+    "aud": 50,
+    "bgn": 100,
+    "brl": 50,
+    "cad": 50,
+    "chf": 50,
+    "czk": 1500,
+    "dkk": 250,
+    "eur": 50,
+    "gbp": 30,
+    "hkd": 400,
+    "huf": 17500,
+    "inr": 50,
+    "jpy": 50,
+    "mxn": 1000,
+    "myr": 200,
+    "nok": 300,
+    "nzd": 50,
+    "pln": 200,
+    "ron": 200,
+    "sek": 300,
+    "sgd": 50,
+    "thb": 1000,
+}
+
+#: Three-decimal currencies: for card payments Stripe needs the last digit to be 0.
+THREE_DECIMAL: frozenset[str] = frozenset(["bhd", "jod", "kwd", "omr", "tnd"])
+
 
 def normalize_currency(code: str) -> str | None:
     """The canonical lower-case code, or ``None`` when it is not a currency we accept."""
     lowered = code.strip().lower()
     return lowered if lowered in CURRENCIES else None
+
+
+def charge_problem(amount: int, currency: str) -> str | None:
+    """Why Stripe would refuse to charge ``amount`` minor units of ``currency`` (a canonical
+    code), or ``None`` when the amount is within Stripe's limits for that currency."""
+    least = MIN_CHARGE.get(currency, 1)
+    most = _MAX_CHARGE.get(currency, MAX_AMOUNT)
+    if not least <= amount <= most:
+        return f"amount must be between {least} and {most} for {currency}"
+    if currency in THREE_DECIMAL and amount % 10:
+        return f"amount in {currency} must end in 0 (three-decimal currency)"
+    return None

@@ -99,9 +99,19 @@ async def test_webhook_events_first_over_100_is_a_typed_error(client: httpx.Asyn
     assert "errors" not in ok
 
 
+async def test_invoices_first_over_100_is_a_typed_error(client: httpx.AsyncClient) -> None:
+    query = "{ invoices(first: %d) { nodes { id } pageInfo { hasNextPage } } }"
+    for bad in (101, 0, -1):
+        body = await post(client, query % bad, **{"x-organization-id": "org_a"})
+        assert body["data"] is None
+        assert body["errors"][0]["extensions"]["code"] == "VALIDATION"
+    ok = await post(client, query % 100, **{"x-organization-id": "org_a"})
+    assert ok["data"] == {"invoices": {"nodes": [], "pageInfo": {"hasNextPage": False}}}
+
+
 def test_every_list_argument_is_covered() -> None:
-    """Every field taking ``first`` is one whose cap is tested here (or end to end for
-    ``invoices``): a new paginated field fails this test until its cap is."""
+    """Every field taking ``first`` is one whose cap is tested here: a new paginated field
+    fails this test until its cap is."""
     schema = build_schema()
     paginated = sorted(
         name

@@ -6,6 +6,7 @@ import strawberry
 
 from revenue_engine.context import Info
 from revenue_engine.documents import BillingInterval, Subscription
+from revenue_engine.errors import FieldProblem, ValidationFailed
 from revenue_engine.schema.billing import (
     NO_SUBSCRIPTION,
     ChangePlanInput,
@@ -19,6 +20,7 @@ from revenue_engine.schema.billing import (
     CustomerPayload,
     DeletedPayload,
     InvoiceConnection,
+    MetadataInput,
     PaymentIntent,
     PaymentIntentInput,
     PaymentIntentPayload,
@@ -194,6 +196,20 @@ async def payment_intent(info: Info, intent_id: strawberry.ID) -> PaymentIntent 
     return payment_type(doc) if doc else None
 
 
+def _metadata(entries: list[MetadataInput]) -> dict[str, str]:
+    """The entries as a mapping; a key given twice is refused (neither value would be right)."""
+    seen: dict[str, str] = {}
+    twice: set[str] = set()
+    for entry in entries:
+        if entry.key in seen:
+            twice.add(entry.key)
+        seen[entry.key] = entry.value
+    if twice:
+        problems = [FieldProblem(f"metadata.{k}", "key given twice") for k in sorted(twice)]
+        raise ValidationFailed("invalid metadata", problems)
+    return seen
+
+
 async def create_payment_intent(info: Info, data: PaymentIntentInput) -> PaymentIntentPayload:
     ctx = info.context
     doc, secret = await payments.create_payment_intent(
@@ -202,7 +218,7 @@ async def create_payment_intent(info: Info, data: PaymentIntentInput) -> Payment
         ctx.require_principal(),
         amount=data.amount,
         currency=data.currency,
-        metadata={m.key: m.value for m in data.metadata},
+        metadata=_metadata(data.metadata),
     )
     return PaymentIntentPayload(payment_intent=payment_type(doc), client_secret=secret)
 

@@ -33,6 +33,7 @@ from revenue_engine.errors import (
 from revenue_engine.gateway import StripeGateway, StripeNotFound, idempotency_key
 from revenue_engine.services.catalog import ensure_plan_prices
 from revenue_engine.services.customers import get_or_create_customer
+from revenue_engine.services.paths import path_problem
 from revenue_engine.services.purchase import (
     ensure_no_live_subscription,
     purchasable_plan,
@@ -72,8 +73,9 @@ def _check_path(field: str, path: str | None, default: str, problems: list[Field
     """A same-site path (no scheme, no host): Checkout must not redirect anywhere else."""
     if path is None:
         return default
-    if not path.startswith("/") or path.startswith("//") or "\\" in path or len(path) > 512:
-        problems.append(FieldProblem(field, "must be a path on this site, starting with '/'"))
+    problem = path_problem(path)
+    if problem:
+        problems.append(FieldProblem(field, problem))
     return path
 
 

@@ -12,7 +12,7 @@ from revenue_engine.documents import AuditEntry, AuditSource, Customer, Subscrip
 from revenue_engine.documents.plan import utcnow
 from revenue_engine.documents.subscription import LIVE_STATUSES
 from revenue_engine.errors import AlreadySubscribed, FieldProblem, NotFound, ValidationFailed
-from revenue_engine.gateway import StripeGateway, idempotency_key
+from revenue_engine.gateway import StripeGateway, StripeNotFound, idempotency_key
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,12 @@ async def delete_customer(gateway: StripeGateway, principal: Principal) -> str:
     if live is not None:
         raise AlreadySubscribed(live.stripe_subscription_id, live.status)
     key = idempotency_key(org, "customer.delete", customer.stripe_customer_id)
-    await gateway.delete_customer(customer.stripe_customer_id, key=key)
+    try:
+        await gateway.delete_customer(customer.stripe_customer_id, key=key)
+    except StripeNotFound:
+        # Already gone at Stripe (the twin of a double-submit, or deleted in the dashboard):
+        # what is left to do is ours.
+        log.info("customer already deleted at stripe customer=%s", customer.stripe_customer_id)
     # The audit row first: it moves the next creation to a new idempotency key, so a
     # get-or-create racing this deletion cannot get the deleted customer back from Stripe.
     await AuditEntry(

@@ -1,7 +1,8 @@
 """One-time payments: payment intents and refunds, with a duplicate guard.
 
 An identical ``createPaymentIntent`` (same organization, amount, currency and metadata) within
-``PAYMENT_DEDUP_WINDOW_SECONDS`` returns the intent already made instead of a second one.
+``PAYMENT_DEDUP_WINDOW_SECONDS`` returns the intent already made instead of a second one, as
+long as Stripe says it can still be paid (not succeeded, not canceled).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -19,31 +21,63 @@ from revenue_engine.documents import Payment
 from revenue_engine.documents.plan import utcnow
 from revenue_engine.errors import FieldProblem, NotFound, PaymentDeclined, ValidationFailed
 from revenue_engine.gateway import StripeGateway, StripeNotFound, idempotency_key
-from revenue_engine.money import MAX_AMOUNT, normalize_currency
+from revenue_engine.money import MAX_AMOUNT, charge_problem, normalize_currency
 from revenue_engine.services.customers import get_or_create_customer
 from revenue_engine.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_MAX_METADATA = 20
+#: A Stripe payment method id (``pm_`` and letters, digits or underscores).
+_PAYMENT_METHOD = re.compile(r"^pm_[A-Za-z0-9_]{1,252}$")
+
+#: Stripe allows 50 metadata keys; the engine adds ``organization_id`` itself.
+MAX_METADATA_KEYS = 49
+#: Stripe's limits on one metadata entry.
+MAX_METADATA_KEY = 40
+MAX_METADATA_VALUE = 500
+RESERVED_METADATA = frozenset(["organization_id"])
+
+
+def metadata_problems(metadata: dict[str, str], field: str = "metadata") -> list[FieldProblem]:
+    """Stripe's metadata rules, checked here so that Stripe never sees a request it refuses."""
+    problems: list[FieldProblem] = []
+    if len(metadata) > MAX_METADATA_KEYS:
+        problems.append(FieldProblem(field, f"at most {MAX_METADATA_KEYS} keys"))
+    for key, value in metadata.items():
+        at = f"{field}.{key}"
+        if not 0 < len(key) <= MAX_METADATA_KEY:
+            problems.append(FieldProblem(at, f"keys must be 1-{MAX_METADATA_KEY} characters"))
+        elif "[" in key or "]" in key:
+            problems.append(FieldProblem(at, "keys must not contain '[' or ']'"))
+        elif key in RESERVED_METADATA:
+            problems.append(FieldProblem(at, f"{key!r} is set by the engine"))
+        if len(value) > MAX_METADATA_VALUE:
+            problems.append(
+                FieldProblem(at, f"values must be at most {MAX_METADATA_VALUE} characters")
+            )
+    return problems
 
 
 def _validate(amount: int, currency: str, metadata: dict[str, str]) -> str:
     problems: list[FieldProblem] = []
-    if not 0 < amount <= MAX_AMOUNT:
-        problems.append(FieldProblem("amount", f"amount must be between 1 and {MAX_AMOUNT}"))
     code = normalize_currency(currency)
     if code is None:
         problems.append(FieldProblem("currency", f"unknown currency {currency!r}"))
-    if len(metadata) > _MAX_METADATA:
-        problems.append(FieldProblem("metadata", f"at most {_MAX_METADATA} keys"))
-    for key, value in metadata.items():
-        if not 0 < len(key) <= 40 or len(value) > 500 or key == "organization_id":
-            problems.append(FieldProblem(f"metadata.{key}", "keys 1-40 chars, values ≤ 500"))
+        if not 0 < amount <= MAX_AMOUNT:
+            problems.append(FieldProblem("amount", f"amount must be between 1 and {MAX_AMOUNT}"))
+    else:
+        amount_problem = charge_problem(amount, code)
+        if amount_problem:
+            problems.append(FieldProblem("amount", amount_problem))
+    problems.extend(metadata_problems(metadata))
     if problems:
         raise ValidationFailed("invalid payment", problems)
     assert code is not None
     return code
+
+
+#: A canceled or paid intent is no answer to "I want to pay this (again)".
+_SPENT = frozenset(["canceled", "succeeded"])
 
 
 def _fingerprint(amount: int, currency: str, metadata: dict[str, str]) -> str:
@@ -76,21 +110,41 @@ async def create_payment_intent(
     fingerprint = _fingerprint(amount, code, metadata)
     window = settings.payment_dedup_window_seconds
     if window:
-        recent = await Payment.find_one(
-            {
-                "organization_id": org,
-                "fingerprint": fingerprint,
-                "created_at": {"$gte": utcnow() - timedelta(seconds=window)},
-                # A canceled or paid intent is no answer to "I want to pay this (again)".
-                "status": {"$nin": ["canceled", "succeeded"]},
-            }
+        recent = (
+            await Payment.find(
+                {
+                    "organization_id": org,
+                    "fingerprint": fingerprint,
+                    "created_at": {"$gte": utcnow() - timedelta(seconds=window)},
+                    "status": {"$nin": sorted(_SPENT)},
+                }
+            )
+            .sort("-created_at")
+            .to_list()
         )
-        if recent is not None:
-            again = await gateway.retrieve_payment_intent(recent.stripe_payment_intent_id)
-            return recent, again.get("client_secret")
+        for candidate in recent:
+            # Stripe may have moved on before its webhook reached us (paid or canceled from
+            # Stripe.js or the dashboard): store what Stripe says, and hand out only an intent
+            # that can still be paid.
+            again = await gateway.retrieve_payment_intent(candidate.stripe_payment_intent_id)
+            if _sync(candidate, again):
+                candidate.updated_at = utcnow()
+                # Targeted: leaves the refund fields, which webhooks may be writing, alone.
+                await Payment.find_one({"_id": candidate.id}).update(
+                    {
+                        "$set": {
+                            "status": candidate.status,
+                            "failure_reason": candidate.failure_reason,
+                            "updated_at": candidate.updated_at,
+                        }
+                    }
+                )
+            if candidate.status not in _SPENT:
+                return candidate, again.get("client_secret")
     customer = await get_or_create_customer(gateway, principal)
     # The intent is numbered by the identical payments made before: concurrent double-submits
-    # count the same and share the key (one intent); a later, deliberate repeat counts one more.
+    # count the same and share the key (one intent); a later, deliberate repeat, or a repeat of
+    # one found spent above, counts one more.
     bucket = await Payment.find({"organization_id": org, "fingerprint": fingerprint}).count()
     intent = await gateway.create_payment_intent(
         {
@@ -152,7 +206,7 @@ async def confirm_payment_intent(
     gateway: StripeGateway, principal: Principal, intent_id: str, *, payment_method: str
 ) -> Payment:
     payment = await _require(principal, intent_id)
-    if not payment_method.startswith("pm_"):
+    if not _PAYMENT_METHOD.match(payment_method):
         raise ValidationFailed(
             "invalid payment method", [FieldProblem("paymentMethod", "expected a pm_… id")]
         )

@@ -8,6 +8,7 @@ from revenue_engine.auth import Principal
 from revenue_engine.errors import FieldProblem, NotFound, ValidationFailed
 from revenue_engine.gateway import StripeGateway, idempotency_key
 from revenue_engine.services.customers import get_customer
+from revenue_engine.services.paths import path_problem
 from revenue_engine.settings import Settings
 
 DEFAULT_RETURN_PATH = "/billing"
@@ -17,10 +18,9 @@ async def create_portal_session(
     gateway: StripeGateway, settings: Settings, principal: Principal, return_path: str | None
 ) -> str:
     path = return_path or DEFAULT_RETURN_PATH
-    if not path.startswith("/") or path.startswith("//") or "\\" in path:
-        raise ValidationFailed(
-            "invalid return path", [FieldProblem("returnPath", "must be a path starting with '/'")]
-        )
+    problem = path_problem(path)
+    if problem:
+        raise ValidationFailed("invalid return path", [FieldProblem("returnPath", problem)])
     customer = await get_customer(principal)
     if customer is None:
         raise NotFound("customer", principal.organization_id)

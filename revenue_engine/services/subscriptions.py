@@ -29,7 +29,7 @@ from revenue_engine.errors import (
     PaymentDeclined,
     ValidationFailed,
 )
-from revenue_engine.gateway import StripeGateway, idempotency_key
+from revenue_engine.gateway import StripeGateway, StripeNotFound, idempotency_key
 from revenue_engine.services.catalog import ensure_plan_prices
 from revenue_engine.services.checkout import expire_open_sessions
 from revenue_engine.services.customers import get_customer, get_or_create_customer
@@ -183,7 +183,15 @@ async def cancel_subscription(
         result = await gateway.update_subscription(sid, {"cancel_at_period_end": True}, key=key)
     else:
         key = idempotency_key(org, "subscription.cancel", sid, live.version)
-        result = await gateway.cancel_subscription(sid, key=key)
+        try:
+            result = await gateway.cancel_subscription(sid, key=key)
+        except StripeNotFound:
+            # Stripe keys do not cover DELETE: the twin of a double-submit that canceled it a
+            # moment ago makes Stripe answer "no such (live) subscription". Its state is the
+            # answer then.
+            result = await gateway.retrieve_subscription(sid)
+            if result.get("status") != "canceled":
+                raise
     return await apply_subscription(
         result, source=AuditSource.MUTATION, reference=request_id, observed_at=observed_at
     )

@@ -34,6 +34,12 @@ CREATE_PI = f"mutation($input: PaymentIntentInput!) {{ createPaymentIntent(input
 CONFIRM_PI = f"mutation($id: ID!, $pm: String!) {{ confirmPaymentIntent(id: $id, paymentMethod: $pm) {{ {PI_RESULT} }} }}"
 CANCEL_PI = f"mutation($id: ID!) {{ cancelPaymentIntent(id: $id) {{ {PI_RESULT} }} }}"
 REFUND = f"mutation($id: ID!, $amount: Int) {{ refundPayment(paymentIntentId: $id, amount: $amount) {{ {PI_RESULT} }} }}"
+UPDATE_CUSTOMER = f"""mutation($input: CustomerInput!) {{ updateCustomer(input: $input) {{
+  __typename ... on CustomerPayload {{ customer {{ id email name }} }} {ERRORS} }} }}"""
+DELETE_CUSTOMER = f"""mutation {{ deleteCustomer {{ __typename ... on DeletedPayload {{ id }}
+  {ERRORS} }} }}"""
+PORTAL_AT = f"""mutation($path: String) {{ createBillingPortalSession(returnPath: $path) {{
+  __typename ... on PortalPayload {{ url }} {ERRORS} }} }}"""
 PORTAL = (
     'mutation { createBillingPortalSession(returnPath: "/account") '
     f"{{ __typename ... on PortalPayload {{ url }} {ERRORS} }} }}"

@@ -9,7 +9,16 @@ import stripe
 
 from revenue_engine.documents import AuditEntry, Customer
 from revenue_engine.emulator import Emulator
-from tests.e2e.ops import CHANGE, CONFIRM_PI, CREATE_CUSTOMER, CREATE_PI, REFUND, call, only
+from tests.e2e.ops import (
+    CHANGE,
+    CONFIRM_PI,
+    CREATE_CUSTOMER,
+    CREATE_PI,
+    REFUND,
+    UPDATE_CUSTOMER,
+    call,
+    only,
+)
 from tests.e2e.test_subscriptions import customer_with_card, subscribe
 
 UPDATE = """mutation($input: CustomerInput!) { updateCustomer(input: $input) { __typename
@@ -116,3 +125,37 @@ async def test_double_submits_of_every_writing_mutation_make_one_object(
     )
     assert len(emulator.objects("refund")) == 1
     assert {only(r)["paymentIntent"]["amountRefunded"] for r in refunds} == {500}
+
+
+async def test_double_submitted_update_makes_one_stripe_write(
+    engine: httpx.AsyncClient, emulator: Emulator
+) -> None:
+    await call(engine, CREATE_CUSTOMER)
+    data = {"input": {"name": "Acme Inc", "email": "billing@acme.test"}}
+    results = await asyncio.gather(*(call(engine, UPDATE_CUSTOMER, data) for _ in range(2)))
+    first, second = (only(r) for r in results)
+    assert first == second
+    assert first["customer"]["name"] == "Acme Inc"
+    keys = emulator.idempotency_keys("POST", "/v1/customers/cus_*")
+    assert list(keys.values()) == [2]  # both submits carried the same derived key
+    [stripe_customer] = emulator.objects("customer")
+    assert (stripe_customer["name"], stripe_customer["email"]) == ("Acme Inc", "billing@acme.test")
+
+
+async def test_double_submitted_delete_deletes_once(
+    engine: httpx.AsyncClient, emulator: Emulator
+) -> None:
+    customer_id = only(await call(engine, CREATE_CUSTOMER))["customer"]["id"]
+    results = [only(r) for r in await asyncio.gather(*(call(engine, DELETE) for _ in range(2)))]
+    # Each answer is the deletion of that customer or, for the one that came second, that
+    # there is no customer any more: never an error about the deletion itself.
+    deleted = {"__typename": "DeletedPayload", "id": customer_id}
+    assert deleted in results
+    assert all(r == deleted or r["__typename"] == "NotFoundError" for r in results)
+    assert len(emulator.idempotency_keys("DELETE", "/v1/customers/cus_*")) == 1
+    assert emulator.objects("customer") == []
+    assert await Customer.find_all().count() == 0
+    # The next customer is a new one at Stripe, made once.
+    recreated = only(await call(engine, CREATE_CUSTOMER))["customer"]["id"]
+    assert recreated != customer_id
+    assert len(emulator.objects("customer")) == 1

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
+import stripe
 
 from revenue_engine.documents import Payment
 from revenue_engine.emulator import Emulator
@@ -110,3 +112,55 @@ async def test_refunds_need_the_admin_role(engine: httpx.AsyncClient, emulator: 
     )
     assert response.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     assert emulator.objects("refund") == []
+
+
+@pytest.mark.parametrize("outcome", ["succeeded", "canceled"])
+async def test_an_intent_spent_at_stripe_before_its_webhook_is_not_handed_out_again(
+    engine: httpx.AsyncClient,
+    emulator: Emulator,
+    stripe_client: stripe.StripeClient,
+    outcome: str,
+) -> None:
+    # Paid (by Stripe.js) or canceled at Stripe; no webhook has told the engine yet.
+    first = (await create(engine))["paymentIntent"]["id"]
+    if outcome == "succeeded":
+        await stripe_client.v1.payment_intents.confirm_async(
+            first, params={"payment_method": "pm_card_visa"}
+        )
+    else:
+        await stripe_client.v1.payment_intents.cancel_async(first)
+    stale = await Payment.find_one({"stripe_payment_intent_id": first})
+    assert stale is not None
+    assert stale.status == "requires_payment_method"
+
+    again = await create(engine)
+    assert again["__typename"] == "PaymentIntentPayload"
+    second = again["paymentIntent"]["id"]
+    assert second != first
+    assert again["paymentIntent"]["status"] == "requires_payment_method"
+    assert again["clientSecret"].startswith(second)
+    synced = await Payment.find_one({"stripe_payment_intent_id": first})
+    assert synced is not None
+    assert synced.status == outcome
+    assert len(emulator.objects("payment_intent")) == 2
+    keys = emulator.idempotency_keys("POST", "/v1/payment_intents")
+    assert len(keys) == 2  # a new key: not Stripe's replay of the first creation
+    # The new intent is the one handed out from now on.
+    assert (await create(engine))["paymentIntent"]["id"] == second
+    assert len(emulator.objects("payment_intent")) == 2
+
+
+async def test_double_submitted_cancel_cancels_once(
+    engine: httpx.AsyncClient, emulator: Emulator
+) -> None:
+    pid = (await create(engine))["paymentIntent"]["id"]
+    results = await asyncio.gather(*(call(engine, CANCEL_PI, {"id": pid}) for _ in range(2)))
+    first, second = (only(r) for r in results)
+    assert first == second
+    assert first["paymentIntent"]["status"] == "canceled"
+    assert len(emulator.idempotency_keys("POST", "/v1/payment_intents/*/cancel")) == 1
+    [intent] = emulator.objects("payment_intent")
+    assert intent["status"] == "canceled"
+    payment = await Payment.find_one({"stripe_payment_intent_id": pid})
+    assert payment is not None
+    assert payment.status == "canceled"

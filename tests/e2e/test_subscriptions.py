@@ -227,3 +227,65 @@ async def test_direct_subscription_expires_an_open_checkout_session(
     async with httpx.AsyncClient() as browser:
         assert (await browser.get(str(started["checkoutUrl"]))).status_code == 410
     assert len(emulator.objects("subscription")) == 1
+
+
+async def test_double_submitted_resume_makes_one_stripe_update(
+    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
+) -> None:
+    await customer_with_card(engine, stripe_client, emulator)
+    await subscribe(engine)
+    await call(engine, CANCEL, {"end": True})
+    before = emulator.idempotency_keys("POST", "/v1/subscriptions/sub_*")
+    results = [only(r) for r in await asyncio.gather(*(call(engine, RESUME) for _ in range(2)))]
+    new_keys = emulator.idempotency_keys("POST", "/v1/subscriptions/sub_*") - before
+    assert len(new_keys) == 1
+    resumed = [r for r in results if r["__typename"] == "SubscriptionPayload"]
+    assert resumed
+    assert all(r["subscription"]["cancelAtPeriodEnd"] is False for r in resumed)
+    # One that read the subscription after the first had resumed it is told so.
+    assert all(
+        r["__typename"] == "SubscriptionPayload" or r["code"] == "NOT_SCHEDULED_TO_CANCEL"
+        for r in results
+    )
+    [sub] = emulator.objects("subscription")
+    assert sub["cancel_at_period_end"] is False
+    [doc] = await Subscription.find_all().to_list()
+    assert doc.cancel_at_period_end is False
+
+
+async def test_double_submitted_cancel_now_cancels_once(
+    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
+) -> None:
+    await customer_with_card(engine, stripe_client, emulator)
+    sub_id = (await subscribe(engine))["subscription"]["subscriptionId"]  # type: ignore[index]
+    results = [
+        only(r)
+        for r in await asyncio.gather(*(call(engine, CANCEL, {"end": False}) for _ in range(2)))
+    ]
+    assert len(emulator.idempotency_keys("DELETE", "/v1/subscriptions/sub_*")) == 1
+    canceled = [r for r in results if r["__typename"] == "SubscriptionPayload"]
+    assert canceled
+    assert all(
+        (r["subscription"]["subscriptionId"], r["subscription"]["status"]) == (sub_id, "canceled")
+        for r in canceled
+    )
+    assert all(
+        r["__typename"] == "SubscriptionPayload" or r["code"] == "NO_SUBSCRIPTION" for r in results
+    )
+    [sub] = emulator.objects("subscription")
+    assert sub["status"] == "canceled"
+    assert len(emulator.objects("invoice")) == 1
+    audits = await AuditEntry.find({"to_status": "canceled"}).count()
+    assert audits == 1
+
+
+async def test_double_submitted_portal_makes_one_session(
+    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
+) -> None:
+    await customer_with_card(engine, stripe_client, emulator)
+    first, second = (
+        only(r) for r in await asyncio.gather(call(engine, PORTAL), call(engine, PORTAL))
+    )
+    assert first == second
+    [session] = emulator.objects("billing_portal.session")
+    assert first["url"] == session["url"]

@@ -33,6 +33,7 @@ from tests.e2e.ops import (
     CREATE_PI,
     REFUND,
     STATUS_QUERY,
+    VERIFY,
     call,
     only,
 )
@@ -319,3 +320,31 @@ async def test_stripe_rate_limiting_a_re_read_is_retryable(
     emulator.clear_faults()
     assert (await post(engine, payload)).status_code == 200
     assert (await stored(sub_id)).status == "canceled"
+
+
+async def test_verify_after_the_webhook_applied_the_session_changes_nothing(
+    engine: httpx.AsyncClient, emulator: Emulator
+) -> None:
+    started = only(
+        await call(engine, CHECKOUT, {"input": {"planUid": "starter", "billingInterval": "MONTH"}})
+    )
+    await pay(started["checkoutUrl"])
+    [completed] = emulator.events("checkout.session.completed")
+    assert (await post(engine, completed)).json()["status"] == "processed"
+    [before] = await Subscription.find_all().to_list()
+    session_before = await CheckoutSession.find_one({"stripe_session_id": started["sessionId"]})
+    audits = await AuditEntry.find_all().count()
+    writes = emulator.request_count("POST")
+
+    verified = only(await call(engine, VERIFY, {"id": started["sessionId"]}))
+    assert (verified["status"], verified["paymentStatus"]) == ("complete", "paid")
+    assert verified["subscription"]["subscriptionId"] == before.stripe_subscription_id
+    [after] = await Subscription.find_all().to_list()
+    assert after.version == before.version
+    assert after.model_dump() == before.model_dump()
+    assert (
+        await CheckoutSession.find_one({"stripe_session_id": started["sessionId"]})
+        == session_before
+    )
+    assert await AuditEntry.find_all().count() == audits
+    assert emulator.request_count("POST") == writes
