@@ -118,6 +118,21 @@ async def test_invalid_plans_are_refused_and_nothing_is_written(
     assert await SubscriptionPlan.find_all().count() == 0
 
 
+async def test_a_lookup_key_of_another_plan_is_refused(database: Database) -> None:
+    await plans.upsert_plan(spec("a"))
+    taken = [
+        {"interval": "month", "amount": 1, "currency": "usd", "lookup_key": "a_api_calls_month"}
+    ]
+    with pytest.raises(ValidationFailed) as caught:
+        await plans.upsert_plan(spec("b", prices=taken, overages=[]))
+    assert [(p.field, p.message) for p in caught.value.problems] == [
+        ("prices.0.lookup_key", "lookup key 'a_api_calls_month' is used by plan 'a'")
+    ]
+    assert await plans.get_plan("b") is None
+    # Saving a plan again with its own keys is not a clash.
+    await plans.upsert_plan(spec("a", name="Again"))
+
+
 async def test_overage_for_an_interval_the_plan_lacks_is_refused(database: Database) -> None:
     bad = spec(
         prices=[{"interval": "month", "amount": 1, "currency": "usd"}],
