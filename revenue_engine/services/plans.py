@@ -222,13 +222,13 @@ def _price(spec: PriceSpec, default_lookup_key: str, old: PlanPrice | None) -> P
     return price
 
 
-def _apply(spec: PlanSpec, plan: SubscriptionPlan) -> SubscriptionPlan:
+def _apply(spec: PlanSpec, plan: SubscriptionPlan, *, active: bool) -> SubscriptionPlan:
     """Copy a validated spec onto ``plan`` (new or existing), keeping still-valid Stripe ids."""
     plan.name = spec.name.strip()
     plan.description = spec.description
     plan.features = list(spec.features)
     plan.entitlements = dict(spec.entitlements)
-    plan.active = spec.active
+    plan.active = active
     plan.sort_order = spec.sort_order
     plan.prices = [
         _price(p, f"{spec.uid}_{p.interval}", plan.price_for(BillingInterval(p.interval or "")))
@@ -316,8 +316,14 @@ async def _check_lookup_keys_are_free(spec: PlanSpec) -> None:
         raise ValidationFailed(f"plan {spec.uid!r} is invalid", problems)
 
 
-async def upsert_plan(spec: PlanSpec, *, create_only: bool = False) -> SubscriptionPlan:
-    """Create or update a plan by uid. Invalid input raises ``ValidationFailed``, writes nothing."""
+async def upsert_plan(
+    spec: PlanSpec, *, create_only: bool = False, keep_archived: bool = False
+) -> SubscriptionPlan:
+    """Create or update a plan by uid. Invalid input raises ``ValidationFailed``, writes nothing.
+
+    With ``keep_archived`` (the plans file) an existing archived plan stays archived: the spec
+    may archive a plan (``active: false``) but never brings back one an admin archived.
+    """
     problems = validate_spec(spec)
     if problems:
         raise ValidationFailed(f"plan {spec.uid!r} is invalid", problems)
@@ -326,7 +332,8 @@ async def upsert_plan(spec: PlanSpec, *, create_only: bool = False) -> Subscript
         existing = await get_plan(spec.uid)
         if existing is None:
             try:
-                return await _apply(spec, SubscriptionPlan(uid=spec.uid, name=spec.name)).insert()
+                new = SubscriptionPlan(uid=spec.uid, name=spec.name)
+                return await _apply(spec, new, active=spec.active).insert()
             except DuplicateKeyError:
                 # A concurrent writer inserted the same uid first: the unique index decided.
                 if create_only:
@@ -335,7 +342,8 @@ async def upsert_plan(spec: PlanSpec, *, create_only: bool = False) -> Subscript
         if create_only:
             raise AlreadyExists("plan", spec.uid)
         seen = existing.updated_at
-        if await save_if_unchanged(_apply(spec, existing), seen):
+        active = spec.active and (existing.active or not keep_archived)
+        if await save_if_unchanged(_apply(spec, existing, active=active), seen):
             return existing
     raise ServiceUnavailable(f"plan {spec.uid!r} kept changing; retry")
 
@@ -414,8 +422,9 @@ def read_plans_file(path: Path) -> list[PlanSpec]:
 
 
 async def load_plans_file(path: Path) -> list[SubscriptionPlan]:
-    """Upsert every plan of the file (validated as a whole first). Idempotent."""
+    """Upsert every plan of the file (validated as a whole first). Idempotent. A plan that is
+    archived in the database stays archived (``keep_archived``)."""
     specs = read_plans_file(path)
-    plans = [await upsert_plan(spec) for spec in specs]
+    plans = [await upsert_plan(spec, keep_archived=True) for spec in specs]
     log.info("plans loaded file=%s count=%d", path.name, len(plans))
     return plans
