@@ -100,8 +100,14 @@ class AuthGate:
             try:
                 principal = await self.authenticator.authenticate(request.headers)
             except AuthError as exc:
-                body = {"errors": [{"message": str(exc), "extensions": {"code": exc.code}}]}
-                headers = {"www-authenticate": "Bearer"} if exc.status_code == 401 else None
+                extensions: dict[str, Any] = {"code": exc.code}
+                headers: dict[str, str] = {}
+                if exc.status_code == 401:
+                    headers["www-authenticate"] = "Bearer"
+                if exc.retry_after is not None:
+                    extensions["retryAfterSeconds"] = exc.retry_after
+                    headers["retry-after"] = str(round(exc.retry_after))
+                body = {"errors": [{"message": str(exc), "extensions": extensions}]}
                 await JSONResponse(body, status_code=exc.status_code, headers=headers)(
                     scope, receive, send
                 )

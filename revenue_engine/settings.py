@@ -127,6 +127,7 @@ class Settings(BaseSettings):
     # --- auth ----------------------------------------------------------------------------
     auth_jwt_secret: SecretStr | None = None  # HS256
     auth_jwks_url: str | None = None  # RS256
+    auth_jwks_timeout_seconds: float = Field(default=3.0, gt=0, le=10)
     auth_audience: str = "revenue-engine"
     auth_issuer: str | None = None
     auth_org_claim: str = "org_id"
