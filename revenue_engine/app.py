@@ -30,6 +30,7 @@ from strawberry.types import ExecutionResult
 from revenue_engine.auth import Authenticator, AuthError
 from revenue_engine.context import Context
 from revenue_engine.db import Database, StoreError, open_database
+from revenue_engine.errors import ValidationFailed
 from revenue_engine.gateway import EMULATOR_MOUNT, StripeGateway
 from revenue_engine.schema import build_schema
 from revenue_engine.schema.error_policy import shape_errors
@@ -116,8 +117,14 @@ class AuthGate:
             try:
                 principal = await self.authenticator.authenticate(request.headers)
             except AuthError as exc:
-                body = {"errors": [{"message": str(exc), "extensions": {"code": exc.code}}]}
-                headers = {"www-authenticate": "Bearer"} if exc.status_code == 401 else None
+                extensions: dict[str, Any] = {"code": exc.code}
+                headers: dict[str, str] = {}
+                if exc.status_code == 401:
+                    headers["www-authenticate"] = "Bearer"
+                if exc.retry_after is not None:
+                    extensions["retryAfterSeconds"] = exc.retry_after
+                    headers["retry-after"] = str(round(exc.retry_after))
+                body = {"errors": [{"message": str(exc), "extensions": extensions}]}
                 await JSONResponse(body, status_code=exc.status_code, headers=headers)(
                     scope, receive, send
                 )
@@ -139,6 +146,11 @@ async def _initialise(runtime: Runtime) -> None:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
             continue
+        except ValidationFailed as exc:
+            # Not retried: the engine stays unready (readyz 503) and says why.
+            problems = "; ".join(f"{p.field}: {p.message}" for p in exc.problems)
+            log.error("plans not loaded: %s %s", exc.message, problems)
+            raise
         runtime.ready.set()
         log.info(
             "ready database=%s in_memory=%s", settings.mongodb_database, runtime.database.in_memory

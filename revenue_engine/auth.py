@@ -5,6 +5,9 @@ Algorithms are fixed by configuration, never taken from the token: HS256 with
 ``AUTH_JWT_SECRET``, RS256 with keys from ``AUTH_JWKS_URL``. ``exp``, ``aud`` and (when set)
 ``iss`` are required and checked. A token that fails any check raises ``InvalidToken``
 (HTTP 401); a valid token without the organization claim raises ``MissingOrganization`` (403).
+When the keys cannot be fetched (the JWKS endpoint is unreachable, slow past
+``AUTH_JWKS_TIMEOUT_SECONDS``, or answers an error) the token cannot be judged:
+``KeysUnavailable`` (503, ``UNAVAILABLE``), so clients retry instead of signing in again.
 
 A verified token is remembered (``TokenCache``) until it expires, and for at most a minute: an
 SPA sends the same token with every request, and verifying it again costs more than the rest of
@@ -14,6 +17,7 @@ a small query. Only tokens that passed every check are remembered.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections import OrderedDict
@@ -24,6 +28,8 @@ from typing import Any
 import jwt
 
 from revenue_engine.settings import Settings
+
+log = logging.getLogger(__name__)
 
 _ORG_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 
@@ -46,10 +52,20 @@ class AuthError(Exception):
 
     status_code = 401
     code = "UNAUTHENTICATED"
+    #: Seconds a client should wait before retrying (answers that are not about the credential).
+    retry_after: float | None = None
 
 
 class InvalidToken(AuthError):
     pass
+
+
+class KeysUnavailable(AuthError):
+    """The signing keys could not be fetched: the token was not judged."""
+
+    status_code = 503
+    code = "UNAVAILABLE"
+    retry_after = 5.0
 
 
 class MissingOrganization(AuthError):
@@ -98,7 +114,11 @@ class Authenticator:
         self._secret = (
             settings.auth_jwt_secret.get_secret_value() if settings.auth_jwt_secret else None
         )
-        self._jwks = jwt.PyJWKClient(settings.auth_jwks_url) if settings.auth_jwks_url else None
+        self._jwks = (
+            jwt.PyJWKClient(settings.auth_jwks_url, timeout=settings.auth_jwks_timeout_seconds)
+            if settings.auth_jwks_url
+            else None
+        )
         self.verified = TokenCache()
 
     async def authenticate(self, headers: Mapping[str, str]) -> Principal | None:
@@ -133,6 +153,10 @@ class Authenticator:
             jwks = self._jwks
             try:
                 signing_key = await asyncio.to_thread(jwks.get_signing_key_from_jwt, token)
+            except (jwt.PyJWKClientConnectionError, ValueError) as exc:
+                # Unreachable, timed out, an HTTP error, or not JSON: not the token's fault.
+                log.warning("jwks keys unavailable error=%s", type(exc).__name__)
+                raise KeysUnavailable("the signing keys are unavailable; retry") from exc
             except jwt.PyJWTError as exc:
                 raise InvalidToken("unknown signing key") from exc
             return signing_key.key, "RS256"

@@ -33,7 +33,17 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from revenue_engine.app import create_app
     from revenue_engine.logs import configure_logging
+    from revenue_engine.services.plans import read_plans_file
 
+    # The plans file is loaded once the database answers; check it first, so a bad file is a
+    # list of problems and an exit status, not a failed start-up.
+    try:
+        read_plans_file(settings.plans_path)
+    except ValidationFailed as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem.field}: {problem.message}", file=sys.stderr)
+        return 1
     configure_logging(settings.log_level, settings.log_format)
     uvicorn.run(
         create_app(settings),

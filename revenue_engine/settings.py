@@ -8,6 +8,7 @@ There is no module-level singleton: ``create_app(settings)`` takes an instance, 
 from __future__ import annotations
 
 import enum
+import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -41,6 +42,33 @@ class LogFormat(enum.StrEnum):
     JSON = "json"
 
 
+class LogLevel(enum.StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+# PUBLIC_BASE_URL: scheme://host[:port] and an optional path prefix of plain segments.
+_BASE_URL = re.compile(
+    r"(?P<scheme>https?)://(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:(?P<port>[0-9]{1,5}))?"
+    r"(?P<path>(/[A-Za-z0-9._~-]+)*)/?"
+)
+
+
+def _is_loopback(host: str) -> bool:
+    """localhost, 127.0.0.0/8, ::1 or the unspecified address: not reachable by Stripe or
+    browsers from elsewhere."""
+    name = host.strip("[]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
 # A CORS origin: scheme://host[:port], nothing after it.
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 
@@ -63,7 +91,7 @@ class Settings(BaseSettings):
 
     # --- runtime -------------------------------------------------------------------------
     environment: Environment = Environment.DEVELOPMENT
-    log_level: str = "INFO"
+    log_level: LogLevel = LogLevel.INFO
     public_base_url: str = "http://127.0.0.1:8000"
     graphiql: bool | None = None  # None: on outside production
     demo_spa: bool | None = None  # None: on outside production
@@ -94,11 +122,12 @@ class Settings(BaseSettings):
     webhook_max_body_bytes: int = Field(default=1_048_576, ge=1024, le=16_777_216)  # else 413
 
     # --- plans ---------------------------------------------------------------------------
-    plans_file: Path | None = None  # None -> the demo plans
+    plans_file: Path | None = None  # None -> the demo plans; required in production
 
     # --- auth ----------------------------------------------------------------------------
     auth_jwt_secret: SecretStr | None = None  # HS256
     auth_jwks_url: str | None = None  # RS256
+    auth_jwks_timeout_seconds: float = Field(default=3.0, gt=0, le=10)
     auth_audience: str = "revenue-engine"
     auth_issuer: str | None = None
     auth_org_claim: str = "org_id"
@@ -139,6 +168,23 @@ class Settings(BaseSettings):
                     f"CORS_ALLOW_ORIGINS: {origin!r} is not an origin like https://app.example.com"
                 )
         return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        match = _BASE_URL.fullmatch(value)
+        port = match.group("port") if match else None
+        if match is None or (port is not None and not 0 < int(port) < 65536):
+            raise SettingsError(
+                f"PUBLIC_BASE_URL: {value!r} is not an http(s) address like "
+                "https://billing.example.com (an optional path prefix; no query or fragment)"
+            )
+        return value.rstrip("/")
 
     @field_validator("stripe_webhook_path")
     @classmethod
@@ -186,6 +232,11 @@ class Settings(BaseSettings):
         secrets = [self.stripe_secret_key, self.auth_jwt_secret, *self.stripe_webhook_secrets]
         if any(s is not None and _is_placeholder(s.get_secret_value()) for s in secrets):
             problems.append("a placeholder secret from .env.example is still set")
+        if self.plans_file is None:
+            problems.append("PLANS_FILE is required (the demo plans are not loaded in production)")
+        base = _BASE_URL.fullmatch(self.public_base_url)
+        if base is None or base.group("scheme") != "https" or _is_loopback(base.group("host")):
+            problems.append("PUBLIC_BASE_URL must be an https address other than localhost")
         if problems:
             raise SettingsError("unsafe production settings: " + "; ".join(problems))
         return self

@@ -10,7 +10,7 @@ import time
 import warnings
 from base64 import urlsafe_b64encode
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -23,6 +23,7 @@ from jwt.warnings import InsecureKeyLengthWarning
 from revenue_engine.auth import issue_token
 from revenue_engine.settings import Settings
 from tests.conftest import make_settings
+from tests.wire import free_port
 
 SECRET = "k" * 40
 VIEWER = {"query": "{ viewer { organizationId email roles } }"}
@@ -245,6 +246,113 @@ async def test_hs_rs_confusion_with_the_public_key_is_401(
     stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     unknown = jwt.encode(claims(iss=None), stranger, algorithm="RS256", headers={"kid": "key-9"})
     assert (await ask(client, unknown)).status_code == 401
+
+
+# --- the key server is down: 503, not 401 ----------------------------------------------------
+
+
+class JwksServer:
+    """A JWKS endpoint whose answer a test chooses: the keys, a status code, garbage or a stall."""
+
+    def __init__(self) -> None:
+        self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.private.public_key()))
+        jwk.update({"kid": "key-1", "use": "sig", "alg": "RS256"})
+        self.keys = json.dumps({"keys": [jwk]}).encode()
+        self.status = 200
+        self.body = self.keys
+        self.delay = 0.0
+        self.requests = 0
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                owner.requests += 1
+                time.sleep(owner.delay)
+                self.send_response(owner.status)
+                self.send_header("content-type", "application/json")
+                self.end_headers()
+                self.wfile.write(owner.body)
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
+
+    def token(self) -> str:
+        return jwt.encode(
+            claims(iss=None), self.private, algorithm="RS256", headers={"kid": "key-1"}
+        )
+
+
+@pytest.fixture
+def key_server() -> Iterator[JwksServer]:
+    server = JwksServer()
+    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+def assert_unavailable(response: httpx.Response) -> None:
+    assert response.status_code == 503, response.text
+    error = response.json()["errors"][0]
+    assert error["extensions"] == {"code": "UNAVAILABLE", "retryAfterSeconds": 5.0}
+    assert response.headers["retry-after"] == "5"
+    assert "www-authenticate" not in response.headers
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [(500, b'{"error": "down"}'), (503, b""), (200, b"<html>maintenance</html>")],
+    ids=["500", "503", "not-json"],
+)
+async def test_a_failing_key_server_is_503_unavailable(
+    client_for: Callable[[Settings], Any],
+    key_server: JwksServer,
+    status: int,
+    body: bytes,
+) -> None:
+    client: httpx.AsyncClient = await client_for(
+        make_settings(auth_jwt_secret=None, auth_jwks_url=key_server.url)
+    )
+    key_server.status, key_server.body = status, body
+    assert_unavailable(await ask(client, key_server.token()))
+    # Once the key server is back the same token is accepted.
+    key_server.status, key_server.body = 200, key_server.keys
+    assert (await ask(client, key_server.token())).status_code == 200
+
+
+async def test_an_unreachable_key_server_is_503_and_a_bad_token_still_401(
+    client_for: Callable[[Settings], Any], key_server: JwksServer
+) -> None:
+    client: httpx.AsyncClient = await client_for(
+        make_settings(auth_jwt_secret=None, auth_jwks_url=f"http://127.0.0.1:{free_port()}/jwks")
+    )
+    assert_unavailable(await ask(client, key_server.token()))
+    # A token that cannot be a valid one is refused before any key is needed.
+    assert (await ask(client, "not-a-token")).status_code == 401
+    hs = jwt.encode(claims(iss=None), "p" * 40, algorithm="HS256")
+    assert (await ask(client, hs)).status_code == 401
+
+
+async def test_a_stalled_key_server_answers_503_within_the_jwks_timeout(
+    client_for: Callable[[Settings], Any], key_server: JwksServer
+) -> None:
+    client: httpx.AsyncClient = await client_for(
+        make_settings(
+            auth_jwt_secret=None, auth_jwks_url=key_server.url, auth_jwks_timeout_seconds=0.5
+        )
+    )
+    key_server.delay = 3.0
+    started = time.monotonic()
+    response = await ask(client, key_server.token())
+    assert time.monotonic() - started < 2.0
+    assert_unavailable(response)
+    assert key_server.requests == 1
 
 
 # --- the verified-token cache ----------------------------------------------------------------

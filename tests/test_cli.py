@@ -68,3 +68,22 @@ def test_unsafe_configuration_is_refused_with_a_clear_message() -> None:
     result = run("plans", "check", env={"ENVIRONMENT": "production"})
     assert result.returncode == 2
     assert "STRIPE_SECRET_KEY is required" in result.stderr
+
+
+def test_serve_with_a_bad_plans_file_lists_the_problems(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "plans:\n  - {uid: x, name: X, prices: [{interval: month, amount: -1, currency: usd}]}\n"
+    )
+    result = run("serve", "--port", "9", env={"PLANS_FILE": str(bad)})
+    assert result.returncode == 1
+    assert "error: plans file bad.yaml is invalid" in result.stderr
+    assert "plans.0.prices.0.amount: amount must not be negative" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unknown_log_level_is_refused_at_start() -> None:
+    result = run("serve", "--port", "9", env={"LOG_LEVEL": "LOUD"})
+    assert result.returncode == 2
+    assert "log_level" in result.stderr
+    assert "Traceback" not in result.stderr

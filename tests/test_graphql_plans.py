@@ -116,6 +116,79 @@ async def test_archive_unknown_plan_is_a_typed_not_found(client: httpx.AsyncClie
         ),
         ({"prices": []}, "prices"),
         ({"uid": "no spaces allowed"}, "uid"),
+        (
+            {
+                "prices": [
+                    {"interval": "MONTH", "amount": 100, "currency": "eur"},
+                    {"interval": "YEAR", "amount": 1000, "currency": "usd"},
+                ]
+            },
+            "prices.1.currency",
+        ),
+        (
+            {
+                "overages": [
+                    {
+                        "key": "api_calls",
+                        "name": "API calls",
+                        "prices": [{"interval": "MONTH", "amount": 5, "currency": "usd"}],
+                    }
+                ]
+            },
+            "overages.0.prices.0.currency",
+        ),
+        ({"entitlements": [{"key": "seats", "limit": -5}]}, "entitlements.0.limit"),
+        ({"entitlements": [{"key": "Seats!", "limit": 5}]}, "entitlements.0.key"),
+        (
+            {"entitlements": [{"key": "seats", "limit": 3}, {"key": "seats", "limit": 30}]},
+            "entitlements.1.key",
+        ),
+        (
+            {"prices": [{"interval": "MONTH", "amount": 1, "currency": "eur", "lookupKey": " "}]},
+            "prices.0.lookupKey",
+        ),
+        (
+            {"prices": [{"interval": "MONTH", "amount": 1, "currency": "eur", "lookupKey": ""}]},
+            "prices.0.lookupKey",
+        ),
+        (
+            {
+                "prices": [
+                    {"interval": "MONTH", "amount": 1, "currency": "eur", "lookupKey": "team plan"}
+                ]
+            },
+            "prices.0.lookupKey",
+        ),
+        (
+            {
+                "prices": [
+                    {"interval": "MONTH", "amount": 1, "currency": "eur", "lookupKey": "k" * 201}
+                ]
+            },
+            "prices.0.lookupKey",
+        ),
+        (
+            {
+                "prices": [
+                    {"interval": "MONTH", "amount": 1, "currency": "eur", "lookupKey": "team"},
+                    {"interval": "YEAR", "amount": 9, "currency": "eur", "lookupKey": "team"},
+                ]
+            },
+            "prices.1.lookupKey",
+        ),
+        (
+            {
+                "prices": [
+                    {
+                        "interval": "MONTH",
+                        "amount": 1,
+                        "currency": "eur",
+                        "lookupKey": "starter_month",
+                    }
+                ]
+            },
+            "prices.0.lookupKey",
+        ),
     ],
 )
 async def test_invalid_plan_is_a_typed_error_and_writes_nothing(
@@ -128,6 +201,30 @@ async def test_invalid_plan_is_a_typed_error_and_writes_nothing(
     assert result["code"] == "VALIDATION"
     assert field in [f["field"] for f in result["fields"]]
     assert await SubscriptionPlan.find_all().count() == before
+
+
+async def test_a_lookup_key_of_another_plan_is_refused_and_changes_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    saved = await gql(client, UPSERT, {"input": plan_input()}, ADMIN)
+    assert saved["data"]["upsertPlan"]["__typename"] == "PlanPayload"
+    # The starter plan's yearly price carries the lookup key "starter_year" by default.
+    taken = {"interval": "MONTH", "amount": 2500, "currency": "eur", "lookupKey": "starter_year"}
+    body = await gql(client, UPSERT, {"input": plan_input(name="Renamed", prices=[taken])}, ADMIN)
+    result = body["data"]["upsertPlan"]
+    assert result["__typename"] == "ValidationError"
+    assert result["fields"] == [
+        {
+            "field": "prices.0.lookupKey",
+            "message": "lookup key 'starter_year' is used by plan 'starter'",
+        }
+    ]
+    stored = await SubscriptionPlan.find_one({"uid": "team"})
+    assert stored is not None
+    assert (stored.name, stored.prices[0].lookup_key) == ("Team", "team_month")
+    # The plan keeps its own keys when it is saved again.
+    again = await gql(client, UPSERT, {"input": plan_input(name="Team 2")}, ADMIN)
+    assert again["data"]["upsertPlan"]["__typename"] == "PlanPayload"
 
 
 async def test_duplicate_uid_with_create_only_is_typed(client: httpx.AsyncClient) -> None:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import re
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 
 from revenue_engine.settings import Settings
 from tests.conftest import make_settings
-from tests.wire import free_port
+from tests.wire import WireServer, free_port
 
 
 async def test_healthz(client: httpx.AsyncClient) -> None:
@@ -48,6 +52,80 @@ async def test_readyz_is_503_within_the_timeout_when_mongo_is_unreachable(
     assert response.status_code == 503
     assert response.json()["status"] == "unavailable"
     assert time.monotonic() - started < 2
+
+
+class Relay:
+    """A TCP relay in front of the wire server: ``cut()`` makes the database go away for the
+    engine (the listener closes, open connections stop answering) without stopping the server
+    other tests use."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.cut_off = asyncio.Event()
+        self.server: asyncio.Server | None = None
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        port: int = self.server.sockets[0].getsockname()[1]
+        return port
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self.writers += [writer, up_writer]
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await source.read(65536):
+                    if self.cut_off.is_set():
+                        return  # swallowed: the request never gets an answer
+                    sink.write(data)
+                    await sink.drain()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def cut(self) -> None:
+        self.cut_off.set()
+        if self.server is not None:
+            self.server.close()
+
+    async def close(self) -> None:
+        self.cut()
+        for writer in self.writers:
+            writer.close()
+
+
+@pytest.mark.wire
+async def test_readyz_is_503_within_the_timeout_when_mongo_goes_away_after_ready(
+    client_for: Callable[[Settings], Any], wire_server: WireServer | None
+) -> None:
+    if wire_server is None:
+        pytest.skip("no MongoDB wire server")
+    address = wire_server.uri.split("//", 1)[1].split("/", 1)[0].split(",")[0]
+    host, _, port = address.rpartition(":")
+    relay = Relay(host, int(port))
+    try:
+        relay_port = await relay.start()
+        settings = make_settings(
+            mongodb_uri=f"mongodb://127.0.0.1:{relay_port}/?directConnection=true",
+            mongodb_database=f"t_{uuid.uuid4().hex[:12]}",
+            mongodb_timeout_ms=500,
+        )
+        client: httpx.AsyncClient = await client_for(settings)
+        ready = await client.get("/readyz")
+        assert (ready.status_code, ready.json()) == (200, {"status": "ok", "mongo": "ok"})
+
+        relay.cut()
+        for _ in range(2):  # the open connection hangs, then new connections are refused
+            started = time.monotonic()
+            gone = await client.get("/readyz")
+            elapsed = time.monotonic() - started
+            assert gone.status_code == 503
+            assert gone.json() == {"status": "unavailable", "mongo": "unreachable"}
+            assert elapsed < 0.5 + 1.0, elapsed
+        assert (await client.get("/healthz")).status_code == 200
+    finally:
+        await relay.close()
 
 
 async def test_graphiql_is_served_in_development(client: httpx.AsyncClient) -> None:

@@ -56,3 +56,64 @@ def test_malformed_files_are_refused(tmp_path: Path, text: str) -> None:
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValidationFailed, match="cannot read plans file"):
         read_plans_file(tmp_path / "nope.yaml")
+
+
+def test_plan_wide_rules_are_checked(tmp_path: Path) -> None:
+    path = tmp_path / "plans.yaml"
+    path.write_text(
+        """
+plans:
+  - uid: mixed
+    name: Mixed currencies
+    entitlements: {seats: -5, sso: false}
+    prices:
+      - {interval: month, amount: 100, currency: usd}
+      - {interval: year, amount: 1000, currency: eur}
+    overages:
+      - key: calls
+        name: Calls
+        prices: [{interval: month, amount: 1, currency: gbp}]
+  - uid: keys
+    name: Lookup keys
+    prices:
+      - {interval: month, amount: 100, currency: usd, lookup_key: "  "}
+      - {interval: year, amount: 1000, currency: usd, lookup_key: "a/b"}
+  - uid: twice
+    name: One key twice
+    prices:
+      - {interval: month, amount: 100, currency: usd, lookup_key: same}
+      - {interval: year, amount: 1000, currency: usd, lookup_key: same}
+  - uid: thief
+    name: Takes another plan's key
+    prices: [{interval: month, amount: 100, currency: usd, lookup_key: mixed_year}]
+""",
+        encoding="utf-8",
+    )
+    with pytest.raises(ValidationFailed) as caught:
+        read_plans_file(path)
+    fields = {p.field for p in caught.value.problems}
+    assert fields == {
+        "plans.0.entitlements.seats",
+        "plans.0.prices.1.currency",
+        "plans.0.overages.0.prices.0.currency",
+        "plans.1.prices.0.lookup_key",
+        "plans.1.prices.1.lookup_key",
+        "plans.2.prices.1.lookup_key",
+        "plans.3.prices.0.lookup_key",
+    }
+
+
+def test_a_key_written_twice_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "plans.yaml"
+    path.write_text(
+        """
+plans:
+  - uid: a
+    name: A
+    entitlements: {seats: 3, seats: 30}
+    prices: [{interval: month, amount: 1, currency: usd}]
+""",
+        encoding="utf-8",
+    )
+    with pytest.raises(ValidationFailed, match="duplicate key 'seats'"):
+        read_plans_file(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from pymongo.errors import DuplicateKeyError
@@ -118,6 +119,21 @@ async def test_invalid_plans_are_refused_and_nothing_is_written(
     assert await SubscriptionPlan.find_all().count() == 0
 
 
+async def test_a_lookup_key_of_another_plan_is_refused(database: Database) -> None:
+    await plans.upsert_plan(spec("a"))
+    taken = [
+        {"interval": "month", "amount": 1, "currency": "usd", "lookup_key": "a_api_calls_month"}
+    ]
+    with pytest.raises(ValidationFailed) as caught:
+        await plans.upsert_plan(spec("b", prices=taken, overages=[]))
+    assert [(p.field, p.message) for p in caught.value.problems] == [
+        ("prices.0.lookup_key", "lookup key 'a_api_calls_month' is used by plan 'a'")
+    ]
+    assert await plans.get_plan("b") is None
+    # Saving a plan again with its own keys is not a clash.
+    await plans.upsert_plan(spec("a", name="Again"))
+
+
 async def test_overage_for_an_interval_the_plan_lacks_is_refused(database: Database) -> None:
     bad = spec(
         prices=[{"interval": "month", "amount": 1, "currency": "usd"}],
@@ -155,6 +171,47 @@ async def test_demo_plans_load_idempotently(database: Database) -> None:
     assert pro is not None
     assert {o.key for o in pro.overages} == {"bandwidth", "api_calls"}
     assert {p.interval.value for p in pro.prices} == {"month", "year"}
+
+
+async def test_loading_the_file_never_brings_back_an_archived_plan(
+    database: Database, tmp_path: Path
+) -> None:
+    await plans.load_plans_file(DEMO_PLANS_FILE)
+    await plans.archive_plan("pro")
+    await plans.load_plans_file(DEMO_PLANS_FILE)
+    assert [p.uid for p in await plans.list_plans()] == ["starter", "enterprise"]
+
+    # The file itself may archive a plan (and name a new one archived from the start).
+    path = tmp_path / "plans.yaml"
+    path.write_text(
+        DEMO_PLANS_FILE.read_text(encoding="utf-8")
+        .replace("  - uid: starter\n", "  - uid: starter\n    active: false\n")
+        .replace("  - uid: enterprise\n", "  - uid: enterprise\n    active: true\n")
+        + "  - uid: legacy\n    name: Legacy\n    active: false\n"
+        "    prices: [{interval: month, amount: 900, currency: usd}]\n",
+        encoding="utf-8",
+    )
+    await plans.load_plans_file(path)
+    assert [p.uid for p in await plans.list_plans()] == ["enterprise"]
+    assert {p.uid: p.active for p in await plans.list_plans(active_only=False)} == {
+        "starter": False,
+        "pro": False,
+        "enterprise": True,
+        "legacy": False,
+    }
+    # An admin brings a plan back explicitly (upsertPlan); the next start leaves it active.
+    pro = await plans.get_plan("pro")
+    assert pro is not None
+    await plans.upsert_plan(
+        spec(
+            "pro",
+            prices=[p.model_dump(exclude={"stripe_price_id"}) for p in pro.prices],
+            overages=[],
+        )
+    )
+    await plans.load_plans_file(DEMO_PLANS_FILE)
+    # Starter was archived (by the file): a file without `active` does not bring it back.
+    assert [p.uid for p in await plans.list_plans()] == ["pro", "enterprise"]
 
 
 async def test_a_stale_copy_never_overwrites_a_newer_plan(database: Database) -> None:

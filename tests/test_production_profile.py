@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from revenue_engine.auth import issue_token
-from revenue_engine.settings import Environment, Settings
+from revenue_engine.settings import DEMO_PLANS_FILE, Environment, Settings
 from tests.conftest import make_settings
 from tests.wire import WireServer
 
@@ -185,6 +185,8 @@ async def test_a_valid_production_configuration_on_a_real_database(
         pytest.skip("no MongoDB wire server")
     settings = make_settings(
         environment="production",
+        public_base_url="https://billing.example.com",
+        plans_file=DEMO_PLANS_FILE,
         mongodb_uri=wire_server.uri,
         mongodb_database=f"t_{uuid.uuid4().hex[:12]}",
         stripe_secret_key="sk_test_" + "p1" * 12,

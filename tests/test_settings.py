@@ -9,14 +9,16 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from revenue_engine.settings import Settings, get_settings
+from revenue_engine.settings import DEMO_PLANS_FILE, Settings, get_settings
 from tests.conftest import make_settings
 
 PROD: dict[str, Any] = {
     "environment": "production",
+    "public_base_url": "https://billing.example.com",
     "mongodb_uri": "mongodb://db.internal:27017/",
     "stripe_secret_key": "sk_live_" + "a1" * 12,
     "stripe_webhook_secrets": ["whsec_" + "b2" * 12],
+    "plans_file": DEMO_PLANS_FILE,
     "auth_jwt_secret": "s3" * 20,
 }
 
@@ -42,6 +44,11 @@ def test_safe_production_settings_are_accepted() -> None:
         ({"auth_jwt_secret": "short"}, "at least 32"),
         ({"auth_jwt_secret": "change-me-" + "x" * 30}, "placeholder"),
         ({"stripe_webhook_secrets": ["whsec_change-me"]}, "placeholder"),
+        ({"plans_file": None}, "PLANS_FILE is required"),
+        ({"public_base_url": "http://billing.example.com"}, "PUBLIC_BASE_URL must be an https"),
+        ({"public_base_url": "https://localhost:8443"}, "PUBLIC_BASE_URL must be an https"),
+        ({"public_base_url": "https://127.0.0.1"}, "PUBLIC_BASE_URL must be an https"),
+        ({"public_base_url": "https://[::1]:8443/api"}, "PUBLIC_BASE_URL must be an https"),
     ],
 )
 def test_unsafe_production_settings_are_refused(change: dict[str, Any], reason: str) -> None:
@@ -119,3 +126,49 @@ def test_dev_headers_default_only_on_the_embedded_setup() -> None:
     assert make_settings(
         environment="development", mongodb_uri="mongodb://db:27017/", auth_dev_headers=True
     ).dev_headers_enabled
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("http://127.0.0.1:8000", "http://127.0.0.1:8000"),
+        ("https://billing.example.com/", "https://billing.example.com"),
+        ("https://example.com:8443/billing/", "https://example.com:8443/billing"),
+        ("http://[::1]:8000", "http://[::1]:8000"),
+    ],
+)
+def test_public_base_url_is_an_http_address(value: str, expected: str) -> None:
+    assert make_settings(public_base_url=value).public_base_url == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "billing.example.com",
+        "ftp://billing.example.com",
+        "https://",
+        "https://billing.example.com?x=1",
+        "https://billing.example.com/#top",
+        "https://user:pw@billing.example.com",
+        "https://billing.example.com:99999",
+        "https://billing example.com",
+    ],
+)
+def test_a_malformed_public_base_url_is_refused(value: str) -> None:
+    with pytest.raises(ValidationError, match="PUBLIC_BASE_URL"):
+        make_settings(public_base_url=value)
+
+
+def test_a_production_base_url_may_have_a_path_prefix() -> None:
+    settings = make_settings(**{**PROD, "public_base_url": "https://example.com/billing"})
+    assert settings.public_base_url == "https://example.com/billing"
+
+
+def test_log_level_is_one_of_the_known_levels(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+    assert get_settings(_env_file=None).log_level == "DEBUG"
+    monkeypatch.setenv("LOG_LEVEL", "LOUD")
+    with pytest.raises(ValidationError, match="log_level") as caught:
+        get_settings(_env_file=None)
+    assert "'DEBUG', 'INFO', 'WARNING' or 'ERROR'" in str(caught.value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from revenue_engine.context import Info
+from revenue_engine.errors import FieldProblem, ValidationFailed
 from revenue_engine.schema.plans import (
     EntitlementInput,
     Plan,
@@ -62,9 +63,47 @@ async def plan(info: Info, uid: strawberry.ID) -> Plan | None:
     return plan_type(found) if found else None
 
 
+def _camel(segment: str) -> str:
+    head, *rest = segment.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _input_path(field: str, entitlements: dict[str, int]) -> str:
+    """A problem's path as the client wrote the input: ``entitlements.<key>`` becomes
+    ``entitlements.<index>.limit`` (or ``.key``), other segments camelCase (``lookupKey``)."""
+    head, _, rest = field.partition(".")
+    if head == "entitlements" and rest in entitlements:
+        part = "limit" if service.is_valid_key(rest) else "key"
+        return f"entitlements.{entitlements[rest]}.{part}"
+    return ".".join(_camel(segment) for segment in field.split("."))
+
+
+def _entitlement_problems(data: PlanInput) -> tuple[dict[str, int], list[FieldProblem]]:
+    """The index of each entitlement key, and an error for each key given twice (a later one
+    would silently replace the first)."""
+    index: dict[str, int] = {}
+    problems: list[FieldProblem] = []
+    for i, item in enumerate(data.entitlements):
+        if item.key in index:
+            problems.append(
+                FieldProblem(f"entitlements.{i}.key", f"duplicate entitlement {item.key!r}")
+            )
+        else:
+            index[item.key] = i
+    return index, problems
+
+
 async def upsert_plan(info: Info, data: PlanInput, create_only: bool = False) -> PlanPayload:
     info.context.require_admin()
-    saved = await service.upsert_plan(spec_from_input(data), create_only=create_only)
+    spec = spec_from_input(data)
+    index, duplicates = _entitlement_problems(data)
+    try:
+        if duplicates:
+            raise ValidationFailed(f"plan {spec.uid!r} is invalid", service.validate_spec(spec))
+        saved = await service.upsert_plan(spec, create_only=create_only)
+    except ValidationFailed as exc:
+        problems = [FieldProblem(_input_path(p.field, index), p.message) for p in exc.problems]
+        raise ValidationFailed(exc.message, [*duplicates, *problems]) from None
     return PlanPayload(plan=plan_type(saved))
 
 

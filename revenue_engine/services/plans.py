@@ -32,8 +32,11 @@ from revenue_engine.money import MAX_AMOUNT, normalize_currency
 log = logging.getLogger(__name__)
 
 _CAS_ATTEMPTS = 8
-_UID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_KEY = re.compile(r"^[a-z0-9][a-z0-9_]{0,39}$")
+_UID = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+_KEY = re.compile(r"[a-z0-9][a-z0-9_]{0,39}")
+#: Stripe takes lookup keys of up to 200 characters and keeps each one unique per account; the
+#: engine allows a conservative set of characters so a key reads the same in every tool.
+_LOOKUP_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
 
 
 class PriceSpec(BaseModel):
@@ -70,6 +73,11 @@ class PlanSpec(BaseModel):
     overages: list[OverageSpec] = Field(default_factory=list)
 
 
+def is_valid_key(key: str) -> bool:
+    """An entitlement or overage key: 1-40 of a-z, 0-9 and '_', starting with a letter or digit."""
+    return _KEY.fullmatch(key) is not None
+
+
 def _check_prices(
     where: str, prices: Sequence[PriceSpec], problems: list[FieldProblem]
 ) -> list[BillingInterval]:
@@ -99,24 +107,86 @@ def _check_prices(
             problems.append(FieldProblem(f"{at}.currency", "currency is required"))
         elif normalize_currency(price.currency) is None:
             problems.append(FieldProblem(f"{at}.currency", f"unknown currency {price.currency!r}"))
+        if price.lookup_key is not None and not _LOOKUP_KEY.fullmatch(price.lookup_key):
+            problems.append(
+                FieldProblem(
+                    f"{at}.lookup_key",
+                    "lookup keys are 1-200 of A-Z, a-z, 0-9, '_', '.', ':' or '-'",
+                )
+            )
     return seen
+
+
+def _priced(spec: PlanSpec) -> list[tuple[str, PriceSpec, str]]:
+    """Every price of ``spec`` (plan prices, then overage prices) with its field path and the
+    lookup key it will carry (the explicit one, else ``uid_interval`` / ``uid_key_interval``)."""
+    found = [
+        (f"prices.{i}", p, p.lookup_key or f"{spec.uid}_{p.interval}")
+        for i, p in enumerate(spec.prices)
+    ]
+    for index, overage in enumerate(spec.overages):
+        found.extend(
+            (
+                f"overages.{index}.prices.{i}",
+                p,
+                p.lookup_key or f"{spec.uid}_{overage.key}_{p.interval}",
+            )
+            for i, p in enumerate(overage.prices)
+        )
+    return found
+
+
+def lookup_keys(spec: PlanSpec) -> dict[str, str]:
+    """The lookup keys a (valid) spec gives its prices, each with the path of its price."""
+    return {key: at for at, _, key in _priced(spec)}
+
+
+def _check_plan_wide(spec: PlanSpec, problems: list[FieldProblem]) -> None:
+    """One currency per plan (a subscription bills in one currency: a checkout mixing two is
+    refused by Stripe) and one price per lookup key."""
+    currency: str | None = None
+    keys: set[str] = set()
+    for at, price, key in _priced(spec):
+        this = normalize_currency(price.currency) if price.currency else None
+        if this is not None:
+            if currency is None:
+                currency = this
+            elif this != currency:
+                problems.append(
+                    FieldProblem(
+                        f"{at}.currency",
+                        f"every price of a plan is in one currency: {currency}, not {this}",
+                    )
+                )
+        if key in keys:
+            problems.append(
+                FieldProblem(f"{at}.lookup_key", f"lookup key {key!r} is used twice in the plan")
+            )
+        keys.add(key)
 
 
 def validate_spec(spec: PlanSpec) -> list[FieldProblem]:
     """Every problem with ``spec``; an empty list means it may be written."""
     problems: list[FieldProblem] = []
-    if not _UID.match(spec.uid):
+    if not _UID.fullmatch(spec.uid):
         problems.append(FieldProblem("uid", "uid must be 1-63 of a-z, 0-9, '-' or '_'"))
     if not spec.name.strip():
         problems.append(FieldProblem("name", "name must not be empty"))
-    for key in spec.entitlements:
-        if not _KEY.match(key):
+    for key, value in spec.entitlements.items():
+        if not _KEY.fullmatch(key):
             problems.append(FieldProblem(f"entitlements.{key}", "keys are a-z, 0-9 and '_'"))
+        elif not isinstance(value, bool) and isinstance(value, int) and value < 0:
+            problems.append(
+                FieldProblem(
+                    f"entitlements.{key}",
+                    "a limit must not be negative (0 grants none; unlimited is null)",
+                )
+            )
     intervals = _check_prices("prices", spec.prices, problems)
     keys: set[str] = set()
     for index, overage in enumerate(spec.overages):
         at = f"overages.{index}"
-        if not _KEY.match(overage.key):
+        if not _KEY.fullmatch(overage.key):
             problems.append(FieldProblem(f"{at}.key", "keys are a-z, 0-9 and '_'"))
         if overage.key in keys:
             problems.append(FieldProblem(f"{at}.key", f"duplicate overage {overage.key!r}"))
@@ -126,6 +196,7 @@ def validate_spec(spec: PlanSpec) -> list[FieldProblem]:
                 problems.append(
                     FieldProblem(f"{at}.prices", f"the plan is not offered per {interval}")
                 )
+    _check_plan_wide(spec, problems)
     return problems
 
 
@@ -151,13 +222,13 @@ def _price(spec: PriceSpec, default_lookup_key: str, old: PlanPrice | None) -> P
     return price
 
 
-def _apply(spec: PlanSpec, plan: SubscriptionPlan) -> SubscriptionPlan:
+def _apply(spec: PlanSpec, plan: SubscriptionPlan, *, active: bool) -> SubscriptionPlan:
     """Copy a validated spec onto ``plan`` (new or existing), keeping still-valid Stripe ids."""
     plan.name = spec.name.strip()
     plan.description = spec.description
     plan.features = list(spec.features)
     plan.entitlements = dict(spec.entitlements)
-    plan.active = spec.active
+    plan.active = active
     plan.sort_order = spec.sort_order
     plan.prices = [
         _price(p, f"{spec.uid}_{p.interval}", plan.price_for(BillingInterval(p.interval or "")))
@@ -219,16 +290,50 @@ async def list_plans(*, active_only: bool = True) -> list[SubscriptionPlan]:
     return await query.sort(order).to_list()
 
 
-async def upsert_plan(spec: PlanSpec, *, create_only: bool = False) -> SubscriptionPlan:
-    """Create or update a plan by uid. Invalid input raises ``ValidationFailed``, writes nothing."""
+async def _check_lookup_keys_are_free(spec: PlanSpec) -> None:
+    """Refuse lookup keys another plan's prices carry: at Stripe a lookup key names one price
+    per account, and syncing would move it away from the other plan."""
+    keys = lookup_keys(spec)
+    others = await SubscriptionPlan.find(
+        {
+            "uid": {"$ne": spec.uid},
+            "$or": [
+                {"prices.lookup_key": {"$in": list(keys)}},
+                {"overages.prices.lookup_key": {"$in": list(keys)}},
+            ],
+        }
+    ).to_list()
+    problems: list[FieldProblem] = []
+    for other in sorted(others, key=lambda plan: plan.uid):
+        taken = {p.lookup_key for p in other.prices}
+        taken.update(p.lookup_key for o in other.overages for p in o.prices)
+        problems.extend(
+            FieldProblem(f"{at}.lookup_key", f"lookup key {key!r} is used by plan {other.uid!r}")
+            for key, at in keys.items()
+            if key in taken
+        )
+    if problems:
+        raise ValidationFailed(f"plan {spec.uid!r} is invalid", problems)
+
+
+async def upsert_plan(
+    spec: PlanSpec, *, create_only: bool = False, keep_archived: bool = False
+) -> SubscriptionPlan:
+    """Create or update a plan by uid. Invalid input raises ``ValidationFailed``, writes nothing.
+
+    With ``keep_archived`` (the plans file) an existing archived plan stays archived: the spec
+    may archive a plan (``active: false``) but never brings back one an admin archived.
+    """
     problems = validate_spec(spec)
     if problems:
         raise ValidationFailed(f"plan {spec.uid!r} is invalid", problems)
+    await _check_lookup_keys_are_free(spec)
     for _ in range(_CAS_ATTEMPTS):
         existing = await get_plan(spec.uid)
         if existing is None:
             try:
-                return await _apply(spec, SubscriptionPlan(uid=spec.uid, name=spec.name)).insert()
+                new = SubscriptionPlan(uid=spec.uid, name=spec.name)
+                return await _apply(spec, new, active=spec.active).insert()
             except DuplicateKeyError:
                 # A concurrent writer inserted the same uid first: the unique index decided.
                 if create_only:
@@ -237,7 +342,8 @@ async def upsert_plan(spec: PlanSpec, *, create_only: bool = False) -> Subscript
         if create_only:
             raise AlreadyExists("plan", spec.uid)
         seen = existing.updated_at
-        if await save_if_unchanged(_apply(spec, existing), seen):
+        active = spec.active and (existing.active or not keep_archived)
+        if await save_if_unchanged(_apply(spec, existing, active=active), seen):
             return existing
     raise ServiceUnavailable(f"plan {spec.uid!r} kept changing; retry")
 
@@ -257,10 +363,26 @@ async def archive_plan(uid: str) -> SubscriptionPlan:
     return plan
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key written twice in one mapping (PyYAML keeps the last
+    one silently: a repeated entitlement would quietly replace the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_plans_file(path: Path) -> list[PlanSpec]:
     """Parse and validate a YAML plans file; raises ``ValidationFailed`` listing every problem."""
     try:
-        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw: Any = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506
     except (OSError, yaml.YAMLError) as exc:
         raise ValidationFailed(f"cannot read plans file {path.name}: {exc}") from exc
     entries = raw.get("plans") if isinstance(raw, dict) else None
@@ -269,6 +391,7 @@ def read_plans_file(path: Path) -> list[PlanSpec]:
     specs: list[PlanSpec] = []
     problems: list[FieldProblem] = []
     seen: set[str] = set()
+    keys: dict[str, str] = {}  # lookup key -> uid of the plan using it
     for index, entry in enumerate(entries):
         try:
             spec = PlanSpec.model_validate(entry)
@@ -283,6 +406,15 @@ def read_plans_file(path: Path) -> list[PlanSpec]:
         problems.extend(
             FieldProblem(f"plans.{index}.{p.field}", p.message) for p in validate_spec(spec)
         )
+        for key, at in lookup_keys(spec).items():
+            user = keys.setdefault(key, spec.uid)
+            if user != spec.uid:
+                problems.append(
+                    FieldProblem(
+                        f"plans.{index}.{at}.lookup_key",
+                        f"lookup key {key!r} is used by plan {user!r}",
+                    )
+                )
         specs.append(spec)
     if problems:
         raise ValidationFailed(f"plans file {path.name} is invalid", problems)
@@ -290,8 +422,9 @@ def read_plans_file(path: Path) -> list[PlanSpec]:
 
 
 async def load_plans_file(path: Path) -> list[SubscriptionPlan]:
-    """Upsert every plan of the file (validated as a whole first). Idempotent."""
+    """Upsert every plan of the file (validated as a whole first). Idempotent. A plan that is
+    archived in the database stays archived (``keep_archived``)."""
     specs = read_plans_file(path)
-    plans = [await upsert_plan(spec) for spec in specs]
+    plans = [await upsert_plan(spec, keep_archived=True) for spec in specs]
     log.info("plans loaded file=%s count=%d", path.name, len(plans))
     return plans
