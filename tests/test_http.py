@@ -113,7 +113,8 @@ async def test_readyz_is_503_within_the_timeout_when_mongo_goes_away_after_ready
         )
         client: httpx.AsyncClient = await client_for(settings)
         ready = await client.get("/readyz")
-        assert (ready.status_code, ready.json()) == (200, {"status": "ok", "mongo": "ok"})
+        assert ready.status_code == 200
+        assert (ready.json()["status"], ready.json()["mongo"]) == ("ok", "ok")
 
         relay.cut()
         for _ in range(2):  # the open connection hangs, then new connections are refused
