@@ -6,9 +6,13 @@ moment just before the fetch as its observation time. Deliveries in any order, d
 same-second ties therefore all end in Stripe's latest state, and the reconciler refuses any
 observation older than the one it applied.
 
-Throttle: when our copy was observed well after the event was created (``THROTTLE_MARGIN``:
-``created`` has one-second resolution and clocks differ), that copy already includes the
-event's change, so the handler applies nothing and makes no Stripe call.
+Throttle: a subscription or invoice event created in an earlier second than the latest such
+event whose re-read we applied (the subscription's ``last_event_created``) is already included
+in our copy, so the handler applies nothing and makes no Stripe call. Both times are Stripe's
+event times — for an object on a test clock, the clock's time, which may be months away from
+ours — so our wall clock never enters the comparison. Same-second events (``created`` has
+one-second resolution) are always re-read. Checkout events neither throttle nor move the
+watermark: a session's events are not guaranteed to be on its subscription's clock.
 
 An object we cannot tie to an organization yet (the customer document may be written a moment
 later by the mutation that created it) is transient: Stripe redelivers, and the dispatcher parks
@@ -18,7 +22,6 @@ the event as ``failed`` after its attempt limit (W7), to be replayed once the ca
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from revenue_engine.documents import (
@@ -45,33 +48,29 @@ from revenue_engine.webhooks.event import StripeEvent
 log = logging.getLogger(__name__)
 
 
-#: How much later than an event our copy must have been observed for the event to be known
-#: news: ``created`` has one-second resolution, and Stripe's clock is not ours.
-THROTTLE_MARGIN = timedelta(seconds=5)
-
-
 def _id(value: Any) -> str | None:
     if isinstance(value, dict):
         value = value.get("id")
     return value if isinstance(value, str) and value else None
 
 
-def _created(event: StripeEvent) -> datetime:
-    return datetime.fromtimestamp(event.created, tz=UTC)
-
-
-async def _apply_subscription(event: StripeEvent, context: HandlerContext, sub_id: str) -> None:
-    """Re-read ``sub_id`` and reconcile it, unless our copy is already newer than the event."""
-    current = await Subscription.find_one({"stripe_subscription_id": sub_id})
-    if current is not None:
-        observed = current.observed_at
-        if observed.tzinfo is None:
-            observed = observed.replace(tzinfo=UTC)
-        if observed >= _created(event) + THROTTLE_MARGIN:
-            raise IgnoredEvent(f"subscription {sub_id} was observed after this event")
+async def _apply_subscription(
+    event: StripeEvent, context: HandlerContext, sub_id: str, *, throttle: bool = True
+) -> None:
+    """Re-read ``sub_id`` and reconcile it, unless (``throttle``) a later event's re-read has
+    already been applied."""
+    if throttle:
+        current = await Subscription.find_one({"stripe_subscription_id": sub_id})
+        latest = current.last_event_created if current is not None else None
+        if latest is not None and event.created < latest:
+            raise IgnoredEvent(f"subscription {sub_id} was re-read for a later event")
     try:
         await refresh_subscription(
-            context.gateway, sub_id, source=AuditSource.WEBHOOK, reference=event.id
+            context.gateway,
+            sub_id,
+            source=AuditSource.WEBHOOK,
+            reference=event.id,
+            event_created=event.created if throttle else None,
         )
     except StripeNotFound as exc:
         raise MalformedObject(f"subscription {sub_id} does not exist at Stripe") from exc
@@ -134,7 +133,7 @@ async def checkout_changed(event: StripeEvent, context: HandlerContext) -> None:
     if document is None and session.get("client_reference_id") is None:
         raise IgnoredEvent("a checkout session not started by this engine")
     if sub_id and event.type != "checkout.session.expired":
-        await _apply_subscription(event, context, sub_id)
+        await _apply_subscription(event, context, sub_id, throttle=False)
 
 
 async def payment_intent_changed(event: StripeEvent, context: HandlerContext) -> None:
