@@ -347,3 +347,26 @@ async def test_throttle_skips_events_older_than_the_last_applied_one(
     assert same.json()["status"] == "processed"
     assert emulator.request_count("GET", f"/v1/subscriptions/{sub_id}*") == reads + 1
     assert (await stored(sub_id)).cancel_at_period_end is True
+
+
+async def test_checkout_events_out_of_order_leave_the_session_paid(
+    engine: httpx.AsyncClient, emulator: Emulator
+) -> None:
+    started = only(
+        await call(engine, CHECKOUT, {"input": {"planUid": "starter", "billingInterval": "MONTH"}})
+    )
+    await pay(started["checkoutUrl"])
+    [paid] = emulator.objects("checkout.session")
+    assert (paid["status"], paid["payment_status"]) == ("complete", "paid")
+    # A delayed payment method: completed (unpaid) first at Stripe, then paid; delivered the
+    # other way round.
+    unpaid = {**copy.deepcopy(paid), "payment_status": "unpaid"}
+    succeeded = event("checkout.session.async_payment_succeeded", paid, created=paid["created"] + 9)
+    late = event("checkout.session.completed", unpaid, created=paid["created"] + 2)
+    for payload in (succeeded, late):
+        assert (await post(engine, payload)).json()["status"] == "processed"
+    session = await CheckoutSession.find_one({"stripe_session_id": started["sessionId"]})
+    assert session is not None
+    assert (session.status.value, session.payment_status) == ("completed", "paid")
+    status = (await call(engine, STATUS_QUERY))["subscriptionStatus"]
+    assert (status["status"], status["planUid"]) == ("active", "starter")

@@ -28,13 +28,13 @@ from revenue_engine.documents import (
     AuditEntry,
     AuditSource,
     CheckoutSession,
-    CheckoutStatus,
     Customer,
     Payment,
     Subscription,
 )
 from revenue_engine.documents.plan import utcnow
 from revenue_engine.gateway import StripeNotFound
+from revenue_engine.services.checkout import record_session
 from revenue_engine.services.reconcile import MalformedStripeObject, UnknownOrganization
 from revenue_engine.services.sync import refresh_subscription
 from revenue_engine.webhooks.context import HandlerContext
@@ -108,32 +108,40 @@ async def invoice_changed(event: StripeEvent, context: HandlerContext) -> None:
 
 async def checkout_changed(event: StripeEvent, context: HandlerContext) -> None:
     """checkout.session.* — record the session's outcome and apply its subscription, so a buyer
-    who never comes back to the success URL is still subscribed."""
+    who never comes back to the success URL is still subscribed.
+
+    Order-proof like the others: the session is re-read from Stripe (its subscription expanded)
+    and what Stripe says now is recorded, never moving our session backwards — a late
+    ``completed`` (unpaid) after ``async_payment_succeeded`` (paid) leaves it paid."""
     session = event.object
     session_id = event.object_id
     if not session_id or session.get("object") != "checkout.session":
         raise MalformedObject("the event's object is not a checkout session")
     document = await CheckoutSession.find_one({"stripe_session_id": session_id})
-    status = {"complete": CheckoutStatus.COMPLETED, "expired": CheckoutStatus.EXPIRED}.get(
-        str(session.get("status"))
-    )
-    sub_id = _id(session.get("subscription"))
-    if document is not None and status is not None:
-        payment_status = str(session.get("payment_status"))
-        changes: dict[str, Any] = {}
-        if (document.status, document.payment_status) != (status, payment_status):
-            # async_payment_succeeded/failed change payment_status on a completed session.
-            changes.update(status=status.value, payment_status=payment_status)
-        if sub_id and document.stripe_subscription_id != sub_id:
-            changes["stripe_subscription_id"] = sub_id
-        if status is CheckoutStatus.COMPLETED and document.completed_at is None:
-            changes["completed_at"] = utcnow()
-        if changes:
-            await CheckoutSession.find_one({"_id": document.id}).update({"$set": changes})
-    if document is None and session.get("client_reference_id") is None:
-        raise IgnoredEvent("a checkout session not started by this engine")
-    if sub_id and event.type != "checkout.session.expired":
-        await _apply_subscription(event, context, sub_id, throttle=False)
+    if document is None:
+        if session.get("client_reference_id") is None:
+            raise IgnoredEvent("a checkout session not started by this engine")
+        sub_id = _id(session.get("subscription"))
+        if sub_id and event.type != "checkout.session.expired":
+            await _apply_subscription(event, context, sub_id, throttle=False)
+        return
+    observed_at = utcnow()
+    try:
+        fresh = await context.gateway.retrieve_checkout_session(session_id)
+    except StripeNotFound as exc:
+        raise MalformedObject(f"checkout session {session_id} does not exist at Stripe") from exc
+    try:
+        await record_session(
+            document,
+            fresh,
+            source=AuditSource.WEBHOOK,
+            reference=event.id,
+            observed_at=observed_at,
+        )
+    except UnknownOrganization as exc:
+        raise TransientWebhookError(exc.message) from exc
+    except MalformedStripeObject as exc:
+        raise MalformedObject(exc.message) from exc
 
 
 async def payment_intent_changed(event: StripeEvent, context: HandlerContext) -> None:
