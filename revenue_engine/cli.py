@@ -203,10 +203,9 @@ def _events(args: argparse.Namespace, settings: Settings) -> int:
         from revenue_engine.webhooks.backfill import backfill as run_backfill
         from revenue_engine.webhooks.context import HandlerContext
 
-        since = parse_since(args.since)
         progress = await run_backfill(
             HandlerContext.from_settings(settings, gateway),
-            since=since,
+            since=args.since,
             only_undelivered=not args.all,
             report=lambda p: print(p.line(), flush=True),
         )
@@ -298,7 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
     replay.set_defaults(func=_events)
     backfill = events_sub.add_parser("backfill", help="process events Stripe could not deliver")
     backfill.add_argument(
-        "--since", required=True, help="7d, 12h, an ISO date/time (UTC) or a unix time"
+        "--since",
+        required=True,
+        type=parse_since,
+        help="7d, 12h, 30m, an ISO date/time (UTC) or a unix time",
     )
     backfill.add_argument(
         "--all", action="store_true", help="also events Stripe delivered (the ledger dedups)"

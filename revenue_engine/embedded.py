@@ -14,12 +14,17 @@ import httpx
 from revenue_engine.emulator import Emulator
 from revenue_engine.gateway import EMULATOR_API_KEY, EMULATOR_MOUNT
 from revenue_engine.settings import Settings
+from revenue_engine.webhooks.dispatch import MAX_ATTEMPTS
 
 log = logging.getLogger(__name__)
 
 
 def build_emulator(settings: Settings) -> Emulator:
-    return Emulator(settings.public_base_url.rstrip("/") + EMULATOR_MOUNT)
+    emulator = Emulator(settings.public_base_url.rstrip("/") + EMULATOR_MOUNT)
+    # Deliver as often as the engine keeps retrying: its MAX_ATTEMPTS-th failing attempt parks
+    # the event as ``failed``, so no event is left ``processing`` when the emulator gives up.
+    emulator.configure_deliveries(max_attempts=MAX_ATTEMPTS)
+    return emulator
 
 
 async def register_webhook_endpoint(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import subprocess
@@ -10,12 +11,13 @@ import uuid
 
 import pytest
 
-from revenue_engine.cli import main, replay_events
+from revenue_engine.cli import build_parser, main, replay_events
 from revenue_engine.db import Database, connect
 from revenue_engine.documents import WebhookEvent, WebhookEventStatus
 from revenue_engine.services import plans
 from revenue_engine.settings import Settings
 from revenue_engine.webhooks import dispatch
+from revenue_engine.webhooks.backfill import backfill
 from revenue_engine.webhooks.context import HandlerContext
 from revenue_engine.webhooks.event import StripeEvent, parse_event
 from tests.conftest import make_settings
@@ -147,3 +149,56 @@ async def test_the_command_replays_a_fixed_catalog_event_on_a_real_database(
         assert solo.prices[0].stripe_price_id == "price_solo"
     finally:
         database.close()
+
+
+@pytest.mark.parametrize("since", ["yesterday", "3w", ""])
+def test_backfill_refuses_an_unreadable_since_with_a_usage_error(
+    since: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["events", "backfill", "--since", since])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: ")
+    assert f"argument --since: not a time: {since!r}" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("1700000000", 1700000000), ("2026-11-01", 1793491200), ("2026-11-01T00:00:00Z", 1793491200)],
+)
+def test_backfill_reads_since(value: str, expected: int) -> None:
+    args = build_parser().parse_args(["events", "backfill", "--since", value])
+    assert args.since == expected
+
+
+class ListingGateway:
+    """Stripe's Events API for ``backfill``: one page per call, ``per_page`` events each."""
+
+    def __init__(self, events: list[dict[str, object]], per_page: int = 7) -> None:
+        self.events = events
+        self.per_page = per_page
+
+    async def list_events(
+        self, *, starting_after: str | None = None, **_: object
+    ) -> tuple[list[dict[str, object]], bool]:
+        ids = [e["id"] for e in self.events]
+        start = ids.index(starting_after) + 1 if starting_after else 0
+        page = self.events[start : start + self.per_page]
+        return page, start + self.per_page < len(self.events)
+
+
+async def test_backfill_reports_done_of_total_every_ten_events(
+    database: Database, store_settings: Settings
+) -> None:
+    listed = [
+        event("balance.available", {"object": "balance"}, created=1_000 + i) for i in range(25)
+    ]
+    context = HandlerContext.from_settings(store_settings)
+    context = dataclasses.replace(context, gateway=ListingGateway(listed))  # type: ignore[arg-type]
+    lines: list[str] = []
+    progress = await backfill(context, since=0, report=lambda p: lines.append(p.line()))
+    assert (progress.done, progress.total) == (25, 25)
+    assert [line.split(" ")[0] for line in lines] == ["10/25", "20/25", "25/25"]
+    assert lines[-1].endswith("ignored=25")

@@ -177,6 +177,63 @@ async def test_w7_transient_failures_are_bounded_then_parked_as_failed(
     assert (await post(client, payload)).json()["status"] == "duplicate"
 
 
+async def backdate(event_id: str, by: timedelta, **extra: Any) -> None:
+    """As if the event had first been delivered ``by`` ago (Stripe retries over hours/days)."""
+    await WebhookEvent.find_one({"event_id": event_id}).update(
+        {"$set": {"received_at": utcnow() - by, **extra}}
+    )
+
+
+@pytest.mark.parametrize(
+    ("livemode", "age"),
+    [(False, ledger.GIVE_UP_AFTER_TEST), (True, ledger.GIVE_UP_AFTER_LIVE)],
+)
+async def test_w7_a_transient_failure_past_stripes_retry_window_is_parked(
+    database: Database, store_settings: Settings, spy: Spy, livemode: bool, age: timedelta
+) -> None:
+    context = HandlerContext(
+        settings=store_settings,
+        livemode=livemode,
+        gateway=StripeGateway.from_settings(store_settings),
+    )
+    text = body_of(product_event(livemode=livemode)).decode()
+    stripe_event = parse_event(text)
+    spy.error = TransientWebhookError("organization org_9 not known yet")
+    retry = dispatch.Outcome.RETRY
+    assert await dispatch.deliver(stripe_event, text, context) is retry
+    await backdate(stripe_event.id, age - timedelta(minutes=5))
+    assert await dispatch.deliver(stripe_event, text, context) is retry  # Stripe still retries
+    await backdate(stripe_event.id, age + timedelta(minutes=5))
+    parked_now = await dispatch.deliver(stripe_event, text, context)  # Stripe's last try
+    assert parked_now is dispatch.Outcome.FAILED
+    parked = await row(stripe_event.id)
+    assert parked.status is WebhookEventStatus.FAILED
+    assert parked.last_error == (
+        "gave up (Stripe stops redelivering) after 3 attempts: organization org_9 not known yet"
+    )
+
+
+async def test_w7_an_abandoned_processing_row_is_parked_for_replay(
+    client: httpx.AsyncClient, spy: Spy
+) -> None:
+    spy.error = TransientWebhookError("organization org_9 not known yet")
+    old, young, leased = product_event(), product_event(), product_event()
+    for payload in (old, young, leased):
+        assert (await post(client, payload)).status_code == 503
+    hours = ledger.GIVE_UP_AFTER_TEST + timedelta(hours=1)
+    await backdate(old["id"], hours)
+    await backdate(young["id"], ledger.GIVE_UP_AFTER_TEST - timedelta(minutes=5))
+    await backdate(leased["id"], hours, claimed_at=utcnow(), claim_token="someone")
+    assert await ledger.failed_event_ids() == [old["id"]]
+    parked = await row(old["id"])
+    assert parked.status is WebhookEventStatus.FAILED
+    assert parked.last_error is not None
+    assert parked.last_error.startswith("gave up: not redelivered since ")
+    assert parked.last_error.endswith("transient: organization org_9 not known yet")
+    for untouched in (young, leased):
+        assert (await row(untouched["id"])).status is WebhookEventStatus.PROCESSING
+
+
 async def test_w1_database_unreachable_answers_503_within_5_seconds(client_for: Start) -> None:
     # Nothing listens on this port: the app starts (not ready) and must not hang deliveries.
     settings = make_settings(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -13,8 +14,9 @@ import pytest
 from revenue_engine.documents import WebhookEvent, WebhookEventStatus
 from revenue_engine.documents.plan import utcnow
 from revenue_engine.settings import Settings
-from revenue_engine.webhooks import dispatch
+from revenue_engine.webhooks import dispatch, ledger
 from revenue_engine.webhooks.context import HandlerContext
+from revenue_engine.webhooks.errors import TransientWebhookError
 from revenue_engine.webhooks.event import StripeEvent
 from tests.conftest import make_settings
 from tests.gql import ADMIN, MEMBER, gql
@@ -133,6 +135,25 @@ async def test_events_filter_by_status_and_type(client: httpx.AsyncClient, flaky
         "edges": [],
         "pageInfo": {"hasNextPage": False, "endCursor": None},
     }
+
+
+async def test_an_abandoned_transient_event_is_listed_as_failed(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def unknown_org(event: StripeEvent, context: HandlerContext) -> None:
+        raise TransientWebhookError("organization org_9 not known yet")
+
+    monkeypatch.setitem(dispatch.HANDLERS, "product.updated", unknown_org)
+    payload = event("product.updated", stripe_object("product"))
+    assert (await post(client, payload)).status_code == 503
+    # Stripe's test mode retried a few times, then stopped; hours later an admin looks.
+    await WebhookEvent.find_one({"event_id": payload["id"]}).update(
+        {"$set": {"received_at": utcnow() - ledger.GIVE_UP_AFTER_TEST - timedelta(minutes=1)}}
+    )
+    listed = await gql(client, EVENTS, {"status": "FAILED"}, headers=ADMIN)
+    [edge] = listed["data"]["webhookEvents"]["edges"]
+    assert (edge["node"]["id"], edge["node"]["status"]) == (payload["id"], "FAILED")
+    assert "organization org_9 not known yet" in edge["node"]["lastError"]
 
 
 @pytest.mark.parametrize(

@@ -245,8 +245,19 @@ async def test_w11_limit_is_configurable(client_for: Start) -> None:
         b'{"id": "evt_1", "object": "event", "type": "x", "created": 1, "livemode": false}',
         b'{"id": "evt_1", "object": "event", "type": "x", "created": "1", "livemode": false,'
         b' "data": {"object": {}}}',
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"id": "evt_1", "object": "event", "data": ' + b'{"a": ' * 50_000 + b"1" + b"}" * 50_001,
     ],
-    ids=["truncated", "array", "no id", "not an event", "no data", "created as text"],
+    ids=[
+        "truncated",
+        "array",
+        "no id",
+        "not an event",
+        "no data",
+        "created as text",
+        "nested too deep",
+        "object nested too deep",
+    ],
 )
 async def test_w12_malformed_event_with_a_valid_signature_is_400(
     client_for: Start, body: bytes

@@ -62,6 +62,10 @@ class Subscription(Document):
     entitlements: dict[str, int | bool | None] = Field(default_factory=dict)
     #: When the applied Stripe state was observed; older observations are never applied.
     observed_at: datetime
+    #: The latest ``created`` (unix seconds, on Stripe's clock or the object's test clock) of a
+    #: subscription/invoice event whose re-read has been applied: an event created in an
+    #: earlier second is already included in our copy.
+    last_event_created: int | None = None
     #: Incremented on every applied change (optimistic concurrency + idempotency intents).
     version: int = 0
     #: The audit row of the last applied change, written in the same update as the change and

@@ -239,18 +239,43 @@ async def _expire(gateway: StripeGateway, pending: CheckoutSession) -> None:
     except (PaymentProviderRejected, StripeNotFound):
         # Stripe refuses to expire a session that is no longer open: read what it became.
         session = await gateway.retrieve_checkout_session(pending.stripe_session_id)
-    await _record(pending, session, reference=None, observed_at=observed_at)
+    await record_session(pending, session, reference=None, observed_at=observed_at)
 
 
-async def _record(
+#: A session only moves forward: open → complete | expired, unpaid → paid. A late event or a
+#: slower read that says otherwise is older news and is not written.
+_STATUS_RANK = {CheckoutStatus.PENDING: 0, CheckoutStatus.COMPLETED: 1, CheckoutStatus.EXPIRED: 1}
+_PAYMENT_RANK = {"unpaid": 0, "paid": 1, "no_payment_required": 1}
+
+
+def _not_ahead_of(status: CheckoutStatus, payment_status: str) -> dict[str, Any]:
+    """A filter matching documents no further along than (``status``, ``payment_status``)."""
+    rank = _PAYMENT_RANK.get(payment_status, 0)
+    return {
+        "status": {
+            "$in": [s.value for s in CheckoutStatus if _STATUS_RANK[s] <= _STATUS_RANK[status]]
+        },
+        "payment_status": {"$nin": [p for p, r in _PAYMENT_RANK.items() if r > rank]},
+    }
+
+
+def _behind(document: CheckoutSession, status: CheckoutStatus, payment_status: str) -> bool:
+    return _STATUS_RANK[status] < _STATUS_RANK[document.status] or _PAYMENT_RANK.get(
+        payment_status, 0
+    ) < _PAYMENT_RANK.get(document.payment_status, 0)
+
+
+async def record_session(
     document: CheckoutSession,
     session: dict[str, Any],
     *,
+    source: AuditSource = AuditSource.CHECKOUT_VERIFY,
     reference: str | None,
     observed_at: datetime,
 ) -> Subscription | None:
     """Write the session's outcome onto our document (targeted) and apply its subscription,
-    observed at ``observed_at`` (taken before the Stripe read: what came back is that fresh)."""
+    observed at ``observed_at`` (taken before the Stripe read: what came back is that fresh).
+    Never moves the session backwards (completed → open, paid → unpaid)."""
     status = {
         "complete": CheckoutStatus.COMPLETED,
         "expired": CheckoutStatus.EXPIRED,
@@ -260,13 +285,11 @@ async def _record(
     raw_subscription = session.get("subscription")
     if status is CheckoutStatus.COMPLETED and isinstance(raw_subscription, dict):
         subscription = await apply_subscription(
-            raw_subscription,
-            source=AuditSource.CHECKOUT_VERIFY,
-            reference=reference,
-            observed_at=observed_at,
+            raw_subscription, source=source, reference=reference, observed_at=observed_at
         )
     changes: dict[str, Any] = {}
-    if (document.status, document.payment_status) != (status, payment_status):
+    moved = (document.status, document.payment_status) != (status, payment_status)
+    if moved and not _behind(document, status, payment_status):
         changes.update(status=status.value, payment_status=payment_status)
         document.status, document.payment_status = status, payment_status
     sub_id = subscription.stripe_subscription_id if subscription else None
@@ -275,7 +298,10 @@ async def _record(
     if status is CheckoutStatus.COMPLETED and document.completed_at is None:
         changes["completed_at"] = document.completed_at = observed_at
     if changes:
-        await CheckoutSession.find_one({"_id": document.id}).update({"$set": changes})
+        # Conditional: a concurrent writer that recorded a later state keeps it.
+        await CheckoutSession.find_one(
+            {"_id": document.id, **_not_ahead_of(status, payment_status)}
+        ).update({"$set": changes})
     return subscription
 
 
@@ -302,7 +328,9 @@ async def verify_checkout_session(
         raise NotFound("checkout session", session_id)
     # paid / no_payment_required: the subscription is live now; unpaid (a delayed method): it
     # exists but is not active yet — the reconciler records whatever Stripe says.
-    subscription = await _record(document, session, reference=request_id, observed_at=observed_at)
+    subscription = await record_session(
+        document, session, reference=request_id, observed_at=observed_at
+    )
     if subscription is None and document.stripe_subscription_id:
         subscription = await Subscription.find_one(
             {

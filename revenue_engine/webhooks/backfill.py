@@ -17,17 +17,23 @@ from revenue_engine.webhooks.event import parse_event
 #: Stripe accepts at most 20 ``types[]`` per list request.
 TYPES_PER_REQUEST = 20
 
+#: Progress is reported after this many events or this many seconds, whichever comes first.
+REPORT_EVERY_EVENTS = 10
+REPORT_EVERY_SECONDS = 1.0
+
 
 @dataclass
 class BackfillProgress:
     done: int = 0
+    #: How many events Stripe listed (known once listing is over, before processing starts).
+    total: int = 0
     started: float = field(default_factory=time.monotonic)
     outcomes: Counter[str] = field(default_factory=Counter)
 
     def line(self) -> str:
         rate = self.done / max(time.monotonic() - self.started, 1e-6)
         counts = " ".join(f"{k}={v}" for k, v in sorted(self.outcomes.items()))
-        return f"{self.done} events ({rate:.1f}/s) {counts}".rstrip()
+        return f"{self.done}/{self.total} events ({rate:.1f}/s) {counts}".rstrip()
 
 
 async def backfill(
@@ -58,13 +64,18 @@ async def backfill(
             if not more or not page:
                 break
             cursor = str(page[-1]["id"])
+    progress.total = len(events)
+    reported = time.monotonic()
     for raw in sorted(events.values(), key=lambda e: (int(str(e["created"])), str(e["id"]))):
         text = json.dumps(raw)
         outcome = await deliver(parse_event(text), text, context)
         progress.done += 1
         progress.outcomes[outcome.value] += 1
-        if report and progress.done % 50 == 0:
+        now = time.monotonic()
+        due = progress.done % REPORT_EVERY_EVENTS == 0 or now - reported >= REPORT_EVERY_SECONDS
+        if report and due and progress.done < progress.total:
             report(progress)
+            reported = now
     if report:
         report(progress)
     return progress

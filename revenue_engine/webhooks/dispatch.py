@@ -15,6 +15,7 @@ handler raised ``IgnoredEvent``             ignored      200 (e.g. older than ap
 handler raised a ``WebhookError``           failed       200 (permanent; replay after a fix)
 transient (store, timeout, unavailable)     released     503 (Stripe redelivers)
 transient on the ``MAX_ATTEMPTS``-th try    failed       200 (parked for replay: bounded)
+transient, first delivery past redelivery   failed       200 (``ledger.give_up_after``)
 any other exception (a bug)                 failed       200 (class + scrubbed message)
 ==========================================  ===========  ==================================
 """
@@ -136,8 +137,15 @@ async def process(event: StripeEvent, claim: ledger.Claim, context: HandlerConte
             claim.attempts,
             type(exc).__name__,
         )
-        if claim.attempts >= MAX_ATTEMPTS and not claim.replay:
-            error = f"gave up after {claim.attempts} attempts: {reason}"
+        gave_up = None
+        if claim.replay:
+            pass  # an operator's replay is retried by the operator
+        elif claim.attempts >= MAX_ATTEMPTS:
+            gave_up = f"gave up after {claim.attempts} attempts"
+        elif ledger.past_redelivery(claim, event.livemode):
+            gave_up = f"gave up (Stripe stops redelivering) after {claim.attempts} attempts"
+        if gave_up is not None:
+            error = f"{gave_up}: {reason}"
             return await _finish(claim, WebhookEventStatus.FAILED, error, Outcome.FAILED)
         await ledger.release(claim, f"transient: {reason}")
         return Outcome.RETRY

@@ -37,6 +37,10 @@ def parse_event(text: str) -> StripeEvent:
         raw: Any = json.loads(text)
     except ValueError as exc:
         raise MalformedEvent("the body is not valid JSON") from exc
+    except RecursionError:
+        # json's decoder recurses per nesting level: a body nested deeper than the interpreter's
+        # recursion limit is no Stripe event (theirs are a few levels deep).
+        raise MalformedEvent("the body is nested too deeply") from None
     if not isinstance(raw, dict) or raw.get("object") != "event":
         raise MalformedEvent("the body is not a Stripe event")
     data = raw.get("data")

@@ -11,6 +11,12 @@ delivery of the same id hits the unique index and reads the row instead:
 
 A replay (admin or CLI) may also take a finished row. Finishing and releasing are conditional
 on the claim token, so a delivery whose lease was re-taken cannot overwrite the new outcome.
+
+Abandoned rows: Stripe stops redelivering after a while (live mode: 3 days; test mode: three
+retries over a few hours), so an event whose first delivery is older than ``give_up_after`` is
+parked as ``failed`` on its next transient failure, and a ``processing`` row that no delivery
+holds and that is that old is parked by ``park_abandoned`` — run before every listing of
+failed events, so ``webhookEvents(status: FAILED)`` and ``events replay --failed`` see it.
 """
 
 from __future__ import annotations
@@ -34,6 +40,11 @@ from revenue_engine.webhooks.event import StripeEvent
 #: How long a claim protects an event from being re-taken by another delivery.
 LEASE = timedelta(seconds=60)
 
+#: How long after an event's first delivery Stripe may still redeliver it: retries last up to
+#: 3 days in live mode, but only three retries over a few hours in test mode.
+GIVE_UP_AFTER_LIVE = timedelta(days=3)
+GIVE_UP_AFTER_TEST = timedelta(hours=1)
+
 #: Longest ``last_error`` kept on a row.
 MAX_ERROR_LENGTH = 500
 
@@ -50,6 +61,8 @@ class Claim:
     attempts: int
     replay: bool = False
     recorded: bool = False
+    #: When the event was first delivered (the row's ``received_at``).
+    received_at: datetime | None = None
 
     @property
     def owned(self) -> bool:
@@ -58,6 +71,63 @@ class Claim:
 
 def _new_token() -> str:
     return uuid.uuid4().hex
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def give_up_after(livemode: bool) -> timedelta:
+    """How long after its first delivery an event may still be redelivered by Stripe."""
+    return GIVE_UP_AFTER_LIVE if livemode else GIVE_UP_AFTER_TEST
+
+
+def past_redelivery(claim: Claim, livemode: bool, now: datetime | None = None) -> bool:
+    """Whether Stripe would no longer redeliver the claimed event (see ``give_up_after``)."""
+    if claim.received_at is None:
+        return False
+    return (now or utcnow()) - _aware(claim.received_at) >= give_up_after(livemode)
+
+
+def _abandoned(now: datetime) -> dict[str, Any]:
+    return {
+        "status": WebhookEventStatus.PROCESSING.value,
+        "$and": [
+            {"$or": [{"claimed_at": None}, {"claimed_at": {"$lt": now - LEASE}}]},
+            {
+                "$or": [
+                    {"livemode": True, "received_at": {"$lt": now - GIVE_UP_AFTER_LIVE}},
+                    {"livemode": False, "received_at": {"$lt": now - GIVE_UP_AFTER_TEST}},
+                ]
+            },
+        ],
+    }
+
+
+async def park_abandoned() -> int:
+    """Park as ``failed`` every ``processing`` row no delivery holds whose first delivery is
+    older than Stripe keeps redelivering (see the module docstring); how many were parked."""
+    now = utcnow()
+    parked = 0
+    for row in await WebhookEvent.find(_abandoned(now)).to_list():
+        reason = "gave up: not redelivered since " + _aware(row.received_at).isoformat()
+        if row.last_error:
+            reason = f"{reason}; {row.last_error}"
+        result = await WebhookEvent.find_one(
+            {"_id": row.id, "claim_token": row.claim_token, **_abandoned(now)}
+        ).update(
+            {
+                "$set": {
+                    "status": WebhookEventStatus.FAILED.value,
+                    "last_error": reason[:MAX_ERROR_LENGTH],
+                    "processed_at": now,
+                    "claimed_at": None,
+                    "claim_token": None,
+                }
+            }
+        )
+        parked += int(bool(getattr(result, "matched_count", 0)))
+    return parked
 
 
 def _claimable(now: datetime, *, replay: bool) -> list[dict[str, Any]]:
@@ -100,7 +170,9 @@ async def claim(event: StripeEvent, payload: str, *, ignored: str | None = None)
         taken = await take(event.id)
         assert taken is not None  # the row exists: the index just said so
         return taken
-    return Claim(event.id, token, row.status, attempts=1, recorded=ignored is not None)
+    return Claim(
+        event.id, token, row.status, attempts=1, recorded=ignored is not None, received_at=now
+    )
 
 
 async def take(event_id: str, *, replay: bool = False) -> Claim | None:
@@ -124,7 +196,14 @@ async def take(event_id: str, *, replay: bool = False) -> Claim | None:
         response_type=UpdateResponse.NEW_DOCUMENT,
     )
     if isinstance(updated, WebhookEvent):
-        return Claim(event_id, token, updated.status, updated.attempts, replay=replay)
+        return Claim(
+            event_id,
+            token,
+            updated.status,
+            updated.attempts,
+            replay=replay,
+            received_at=_aware(updated.received_at),
+        )
     current = await get_event(event_id)
     if current is None:
         return None
@@ -184,7 +263,10 @@ async def list_events(
     first: int = 20,
     after: str | None = None,
 ) -> tuple[list[WebhookEvent], bool]:
-    """Newest first: up to ``first`` rows after the cursor ``after``, and whether more exist."""
+    """Newest first: up to ``first`` rows after the cursor ``after``, and whether more exist.
+    Abandoned rows are parked first, so they are listed as ``failed``."""
+    if status in (None, WebhookEventStatus.FAILED, WebhookEventStatus.PROCESSING):
+        await park_abandoned()
     query: dict[str, Any] = {}
     if status is not None:
         query["status"] = status.value
@@ -206,7 +288,9 @@ class _EventId(BaseModel):
 
 
 async def failed_event_ids() -> list[str]:
-    """Ids of every ``failed`` event, oldest first (what ``events replay --failed`` walks)."""
+    """Ids of every ``failed`` event, oldest first (what ``events replay --failed`` walks),
+    abandoned ``processing`` rows parked first."""
+    await park_abandoned()
     rows = (
         await WebhookEvent.find({"status": WebhookEventStatus.FAILED.value})
         .sort([("_id", SortDirection.ASCENDING)])

@@ -90,14 +90,20 @@ class Org:
 
 
 async def subscribed_on_a_clock(
-    org: Org, sdk: stripe.StripeClient, emulator: Emulator, plan: str = "starter"
+    org: Org,
+    sdk: stripe.StripeClient,
+    emulator: Emulator,
+    plan: str = "starter",
+    *,
+    days_ago: int = 0,
 ) -> tuple[str, str, int]:
-    """The org's customer on a fresh test clock with a default card, subscribed directly."""
+    """The org's customer on a fresh test clock (frozen ``days_ago`` days before now) with a
+    default card, subscribed directly."""
     created = await org.gql(
         "mutation { createCustomer { ... on CustomerPayload { customer { id } } } }"
     )
     customer_id = created["createCustomer"]["customer"]["id"]
-    now = int(time.time())
+    now = int(time.time()) - days_ago * DAY
     clock = await sdk.v1.test_helpers.test_clocks.create_async(params={"frozen_time": now})
     emulator.attach_test_clock(customer_id, clock.id)
     pm = await sdk.v1.payment_methods.attach_async("pm_card_visa", params={"customer": customer_id})
@@ -152,6 +158,32 @@ async def test_failed_renewal_goes_past_due_then_canceled(
 
     await sdk.v1.test_helpers.test_clocks.advance_async(
         clock_id, params={"frozen_time": now + 35 * DAY}
+    )
+    await org.wait_status("canceled")
+    assert await org.audit() == [
+        (None, "active", "mutation"),
+        ("active", "past_due", "webhook"),
+        ("past_due", "canceled", "webhook"),
+    ]
+
+
+async def test_a_clock_in_the_past_still_reaches_past_due(
+    served: tuple[str, Emulator], sdk: stripe.StripeClient
+) -> None:
+    """Events of objects on a test clock carry the clock's time, here 90 days before ours:
+    none of them may be taken for old news."""
+    base, emulator = served
+    emulator.set_dunning(retry_days=(1, 2), final_action="cancel")
+    org = Org(base, "org_clock_past")
+    clock_id, pm_id, start = await subscribed_on_a_clock(org, sdk, emulator, days_ago=90)
+    emulator.set_card_decline(pm_id, "insufficient_funds")
+
+    await sdk.v1.test_helpers.test_clocks.advance_async(
+        clock_id, params={"frozen_time": start + 31 * DAY + 3600}
+    )
+    await org.wait_status("past_due")
+    await sdk.v1.test_helpers.test_clocks.advance_async(
+        clock_id, params={"frozen_time": start + 35 * DAY}
     )
     await org.wait_status("canceled")
     assert await org.audit() == [

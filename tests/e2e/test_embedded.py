@@ -12,6 +12,7 @@ import pytest
 
 from revenue_engine.app import create_app
 from revenue_engine.emulator.server import UvicornThread
+from revenue_engine.webhooks.dispatch import MAX_ATTEMPTS
 from tests.conftest import make_settings
 from tests.wire import free_port
 
@@ -110,3 +111,10 @@ def test_pay_and_close_the_tab_still_subscribes(served: str) -> None:
     assert {"checkout.session.completed", "customer.subscription.created", "invoice.paid"} <= types
     statuses = {a["status"] for d in deliveries for a in d["attempts"]}
     assert statuses == {200}, "every delivery was verified and acknowledged"
+
+
+def test_the_emulator_delivers_as_often_as_the_engine_retries(served: str) -> None:
+    """The engine parks a still-failing event on its MAX_ATTEMPTS-th delivery: the embedded
+    emulator must not give up before that, or the event would stay ``processing``."""
+    knobs = httpx.get(f"{served}/stripe-emulator/_emulator/deliveries", timeout=10).json()["knobs"]
+    assert knobs["max_attempts"] == MAX_ATTEMPTS

@@ -63,8 +63,11 @@ async def test_backfill_applies_what_stripe_could_not_deliver(
 
     settings = engine_settings(emulator_server, stripe_webhook_secrets=[SECRET])
     context = HandlerContext.from_settings(settings, gateway)
-    first = await backfill(context, since=0)
+    lines: list[str] = []
+    first = await backfill(context, since=0, report=lambda p: lines.append(p.line()))
     assert first.done >= 3
+    assert first.total == first.done
+    assert lines[-1].startswith(f"{first.done}/{first.total} events (")
     assert first.outcomes["processed"] >= 1
     status = (await call(engine, STATUS_QUERY))["subscriptionStatus"]
     assert (status["status"], status["planUid"]) == ("active", "pro")

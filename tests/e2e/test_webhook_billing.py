@@ -322,6 +322,57 @@ async def test_stripe_rate_limiting_a_re_read_is_retryable(
     assert (await stored(sub_id)).status == "canceled"
 
 
+async def test_throttle_skips_events_older_than_the_last_applied_one(
+    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
+) -> None:
+    await customer_with_card(engine, stripe_client, emulator)
+    sub_id = (await subscribe(engine))["subscription"]["subscriptionId"]
+    obj = emulator.objects("subscription")[0]
+    t = obj["created"] + 1000  # Stripe's time only: our wall clock plays no part
+    applied = await post(engine, sub_event("customer.subscription.updated", obj, t))
+    assert applied.json()["status"] == "processed"
+    assert (await stored(sub_id)).last_event_created == t
+    await stripe_client.v1.subscriptions.update_async(sub_id, params={"cancel_at_period_end": True})
+    changed = emulator.objects("subscription")[0]
+
+    reads = emulator.request_count("GET", f"/v1/subscriptions/{sub_id}*")
+    older = await post(engine, sub_event("customer.subscription.updated", changed, t - 1))
+    assert older.json()["status"] == "ignored"
+    assert emulator.request_count("GET", f"/v1/subscriptions/{sub_id}*") == reads  # no re-read
+    [row] = await WebhookEvent.find({"event_id": older.json()["id"]}).to_list()
+    assert "later event" in (row.last_error or "")
+    assert (await stored(sub_id)).cancel_at_period_end is False
+
+    # The same second as the watermark is not old news (one-second resolution): re-read.
+    same = await post(engine, sub_event("customer.subscription.updated", changed, t))
+    assert same.json()["status"] == "processed"
+    assert emulator.request_count("GET", f"/v1/subscriptions/{sub_id}*") == reads + 1
+    assert (await stored(sub_id)).cancel_at_period_end is True
+
+
+async def test_checkout_events_out_of_order_leave_the_session_paid(
+    engine: httpx.AsyncClient, emulator: Emulator
+) -> None:
+    started = only(
+        await call(engine, CHECKOUT, {"input": {"planUid": "starter", "billingInterval": "MONTH"}})
+    )
+    await pay(started["checkoutUrl"])
+    [paid] = emulator.objects("checkout.session")
+    assert (paid["status"], paid["payment_status"]) == ("complete", "paid")
+    # A delayed payment method: completed (unpaid) first at Stripe, then paid; delivered the
+    # other way round.
+    unpaid = {**copy.deepcopy(paid), "payment_status": "unpaid"}
+    succeeded = event("checkout.session.async_payment_succeeded", paid, created=paid["created"] + 9)
+    late = event("checkout.session.completed", unpaid, created=paid["created"] + 2)
+    for payload in (succeeded, late):
+        assert (await post(engine, payload)).json()["status"] == "processed"
+    session = await CheckoutSession.find_one({"stripe_session_id": started["sessionId"]})
+    assert session is not None
+    assert (session.status.value, session.payment_status) == ("completed", "paid")
+    status = (await call(engine, STATUS_QUERY))["subscriptionStatus"]
+    assert (status["status"], status["planUid"]) == ("active", "starter")
+
+
 async def test_verify_after_the_webhook_applied_the_session_changes_nothing(
     engine: httpx.AsyncClient, emulator: Emulator
 ) -> None:

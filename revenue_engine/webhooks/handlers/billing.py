@@ -6,9 +6,13 @@ moment just before the fetch as its observation time. Deliveries in any order, d
 same-second ties therefore all end in Stripe's latest state, and the reconciler refuses any
 observation older than the one it applied.
 
-Throttle: when our copy was observed well after the event was created (``THROTTLE_MARGIN``:
-``created`` has one-second resolution and clocks differ), that copy already includes the
-event's change, so the handler applies nothing and makes no Stripe call.
+Throttle: a subscription or invoice event created in an earlier second than the latest such
+event whose re-read we applied (the subscription's ``last_event_created``) is already included
+in our copy, so the handler applies nothing and makes no Stripe call. Both times are Stripe's
+event times — for an object on a test clock, the clock's time, which may be months away from
+ours — so our wall clock never enters the comparison. Same-second events (``created`` has
+one-second resolution) are always re-read. Checkout events neither throttle nor move the
+watermark: a session's events are not guaranteed to be on its subscription's clock.
 
 An object we cannot tie to an organization yet (the customer document may be written a moment
 later by the mutation that created it) is transient: Stripe redelivers, and the dispatcher parks
@@ -18,20 +22,19 @@ the event as ``failed`` after its attempt limit (W7), to be replayed once the ca
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from revenue_engine.documents import (
     AuditEntry,
     AuditSource,
     CheckoutSession,
-    CheckoutStatus,
     Customer,
     Payment,
     Subscription,
 )
 from revenue_engine.documents.plan import utcnow
 from revenue_engine.gateway import StripeNotFound
+from revenue_engine.services.checkout import record_session
 from revenue_engine.services.reconcile import MalformedStripeObject, UnknownOrganization
 from revenue_engine.services.sync import refresh_subscription
 from revenue_engine.webhooks.context import HandlerContext
@@ -45,33 +48,29 @@ from revenue_engine.webhooks.event import StripeEvent
 log = logging.getLogger(__name__)
 
 
-#: How much later than an event our copy must have been observed for the event to be known
-#: news: ``created`` has one-second resolution, and Stripe's clock is not ours.
-THROTTLE_MARGIN = timedelta(seconds=5)
-
-
 def _id(value: Any) -> str | None:
     if isinstance(value, dict):
         value = value.get("id")
     return value if isinstance(value, str) and value else None
 
 
-def _created(event: StripeEvent) -> datetime:
-    return datetime.fromtimestamp(event.created, tz=UTC)
-
-
-async def _apply_subscription(event: StripeEvent, context: HandlerContext, sub_id: str) -> None:
-    """Re-read ``sub_id`` and reconcile it, unless our copy is already newer than the event."""
-    current = await Subscription.find_one({"stripe_subscription_id": sub_id})
-    if current is not None:
-        observed = current.observed_at
-        if observed.tzinfo is None:
-            observed = observed.replace(tzinfo=UTC)
-        if observed >= _created(event) + THROTTLE_MARGIN:
-            raise IgnoredEvent(f"subscription {sub_id} was observed after this event")
+async def _apply_subscription(
+    event: StripeEvent, context: HandlerContext, sub_id: str, *, throttle: bool = True
+) -> None:
+    """Re-read ``sub_id`` and reconcile it, unless (``throttle``) a later event's re-read has
+    already been applied."""
+    if throttle:
+        current = await Subscription.find_one({"stripe_subscription_id": sub_id})
+        latest = current.last_event_created if current is not None else None
+        if latest is not None and event.created < latest:
+            raise IgnoredEvent(f"subscription {sub_id} was re-read for a later event")
     try:
         await refresh_subscription(
-            context.gateway, sub_id, source=AuditSource.WEBHOOK, reference=event.id
+            context.gateway,
+            sub_id,
+            source=AuditSource.WEBHOOK,
+            reference=event.id,
+            event_created=event.created if throttle else None,
         )
     except StripeNotFound as exc:
         raise MalformedObject(f"subscription {sub_id} does not exist at Stripe") from exc
@@ -109,32 +108,40 @@ async def invoice_changed(event: StripeEvent, context: HandlerContext) -> None:
 
 async def checkout_changed(event: StripeEvent, context: HandlerContext) -> None:
     """checkout.session.* — record the session's outcome and apply its subscription, so a buyer
-    who never comes back to the success URL is still subscribed."""
+    who never comes back to the success URL is still subscribed.
+
+    Order-proof like the others: the session is re-read from Stripe (its subscription expanded)
+    and what Stripe says now is recorded, never moving our session backwards — a late
+    ``completed`` (unpaid) after ``async_payment_succeeded`` (paid) leaves it paid."""
     session = event.object
     session_id = event.object_id
     if not session_id or session.get("object") != "checkout.session":
         raise MalformedObject("the event's object is not a checkout session")
     document = await CheckoutSession.find_one({"stripe_session_id": session_id})
-    status = {"complete": CheckoutStatus.COMPLETED, "expired": CheckoutStatus.EXPIRED}.get(
-        str(session.get("status"))
-    )
-    sub_id = _id(session.get("subscription"))
-    if document is not None and status is not None:
-        payment_status = str(session.get("payment_status"))
-        changes: dict[str, Any] = {}
-        if (document.status, document.payment_status) != (status, payment_status):
-            # async_payment_succeeded/failed change payment_status on a completed session.
-            changes.update(status=status.value, payment_status=payment_status)
-        if sub_id and document.stripe_subscription_id != sub_id:
-            changes["stripe_subscription_id"] = sub_id
-        if status is CheckoutStatus.COMPLETED and document.completed_at is None:
-            changes["completed_at"] = utcnow()
-        if changes:
-            await CheckoutSession.find_one({"_id": document.id}).update({"$set": changes})
-    if document is None and session.get("client_reference_id") is None:
-        raise IgnoredEvent("a checkout session not started by this engine")
-    if sub_id and event.type != "checkout.session.expired":
-        await _apply_subscription(event, context, sub_id)
+    if document is None:
+        if session.get("client_reference_id") is None:
+            raise IgnoredEvent("a checkout session not started by this engine")
+        sub_id = _id(session.get("subscription"))
+        if sub_id and event.type != "checkout.session.expired":
+            await _apply_subscription(event, context, sub_id, throttle=False)
+        return
+    observed_at = utcnow()
+    try:
+        fresh = await context.gateway.retrieve_checkout_session(session_id)
+    except StripeNotFound as exc:
+        raise MalformedObject(f"checkout session {session_id} does not exist at Stripe") from exc
+    try:
+        await record_session(
+            document,
+            fresh,
+            source=AuditSource.WEBHOOK,
+            reference=event.id,
+            observed_at=observed_at,
+        )
+    except UnknownOrganization as exc:
+        raise TransientWebhookError(exc.message) from exc
+    except MalformedStripeObject as exc:
+        raise MalformedObject(exc.message) from exc
 
 
 async def payment_intent_changed(event: StripeEvent, context: HandlerContext) -> None:
