@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -74,12 +75,32 @@ class Runtime:
             return self.stripe_probe[1]
 
 
+_HTTP_ERROR_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 415: "UNSUPPORTED_MEDIA_TYPE"}
+
+
 class EngineGraphQL(GraphQL[Context, None]):
     """Strawberry's ASGI view with our context (the principal comes from ``AuthGate``)."""
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(build_schema(settings), **kwargs)
         self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope=scope, receive=receive))
+        except HTTPException as exc:
+            # A request GraphQL cannot even read (bad JSON, no query, a batch, a wrong content
+            # type) answers in the GraphQL response shape, not plain text, with a code; without
+            # a ``data`` entry, as GraphQL over HTTP has it for a request that never executed.
+            code = _HTTP_ERROR_CODES.get(exc.status_code, "BAD_REQUEST")
+            response = JSONResponse(
+                {"errors": [{"message": exc.reason, "extensions": {"code": code}}]},
+                status_code=exc.status_code,
+            )
+        await response(scope, receive, send)
 
     @property
     def graphql_ide_html(self) -> str:

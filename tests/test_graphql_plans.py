@@ -355,3 +355,28 @@ async def test_a_store_outage_in_a_query_is_unavailable_not_masked(
     assert error["extensions"]["code"] == "UNAVAILABLE"
     assert error["extensions"]["retryAfterSeconds"] == 1.0
     assert "db.internal" not in str(body)
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "needle"),
+    [
+        ("{bad", "application/json", "JSON"),
+        ("[]", "application/json", "Batching"),
+        ('{"query": 5}', "application/json", "query"),
+        ('{"variables": {}}', "application/json", "No GraphQL query"),
+        ("query=x", "text/plain", "content type"),
+    ],
+)
+async def test_an_unreadable_request_answers_in_the_graphql_shape(
+    client: httpx.AsyncClient, content: str, content_type: str, needle: str
+) -> None:
+    response = await client.post(
+        "/graphql", content=content, headers={"content-type": content_type}
+    )
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert "data" not in body  # the request never executed
+    [error] = body["errors"]
+    assert error["extensions"] == {"code": "BAD_REQUEST"}
+    assert needle in error["message"]
