@@ -59,6 +59,9 @@ class Subscription(Document):
     trial_start: datetime | None = None
     trial_end: datetime | None = None
     latest_invoice_id: str | None = None
+    #: The Stripe test clock the subscription runs on (test mode only): its time, not ours, is
+    #: the subscription's "now".
+    test_clock: str | None = None
     entitlements: dict[str, int | bool | None] = Field(default_factory=dict)
     #: When the applied Stripe state was observed; older observations are never applied.
     observed_at: datetime

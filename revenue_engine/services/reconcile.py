@@ -68,6 +68,7 @@ _TRACKED = (
     "trial_start",
     "trial_end",
     "latest_invoice_id",
+    "test_clock",
     "entitlements",
     "stripe_customer_id",
 )
@@ -200,6 +201,7 @@ async def snapshot(obj: dict[str, Any]) -> dict[str, Any]:
         "trial_start": ts(obj.get("trial_start")),
         "trial_end": ts(obj.get("trial_end")),
         "latest_invoice_id": _id(obj.get("latest_invoice")),
+        "test_clock": _id(obj.get("test_clock")),
         "entitlements": dict(plan.entitlements) if plan else {},
     }
 

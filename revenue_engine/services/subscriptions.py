@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from revenue_engine.auth import Principal
@@ -292,13 +292,39 @@ async def list_subscriptions(principal: Principal) -> list[Subscription]:
     )
 
 
+def _aware(value: datetime) -> datetime:
+    # A store that drops tz info returns naive UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def subscription_now(subscription: Subscription) -> datetime:
+    """Now on the subscription's own time, the time its periods are counted in: ours, or for a
+    subscription on a Stripe test clock the clock's time as last seen — the ``created`` of the
+    latest applied event, and never before the current period started."""
+    if subscription.test_clock is None:
+        return utcnow()
+    seen = [
+        _aware(t)
+        for t in (
+            subscription.current_period_start,
+            datetime.fromtimestamp(subscription.last_event_created, tz=UTC)
+            if subscription.last_event_created is not None
+            else None,
+        )
+        if t is not None
+    ]
+    return max(seen) if seen else utcnow()
+
+
 def is_active(subscription: Subscription, settings: Settings, now: datetime | None = None) -> bool:
-    """May the organization use its plan? ``past_due`` counts within the grace window."""
+    """May the organization use its plan? ``past_due`` counts within the grace window, on the
+    subscription's own time (see ``subscription_now``)."""
     if subscription.status in ("active", "trialing"):
         return True
     if subscription.status == "past_due":
-        started = subscription.current_period_start or subscription.updated_at
-        return (now or utcnow()) < started + timedelta(days=settings.past_due_grace_days)
+        started = _aware(subscription.current_period_start or subscription.updated_at)
+        current = now or subscription_now(subscription)
+        return current < started + timedelta(days=settings.past_due_grace_days)
     return False
 
 

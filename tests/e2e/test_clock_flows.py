@@ -191,3 +191,41 @@ async def test_a_clock_in_the_past_still_reaches_past_due(
         ("active", "past_due", "webhook"),
         ("past_due", "canceled", "webhook"),
     ]
+
+
+@pytest.mark.parametrize("days_ago", [0, 90])
+async def test_past_due_is_active_only_within_the_grace_window_of_the_clock(
+    served: tuple[str, Emulator], sdk: stripe.StripeClient, days_ago: int
+) -> None:
+    """The grace window is counted on the subscription's own time — its test clock's — whether
+    the clock runs ahead of ours (0) or months behind it (90)."""
+    base, emulator = served
+    emulator.set_dunning(retry_days=(10, 10), final_action="unpaid")
+    org = Org(base, f"org_clock_grace_{days_ago}")
+    clock_id, pm_id, start = await subscribed_on_a_clock(
+        org, sdk, emulator, "pro", days_ago=days_ago
+    )
+    emulator.set_card_decline(pm_id, "insufficient_funds")
+
+    await sdk.v1.test_helpers.test_clocks.advance_async(
+        clock_id, params={"frozen_time": start + 31 * DAY + 3600}
+    )
+    inside = await org.wait_status("past_due")
+    assert inside["isActive"] is True  # a day into PAST_DUE_GRACE_DAYS (7)
+
+    # The first retry, 10 days after the failed renewal, fails too: still past_due, but the
+    # clock is now past the grace window.
+    await sdk.v1.test_helpers.test_clocks.advance_async(
+        clock_id, params={"frozen_time": start + 42 * DAY}
+    )
+    deadline = time.monotonic() + 15
+    while (current := await org.status())["isActive"]:
+        assert time.monotonic() < deadline, f"still active: {current}"
+        await asyncio.sleep(0.05)
+    assert current["status"] == "past_due"
+    renewals = [
+        i
+        for i in emulator.objects("invoice")
+        if i["test_clock"] == clock_id and i["billing_reason"] == "subscription_cycle"
+    ]
+    assert [(i["status"], i["attempt_count"]) for i in renewals] == [("open", 2)]

@@ -23,7 +23,14 @@ from revenue_engine.settings import Settings
 from revenue_engine.webhooks.backfill import backfill
 from revenue_engine.webhooks.context import HandlerContext
 from tests.e2e.conftest import engine_settings, pay
-from tests.e2e.ops import CHECKOUT, STATUS_QUERY, call, only
+from tests.e2e.ops import (
+    CHECKOUT,
+    CREATE_CUSTOMER,
+    CREATE_SUBSCRIPTION,
+    STATUS_QUERY,
+    call,
+    only,
+)
 from tests.e2e.test_subscriptions import customer_with_card, subscribe
 from tests.stripe_events import SECRET
 from tests.wire import WireServer
@@ -131,6 +138,28 @@ async def test_reconcile_finds_subscriptions_missing_here(
     assert (status["status"], status["planUid"]) == ("active", "pro")
 
 
+async def reconcile_command(
+    settings: Settings, wire_server: WireServer, emulator_server: EmulatorServer, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """``revenue-engine reconcile …`` as an operator runs it, on the engine's database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "MONGODB_"))}
+    env.update(
+        MONGODB_URI=wire_server.uri,
+        MONGODB_DATABASE=settings.mongodb_database,
+        STRIPE_API_BASE=emulator_server.url,
+        STRIPE_SECRET_KEY="sk_test_cli",
+    )
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "revenue_engine", "reconcile", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
 @pytest.mark.wire
 async def test_reconcile_command_line_dry_run(
     client_for: Callable[[Settings], Any],
@@ -147,25 +176,64 @@ async def test_reconcile_command_line_dry_run(
     sub_id = (await subscribe(engine))["subscription"]["subscriptionId"]
     await stripe_client.v1.subscriptions.update_async(sub_id, params={"cancel_at_period_end": True})
     await stripe_client.v1.subscriptions.cancel_async(sub_id)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "MONGODB_"))}
-    env.update(
-        MONGODB_URI=wire_server.uri,
-        MONGODB_DATABASE=settings.mongodb_database,
-        STRIPE_API_BASE=emulator_server.url,
-        STRIPE_SECRET_KEY="sk_test_cli",
-    )
-    result = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "revenue_engine", "reconcile", "--dry-run"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    result = await reconcile_command(settings, wire_server, emulator_server, "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "drift status" in result.stdout
     assert sub_id in result.stdout
     assert "1 checked," in result.stdout
     assert "would apply 1" in result.stdout
     assert (await Subscription.find_one({"stripe_subscription_id": sub_id})).status == "active"  # type: ignore[union-attr]
+
+
+@pytest.mark.wire
+async def test_reconcile_command_line_resumes_after_a_cursor(
+    client_for: Callable[[Settings], Any],
+    emulator_server: EmulatorServer,
+    emulator: Emulator,
+    stripe_client: stripe.StripeClient,
+    wire_server: WireServer | None,
+) -> None:
+    if wire_server is None:
+        pytest.skip("no MongoDB wire server")
+    settings = engine_settings(emulator_server, mongodb_uri=wire_server.uri)
+    engine: httpx.AsyncClient = await client_for(settings)
+    for org in ("org_a", "org_b", "org_c"):
+        customer_id = only(await call(engine, CREATE_CUSTOMER, org=org))["customer"]["id"]
+        pm = await stripe_client.v1.payment_methods.attach_async(
+            "pm_card_visa", params={"customer": customer_id}
+        )
+        await stripe_client.v1.customers.update_async(
+            customer_id, params={"invoice_settings": {"default_payment_method": pm.id}}
+        )
+        created = only(
+            await call(
+                engine,
+                CREATE_SUBSCRIPTION,
+                {"input": {"planUid": "starter", "billingInterval": "MONTH"}},
+                org=org,
+            )
+        )
+        await stripe_client.v1.subscriptions.cancel_async(created["subscription"]["subscriptionId"])
+    # Stripe's listing order (newest first); an earlier run stopped after the first one.
+    listed = await stripe_client.v1.subscriptions.list_async(params={"status": "all"})
+    first, *rest = [s.id for s in listed.data]
+    assert len(rest) == 2
+
+    result = await reconcile_command(
+        settings, wire_server, emulator_server, "--starting-after", first
+    )
+    assert result.returncode == 0, result.stderr
+    assert first not in result.stdout
+    status_drifts = [
+        line.split()[2]
+        for line in result.stdout.splitlines()
+        if line.split()[:2] == ["drift", "status"]
+    ]
+    assert sorted(status_drifts) == sorted(rest)
+    assert f"cursor={rest[-1]}" in result.stdout
+    assert result.stdout.splitlines()[-1].startswith("2 checked,")
+    assert result.stdout.splitlines()[-1].endswith("applied 2")
+    statuses = {
+        doc.stripe_subscription_id: doc.status for doc in await Subscription.find_all().to_list()
+    }
+    assert statuses == {first: "active", rest[0]: "canceled", rest[1]: "canceled"}

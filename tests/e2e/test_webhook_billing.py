@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -38,7 +39,7 @@ from tests.e2e.ops import (
     only,
 )
 from tests.e2e.test_subscriptions import customer_with_card, subscribe
-from tests.stripe_events import SECRET, event, post
+from tests.stripe_events import SECRET, event, post, stripe_object
 
 
 @pytest.fixture
@@ -399,3 +400,188 @@ async def test_verify_after_the_webhook_applied_the_session_changes_nothing(
     )
     assert await AuditEntry.find_all().count() == audits
     assert emulator.request_count("POST") == writes
+
+
+PAYMENT = "query($id: ID!) { paymentIntent(id: $id) { id status failureReason } }"
+DAY = 86_400
+
+
+async def test_checkout_expired_webhook_marks_the_session_expired(
+    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
+) -> None:
+    started = only(
+        await call(engine, CHECKOUT, {"input": {"planUid": "starter", "billingInterval": "MONTH"}})
+    )
+    await stripe_client.v1.checkout.sessions.expire_async(started["sessionId"])
+    [expired] = emulator.events("checkout.session.expired")
+    assert (await post(engine, expired)).json()["status"] == "processed"
+    session = await CheckoutSession.find_one({"stripe_session_id": started["sessionId"]})
+    assert session is not None
+    assert (session.status.value, session.completed_at) == ("expired", None)
+    status = (await call(engine, STATUS_QUERY))["subscriptionStatus"]
+    assert (status["hasSubscription"], status["isActive"]) == (False, False)
+
+
+async def test_checkout_async_payment_failed_grants_nothing(
+    engine: httpx.AsyncClient, emulator: Emulator
+) -> None:
+    started = only(
+        await call(engine, CHECKOUT, {"input": {"planUid": "starter", "billingInterval": "MONTH"}})
+    )
+    declined = await pay(started["checkoutUrl"], card="pm_card_chargeDeclined")
+    assert declined.status_code < 500
+    [at_stripe] = emulator.objects("checkout.session")
+    assert (at_stripe["status"], at_stripe["payment_status"]) == ("open", "unpaid")
+    # The emulator has no delayed payment methods: the event is Stripe's example session.
+    failed = stripe_object(
+        "checkout.session",
+        id=started["sessionId"],
+        client_reference_id="org_a",
+        status="complete",
+        payment_status="unpaid",
+    )
+    response = await post(engine, event("checkout.session.async_payment_failed", failed))
+    assert response.json()["status"] == "processed"
+    session = await CheckoutSession.find_one({"stripe_session_id": started["sessionId"]})
+    assert session is not None
+    # Stripe's own state is recorded, not the event's: no subscription, nothing to use.
+    assert (session.status.value, session.payment_status) == ("pending", "unpaid")
+    assert session.stripe_subscription_id is None
+    assert await Subscription.find_all().count() == 0
+    status = (await call(engine, STATUS_QUERY))["subscriptionStatus"]
+    assert (status["hasSubscription"], status["isActive"]) == (False, False)
+
+
+async def test_trial_will_end_paused_and_resumed_webhooks_follow_the_subscription(
+    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
+) -> None:
+    customer_id = only(await call(engine, CREATE_CUSTOMER))["customer"]["id"]
+    now = int(time.time())
+    clock = await stripe_client.v1.test_helpers.test_clocks.create_async(
+        params={"frozen_time": now}
+    )
+    emulator.attach_test_clock(customer_id, clock.id)
+    price = await stripe_client.v1.prices.create_async(
+        params={
+            "currency": "usd",
+            "unit_amount": 1900,
+            "recurring": {"interval": "month"},
+            "product_data": {"name": "Starter"},
+            "lookup_key": "starter_month",
+        }
+    )
+    # A trial without a payment method that pauses when it ends (made at Stripe directly).
+    sub = await stripe_client.v1.subscriptions.create_async(
+        params={
+            "customer": customer_id,
+            "items": [{"price": price.id}],
+            "trial_period_days": 14,
+            "trial_settings": {"end_behavior": {"missing_payment_method": "pause"}},
+        }
+    )
+
+    async def deliver(kind: str) -> dict[str, Any]:
+        [raw] = emulator.events(kind)
+        assert (await post(engine, raw)).json()["status"] == "processed"
+        status: dict[str, Any] = (await call(engine, STATUS_QUERY))["subscriptionStatus"]
+        assert (await stored(sub.id)).last_event_created == raw["created"]
+        return status
+
+    await stripe_client.v1.test_helpers.test_clocks.advance_async(
+        clock.id, params={"frozen_time": now + 12 * DAY}
+    )
+    trialing = await deliver("customer.subscription.trial_will_end")
+    assert (trialing["status"], trialing["isActive"], trialing["planUid"]) == (
+        "trialing",
+        True,
+        "starter",
+    )
+    assert trialing["trialEnd"] is not None
+
+    await stripe_client.v1.test_helpers.test_clocks.advance_async(
+        clock.id, params={"frozen_time": now + 15 * DAY}
+    )
+    paused = await deliver("customer.subscription.paused")
+    assert (paused["status"], paused["isActive"]) == ("paused", False)
+
+    pm = await stripe_client.v1.payment_methods.attach_async(
+        "pm_card_visa", params={"customer": customer_id}
+    )
+    await stripe_client.v1.customers.update_async(
+        customer_id, params={"invoice_settings": {"default_payment_method": pm.id}}
+    )
+    await stripe_client.v1.subscriptions.resume_async(sub.id)
+    resumed = await deliver("customer.subscription.resumed")
+    assert (resumed["status"], resumed["isActive"]) == ("active", True)
+    transitions = [
+        (a.from_status, a.to_status, a.source.value)
+        for a in await AuditEntry.find({"stripe_subscription_id": sub.id}).sort("at").to_list()
+    ]
+    assert transitions == [
+        (None, "trialing", "webhook"),
+        ("trialing", "paused", "webhook"),
+        ("paused", "active", "webhook"),
+    ]
+
+
+async def test_invoice_payment_action_required_re_reads_its_subscription(
+    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
+) -> None:
+    await customer_with_card(engine, stripe_client, emulator)
+    created = await subscribe(engine)
+    sub_id = created["subscription"]["subscriptionId"]
+    # Changed at Stripe with no event of its own delivered.
+    await stripe_client.v1.subscriptions.update_async(sub_id, params={"cancel_at_period_end": True})
+    [at_stripe] = emulator.objects("subscription")
+    # The emulator never asks for authentication: the event is Stripe's example invoice.
+    invoice = stripe_object(
+        "invoice",
+        id=at_stripe["latest_invoice"],
+        status="open",
+        parent={
+            "quote_details": None,
+            "subscription_details": {"metadata": {}, "subscription": sub_id},
+            "type": "subscription_details",
+        },
+    )
+    payload = event("invoice.payment_action_required", invoice, created=at_stripe["created"] + 30)
+    response = await post(engine, payload)
+    assert response.json()["status"] == "processed"
+    doc = await stored(sub_id)
+    assert (doc.status, doc.cancel_at_period_end) == ("active", True)
+    assert doc.last_event_created == payload["created"]
+    status = (await call(engine, STATUS_QUERY))["subscriptionStatus"]
+    assert (status["cancelAtPeriodEnd"], status["isActive"]) == (True, True)
+    [audit] = await AuditEntry.find({"reference": payload["id"]}).to_list()
+    assert (audit.source.value, audit.from_status, audit.to_status) == (
+        "webhook",
+        "active",
+        "active",
+    )
+
+
+async def test_payment_intent_failed_and_canceled_webhooks_keep_payments_true(
+    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
+) -> None:
+    created = only(await call(engine, CREATE_PI, {"input": {"amount": 900, "currency": "usd"}}))
+    pid = created["paymentIntent"]["id"]
+    # Confirmed with a declined card outside the engine (Stripe.js).
+    with pytest.raises(stripe.CardError):
+        await stripe_client.v1.payment_intents.confirm_async(
+            pid, params={"payment_method": "pm_card_chargeDeclined"}
+        )
+    [failed] = emulator.events("payment_intent.payment_failed")
+    assert (await post(engine, failed)).json()["status"] == "processed"
+    seen = (await call(engine, PAYMENT, {"id": pid}))["paymentIntent"]
+    assert seen["status"] == "requires_payment_method"
+    assert seen["failureReason"]
+
+    await stripe_client.v1.payment_intents.cancel_async(pid)
+    [canceled] = emulator.events("payment_intent.canceled")
+    assert (await post(engine, canceled)).json()["status"] == "processed"
+    payment = await Payment.find_one({"stripe_payment_intent_id": pid})
+    assert payment is not None
+    assert payment.status == "canceled"
+    assert (await call(engine, PAYMENT, {"id": pid}))["paymentIntent"]["status"] == "canceled"
+    [row] = await WebhookEvent.find({"event_id": canceled["id"]}).to_list()
+    assert row.status.value == "processed"
