@@ -1,5 +1,5 @@
-"""One price lookup key, one plan: the unique index on ``lookup_keys``, concurrent admins and plans
-stored before the field. On both backends.
+"""One price lookup key, one plan: the unique index on ``lookup_keys``, concurrent admins, plans
+stored before the field, and plans files that move a key between plans. On both backends.
 
 The bundled wire server (jongodb) compares a uniquely indexed array as a whole, where MongoDB
 (and the embedded store, see ``db``) indexes every element: there the tests that need the index
@@ -8,6 +8,7 @@ to refuse one shared element are expected to fail (strictly, so a fix shows)."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -148,3 +149,56 @@ def test_the_refused_key_is_read_from_either_error_shape() -> None:
     assert plans._refused_lookup_key(mongodb) == "k"
     assert plans._refused_lookup_key(terse) == ""
     assert plans._refused_lookup_key(uid) is None
+
+
+def plans_file(tmp_path: Path, *entries: tuple[str, str, str]) -> Path:
+    """A plans file of (uid, month key, year key) entries, in that order."""
+    lines = ["plans:"]
+    for uid, month, year in entries:
+        lines += [
+            f"  - uid: {uid}",
+            f"    name: {uid.title()}",
+            "    prices:",
+            f"      - {{interval: month, amount: 100, currency: usd, lookup_key: {month}}}",
+            f"      - {{interval: year, amount: 1000, currency: usd, lookup_key: {year}}}",
+        ]
+    path = tmp_path / "plans.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+async def test_a_file_moves_a_key_to_an_earlier_plan(database: Database, tmp_path: Path) -> None:
+    await plans.load_plans_file(plans_file(tmp_path, ("a", "a_m", "a_y"), ("b", "b_m", "b_y")))
+    # `a` comes first and takes `b_m` from `b`, which moves to a new key.
+    await plans.load_plans_file(plans_file(tmp_path, ("a", "b_m", "a_y"), ("b", "b_m2", "b_y")))
+    assert await holders("b_m") == ["a"]
+    assert await holders("b_m2") == ["b"]
+    stored = {p.uid: p.lookup_keys for p in await plans.list_plans()}
+    assert stored == {"a": ["b_m", "a_y"], "b": ["b_m2", "b_y"]}
+
+
+async def test_a_file_swaps_keys_between_plans(database: Database, tmp_path: Path) -> None:
+    await plans.load_plans_file(plans_file(tmp_path, ("a", "k1", "a_y"), ("b", "k2", "b_y")))
+    await plans.load_plans_file(plans_file(tmp_path, ("a", "k2", "a_y"), ("b", "k1", "b_y")))
+    stored = {p.uid: p.lookup_keys for p in await plans.list_plans()}
+    assert stored == {"a": ["k2", "a_y"], "b": ["k1", "b_y"]}
+    # Loading it again changes nothing.
+    await plans.load_plans_file(plans_file(tmp_path, ("a", "k2", "a_y"), ("b", "k1", "b_y")))
+    assert {p.uid: p.lookup_keys for p in await plans.list_plans()} == stored
+
+
+async def test_a_file_cannot_take_a_key_of_a_plan_outside_it(
+    database: Database, tmp_path: Path
+) -> None:
+    await plans.load_plans_file(plans_file(tmp_path, ("a", "a_m", "a_y"), ("b", "b_m", "b_y")))
+    await plans.upsert_plan(spec("admin", "admin_m"))
+    path = plans_file(tmp_path, ("a", "b_m", "a_y"), ("b", "admin_m", "b_y"))
+    with pytest.raises(ValidationFailed) as caught:
+        await plans.load_plans_file(path)
+    assert [(p.field, p.message) for p in caught.value.problems] == [
+        ("plans.1.prices.0.lookup_key", "lookup key 'admin_m' is used by plan 'admin'")
+    ]
+    # Nothing was written: `b` still holds (and claims) `b_m`.
+    stored = {p.uid: p.lookup_keys for p in await plans.list_plans()}
+    assert stored == {"a": ["a_m", "a_y"], "b": ["b_m", "b_y"], "admin": ["admin_m"]}
+    assert await holders("b_m") == ["b"]

@@ -493,11 +493,76 @@ async def backfill_lookup_keys() -> int:
     return written
 
 
+async def _check_file_keys_are_free(specs: Sequence[PlanSpec]) -> None:
+    """Refuse a file whose lookup keys a plan outside the file claims (the file cannot move a
+    key away from a plan it does not describe). Nothing is written."""
+    owner = {
+        key: (index, at) for index, s in enumerate(specs) for key, at in lookup_keys(s).items()
+    }
+    others = await SubscriptionPlan.find(
+        {"uid": {"$nin": [s.uid for s in specs]}, **_holding(list(owner))}
+    ).to_list()
+    problems: list[FieldProblem] = []
+    for other in sorted(others, key=lambda plan: plan.uid):
+        taken = set(other.lookup_keys)
+        problems.extend(
+            FieldProblem(
+                f"plans.{index}.{at}.lookup_key",
+                f"lookup key {key!r} is used by plan {other.uid!r}",
+            )
+            for key, (index, at) in owner.items()
+            if key in taken
+        )
+    if problems:
+        problems.sort(key=lambda p: p.field)
+        raise ValidationFailed("plans file is invalid", problems)
+
+
+async def _release_moving_keys(specs: Sequence[PlanSpec]) -> None:
+    """First pass of a load: a plan of the file gives up the keys the file gives another plan,
+    so the second pass can write the plans in any order. Only the claim is dropped here; the
+    prices follow when the plan itself is written."""
+    owner = {key: s.uid for s in specs for key in lookup_keys(s)}
+    for spec in specs:
+        for _ in range(_CAS_ATTEMPTS):
+            plan = await get_plan(spec.uid)
+            moving = (
+                [k for k in plan.lookup_keys if owner.get(k, spec.uid) != spec.uid] if plan else []
+            )
+            if plan is None or not moving:
+                break
+            seen = plan.updated_at
+            after = max(utcnow(), seen + timedelta(milliseconds=1))
+            result = await SubscriptionPlan.find_one({"_id": plan.id, "updated_at": seen}).update(
+                {
+                    "$set": {
+                        "lookup_keys": [k for k in plan.lookup_keys if k not in moving],
+                        "updated_at": after,
+                    }
+                }
+            )
+            if getattr(result, "matched_count", 0):
+                log.info("plan lookup keys released uid=%s keys=%s", spec.uid, ",".join(moving))
+                break
+        else:
+            raise ServiceUnavailable(f"plan {spec.uid!r} kept changing; retry")
+
+
 async def load_plans_file(path: Path) -> list[SubscriptionPlan]:
     """Upsert every plan of the file (validated as a whole first). Idempotent. A plan that is
-    archived in the database stays archived (``keep_archived``)."""
+    archived in the database stays archived (``keep_archived``).
+
+    The file is applied as a whole: its lookup keys are unique within it (``read_plans_file``)
+    and free of plans outside it, then the plans that give a key to another plan of the file
+    release it, then every plan is written. A file that moves a key between two of its plans
+    loads whatever their order."""
     specs = read_plans_file(path)
     await backfill_lookup_keys()
+    try:
+        await _check_file_keys_are_free(specs)
+    except ValidationFailed as exc:
+        raise ValidationFailed(f"plans file {path.name} is invalid", exc.problems) from None
+    await _release_moving_keys(specs)
     plans = [await upsert_plan(spec, keep_archived=True) for spec in specs]
     log.info("plans loaded file=%s count=%d", path.name, len(plans))
     return plans
