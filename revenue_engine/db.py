@@ -11,6 +11,12 @@ A later move to Beanie 2 + PyMongo's async client touches this file only.
 
 Both drivers are instrumented once per process so the time a request spends awaiting the
 database shows as ``db`` in its ``Server-Timing`` header (``timing``).
+
+mongomock checks a unique index on an array field by comparing the whole array, and drops the
+``partialFilterExpression`` of indexes created from ``IndexModel``s; MongoDB indexes every element
+(a multikey index), so two documents sharing one element collide, and honours the filter. The
+embedded store is taught both (``_enforce_multikey_unique``): the plan catalog relies on them to
+keep one price lookup key one plan's.
 """
 
 from __future__ import annotations
@@ -89,6 +95,64 @@ def _instrument_memory_store() -> None:
         timing.instrument(getattr(mongomock_motor, name))
 
 
+def _enforce_multikey_unique() -> None:
+    """Make mongomock refuse a document sharing one element of a uniquely indexed array with
+    another document, as MongoDB does, with the details MongoDB gives (``keyPattern``,
+    ``keyValue``). mongomock rolls the write back when this raises."""
+    from mongomock import filtering, helpers
+    from mongomock.collection import Collection
+
+    value_at: Any = helpers.get_value_by_dot
+    applies: Any = filtering.filter_applies
+    original: Any = getattr(Collection, "_ensure_uniques", None)
+    if original is None or getattr(original, "__multikey__", False):
+        return
+
+    def ensure_uniques(self: Any, new_data: dict[str, Any]) -> None:
+        original(self, new_data)
+        for name, index in self._store.indexes.items():
+            keys = list(index.get("key") or [])
+            if not index.get("unique") or len(keys) != 1:
+                continue
+            field = keys[0][0]
+            try:
+                values = value_at(new_data, field)
+            except KeyError:
+                continue
+            partial = index.get("partialFilterExpression")
+            if not isinstance(values, list) or (
+                partial is not None and not applies(partial, new_data)
+            ):
+                continue
+            query: dict[str, Any] = {field: {"$in": values}, "_id": {"$ne": new_data["_id"]}}
+            for other in self._iter_documents(
+                {"$and": [partial, query]} if partial is not None else query
+            ):
+                held = value_at(other, field)
+                held = held if isinstance(held, list) else [held]
+                taken = next((v for v in values if v in held), values[0])
+                raise DuplicateKeyError(
+                    f"E11000 duplicate key error index: {name} dup key: {{ {field}: {taken!r} }}",
+                    11000,
+                    {"keyPattern": {field: 1}, "keyValue": {field: taken}},
+                )
+
+    def create_indexes(self: Any, indexes: list[Any], session: Any = None) -> list[str]:
+        options = ("expireAfterSeconds", "unique", "sparse", "name", "partialFilterExpression")
+        return [
+            self.create_index(
+                list(index.document["key"].items()),
+                session=session,
+                **{k: v for k, v in index.document.items() if k in options},
+            )
+            for index in indexes
+        ]
+
+    ensure_uniques.__multikey__ = True  # type: ignore[attr-defined]
+    setattr(Collection, "_ensure_uniques", ensure_uniques)  # noqa: B010
+    setattr(Collection, "create_indexes", create_indexes)  # noqa: B010
+
+
 def _instrument_motor() -> None:
     """Motor runs every PyMongo call on a thread pool through ``run_on_executor``: time the
     future it returns, from submission to completion (the await as the request sees it)."""
@@ -117,6 +181,7 @@ def _client(settings: Settings) -> tuple[Any, bool]:
         from mongomock_motor import AsyncMongoMockClient
 
         _instrument_memory_store()
+        _enforce_multikey_unique()
         return AsyncMongoMockClient(tz_aware=True), True
     from motor.motor_asyncio import AsyncIOMotorClient
 

@@ -7,8 +7,12 @@ from datetime import UTC, datetime
 
 import pymongo
 from beanie import Document
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pymongo import IndexModel
+
+#: The unique index on ``SubscriptionPlan.lookup_keys``; a duplicate key error naming it means
+#: another plan claims one of the keys.
+LOOKUP_KEYS_INDEX = "lookup_keys_unique"
 
 
 def utcnow() -> datetime:
@@ -55,6 +59,11 @@ class SubscriptionPlan(Document):
     prices: list[PlanPrice] = Field(default_factory=list)
     overages: list[Overage] = Field(default_factory=list)
     stripe_product_id: str | None = None
+    #: The lookup keys this plan claims: every key of its prices and overage prices, kept here
+    #: so a unique (multikey) index makes one key one plan's. Derived from the prices when a
+    #: stored plan predates the field; loading the plans file at start writes it
+    #: (``services.plans.backfill_lookup_keys``).
+    lookup_keys: list[str] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -63,7 +72,27 @@ class SubscriptionPlan(Document):
         indexes = [
             IndexModel([("uid", pymongo.ASCENDING)], unique=True, name="uid_unique"),
             IndexModel([("active", pymongo.ASCENDING), ("sort_order", pymongo.ASCENDING)]),
+            # Partial: a plan without keys (an empty list, or a document older than the field)
+            # is not indexed; MongoDB would otherwise index it as one null/undefined key.
+            IndexModel(
+                [("lookup_keys", pymongo.ASCENDING)],
+                unique=True,
+                name=LOOKUP_KEYS_INDEX,
+                partialFilterExpression={"lookup_keys": {"$type": "string"}},
+            ),
         ]
+
+    @model_validator(mode="after")
+    def _derive_lookup_keys(self) -> SubscriptionPlan:
+        if "lookup_keys" not in self.model_fields_set:
+            self.lookup_keys = self.price_lookup_keys()
+        return self
+
+    def price_lookup_keys(self) -> list[str]:
+        """The lookup keys the prices carry: plan prices, then overage prices."""
+        keys = [p.lookup_key for p in self.prices]
+        keys.extend(p.lookup_key for o in self.overages for p in o.prices)
+        return keys
 
     def price_for(self, interval: BillingInterval) -> PlanPrice | None:
         return next((p for p in self.prices if p.interval is interval), None)

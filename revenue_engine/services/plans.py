@@ -2,6 +2,12 @@
 
 A plan arrives as a ``PlanSpec`` (from the plans file or an admin mutation). ``validate_spec``
 lists every problem at once; nothing is written unless the list is empty.
+
+A price lookup key names one price at Stripe, so it belongs to one plan. Each plan stores the
+keys it claims (``SubscriptionPlan.lookup_keys``) under a unique multikey index: of two admins
+saving plans with the same key at the same moment, the store lets one win. A read-check before
+the write gives the usual error (which plan holds the key) without trying the write, and names
+the holder when the index refuses one.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pymongo.errors import DuplicateKeyError
 
 from revenue_engine.documents import BillingInterval, Overage, PlanPrice, SubscriptionPlan
-from revenue_engine.documents.plan import utcnow
+from revenue_engine.documents.plan import LOOKUP_KEYS_INDEX, utcnow
 from revenue_engine.errors import (
     AlreadyExists,
     FieldProblem,
@@ -255,6 +261,7 @@ def _apply(spec: PlanSpec, plan: SubscriptionPlan, *, active: bool) -> Subscript
             )
         )
     plan.overages = overages
+    plan.lookup_keys = plan.price_lookup_keys()
     plan.updated_at = utcnow()
     return plan
 
@@ -290,23 +297,29 @@ async def list_plans(*, active_only: bool = True) -> list[SubscriptionPlan]:
     return await query.sort(order).to_list()
 
 
+def _holding(keys: Sequence[str]) -> dict[str, Any]:
+    """Plans claiming any of ``keys``. A plan stored before ``lookup_keys`` existed (and not
+    backfilled: it shares a key with another plan) is matched by its prices."""
+    wanted = {"$in": list(keys)}
+    return {
+        "$or": [
+            {"lookup_keys": wanted},
+            {"lookup_keys": {"$exists": False}, "prices.lookup_key": wanted},
+            {"lookup_keys": {"$exists": False}, "overages.prices.lookup_key": wanted},
+        ]
+    }
+
+
 async def _check_lookup_keys_are_free(spec: PlanSpec) -> None:
-    """Refuse lookup keys another plan's prices carry: at Stripe a lookup key names one price
-    per account, and syncing would move it away from the other plan."""
+    """Refuse lookup keys another plan claims: at Stripe a lookup key names one price per
+    account, and syncing would move it away from the other plan."""
     keys = lookup_keys(spec)
     others = await SubscriptionPlan.find(
-        {
-            "uid": {"$ne": spec.uid},
-            "$or": [
-                {"prices.lookup_key": {"$in": list(keys)}},
-                {"overages.prices.lookup_key": {"$in": list(keys)}},
-            ],
-        }
+        {"uid": {"$ne": spec.uid}, **_holding(list(keys))}
     ).to_list()
     problems: list[FieldProblem] = []
     for other in sorted(others, key=lambda plan: plan.uid):
-        taken = {p.lookup_key for p in other.prices}
-        taken.update(p.lookup_key for o in other.overages for p in o.prices)
+        taken = set(other.lookup_keys)
         problems.extend(
             FieldProblem(f"{at}.lookup_key", f"lookup key {key!r} is used by plan {other.uid!r}")
             for key, at in keys.items()
@@ -314,6 +327,35 @@ async def _check_lookup_keys_are_free(spec: PlanSpec) -> None:
         )
     if problems:
         raise ValidationFailed(f"plan {spec.uid!r} is invalid", problems)
+
+
+def _refused_lookup_key(exc: DuplicateKeyError) -> str | None:
+    """The lookup key a duplicate key error of the ``lookup_keys`` index names (``""`` when the
+    server does not say which); None when another index refused the write."""
+    details = exc.details or {}
+    pattern = details.get("keyPattern") or {}
+    if "lookup_keys" not in pattern and LOOKUP_KEYS_INDEX not in str(details.get("errmsg", exc)):
+        return None
+    value = (details.get("keyValue") or {}).get("lookup_keys")
+    return value if isinstance(value, str) else ""
+
+
+async def _after_duplicate(spec: PlanSpec, exc: DuplicateKeyError) -> str | None:
+    """A write of ``spec`` was refused by a unique index. Raise the read-check's error when
+    another plan now claims one of its keys; otherwise (a concurrent write of the same uid,
+    or the other plan let the key go) the caller retries. Returns what ``_refused_lookup_key``
+    says, for the error if the retries run out."""
+    await _check_lookup_keys_are_free(spec)
+    return _refused_lookup_key(exc)
+
+
+def _lookup_keys_taken(spec: PlanSpec, key: str) -> ValidationFailed:
+    at = lookup_keys(spec).get(key)
+    if at is None:
+        problem = FieldProblem("prices", "a lookup key of the plan is used by another plan")
+    else:
+        problem = FieldProblem(f"{at}.lookup_key", f"lookup key {key!r} is used by another plan")
+    return ValidationFailed(f"plan {spec.uid!r} is invalid", [problem])
 
 
 async def upsert_plan(
@@ -328,23 +370,31 @@ async def upsert_plan(
     if problems:
         raise ValidationFailed(f"plan {spec.uid!r} is invalid", problems)
     await _check_lookup_keys_are_free(spec)
+    refused: str | None = None
     for _ in range(_CAS_ATTEMPTS):
         existing = await get_plan(spec.uid)
         if existing is None:
             try:
                 new = SubscriptionPlan(uid=spec.uid, name=spec.name)
                 return await _apply(spec, new, active=spec.active).insert()
-            except DuplicateKeyError:
-                # A concurrent writer inserted the same uid first: the unique index decided.
-                if create_only:
+            except DuplicateKeyError as exc:
+                # A unique index decided: another plan took a lookup key first (raises), or
+                # a concurrent writer inserted the same uid first.
+                refused = await _after_duplicate(spec, exc)
+                if create_only and refused is None:
                     raise AlreadyExists("plan", spec.uid) from None
                 continue
         if create_only:
             raise AlreadyExists("plan", spec.uid)
         seen = existing.updated_at
         active = spec.active and (existing.active or not keep_archived)
-        if await save_if_unchanged(_apply(spec, existing, active=active), seen):
-            return existing
+        try:
+            if await save_if_unchanged(_apply(spec, existing, active=active), seen):
+                return existing
+        except DuplicateKeyError as exc:
+            refused = await _after_duplicate(spec, exc)
+    if refused is not None:
+        raise _lookup_keys_taken(spec, refused)
     raise ServiceUnavailable(f"plan {spec.uid!r} kept changing; retry")
 
 
@@ -421,10 +471,98 @@ def read_plans_file(path: Path) -> list[PlanSpec]:
     return specs
 
 
+async def backfill_lookup_keys() -> int:
+    """Write ``lookup_keys`` on plans stored before the field existed, so the unique index
+    covers them; runs before every load of the plans file (at start). A plan sharing a key with
+    a plan that already claims it is left as it is and logged: it keeps working, the read-check
+    still sees its keys, and saving it again reports the clash. Returns how many were written."""
+    written = 0
+    for plan in await SubscriptionPlan.find({"lookup_keys": {"$exists": False}}).to_list():
+        try:
+            result = await SubscriptionPlan.find_one(
+                {"_id": plan.id, "lookup_keys": {"$exists": False}}
+            ).update({"$set": {"lookup_keys": plan.price_lookup_keys()}})
+        except DuplicateKeyError:
+            log.warning(
+                "plan lookup keys clash with another plan uid=%s keys=%s",
+                plan.uid,
+                ",".join(plan.price_lookup_keys()),
+            )
+            continue
+        written += getattr(result, "modified_count", 0)
+    return written
+
+
+async def _check_file_keys_are_free(specs: Sequence[PlanSpec]) -> None:
+    """Refuse a file whose lookup keys a plan outside the file claims (the file cannot move a
+    key away from a plan it does not describe). Nothing is written."""
+    owner = {
+        key: (index, at) for index, s in enumerate(specs) for key, at in lookup_keys(s).items()
+    }
+    others = await SubscriptionPlan.find(
+        {"uid": {"$nin": [s.uid for s in specs]}, **_holding(list(owner))}
+    ).to_list()
+    problems: list[FieldProblem] = []
+    for other in sorted(others, key=lambda plan: plan.uid):
+        taken = set(other.lookup_keys)
+        problems.extend(
+            FieldProblem(
+                f"plans.{index}.{at}.lookup_key",
+                f"lookup key {key!r} is used by plan {other.uid!r}",
+            )
+            for key, (index, at) in owner.items()
+            if key in taken
+        )
+    if problems:
+        problems.sort(key=lambda p: p.field)
+        raise ValidationFailed("plans file is invalid", problems)
+
+
+async def _release_moving_keys(specs: Sequence[PlanSpec]) -> None:
+    """First pass of a load: a plan of the file gives up the keys the file gives another plan,
+    so the second pass can write the plans in any order. Only the claim is dropped here; the
+    prices follow when the plan itself is written."""
+    owner = {key: s.uid for s in specs for key in lookup_keys(s)}
+    for spec in specs:
+        for _ in range(_CAS_ATTEMPTS):
+            plan = await get_plan(spec.uid)
+            moving = (
+                [k for k in plan.lookup_keys if owner.get(k, spec.uid) != spec.uid] if plan else []
+            )
+            if plan is None or not moving:
+                break
+            seen = plan.updated_at
+            after = max(utcnow(), seen + timedelta(milliseconds=1))
+            result = await SubscriptionPlan.find_one({"_id": plan.id, "updated_at": seen}).update(
+                {
+                    "$set": {
+                        "lookup_keys": [k for k in plan.lookup_keys if k not in moving],
+                        "updated_at": after,
+                    }
+                }
+            )
+            if getattr(result, "matched_count", 0):
+                log.info("plan lookup keys released uid=%s keys=%s", spec.uid, ",".join(moving))
+                break
+        else:
+            raise ServiceUnavailable(f"plan {spec.uid!r} kept changing; retry")
+
+
 async def load_plans_file(path: Path) -> list[SubscriptionPlan]:
     """Upsert every plan of the file (validated as a whole first). Idempotent. A plan that is
-    archived in the database stays archived (``keep_archived``)."""
+    archived in the database stays archived (``keep_archived``).
+
+    The file is applied as a whole: its lookup keys are unique within it (``read_plans_file``)
+    and free of plans outside it, then the plans that give a key to another plan of the file
+    release it, then every plan is written. A file that moves a key between two of its plans
+    loads whatever their order."""
     specs = read_plans_file(path)
+    await backfill_lookup_keys()
+    try:
+        await _check_file_keys_are_free(specs)
+    except ValidationFailed as exc:
+        raise ValidationFailed(f"plans file {path.name} is invalid", exc.problems) from None
+    await _release_moving_keys(specs)
     plans = [await upsert_plan(spec, keep_archived=True) for spec in specs]
     log.info("plans loaded file=%s count=%d", path.name, len(plans))
     return plans
