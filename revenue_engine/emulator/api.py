@@ -3,7 +3,7 @@
 1. log it (method, path, idempotency key) for the request counters;
 2. injected fault (``when="before"``) — answered without executing;
 3. ``Authorization`` (Bearer or Basic) must carry a test-mode secret key → else 401;
-4. ``Stripe-Version`` checked and echoed;
+4. ``Stripe-Version`` checked (one Stripe published and the emulator renders) and echoed;
 5. form body / query string decoded; ``expand[]`` set aside;
 6. ``Idempotency-Key`` on POST: replay the saved response, or 400 on different parameters;
 7. the route's handler runs under the store lock (atomic with respect to other requests);
@@ -26,12 +26,11 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from revenue_engine.emulator import expand
+from revenue_engine.emulator import expand, reference
 from revenue_engine.emulator.errors import (
     StripeError,
     api_error,
     authentication,
-    invalid_request,
     rate_limited,
     unrecognized_url,
 )
@@ -48,7 +47,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("revenue_engine.emulator")
 
 _KEY = re.compile(r"^(sk|rk)_test_[A-Za-z0-9_]+$")
-_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$")
 RAW_SEND = "revenue_engine.emulator.raw_send"
 
 
@@ -125,8 +123,10 @@ def _execute(
     cache: IdempotencyCache = emulator.idempotency
     try:
         api_key = _api_key(request)
-        if not _VERSION.match(version):
-            raise invalid_request(f"Invalid Stripe API version: {version}", param="Stripe-Version")
+        if version != emulator.state.config.api_version:
+            # Stripe's answer to a version it never published; the emulator's own to one it
+            # does not render.
+            reference.api_version(version, param=None)
         raw = body.decode() if method == "POST" else request.url.query
         if method == "DELETE" and body:
             raw = body.decode()

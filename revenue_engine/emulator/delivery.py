@@ -123,9 +123,13 @@ class Deliveries:
             ]
             if not endpoints:
                 return
-            payload = json.dumps(event, indent=2)
+            # Stripe counts the endpoints still to be reached, this one included, in the
+            # payload it sends, and renders it in the endpoint's API version when one is pinned.
+            event["pending_webhooks"] = len(endpoints)
             due = time.monotonic() + self.knobs.delay_seconds
             for endpoint in endpoints:
+                version = endpoint.get("api_version") or event["api_version"]
+                payload = json.dumps({**event, "api_version": version}, indent=2)
                 for copy in range(1 + self.knobs.duplicates):
                     self._seq += 1
                     self._items.append(
@@ -140,7 +144,6 @@ class Deliveries:
                             due=due,
                         )
                     )
-            event["pending_webhooks"] = len(endpoints)
             self._store.priv(event["id"])["delivery_success"] = False
             self._ensure_worker()
 

@@ -83,6 +83,11 @@ def parameter_invalid(param: str, message: str, *, code: str = "parameter_invali
     return invalid_request(message, param=param, code=code)
 
 
+def unsupported(param: str, detail: str = "") -> StripeError:
+    """A parameter Stripe honours and the emulator cannot: refused rather than ignored."""
+    return invalid_request(f"{param} is not supported by the emulator{detail}.", param=param)
+
+
 def resource_missing(label: str, object_id: str, *, param: str = "id") -> StripeError:
     return invalid_request(
         f"No such {label}: '{object_id}'", param=param, code="resource_missing", status=404

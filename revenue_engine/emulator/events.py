@@ -2,8 +2,10 @@
 
 :func:`emit` snapshots the object into ``data.object``, adds ``data.previous_attributes`` for
 ``*.updated`` events (only the fields that changed, nested hashes diffed key by key, as Stripe
-does), stamps ``request.id``/``request.idempotency_key`` from the causing request, stores the event
-and hands it to listeners (webhook delivery).
+does), stamps ``request.id``/``request.idempotency_key`` from the causing request (both null for
+what Stripe does on its own: a test clock's billing run, an expiry, a hosted page), stores the
+event and hands it to listeners (webhook delivery, which renders it in each endpoint's
+``api_version`` and counts ``pending_webhooks``).
 """
 
 from __future__ import annotations

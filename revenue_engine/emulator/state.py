@@ -109,6 +109,11 @@ class Ctx:
     def store(self) -> Store:
         return self.state.store
 
+    def background(self) -> Ctx:
+        """The context of work Stripe does on its own (a test clock's billing run, an expiry):
+        its events carry ``request: {id: null, idempotency_key: null}``."""
+        return Ctx(self.state, base_url=self.base_url)
+
     def url(self, path: str) -> str:
         """An absolute URL on the emulator's public address (hosted pages, invoice links)."""
         base = self.state.public_url or self.base_url.rstrip("/")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -258,3 +259,26 @@ async def test_payment_mode_creates_a_payment_intent(
         {"order": "o-9"},
     )
     assert done.customer is None  # guest checkout: customer_creation=if_required
+
+
+async def test_events_of_hosted_pages_and_expiry_carry_no_request(
+    client: stripe.StripeClient,
+    http: httpx.AsyncClient,
+    emulator: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    paid = await _session(client)
+    assert paid.url is not None
+    await http.post(f"{paid.url}/pay", data={"card": "pm_card_visa"})
+    completed = emulator.events("checkout.session.completed")[0]
+    assert completed["request"] == {"id": None, "idempotency_key": None}
+
+    lapsed = await _session(client)
+    later = time.time() + 2 * 86400
+    monkeypatch.setattr(emulator.state, "wall_clock", lambda: later)
+    # The retrieve that notices the expiry did not cause it.
+    seen = await client.v1.checkout.sessions.retrieve_async(lapsed.id)
+    assert seen.status == "expired"
+    expired = emulator.events("checkout.session.expired")[0]
+    assert expired["data"]["object"]["id"] == lapsed.id
+    assert expired["request"] == {"id": None, "idempotency_key": None}

@@ -499,7 +499,10 @@ async def test_billing_portal_session_and_page(
 
 async def test_events_and_webhook_endpoints(client: stripe.StripeClient) -> None:
     endpoint = await client.v1.webhook_endpoints.create_async(
-        params={"url": "https://engine.test/webhooks/stripe", "enabled_events": ["customer.*"]}
+        params={
+            "url": "https://engine.test/webhooks/stripe",
+            "enabled_events": ["customer.created"],
+        }
     )
     assert endpoint.secret
     assert endpoint.secret.startswith("whsec_")

@@ -247,6 +247,32 @@ async def test_incomplete_subscriptions_expire_after_23_hours(
     assert emulator.events("customer.subscription.deleted")
 
 
+async def test_events_of_an_advance_carry_no_request(
+    client: stripe.StripeClient, emulator: Emulator
+) -> None:
+    clock, customer = await _clock_customer(client)
+    price = await make_plan(client)
+    await client.v1.subscriptions.create_async(
+        params={"customer": customer.id, "items": [{"price": price.id}]}
+    )
+    await client.v1.test_helpers.test_clocks.advance_async(
+        clock.id, params={"frozen_time": START + 32 * DAY}, options={"idempotency_key": "adv-1"}
+    )
+    events = list(reversed(emulator.events()))
+    types = [e["type"] for e in events]
+    advancing = types.index("test_helpers.test_clock.advancing")
+    # The advance request caused the clock to start advancing: that event names it, as on
+    # Stripe; the renewal and the clock becoming ready are Stripe's own work.
+    assert events[advancing]["request"]["idempotency_key"] == "adv-1"
+    assert events[advancing]["request"]["id"].startswith("req_")
+    caused_by_time = events[advancing + 1 :]
+    assert "invoice.paid" in [e["type"] for e in caused_by_time]
+    assert caused_by_time[-1]["type"] == "test_helpers.test_clock.ready"
+    assert {(e["request"]["id"], e["request"]["idempotency_key"]) for e in caused_by_time} == {
+        (None, None)
+    }
+
+
 async def test_clock_list_and_delete(client: stripe.StripeClient) -> None:
     clock, customer = await _clock_customer(client)
     listed = await client.v1.test_helpers.test_clocks.list_async()

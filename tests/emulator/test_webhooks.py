@@ -246,3 +246,26 @@ async def test_in_process_delivery_without_a_server(receiver: Receiver) -> None:
     await emulator.flush_deliveries()
     await emulator.aclose()
     assert receiver.types() == ["customer.created"]
+
+
+async def test_payload_reports_pending_webhooks_and_the_endpoint_api_version(
+    client: stripe.StripeClient, emulator: Emulator, receiver: Receiver
+) -> None:
+    pinned = await client.v1.webhook_endpoints.create_async(
+        params={
+            "url": RECEIVER_URL,
+            "enabled_events": ["customer.created"],
+            "api_version": "2026-09-30.endive",
+        }
+    )
+    receiver.secret = pinned.secret
+    assert pinned.api_version == "2026-09-30.endive"
+    await client.v1.customers.create_async(params={"email": "pinned@example.com"})
+    await emulator.flush_deliveries()
+    (delivered,) = receiver.events
+    # Rendered in the endpoint's version; the payload counts this delivery as still pending.
+    assert delivered.api_version == "2026-09-30.endive"
+    assert delivered.pending_webhooks == 1
+    stored = await client.v1.events.retrieve_async(delivered.id)
+    assert stored.api_version == "2026-10-28.endive"
+    assert stored.pending_webhooks == 0

@@ -75,6 +75,37 @@ async def test_stripe_version_is_echoed_and_validated(http: httpx.AsyncClient) -
     assert "Invalid Stripe API version" in bad.json()["error"]["message"]
 
 
+@pytest.mark.parametrize("version", ["2099-01-01", "2026-10-29.endive", "2026-10-28.zinnia"])
+async def test_a_version_stripe_never_published_is_refused(
+    http: httpx.AsyncClient, version: str
+) -> None:
+    answer = await http.get("/v1/customers", headers={**auth(), "Stripe-Version": version})
+    assert answer.status_code == 400
+    # Stripe's own answer: no code, no param.
+    assert answer.json()["error"] == {
+        "type": "invalid_request_error",
+        "message": f"Invalid Stripe API version: {version}",
+    }
+
+
+async def test_a_real_version_the_emulator_does_not_render_is_refused_clearly(
+    http: httpx.AsyncClient,
+) -> None:
+    answer = await http.post(
+        "/v1/customers", headers={**auth(), "Stripe-Version": "2025-08-27.basil"}, data={}
+    )
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert "not supported by the emulator" in error["message"]
+    assert (await http.get("/v1/customers", headers=auth())).json()["data"] == []
+    same_release = await http.get(
+        "/v1/customers", headers={**auth(), "Stripe-Version": "2026-09-30.endive"}
+    )
+    assert same_release.status_code == 200
+    assert same_release.headers["stripe-version"] == "2026-09-30.endive"
+
+
 async def test_unknown_url_parameter_and_object(
     http: httpx.AsyncClient, client: stripe.StripeClient
 ) -> None:

@@ -11,6 +11,7 @@ catalog sync re-points a plan at a new price. Prices cannot be deleted (only dea
 
 from __future__ import annotations
 
+from revenue_engine.emulator import reference
 from revenue_engine.emulator.errors import invalid_request
 from revenue_engine.emulator.events import emit, emit_update
 from revenue_engine.emulator.forms import Params, merge_metadata
@@ -209,7 +210,7 @@ def _claim_lookup_key(ctx: Ctx, price: JSON, key: str | None, transfer: bool) ->
 
 def create_price(ctx: Ctx, p: Params, *, product_id: str | None = None) -> JSON:
     """Create a price; ``product_id`` is set when called through ``default_price_data``."""
-    currency = (p.string("currency", required=True) or "").lower()
+    currency = reference.currency(p.string("currency", required=True), param=p.path("currency"))
     decimal = p.string("unit_amount_decimal")
     unit_amount = p.integer("unit_amount", minimum=0)
     if unit_amount is None and decimal is not None:

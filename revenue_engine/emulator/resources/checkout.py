@@ -13,6 +13,7 @@ changes nothing.
 
 from __future__ import annotations
 
+from revenue_engine.emulator import reference
 from revenue_engine.emulator.billing import ItemSpec, check_prices, start_subscription
 from revenue_engine.emulator.cards import TEST_CARDS
 from revenue_engine.emulator.errors import StripeError, card_error, invalid_request
@@ -152,6 +153,11 @@ def _create(ctx: Ctx, p: Params) -> JSON:
     if mode == "setup":
         raise invalid_request("The emulator does not support mode=setup.", param="mode")
     assert mode is not None
+    for key in ("success_url", "cancel_url", "return_url"):
+        reference.url(p.string(key), param=key)
+    reference.email(p.string("customer_email"), param="customer_email")
+    if p.has("currency"):
+        reference.currency(p.string("currency"))
     customer_id = p.string("customer")
     if customer_id:
         ctx.store.require("customer", customer_id, param="customer")
@@ -294,7 +300,8 @@ register_includable("checkout.session", "line_items", line_items)
 
 def expire_if_due(ctx: Ctx, session: JSON) -> None:
     if session["status"] == "open" and ctx.state.now() >= int(session["expires_at"]):
-        expire(ctx, session)
+        # Stripe expires sessions on its own: the request that notices it did not cause it.
+        expire(ctx.background(), session)
 
 
 def expire(ctx: Ctx, session: JSON) -> None:
@@ -319,6 +326,10 @@ def complete(
         return invalid_request(f"Unknown test card {card_id}.", param="payment_method")
     if card.decline_code:
         return card_error(card.error_code, card.message, decline_code=card.decline_code)
+    try:
+        reference.email(email)
+    except StripeError as invalid:
+        return invalid
     private = ctx.store.priv(session["id"])
     email = email or session["customer_email"]
     customer_id = session["customer"]

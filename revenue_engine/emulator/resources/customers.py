@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 
+from revenue_engine.emulator import reference
 from revenue_engine.emulator.billing import cancel_now
 from revenue_engine.emulator.errors import resource_missing
 from revenue_engine.emulator.events import emit, emit_update
@@ -55,6 +56,8 @@ def _apply(ctx: Ctx, customer: JSON, p: Params, *, creating: bool) -> None:
     for key in ("description", "email", "name", "phone"):
         if p.has(key):
             customer[key] = p.string(key, max_length=512 if key == "email" else 5000)
+    if p.has("email"):
+        reference.email(customer["email"], param=p.path("email"))
     if p.has("address"):
         customer["address"] = _address(p, "address")
     if p.has("shipping"):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import fnmatch
 from urllib.parse import urlparse
 
+from revenue_engine.emulator import reference
 from revenue_engine.emulator.errors import invalid_request
 from revenue_engine.emulator.forms import Params, merge_metadata
 from revenue_engine.emulator.ids import new_id, webhook_secret
@@ -66,7 +67,7 @@ def _endpoint_fields(endpoint: JSON, p: Params) -> None:
         endpoint["url"] = url
     if p.has("enabled_events"):
         events = p.strings("enabled_events", required=True)
-        endpoint["enabled_events"] = events
+        endpoint["enabled_events"] = reference.event_types(events, param="enabled_events")
     if p.has("description"):
         endpoint["description"] = p.string("description")
     endpoint["metadata"] = merge_metadata(endpoint["metadata"], p.metadata(), replace=False)
@@ -76,10 +77,13 @@ def _endpoint_create(ctx: Ctx, p: Params) -> JSON:
     p.only(("url", "enabled_events", "api_version", "description", "metadata", "connect", "expand"))
     p.string("url", required=True)
     p.strings("enabled_events", required=True)
+    version = p.string("api_version")
+    if version is not None:
+        reference.api_version(version, param="api_version")
     endpoint: JSON = {
         "id": new_id("we_"),
         "object": "webhook_endpoint",
-        "api_version": p.string("api_version"),
+        "api_version": version,
         "application": None,
         "created": ctx.state.now(),
         "description": None,
@@ -126,7 +130,8 @@ def _endpoint_list(ctx: Ctx, p: Params) -> JSON:
 def endpoint_wants(endpoint: JSON, event_type: str) -> bool:
     if endpoint["status"] != "enabled":
         return False
-    return any(e == "*" or fnmatch.fnmatchcase(event_type, e) for e in endpoint["enabled_events"])
+    enabled = endpoint["enabled_events"]
+    return "*" in enabled or event_type in enabled
 
 
 ROUTES = [

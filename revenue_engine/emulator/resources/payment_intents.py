@@ -12,6 +12,7 @@ through it. A decline leaves the intent in ``requires_payment_method`` with
 
 from __future__ import annotations
 
+from revenue_engine.emulator import reference
 from revenue_engine.emulator.cards import billing_details, charge_card_details
 from revenue_engine.emulator.errors import StripeError, card_error, invalid_request
 from revenue_engine.emulator.events import emit
@@ -222,8 +223,11 @@ def _create(ctx: Ctx, p: Params) -> JSON:
         )
     )
     amount = p.integer("amount", required=True, minimum=1)
-    currency = (p.string("currency", required=True) or "").lower()
+    currency = reference.currency(p.string("currency", required=True))
     assert amount is not None
+    reference.check_maximum(amount, currency)
+    reference.url(p.string("return_url"), param="return_url")
+    reference.email(p.string("receipt_email"), param="receipt_email")
     if amount < MINIMUM_AMOUNT.get(currency, 50):
         raise invalid_request(
             f"Amount must be at least {MINIMUM_AMOUNT.get(currency, 50)} {currency}.",
@@ -295,10 +299,13 @@ def _update(ctx: Ctx, p: Params, id: str) -> JSON:
         "expand",
     }:
         raise _unexpected_state(pi, "update")
+    if p.has("currency"):
+        pi["currency"] = reference.currency(p.string("currency") or pi["currency"])
     if p.has("amount"):
         pi["amount"] = p.integer("amount", minimum=1)
-    if p.has("currency"):
-        pi["currency"] = (p.string("currency") or pi["currency"]).lower()
+        reference.check_maximum(int(pi["amount"] or 0), pi["currency"])
+    if p.has("receipt_email"):
+        reference.email(p.string("receipt_email"), param="receipt_email")
     if p.has("customer"):
         customer = p.string("customer")
         if customer:
@@ -350,9 +357,10 @@ def _confirm(ctx: Ctx, p: Params, id: str) -> JSON:
             code="payment_intent_unexpected_state",
             param="payment_method",
         )
+    reference.url(p.string("return_url"), param="return_url")
     pm = resolve(ctx, ref, param="payment_method")
     if p.has("receipt_email"):
-        pi["receipt_email"] = p.string("receipt_email")
+        pi["receipt_email"] = reference.email(p.string("receipt_email"), param="receipt_email")
     error = confirm_intent(ctx, pi, pm)
     if error is not None:
         raise error

@@ -8,6 +8,7 @@ the payment method — which also retries any open invoice of a past-due subscri
 
 from __future__ import annotations
 
+from revenue_engine.emulator import reference
 from revenue_engine.emulator.billing import collect, items_of, schedule_cancel
 from revenue_engine.emulator.errors import StripeError, invalid_request
 from revenue_engine.emulator.events import emit_update
@@ -44,7 +45,11 @@ def _flow(ctx: Ctx, p: Params, customer_id: str) -> JSON | None:
     flow: JSON = {
         "after_completion": {
             "hosted_confirmation": None,
-            "redirect": {"return_url": redirect.string("return_url", required=True)}
+            "redirect": {
+                "return_url": reference.url(
+                    redirect.string("return_url", required=True), param=redirect.path("return_url")
+                )
+            }
             if redirect
             else None,
             "type": after_type or "portal_homepage",
@@ -90,7 +95,7 @@ def _create(ctx: Ctx, p: Params) -> JSON:
         "livemode": False,
         "locale": p.string("locale"),
         "on_behalf_of": p.string("on_behalf_of"),
-        "return_url": p.string("return_url"),
+        "return_url": reference.url(p.string("return_url"), param="return_url"),
         "url": ctx.url(f"/billing_portal/{session_id}"),
     }
     ctx.store.put(session)

@@ -9,6 +9,8 @@ Updates follow Stripe's rules: swapping a price mid-period creates proration inv
 (``proration_behavior=create_prorations``, billed on the next invoice), bills them at once
 (``always_invoice``) or not at all (``none``); changing the interval resets the billing cycle to
 now and invoices immediately. ``cancel_at_period_end`` schedules the end; ``DELETE`` ends it now.
+Parameters Stripe honours and the emulator does not implement (``_UNSUPPORTED``, an anchor other
+than ``unchanged``, ``trial_end`` outside a trial) are refused with a 400, never ignored.
 """
 
 from __future__ import annotations
@@ -34,7 +36,12 @@ from revenue_engine.emulator.billing import (
     schedule_cancel,
     start_subscription,
 )
-from revenue_engine.emulator.errors import card_error, invalid_request, resource_missing
+from revenue_engine.emulator.errors import (
+    card_error,
+    invalid_request,
+    resource_missing,
+    unsupported,
+)
 from revenue_engine.emulator.events import emit, emit_update
 from revenue_engine.emulator.forms import Params, merge_metadata
 from revenue_engine.emulator.lists import PAGINATION, created_filter, paginate
@@ -52,9 +59,11 @@ PAYMENT_BEHAVIORS = (
     "pending_if_incomplete",
 )
 PRORATION_BEHAVIORS = ("create_prorations", "none", "always_invoice")
-_IGNORED = (
-    "expand",
-    "off_session",
+#: Accepted as on Stripe. ``off_session`` is honoured by construction: emulated cards never ask
+#: for authentication, so a customer who is not present changes nothing.
+_ACCEPTED = ("expand", "off_session")
+#: Stripe parameters the emulator does not implement: refused with a 400, never ignored.
+_UNSUPPORTED = (
     "payment_settings",
     "automatic_tax",
     "default_tax_rates",
@@ -66,13 +75,24 @@ _IGNORED = (
     "pending_invoice_item_interval",
     "billing_mode",
     "currency",
+    "pause_collection",
+    "add_invoice_items",
+    "backdate_start_date",
 )
+_UNSUPPORTED_ITEM = ("tax_rates", "discounts", "billing_thresholds")
+
+
+def _refuse(p: Params, names: tuple[str, ...]) -> None:
+    for name in names:
+        if p.has(name):
+            raise unsupported(p.path(name))
 
 
 def _item_specs(ctx: Ctx, p: Params) -> list[ItemSpec]:
     specs = []
     for item in p.hashes("items", required=True):
-        item.only(("price", "quantity", "metadata", "tax_rates", "discounts", "billing_thresholds"))
+        item.only(("price", "quantity", "metadata", *_UNSUPPORTED_ITEM))
+        _refuse(item, _UNSUPPORTED_ITEM)
         price_id = item.string("price", required=True)
         price = ctx.store.require("price", price_id, param=item.path("price"))
         quantity = item.integer("quantity", minimum=0)
@@ -87,7 +107,8 @@ def _item_specs(ctx: Ctx, p: Params) -> list[ItemSpec]:
 def _create(ctx: Ctx, p: Params) -> JSON:
     p.only(
         (
-            *_IGNORED,
+            *_ACCEPTED,
+            *_UNSUPPORTED,
             "customer",
             "items",
             "default_payment_method",
@@ -104,10 +125,10 @@ def _create(ctx: Ctx, p: Params) -> JSON:
             "cancel_at",
             "proration_behavior",
             "billing_cycle_anchor",
-            "add_invoice_items",
-            "backdate_start_date",
         )
     )
+    # The first period always starts now: no anchor elsewhere, no backdating.
+    _refuse(p, (*_UNSUPPORTED, "billing_cycle_anchor"))
     customer_id = p.string("customer", required=True)
     assert customer_id is not None
     ctx.store.require("customer", customer_id, param="customer")
@@ -203,11 +224,10 @@ def _apply_items(ctx: Ctx, sub: JSON, p: Params, behavior: str, when: int) -> No
                 "metadata",
                 "deleted",
                 "clear_usage",
-                "tax_rates",
-                "discounts",
-                "billing_thresholds",
+                *_UNSUPPORTED_ITEM,
             )
         )
+        _refuse(change, _UNSUPPORTED_ITEM)
         item_id = change.string("id")
         if item_id:
             item = _find_item(sub, item_id, change.path("id"))
@@ -319,7 +339,8 @@ def _credit_unused(ctx: Ctx, sub: JSON, item: JSON, when: int) -> None:
 def _update(ctx: Ctx, p: Params, id: str) -> JSON:
     p.only(
         (
-            *_IGNORED,
+            *_ACCEPTED,
+            *_UNSUPPORTED,
             "items",
             "proration_behavior",
             "proration_date",
@@ -336,8 +357,6 @@ def _update(ctx: Ctx, p: Params, id: str) -> JSON:
             "cancellation_details",
             "trial_from_plan",
             "trial_settings",
-            "pause_collection",
-            "add_invoice_items",
         )
     )
     sub = ctx.store.require("subscription", id)
@@ -345,6 +364,11 @@ def _update(ctx: Ctx, p: Params, id: str) -> JSON:
         raise invalid_request(
             "A canceled subscription can only update its cancellation_details and metadata.",
         )
+    _refuse(p, (*_UNSUPPORTED, "trial_from_plan", "trial_settings"))
+    if p.has("billing_cycle_anchor") and p.data["billing_cycle_anchor"] != "unchanged":
+        raise unsupported("billing_cycle_anchor", " (only `unchanged`)")
+    if p.has("trial_end") and sub["status"] != "trialing":
+        raise unsupported("trial_end", " on a subscription that is not trialing")
     before = snapshot(sub)
     now = ctx.state.now_for(sub)
     behavior = p.string("proration_behavior", choices=PRORATION_BEHAVIORS) or "create_prorations"
@@ -446,6 +470,9 @@ def _cancel(ctx: Ctx, p: Params, id: str) -> JSON:
 
 def _resume(ctx: Ctx, p: Params, id: str) -> JSON:
     p.only(("billing_cycle_anchor", "proration_behavior", "proration_date", "expand"))
+    if p.has("billing_cycle_anchor") and p.data["billing_cycle_anchor"] != "now":
+        # Resuming always restarts the billing cycle now.
+        raise unsupported("billing_cycle_anchor", " (only `now`)")
     sub = ctx.store.require("subscription", id)
     if sub["status"] != "paused":
         raise invalid_request("Only paused subscriptions can be resumed.")
