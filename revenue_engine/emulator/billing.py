@@ -496,19 +496,26 @@ def invoice_pending(
 
 def collect(ctx: Ctx, sub: JSON, inv: JSON) -> None:
     """An automatic payment attempt, with the dunning consequences of a failure."""
-    policy = ctx.state.config.dunning
-    now = ctx.state.now_for(sub)
-
-    def schedule_retry(failed: JSON) -> None:
-        # Retry N happens retry_days[N-1] days after the previous attempt.
-        failures = int(failed["attempt_count"])
-        exhausted = failures > len(policy.retry_days)
-        failed["next_payment_attempt"] = (
-            None if exhausted else now + policy.retry_days[failures - 1] * 86400
-        )
-
-    if attempt_payment(ctx, inv, on_failure=schedule_retry) is None:
+    failure = attempt_payment(ctx, inv, on_failure=lambda failed: schedule_retry(ctx, sub, failed))
+    if failure is None:
         return
+    dun(ctx, sub, inv)
+
+
+def schedule_retry(ctx: Ctx, sub: JSON, failed: JSON) -> None:
+    """After a failed attempt: retry N happens retry_days[N-1] days after the previous one."""
+    policy = ctx.state.config.dunning
+    failures = int(failed["attempt_count"])
+    exhausted = failures > len(policy.retry_days)
+    failed["next_payment_attempt"] = (
+        None if exhausted else ctx.state.now_for(sub) + policy.retry_days[failures - 1] * 86400
+    )
+
+
+def dun(ctx: Ctx, sub: JSON, inv: JSON) -> None:
+    """What a failed automatic payment does to the subscription: ``past_due``, and when the
+    retries are exhausted the policy's final action."""
+    policy = ctx.state.config.dunning
     exhausted = inv["next_payment_attempt"] is None
     if sub["status"] in ("active", "trialing"):
         before = snapshot(sub)

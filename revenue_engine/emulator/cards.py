@@ -158,3 +158,63 @@ def billing_details(email: str | None = None, name: str | None = None) -> JSON:
         "phone": None,
         "tax_id": None,
     }
+
+
+@dataclass(frozen=True)
+class TestBankAccount:
+    """A US bank account for ACH Direct Debit, a *delayed notification* payment method.
+
+    Stripe's docs: an ACH debit's PaymentIntent goes to ``processing`` when confirmed and only
+    later to ``succeeded`` (or back to ``requires_payment_method`` when the bank returns it);
+    payments take up to 4 business days. Test routing number 110000000 with account
+    000123456789 succeeds, 000111111113 fails (account closed).
+    """
+
+    last4: str
+    failure_code: str | None = None
+    message: str = ""
+    label: str = ""
+    routing_number: str = "110000000"
+    settle_seconds: int = 4 * 86400
+
+
+TEST_BANK_ACCOUNTS: dict[str, TestBankAccount] = {
+    "pm_usBankAccount_success": TestBankAccount(
+        "6789", label="US bank account 000123456789 — debit succeeds later"
+    ),
+    "pm_usBankAccount_accountClosed": TestBankAccount(
+        "1113",
+        "account_closed",
+        "The customer's bank account has been closed.",
+        label="US bank account 000111111113 — debit fails later (account closed)",
+    ),
+}
+
+
+def bank_details(account: TestBankAccount) -> JSON:
+    """The ``us_bank_account`` hash of a PaymentMethod."""
+    return {
+        "account_holder_type": "individual",
+        "account_type": "checking",
+        "bank_name": "STRIPE TEST BANK",
+        "financial_connections_account": None,
+        "fingerprint": f"emuach{account.last4}",
+        "last4": account.last4,
+        "networks": {"preferred": "ach", "supported": ["ach"]},
+        "routing_number": account.routing_number,
+        "status_details": None,
+    }
+
+
+def charge_bank_details(account: TestBankAccount) -> JSON:
+    """``payment_method_details.us_bank_account`` of a Charge."""
+    return {
+        "account_holder_type": "individual",
+        "account_type": "checking",
+        "bank_name": "STRIPE TEST BANK",
+        "fingerprint": f"emuach{account.last4}",
+        "last4": account.last4,
+        "mandate": None,
+        "payment_reference": None,
+        "routing_number": account.routing_number,
+    }

@@ -20,6 +20,9 @@ All bodies and answers are JSON.
   "mark_uncollectible": false}``.
 * ``POST /_emulator/payment_methods/{id}/decline`` - ``{"decline_code": "insufficient_funds"}``
   makes a saved card start declining (``null`` restores it).
+* ``POST /_emulator/payment_intents/{id}/settle`` - ``{"outcome": "succeeded"|"failed"}``
+  (optional; default: the test bank account's outcome) settles a ``processing`` bank debit now,
+  as a test clock passing its settlement date would -> ``{"payment_intent": {...}}``.
 * ``POST /_emulator/webhook_endpoints/{id}/roll_secret`` -> ``{"secret": "whsec_..."}``; the
   previous secret keeps signing too (two ``v1`` signatures), as during a Stripe secret roll.
 """
@@ -132,6 +135,16 @@ def control_routes(emulator: Emulator) -> list[Route]:
             return JSONResponse({"error": str(error)}, status_code=400)
         return JSONResponse({"ok": True})
 
+    async def settle(request: Request) -> Response:
+        try:
+            body = await _json_body(request)
+            pi = emulator.settle_payment(request.path_params["id"], body.get("outcome"))
+        except KeyError as error:
+            return JSONResponse({"error": str(error)}, status_code=404)
+        except ValueError as error:
+            return JSONResponse({"error": str(error)}, status_code=400)
+        return JSONResponse({"payment_intent": pi})
+
     async def roll(request: Request) -> Response:
         try:
             secret = emulator.roll_webhook_secret(request.path_params["id"])
@@ -148,5 +161,6 @@ def control_routes(emulator: Emulator) -> list[Route]:
         Route("/_emulator/deliveries/{action}", delivery_config, methods=["POST"]),
         Route("/_emulator/dunning", dunning, methods=["POST"]),
         Route("/_emulator/payment_methods/{id}/decline", decline, methods=["POST"]),
+        Route("/_emulator/payment_intents/{id}/settle", settle, methods=["POST"]),
         Route("/_emulator/webhook_endpoints/{id}/roll_secret", roll, methods=["POST"]),
     ]

@@ -40,7 +40,8 @@ from revenue_engine.emulator.resources import (
     test_clocks,
 )
 from revenue_engine.emulator.routing import Router
-from revenue_engine.emulator.state import API_VERSION, DunningPolicy, State
+from revenue_engine.emulator.settlement import settle
+from revenue_engine.emulator.state import API_VERSION, Ctx, DunningPolicy, State
 from revenue_engine.emulator.store import JSON, snapshot
 
 ROUTER = Router(
@@ -196,6 +197,20 @@ class Emulator:
             if self.state.store.get("payment_method", payment_method_id) is None:
                 raise KeyError(f"no such payment method {payment_method_id}")
             self.state.store.priv(payment_method_id)["decline_code"] = decline_code
+
+    def settle_payment(self, payment_intent_id: str, outcome: str | None = None) -> JSON:
+        """Settle a ``processing`` bank debit now, as the bank would: the test account's outcome
+        or ``outcome`` (``"succeeded"``/``"failed"``); returns the PaymentIntent."""
+        if outcome not in (None, "succeeded", "failed"):
+            raise ValueError("outcome must be 'succeeded' or 'failed'")
+        with self.state.lock:
+            pi = self.state.store.get("payment_intent", payment_intent_id)
+            if pi is None:
+                raise KeyError(f"no such payment intent {payment_intent_id}")
+            if pi["status"] != "processing":
+                raise ValueError(f"payment intent {payment_intent_id} is {pi['status']}")
+            settle(Ctx(self.state), pi, None if outcome is None else outcome == "succeeded")
+            return snapshot(pi)
 
     # ------------------------------------------------------------------ inspection
     def objects(self, kind: str) -> list[JSON]:

@@ -364,7 +364,11 @@ def attempt_payment(
         pi = invoice_intent(ctx, inv)
         failure = confirm_intent(ctx, pi, pm)
         if failure is None:
-            mark_paid(ctx, inv, pi)
+            # A bank debit is only started: the invoice stays open while its PaymentIntent is
+            # processing (Stripe: "the invoice status would be open and the PaymentIntent
+            # status would be processing") until the debit settles (see settlement).
+            if pi["status"] == "succeeded":
+                mark_paid(ctx, inv, pi)
             return None
     if on_failure is not None:
         on_failure(inv)
@@ -408,7 +412,7 @@ def on_intent_succeeded(ctx: Ctx, pi: JSON) -> None:
     """A PaymentIntent confirmed directly (e.g. by Stripe.js) pays the invoice it belongs to."""
     inv_id = ctx.store.priv(pi["id"]).get("invoice")
     inv = ctx.store.get("invoice", inv_id) if inv_id else None
-    if inv is not None and inv["status"] == "open":
+    if inv is not None and inv["status"] == "open" and pi["status"] == "succeeded":
         mark_paid(ctx, inv, pi)
 
 

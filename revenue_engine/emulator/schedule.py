@@ -2,7 +2,8 @@
 
 :func:`next_action` finds the earliest billing action on a clock's subscriptions and invoices
 up to a target time — a trial-ending notice (3 days ahead), a trial end, a scheduled
-cancellation, a renewal, a payment retry, the expiry of an incomplete subscription — and
+cancellation, a renewal, a payment retry, a bank debit settling, the expiry of an incomplete
+subscription (not while its first payment is processing) — and
 :func:`run_action` performs it through :mod:`billing`. The clock module loops over the two,
 moving the clock to each action's time so everything it creates carries that time.
 """
@@ -19,10 +20,19 @@ from revenue_engine.emulator.billing import (
     retry,
 )
 from revenue_engine.emulator.events import emit
+from revenue_engine.emulator.settlement import first_payment_processing, settle, settles_at
 from revenue_engine.emulator.state import Ctx
 
 # Tie-break order when several things fall due at the same second.
-_ORDER = {"trial_will_end": 0, "cancel": 1, "retry": 2, "trial_end": 3, "renew": 4, "expire": 5}
+_ORDER = {
+    "trial_will_end": 0,
+    "cancel": 1,
+    "settle": 2,
+    "retry": 3,
+    "trial_end": 4,
+    "renew": 5,
+    "expire": 6,
+}
 
 
 def next_action(ctx: Ctx, clock_id: str, until: int) -> tuple[int, str, str] | None:
@@ -48,7 +58,7 @@ def next_action(ctx: Ctx, clock_id: str, until: int) -> tuple[int, str, str] | N
             add(int(sub["cancel_at"]), "cancel", sub["id"])
         if status in ("active", "past_due"):
             add(current_period(sub)[1], "renew", sub["id"])
-        if status == "incomplete":
+        if status == "incomplete" and not first_payment_processing(ctx, sub):
             add(int(sub["created"]) + config.incomplete_expiry, "expire", sub["id"])
     for inv in ctx.store.all("invoice"):
         if (
@@ -57,6 +67,10 @@ def next_action(ctx: Ctx, clock_id: str, until: int) -> tuple[int, str, str] | N
             and ctx.state.clock_of(inv) == clock_id
         ):
             add(int(inv["next_payment_attempt"]), "retry", inv["id"])
+    for pi in ctx.store.all("payment_intent"):
+        at = settles_at(ctx, pi)
+        if at is not None and ctx.state.clock_of(pi) == clock_id:
+            add(at, "settle", pi["id"])
     if not candidates:
         return None
     at, _, kind, object_id = min(candidates)
@@ -66,6 +80,9 @@ def next_action(ctx: Ctx, clock_id: str, until: int) -> tuple[int, str, str] | N
 def run_action(ctx: Ctx, kind: str, object_id: str) -> None:
     if kind == "retry":
         retry(ctx, ctx.store.require("invoice", object_id))
+        return
+    if kind == "settle":
+        settle(ctx, ctx.store.require("payment_intent", object_id))
         return
     sub = ctx.store.require("subscription", object_id)
     if kind == "trial_will_end":

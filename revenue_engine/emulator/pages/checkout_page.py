@@ -3,6 +3,9 @@
 * ``GET  /checkout/{id}`` — plan, amount and interval; test-card choice; Pay / Cancel.
 * ``POST /checkout/{id}/pay`` (``card``, ``email``, ``name``) — 303 to ``success_url`` with
   ``{CHECKOUT_SESSION_ID}`` filled in; a decline re-renders the page (HTTP 402), changing nothing.
+  ``card`` is a test card id or, where the session offers ACH Direct Debit, a test bank
+  account (``pm_usBankAccount_success``, ``pm_usBankAccount_accountClosed``): the session
+  completes unpaid and the debit settles later.
 * ``POST|GET /checkout/{id}/cancel`` — 303 to ``cancel_url``; the session stays open.
 """
 
@@ -17,6 +20,7 @@ from starlette.routing import Route
 
 from revenue_engine.emulator.billing import TIMES, recurring_of
 from revenue_engine.emulator.pages.layout import (
+    bank_choices,
     card_choices,
     form_data,
     money,
@@ -47,6 +51,11 @@ def _checkout_page(
     if session["status"] == "complete":
         target = checkout.success_redirect(session)
         link = f"<p><a href='{escape(target)}'>Continue</a></p>" if target else ""
+        if session["payment_status"] == "unpaid":
+            return page(
+                "Payment processing",
+                "<div class='box'>Thank you — your bank debit is processing.</div>" + link,
+            )
         return page(
             "Payment complete", f"<div class='box'>Thank you — this session is paid.</div>{link}"
         )
@@ -74,13 +83,21 @@ def _checkout_page(
     if session["customer"]:
         customer = ctx.store.get("customer", session["customer"])
         email = email or (customer or {}).get("email")
+    methods = ""
+    if checkout.offers_cards(session):
+        methods += f"<fieldset><legend>Test card</legend>{card_choices()}</fieldset>"
+    if checkout.offers_bank_debit(session):
+        methods += (
+            "<fieldset><legend>US bank account (ACH Direct Debit — settles later)</legend>"
+            f"{bank_choices(checked_first=not checkout.offers_cards(session))}</fieldset>"
+        )
     body = (
         f"{banner}<div class='box'><table>{''.join(rows)}</table>"
         f"<p><strong>Total: {total}</strong></p>{trial_note}</div>"
         f"<form method='post' action='{here}pay' class='box'>"
         f"<label>Email <input name='email' type='email' value='{escape(email or '')}'></label>"
         f"<label>Name on card <input name='name' value=''></label>"
-        f"<fieldset><legend>Test card</legend>{card_choices()}</fieldset>"
+        f"{methods}"
         f"<button type='submit'>Pay {total}</button></form>"
         f"<form method='post' action='{here}cancel'><button type='submit'>Cancel</button></form>"
     )

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from revenue_engine.emulator.cards import PAGE_CHOICES, TEST_CARDS
+from revenue_engine.emulator.cards import PAGE_CHOICES, TEST_BANK_ACCOUNTS, TEST_CARDS
 from revenue_engine.emulator.periods import utc_datetime
 from revenue_engine.emulator.state import Ctx
 
@@ -59,6 +59,20 @@ def card_choices(name: str = "card") -> str:
         options.append(
             f"<label><input type='radio' name='{name}' value='{card_id}'{checked}> "
             f"{escape(card.label)} <span class='muted'>(•••• {card.last4})</span></label>"
+        )
+    return "".join(options)
+
+
+def bank_choices(name: str = "card", *, checked_first: bool = False) -> str:
+    """The test bank accounts (ACH Direct Debit, settled later) as radio buttons."""
+    options = []
+    for index, bank_id in enumerate(TEST_BANK_ACCOUNTS):
+        account = TEST_BANK_ACCOUNTS[bank_id]
+        checked = " checked" if checked_first and index == 0 else ""
+        options.append(
+            f"<label><input type='radio' name='{name}' value='{bank_id}'{checked}> "
+            f"{escape(account.label)} <span class='muted'>(routing "
+            f"{account.routing_number})</span></label>"
         )
     return "".join(options)
 

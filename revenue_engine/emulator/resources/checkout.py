@@ -9,13 +9,20 @@ A session's ``url`` is the emulator's hosted page (see :mod:`pages`), which call
 the subscription and its paid first invoice (or a PaymentIntent in payment mode), marks the
 session ``complete``/``paid`` and emits ``checkout.session.completed``. A declined test card
 changes nothing.
+
+A subscription-mode session in ``usd`` also offers ACH Direct Debit (``us_bank_account``, a
+*delayed notification* payment method; Stripe lists it in ``payment_method_types`` when it is
+eligible). Paying with a test bank account completes the session with ``payment_status:
+"unpaid"`` — the subscription ``incomplete``, its first invoice ``open``, the PaymentIntent
+``processing`` — and ``checkout.session.async_payment_succeeded`` or ``..._failed`` follows when
+the debit settles (see :mod:`settlement`).
 """
 
 from __future__ import annotations
 
 from revenue_engine.emulator import reference
 from revenue_engine.emulator.billing import ItemSpec, check_prices, start_subscription
-from revenue_engine.emulator.cards import TEST_CARDS
+from revenue_engine.emulator.cards import TEST_BANK_ACCOUNTS, TEST_CARDS
 from revenue_engine.emulator.errors import StripeError, card_error, invalid_request
 from revenue_engine.emulator.events import emit
 from revenue_engine.emulator.expand import register_includable
@@ -25,7 +32,7 @@ from revenue_engine.emulator.lists import PAGINATION, created_filter, list_objec
 from revenue_engine.emulator.resources.catalog import create_price
 from revenue_engine.emulator.resources.customers import new_customer
 from revenue_engine.emulator.resources.payment_intents import confirm_intent, create_intent
-from revenue_engine.emulator.resources.payment_methods import new_card
+from revenue_engine.emulator.resources.payment_methods import new_bank_account, new_card
 from revenue_engine.emulator.routing import Route
 from revenue_engine.emulator.state import Ctx
 from revenue_engine.emulator.store import JSON, snapshot
@@ -208,6 +215,12 @@ def _create(ctx: Ctx, p: Params) -> JSON:
         )
     subtotal = sum(int(item["amount_subtotal"]) for item in items)
     total = 0 if trial_days else subtotal
+    currency = items[0]["currency"]
+    # Without payment_method_types Stripe offers what is enabled and eligible (dynamic payment
+    # methods): cards, and ACH Direct Debit for usd subscriptions here.
+    method_types = p.strings("payment_method_types") or (
+        ["card", "us_bank_account"] if mode == "subscription" and currency == "usd" else ["card"]
+    )
     session_id = new_id("cs_test_", 58)
     session: JSON = {
         "id": session_id,
@@ -226,7 +239,7 @@ def _create(ctx: Ctx, p: Params) -> JSON:
         "consent": None,
         "consent_collection": None,
         "created": now,
-        "currency": items[0]["currency"],
+        "currency": currency,
         "currency_conversion": None,
         "custom_fields": [],
         "custom_text": {
@@ -257,7 +270,7 @@ def _create(ctx: Ctx, p: Params) -> JSON:
         "payment_method_collection": "always",
         "payment_method_configuration_details": None,
         "payment_method_options": {},
-        "payment_method_types": p.strings("payment_method_types") or ["card"],
+        "payment_method_types": method_types,
         "payment_status": "unpaid",
         "permissions": None,
         "phone_number_collection": {"enabled": False},
@@ -322,9 +335,15 @@ def complete(
     if session["status"] != "open":
         return invalid_request("This Checkout Session is no longer active.")
     card = TEST_CARDS.get(card_id)
-    if card is None:
+    bank = TEST_BANK_ACCOUNTS.get(card_id)
+    if card is None and bank is None:
         return invalid_request(f"Unknown test card {card_id}.", param="payment_method")
-    if card.decline_code:
+    if bank is not None and not offers_bank_debit(session):
+        return invalid_request(
+            "The payment method type us_bank_account is not available for this Checkout Session.",
+            param="payment_method",
+        )
+    if card is not None and card.decline_code:
         return card_error(card.error_code, card.message, decline_code=card.decline_code)
     try:
         reference.email(email)
@@ -341,7 +360,11 @@ def complete(
         existing = ctx.store.require("customer", customer_id)
         email = email or existing["email"]
         name = name or existing["name"]
-    pm = new_card(ctx, card_id, customer_id)
+    if bank is not None:
+        assert customer_id is not None  # subscription mode always has a customer
+        pm = new_bank_account(ctx, card_id, customer_id)
+    else:
+        pm = new_card(ctx, card_id, customer_id)
     pm["billing_details"]["email"] = email
     pm["billing_details"]["name"] = name
     items: list[JSON] = private["items"]
@@ -362,10 +385,13 @@ def complete(
             trial_end=now + int(trial_days) * 86400 if trial_days else None,
             description=private.get("subscription_description"),
         )
+        invoice = ctx.store.require("invoice", sub["latest_invoice"])
+        # A bank debit leaves the first invoice open (processing): "unpaid" until it settles.
+        paid = "paid" if invoice["status"] == "paid" else "unpaid"
         session.update(
             subscription=sub["id"],
             invoice=sub["latest_invoice"],
-            payment_status="no_payment_required" if trial_days else "paid",
+            payment_status="no_payment_required" if trial_days else paid,
         )
     else:
         pi = create_intent(
@@ -397,6 +423,18 @@ def complete(
     )
     emit(ctx, "checkout.session.completed", session)
     return None
+
+
+def offers_bank_debit(session: JSON) -> bool:
+    return (
+        session["mode"] == "subscription"
+        and session["currency"] == "usd"
+        and "us_bank_account" in session["payment_method_types"]
+    )
+
+
+def offers_cards(session: JSON) -> bool:
+    return "card" in session["payment_method_types"]
 
 
 def success_redirect(session: JSON) -> str | None:

@@ -13,13 +13,18 @@ through it. A decline leaves the intent in ``requires_payment_method`` with
 from __future__ import annotations
 
 from revenue_engine.emulator import reference
-from revenue_engine.emulator.cards import billing_details, charge_card_details
+from revenue_engine.emulator.cards import (
+    TestBankAccount,
+    billing_details,
+    charge_bank_details,
+    charge_card_details,
+)
 from revenue_engine.emulator.errors import StripeError, card_error, invalid_request
 from revenue_engine.emulator.events import emit
 from revenue_engine.emulator.forms import Params, merge_metadata
 from revenue_engine.emulator.ids import client_secret, new_id
 from revenue_engine.emulator.lists import PAGINATION, created_filter, paginate
-from revenue_engine.emulator.resources.payment_methods import card_of, resolve
+from revenue_engine.emulator.resources.payment_methods import bank_of, card_of, resolve
 from revenue_engine.emulator.routing import Route
 from revenue_engine.emulator.state import Ctx
 from revenue_engine.emulator.store import JSON, snapshot
@@ -165,8 +170,12 @@ def confirm_intent(ctx: Ctx, pi: JSON, pm: JSON) -> StripeError | None:
         raise invalid_request(
             "The provided PaymentMethod belongs to a different customer.", param="payment_method"
         )
-    card = card_of(ctx, pm)
     pi["payment_method"] = pm["id"]
+    bank = bank_of(ctx, pm)
+    if bank is not None:
+        _start_debit(ctx, pi, pm, bank)
+        return None
+    card = card_of(ctx, pm)
     error: StripeError | None = None
     if card.decline_code:
         error = card_error(card.error_code, card.message, decline_code=card.decline_code)
@@ -192,6 +201,83 @@ def confirm_intent(ctx: Ctx, pi: JSON, pm: JSON) -> StripeError | None:
         charge=charge["id"], payment_intent=snapshot(pi), payment_method=snapshot(pm)
     )
     return error
+
+
+def _start_debit(ctx: Ctx, pi: JSON, pm: JSON, bank: TestBankAccount) -> None:
+    """ACH Direct Debit: confirming starts the debit. Stripe's docs: the PaymentIntent moves to
+    ``processing`` (``payment_intent.processing``) and its Charge is ``pending``
+    (``charge.pending``) until the bank settles it — see :func:`settle_debit`."""
+    charge = _charge(ctx, pi, pm, None)
+    charge.update(
+        status="pending",
+        paid=False,
+        payment_method_details={
+            "type": "us_bank_account",
+            "us_bank_account": charge_bank_details(bank),
+        },
+    )
+    charge["outcome"].update(seller_message="Payment pending.", type="authorized")
+    if "us_bank_account" not in pi["payment_method_types"]:
+        pi["payment_method_types"] = [*pi["payment_method_types"], "us_bank_account"]
+    pi.update(status="processing", latest_charge=charge["id"], last_payment_error=None)
+    ctx.store.priv(pi["id"])["processing_since"] = ctx.state.now_for_customer(pi["customer"])
+    emit(ctx, "charge.pending", charge)
+    emit(ctx, "payment_intent.processing", pi)
+
+
+def settle_debit(ctx: Ctx, pi: JSON, succeed: bool | None = None) -> bool:
+    """The bank's answer to a ``processing`` debit: the test account's outcome unless
+    ``succeed`` forces one. Success: Charge ``succeeded``, PaymentIntent ``succeeded``
+    (``charge.succeeded``, ``payment_intent.succeeded``). Failure (a return such as
+    ``account_closed``): Charge ``failed``, PaymentIntent back to ``requires_payment_method``
+    with ``last_payment_error`` (``charge.failed``, ``payment_intent.payment_failed``)."""
+    if pi["status"] != "processing":
+        raise invalid_request(
+            f"This PaymentIntent is not processing; its status is {pi['status']}.",
+            code="payment_intent_unexpected_state",
+        )
+    pm = ctx.store.require("payment_method", pi["payment_method"])
+    bank = bank_of(ctx, pm)
+    assert bank is not None
+    ok = bank.failure_code is None if succeed is None else succeed
+    charge = ctx.store.require("charge", pi["latest_charge"])
+    if ok:
+        charge.update(status="succeeded", paid=True)
+        charge["outcome"]["seller_message"] = "Payment complete."
+        pi.update(status="succeeded", amount_received=pi["amount"])
+        emit(ctx, "charge.succeeded", charge)
+        emit(ctx, "payment_intent.succeeded", pi)
+        return True
+    code = bank.failure_code or "account_closed"
+    message = bank.message or "The customer's bank account has been closed."
+    charge.update(
+        status="failed",
+        paid=False,
+        captured=False,
+        amount_captured=0,
+        failure_code=code,
+        failure_message=message,
+    )
+    charge["outcome"].update(
+        network_status="declined_by_network",
+        reason=code,
+        seller_message="The bank returned this payment.",
+        type="issuer_declined",
+    )
+    pi["status"] = "requires_payment_method"
+    # Stripe's error types are api_error, card_error, idempotency_error and
+    # invalid_request_error; a failed payment with a payment method is reported as card_error.
+    pi["last_payment_error"] = {
+        "type": "card_error",
+        "code": code,
+        "decline_code": None,
+        "message": message,
+        "charge": charge["id"],
+        "payment_method": snapshot(pm),
+    }
+    emit(ctx, "charge.failed", charge)
+    emit(ctx, "payment_intent.payment_failed", pi)
+    return False
 
 
 def _create(ctx: Ctx, p: Params) -> JSON:

@@ -8,9 +8,12 @@ Routes: ``POST /v1/payment_methods``, ``GET|POST /v1/payment_methods/{id}``,
 from __future__ import annotations
 
 from revenue_engine.emulator.cards import (
+    TEST_BANK_ACCOUNTS,
     TEST_CARDS,
     TOKENS,
+    TestBankAccount,
     TestCard,
+    bank_details,
     billing_details,
     card_details,
 )
@@ -24,9 +27,18 @@ from revenue_engine.emulator.state import Ctx
 from revenue_engine.emulator.store import JSON, snapshot
 
 
+def bank_of(ctx: Ctx, pm: JSON) -> TestBankAccount | None:
+    """The test bank account behind a ``us_bank_account`` PaymentMethod (None for cards)."""
+    bank_id = ctx.store.priv(pm["id"]).get("test_bank")
+    return TEST_BANK_ACCOUNTS[bank_id] if bank_id else None
+
+
 def card_of(ctx: Ctx, pm: JSON) -> TestCard:
     """How charges on this payment method behave (a test knob may override the decline)."""
     private = ctx.store.priv(pm["id"])
+    bank = bank_of(ctx, pm)
+    if bank is not None:  # a bank debit never declines at once: see bank_of and settle_debit
+        return TestCard("us_bank_account", bank.last4, label=bank.label)
     card = TEST_CARDS[private.get("test_card", "pm_card_visa")]
     override = private.get("decline_code", "unset")
     if override == "unset":
@@ -85,6 +97,27 @@ def new_card(ctx: Ctx, test_id: str, customer_id: str | None) -> JSON:
     if customer_id is not None:
         attach(ctx, pm, customer_id)
     return pm
+
+
+def new_bank_account(ctx: Ctx, test_id: str, customer_id: str) -> JSON:
+    """A bank account a person just entered on the hosted Checkout page (ACH Direct Debit)."""
+    account = TEST_BANK_ACCOUNTS[test_id]
+    pm: JSON = {
+        "id": new_id("pm_"),
+        "object": "payment_method",
+        "allow_redisplay": "unspecified",
+        "billing_details": billing_details(),
+        "created": ctx.state.now_for_customer(customer_id),
+        "customer": None,
+        "customer_account": None,
+        "livemode": False,
+        "metadata": {},
+        "type": "us_bank_account",
+        "us_bank_account": bank_details(account),
+    }
+    ctx.store.put(pm)
+    ctx.store.priv(pm["id"])["test_bank"] = test_id
+    return attach(ctx, pm, customer_id)
 
 
 def attach(ctx: Ctx, pm: JSON, customer_id: str) -> JSON:
