@@ -351,23 +351,63 @@ async def test_throttle_skips_events_older_than_the_last_applied_one(
     assert (await stored(sub_id)).cancel_at_period_end is True
 
 
-async def test_checkout_events_out_of_order_leave_the_session_paid(
-    engine: httpx.AsyncClient, emulator: Emulator
-) -> None:
+async def pay_by_bank(engine: httpx.AsyncClient, account: str) -> str:
+    """Check out the starter plan and pay with a delayed-notification method (ACH Direct
+    Debit) on the hosted page; returns the session id."""
     started = only(
         await call(engine, CHECKOUT, {"input": {"planUid": "starter", "billingInterval": "MONTH"}})
     )
-    await pay(started["checkoutUrl"])
-    [paid] = emulator.objects("checkout.session")
-    assert (paid["status"], paid["payment_status"]) == ("complete", "paid")
-    # A delayed payment method: completed (unpaid) first at Stripe, then paid; delivered the
-    # other way round.
-    unpaid = {**copy.deepcopy(paid), "payment_status": "unpaid"}
-    succeeded = event("checkout.session.async_payment_succeeded", paid, created=paid["created"] + 9)
-    late = event("checkout.session.completed", unpaid, created=paid["created"] + 2)
+    assert (await pay(started["checkoutUrl"], card=account)).status_code == 303
+    session_id: str = started["sessionId"]
+    return session_id
+
+
+async def test_bank_debit_verifies_unpaid_and_its_success_event_makes_the_org_active(
+    engine: httpx.AsyncClient, emulator: Emulator
+) -> None:
+    session_id = await pay_by_bank(engine, "pm_usBankAccount_success")
+    # Back from Stripe while the debit is processing: Stripe says unpaid, incomplete.
+    verified = only(await call(engine, VERIFY, {"id": session_id}))
+    assert (verified["status"], verified["paymentStatus"]) == ("complete", "unpaid")
+    assert (verified["subscription"]["status"], verified["subscription"]["isActive"]) == (
+        "incomplete",
+        False,
+    )
+    [completed] = emulator.events("checkout.session.completed")
+    assert (await post(engine, completed)).json()["status"] == "processed"
+    status = (await call(engine, STATUS_QUERY))["subscriptionStatus"]
+    assert (status["status"], status["isActive"]) == ("incomplete", False)
+
+    [pi] = emulator.objects("payment_intent")
+    emulator.settle_payment(pi["id"])  # the bank pays (days later at Stripe)
+    [succeeded] = emulator.events("checkout.session.async_payment_succeeded")
+    assert (await post(engine, succeeded)).json()["status"] == "processed"
+    session = await CheckoutSession.find_one({"stripe_session_id": session_id})
+    assert session is not None
+    assert (session.status.value, session.payment_status) == ("completed", "paid")
+    status = (await call(engine, STATUS_QUERY))["subscriptionStatus"]
+    assert (status["status"], status["isActive"], status["planUid"]) == (
+        "active",
+        True,
+        "starter",
+    )
+
+
+async def test_checkout_events_out_of_order_leave_the_session_paid(
+    engine: httpx.AsyncClient, emulator: Emulator
+) -> None:
+    session_id = await pay_by_bank(engine, "pm_usBankAccount_success")
+    [pi] = emulator.objects("payment_intent")
+    emulator.settle_payment(pi["id"])
+    # Stripe sent completed (unpaid) first, then async_payment_succeeded (paid); they arrive
+    # the other way round.
+    [late] = emulator.events("checkout.session.completed")
+    [succeeded] = emulator.events("checkout.session.async_payment_succeeded")
+    assert late["data"]["object"]["payment_status"] == "unpaid"
+    assert late["created"] <= succeeded["created"]
     for payload in (succeeded, late):
         assert (await post(engine, payload)).json()["status"] == "processed"
-    session = await CheckoutSession.find_one({"stripe_session_id": started["sessionId"]})
+    session = await CheckoutSession.find_one({"stripe_session_id": session_id})
     assert session is not None
     assert (session.status.value, session.payment_status) == ("completed", "paid")
     status = (await call(engine, STATUS_QUERY))["subscriptionStatus"]
@@ -425,31 +465,23 @@ async def test_checkout_expired_webhook_marks_the_session_expired(
 async def test_checkout_async_payment_failed_grants_nothing(
     engine: httpx.AsyncClient, emulator: Emulator
 ) -> None:
-    started = only(
-        await call(engine, CHECKOUT, {"input": {"planUid": "starter", "billingInterval": "MONTH"}})
-    )
-    declined = await pay(started["checkoutUrl"], card="pm_card_chargeDeclined")
-    assert declined.status_code < 500
-    [at_stripe] = emulator.objects("checkout.session")
-    assert (at_stripe["status"], at_stripe["payment_status"]) == ("open", "unpaid")
-    # The emulator has no delayed payment methods: the event is Stripe's example session.
-    failed = stripe_object(
-        "checkout.session",
-        id=started["sessionId"],
-        client_reference_id="org_a",
-        status="complete",
-        payment_status="unpaid",
-    )
-    response = await post(engine, event("checkout.session.async_payment_failed", failed))
-    assert response.json()["status"] == "processed"
-    session = await CheckoutSession.find_one({"stripe_session_id": started["sessionId"]})
+    session_id = await pay_by_bank(engine, "pm_usBankAccount_accountClosed")
+    verified = only(await call(engine, VERIFY, {"id": session_id}))
+    assert (verified["paymentStatus"], verified["subscription"]["isActive"]) == ("unpaid", False)
+    [pi] = emulator.objects("payment_intent")
+    emulator.settle_payment(pi["id"])  # the bank returns the debit: account closed
+    for kind in ("invoice.payment_failed", "checkout.session.async_payment_failed"):
+        [raw] = emulator.events(kind)
+        assert (await post(engine, raw)).json()["status"] == "processed"
+    session = await CheckoutSession.find_one({"stripe_session_id": session_id})
     assert session is not None
-    # Stripe's own state is recorded, not the event's: no subscription, nothing to use.
-    assert (session.status.value, session.payment_status) == ("pending", "unpaid")
-    assert session.stripe_subscription_id is None
-    assert await Subscription.find_all().count() == 0
+    # Stripe's state is recorded: completed but never paid, a subscription never activated.
+    assert (session.status.value, session.payment_status) == ("completed", "unpaid")
+    [sub] = await Subscription.find_all().to_list()
+    assert sub.status == "incomplete"
     status = (await call(engine, STATUS_QUERY))["subscriptionStatus"]
-    assert (status["hasSubscription"], status["isActive"]) == (False, False)
+    assert (status["status"], status["isActive"]) == ("incomplete", False)
+    assert not any(entitlement["enabled"] for entitlement in status["entitlements"])
 
 
 async def test_trial_will_end_paused_and_resumed_webhooks_follow_the_subscription(
