@@ -24,6 +24,9 @@ class TestCard:
     attach_fails: bool = False
     funding: str = "credit"
     label: str = ""
+    # 3D Secure on every payment (Stripe's 4000002760003184): a buyer on a hosted page
+    # authenticates; an off-session charge (a renewal) leaves the PaymentIntent requires_action.
+    requires_action: bool = False
 
 
 _DECLINED = "Your card was declined."
@@ -70,6 +73,12 @@ TEST_CARDS: dict[str, TestCard] = {
     "pm_card_chargeCustomerFail": TestCard(
         "visa", "0341", "generic_decline", label="Attaches, then every charge fails"
     ),
+    "pm_card_authenticationRequired": TestCard(
+        "visa",
+        "3184",
+        requires_action=True,
+        label="3D Secure on every payment — renewals need the customer",
+    ),
 }
 
 # Card tokens (``card[token]=tok_visa``) map onto the same behaviours.
@@ -80,6 +89,7 @@ TOKENS: dict[str, str] = {
     "tok_chargeDeclined": "pm_card_chargeDeclined",
     "tok_chargeDeclinedInsufficientFunds": "pm_card_chargeDeclinedInsufficientFunds",
     "tok_chargeCustomerFail": "pm_card_chargeCustomerFail",
+    "tok_authenticationRequired": "pm_card_authenticationRequired",
 }
 
 # The choices offered on the hosted checkout and portal pages.
@@ -88,6 +98,7 @@ PAGE_CHOICES = (
     "pm_card_chargeDeclined",
     "pm_card_chargeDeclinedInsufficientFunds",
     "pm_card_chargeCustomerFail",
+    "pm_card_authenticationRequired",
 )
 
 _EMPTY_ADDRESS: JSON = {

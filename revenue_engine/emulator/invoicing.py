@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from revenue_engine.emulator.errors import StripeError, invalid_request
+from revenue_engine.emulator.errors import StripeError, card_error, invalid_request
 from revenue_engine.emulator.events import emit, emit_update
 from revenue_engine.emulator.ids import new_id
 from revenue_engine.emulator.resources.payment_intents import confirm_intent, create_intent
@@ -369,7 +369,22 @@ def attempt_payment(
             # status would be processing") until the debit settles (see settlement).
             if pi["status"] == "succeeded":
                 mark_paid(ctx, inv, pi)
-            return None
+                return None
+            if pi["status"] != "requires_action":
+                return None
+            # Off-session 3D Secure (a renewal): Stripe reports the attempt as failed
+            # (invoice.payment_failed, the PaymentIntent requires_action) and asks for the
+            # customer with invoice.payment_action_required; the invoice stays open.
+            failure = card_error(
+                "authentication_required",
+                "Your card was declined. This transaction requires authentication.",
+                decline_code="authentication_required",
+            )
+            if on_failure is not None:
+                on_failure(inv)
+            emit(ctx, "invoice.payment_failed", inv)
+            emit(ctx, "invoice.payment_action_required", inv)
+            return failure
     if on_failure is not None:
         on_failure(inv)
     emit(ctx, "invoice.payment_failed", inv)
@@ -444,7 +459,11 @@ def mark_uncollectible(ctx: Ctx, inv: JSON) -> None:
 def _cancel_intent(ctx: Ctx, inv: JSON) -> None:
     pi_id = ctx.store.priv(inv["id"]).get("payment_intent")
     pi = ctx.store.get("payment_intent", pi_id) if pi_id else None
-    if pi is not None and pi["status"] in ("requires_payment_method", "requires_confirmation"):
+    if pi is not None and pi["status"] in (
+        "requires_payment_method",
+        "requires_confirmation",
+        "requires_action",
+    ):
         pi.update(status="canceled", canceled_at=ctx.state.now_for_customer(inv["customer"]))
         pi["cancellation_reason"] = "void_invoice"
         emit(ctx, "payment_intent.canceled", pi)

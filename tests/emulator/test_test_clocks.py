@@ -323,3 +323,67 @@ async def test_past_due_recovered_through_hosted_pages(
     changed = await http.post(f"{portal.url}/payment_method", data={"card": "pm_card_visa"})
     assert changed.status_code == 303
     assert (await client.v1.subscriptions.retrieve_async(first.id)).status == "active"
+
+
+async def test_a_renewal_on_a_card_that_always_asks_for_3ds_requires_action(
+    client: stripe.StripeClient, http: httpx.AsyncClient, emulator: Emulator
+) -> None:
+    clock = await client.v1.test_helpers.test_clocks.create_async(params={"frozen_time": START})
+    customer = await make_customer(client, card=None, test_clock=clock.id)
+    price = await make_plan(client, amount=1500)
+    session = await client.v1.checkout.sessions.create_async(
+        params={
+            "mode": "subscription",
+            "customer": customer.id,
+            "line_items": [{"price": price.id}],
+            "success_url": "https://app.test/done",
+        }
+    )
+    assert session.url is not None
+    # On the hosted page the buyer completes 3D Secure: the first invoice is paid.
+    paid = await http.post(f"{session.url}/pay", data={"card": "pm_card_authenticationRequired"})
+    assert paid.status_code == 303
+    done = await client.v1.checkout.sessions.retrieve_async(session.id)
+    assert done.payment_status == "paid"
+    sub_id = str(done.subscription)
+    assert (await client.v1.subscriptions.retrieve_async(sub_id)).status == "active"
+
+    # The renewal is off-session: the bank asks for authentication nobody can give.
+    await _advance(client, clock.id, START + 29 * DAY)  # the period ended on Feb 28
+    sub = await client.v1.subscriptions.retrieve_async(sub_id)
+    assert sub.status == "past_due"
+    invoice = await client.v1.invoices.retrieve_async(str(sub.latest_invoice))
+    assert (invoice.billing_reason, invoice.status, invoice.attempt_count) == (
+        "subscription_cycle",
+        "open",
+        1,
+    )
+    assert invoice.next_payment_attempt is not None  # the retry schedule still applies
+    pi = (await client.v1.payment_intents.list_async(params={"customer": customer.id})).data[0]
+    assert (pi.status, pi.amount) == ("requires_action", 1500)
+    assert pi.next_action is not None
+    [action] = emulator.events("invoice.payment_action_required")
+    assert action["data"]["object"]["id"] == invoice.id
+    assert action["request"] == {"id": None, "idempotency_key": None}
+    types = _types(emulator)
+    assert types.index("payment_intent.requires_action") < types.index("invoice.payment_failed")
+    assert types.index("invoice.payment_failed") < types.index("invoice.payment_action_required")
+    assert "payment_intent.succeeded" in types  # the first, authenticated payment only
+    assert types.count("invoice.paid") == 1
+
+
+async def test_a_subscription_created_off_page_with_a_3ds_card_is_incomplete(
+    client: stripe.StripeClient, emulator: Emulator
+) -> None:
+    _, customer = await _clock_customer(client, card="pm_card_authenticationRequired")
+    price = await make_plan(client)
+    sub = await client.v1.subscriptions.create_async(
+        params={"customer": customer.id, "items": [{"price": price.id}]}
+    )
+    # Stripe: "Fails because of authentication" - requires_action, invoice open, incomplete.
+    assert sub.status == "incomplete"
+    invoice = await client.v1.invoices.retrieve_async(str(sub.latest_invoice))
+    assert invoice.status == "open"
+    [pi] = (await client.v1.payment_intents.list_async()).data
+    assert pi.status == "requires_action"
+    assert emulator.events("invoice.payment_action_required")

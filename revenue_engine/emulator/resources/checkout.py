@@ -365,6 +365,8 @@ def complete(
         pm = new_bank_account(ctx, card_id, customer_id)
     else:
         pm = new_card(ctx, card_id, customer_id)
+        # The buyer is on the page: a 3D Secure challenge is completed here, for this payment.
+        ctx.store.priv(pm["id"])["authenticate_next"] = True
     pm["billing_details"]["email"] = email
     pm["billing_details"]["name"] = name
     items: list[JSON] = private["items"]
@@ -407,6 +409,7 @@ def complete(
         if error is not None:
             return error
         session.update(payment_intent=pi["id"], payment_status="paid")
+    ctx.store.priv(pm["id"]).pop("authenticate_next", None)  # this payment only
     session.update(
         status="complete",
         customer=customer_id,

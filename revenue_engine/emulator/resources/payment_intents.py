@@ -176,6 +176,12 @@ def confirm_intent(ctx: Ctx, pi: JSON, pm: JSON) -> StripeError | None:
         _start_debit(ctx, pi, pm, bank)
         return None
     card = card_of(ctx, pm)
+    # A buyer paying on a hosted page completes 3D Secure there (the page sets this flag for
+    # one payment); anywhere else a card that always asks for it needs the customer.
+    authenticated = ctx.store.priv(pm["id"]).pop("authenticate_next", False)
+    if card.requires_action and not card.decline_code and not authenticated:
+        _require_action(ctx, pi)
+        return None
     error: StripeError | None = None
     if card.decline_code:
         error = card_error(card.error_code, card.message, decline_code=card.decline_code)
@@ -201,6 +207,20 @@ def confirm_intent(ctx: Ctx, pi: JSON, pm: JSON) -> StripeError | None:
         charge=charge["id"], payment_intent=snapshot(pi), payment_method=snapshot(pm)
     )
     return error
+
+
+def _require_action(ctx: Ctx, pi: JSON) -> None:
+    """3D Secure needed: Stripe leaves the PaymentIntent ``requires_action`` with a
+    ``next_action`` for the customer (``payment_intent.requires_action``); no Charge yet."""
+    pi.update(
+        status="requires_action",
+        next_action={
+            "type": "use_stripe_sdk",
+            "use_stripe_sdk": {"type": "three_d_secure_redirect", "stripe_js": ""},
+        },
+        last_payment_error=None,
+    )
+    emit(ctx, "payment_intent.requires_action", pi)
 
 
 def _start_debit(ctx: Ctx, pi: JSON, pm: JSON, bank: TestBankAccount) -> None:

@@ -44,7 +44,9 @@ def card_of(ctx: Ctx, pm: JSON) -> TestCard:
     if override == "unset":
         return card
     if override is None:
-        return TestCard(card.brand, card.last4, label=card.label)
+        return TestCard(
+            card.brand, card.last4, label=card.label, requires_action=card.requires_action
+        )
     return TestCard(card.brand, card.last4, decline_code=str(override), label=card.label)
 
 
