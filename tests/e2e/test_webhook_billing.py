@@ -39,7 +39,7 @@ from tests.e2e.ops import (
     only,
 )
 from tests.e2e.test_subscriptions import customer_with_card, subscribe
-from tests.stripe_events import SECRET, event, post, stripe_object
+from tests.stripe_events import SECRET, event, post
 
 
 @pytest.fixture
@@ -559,36 +559,47 @@ async def test_trial_will_end_paused_and_resumed_webhooks_follow_the_subscriptio
 async def test_invoice_payment_action_required_re_reads_its_subscription(
     engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
 ) -> None:
-    await customer_with_card(engine, stripe_client, emulator)
-    created = await subscribe(engine)
-    sub_id = created["subscription"]["subscriptionId"]
-    # Changed at Stripe with no event of its own delivered.
-    await stripe_client.v1.subscriptions.update_async(sub_id, params={"cancel_at_period_end": True})
-    [at_stripe] = emulator.objects("subscription")
-    # The emulator never asks for authentication: the event is Stripe's example invoice.
-    invoice = stripe_object(
-        "invoice",
-        id=at_stripe["latest_invoice"],
-        status="open",
-        parent={
-            "quote_details": None,
-            "subscription_details": {"metadata": {}, "subscription": sub_id},
-            "type": "subscription_details",
-        },
+    customer_id = only(await call(engine, CREATE_CUSTOMER))["customer"]["id"]
+    now = int(time.time())
+    clock = await stripe_client.v1.test_helpers.test_clocks.create_async(
+        params={"frozen_time": now}
     )
-    payload = event("invoice.payment_action_required", invoice, created=at_stripe["created"] + 30)
+    emulator.attach_test_clock(customer_id, clock.id)
+    started = only(
+        await call(engine, CHECKOUT, {"input": {"planUid": "starter", "billingInterval": "MONTH"}})
+    )
+    # A card that asks for 3D Secure on every payment: the buyer passes it on the page.
+    assert (
+        await pay(started["checkoutUrl"], card="pm_card_authenticationRequired")
+    ).status_code == 303
+    verified = only(await call(engine, VERIFY, {"id": started["sessionId"]}))
+    assert (verified["paymentStatus"], verified["subscription"]["status"]) == ("paid", "active")
+    sub_id = verified["subscription"]["subscriptionId"]
+
+    # The renewal is off-session: Stripe needs the customer (requires_action); only the
+    # action-required event is delivered, and it brings the subscription's change with it.
+    await stripe_client.v1.test_helpers.test_clocks.advance_async(
+        clock.id, params={"frozen_time": now + 32 * DAY}
+    )
+    [payload] = emulator.events("invoice.payment_action_required")
+    [at_stripe] = emulator.objects("subscription")
+    assert at_stripe["status"] == "past_due"
+    assert payload["data"]["object"]["id"] == at_stripe["latest_invoice"]
     response = await post(engine, payload)
     assert response.json()["status"] == "processed"
     doc = await stored(sub_id)
-    assert (doc.status, doc.cancel_at_period_end) == ("active", True)
+    assert doc.status == "past_due"
     assert doc.last_event_created == payload["created"]
     status = (await call(engine, STATUS_QUERY))["subscriptionStatus"]
-    assert (status["cancelAtPeriodEnd"], status["isActive"]) == (True, True)
+    assert (status["status"], status["latestInvoiceId"]) == (
+        "past_due",
+        at_stripe["latest_invoice"],
+    )
     [audit] = await AuditEntry.find({"reference": payload["id"]}).to_list()
     assert (audit.source.value, audit.from_status, audit.to_status) == (
         "webhook",
         "active",
-        "active",
+        "past_due",
     )
 
 
