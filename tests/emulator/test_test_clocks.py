@@ -371,6 +371,15 @@ async def test_a_renewal_on_a_card_that_always_asks_for_3ds_requires_action(
     assert "payment_intent.succeeded" in types  # the first, authenticated payment only
     assert types.count("invoice.paid") == 1
 
+    # The customer comes back to the hosted invoice page and authenticates there.
+    assert invoice.hosted_invoice_url is not None
+    on_page = await http.post(
+        f"{invoice.hosted_invoice_url}/pay", data={"card": "pm_card_authenticationRequired"}
+    )
+    assert on_page.status_code == 303
+    assert (await client.v1.invoices.retrieve_async(str(invoice.id))).status == "paid"
+    assert (await client.v1.subscriptions.retrieve_async(sub_id)).status == "active"
+
 
 async def test_a_subscription_created_off_page_with_a_3ds_card_is_incomplete(
     client: stripe.StripeClient, emulator: Emulator

@@ -112,7 +112,10 @@ def invoice_routes(emulator: Emulator) -> list[Route]:
                 pm = new_card(ctx, form.get("card", "pm_card_visa"), inv["customer"])
             except StripeError as error:
                 return _invoice_page(ctx, inv, error.message, status=error.status, after_post=True)
+            # The customer is on the page: a 3D Secure challenge is completed here.
+            ctx.store.priv(pm["id"])["authenticate_next"] = True
             failure = attempt_payment(ctx, inv, pm)
+            ctx.store.priv(pm["id"]).pop("authenticate_next", None)
             if failure is not None:
                 return _invoice_page(
                     ctx, inv, failure.message, status=failure.status, after_post=True
