@@ -19,6 +19,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` as an aware UTC datetime (a store that drops tz info returns naive UTC)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 class BillingInterval(enum.StrEnum):
     MONTH = "month"
     YEAR = "year"

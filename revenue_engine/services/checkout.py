@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
@@ -23,7 +23,7 @@ from revenue_engine.documents import (
     Subscription,
     SubscriptionPlan,
 )
-from revenue_engine.documents.plan import utcnow
+from revenue_engine.documents.plan import as_utc, utcnow
 from revenue_engine.errors import (
     FieldProblem,
     NotFound,
@@ -144,7 +144,7 @@ async def _create_under_lease(
             )
             == (plan.uid, request.interval, overages, request.trial_days, success, cancel)
             and bool(pending.url)
-            and _aware(pending.created_at) > fresh_since
+            and as_utc(pending.created_at) > fresh_since
         ),
     )
     if reusable is not None:
@@ -224,10 +224,6 @@ async def expire_open_sessions(
             continue
         await _expire(gateway, pending)
     return kept
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 async def _expire(gateway: StripeGateway, pending: CheckoutSession) -> None:

@@ -35,7 +35,7 @@ from revenue_engine.documents import (
     SubscriptionItem,
     SubscriptionPlan,
 )
-from revenue_engine.documents.plan import utcnow
+from revenue_engine.documents.plan import as_utc, utcnow
 from revenue_engine.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -227,9 +227,7 @@ def _stale(current: Subscription, fields: dict[str, Any], observed_at: datetime)
     """Why this observation must not be applied over ``current``, or ``None``."""
     if current.status in TERMINAL_STATUSES and fields["status"] != current.status:
         return "terminal"
-    stored = current.observed_at
-    if stored.tzinfo is None:  # a store that drops tz info returns naive UTC
-        stored = stored.replace(tzinfo=UTC)
+    stored = as_utc(current.observed_at)
     if observed_at < stored:
         return "older"
     if observed_at == stored and _STATUS_RANK.get(fields["status"], 0) < _STATUS_RANK.get(

@@ -20,7 +20,7 @@ from revenue_engine.documents import (
     Subscription,
     SubscriptionPlan,
 )
-from revenue_engine.documents.plan import utcnow
+from revenue_engine.documents.plan import as_utc, utcnow
 from revenue_engine.errors import (
     BillingStateError,
     FieldProblem,
@@ -292,11 +292,6 @@ async def list_subscriptions(principal: Principal) -> list[Subscription]:
     )
 
 
-def _aware(value: datetime) -> datetime:
-    # A store that drops tz info returns naive UTC.
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 def subscription_now(subscription: Subscription) -> datetime:
     """Now on the subscription's own time, the time its periods are counted in: ours, or for a
     subscription on a Stripe test clock the clock's time as last seen — the ``created`` of the
@@ -304,7 +299,7 @@ def subscription_now(subscription: Subscription) -> datetime:
     if subscription.test_clock is None:
         return utcnow()
     seen = [
-        _aware(t)
+        as_utc(t)
         for t in (
             subscription.current_period_start,
             datetime.fromtimestamp(subscription.last_event_created, tz=UTC)
@@ -322,7 +317,7 @@ def is_active(subscription: Subscription, settings: Settings, now: datetime | No
     if subscription.status in ("active", "trialing"):
         return True
     if subscription.status == "past_due":
-        started = _aware(subscription.current_period_start or subscription.updated_at)
+        started = as_utc(subscription.current_period_start or subscription.updated_at)
         current = now or subscription_now(subscription)
         return current < started + timedelta(days=settings.past_due_grace_days)
     return False

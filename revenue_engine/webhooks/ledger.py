@@ -33,7 +33,7 @@ from pydantic import BaseModel
 
 from revenue_engine.db import DuplicateKeyError
 from revenue_engine.documents import WebhookEvent, WebhookEventStatus
-from revenue_engine.documents.plan import utcnow
+from revenue_engine.documents.plan import as_utc, utcnow
 from revenue_engine.errors import ValidationFailed
 from revenue_engine.webhooks.event import StripeEvent
 
@@ -73,10 +73,6 @@ def _new_token() -> str:
     return uuid.uuid4().hex
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def give_up_after(livemode: bool) -> timedelta:
     """How long after its first delivery an event may still be redelivered by Stripe."""
     return GIVE_UP_AFTER_LIVE if livemode else GIVE_UP_AFTER_TEST
@@ -86,7 +82,7 @@ def past_redelivery(claim: Claim, livemode: bool, now: datetime | None = None) -
     """Whether Stripe would no longer redeliver the claimed event (see ``give_up_after``)."""
     if claim.received_at is None:
         return False
-    return (now or utcnow()) - _aware(claim.received_at) >= give_up_after(livemode)
+    return (now or utcnow()) - as_utc(claim.received_at) >= give_up_after(livemode)
 
 
 def _abandoned(now: datetime) -> dict[str, Any]:
@@ -110,7 +106,7 @@ async def park_abandoned() -> int:
     now = utcnow()
     parked = 0
     for row in await WebhookEvent.find(_abandoned(now)).to_list():
-        reason = "gave up: not redelivered since " + _aware(row.received_at).isoformat()
+        reason = "gave up: not redelivered since " + as_utc(row.received_at).isoformat()
         if row.last_error:
             reason = f"{reason}; {row.last_error}"
         result = await WebhookEvent.find_one(
@@ -202,7 +198,7 @@ async def take(event_id: str, *, replay: bool = False) -> Claim | None:
             updated.status,
             updated.attempts,
             replay=replay,
-            received_at=_aware(updated.received_at),
+            received_at=as_utc(updated.received_at),
         )
     current = await get_event(event_id)
     if current is None:
