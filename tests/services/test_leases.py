@@ -82,3 +82,47 @@ async def test_a_failing_body_still_releases(database: Database) -> None:
         async with leases.hold("org_a:purchase"):
             raise RuntimeError("stripe said no")
     assert await Lease.find_all().count() == 0
+
+
+async def test_a_slow_holder_keeps_its_lease_past_the_lease_time(database: Database) -> None:
+    """The holder renews its claim while the body runs: a waiter never takes over a lease
+    whose holder is alive, however slow (e.g. Stripe retrying)."""
+    entered = asyncio.Event()
+
+    async def slow_holder() -> None:
+        async with leases.hold("org_a:purchase", lease_seconds=0.3):
+            entered.set()
+            await asyncio.sleep(1.0)  # three lease times
+
+    holder = asyncio.create_task(slow_holder())
+    await entered.wait()
+    await asyncio.sleep(0.6)  # the unrenewed lease would have expired by now
+    with pytest.raises(Busy):
+        async with leases.hold("org_a:purchase", lease_seconds=0.3, wait_seconds=0.2):
+            pytest.fail("took over the lease of a live holder")
+    await holder
+    assert await Lease.find_all().count() == 0
+
+
+async def test_a_release_the_store_refused_is_retried(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pymongo.errors import AutoReconnect
+
+    real_release = leases._release
+    refusals = 0
+
+    async def flaky_release(key: str, owner: str) -> None:
+        nonlocal refusals
+        if refusals == 0:  # the store is down when the body ends
+            refusals += 1
+            raise AutoReconnect("connection lost")
+        await real_release(key, owner)
+
+    monkeypatch.setattr(leases, "_release", flaky_release)
+    async with leases.hold("org_a:purchase"):
+        pass
+    assert await Lease.find_all().count() == 1  # not released yet...
+    await asyncio.gather(*leases._PENDING_RELEASES)
+    assert await Lease.find_all().count() == 0  # ...released once the store answered
+    assert refusals == 1
