@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,8 +42,11 @@ from revenue_engine.webhooks.endpoint import WebhookEndpoint
 
 log = logging.getLogger(__name__)
 
-#: How long a Stripe reachability probe answers readiness, and how long one may take.
+#: Stripe's reachability is probed in the background (readiness only reads the result): every
+#: ``STRIPE_PROBE_SECONDS`` while it answers, every ``STRIPE_REPROBE_SECONDS`` while it does not
+#: (at start the embedded emulator is not served yet); one probe may take ``STRIPE_PROBE_TIMEOUT``.
 STRIPE_PROBE_SECONDS = 30.0
+STRIPE_REPROBE_SECONDS = 2.0
 STRIPE_PROBE_TIMEOUT = 2.0
 
 WEB_DIR = Path(__file__).parent / "web"
@@ -61,18 +63,8 @@ class Runtime:
     gateway: StripeGateway
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
-    #: The last Stripe reachability probe: (monotonic time, result); see ``stripe_status``.
-    stripe_probe: tuple[float, str] | None = None
-    stripe_probe_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    async def stripe_status(self) -> str:
-        """Stripe's reachability, probed at most every ``STRIPE_PROBE_SECONDS`` (every instance
-        behind a load balancer polls readiness; Stripe should not see one request per poll)."""
-        async with self.stripe_probe_lock:
-            now = time.monotonic()
-            if self.stripe_probe is None or now - self.stripe_probe[0] >= STRIPE_PROBE_SECONDS:
-                self.stripe_probe = (now, await self.gateway.probe(STRIPE_PROBE_TIMEOUT))
-            return self.stripe_probe[1]
+    #: Stripe's reachability as last probed by ``probe_stripe`` (readiness reports it).
+    stripe: str = "unchecked"
 
 
 _HTTP_ERROR_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 415: "UNSUPPORTED_MEDIA_TYPE"}
@@ -179,6 +171,20 @@ async def _initialise(runtime: Runtime) -> None:
         return
 
 
+async def probe_stripe(runtime: Runtime) -> None:
+    """Keep ``runtime.stripe`` current (see ``STRIPE_PROBE_SECONDS``); one authenticated read per
+    interval and instance, however often readiness is polled."""
+    while True:
+        result = await runtime.gateway.probe(STRIPE_PROBE_TIMEOUT)
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            # The SDK turns a cancellation in flight into a connection error: stop anyway.
+            raise asyncio.CancelledError
+        runtime.stripe = result
+        ok = runtime.stripe == "ok"
+        await asyncio.sleep(STRIPE_PROBE_SECONDS if ok else STRIPE_REPROBE_SECONDS)
+
+
 def _runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
@@ -200,7 +206,7 @@ async def readyz(request: Request) -> Response:
     # Stripe is reported, not required: with Stripe down, webhooks already received, status
     # reads and the catalog still work, and taking every instance out of rotation would stop
     # them too. A refused key (``unauthorized``) is a configuration error to alert on.
-    return JSONResponse({"status": "ok", "mongo": "ok", "stripe": await runtime.stripe_status()})
+    return JSONResponse({"status": "ok", "mongo": "ok", "stripe": runtime.stripe})
 
 
 def create_app(settings: Settings | None = None, *, database_name: str | None = None) -> Starlette:
@@ -220,6 +226,7 @@ def create_app(settings: Settings | None = None, *, database_name: str | None = 
             webhook.secrets.append(secret)
         init = asyncio.create_task(_initialise(runtime))
         runtime.tasks.append(init)
+        runtime.tasks.append(asyncio.create_task(probe_stripe(runtime)))
         # Wait briefly so a healthy start is ready before the first request; a down database
         # does not block startup (readyz reports it).
         with contextlib.suppress(TimeoutError):

@@ -1,8 +1,10 @@
-"""Readiness reports Stripe's reachability (through the real SDK), probed at most every
-``STRIPE_PROBE_SECONDS``; only MongoDB decides the status code."""
+"""Readiness reports Stripe's reachability (through the real SDK), probed in the background —
+at most once per ``STRIPE_PROBE_SECONDS`` however often readiness is polled; only MongoDB
+decides the status code."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,15 +19,26 @@ from tests.e2e.conftest import engine_settings
 from tests.wire import free_port
 
 
-async def test_stripe_reachable_is_probed_once_per_interval(
+async def stripe_reported(client: httpx.AsyncClient, expected: str) -> httpx.Response:
+    """Poll readiness until it reports ``expected`` for Stripe (the probe runs apart)."""
+    for _ in range(100):
+        response = await client.get("/readyz")
+        if response.json().get("stripe") == expected:
+            return response
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"readiness never reported stripe={expected}: {response.json()}")
+
+
+async def test_readiness_reads_the_last_probe_without_calling_stripe(
     engine: httpx.AsyncClient, emulator: Emulator
 ) -> None:
-    first = await engine.get("/readyz")
-    second = await engine.get("/readyz")
-    assert first.status_code == second.status_code == 200
+    first = await stripe_reported(engine, "ok")
+    assert first.status_code == 200
     assert first.json() == {"status": "ok", "mongo": "ok", "stripe": "ok"}
-    assert second.json() == first.json()
-    assert emulator.request_count("GET", "/v1/events") == 1  # the second answer was remembered
+    probes = emulator.request_count("GET", "/v1/events")
+    for _ in range(5):
+        assert (await engine.get("/readyz")).json() == first.json()
+    assert emulator.request_count("GET", "/v1/events") == probes == 1
 
 
 async def test_a_refused_key_is_reported(
@@ -35,29 +48,28 @@ async def test_a_refused_key_is_reported(
     client: httpx.AsyncClient = await client_for(
         engine_settings(emulator_server, stripe_secret_key="sk_test_revoked-key")
     )
-    response = await client.get("/readyz")
+    response = await stripe_reported(client, "unauthorized")
     assert response.status_code == 200
-    assert response.json()["stripe"] == "unauthorized"
     assert "revoked" not in response.text
 
 
-async def test_stripe_down_is_reported_quickly_and_rechecked(
+async def test_a_hanging_stripe_never_slows_readiness_and_is_rechecked(
     client_for: Callable[[Settings], Any],
     emulator_server: EmulatorServer,
     emulator: Emulator,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    client: httpx.AsyncClient = await client_for(engine_settings(emulator_server))
-    emulator.inject_fault("timeout", path="/v1/events", hang_seconds=10)
     monkeypatch.setattr(app_module, "STRIPE_PROBE_TIMEOUT", 0.3)
+    monkeypatch.setattr(app_module, "STRIPE_REPROBE_SECONDS", 0.2)
+    emulator.inject_fault("timeout", path="/v1/events", hang_seconds=10)
+    client: httpx.AsyncClient = await client_for(engine_settings(emulator_server))
     started = time.monotonic()
     response = await client.get("/readyz")
-    assert time.monotonic() - started < 2
-    assert (response.status_code, response.json()["stripe"]) == (200, "unreachable")
-    assert emulator.request_count("GET", "/v1/events") == 1  # no retries in a probe
-    # Once the interval has passed, the next poll probes again and sees Stripe back.
-    monkeypatch.setattr(app_module, "STRIPE_PROBE_SECONDS", 0.0)
-    assert (await client.get("/readyz")).json()["stripe"] == "ok"
+    assert time.monotonic() - started < 0.2  # readiness never waits for Stripe
+    assert response.status_code == 200
+    assert (await stripe_reported(client, "unreachable")).status_code == 200
+    # The fault fired once; the next probe (soon, since Stripe did not answer) sees it back.
+    await stripe_reported(client, "ok")
 
 
 async def test_nothing_listening_is_unreachable(
@@ -67,5 +79,5 @@ async def test_nothing_listening_is_unreachable(
     client: httpx.AsyncClient = await client_for(
         engine_settings(emulator_server, stripe_api_base=dead)
     )
-    response = await client.get("/readyz")
-    assert (response.status_code, response.json()["stripe"]) == (200, "unreachable")
+    response = await stripe_reported(client, "unreachable")
+    assert response.status_code == 200
