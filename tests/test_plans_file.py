@@ -117,3 +117,27 @@ plans:
     )
     with pytest.raises(ValidationFailed, match="duplicate key 'seats'"):
         read_plans_file(path)
+
+
+@pytest.mark.parametrize(
+    "key", ["? [a, b]", "? {a: 1}", "[a]", "{a: 1}"], ids=["list", "map", "flow-list", "flow-map"]
+)
+@pytest.mark.parametrize("where", ["top", "entitlements"])
+def test_a_list_or_mapping_as_a_key_is_a_clear_problem(
+    tmp_path: Path, key: str, where: str
+) -> None:
+    path = tmp_path / "plans.yaml"
+    if where == "top":
+        text = f"plans: []\n{key}: 1\n"
+    else:
+        text = f"""
+plans:
+  - uid: a
+    name: A
+    entitlements:
+      {key}: 1
+    prices: [{{interval: month, amount: 1, currency: usd}}]
+"""
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ValidationFailed, match="found unhashable key"):
+        read_plans_file(path)
