@@ -23,14 +23,14 @@ def test_every_problem_is_listed(tmp_path: Path) -> None:
 plans:
   - uid: a
     name: A
-    prices: [{interval: week, amount: 1, currency: usd}]
+    prices: [{interval: week, amount: 100, currency: usd}]
   - uid: a
     name: A again
     prices: [{interval: month, amount: -5, currency: usd}]
   - uid: b
     name: B
     surprise: true
-    prices: [{interval: month, amount: 1, currency: usd}]
+    prices: [{interval: month, amount: 100, currency: usd}]
 """,
         encoding="utf-8",
     )
@@ -111,7 +111,7 @@ plans:
   - uid: a
     name: A
     entitlements: {seats: 3, seats: 30}
-    prices: [{interval: month, amount: 1, currency: usd}]
+    prices: [{interval: month, amount: 100, currency: usd}]
 """,
         encoding="utf-8",
     )
@@ -136,7 +136,7 @@ plans:
     name: A
     entitlements:
       {key}: 1
-    prices: [{{interval: month, amount: 1, currency: usd}}]
+    prices: [{{interval: month, amount: 100, currency: usd}}]
 """
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ValidationFailed, match="found unhashable key"):
