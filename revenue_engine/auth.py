@@ -5,9 +5,11 @@ Algorithms are fixed by configuration, never taken from the token: HS256 with
 ``AUTH_JWT_SECRET``, RS256 with keys from ``AUTH_JWKS_URL``. ``exp``, ``aud`` and (when set)
 ``iss`` are required and checked. A token that fails any check raises ``InvalidToken``
 (HTTP 401); a valid token without the organization claim raises ``MissingOrganization`` (403).
-When the keys cannot be fetched (the JWKS endpoint is unreachable, slow past
-``AUTH_JWKS_TIMEOUT_SECONDS``, or answers an error) the token cannot be judged:
-``KeysUnavailable`` (503, ``UNAVAILABLE``), so clients retry instead of signing in again.
+When the keys cannot be fetched (the JWKS endpoint is unreachable, drops the connection, is
+slow past ``AUTH_JWKS_TIMEOUT_SECONDS``, answers an error, or answers something that is not a
+JWK set with a signing key) the token cannot be judged: ``KeysUnavailable`` (503,
+``UNAVAILABLE``), so clients retry instead of signing in again. A token signed by a key the
+set does not list is the token's fault (401).
 
 A verified token is remembered (``TokenCache``) until it expires, and for at most a minute: an
 SPA sends the same token with every request, and verifying it again costs more than the rest of
@@ -76,6 +78,29 @@ class MissingOrganization(AuthError):
 LEEWAY_SECONDS = 30
 
 
+class _KeySetUnusable(jwt.PyJWKClientConnectionError):
+    """Fetching the JWK set failed, or what came back holds no usable signing key."""
+
+
+class _KeyClient(jwt.PyJWKClient):
+    """``PyJWKClient`` whose every failure while fetching the key set is ``_KeySetUnusable``
+    (PyJWT wraps only some: a connection reset while reading the body escapes as ``OSError``,
+    and JSON that is not a key set raises the same errors as a bad token). Afterwards the
+    only PyJWT errors left are the token's: malformed, or a ``kid`` the set does not list."""
+
+    def fetch_data(self) -> Any:
+        try:
+            data = super().fetch_data()
+            keys = jwt.PyJWKSet.from_dict(data).keys  # PyJWKSetError: no usable key
+            if not any(k.key_id and k.public_key_use in ("sig", None) for k in keys):
+                raise jwt.PyJWKClientError("the JWK set holds no signing key with a kid")
+        except (OSError, ValueError, jwt.PyJWKClientError, jwt.PyJWKSetError) as exc:
+            if self.jwk_set_cache is not None:
+                self.jwk_set_cache.put(None)  # never serve a set we refused from the cache
+            raise _KeySetUnusable(f"{type(exc).__name__}: {exc}") from exc
+        return data
+
+
 class TokenCache:
     """Principals of recently verified tokens, each until ``min(exp, verified + max_age)``;
     least recently used first out when ``size`` is reached."""
@@ -115,7 +140,7 @@ class Authenticator:
             settings.auth_jwt_secret.get_secret_value() if settings.auth_jwt_secret else None
         )
         self._jwks = (
-            jwt.PyJWKClient(settings.auth_jwks_url, timeout=settings.auth_jwks_timeout_seconds)
+            _KeyClient(settings.auth_jwks_url, timeout=settings.auth_jwks_timeout_seconds)
             if settings.auth_jwks_url
             else None
         )
@@ -153,9 +178,11 @@ class Authenticator:
             jwks = self._jwks
             try:
                 signing_key = await asyncio.to_thread(jwks.get_signing_key_from_jwt, token)
-            except (jwt.PyJWKClientConnectionError, ValueError) as exc:
-                # Unreachable, timed out, an HTTP error, or not JSON: not the token's fault.
-                log.warning("jwks keys unavailable error=%s", type(exc).__name__)
+            except (jwt.PyJWKClientConnectionError, OSError) as exc:
+                # Unreachable, reset, timed out, an HTTP error, not a key set: not the token's
+                # fault (see ``_KeyClient``).
+                cause = exc.__cause__ or exc
+                log.warning("jwks keys unavailable error=%s", type(cause).__name__)
                 raise KeysUnavailable("the signing keys are unavailable; retry") from exc
             except jwt.PyJWTError as exc:
                 raise InvalidToken("unknown signing key") from exc

@@ -139,6 +139,7 @@ CURRENCIES: frozenset[str] = frozenset(
         "wst",
         "xaf",
         "xcd",
+        "xcg",
         "xof",
         "xpf",
         "yer",
@@ -151,7 +152,7 @@ CURRENCIES: frozenset[str] = frozenset(
 MAX_AMOUNT = 99_999_999
 
 #: Currencies whose charges may have more digits (Stripe: up to twelve for IDR).
-_MAX_CHARGE = {"idr": 999_999_999_999}
+MAX_CHARGE: dict[str, int] = {"idr": 999_999_999_999}
 
 #: Stripe's documented minimum charge per currency, in minor units. Charges in other currencies
 #: are converted by Stripe to the settlement currency and checked there, which only Stripe can do.
@@ -192,11 +193,21 @@ def normalize_currency(code: str) -> str | None:
     return lowered if lowered in CURRENCIES else None
 
 
+def max_amount(currency: str) -> int:
+    """The largest amount Stripe charges in ``currency`` (a canonical code)."""
+    return MAX_CHARGE.get(currency, MAX_AMOUNT)
+
+
+def min_amount(currency: str) -> int:
+    """The least amount Stripe charges in ``currency`` (a canonical code; see ``MIN_CHARGE``)."""
+    return MIN_CHARGE.get(currency, 1)
+
+
 def charge_problem(amount: int, currency: str) -> str | None:
     """Why Stripe would refuse to charge ``amount`` minor units of ``currency`` (a canonical
     code), or ``None`` when the amount is within Stripe's limits for that currency."""
-    least = MIN_CHARGE.get(currency, 1)
-    most = _MAX_CHARGE.get(currency, MAX_AMOUNT)
+    least = min_amount(currency)
+    most = max_amount(currency)
     if not least <= amount <= most:
         return f"amount must be between {least} and {most} for {currency}"
     if currency in THREE_DECIMAL and amount % 10:

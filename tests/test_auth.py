@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac as hmac_module
 import json
+import socket
+import struct
 import threading
 import time
 import warnings
@@ -263,6 +265,8 @@ class JwksServer:
         self.body = self.keys
         self.delay = 0.0
         self.requests = 0
+        #: Answer the headers, then reset the connection instead of sending the body.
+        self.reset = False
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -271,6 +275,16 @@ class JwksServer:
                 time.sleep(owner.delay)
                 self.send_response(owner.status)
                 self.send_header("content-type", "application/json")
+                if owner.reset:
+                    self.send_header("content-length", str(len(owner.body)))
+                    self.end_headers()
+                    self.wfile.flush()
+                    time.sleep(0.2)  # the client has read the headers and waits for the body
+                    linger = struct.pack("ii", 1, 0)  # close with RST, not FIN
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+                    self.connection.close()
+                    self.close_connection = True
+                    return
                 self.end_headers()
                 self.wfile.write(owner.body)
 
@@ -323,6 +337,42 @@ async def test_a_failing_key_server_is_503_unavailable(
     assert_unavailable(await ask(client, key_server.token()))
     # Once the key server is back the same token is accepted.
     key_server.status, key_server.body = 200, key_server.keys
+    assert (await ask(client, key_server.token())).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[1, 2]",
+        b'{"keys": []}',
+        b'{"keys": "none"}',
+        b'{"keys": [{"kty": "RSA"}]}',
+        b'{"keys": [{"kty": "oct", "k": "c2VjcmV0", "use": "enc", "kid": "key-1"}]}',
+    ],
+    ids=["list", "no-keys", "keys-not-a-list", "unusable-key", "no-signing-key"],
+)
+async def test_json_that_is_not_a_jwk_set_is_503_unavailable(
+    client_for: Callable[[Settings], Any], key_server: JwksServer, body: bytes
+) -> None:
+    client: httpx.AsyncClient = await client_for(
+        make_settings(auth_jwt_secret=None, auth_jwks_url=key_server.url)
+    )
+    key_server.body = body
+    assert_unavailable(await ask(client, key_server.token()))
+    # Nothing refused was kept: once the key server is right again the token is accepted.
+    key_server.body = key_server.keys
+    assert (await ask(client, key_server.token())).status_code == 200
+
+
+async def test_a_connection_reset_while_reading_the_keys_is_503_unavailable(
+    client_for: Callable[[Settings], Any], key_server: JwksServer
+) -> None:
+    client: httpx.AsyncClient = await client_for(
+        make_settings(auth_jwt_secret=None, auth_jwks_url=key_server.url)
+    )
+    key_server.reset = True
+    assert_unavailable(await ask(client, key_server.token()))
+    key_server.reset = False
     assert (await ask(client, key_server.token())).status_code == 200
 
 

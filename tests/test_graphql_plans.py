@@ -144,17 +144,22 @@ async def test_archive_unknown_plan_is_a_typed_not_found(client: httpx.AsyncClie
             "entitlements.1.key",
         ),
         (
-            {"prices": [{"interval": "MONTH", "amount": 1, "currency": "eur", "lookupKey": " "}]},
+            {"prices": [{"interval": "MONTH", "amount": 100, "currency": "eur", "lookupKey": " "}]},
             "prices.0.lookupKey",
         ),
         (
-            {"prices": [{"interval": "MONTH", "amount": 1, "currency": "eur", "lookupKey": ""}]},
+            {"prices": [{"interval": "MONTH", "amount": 100, "currency": "eur", "lookupKey": ""}]},
             "prices.0.lookupKey",
         ),
         (
             {
                 "prices": [
-                    {"interval": "MONTH", "amount": 1, "currency": "eur", "lookupKey": "team plan"}
+                    {
+                        "interval": "MONTH",
+                        "amount": 100,
+                        "currency": "eur",
+                        "lookupKey": "team plan",
+                    }
                 ]
             },
             "prices.0.lookupKey",
@@ -162,7 +167,7 @@ async def test_archive_unknown_plan_is_a_typed_not_found(client: httpx.AsyncClie
         (
             {
                 "prices": [
-                    {"interval": "MONTH", "amount": 1, "currency": "eur", "lookupKey": "k" * 201}
+                    {"interval": "MONTH", "amount": 100, "currency": "eur", "lookupKey": "k" * 201}
                 ]
             },
             "prices.0.lookupKey",
@@ -170,8 +175,8 @@ async def test_archive_unknown_plan_is_a_typed_not_found(client: httpx.AsyncClie
         (
             {
                 "prices": [
-                    {"interval": "MONTH", "amount": 1, "currency": "eur", "lookupKey": "team"},
-                    {"interval": "YEAR", "amount": 9, "currency": "eur", "lookupKey": "team"},
+                    {"interval": "MONTH", "amount": 100, "currency": "eur", "lookupKey": "team"},
+                    {"interval": "YEAR", "amount": 900, "currency": "eur", "lookupKey": "team"},
                 ]
             },
             "prices.1.lookupKey",
@@ -181,7 +186,7 @@ async def test_archive_unknown_plan_is_a_typed_not_found(client: httpx.AsyncClie
                 "prices": [
                     {
                         "interval": "MONTH",
-                        "amount": 1,
+                        "amount": 100,
                         "currency": "eur",
                         "lookupKey": "starter_month",
                     }

@@ -23,14 +23,14 @@ def test_every_problem_is_listed(tmp_path: Path) -> None:
 plans:
   - uid: a
     name: A
-    prices: [{interval: week, amount: 1, currency: usd}]
+    prices: [{interval: week, amount: 100, currency: usd}]
   - uid: a
     name: A again
     prices: [{interval: month, amount: -5, currency: usd}]
   - uid: b
     name: B
     surprise: true
-    prices: [{interval: month, amount: 1, currency: usd}]
+    prices: [{interval: month, amount: 100, currency: usd}]
 """,
         encoding="utf-8",
     )
@@ -111,9 +111,33 @@ plans:
   - uid: a
     name: A
     entitlements: {seats: 3, seats: 30}
-    prices: [{interval: month, amount: 1, currency: usd}]
+    prices: [{interval: month, amount: 100, currency: usd}]
 """,
         encoding="utf-8",
     )
     with pytest.raises(ValidationFailed, match="duplicate key 'seats'"):
+        read_plans_file(path)
+
+
+@pytest.mark.parametrize(
+    "key", ["? [a, b]", "? {a: 1}", "[a]", "{a: 1}"], ids=["list", "map", "flow-list", "flow-map"]
+)
+@pytest.mark.parametrize("where", ["top", "entitlements"])
+def test_a_list_or_mapping_as_a_key_is_a_clear_problem(
+    tmp_path: Path, key: str, where: str
+) -> None:
+    path = tmp_path / "plans.yaml"
+    if where == "top":
+        text = f"plans: []\n{key}: 1\n"
+    else:
+        text = f"""
+plans:
+  - uid: a
+    name: A
+    entitlements:
+      {key}: 1
+    prices: [{{interval: month, amount: 100, currency: usd}}]
+"""
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ValidationFailed, match="found unhashable key"):
         read_plans_file(path)

@@ -95,12 +95,12 @@ async def test_concurrent_creates_leave_one_plan(database: Database) -> None:
         ({"prices": [{"interval": "month", "amount": -1, "currency": "usd"}]}, "prices.0.amount"),
         ({"prices": [{"interval": "month", "amount": 1, "currency": "xyz"}]}, "prices.0.currency"),
         ({"prices": []}, "prices"),
-        ({"prices": [{"amount": 1, "currency": "usd"}]}, "prices.0.interval"),
+        ({"prices": [{"amount": 100, "currency": "usd"}]}, "prices.0.interval"),
         (
             {
                 "prices": [
-                    {"interval": "month", "amount": 1, "currency": "usd"},
-                    {"interval": "month", "amount": 2, "currency": "usd"},
+                    {"interval": "month", "amount": 100, "currency": "usd"},
+                    {"interval": "month", "amount": 200, "currency": "usd"},
                 ]
             },
             "prices.1.interval",
@@ -119,10 +119,40 @@ async def test_invalid_plans_are_refused_and_nothing_is_written(
     assert await SubscriptionPlan.find_all().count() == 0
 
 
+@pytest.mark.parametrize(
+    ("amount", "currency", "message"),
+    [
+        (49, "usd", "amount must be between 50 and 99999999 for usd"),
+        (29, "gbp", "amount must be between 30 and 99999999 for gbp"),
+        (999, "mxn", "amount must be between 1000 and 99999999 for mxn"),
+        (100_000_000, "usd", "amount must be between 50 and 99999999 for usd"),
+        (1005, "kwd", "amount in kwd must end in 0 (three-decimal currency)"),
+    ],
+)
+async def test_a_plan_price_stripe_would_not_charge_is_refused_when_saved(
+    database: Database, amount: int, currency: str, message: str
+) -> None:
+    bad = spec(prices=[{"interval": "month", "amount": amount, "currency": currency}], overages=[])
+    with pytest.raises(ValidationFailed) as caught:
+        await plans.upsert_plan(bad)
+    assert [(p.field, p.message) for p in caught.value.problems] == [("prices.0.amount", message)]
+    assert await SubscriptionPlan.find_all().count() == 0
+
+
+async def test_free_plans_small_overage_unit_prices_and_large_rupiah_are_accepted(
+    database: Database,
+) -> None:
+    free = spec("free", prices=[{"interval": "month", "amount": 0, "currency": "usd"}])
+    assert (await plans.upsert_plan(free)).prices[0].amount == 0  # its overage costs 5 cents
+    rupiah = [{"interval": "month", "amount": 999_999_999_999, "currency": "idr"}]
+    big = await plans.upsert_plan(spec("big", prices=rupiah, overages=[]))
+    assert big.prices[0].amount == 999_999_999_999
+
+
 async def test_a_lookup_key_of_another_plan_is_refused(database: Database) -> None:
     await plans.upsert_plan(spec("a"))
     taken = [
-        {"interval": "month", "amount": 1, "currency": "usd", "lookup_key": "a_api_calls_month"}
+        {"interval": "month", "amount": 100, "currency": "usd", "lookup_key": "a_api_calls_month"}
     ]
     with pytest.raises(ValidationFailed) as caught:
         await plans.upsert_plan(spec("b", prices=taken, overages=[]))
@@ -136,7 +166,7 @@ async def test_a_lookup_key_of_another_plan_is_refused(database: Database) -> No
 
 async def test_overage_for_an_interval_the_plan_lacks_is_refused(database: Database) -> None:
     bad = spec(
-        prices=[{"interval": "month", "amount": 1, "currency": "usd"}],
+        prices=[{"interval": "month", "amount": 100, "currency": "usd"}],
         overages=[
             {
                 "key": "bw",

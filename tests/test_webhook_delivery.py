@@ -234,6 +234,71 @@ async def test_w7_an_abandoned_processing_row_is_parked_for_replay(
         assert (await row(untouched["id"])).status is WebhookEventStatus.PROCESSING
 
 
+async def test_w7_test_mode_waits_out_stripes_few_hours_of_retries(
+    client: httpx.AsyncClient, spy: Spy
+) -> None:
+    # Stripe's test mode retries three times "over a few hours": a row that old is still live.
+    spy.error = TransientWebhookError("organization org_9 not known yet")
+    payload = product_event()
+    assert (await post(client, payload)).status_code == 503
+    await backdate(payload["id"], timedelta(hours=8))
+    assert await ledger.failed_event_ids() == []
+    spy.error = None
+    assert (await post(client, payload)).json()["status"] == "processed"
+    assert len(spy.calls) == 2
+
+
+async def test_w7_stripes_redelivery_of_a_row_parked_for_its_age_applies_it(
+    client: httpx.AsyncClient, spy: Spy
+) -> None:
+    spy.error = TransientWebhookError("organization org_9 not known yet")
+    aged, exhausted = product_event(), product_event()
+    for payload in (aged, exhausted):
+        assert (await post(client, payload)).status_code == 503
+    await backdate(aged["id"], ledger.GIVE_UP_AFTER_TEST + timedelta(hours=1))
+    assert await ledger.failed_event_ids() == [aged["id"]]
+    assert (await row(aged["id"])).parked_for_age
+    # Still failing when Stripe comes back after all: 503 again (Stripe still retries).
+    assert (await post(client, aged)).status_code == 503
+    released = await row(aged["id"])
+    assert released.status is WebhookEventStatus.PROCESSING
+    assert not released.parked_for_age
+    assert await ledger.failed_event_ids() == [aged["id"]]  # parked again: nobody holds it
+    spy.error = None
+    applied = await post(client, aged)
+    assert applied.json()["status"] == "processed"
+    done = await row(aged["id"])
+    assert done.status is WebhookEventStatus.PROCESSED
+    assert done.attempts == 3
+    assert not done.parked_for_age
+    assert (await post(client, aged)).json()["status"] == "duplicate"
+    # A row parked for its attempts (or as permanently failed) stays a duplicate.
+    spy.error = TransientWebhookError("organization org_9 not known yet")
+    for _ in range(dispatch.MAX_ATTEMPTS - 1):
+        await post(client, exhausted)
+    assert not (await row(exhausted["id"])).parked_for_age
+    spy.error = None
+    assert (await post(client, exhausted)).json()["status"] == "duplicate"
+    assert spy.calls.count(aged["id"]) == 3
+
+
+async def test_w7_a_delivery_past_the_window_parks_for_age_and_a_later_one_applies(
+    database: Database, store_settings: Settings, spy: Spy
+) -> None:
+    context = HandlerContext(
+        settings=store_settings, livemode=False, gateway=StripeGateway.from_settings(store_settings)
+    )
+    text = body_of(product_event()).decode()
+    stripe_event = parse_event(text)
+    spy.error = TransientWebhookError("organization org_9 not known yet")
+    assert await dispatch.deliver(stripe_event, text, context) is dispatch.Outcome.RETRY
+    await backdate(stripe_event.id, ledger.GIVE_UP_AFTER_TEST + timedelta(minutes=5))
+    assert await dispatch.deliver(stripe_event, text, context) is dispatch.Outcome.FAILED
+    assert (await row(stripe_event.id)).parked_for_age
+    spy.error = None
+    assert await dispatch.deliver(stripe_event, text, context) is dispatch.Outcome.PROCESSED
+
+
 async def test_w1_database_unreachable_answers_503_within_5_seconds(client_for: Start) -> None:
     # Nothing listens on this port: the app starts (not ready) and must not hang deliveries.
     settings = make_settings(

@@ -47,6 +47,9 @@ class WebhookEvent(Document):
     claimed_at: datetime | None = None
     #: Identifies the current claim, so a delivery whose lease was re-taken cannot finish it.
     claim_token: str | None = None
+    #: Parked as ``failed`` only because Stripe was thought to have stopped redelivering it:
+    #: a later delivery from Stripe takes it again (a replay takes any finished row).
+    parked_for_age: bool = False
 
     class Settings:
         name = "webhook_events"

@@ -183,10 +183,54 @@ ZERO_DECIMAL = frozenset(
         "xpf",
     ]
 )
+#: Three decimals of minor unit (card charges must end in 0 there).
 THREE_DECIMAL = frozenset(("bhd", "jod", "kwd", "omr", "tnd"))
 
-#: Stripe's technical ceiling on a charge: eight digits of the smallest currency unit.
+#: Stripe's technical ceiling on a charge: eight digits of the smallest currency unit...
 MAXIMUM_AMOUNT = 99_999_999
+#: ...except where Stripe allows more (IDR: twelve digits).
+MAXIMUM_AMOUNTS: dict[str, int] = {"idr": 999_999_999_999}
+
+#: Stripe's documented minimum charge per currency, in minor units. Stripe checks a charge in
+#: any other currency after converting it to the settlement currency, which the emulator does
+#: not model: there any positive amount passes.
+MINIMUM_AMOUNT: dict[str, int] = {
+    "usd": 50,
+    "aed": 200,
+    "aud": 50,
+    "bgn": 100,
+    "brl": 50,
+    "cad": 50,
+    "chf": 50,
+    "czk": 1500,
+    "dkk": 250,
+    "eur": 50,
+    "gbp": 30,
+    "hkd": 400,
+    "huf": 17500,
+    "inr": 50,
+    "jpy": 50,
+    "mxn": 1000,
+    "myr": 200,
+    "nok": 300,
+    "nzd": 50,
+    "pln": 200,
+    "ron": 200,
+    "sek": 300,
+    "sgd": 50,
+    "thb": 1000,
+}
+
+
+def minimum_amount(code: str) -> int:
+    """The least ``amount`` Stripe charges in ``code`` (see ``MINIMUM_AMOUNT``)."""
+    return MINIMUM_AMOUNT.get(code, 1)
+
+
+def maximum_amount(code: str) -> int:
+    """The largest ``amount`` Stripe charges in ``code``."""
+    return MAXIMUM_AMOUNTS.get(code, MAXIMUM_AMOUNT)
+
 
 #: Every API version Stripe has published (the SDK's list for ``webhook_endpoints.api_version``).
 STRIPE_API_VERSIONS: tuple[str, ...] = (
@@ -633,10 +677,12 @@ def format_amount(amount: int, code: str) -> str:
 
 
 def check_maximum(amount: int, code: str, *, param: str = "amount") -> None:
-    """Stripe's ``amount_too_large``: more than eight digits of the smallest unit."""
-    if amount > MAXIMUM_AMOUNT:
+    """Stripe's ``amount_too_large``: more than eight digits of the smallest unit (twelve for
+    IDR)."""
+    most = maximum_amount(code)
+    if amount > most:
         raise invalid_request(
-            f"Amount must be no more than {format_amount(MAXIMUM_AMOUNT, code)}.",
+            f"Amount must be no more than {format_amount(most, code)}.",
             param=param,
             code="amount_too_large",
         )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from revenue_engine.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
-from revenue_engine.money import MAX_AMOUNT, normalize_currency
+from revenue_engine.money import MAX_AMOUNT, charge_problem, max_amount, normalize_currency
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,11 @@ def is_valid_key(key: str) -> bool:
 
 
 def _check_prices(
-    where: str, prices: Sequence[PriceSpec], problems: list[FieldProblem]
+    where: str, prices: Sequence[PriceSpec], problems: list[FieldProblem], *, charged: bool
 ) -> list[BillingInterval]:
+    """Check ``prices``; ``charged``: each is what a checkout charges on its own (a plan's
+    price, not an overage's per-unit price), so a paid one must meet Stripe's minimum charge
+    of its currency (0 is a free plan)."""
     seen: list[BillingInterval] = []
     if not prices:
         problems.append(
@@ -107,6 +110,12 @@ def _check_prices(
             problems.append(FieldProblem(f"{at}.amount", "amount is required"))
         elif price.amount < 0:
             problems.append(FieldProblem(f"{at}.amount", "amount must not be negative"))
+        elif price.amount > 0 and (code := normalize_currency(price.currency or "")):
+            refused = charge_problem(price.amount, code) if charged else None
+            if refused is None and price.amount > max_amount(code):
+                refused = f"amount must be at most {max_amount(code)} for {code}"
+            if refused is not None:
+                problems.append(FieldProblem(f"{at}.amount", refused))
         elif price.amount > MAX_AMOUNT:
             problems.append(FieldProblem(f"{at}.amount", f"amount must be at most {MAX_AMOUNT}"))
         if price.currency is None:
@@ -188,7 +197,7 @@ def validate_spec(spec: PlanSpec) -> list[FieldProblem]:
                     "a limit must not be negative (0 grants none; unlimited is null)",
                 )
             )
-    intervals = _check_prices("prices", spec.prices, problems)
+    intervals = _check_prices("prices", spec.prices, problems, charged=True)
     keys: set[str] = set()
     for index, overage in enumerate(spec.overages):
         at = f"overages.{index}"
@@ -197,7 +206,7 @@ def validate_spec(spec: PlanSpec) -> list[FieldProblem]:
         if overage.key in keys:
             problems.append(FieldProblem(f"{at}.key", f"duplicate overage {overage.key!r}"))
         keys.add(overage.key)
-        for interval in _check_prices(f"{at}.prices", overage.prices, problems):
+        for interval in _check_prices(f"{at}.prices", overage.prices, problems, charged=False):
             if intervals and interval not in intervals:
                 problems.append(
                     FieldProblem(f"{at}.prices", f"the plan is not offered per {interval}")
@@ -415,12 +424,20 @@ async def archive_plan(uid: str) -> SubscriptionPlan:
 
 class _StrictLoader(yaml.SafeLoader):
     """YAML's safe loader, refusing a key written twice in one mapping (PyYAML keeps the last
-    one silently: a repeated entitlement would quietly replace the first)."""
+    one silently: a repeated entitlement would quietly replace the first) and a key that is a
+    list or a mapping (``? [a, b]: 1``) with the loader's own error rather than a TypeError."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    "found unhashable key",
+                    key_node.start_mark,
+                )
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r}", key_node.start_mark

@@ -1,6 +1,7 @@
 """Backfill: fetch events Stripe could not deliver (Events API, 30 days) and run them through
 the same ledger and dispatch as a delivery. Idempotent with the ledger: an event already
-recorded is a duplicate and changes nothing, so a run can be interrupted and simply re-run."""
+recorded is a duplicate and changes nothing (except a row parked only for its age, which a
+delivery takes again), so a run can be interrupted and simply re-run."""
 
 from __future__ import annotations
 

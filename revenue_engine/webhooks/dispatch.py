@@ -15,7 +15,10 @@ handler raised ``IgnoredEvent``             ignored      200 (e.g. older than ap
 handler raised a ``WebhookError``           failed       200 (permanent; replay after a fix)
 transient (store, timeout, unavailable)     released     503 (Stripe redelivers)
 transient on the ``MAX_ATTEMPTS``-th try    failed       200 (parked for replay: bounded)
-transient, first delivery past redelivery   failed       200 (``ledger.give_up_after``)
+transient, first delivery past redelivery   failed       200 (``ledger.give_up_after``; a
+                                                         later Stripe delivery retakes it)
+transient, on a row Stripe redelivered      released     503 (Stripe evidently still
+after it was parked for its age                          retries: ``Claim.revived``)
 any other exception (a bug)                 failed       200 (class + scrubbed message)
 ==========================================  ===========  ==================================
 """
@@ -88,9 +91,14 @@ def _transient_reason(exc: BaseException) -> str:
 
 
 async def _finish(
-    claim: ledger.Claim, status: WebhookEventStatus, error: str | None, outcome: Outcome
+    claim: ledger.Claim,
+    status: WebhookEventStatus,
+    error: str | None,
+    outcome: Outcome,
+    *,
+    parked_for_age: bool = False,
 ) -> Outcome:
-    if not await ledger.finish(claim, status, error):
+    if not await ledger.finish(claim, status, error, parked_for_age=parked_for_age):
         # Our lease ran out and another delivery re-took the event; its outcome stands.
         log.warning("webhook claim lost event_id=%s", claim.event_id)
     return outcome
@@ -138,15 +146,21 @@ async def process(event: StripeEvent, claim: ledger.Claim, context: HandlerConte
             type(exc).__name__,
         )
         gave_up = None
+        for_age = False
         if claim.replay:
             pass  # an operator's replay is retried by the operator
         elif claim.attempts >= MAX_ATTEMPTS:
             gave_up = f"gave up after {claim.attempts} attempts"
+        elif claim.revived:
+            pass  # Stripe redelivered a row parked for its age: it is still retrying
         elif ledger.past_redelivery(claim, event.livemode):
             gave_up = f"gave up (Stripe stops redelivering) after {claim.attempts} attempts"
+            for_age = True
         if gave_up is not None:
             error = f"{gave_up}: {reason}"
-            return await _finish(claim, WebhookEventStatus.FAILED, error, Outcome.FAILED)
+            return await _finish(
+                claim, WebhookEventStatus.FAILED, error, Outcome.FAILED, parked_for_age=for_age
+            )
         await ledger.release(claim, f"transient: {reason}")
         return Outcome.RETRY
     except Exception as exc:

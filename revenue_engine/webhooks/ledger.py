@@ -13,10 +13,13 @@ A replay (admin or CLI) may also take a finished row. Finishing and releasing ar
 on the claim token, so a delivery whose lease was re-taken cannot overwrite the new outcome.
 
 Abandoned rows: Stripe stops redelivering after a while (live mode: 3 days; test mode: three
-retries over a few hours), so an event whose first delivery is older than ``give_up_after`` is
-parked as ``failed`` on its next transient failure, and a ``processing`` row that no delivery
-holds and that is that old is parked by ``park_abandoned`` — run before every listing of
-failed events, so ``webhookEvents(status: FAILED)`` and ``events replay --failed`` see it.
+retries over a few hours), so an event whose first delivery is older than ``give_up_after``
+(3 days; 24 hours in test mode, well past Stripe's few hours) is parked as ``failed`` on its
+next transient failure, and a ``processing`` row that no delivery holds and that is that old
+is parked by ``park_abandoned`` — run before every listing of failed events, so
+``webhookEvents(status: FAILED)`` and ``events replay --failed`` see it. A row parked only for
+its age is marked ``parked_for_age``: should Stripe deliver the event again after all, that
+delivery takes it (``Claim.revived``) instead of answering ``duplicate``, so it is applied.
 """
 
 from __future__ import annotations
@@ -41,9 +44,11 @@ from revenue_engine.webhooks.event import StripeEvent
 LEASE = timedelta(seconds=60)
 
 #: How long after an event's first delivery Stripe may still redeliver it: retries last up to
-#: 3 days in live mode, but only three retries over a few hours in test mode.
+#: 3 days in live mode, but only three retries over a few hours in test mode (Stripe gives no
+#: exact span, so test mode waits a whole day: parking while Stripe still retries would leave
+#: a redelivery nothing to do but take the row back).
 GIVE_UP_AFTER_LIVE = timedelta(days=3)
-GIVE_UP_AFTER_TEST = timedelta(hours=1)
+GIVE_UP_AFTER_TEST = timedelta(hours=24)
 
 #: Longest ``last_error`` kept on a row.
 MAX_ERROR_LENGTH = 500
@@ -63,6 +68,9 @@ class Claim:
     recorded: bool = False
     #: When the event was first delivered (the row's ``received_at``).
     received_at: datetime | None = None
+    #: A delivery took a row that had been parked only for its age (``parked_for_age``):
+    #: Stripe still redelivers it, so a transient failure releases it rather than parking it.
+    revived: bool = False
 
     @property
     def owned(self) -> bool:
@@ -119,6 +127,7 @@ async def park_abandoned() -> int:
                     "processed_at": now,
                     "claimed_at": None,
                     "claim_token": None,
+                    "parked_for_age": True,
                 }
             }
         )
@@ -134,6 +143,9 @@ def _claimable(now: datetime, *, replay: bool) -> list[dict[str, Any]]:
     ]
     if replay:
         conditions.append({"status": {"$in": [s.value for s in FINISHED]}})
+    else:
+        # Parked only because Stripe was thought to be done with it: Stripe's redelivery wins.
+        conditions.append({"status": WebhookEventStatus.FAILED.value, "parked_for_age": True})
     return conditions
 
 
@@ -172,13 +184,14 @@ async def claim(event: StripeEvent, payload: str, *, ignored: str | None = None)
 
 
 async def take(event_id: str, *, replay: bool = False) -> Claim | None:
-    """Claim an existing row if it is claimable (``replay`` also takes finished rows).
+    """Claim an existing row if it is claimable (``replay`` also takes finished rows; a
+    delivery also takes a row parked only for its age).
 
     ``None`` when there is no such event; a ``Claim`` without token when it is not claimable.
     """
     now = utcnow()
     token = _new_token()
-    updated = await WebhookEvent.find_one(
+    before = await WebhookEvent.find_one(
         {"event_id": event_id, "$or": _claimable(now, replay=replay)}
     ).update(
         {
@@ -186,19 +199,21 @@ async def take(event_id: str, *, replay: bool = False) -> Claim | None:
                 "status": WebhookEventStatus.PROCESSING.value,
                 "claimed_at": now,
                 "claim_token": token,
+                "parked_for_age": False,
             },
             "$inc": {"attempts": 1},
         },
-        response_type=UpdateResponse.NEW_DOCUMENT,
+        response_type=UpdateResponse.OLD_DOCUMENT,
     )
-    if isinstance(updated, WebhookEvent):
+    if isinstance(before, WebhookEvent):
         return Claim(
             event_id,
             token,
-            updated.status,
-            updated.attempts,
+            WebhookEventStatus.PROCESSING,
+            before.attempts + 1,
             replay=replay,
-            received_at=as_utc(updated.received_at),
+            received_at=as_utc(before.received_at),
+            revived=not replay and before.status is WebhookEventStatus.FAILED,
         )
     current = await get_event(event_id)
     if current is None:
@@ -206,9 +221,19 @@ async def take(event_id: str, *, replay: bool = False) -> Claim | None:
     return Claim(event_id, None, current.status, current.attempts, replay=replay)
 
 
-async def finish(claim: Claim, status: WebhookEventStatus, error: str | None = None) -> bool:
-    """Record the outcome of an owned claim; False when the claim was re-taken meanwhile."""
+async def finish(
+    claim: Claim,
+    status: WebhookEventStatus,
+    error: str | None = None,
+    *,
+    parked_for_age: bool = False,
+) -> bool:
+    """Record the outcome of an owned claim; False when the claim was re-taken meanwhile.
+
+    ``parked_for_age``: failed only because Stripe is thought to have stopped redelivering.
+    """
     assert status in FINISHED
+    assert not parked_for_age or status is WebhookEventStatus.FAILED
     result = await WebhookEvent.find_one(
         {"event_id": claim.event_id, "claim_token": claim.token}
     ).update(
@@ -219,6 +244,7 @@ async def finish(claim: Claim, status: WebhookEventStatus, error: str | None = N
                 "processed_at": utcnow(),
                 "claimed_at": None,
                 "claim_token": None,
+                "parked_for_age": parked_for_age,
             }
         }
     )

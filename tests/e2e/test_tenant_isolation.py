@@ -67,7 +67,7 @@ EXAMPLES: dict[tuple[str, str], Any] = {
     ("upsertPlan", "input"): {
         "uid": "pro",
         "name": "Hijacked",
-        "prices": [{"interval": "MONTH", "amount": 1, "currency": "usd"}],
+        "prices": [{"interval": "MONTH", "amount": 100, "currency": "usd"}],
     },
     ("archivePlan", "uid"): "pro",
 }

@@ -163,6 +163,31 @@ async def test_payment_intent_amount_above_stripe_maximum(client: stripe.StripeC
             params={"amount": 100_000_000, "currency": "jpy"}
         )
     assert _error(exc)["message"] == "Amount must be no more than 99,999,999 jpy."
+    rupiah = await client.v1.payment_intents.create_async(
+        params={"amount": 999_999_999_999, "currency": "idr"}  # twelve digits for idr
+    )
+    assert rupiah.amount == 999_999_999_999
+    with pytest.raises(stripe.InvalidRequestError) as exc:
+        await client.v1.payment_intents.create_async(
+            params={"amount": 1_000_000_000_000, "currency": "idr"}
+        )
+    assert _error(exc)["code"] == "amount_too_large"
+
+
+async def test_payment_intent_amount_below_stripe_minimum(client: stripe.StripeClient) -> None:
+    for amount, currency in ((1499, "czk"), (999, "mxn"), (29, "gbp")):
+        with pytest.raises(stripe.InvalidRequestError) as exc:
+            await client.v1.payment_intents.create_async(
+                params={"amount": amount, "currency": currency}
+            )
+        assert (_error(exc)["code"], _error(exc)["param"]) == ("amount_too_small", "amount")
+    assert _error(exc)["message"] == "Amount must be at least 0.30 gbp."
+    least = await client.v1.payment_intents.create_async(params={"amount": 1500, "currency": "czk"})
+    assert least.amount == 1500
+    # Other currencies are checked by Stripe after conversion, which the emulator cannot do.
+    assert (
+        await client.v1.payment_intents.create_async(params={"amount": 1, "currency": "idr"})
+    ).amount == 1
 
 
 async def _endpoint(http: httpx.AsyncClient, data: dict[str, Any]) -> httpx.Response:

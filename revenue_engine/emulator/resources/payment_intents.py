@@ -29,8 +29,6 @@ from revenue_engine.emulator.routing import Route
 from revenue_engine.emulator.state import Ctx
 from revenue_engine.emulator.store import JSON, snapshot
 
-# Stripe's minimum charge amounts (minor units) for the currencies we expect to see.
-MINIMUM_AMOUNT = {"usd": 50, "eur": 50, "gbp": 30, "cad": 50, "aud": 50, "chf": 50, "jpy": 50}
 CANCELABLE = (
     "requires_payment_method",
     "requires_confirmation",
@@ -334,9 +332,10 @@ def _create(ctx: Ctx, p: Params) -> JSON:
     reference.check_maximum(amount, currency)
     reference.url(p.string("return_url"), param="return_url")
     reference.email(p.string("receipt_email"), param="receipt_email")
-    if amount < MINIMUM_AMOUNT.get(currency, 50):
+    least = reference.minimum_amount(currency)
+    if amount < least:
         raise invalid_request(
-            f"Amount must be at least {MINIMUM_AMOUNT.get(currency, 50)} {currency}.",
+            f"Amount must be at least {reference.format_amount(least, currency)}.",
             param="amount",
             code="amount_too_small",
         )
