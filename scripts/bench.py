@@ -28,6 +28,7 @@ import contextlib
 import hashlib
 import hmac
 import importlib.metadata
+import importlib.util
 import itertools
 import json
 import math
@@ -41,8 +42,9 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +68,9 @@ TIMING = re.compile(r"(\w+);dur=([\d.]+)")
 # --- the server side ---------------------------------------------------------------------
 
 
-def serve(port: int) -> None:
-    """Run the engine (settings from the environment) plus the framework-floor routes."""
+def serve(port: int, *, seed: int = 0, loop: str = "asyncio", http: str = "h11") -> None:
+    """Run the engine (settings from the environment) plus the framework-floor routes; with
+    ``seed``, the ledger holds that many events before the server accepts connections."""
     import uvicorn
     from starlette.requests import Request as HTTPRequest
     from starlette.responses import JSONResponse
@@ -127,15 +130,91 @@ def serve(port: int) -> None:
 
     app.add_route("/bench/plans", bare_plans, methods=["GET"])
     app.add_route("/bench/subscription-status", bare_status, methods=["GET"])
+    if seed:
+        engine_lifespan = app.router.lifespan_context
+
+        @contextlib.asynccontextmanager
+        async def seeded_lifespan(app: Any) -> AsyncIterator[None]:
+            async with engine_lifespan(app):
+                runtime = app.state.runtime
+                await runtime.ready.wait()
+                await seed_ledger(seed, runtime.database)
+                yield
+
+        app.router.lifespan_context = seeded_lifespan
     uvicorn.run(
         app,
         host="127.0.0.1",
         port=port,
+        loop=loop,
+        http=http,
         log_config=None,
         access_log=False,
         server_header=False,
         lifespan="on",
     )
+
+
+SEED_BATCH = 1000
+
+
+async def seed_ledger(count: int, database: Any) -> None:
+    """Fill the store with what the engine leaves after processing ``count`` of the bench's
+    ``price.updated`` events, one a second up to now: a ``processed`` ledger row per event
+    (its payload as signed), a version watermark per price, and the catalog linked to the
+    newest price of each slot by the engine's own catalog sync.
+
+    Bench-only: run by ``bench.py serve --seed-ledger N`` in the server process (the
+    in-memory store lives there) once the app is ready and before it accepts connections;
+    nothing in the engine can reach it. Rows are written in batches with the two
+    collections' indexes dropped, then the engine's own initialisation builds the indexes
+    again, as a bulk load into MongoDB would: the in-memory store checks a unique index by
+    scanning the whole collection on every insert, so row-by-row loading of 20,000 events
+    would take longer than measuring them."""
+    from revenue_engine.documents import StripeObjectVersion, WebhookEvent, WebhookEventStatus
+    from revenue_engine.services import catalog_sync
+    from revenue_engine.services.catalog_sync import StripePrice
+
+    events = Events(run=f"seed{uuid.uuid4().hex[:4]}")
+    for model in (WebhookEvent, StripeObjectVersion):
+        await model.get_motor_collection().drop_indexes()
+    first = datetime.now(UTC) - timedelta(seconds=count)
+    for start in range(0, count, SEED_BATCH):
+        rows, versions = [], []
+        for index in range(start, min(count, start + SEED_BATCH)):
+            moment = first + timedelta(seconds=index)
+            created = int(moment.timestamp())
+            body = events.body(index, created=created)
+            event = json.loads(body)
+            rows.append(
+                WebhookEvent(
+                    event_id=event["id"],
+                    type=event["type"],
+                    livemode=event["livemode"],
+                    api_version=event["api_version"],
+                    created=datetime.fromtimestamp(created, UTC),
+                    received_at=moment,
+                    payload=body.decode(),
+                    status=WebhookEventStatus.PROCESSED,
+                    processed_at=moment,
+                    claimed_at=None,
+                    claim_token=None,
+                )
+            )
+            versions.append(
+                StripeObjectVersion(
+                    object_id=event["data"]["object"]["id"],
+                    created=created,
+                    stage=1,  # *.updated
+                    event_id=event["id"],
+                )
+            )
+        await WebhookEvent.insert_many(rows)
+        await StripeObjectVersion.insert_many(versions)
+    await database.initialise()  # the indexes, as at startup
+    for index in range(max(0, count - len(events.prices)), count):
+        price = json.loads(events.body(index))["data"]["object"]
+        await catalog_sync.sync_price(StripePrice.model_validate(price))
 
 
 # --- measuring ---------------------------------------------------------------------------
@@ -351,13 +430,13 @@ class Events:
     takes the whole path: verify → ledger row → version watermark → catalog update — serialised
     like Stripe's deliveries (pretty JSON) and signed like Stripe signs them."""
 
-    def __init__(self) -> None:
+    def __init__(self, run: str | None = None) -> None:
         self.prices = catalog_prices()
-        self.run = uuid.uuid4().hex[:8]
+        self.run = run or uuid.uuid4().hex[:8]
 
-    def body(self, index: int) -> bytes:
+    def body(self, index: int, created: int | None = None) -> bytes:
         key, interval, amount, currency = self.prices[index % len(self.prices)]
-        now = int(time.time())
+        now = int(time.time()) if created is None else created
         price = {
             "id": f"price_{self.run}{index:07d}",
             "object": "price",
@@ -434,8 +513,34 @@ def free_port() -> int:
         return port
 
 
+@dataclass(frozen=True)
+class Flavour:
+    """How uvicorn serves: the default asyncio loop + h11, or uvloop + httptools (the extras
+    of ``uvicorn[standard]``, not a dependency of the engine)."""
+
+    loop: str = "asyncio"
+    http: str = "h11"
+
+    @property
+    def label(self) -> str:
+        return f"{self.loop} + {self.http}"
+
+
+DEFAULT = Flavour()
+STANDARD = Flavour("uvloop", "httptools")
+
+
 class Server:
-    def __init__(self, store: str, mongodb_uri: str | None, log_dir: Path, name: str) -> None:
+    def __init__(
+        self,
+        store: str,
+        mongodb_uri: str | None,
+        log_dir: Path,
+        name: str,
+        *,
+        seed: int = 0,
+        flavour: Flavour = DEFAULT,
+    ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MONGODB_", "STRIPE_"))}
@@ -448,23 +553,29 @@ class Server:
                 "PUBLIC_BASE_URL": self.base,
                 "MONGODB_DATABASE": f"bench_{uuid.uuid4().hex[:10]}",
                 "LOG_LEVEL": "WARNING",
-                "PYTHONPATH": str(ROOT),
+                "PYTHONPATH": os.pathsep.join(
+                    x for x in (str(ROOT), os.environ.get("PYTHONPATH")) if x
+                ),
             }
         )
         if mongodb_uri:
             env["MONGODB_URI"] = mongodb_uri
         self.settings = {k: env[k] for k in ("ENVIRONMENT", "LOG_LEVEL") if k in env}
         self.log = (log_dir / f"server-{store}-{name}.log").open("w")
+        command = [sys.executable, str(Path(__file__).resolve()), "serve", "--port", str(self.port)]
+        command += ["--loop", flavour.loop, "--http", flavour.http]
+        if seed:
+            command += ["--seed-ledger", str(seed)]
         self.process = subprocess.Popen(  # noqa: S603 - our own script
-            [sys.executable, str(Path(__file__).resolve()), "serve", "--port", str(self.port)],
+            command,
             env=env,
             cwd=ROOT,
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
 
-    async def ready(self, client: Any) -> None:
-        deadline = time.monotonic() + 60
+    async def ready(self, client: Any, within: float = 60) -> None:
+        deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(
@@ -474,7 +585,7 @@ class Server:
                 if (await client.get("/readyz")).status_code == 200:
                     return
             await asyncio.sleep(0.2)
-        raise RuntimeError("server did not become ready")
+        raise TimeoutError(f"server not ready within {within:.0f} s")
 
     def memory(self) -> dict[str, float]:
         """Current and peak resident set size of the server process, in MB."""
@@ -493,14 +604,23 @@ class Server:
 
 
 @contextlib.asynccontextmanager
-async def running(store: str, uri: str | None, log_dir: Path, name: str) -> Any:
+async def running(
+    store: str,
+    uri: str | None,
+    log_dir: Path,
+    name: str,
+    *,
+    seed: int = 0,
+    ready_within: float = 60,
+    flavour: Flavour = DEFAULT,
+) -> Any:
     import httpx
 
-    server = Server(store, uri, log_dir, name)
+    server = Server(store, uri, log_dir, name, seed=seed, flavour=flavour)
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
     client = httpx.AsyncClient(base_url=server.base, timeout=60, limits=limits)
     try:
-        await server.ready(client)
+        await server.ready(client, ready_within)
         yield server, client
     finally:
         await client.aclose()
@@ -632,10 +752,10 @@ async def api_scenarios(
 
 
 async def webhook_scenarios(
-    server: Server, sizes: list[int], cap: float, progress: Callable[[str], None]
+    server: Server, first_mark: int, cap: float, progress: Callable[[str], None]
 ) -> dict[str, Any]:
-    """Engine time per event on a fresh ledger; then the ledger grows at 32 senders, with a
-    burst of 1,000 events (100 connections at once) once it holds ``sizes[0]`` events."""
+    """Engine time per event on a fresh ledger; then the ledger grows at 32 senders up to
+    ``first_mark`` events, and a burst of 1,000 events (100 connections at once) follows."""
     events = Events()
     pool = Pool(server.port)
     sent = 0
@@ -657,25 +777,95 @@ async def webhook_scenarios(
     progress("engine time: webhook event")
     await send(100, 1)  # warm up
     result["engine_time"] = (await send(400, 1)).summary()
-    for number, size in enumerate(sizes):
-        progress(f"webhooks at 32 senders up to a ledger of {size}")
-        wanted = size - sent
-        batch = await send(wanted, 32, cap)
-        summary = batch.summary()
-        summary["ledger_size"] = sent
-        result["ledger_growth_32"].append(summary)
-        if len(batch.latencies) < wanted:
-            summary["stopped_by_time_cap"] = True
-            break
-        if number == 0:
-            progress("burst of 1,000 events")
-            before = sent
-            burst = (await send(1000, 100)).summary()
-            burst["ledger_size_before"] = before
-            result["burst_1000"] = burst
+    progress(f"webhooks at 32 senders up to a ledger of {first_mark}")
+    before, wanted = sent, first_mark - sent
+    batch = await send(wanted, 32, cap)
+    summary = {**batch.summary(), "ledger_size_before": before, "ledger_size": sent}
+    summary["reached"] = "grown by the senders"
+    result["ledger_growth_32"].append(summary)
+    if len(batch.latencies) < wanted:
+        summary["stopped_by_time_cap"] = True
+    else:
+        progress("burst of 1,000 events")
+        before = sent
+        burst = (await send(1000, 100)).summary()
+        burst["ledger_size_before"] = before
+        result["burst_1000"] = burst
     pool.close()
     result["ledger_size"] = sent
     result["memory"] = server.memory()
+    return result
+
+
+async def webhooks_at_mark(
+    server: Server, mark: int, new_events: int, cap: float, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    """On a server whose ledger was seeded with ``mark`` events: ``new_events`` more at 32
+    senders (after 20 sent one at a time to warm up), within the time cap."""
+    events = Events()
+    pool = Pool(server.port)
+    progress(f"webhooks at 32 senders on a seeded ledger of {mark}")
+    warm = await load(pool, events.sender(0), concurrency=1, total=20, outcome=webhook_outcome)
+    before = mark + len(warm.latencies)
+    batch = await load(
+        pool,
+        events.sender(len(warm.latencies)),
+        concurrency=32,
+        total=new_events,
+        seconds=cap,
+        outcome=webhook_outcome,
+    )
+    pool.close()
+    summary = batch.summary()
+    summary.update(
+        ledger_size_before=before,
+        ledger_size=before + len(batch.latencies),
+        reached=f"seeded with {mark} events",
+        memory=server.memory(),
+    )
+    if len(batch.latencies) < new_events:
+        summary["stopped_by_time_cap"] = True
+    return summary
+
+
+async def webhook_marks(
+    store: str,
+    uri: str | None,
+    log_dir: Path,
+    name: str,
+    sizes: list[int],
+    new_events: int,
+    cap: float,
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
+    """The webhook phases: the first mark grown over HTTP (with the burst), each later mark on
+    a fresh server whose ledger is seeded to it (growing it over HTTP would take the store's
+    degrading rate far past any cap), then ``new_events`` measured there."""
+    async with running(store, uri, log_dir, f"{name}-{sizes[0]}") as (server, _):
+        result = await webhook_scenarios(server, sizes[0], cap, progress)
+    for mark in sizes[1:]:
+        progress(f"seeding a ledger of {mark}")
+        started = time.perf_counter()
+        try:
+            async with running(
+                store, uri, log_dir, f"{name}-{mark}", seed=mark, ready_within=60 + cap
+            ) as (server, _):
+                seeded_in = time.perf_counter() - started
+                summary = await webhooks_at_mark(server, mark, new_events, cap, progress)
+        except TimeoutError as exc:
+            result["ledger_growth_32"].append(
+                {"ledger_size_before": mark, "not_reached": f"seeding: {exc}"}
+            )
+            break
+        summary["seeded_and_started_s"] = round(seeded_in, 1)
+        result["ledger_growth_32"].append(summary)
+        result["ledger_size"] = summary["ledger_size"]
+    result["memory"]["peak_rss_mb"] = max(
+        [
+            result["memory"]["peak_rss_mb"],
+            *(s.get("memory", {}).get("peak_rss_mb", 0) for s in result["ledger_growth_32"]),
+        ]
+    )
     return result
 
 
@@ -781,64 +971,94 @@ def machine() -> dict[str, Any]:
     }
 
 
-def rows(results: dict[str, Any]) -> Iterator[tuple[str, ...]]:
-    def fmt(value: Any, unit: str = "") -> str:
-        return "-" if value is None else f"{value}{unit}"
+def fmt(value: Any, unit: str = "") -> str:
+    return "-" if value is None else f"{value}{unit}"
 
+
+def engine_rows(engine: dict[str, Any]) -> Iterator[tuple[str, ...]]:
+    for name, s in engine.items():
+        if s:
+            yield (
+                f"engine time: {name}",
+                f"app p50 {fmt(s.get('app_p50_ms'), ' ms')}",
+                f"app p99 {fmt(s.get('app_p99_ms'), ' ms')}",
+                f"db p50 {fmt(s.get('db_p50_ms'), ' ms')}",
+                f"client p50 {fmt(s['p50_ms'], ' ms')}",
+            )
+
+
+def read_rows(api: dict[str, Any]) -> Iterator[tuple[str, ...]]:
+    for name, s in api.get("reads_16", {}).items():
+        if isinstance(s, dict):
+            yield (
+                f"x16 {name}",
+                f"{s['per_second']}/s",
+                f"p50 {s['p50_ms']} ms",
+                f"p99 {s['p99_ms']} ms",
+                f"driver cpu {s['driver_cpu_pct']}%",
+            )
+        else:
+            yield (f"x16 {name} (req/s ratio)", f"{s}", "", "", "")
+    if api.get("checkout_8"):
+        s = api["checkout_8"]
+        yield (
+            "checkout mutation x8",
+            f"{s['per_second']}/s",
+            f"p50 {s['p50_ms']} ms",
+            f"p99 {s['p99_ms']} ms",
+            f"stripe p50 {s.get('stripe_p50_ms')} ms",
+        )
+
+
+def webhook_rows(hooks: dict[str, Any]) -> Iterator[tuple[str, ...]]:
+    for s in hooks.get("ledger_growth_32", []):
+        if "not_reached" in s:
+            yield (
+                f"webhooks x32 at ledger {s['ledger_size_before']}",
+                s["not_reached"],
+                "",
+                "",
+                "",
+            )
+            continue
+        how = " (seeded)" if s["reached"].startswith("seeded") else ""
+        cap = ", stopped by the time cap" if s.get("stopped_by_time_cap") else ""
+        yield (
+            f"webhooks x32, ledger {s['ledger_size_before']} -> {s['ledger_size']}{how}",
+            f"{s['per_second']}/s",
+            f"p50 {s['p50_ms']} ms",
+            f"p99 {s['p99_ms']} ms",
+            f"non-2xx {s['non_2xx']}, db mean {s.get('db_mean_ms')} ms{cap}",
+        )
+    if hooks.get("burst_1000"):
+        s = hooks["burst_1000"]
+        yield (
+            f"burst of 1,000 events x100 at ledger {s['ledger_size_before']}",
+            f"{s['per_second']}/s",
+            f"p50 {s['p50_ms']} ms",
+            f"p99 {s['p99_ms']} ms",
+            f"non-2xx {s['non_2xx']}",
+        )
+
+
+def rows(results: dict[str, Any]) -> Iterator[tuple[str, ...]]:
     for store, data in results["stores"].items():
         api, hooks = data.get("api", {}), data.get("webhooks", {})
         yield (f"[{store}]", "", "", "", "")
-        engine = {**api.get("engine_time", {}), "webhook event": hooks.get("engine_time", {})}
-        for name, s in engine.items():
-            if s:
-                yield (
-                    f"engine time: {name}",
-                    f"app p50 {fmt(s.get('app_p50_ms'), ' ms')}",
-                    f"app p99 {fmt(s.get('app_p99_ms'), ' ms')}",
-                    f"db p50 {fmt(s.get('db_p50_ms'), ' ms')}",
-                    f"client p50 {fmt(s['p50_ms'], ' ms')}",
-                )
-        for s in hooks.get("ledger_growth_32", []):
-            yield (
-                f"webhooks x32 to ledger {s['ledger_size']}",
-                f"{s['per_second']}/s",
-                f"p50 {s['p50_ms']} ms",
-                f"p99 {s['p99_ms']} ms",
-                f"non-2xx {s['non_2xx']}, db mean {s.get('db_mean_ms')} ms",
-            )
-        if hooks.get("burst_1000"):
-            s = hooks["burst_1000"]
-            yield (
-                f"burst of 1,000 events x100 at ledger {s['ledger_size_before']}",
-                f"{s['per_second']}/s",
-                f"p50 {s['p50_ms']} ms",
-                f"p99 {s['p99_ms']} ms",
-                f"non-2xx {s['non_2xx']}",
-            )
-        for name, s in api.get("reads_16", {}).items():
-            if isinstance(s, dict):
-                yield (
-                    f"x16 {name}",
-                    f"{s['per_second']}/s",
-                    f"p50 {s['p50_ms']} ms",
-                    f"p99 {s['p99_ms']} ms",
-                    f"driver cpu {s['driver_cpu_pct']}%",
-                )
-            else:
-                yield (f"x16 {name} (req/s ratio)", f"{s}", "", "", "")
-        if api.get("checkout_8"):
-            s = api["checkout_8"]
-            yield (
-                "checkout mutation x8",
-                f"{s['per_second']}/s",
-                f"p50 {s['p50_ms']} ms",
-                f"p99 {s['p99_ms']} ms",
-                f"stripe p50 {s.get('stripe_p50_ms')} ms",
-            )
+        yield from engine_rows(
+            {**api.get("engine_time", {}), "webhook event": hooks.get("engine_time", {})}
+        )
+        yield from webhook_rows(hooks)
+        yield from read_rows(api)
         peak = max(
             (part.get("memory", {}).get("peak_rss_mb", 0) for part in (api, hooks)), default=0
         )
         yield ("peak RSS (server)", f"{peak:.0f} MB", "", "", "")
+        for key, other in data.items():
+            if key.startswith("api ("):
+                yield (f"[{store}, {key[5:-1]}]", "", "", "", "")
+                yield from engine_rows(other.get("engine_time", {}))
+                yield from read_rows(other)
     cache = results.get("validation_cache")
     if cache:
         yield (
@@ -872,16 +1092,26 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     def progress(message: str) -> None:
         print(f"  … {message}", file=sys.stderr, flush=True)
 
-    sizes = [1000, 3000] if args.quick else [1000, 5000, 20000]
+    sizes = [1000, 5000] if args.quick else [1000, 5000, 20000]
+    new_events = args.new_events or (100 if args.quick else 500)
+    flavours = [DEFAULT]
+    if args.uvloop:
+        missing = [m for m in ("uvloop", "httptools") if importlib.util.find_spec(m) is None]
+        if missing:
+            print(f"--uvloop: {', '.join(missing)} not installed: skipped", file=sys.stderr)
+        else:
+            flavours.append(STANDARD)
     results: dict[str, Any] = {
         "machine": machine(),
         "settings": {
             "quick": args.quick,
             "server": "uvicorn, 1 worker, 127.0.0.1, asyncio loop + h11, LOG_LEVEL=WARNING, "
             "no access log",
+            "also_measured": [f.label for f in flavours[1:]],
             "engine": "ENVIRONMENT=development, every query limit on, bearer JWT (HS256) auth",
             "load_average_at_start": list(os.getloadavg()),
             "ledger_sizes": sizes,
+            "ledger_marks_after_the_first": f"seeded in the store, then {new_events} new events",
             "phase_time_cap_s": args.cap,
             "driver": "one asyncio process on the same machine: httpx for setup, keep-alive "
             "HTTP/1.1 connections on asyncio streams for the load phases",
@@ -906,8 +1136,18 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             data: dict[str, Any] = {}
             async with running(store, uri, out_dir, stamp + "-api") as (server, client):
                 data["api"] = await api_scenarios(server, client, args.quick, progress)
-            async with running(store, uri, out_dir, stamp + "-webhooks") as (server, _):
-                data["webhooks"] = await webhook_scenarios(server, sizes, args.cap, progress)
+            if store == "memory":
+                for flavour in flavours[1:]:
+                    progress(f"the same under {flavour.label}")
+                    async with running(
+                        store, uri, out_dir, f"{stamp}-api-{flavour.loop}", flavour=flavour
+                    ) as (server, client):
+                        data[f"api ({flavour.label})"] = await api_scenarios(
+                            server, client, args.quick, progress
+                        )
+            data["webhooks"] = await webhook_marks(
+                store, uri, out_dir, stamp + "-webhooks", sizes, new_events, args.cap, progress
+            )
             results["stores"][store] = data
     finally:
         if wire is not None:
@@ -927,14 +1167,29 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     serve_parser = sub.add_parser("serve", help="(internal) run the server under test")
     serve_parser.add_argument("--port", type=int, required=True)
+    serve_parser.add_argument("--seed-ledger", type=int, default=0)
+    serve_parser.add_argument("--loop", default=DEFAULT.loop)
+    serve_parser.add_argument("--http", default=DEFAULT.http)
     parser.add_argument("--quick", action="store_true", help="smaller counts (about a minute)")
     parser.add_argument("--store", choices=["memory", "wire", "both"], default="both")
     parser.add_argument(
         "--cap", type=float, default=60.0, help="time cap of one ledger-growth phase, seconds"
     )
+    parser.add_argument(
+        "--new-events",
+        type=int,
+        default=0,
+        help="events sent at each seeded ledger mark (default 500; 100 with --quick)",
+    )
+    parser.add_argument(
+        "--uvloop",
+        action="store_true",
+        help="also run the GraphQL phases on the in-memory store under uvicorn's uvloop + "
+        "httptools (needs uvicorn[standard])",
+    )
     args = parser.parse_args(argv)
     if args.command == "serve":
-        serve(args.port)
+        serve(args.port, seed=args.seed_ledger, loop=args.loop, http=args.http)
         return 0
     asyncio.run(bench(args))
     return 0
