@@ -10,12 +10,20 @@ backend when one is available) it measures:
 * engine time per request from ``Server-Timing`` (``app``: the request minus its awaits on the
   database and on Stripe), one request at a time: a signed webhook event (verify → ledger →
   apply), ``plans`` and ``subscriptionStatus`` with every query limit on;
-* webhook events/s with p50/p99 at 32 concurrent senders while the ledger grows, and a burst of
-  1,000 events (every answer must be 2xx);
+* webhook events/s with p50/p99 at 32 concurrent senders at ledger marks of 1,000, 5,000 and
+  20,000 events, and a burst of 1,000 events (every answer must be 2xx). The first mark is
+  grown by the senders; each later one is a fresh server whose store is seeded to the mark
+  before it accepts connections (``seed_ledger``: the rows the engine writes for these events,
+  through its own documents), then a fixed number of new events is measured there. Every
+  phase has a time cap, so a slow store cannot hang the run;
 * GraphQL reads (req/s, p50/p99) at 16 connections next to the bare routes, with the ratio;
 * the checkout mutation against the in-process Stripe emulator (req/s, p99);
 * the in-process validation cost of prebuilt limit rules vs. rules built per request;
 * peak RSS of the server process.
+
+With ``--uvloop`` (needs ``uvicorn[standard]``, which the engine does not depend on) engine time
+and the reads at 16 connections are also measured side by side under uvicorn's asyncio loop + h11
+and under uvloop + httptools, on the in-memory store.
 
 Results are printed as a table and written as JSON under ``bench-results/``.
 """
@@ -670,9 +678,8 @@ async def subscribed_org(server: Server, client: Any) -> str:
     return org
 
 
-async def api_scenarios(
-    server: Server, client: Any, quick: bool, progress: Callable[[str], None]
-) -> dict[str, Any]:
+async def read_requests(server: Server, client: Any) -> dict[str, Request]:
+    """The four reads, for an organization subscribed on ``server``."""
     org = await subscribed_org(server, client)
     auth = {"authorization": f"Bearer {token(org)}"}
 
@@ -690,35 +697,47 @@ async def api_scenarios(
 
     pool = Pool(server.port)
     check = (await gql_status(pool, 0)).json()["data"]["subscriptionStatus"]
+    pool.close()
     assert check["isActive"], check
     assert check["entitlements"], check
-    reads = {
+    return {
         "plans": gql_plans,
         "plans (bare route)": bare_plans,
         "subscriptionStatus": gql_status,
         "subscriptionStatus (bare route)": bare_status,
     }
-    result: dict[str, Any] = {"engine_time": {}, "reads_16": {}}
-    sequential = 300 if quick else 1000
-    for name, request in reads.items():
-        progress(f"engine time: {name}")
-        await load(pool, request, concurrency=1, total=50)  # warm the caches
-        result["engine_time"][name] = (
-            await load(pool, request, concurrency=1, total=sequential)
-        ).summary()
-    seconds = 3.0 if quick else 6.0
-    for name, request in reads.items():
-        progress(f"reads at 16 connections: {name}")
-        result["reads_16"][name] = (
-            await load(pool, request, concurrency=16, seconds=seconds)
-        ).summary()
+
+
+async def engine_time(pool: Pool, request: Request, quick: bool) -> dict[str, Any]:
+    await load(pool, request, concurrency=1, total=50)  # warm the caches
+    return (await load(pool, request, concurrency=1, total=300 if quick else 1000)).summary()
+
+
+async def reads_16(pool: Pool, request: Request, quick: bool) -> dict[str, Any]:
+    return (await load(pool, request, concurrency=16, seconds=3.0 if quick else 6.0)).summary()
+
+
+def add_ratios(reads: dict[str, Any]) -> None:
     for gql, bare in (
         ("plans", "plans (bare route)"),
         ("subscriptionStatus", "subscriptionStatus (bare route)"),
     ):
-        result["reads_16"][f"{gql} / bare"] = round(
-            result["reads_16"][gql]["per_second"] / result["reads_16"][bare]["per_second"], 2
-        )
+        reads[f"{gql} / bare"] = round(reads[gql]["per_second"] / reads[bare]["per_second"], 2)
+
+
+async def api_scenarios(
+    server: Server, client: Any, quick: bool, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    reads = await read_requests(server, client)
+    pool = Pool(server.port)
+    result: dict[str, Any] = {"engine_time": {}, "reads_16": {}}
+    for name, request in reads.items():
+        progress(f"engine time: {name}")
+        result["engine_time"][name] = await engine_time(pool, request, quick)
+    for name, request in reads.items():
+        progress(f"reads at 16 connections: {name}")
+        result["reads_16"][name] = await reads_16(pool, request, quick)
+    add_ratios(result["reads_16"])
 
     run = uuid.uuid4().hex[:6]
 
@@ -749,6 +768,37 @@ async def api_scenarios(
     pool.close()
     result["memory"] = server.memory()
     return result
+
+
+async def flavour_comparison(
+    flavours: list[Flavour], log_dir: Path, name: str, quick: bool, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    """Engine time and the reads at 16 connections on the in-memory store, one server per
+    flavour, all running at once and measured phase by phase in turn (the order reversed
+    every other phase), so drifting load on the machine falls on each alike."""
+    async with contextlib.AsyncExitStack() as stack:
+        servers = []
+        for flavour in flavours:
+            server, client = await stack.enter_async_context(
+                running("memory", None, log_dir, f"{name}-{flavour.loop}", flavour=flavour)
+            )
+            servers.append((flavour, server, await read_requests(server, client)))
+        results: dict[str, Any] = {f.label: {"engine_time": {}, "reads_16": {}} for f in flavours}
+        phases = [("engine_time", engine_time), ("reads_16", reads_16)]
+        turn = 0
+        for kind, measure in phases:
+            for phase in servers[0][2]:
+                order = servers if turn % 2 == 0 else servers[::-1]
+                turn += 1
+                for flavour, server, reads in order:
+                    progress(f"{kind}: {phase} under {flavour.label}")
+                    pool = Pool(server.port)
+                    results[flavour.label][kind][phase] = await measure(pool, reads[phase], quick)
+                    pool.close()
+        for flavour, server, _ in servers:
+            add_ratios(results[flavour.label]["reads_16"])
+            results[flavour.label]["memory"] = server.memory()
+    return results
 
 
 async def webhook_scenarios(
@@ -1011,7 +1061,9 @@ def read_rows(api: dict[str, Any]) -> Iterator[tuple[str, ...]]:
 
 
 def webhook_rows(hooks: dict[str, Any]) -> Iterator[tuple[str, ...]]:
-    for s in hooks.get("ledger_growth_32", []):
+    for number, s in enumerate(hooks.get("ledger_growth_32", [])):
+        if number == 1:
+            yield from burst_rows(hooks)
         if "not_reached" in s:
             yield (
                 f"webhooks x32 at ledger {s['ledger_size_before']}",
@@ -1030,6 +1082,11 @@ def webhook_rows(hooks: dict[str, Any]) -> Iterator[tuple[str, ...]]:
             f"p99 {s['p99_ms']} ms",
             f"non-2xx {s['non_2xx']}, db mean {s.get('db_mean_ms')} ms{cap}",
         )
+    if len(hooks.get("ledger_growth_32", [])) < 2:
+        yield from burst_rows(hooks)
+
+
+def burst_rows(hooks: dict[str, Any]) -> Iterator[tuple[str, ...]]:
     if hooks.get("burst_1000"):
         s = hooks["burst_1000"]
         yield (
@@ -1054,11 +1111,10 @@ def rows(results: dict[str, Any]) -> Iterator[tuple[str, ...]]:
             (part.get("memory", {}).get("peak_rss_mb", 0) for part in (api, hooks)), default=0
         )
         yield ("peak RSS (server)", f"{peak:.0f} MB", "", "", "")
-        for key, other in data.items():
-            if key.startswith("api ("):
-                yield (f"[{store}, {key[5:-1]}]", "", "", "", "")
-                yield from engine_rows(other.get("engine_time", {}))
-                yield from read_rows(other)
+        for label, other in data.get("flavours", {}).items():
+            yield (f"[{store}, {label}: side by side]", "", "", "", "")
+            yield from engine_rows(other.get("engine_time", {}))
+            yield from read_rows(other)
     cache = results.get("validation_cache")
     if cache:
         yield (
@@ -1136,15 +1192,10 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             data: dict[str, Any] = {}
             async with running(store, uri, out_dir, stamp + "-api") as (server, client):
                 data["api"] = await api_scenarios(server, client, args.quick, progress)
-            if store == "memory":
-                for flavour in flavours[1:]:
-                    progress(f"the same under {flavour.label}")
-                    async with running(
-                        store, uri, out_dir, f"{stamp}-api-{flavour.loop}", flavour=flavour
-                    ) as (server, client):
-                        data[f"api ({flavour.label})"] = await api_scenarios(
-                            server, client, args.quick, progress
-                        )
+            if store == "memory" and len(flavours) > 1:
+                data["flavours"] = await flavour_comparison(
+                    flavours, out_dir, stamp + "-flavours", args.quick, progress
+                )
             data["webhooks"] = await webhook_marks(
                 store, uri, out_dir, stamp + "-webhooks", sizes, new_events, args.cap, progress
             )
