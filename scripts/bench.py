@@ -174,18 +174,18 @@ async def seed_ledger(count: int, database: Any) -> None:
 
     Bench-only: run by ``bench.py serve --seed-ledger N`` in the server process (the
     in-memory store lives there) once the app is ready and before it accepts connections;
-    nothing in the engine can reach it. Rows are written in batches with the two
-    collections' indexes dropped, then the engine's own initialisation builds the indexes
-    again, as a bulk load into MongoDB would: the in-memory store checks a unique index by
-    scanning the whole collection on every insert, so row-by-row loading of 20,000 events
-    would take longer than measuring them."""
+    nothing in the engine can reach it. Rows are written in batches. On the in-memory store
+    the two collections' indexes are dropped first and built again afterwards by the engine's
+    own initialisation: it checks a unique index by scanning the whole collection on every
+    insert, so loading 20,000 events under the index would take longer than measuring them."""
     from revenue_engine.documents import StripeObjectVersion, WebhookEvent, WebhookEventStatus
     from revenue_engine.services import catalog_sync
     from revenue_engine.services.catalog_sync import StripePrice
 
     events = Events(run=f"seed{uuid.uuid4().hex[:4]}")
-    for model in (WebhookEvent, StripeObjectVersion):
-        await model.get_motor_collection().drop_indexes()
+    if database.in_memory:
+        for model in (WebhookEvent, StripeObjectVersion):
+            await model.get_motor_collection().drop_indexes()
     first = datetime.now(UTC) - timedelta(seconds=count)
     for start in range(0, count, SEED_BATCH):
         rows, versions = [], []
@@ -219,7 +219,8 @@ async def seed_ledger(count: int, database: Any) -> None:
             )
         await WebhookEvent.insert_many(rows)
         await StripeObjectVersion.insert_many(versions)
-    await database.initialise()  # the indexes, as at startup
+    if database.in_memory:
+        await database.initialise()  # the indexes, as at startup
     for index in range(max(0, count - len(events.prices)), count):
         price = json.loads(events.body(index))["data"]["object"]
         await catalog_sync.sync_price(StripePrice.model_validate(price))
@@ -850,8 +851,9 @@ async def webhook_scenarios(
 async def webhooks_at_mark(
     server: Server, mark: int, new_events: int, cap: float, progress: Callable[[str], None]
 ) -> dict[str, Any]:
-    """On a server whose ledger was seeded with ``mark`` events: ``new_events`` more at 32
-    senders (after 20 sent one at a time to warm up), within the time cap."""
+    """On a server whose ledger was seeded with ``mark`` events: 20 events one at a time (the
+    warm-up, and the store's cost per event at this size without queueing), then
+    ``new_events`` more at 32 senders, within the time cap."""
     events = Events()
     pool = Pool(server.port)
     progress(f"webhooks at 32 senders on a seeded ledger of {mark}")
@@ -871,6 +873,7 @@ async def webhooks_at_mark(
         ledger_size_before=before,
         ledger_size=before + len(batch.latencies),
         reached=f"seeded with {mark} events",
+        one_at_a_time=warm.summary(),
         memory=server.memory(),
     )
     if len(batch.latencies) < new_events:
@@ -902,7 +905,7 @@ async def webhook_marks(
             ) as (server, _):
                 seeded_in = time.perf_counter() - started
                 summary = await webhooks_at_mark(server, mark, new_events, cap, progress)
-        except TimeoutError as exc:
+        except (TimeoutError, RuntimeError) as exc:  # not ready within the cap, or exited
             result["ledger_growth_32"].append(
                 {"ledger_size_before": mark, "not_reached": f"seeding: {exc}"}
             )
@@ -1075,6 +1078,15 @@ def webhook_rows(hooks: dict[str, Any]) -> Iterator[tuple[str, ...]]:
             continue
         how = " (seeded)" if s["reached"].startswith("seeded") else ""
         cap = ", stopped by the time cap" if s.get("stopped_by_time_cap") else ""
+        if "one_at_a_time" in s:
+            alone = s["one_at_a_time"]
+            yield (
+                f"  one at a time at ledger {s['ledger_size_before'] - alone['requests']}",
+                f"app p50 {alone.get('app_p50_ms')} ms",
+                f"db p50 {alone.get('db_p50_ms')} ms",
+                f"client p50 {alone['p50_ms']} ms",
+                f"non-2xx {alone['non_2xx']}",
+            )
         yield (
             f"webhooks x32, ledger {s['ledger_size_before']} -> {s['ledger_size']}{how}",
             f"{s['per_second']}/s",
