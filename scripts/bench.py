@@ -1236,6 +1236,14 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             print("no wire backend (set MONGODB_URI or run npm install): skipped", file=sys.stderr)
         else:
             stores.append(("wire", wire.uri))
+    loads: list[float] = []
+
+    async def sample_load() -> None:
+        while True:
+            loads.append(os.getloadavg()[0])
+            await asyncio.sleep(10)
+
+    sampler = asyncio.create_task(sample_load())
     try:
         for store, uri in stores:
             print(f"store: {store}", file=sys.stderr)
@@ -1253,7 +1261,14 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         if wire is not None:
             wire.stop()
+    sampler.cancel()
     results["settings"]["load_average_at_end"] = list(os.getloadavg())
+    results["settings"]["load_average_1min_during"] = {
+        "min": round(min(loads), 2),
+        "mean": round(statistics.fmean(loads), 2),
+        "max": round(max(loads), 2),
+        "samples_every_s": 10,
+    }
     progress("validation cache (in process)")
     results["validation_cache"] = await validation_cache(300 if args.quick else 1000)
     path = out_dir / f"bench-{stamp}.json"
