@@ -1,5 +1,6 @@
 """The benchmark's own pieces: its webhook events are signed like Stripe's and take the whole
-path (accepted and applied by the real app), and its keep-alive client speaks HTTP/1.1."""
+path (accepted and applied by the real app), its seeded ledger is what the engine itself writes
+for those events, and its keep-alive client speaks HTTP/1.1."""
 
 from __future__ import annotations
 
