@@ -68,7 +68,7 @@ fast: $(STAMP)
 screenshot: $(STAMP) chromium
 	UPDATE_SCREENSHOT=1 $(BIN)/pytest -q tests/browser -k land_back
 
-# The benchmark (README "Performance"): a few minutes; BENCH_ARGS=--quick for about a minute.
+# The benchmark (README "Performance"): about 15 minutes; BENCH_ARGS=--quick for about 5.
 bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
 
