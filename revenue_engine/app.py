@@ -101,7 +101,9 @@ class EngineGraphQL(GraphQL[Context, None]):
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
         if result.errors:
             request_id = request.scope.get("state", {}).get("request_id", "-")
-            result.errors = shape_errors(result.errors, request_id)
+            result.errors = shape_errors(
+                result.errors, request_id, hide_suggestions=self.settings.is_production
+            )
         return await super().process_result(request, result)
 
     async def get_context(self, request: Any, response: Any) -> Context:

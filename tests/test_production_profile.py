@@ -75,6 +75,37 @@ async def test_production_gives_no_field_suggestions(
     assert "Did you mean" in str(dev)
 
 
+@pytest.mark.parametrize(
+    "request_body",
+    [
+        # An enum value in variables, and one written in the query.
+        {
+            "query": "mutation($i: PlanInput!) { upsertPlan(input: $i) { __typename } }",
+            "variables": {
+                "i": {
+                    "uid": "x",
+                    "name": "X",
+                    "prices": [{"interval": "MONTHLY", "amount": 100, "currency": "usd"}],
+                }
+            },
+        },
+        {
+            "query": 'mutation { upsertPlan(input: {uid: "x", name: "X", prices: '
+            '[{interval: MONTHLY, amount: 100, currency: "usd"}]}) { __typename } }'
+        },
+    ],
+)
+async def test_production_gives_no_value_suggestions(
+    prod: httpx.AsyncClient, client: httpx.AsyncClient, request_body: dict[str, object]
+) -> None:
+    body = (await prod.post("/graphql", json=request_body)).json()
+    assert body["errors"]
+    assert "Did you mean" not in str(body)
+    assert "'MONTH'" not in str(body)
+    dev = (await client.post("/graphql", json=request_body)).json()
+    assert "Did you mean" in str(dev)
+
+
 async def test_production_refuses_queries_over_get(
     prod: httpx.AsyncClient, client: httpx.AsyncClient
 ) -> None:

@@ -16,6 +16,7 @@ Every top-level error leaves with ``extensions.code``:
 from __future__ import annotations
 
 import logging
+import re
 
 from graphql import GraphQLError, GraphQLSyntaxError
 
@@ -78,5 +79,26 @@ def shape_error(error: GraphQLError, request_id: str) -> GraphQLError:
     )
 
 
-def shape_errors(errors: list[GraphQLError], request_id: str) -> list[GraphQLError]:
-    return [shape_error(error, request_id) for error in errors]
+#: graphql-core's hint at a near miss ("… Did you mean the enum value 'MONTH'?"); production
+#: gives no hints about the schema (Strawberry's setting covers field names only).
+_SUGGESTION = re.compile(r"\s*Did you mean .*\?\s*$", re.DOTALL)
+
+
+def _without_suggestion(error: GraphQLError) -> GraphQLError:
+    message = _SUGGESTION.sub("", error.message)
+    if message == error.message:
+        return error
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        path=error.path,
+        original_error=error.original_error,
+        extensions=error.extensions,
+    )
+
+
+def shape_errors(
+    errors: list[GraphQLError], request_id: str, *, hide_suggestions: bool = False
+) -> list[GraphQLError]:
+    shaped = [shape_error(error, request_id) for error in errors]
+    return [_without_suggestion(e) for e in shaped] if hide_suggestions else shaped
