@@ -240,23 +240,26 @@ async def _expire(gateway: StripeGateway, pending: CheckoutSession) -> None:
 
 #: A session only moves forward: open → complete | expired, unpaid → paid. A late event or a
 #: slower read that says otherwise is older news and is not written.
-_STATUS_RANK = {CheckoutStatus.PENDING: 0, CheckoutStatus.COMPLETED: 1, CheckoutStatus.EXPIRED: 1}
 _PAYMENT_RANK = {"unpaid": 0, "paid": 1, "no_payment_required": 1}
+
+
+def _statuses_before(status: CheckoutStatus) -> list[str]:
+    """The stored statuses ``status`` may be written over: an open session becomes completed or
+    expired; a completed or expired one stays what it is (only its payment status may rise)."""
+    return sorted({CheckoutStatus.PENDING.value, status.value})
 
 
 def _not_ahead_of(status: CheckoutStatus, payment_status: str) -> dict[str, Any]:
     """A filter matching documents no further along than (``status``, ``payment_status``)."""
     rank = _PAYMENT_RANK.get(payment_status, 0)
     return {
-        "status": {
-            "$in": [s.value for s in CheckoutStatus if _STATUS_RANK[s] <= _STATUS_RANK[status]]
-        },
+        "status": {"$in": _statuses_before(status)},
         "payment_status": {"$nin": [p for p, r in _PAYMENT_RANK.items() if r > rank]},
     }
 
 
 def _behind(document: CheckoutSession, status: CheckoutStatus, payment_status: str) -> bool:
-    return _STATUS_RANK[status] < _STATUS_RANK[document.status] or _PAYMENT_RANK.get(
+    return document.status.value not in _statuses_before(status) or _PAYMENT_RANK.get(
         payment_status, 0
     ) < _PAYMENT_RANK.get(document.payment_status, 0)
 

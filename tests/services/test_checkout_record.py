@@ -73,3 +73,33 @@ async def test_forward_moves_are_recorded(database: Database) -> None:
         observed_at=T0,
     )
     assert await stored() == ("completed", "paid")
+
+
+@pytest.mark.parametrize(
+    ("kept", "payment", "other"),
+    [
+        (CheckoutStatus.COMPLETED, "paid", "expired"),
+        (CheckoutStatus.EXPIRED, "unpaid", "complete"),
+    ],
+)
+async def test_an_ended_session_keeps_its_end(
+    database: Database, kept: CheckoutStatus, payment: str, other: str
+) -> None:
+    """Completed and expired are both final: neither is written over the other."""
+    doc = await session_doc(kept, payment)
+    await record_session(
+        doc,
+        {"id": "cs_test_1", "status": other, "payment_status": payment},
+        reference=None,
+        observed_at=T0,
+    )
+    assert await stored() == (kept.value, payment)
+    # Nor by a writer whose copy was loaded before the session ended.
+    stale_copy = doc.model_copy(update={"status": CheckoutStatus.PENDING})
+    await record_session(
+        stale_copy,
+        {"id": "cs_test_1", "status": other, "payment_status": payment},
+        reference=None,
+        observed_at=T0,
+    )
+    assert await stored() == (kept.value, payment)
