@@ -87,6 +87,11 @@ class Forbidden(DomainError):
         super().__init__(message)
 
 
+#: What a client is told when the database failed mid-request, and when to retry.
+STORE_UNAVAILABLE_MESSAGE = "the database is temporarily unavailable; retry"
+STORE_RETRY_AFTER_SECONDS = 1.0
+
+
 class ServiceUnavailable(DomainError):
     code = "UNAVAILABLE"
 

@@ -21,7 +21,12 @@ import re
 from graphql import GraphQLError, GraphQLSyntaxError
 
 from revenue_engine.db import StoreError
-from revenue_engine.errors import DomainError, ServiceUnavailable
+from revenue_engine.errors import (
+    STORE_RETRY_AFTER_SECONDS,
+    STORE_UNAVAILABLE_MESSAGE,
+    DomainError,
+    ServiceUnavailable,
+)
 
 log = logging.getLogger("revenue_engine.graphql")
 
@@ -53,10 +58,10 @@ def shape_error(error: GraphQLError, request_id: str) -> GraphQLError:
         )
         extensions = {
             "code": ServiceUnavailable.code,
-            "retryAfterSeconds": 1.0,
+            "retryAfterSeconds": STORE_RETRY_AFTER_SECONDS,
             "requestId": request_id,
         }
-        message = "The database is temporarily unavailable; retry."
+        message = STORE_UNAVAILABLE_MESSAGE
         return GraphQLError(message, nodes=error.nodes, path=error.path, extensions=extensions)
     else:
         log.error(

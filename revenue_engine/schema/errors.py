@@ -155,9 +155,9 @@ class StoreUnavailableHandler(strawberry.ExceptionHandler[StoreError, RetryableE
     def handle(self, exception: StoreError, *, field: StrawberryField, info: Any) -> RetryableError:
         log.warning("store error field=%s error=%s", field.python_name, type(exception).__name__)
         return RetryableError(
-            message="the database is temporarily unavailable; retry",
+            message=errors.STORE_UNAVAILABLE_MESSAGE,
             code=errors.ServiceUnavailable.code,
-            retry_after_seconds=1.0,
+            retry_after_seconds=errors.STORE_RETRY_AFTER_SECONDS,
         )
 
 

@@ -258,18 +258,20 @@ def _audit_row(
 ) -> dict[str, Any]:
     """The audit row of one applied change, as stored in ``Subscription.pending_audit``; its
     ``_id`` is chosen now, so writing it twice leaves one row."""
-    return {
-        "_id": ObjectId(),
-        "organization_id": sub_organization_id,
-        "kind": "subscription.created" if from_status is None else "subscription.updated",
-        "stripe_subscription_id": stripe_id,
-        "from_status": from_status,
-        "to_status": to_status,
-        "source": source.value,
-        "reference": reference,
-        "changes": {k: _audit_value(v) for k, v in changes.items()},
-        "at": utcnow(),
-    }
+    entry = AuditEntry(
+        id=ObjectId(),
+        organization_id=sub_organization_id,
+        kind="subscription.created" if from_status is None else "subscription.updated",
+        stripe_subscription_id=stripe_id,
+        from_status=from_status,
+        to_status=to_status,
+        source=source,
+        reference=reference,
+        changes={k: _audit_value(v) for k, v in changes.items()},
+    )
+    row: dict[str, Any] = entry.model_dump(by_alias=True, mode="python")
+    row["source"] = source.value
+    return row
 
 
 async def flush_audit(sub: Subscription) -> None:
