@@ -100,7 +100,13 @@ def test_pay_and_close_the_tab_still_subscribes(served: str) -> None:
     status_query = (
         '{ subscriptionStatus { status isActive planUid } checkoutSession(id: "%s") { status } }'
     )
-    wait_for(lambda: ask(status_query % created["sessionId"])["subscriptionStatus"]["isActive"])
+    # The subscription's events and the session's own event arrive in any order: wait for both.
+    wait_for(
+        lambda: (
+            (seen := ask(status_query % created["sessionId"]))["subscriptionStatus"]["isActive"]
+            and seen["checkoutSession"]["status"] == "COMPLETED"
+        )
+    )
     final = ask(status_query % created["sessionId"])
     assert final["subscriptionStatus"] == {"status": "active", "isActive": True, "planUid": "pro"}
     assert final["checkoutSession"] == {"status": "COMPLETED"}
