@@ -1,10 +1,11 @@
-"""GraphQL operations the SPA sends, shared by the end-to-end tests."""
+"""GraphQL operations the SPA sends, and setup made at Stripe, shared by the end-to-end tests."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import httpx
+import stripe
 
 ERRORS = "... on UserError { __typename code message } ... on ValidationError { fields { field message } }"
 STATUS = """hasSubscription subscriptionId status isActive planUid billingInterval overages
@@ -72,3 +73,19 @@ def only(data: dict[str, Any]) -> dict[str, Any]:
     [value] = data.values()
     result: dict[str, Any] = value
     return result
+
+
+async def plan_price_at_stripe(
+    stripe_client: stripe.StripeClient, name: str, amount: int, lookup_key: str
+) -> str:
+    """A monthly price made at Stripe directly (as in the dashboard) for one of the plans."""
+    price = await stripe_client.v1.prices.create_async(
+        params={
+            "currency": "usd",
+            "unit_amount": amount,
+            "recurring": {"interval": "month"},
+            "product_data": {"name": name},
+            "lookup_key": lookup_key,
+        }
+    )
+    return str(price.id)

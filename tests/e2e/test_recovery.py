@@ -30,6 +30,7 @@ from tests.e2e.ops import (
     STATUS_QUERY,
     call,
     only,
+    plan_price_at_stripe,
 )
 from tests.e2e.test_subscriptions import customer_with_card, subscribe
 from tests.stripe_events import SECRET
@@ -120,17 +121,9 @@ async def test_reconcile_finds_subscriptions_missing_here(
     gateway: StripeGateway,
 ) -> None:
     customer_id = await customer_with_card(engine, stripe_client, emulator)
-    price = await stripe_client.v1.prices.create_async(
-        params={
-            "currency": "usd",
-            "unit_amount": 4900,
-            "recurring": {"interval": "month"},
-            "product_data": {"name": "Pro"},
-            "lookup_key": "pro_month",
-        }
-    )
+    price_id = await plan_price_at_stripe(stripe_client, "Pro", 4900, "pro_month")
     await stripe_client.v1.subscriptions.create_async(
-        params={"customer": customer_id, "items": [{"price": price.id}]}
+        params={"customer": customer_id, "items": [{"price": price_id}]}
     )
     report = await reconcile_subscriptions(gateway)
     assert [d.kind for d in report.drifts] == ["missing"]

@@ -37,6 +37,7 @@ from tests.e2e.ops import (
     VERIFY,
     call,
     only,
+    plan_price_at_stripe,
 )
 from tests.e2e.test_subscriptions import customer_with_card, subscribe
 from tests.stripe_events import SECRET, event, post
@@ -85,17 +86,9 @@ async def test_w5_deleted_before_created(
 ) -> None:
     customer_id = await customer_with_card(engine, stripe_client, emulator)
     # A subscription made at Stripe directly (say, in the dashboard) for this organization.
-    price = await stripe_client.v1.prices.create_async(
-        params={
-            "currency": "usd",
-            "unit_amount": 1900,
-            "recurring": {"interval": "month"},
-            "product_data": {"name": "Starter"},
-            "lookup_key": "starter_month",
-        }
-    )
+    price_id = await plan_price_at_stripe(stripe_client, "Starter", 1900, "starter_month")
     sub = await stripe_client.v1.subscriptions.create_async(
-        params={"customer": customer_id, "items": [{"price": price.id}]}
+        params={"customer": customer_id, "items": [{"price": price_id}]}
     )
     created_obj = emulator.objects("subscription")[0]
     await stripe_client.v1.subscriptions.cancel_async(sub.id)
@@ -493,20 +486,12 @@ async def test_trial_will_end_paused_and_resumed_webhooks_follow_the_subscriptio
         params={"frozen_time": now}
     )
     emulator.attach_test_clock(customer_id, clock.id)
-    price = await stripe_client.v1.prices.create_async(
-        params={
-            "currency": "usd",
-            "unit_amount": 1900,
-            "recurring": {"interval": "month"},
-            "product_data": {"name": "Starter"},
-            "lookup_key": "starter_month",
-        }
-    )
+    price_id = await plan_price_at_stripe(stripe_client, "Starter", 1900, "starter_month")
     # A trial without a payment method that pauses when it ends (made at Stripe directly).
     sub = await stripe_client.v1.subscriptions.create_async(
         params={
             "customer": customer_id,
-            "items": [{"price": price.id}],
+            "items": [{"price": price_id}],
             "trial_period_days": 14,
             "trial_settings": {"end_behavior": {"missing_payment_method": "pause"}},
         }
