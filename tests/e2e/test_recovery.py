@@ -153,6 +153,20 @@ async def reconcile_command(
     )
 
 
+async def wire_engine(
+    client_for: Callable[[Settings], Any],
+    emulator_server: EmulatorServer,
+    wire_server: WireServer | None,
+) -> tuple[Settings, httpx.AsyncClient]:
+    """The engine on the wire server (the command line runs in another process on the same
+    database), or a skip when there is none."""
+    if wire_server is None:
+        pytest.skip("no MongoDB wire server")
+    settings = engine_settings(emulator_server, mongodb_uri=wire_server.uri)
+    engine: httpx.AsyncClient = await client_for(settings)
+    return settings, engine
+
+
 @pytest.mark.wire
 async def test_reconcile_command_line_dry_run(
     client_for: Callable[[Settings], Any],
@@ -161,10 +175,7 @@ async def test_reconcile_command_line_dry_run(
     stripe_client: stripe.StripeClient,
     wire_server: WireServer | None,
 ) -> None:
-    if wire_server is None:
-        pytest.skip("no MongoDB wire server")
-    settings = engine_settings(emulator_server, mongodb_uri=wire_server.uri)
-    engine: httpx.AsyncClient = await client_for(settings)
+    settings, engine = await wire_engine(client_for, emulator_server, wire_server)
     await customer_with_card(engine, stripe_client, emulator)
     sub_id = (await subscribe(engine))["subscription"]["subscriptionId"]
     await stripe_client.v1.subscriptions.update_async(sub_id, params={"cancel_at_period_end": True})
@@ -186,10 +197,7 @@ async def test_reconcile_command_line_resumes_after_a_cursor(
     stripe_client: stripe.StripeClient,
     wire_server: WireServer | None,
 ) -> None:
-    if wire_server is None:
-        pytest.skip("no MongoDB wire server")
-    settings = engine_settings(emulator_server, mongodb_uri=wire_server.uri)
-    engine: httpx.AsyncClient = await client_for(settings)
+    settings, engine = await wire_engine(client_for, emulator_server, wire_server)
     for org in ("org_a", "org_b", "org_c"):
         customer_id = only(await call(engine, CREATE_CUSTOMER, org=org))["customer"]["id"]
         pm = await stripe_client.v1.payment_methods.attach_async(

@@ -477,15 +477,23 @@ async def test_checkout_async_payment_failed_grants_nothing(
     assert not any(entitlement["enabled"] for entitlement in status["entitlements"])
 
 
-async def test_trial_will_end_paused_and_resumed_webhooks_follow_the_subscription(
+async def customer_on_a_clock(
     engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
-) -> None:
-    customer_id = only(await call(engine, CREATE_CUSTOMER))["customer"]["id"]
+) -> tuple[str, str, int]:
+    """The organization's customer (made through the API) on a new test clock frozen at now."""
+    customer_id = str(only(await call(engine, CREATE_CUSTOMER))["customer"]["id"])
     now = int(time.time())
     clock = await stripe_client.v1.test_helpers.test_clocks.create_async(
         params={"frozen_time": now}
     )
     emulator.attach_test_clock(customer_id, clock.id)
+    return customer_id, clock.id, now
+
+
+async def test_trial_will_end_paused_and_resumed_webhooks_follow_the_subscription(
+    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
+) -> None:
+    customer_id, clock_id, now = await customer_on_a_clock(engine, emulator, stripe_client)
     price_id = await plan_price_at_stripe(stripe_client, "Starter", 1900, "starter_month")
     # A trial without a payment method that pauses when it ends (made at Stripe directly).
     sub = await stripe_client.v1.subscriptions.create_async(
@@ -505,7 +513,7 @@ async def test_trial_will_end_paused_and_resumed_webhooks_follow_the_subscriptio
         return status
 
     await stripe_client.v1.test_helpers.test_clocks.advance_async(
-        clock.id, params={"frozen_time": now + 12 * DAY}
+        clock_id, params={"frozen_time": now + 12 * DAY}
     )
     trialing = await deliver("customer.subscription.trial_will_end")
     assert (trialing["status"], trialing["isActive"], trialing["planUid"]) == (
@@ -516,7 +524,7 @@ async def test_trial_will_end_paused_and_resumed_webhooks_follow_the_subscriptio
     assert trialing["trialEnd"] is not None
 
     await stripe_client.v1.test_helpers.test_clocks.advance_async(
-        clock.id, params={"frozen_time": now + 15 * DAY}
+        clock_id, params={"frozen_time": now + 15 * DAY}
     )
     paused = await deliver("customer.subscription.paused")
     assert (paused["status"], paused["isActive"]) == ("paused", False)
@@ -544,12 +552,7 @@ async def test_trial_will_end_paused_and_resumed_webhooks_follow_the_subscriptio
 async def test_invoice_payment_action_required_re_reads_its_subscription(
     engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
 ) -> None:
-    customer_id = only(await call(engine, CREATE_CUSTOMER))["customer"]["id"]
-    now = int(time.time())
-    clock = await stripe_client.v1.test_helpers.test_clocks.create_async(
-        params={"frozen_time": now}
-    )
-    emulator.attach_test_clock(customer_id, clock.id)
+    _, clock_id, now = await customer_on_a_clock(engine, emulator, stripe_client)
     started = only(
         await call(engine, CHECKOUT, {"input": {"planUid": "starter", "billingInterval": "MONTH"}})
     )
@@ -564,7 +567,7 @@ async def test_invoice_payment_action_required_re_reads_its_subscription(
     # The renewal is off-session: Stripe needs the customer (requires_action); only the
     # action-required event is delivered, and it brings the subscription's change with it.
     await stripe_client.v1.test_helpers.test_clocks.advance_async(
-        clock.id, params={"frozen_time": now + 32 * DAY}
+        clock_id, params={"frozen_time": now + 32 * DAY}
     )
     [payload] = emulator.events("invoice.payment_action_required")
     [at_stripe] = emulator.objects("subscription")
