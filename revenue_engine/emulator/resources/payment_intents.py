@@ -24,7 +24,14 @@ from revenue_engine.emulator.events import emit
 from revenue_engine.emulator.forms import Params, merge_metadata
 from revenue_engine.emulator.ids import client_secret, new_id
 from revenue_engine.emulator.lists import PAGINATION, created_filter, paginate
-from revenue_engine.emulator.resources.payment_methods import bank_of, card_of, resolve
+from revenue_engine.emulator.resources.payment_methods import (
+    attach,
+    bank_of,
+    card_of,
+    require_usable,
+    resolve,
+    use_up,
+)
 from revenue_engine.emulator.routing import Route
 from revenue_engine.emulator.state import Ctx
 from revenue_engine.emulator.store import JSON, snapshot
@@ -163,11 +170,27 @@ def _charge(ctx: Ctx, pi: JSON, pm: JSON, error: StripeError | None) -> JSON:
 
 
 def confirm_intent(ctx: Ctx, pi: JSON, pm: JSON) -> StripeError | None:
-    """Charge ``pm`` for the intent; returns the card error on a decline (state already updated)."""
+    """Charge ``pm`` for the intent; returns the card error on a decline (state already updated).
+
+    An unattached ``pm`` is spent by the charge (paid or declined), unless the intent saves it
+    to its customer (``setup_future_usage``, on success); a spent one is refused with Stripe's
+    400 before anything changes.
+    """
     if pm["customer"] is not None and pi["customer"] not in (None, pm["customer"]):
         raise invalid_request(
             "The provided PaymentMethod belongs to a different customer.", param="payment_method"
         )
+    require_usable(ctx, pm)
+    error = _charge_with(ctx, pi, pm)
+    if pm["customer"] is None and pi["status"] != "requires_action":
+        if error is None and pi["setup_future_usage"] and pi["customer"]:
+            attach(ctx, pm, pi["customer"])
+        else:
+            use_up(ctx, pm)
+    return error
+
+
+def _charge_with(ctx: Ctx, pi: JSON, pm: JSON) -> StripeError | None:
     pi["payment_method"] = pm["id"]
     bank = bank_of(ctx, pm)
     if bank is not None:

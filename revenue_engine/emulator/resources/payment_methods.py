@@ -3,6 +3,12 @@
 Routes: ``POST /v1/payment_methods``, ``GET|POST /v1/payment_methods/{id}``,
 ``POST /v1/payment_methods/{id}/attach|detach``, ``GET /v1/payment_methods``,
 ``GET /v1/customers/{id}/payment_methods``.
+
+A PaymentMethod that is not attached to a Customer is good for one payment: once a PaymentIntent
+charged it (paid or declined) without saving it (``setup_future_usage``), or once it was detached
+from its customer, Stripe refuses to use it again (:func:`require_usable`) or to attach it
+(:data:`ATTACH_AFTER_USE`). Both refusals are 400 ``invalid_request_error`` without a ``code``,
+the shape Stripe sends.
 """
 
 from __future__ import annotations
@@ -25,6 +31,36 @@ from revenue_engine.emulator.lists import PAGINATION, paginate
 from revenue_engine.emulator.routing import Route
 from revenue_engine.emulator.state import Ctx
 from revenue_engine.emulator.store import JSON, snapshot
+
+#: Stripe's refusal of a payment with a used-up PaymentMethod (see the module docstring).
+REUSE_AFTER_USE = (
+    "The provided PaymentMethod was previously used with a PaymentIntent without Customer "
+    "attachment, shared with a connected account without Customer attachment, or was detached "
+    "from a Customer. It may not be used again. To use a PaymentMethod multiple times, you must "
+    "attach it to a Customer first."
+)
+#: Stripe's refusal to attach a used-up PaymentMethod.
+ATTACH_AFTER_USE = (
+    "This PaymentMethod was previously used without being attached to a Customer or was "
+    "detached from a Customer, and may not be used again."
+)
+
+
+def used_up(ctx: Ctx, pm: JSON) -> bool:
+    """Was this PaymentMethod spent without a customer (or detached from one)?"""
+    return bool(ctx.store.priv(pm["id"]).get("used_up"))
+
+
+def use_up(ctx: Ctx, pm: JSON) -> None:
+    """Mark an unattached PaymentMethod as spent: no further payment, no attaching."""
+    ctx.store.priv(pm["id"])["used_up"] = True
+
+
+def require_usable(ctx: Ctx, pm: JSON) -> JSON:
+    """The PaymentMethod, unless it was spent without a customer (Stripe's 400)."""
+    if used_up(ctx, pm):
+        raise invalid_request(REUSE_AFTER_USE)
+    return pm
 
 
 def bank_of(ctx: Ctx, pm: JSON) -> TestBankAccount | None:
@@ -126,6 +162,8 @@ def attach(ctx: Ctx, pm: JSON, customer_id: str) -> JSON:
     ctx.store.require("customer", customer_id, param="customer")
     if pm["customer"] == customer_id:
         return pm
+    if used_up(ctx, pm):
+        raise invalid_request(ATTACH_AFTER_USE)
     if pm["customer"] is not None:
         raise invalid_request(
             "The payment method you provided has already been attached to a customer.",
@@ -221,6 +259,7 @@ def _detach(ctx: Ctx, p: Params, id: str) -> JSON:
         )
     customer = ctx.store.get("customer", pm["customer"])
     pm["customer"] = None
+    use_up(ctx, pm)  # a detached PaymentMethod cannot be used or attached again
     if customer is not None and customer["invoice_settings"]["default_payment_method"] == id:
         before = snapshot(customer)
         customer["invoice_settings"]["default_payment_method"] = None
