@@ -3,6 +3,7 @@
 from revenue_engine.gateway.client import (
     EMULATOR_API_KEY,
     EMULATOR_MOUNT,
+    PaymentMethodOwner,
     StripeGateway,
     idempotency_key,
 )
@@ -11,6 +12,7 @@ from revenue_engine.gateway.errors import StripeNotFound
 __all__ = [
     "EMULATOR_API_KEY",
     "EMULATOR_MOUNT",
+    "PaymentMethodOwner",
     "StripeGateway",
     "StripeNotFound",
     "idempotency_key",

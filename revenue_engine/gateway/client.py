@@ -8,7 +8,8 @@
   with ``idempotency_key(org, operation, intent)`` — never a random one.
 * 429s are retried here a bounded number of times with jittered backoff (the SDK does not
   retry them), then surface as ``RateLimited``.
-* Errors go through the closed table in ``gateway.errors``; results are plain dicts.
+* Errors go through the closed table in ``gateway.errors``; results are plain dicts, except
+  the typed reads (``PaymentMethodOwner``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import stripe
@@ -48,6 +50,15 @@ def idempotency_key(organization_id: str, operation: str, *intent: object) -> st
         json.dumps([organization_id, operation, *intent], sort_keys=True, default=str).encode()
     ).hexdigest()[:40]
     return f"re-{operation}-{digest}"
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentMethodOwner:
+    """What the engine reads of a PaymentMethod: its id and the customer it is attached to
+    (``None``: attached to nobody, so Stripe alone decides whether it may still be used)."""
+
+    id: str
+    customer: str | None
 
 
 def _any(params: dict[str, Any]) -> Any:
@@ -380,6 +391,20 @@ class StripeGateway:
                 ),
             )
         )
+
+    async def retrieve_payment_method(self, payment_method_id: str) -> PaymentMethodOwner:
+        """Whose PaymentMethod this is. In test mode Stripe answers for its test ids
+        (``pm_card_visa`` …) with a fresh card attached to nobody; an unknown id raises
+        ``StripeNotFound``."""
+        v1 = self.client.v1
+        pm = await self._call(
+            "payment_methods.retrieve",
+            lambda: v1.payment_methods.retrieve_async(payment_method_id),
+        )
+        customer = pm.customer
+        if customer is not None and not isinstance(customer, str):
+            customer = customer.id  # expanded (we never ask for it, but the type allows it)
+        return PaymentMethodOwner(id=str(pm.id), customer=customer)
 
     async def cancel_payment_intent(self, intent_id: str, *, key: str) -> dict[str, Any]:
         v1 = self.client.v1

@@ -3,6 +3,12 @@
 An identical ``createPaymentIntent`` (same organization, amount, currency and metadata) within
 ``PAYMENT_DEDUP_WINDOW_SECONDS`` returns the intent already made instead of a second one, as
 long as Stripe says it can still be paid (not succeeded, not canceled).
+
+``confirmPaymentIntent`` takes a payment method id from the client: the engine asks Stripe whose
+it is first, and answers ``NOT_FOUND`` (before any confirmation reaches Stripe) for an id Stripe
+does not know or a method attached to a customer that is not the caller organization's. A
+method attached to nobody (a card just collected by Stripe.js, or a test id such as
+``pm_card_visa``) goes on to Stripe, which alone knows whether it was already used up.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from revenue_engine.documents.plan import utcnow
 from revenue_engine.errors import FieldProblem, NotFound, PaymentDeclined, ValidationFailed
 from revenue_engine.gateway import StripeGateway, StripeNotFound, idempotency_key
 from revenue_engine.money import MAX_AMOUNT, charge_problem, normalize_currency
-from revenue_engine.services.customers import get_or_create_customer
+from revenue_engine.services.customers import get_customer, get_or_create_customer
 from revenue_engine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -202,14 +208,44 @@ async def refresh_payment(gateway: StripeGateway, principal: Principal, intent_i
     return payment
 
 
+async def _require_payment_method(
+    gateway: StripeGateway, principal: Principal, payment: Payment, payment_method: str
+) -> None:
+    """``NotFound`` unless ``payment_method`` exists at Stripe and is attached to nobody or to
+    one of the organization's customers (the intent's, or the organization's current one).
+
+    Another customer's card and an unknown id get the same answer, so the answer tells nothing
+    about other organizations."""
+    try:
+        method = await gateway.retrieve_payment_method(payment_method)
+    except StripeNotFound:
+        raise NotFound("payment method", payment_method) from None
+    if method.customer is None:
+        return
+    ours = {payment.stripe_customer_id}
+    if method.customer not in ours:
+        current = await get_customer(principal)
+        ours.add(current.stripe_customer_id if current else None)
+    if method.customer not in ours:
+        log.warning(
+            "payment method of another customer refused organization_id=%s payment=%s",
+            principal.organization_id,
+            payment.stripe_payment_intent_id,
+        )
+        raise NotFound("payment method", payment_method)
+
+
 async def confirm_payment_intent(
     gateway: StripeGateway, principal: Principal, intent_id: str, *, payment_method: str
 ) -> Payment:
+    """Pay the organization's intent with ``payment_method`` (checked first, see the module
+    docstring); a decline is recorded and raised as ``PaymentDeclined``."""
     payment = await _require(principal, intent_id)
     if not _PAYMENT_METHOD.match(payment_method):
         raise ValidationFailed(
             "invalid payment method", [FieldProblem("paymentMethod", "expected a pm_… id")]
         )
+    await _require_payment_method(gateway, principal, payment, payment_method)
     # Each attempt after a decline is a new intent (the card may work now).
     key = idempotency_key(
         principal.organization_id,

@@ -1,4 +1,5 @@
-"""One-time payments and refunds end to end: duplicate guard, declines, refund bounds."""
+"""One-time payments and refunds end to end: duplicate guard, declines, refund bounds, and
+whose payment method may pay for an intent."""
 
 from __future__ import annotations
 
@@ -15,13 +16,23 @@ from revenue_engine.emulator import Emulator
 from revenue_engine.emulator.server import EmulatorServer
 from revenue_engine.settings import Settings
 from tests.e2e.conftest import engine_settings
-from tests.e2e.ops import CANCEL_PI, CONFIRM_PI, CREATE_PI, REFUND, call, only
+from tests.e2e.ops import (
+    CANCEL_PI,
+    CONFIRM_PI,
+    CREATE_CUSTOMER,
+    CREATE_PI,
+    REFUND,
+    call,
+    only,
+)
 
 ORDER = {"amount": 2900, "currency": "usd", "metadata": [{"key": "order", "value": "o-1"}]}
 
 
-async def create(engine: httpx.AsyncClient, **overrides: object) -> dict[str, Any]:
-    return only(await call(engine, CREATE_PI, {"input": {**ORDER, **overrides}}))
+async def create(
+    engine: httpx.AsyncClient, *, org: str = "org_a", **overrides: object
+) -> dict[str, Any]:
+    return only(await call(engine, CREATE_PI, {"input": {**ORDER, **overrides}}, org=org))
 
 
 async def test_pay_and_refund_partially_then_fully(
@@ -164,3 +175,78 @@ async def test_double_submitted_cancel_cancels_once(
     payment = await Payment.find_one({"stripe_payment_intent_id": pid})
     assert payment is not None
     assert payment.status == "canceled"
+
+
+async def saved_card(
+    engine: httpx.AsyncClient, stripe_client: stripe.StripeClient, org: str
+) -> str:
+    """A card saved to the organization's customer at Stripe (as Stripe.js would save it)."""
+    customer_id = only(await call(engine, CREATE_CUSTOMER, org=org))["customer"]["id"]
+    card = await stripe_client.v1.payment_methods.attach_async(
+        "pm_card_visa", params={"customer": customer_id}
+    )
+    assert card.customer == customer_id
+    return str(card.id)
+
+
+def intent_at_stripe(emulator: Emulator, intent_id: str) -> dict[str, Any]:
+    [intent] = [pi for pi in emulator.objects("payment_intent") if pi["id"] == intent_id]
+    return intent
+
+
+async def test_another_organizations_saved_card_is_not_found_before_stripe_is_asked(
+    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
+) -> None:
+    a_card = await saved_card(engine, stripe_client, "org_a")
+    await saved_card(engine, stripe_client, "org_b")  # B has a customer (and a card) of its own
+    b_intent = (await create(engine, amount=1200, org="org_b"))["paymentIntent"]["id"]
+
+    answers = []
+    for pm in (a_card, "pm_" + "x" * 24):  # A's card, and an id that exists nowhere
+        answer = only(await call(engine, CONFIRM_PI, {"id": b_intent, "pm": pm}, org="org_b"))
+        assert answer["__typename"] == "NotFoundError", answer
+        assert answer["code"] == "NOT_FOUND"
+        answers.append(answer["message"].replace(pm, "<id>"))
+    assert answers[0] == answers[1]  # nothing tells A's card from no card at all
+    # Stripe was never asked to confirm, and B's intent is as it was.
+    assert emulator.request_count("POST", "/v1/payment_intents/*/confirm") == 0
+    intent = intent_at_stripe(emulator, b_intent)
+    assert (intent["status"], intent["payment_method"], intent["latest_charge"]) == (
+        "requires_payment_method",
+        None,
+        None,
+    )
+    assert emulator.objects("charge") == []
+    payment = await Payment.find_one({"stripe_payment_intent_id": b_intent})
+    assert payment is not None
+    assert (payment.status, payment.declines) == ("requires_payment_method", 0)
+
+    # A's saved card pays for A's intents, again and again.
+    for amount in (700, 800):
+        mine = (await create(engine, amount=amount))["paymentIntent"]["id"]
+        paid = only(await call(engine, CONFIRM_PI, {"id": mine, "pm": a_card}))
+        assert paid["paymentIntent"]["status"] == "succeeded", paid
+
+
+async def test_a_card_another_organization_used_without_saving_cannot_pay_again(
+    engine: httpx.AsyncClient, emulator: Emulator
+) -> None:
+    # A pays with a card Stripe.js collected (not saved to A's customer): the card is used up.
+    a_intent = (await create(engine))["paymentIntent"]["id"]
+    paid = only(await call(engine, CONFIRM_PI, {"id": a_intent, "pm": "pm_card_visa"}))
+    assert paid["paymentIntent"]["status"] == "succeeded"
+    used = intent_at_stripe(emulator, a_intent)["payment_method"]
+    assert used.startswith("pm_")
+
+    b_intent = (await create(engine, amount=1200, org="org_b"))["paymentIntent"]["id"]
+    answer = only(await call(engine, CONFIRM_PI, {"id": b_intent, "pm": used}, org="org_b"))
+    # Stripe refuses it; the engine's answer is typed, not a masked internal error.
+    assert answer["__typename"] == "ProviderRejectedError", answer
+    assert answer["code"] == "PROVIDER_REJECTED"
+    assert "may not be used again" in answer["message"]
+    intent = intent_at_stripe(emulator, b_intent)
+    assert (intent["status"], intent["latest_charge"]) == ("requires_payment_method", None)
+    assert len(emulator.objects("charge")) == 1  # A's payment only
+    payment = await Payment.find_one({"stripe_payment_intent_id": b_intent})
+    assert payment is not None
+    assert payment.status == "requires_payment_method"
