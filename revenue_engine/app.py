@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -119,12 +119,13 @@ class EngineGraphQL(GraphQL[Context, None]):
         # Every JSON the view reads (a POST body, a GET request's variables and extensions).
         return decode_request_json(data)
 
-    async def parse_http_body(self, request: Any) -> GraphQLRequestData | list[GraphQLRequestData]:
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
         parsed = await super().parse_http_body(request)
-        for item in parsed if isinstance(parsed, list) else [parsed]:
-            problem = text_problem(item)
-            if problem is not None:
-                raise BadRequestText(problem)
+        problem = await text_problem(request, parsed)
+        if problem is not None:
+            raise BadRequestText(problem)
         return parsed
 
     @property

@@ -9,7 +9,8 @@ Two rules for every JSON body the engine reads (GraphQL requests, Stripe webhook
 * **text** — every string, object keys included, must be encodable as UTF-8. JSON can spell a
   lone surrogate (``"a\\ud800b"``: valid JSON) that decodes to a Python ``str`` which no UTF-8
   encoder accepts (BSON, the Stripe SDK's form encoding, a log handler): ``find_bad_text`` finds
-  the first such string, iteratively, and says where it is.
+  the first such string, iteratively, and says where it is; ``may_decode_to_bad_text`` tells
+  from the raw text, with one regex search, when that walk can be skipped.
 
 ``loads`` is the decoder that applies the first rule (and strict UTF-8 for bytes); callers apply
 the second where they know how to name the place (a GraphQL variable, an event field).
@@ -91,6 +92,21 @@ def is_unicode_text(text: str) -> bool:
     return text.isascii() or _SURROGATE.search(text) is None
 
 
+# Decoded from strict UTF-8, JSON yields a surrogate only from an escape ``\uD800``-``\uDFFF``.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def may_decode_to_bad_text(text: str | bytes) -> bool:
+    """False when decoding JSON ``text`` cannot yield a lone surrogate, so ``find_bad_text``
+    may be skipped: one regex search instead of a walk over every string. (A valid escaped
+    pair, ``\ud83d\ude00``, also says True; the walk then finds nothing.)"""
+    if isinstance(text, str):
+        if not is_unicode_text(text):
+            return True
+        text = text.encode("utf-8")
+    return _SURROGATE_ESCAPE.search(text) is not None
+
+
 def lone_surrogate_at(text: str) -> int:
     """The index of the first lone surrogate in ``text``, or -1."""
     found = None if text.isascii() else _SURROGATE.search(text)
@@ -123,7 +139,20 @@ class BadText:
 
 def find_bad_text(value: object) -> BadText | None:
     """The first string (or object key) in the decoded JSON ``value`` that is not Unicode
-    text, or ``None``. Iterative: any depth, linear in the size of ``value``."""
+    text, or ``None``. Linear in the size of ``value``, at any depth."""
+    try:
+        # The common answer in one C-level pass: it all encodes, so nothing is bad.
+        json.dumps(value, ensure_ascii=False, check_circular=False).encode("utf-8")
+        return None
+    except UnicodeEncodeError:
+        pass
+    except (RecursionError, TypeError, ValueError):
+        pass  # deeper than the C encoder recurses, or not JSON-shaped: the walk decides
+    return _walk(value)
+
+
+def _walk(value: object) -> BadText | None:
+    """``find_bad_text`` by an explicit stack: no recursion, whatever the depth."""
     if isinstance(value, str):
         return None if is_unicode_text(value) else BadText(())
     if not isinstance(value, (dict, list)):

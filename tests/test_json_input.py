@@ -17,6 +17,7 @@ from revenue_engine.json_input import (
     is_unicode_text,
     loads,
     lone_surrogate_at,
+    may_decode_to_bad_text,
     nesting_depth,
     nests_deeper_than,
 )
@@ -148,3 +149,34 @@ def test_places_are_written_as_graphql_writes_input_paths() -> None:
     assert BadText(("input", "metadata", 0)).describe() == "'input.metadata[0]'"
     assert BadText(("input",), key=True).describe() == "a key of 'input'"
     assert BadText(()).describe() == "the top level"
+
+
+@pytest.mark.parametrize(
+    ("text", "maybe"),
+    [
+        (b'{"a": "plain", "b": "Gr\xc3\xbc\xc3\x9fe"}', False),
+        (b'{"a": "\\u0041 \\u00e9 \\uD7FF \\uE000"}', False),
+        (b'{"a": "\\ud800"}', True),
+        (b'{"a": "\\uDFFF"}', True),
+        (b'{"a": "\\ud83d\\ude00"}', True),  # a valid pair: the walk decides
+        ('{"a": "x"}', False),
+        ('{"a": "x\ud800"}', True),  # a str that already holds one
+    ],
+)
+def test_the_walk_is_skipped_only_when_no_surrogate_can_come_out(
+    text: str | bytes, maybe: bool
+) -> None:
+    assert may_decode_to_bad_text(text) is maybe
+
+
+def test_every_decoded_surrogate_is_announced_by_the_raw_text() -> None:
+    rng = random.Random(13)
+    alphabet = ["a", "\\", '\\"', "\\ud800", "\\uDC00", "\\ud83d\\ude00", "\\u0041"]
+    for _ in range(2_000):
+        text = '"' + "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8))) + '"'
+        try:
+            value = json.loads(text)
+        except ValueError:
+            continue
+        if find_bad_text(value) is not None:
+            assert may_decode_to_bad_text(text.encode()), text

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from strawberry.http import GraphQLRequestData
 
 from revenue_engine.json_input import (
@@ -22,6 +22,7 @@ from revenue_engine.json_input import (
     find_bad_text,
     loads,
     lone_surrogate_at,
+    may_decode_to_bad_text,
 )
 
 _LONE_SURROGATE = "is not valid Unicode (a lone surrogate)"
@@ -39,9 +40,27 @@ def decode_request_json(data: str | bytes) -> object:
         raise HTTPException(400, "The request body is not UTF-8") from None
 
 
-def text_problem(request: GraphQLRequestData) -> str | None:
-    """What is wrong with the request's text, as a message for the client; ``None`` if fine.
-    The message names the place (never the text itself)."""
+async def text_problem(
+    request: AsyncHTTPRequestAdapter, parsed: GraphQLRequestData | list[GraphQLRequestData]
+) -> str | None:
+    """What is wrong with the text of ``parsed`` (read from ``request``), as a message for the
+    client; ``None`` if fine. The message names the place, never the text itself."""
+    if request.method == "GET":
+        raw: list[str | bytes] = []
+        for value in request.query_params.values():
+            raw.extend(value if isinstance(value, list) else [value or ""])
+    else:
+        raw = [await request.get_body()]  # Starlette keeps the body it has read
+    if not any(may_decode_to_bad_text(part) for part in raw):
+        return None
+    for item in parsed if isinstance(parsed, list) else [parsed]:
+        problem = _item_problem(item)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _item_problem(request: GraphQLRequestData) -> str | None:
     fields = {
         "query": request.query,
         "operationName": request.operation_name,

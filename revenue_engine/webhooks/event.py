@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeGuard
 
-from revenue_engine.json_input import JsonTooDeep, find_bad_text, loads
+from revenue_engine.json_input import JsonTooDeep, find_bad_text, loads, may_decode_to_bad_text
 from revenue_engine.webhooks.errors import MalformedEvent
 
 #: Accepted ``created`` timestamps (unix seconds): 2000-01-01 up to, not including, 2100-01-01.
@@ -67,7 +67,7 @@ def parse_event(text: str) -> StripeEvent:
         raise MalformedEvent("the body is not valid JSON") from None
     if not isinstance(raw, dict) or raw.get("object") != "event":
         raise MalformedEvent("the body is not a Stripe event")
-    bad = find_bad_text(raw)
+    bad = find_bad_text(raw) if may_decode_to_bad_text(text) else None
     if bad is not None:
         raise MalformedEvent(f"the event holds text that is not valid Unicode at {bad.describe()}")
     event_id, kind, created = raw.get("id"), raw.get("type"), raw.get("created")
