@@ -12,10 +12,23 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from graphql import (
+    GraphQLEnumType,
+    GraphQLField,
+    GraphQLInputObjectType,
+    GraphQLInputType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLScalarType,
+    build_schema,
+    get_named_type,
+    is_composite_type,
+)
 
 from revenue_engine.documents import DOCUMENT_MODELS
 from revenue_engine.emulator import Emulator, EmulatorServer
@@ -346,6 +359,130 @@ async def test_text_that_is_not_unicode_is_refused_everywhere(
     assert await snapshot() == before
     assert stripe_calls(emulator) == calls
     assert "unexpected error" not in caplog.text
+
+
+# --- every string position of the schema ------------------------------------------------
+
+SCHEMA = build_schema((Path(__file__).parent.parent / "schema.graphql").read_text("utf-8"))
+STRINGS = ("String", "ID")
+Steps = tuple[str | int, ...]
+
+
+def string_positions(type_: GraphQLInputType, prefix: Steps = ()) -> Iterator[Steps]:
+    """Every place under an argument of ``type_`` that takes a string (lists: index 0)."""
+    if isinstance(type_, GraphQLNonNull):
+        yield from string_positions(type_.of_type, prefix)
+    elif isinstance(type_, GraphQLList):
+        yield from string_positions(type_.of_type, (*prefix, 0))
+    elif isinstance(type_, GraphQLInputObjectType):
+        for name, field in type_.fields.items():
+            yield from string_positions(field.type, (*prefix, name))
+    elif isinstance(type_, GraphQLScalarType) and type_.name in STRINGS:
+        yield prefix
+
+
+def minimal(type_: GraphQLInputType) -> Any:
+    """A small valid value of a required ``type_`` (``None`` for a nullable one)."""
+    if not isinstance(type_, GraphQLNonNull):
+        return None
+    inner = type_.of_type
+    if isinstance(inner, GraphQLList):
+        return []
+    if isinstance(inner, GraphQLInputObjectType):
+        return {
+            name: minimal(field.type)
+            for name, field in inner.fields.items()
+            if isinstance(field.type, GraphQLNonNull)
+        }
+    if isinstance(inner, GraphQLEnumType):
+        return next(iter(inner.values))
+    return {"Int": 1, "Float": 1.0, "Boolean": True}.get(inner.name, "x")
+
+
+def with_text_at(type_: GraphQLInputType, path: Steps) -> Any:
+    """A valid value of ``type_`` whose string at ``path`` is ``S``."""
+    if isinstance(type_, GraphQLNonNull):
+        return with_text_at(type_.of_type, path)
+    if not path:
+        return S
+    if isinstance(type_, GraphQLList):
+        return [with_text_at(type_.of_type, path[1:])]
+    assert isinstance(type_, GraphQLInputObjectType)
+    value = minimal(GraphQLNonNull(type_))
+    value[str(path[0])] = with_text_at(type_.fields[str(path[0])].type, path[1:])
+    return value
+
+
+def _sweep() -> list[Case]:
+    cases = []
+    for operation, root in (("query", SCHEMA.query_type), ("mutation", SCHEMA.mutation_type)):
+        assert root is not None
+        for field_name, field in root.fields.items():
+            cases += _field_cases(operation, field_name, field)
+    return cases
+
+
+def _field_cases(operation: str, field_name: str, field: GraphQLField) -> list[Case]:
+    headers = ADMIN if (field.description or "").startswith("Admin:") else MEMBER
+    selection = " { __typename }" if is_composite_type(get_named_type(field.type)) else ""
+    declared = ", ".join(f"${name}: {arg.type}" for name, arg in field.args.items())
+    passed = ", ".join(f"{name}: ${name}" for name in field.args)
+    query = f"{operation}({declared}) {{ {field_name}({passed}){selection} }}"
+    cases = []
+    for arg_name, arg in field.args.items():
+        for path in string_positions(arg.type):
+            variables = {name: minimal(other.type) for name, other in field.args.items()}
+            variables[arg_name] = with_text_at(arg.type, path)
+            where = quoted((arg_name, *path))
+            cases.append(Case(f"{field_name}: {where}", query, variables, where, headers))
+    return cases
+
+
+def quoted(steps: Steps) -> str:
+    """A place as graphql-core writes input paths: ``'input.metadata[0].value'``."""
+    out = ""
+    for step in steps:
+        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else step)
+    return f"'{out}'"
+
+
+SWEEP = _sweep()
+
+
+def test_the_sweep_reaches_every_root_field_that_takes_text() -> None:
+    swept = {case.name.split(":")[0] for case in SWEEP}
+    assert {"plan", "invoices", "upsertPlan", "createPaymentIntent", "replayWebhookEvent"} <= swept
+    assert len(SWEEP) >= 40
+
+
+async def test_every_string_position_of_the_schema_refuses_the_text(
+    client_for: Callable[[Settings], Any],
+    store_settings: Settings,
+    emulator_server: EmulatorServer,
+) -> None:
+    emulator = emulator_server.emulator
+    emulator.reset()
+    client: httpx.AsyncClient = await client_for(
+        engine_settings(store_settings, emulator_server.url)
+    )
+    before, calls = await snapshot(), stripe_calls(emulator)
+    failures: dict[str, str] = {}
+    for case in SWEEP:
+        try:
+            response = await client.post(
+                "/graphql",
+                content=body_of(case),
+                headers={"content-type": "application/json", **case.headers},
+            )
+        except Exception as exc:
+            failures[case.name] = f"raised {exc!r}"
+            continue
+        found = problem(case, response)
+        if found is not None:
+            failures[case.name] = found
+    assert not failures, "\n".join(f"{name}: {found}" for name, found in failures.items())
+    assert await snapshot() == before
+    assert stripe_calls(emulator) == calls
 
 
 async def test_a_get_query_gets_the_same_check(
