@@ -34,7 +34,11 @@ from revenue_engine.errors import ValidationFailed
 from revenue_engine.gateway import EMULATOR_MOUNT, StripeGateway
 from revenue_engine.schema import build_schema
 from revenue_engine.schema.error_policy import shape_errors
-from revenue_engine.schema.request_checks import decode_request_json, text_problem
+from revenue_engine.schema.request_checks import (
+    BadRequestText,
+    check_text,
+    decode_request_json,
+)
 from revenue_engine.services.plans import load_plans_file
 from revenue_engine.settings import Settings, get_settings
 from revenue_engine.transport import http_middleware
@@ -69,16 +73,6 @@ class Runtime:
 
 
 _HTTP_ERROR_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 415: "UNSUPPORTED_MEDIA_TYPE"}
-
-
-class BadRequestText(Exception):
-    """A request string that is not valid Unicode (see ``schema.request_checks``)."""
-
-    code = "BAD_USER_INPUT"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class EngineGraphQL(GraphQL[Context, None]):
@@ -123,9 +117,7 @@ class EngineGraphQL(GraphQL[Context, None]):
         self, request: AsyncHTTPRequestAdapter
     ) -> GraphQLRequestData | list[GraphQLRequestData]:
         parsed = await super().parse_http_body(request)
-        problem = await text_problem(request, parsed)
-        if problem is not None:
-            raise BadRequestText(problem)
+        await check_text(request, parsed)
         return parsed
 
     @property

@@ -99,7 +99,7 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 def may_decode_to_bad_text(text: str | bytes) -> bool:
     """False when decoding JSON ``text`` cannot yield a lone surrogate, so ``find_bad_text``
     may be skipped: one regex search instead of a walk over every string. (A valid escaped
-    pair, ``\ud83d\ude00``, also says True; the walk then finds nothing.)"""
+    pair, ``\\ud83d\\ude00``, also says True; the walk then finds nothing.)"""
     if isinstance(text, str):
         if not is_unicode_text(text):
             return True
@@ -113,7 +113,7 @@ def lone_surrogate_at(text: str) -> int:
     return -1 if found is None else found.start()
 
 
-Path = tuple[str | int, ...]
+JsonPath = tuple[str | int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +121,7 @@ class BadText:
     """Where a string that is not Unicode text sits: ``path`` from the root (object keys and
     list indexes); ``key`` when the string is a key of the object at ``path``."""
 
-    path: Path
+    path: JsonPath
     key: bool = False
 
     def dotted(self) -> str:
@@ -176,7 +176,7 @@ def _walk(value: object) -> BadText | None:
     return None
 
 
-def _path(nodes: list[tuple[int, str | int]], node: int) -> Path:
+def _path(nodes: list[tuple[int, str | int]], node: int) -> JsonPath:
     steps: list[str | int] = []
     while node > 0:
         node, key = nodes[node]

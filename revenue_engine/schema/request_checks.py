@@ -3,11 +3,12 @@
 * ``decode_request_json`` — the body (or a GET request's ``variables`` / ``extensions``) must
   be UTF-8 JSON nested at most ``MAX_JSON_DEPTH`` levels deep, else ``HTTPException`` 400
   (the view answers it as ``BAD_REQUEST``);
-* ``text_problem`` — no string of the request (the query text, so every literal, id, cursor
+* ``check_text`` — no string of the request (the query text, so every literal, id, cursor
   and enum-like string in it; ``operationName``; every variable at any depth, keys included;
-  ``extensions``) may hold a lone surrogate: it names the first one's place, and the view
-  answers ``BAD_USER_INPUT`` as for any variable that does not fit its type. Such text could
-  reach neither the store (BSON) nor Stripe (the SDK encodes UTF-8), so it stops here.
+  ``extensions``) may hold a lone surrogate, else ``BadRequestText`` naming the first one's
+  place, which the view answers ``BAD_USER_INPUT`` as for any variable that does not fit its
+  type. Such text could reach neither the store (BSON) nor Stripe (the SDK encodes UTF-8), so
+  it stops here.
 """
 
 from __future__ import annotations
@@ -28,6 +29,16 @@ from revenue_engine.json_input import (
 _LONE_SURROGATE = "is not valid Unicode (a lone surrogate)"
 
 
+class BadRequestText(Exception):
+    """A string of the request is not valid Unicode: ``message`` says where, for the client."""
+
+    code = "BAD_USER_INPUT"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 def decode_request_json(data: str | bytes) -> object:
     """Decode request JSON under the rules above (``json.JSONDecodeError`` passes through)."""
     try:
@@ -40,11 +51,11 @@ def decode_request_json(data: str | bytes) -> object:
         raise HTTPException(400, "The request body is not UTF-8") from None
 
 
-async def text_problem(
+async def check_text(
     request: AsyncHTTPRequestAdapter, parsed: GraphQLRequestData | list[GraphQLRequestData]
-) -> str | None:
-    """What is wrong with the text of ``parsed`` (read from ``request``), as a message for the
-    client; ``None`` if fine. The message names the place, never the text itself."""
+) -> None:
+    """``BadRequestText`` when a string of ``parsed`` (read from ``request``) is not valid
+    Unicode; the message names the place, never the text itself."""
     if request.method == "GET":
         raw: list[str | bytes] = []
         for value in request.query_params.values():
@@ -52,12 +63,11 @@ async def text_problem(
     else:
         raw = [await request.get_body()]  # Starlette keeps the body it has read
     if not any(may_decode_to_bad_text(part) for part in raw):
-        return None
+        return
     for item in parsed if isinstance(parsed, list) else [parsed]:
         problem = _item_problem(item)
         if problem is not None:
-            return problem
-    return None
+            raise BadRequestText(problem)
 
 
 def _item_problem(request: GraphQLRequestData) -> str | None:
