@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
 
 from revenue_engine.auth import Authenticator, AuthError
@@ -34,6 +34,11 @@ from revenue_engine.errors import ValidationFailed
 from revenue_engine.gateway import EMULATOR_MOUNT, StripeGateway
 from revenue_engine.schema import build_schema
 from revenue_engine.schema.error_policy import shape_errors
+from revenue_engine.schema.request_checks import (
+    BadRequestText,
+    check_text,
+    decode_request_json,
+)
 from revenue_engine.services.plans import load_plans_file
 from revenue_engine.settings import Settings, get_settings
 from revenue_engine.transport import http_middleware
@@ -71,7 +76,8 @@ _HTTP_ERROR_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 415: "UNSUPPOR
 
 
 class EngineGraphQL(GraphQL[Context, None]):
-    """Strawberry's ASGI view with our context (the principal comes from ``AuthGate``)."""
+    """Strawberry's ASGI view with our context (the principal comes from ``AuthGate``) and our
+    request checks (``schema.request_checks``): JSON depth and UTF-8, then text."""
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(build_schema(settings), **kwargs)
@@ -83,6 +89,15 @@ class EngineGraphQL(GraphQL[Context, None]):
             return
         try:
             response = await self.run(Request(scope=scope, receive=receive))
+        except BadRequestText as exc:
+            # Answered like a variable that does not fit its type (graphql-core's coercion
+            # errors): the request is readable, one of its values is not acceptable.
+            response = JSONResponse(
+                {
+                    "data": None,
+                    "errors": [{"message": exc.message, "extensions": {"code": exc.code}}],
+                }
+            )
         except HTTPException as exc:
             # A request GraphQL cannot even read (bad JSON, no query, a batch, a wrong content
             # type) answers in the GraphQL response shape, not plain text, with a code; without
@@ -93,6 +108,17 @@ class EngineGraphQL(GraphQL[Context, None]):
                 status_code=exc.status_code,
             )
         await response(scope, receive, send)
+
+    def decode_json(self, data: str | bytes) -> object:
+        # Every JSON the view reads (a POST body, a GET request's variables and extensions).
+        return decode_request_json(data)
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        parsed = await super().parse_http_body(request)
+        await check_text(request, parsed)
+        return parsed
 
     @property
     def graphql_ide_html(self) -> str:

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import json
 import re
 import time
 import uuid
@@ -168,3 +169,74 @@ async def test_request_id_is_echoed_or_made(client: httpx.AsyncClient) -> None:
 async def test_graphql_rejects_other_methods(client: httpx.AsyncClient) -> None:
     response = await client.put("/graphql", json={"query": "{ plans { uid } }"})
     assert response.status_code == 405
+
+
+# --- JSON depth and encoding on /graphql (issue 11, break 4) ------------------------------
+
+PLANS = b'{"query": "{ plans { uid } }", '
+
+
+def nested(levels: int) -> bytes:
+    """A JSON value ``levels`` arrays deep."""
+    return b"[" * levels + b"]" * levels
+
+
+async def post_json(client: httpx.AsyncClient, body: bytes) -> httpx.Response:
+    return await client.post("/graphql", content=body, headers={"content-type": "application/json"})
+
+
+def assert_bad_request(response: httpx.Response, needle: str) -> None:
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert "data" not in body
+    [error] = body["errors"]
+    assert error["extensions"] == {"code": "BAD_REQUEST"}
+    assert needle in error["message"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        PLANS + b'"variables": {"a": ' + nested(100_000) + b"}}",
+        PLANS + b'"variables": ' + b'{"a":' * 40_000 + b"1" + b"}" * 40_001,
+        PLANS + b'"extensions": {"x": ' + nested(100_000) + b"}}",
+        # Unclosed: a parser would recurse 200,000 levels before finding the end.
+        PLANS + b'"variables": ' + b"[" * 200_000,
+    ],
+    ids=["variables", "objects", "extensions", "unclosed"],
+)
+async def test_json_nested_too_deep_is_400(client: httpx.AsyncClient, body: bytes) -> None:
+    assert len(body) < 256 * 1024  # within the body limit: the depth is what is refused
+    assert_bad_request(await post_json(client, body), "nested more than 64 levels deep")
+    assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_json_depth_limit_is_64_levels(client: httpx.AsyncClient) -> None:
+    # The body object is level 1, so extensions may nest 63 more.
+    at_limit = await post_json(client, PLANS + b'"extensions": {"x": ' + nested(62) + b"}}")
+    assert at_limit.status_code == 200
+    assert at_limit.json()["data"]["plans"]
+    over = await post_json(client, PLANS + b'"extensions": {"x": ' + nested(63) + b"}}")
+    assert_bad_request(over, "nested more than 64 levels deep")
+
+
+async def test_brackets_inside_strings_do_not_count(client: httpx.AsyncClient) -> None:
+    text = '[{"\\"' * 5_000
+    body = json.dumps({"query": "{ plans { uid } }", "extensions": {"x": text}}).encode()
+    response = await post_json(client, body)
+    assert response.status_code == 200
+    assert response.json()["data"]["plans"]
+
+
+async def test_get_variables_nested_too_deep_are_400(client: httpx.AsyncClient) -> None:
+    params = {"query": "query($a: Int) { plans { uid } }", "variables": nested(1_000).decode()}
+    assert_bad_request(await client.get("/graphql", params=params), "nested more than 64")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [PLANS + b'"variables": {"a": "\xff"}}', PLANS + b'"variables": {"a": "\xed\xa0\x80"}}'],
+    ids=["invalid byte", "encoded surrogate"],
+)
+async def test_a_body_that_is_not_utf8_is_400(client: httpx.AsyncClient, body: bytes) -> None:
+    assert_bad_request(await post_json(client, body), "not UTF-8")

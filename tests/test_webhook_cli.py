@@ -193,7 +193,8 @@ async def test_backfill_reports_done_of_total_every_ten_events(
     database: Database, store_settings: Settings
 ) -> None:
     listed = [
-        event("balance.available", {"object": "balance"}, created=1_000 + i) for i in range(25)
+        event("balance.available", {"object": "balance"}, created=1_700_000_000 + i)
+        for i in range(25)
     ]
     context = HandlerContext.from_settings(store_settings)
     context = dataclasses.replace(context, gateway=ListingGateway(listed))  # type: ignore[arg-type]

@@ -8,7 +8,8 @@ The path, in order, and what each step answers:
 2. body over ``WEBHOOK_MAX_BODY_BYTES`` (declared or actual) → 413 before it is all read;
 3. ``Stripe-Signature`` verified against every secret (``signature``) → 400 with a generic
    body and nothing written when it fails;
-4. the envelope parsed (``event``) → 400 when it is not a Stripe event;
+4. the envelope parsed and checked (``event``: JSON depth, text, ``created`` range, field
+   types) → 400 when it is not a sound Stripe event, before anything is written;
 5. claim in the ledger and dispatch (``dispatch.deliver``), within ``ack_budget`` seconds;
    the database unreachable or the budget spent → 503 so Stripe redelivers.
 """

@@ -1,16 +1,41 @@
 """``StripeEvent``: the parts of a verified Stripe event envelope that handlers use.
 
 Parsed from the raw body (the ledger keeps that text for replay), so replays see exactly what
-Stripe sent. Only the envelope is checked here; each handler validates its own object.
+Stripe sent. A signature proves who sent a body, not that it is sound, so the whole envelope is
+checked here and anything off is ``MalformedEvent`` (answered 400, nothing recorded):
+
+* the body is JSON (``json_input.loads``: UTF-8, at most ``MAX_JSON_DEPTH`` levels deep) and
+  ``{"object": "event", …}``;
+* no string anywhere in it, keys included, holds a lone surrogate (it could not be stored);
+* each envelope field has Stripe's type: ``id`` and ``type`` printable text of at most 255
+  characters, ``created`` an integer in ``CREATED_RANGE``, ``livemode`` a boolean,
+  ``api_version`` text or null, ``data`` an object whose ``object`` is an object and whose
+  ``previous_attributes`` is an object when present; the optional ``account`` and ``context``
+  text, ``pending_webhooks`` a non-negative integer, ``request`` null, an id, or an object
+  with ``id`` / ``idempotency_key`` text or null. Fields Stripe may add later are let through.
+
+Each handler validates its own ``data.object``.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TypeGuard
 
+from revenue_engine.json_input import JsonTooDeep, find_bad_text, loads, may_decode_to_bad_text
 from revenue_engine.webhooks.errors import MalformedEvent
+
+#: Accepted ``created`` timestamps (unix seconds): 2000-01-01 up to, not including, 2100-01-01.
+#: Stripe did not exist before; test clocks move an account's time ahead by months or years,
+#: not a century. (Far outside it the ledger's ``datetime.fromtimestamp`` fails outright.)
+CREATED_RANGE = range(
+    int(datetime(2000, 1, 1, tzinfo=UTC).timestamp()),
+    int(datetime(2100, 1, 1, tzinfo=UTC).timestamp()),
+)
+
+#: Longest ``id``, ``type`` and other envelope text accepted (Stripe's are far shorter).
+MAX_FIELD_LENGTH = 255
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,39 +57,76 @@ class StripeEvent:
 
 
 def parse_event(text: str) -> StripeEvent:
-    """The envelope of ``text``; ``MalformedEvent`` when it is not JSON or not an event."""
+    """The envelope of ``text``; ``MalformedEvent`` when it is not a sound Stripe event (see
+    the module docstring)."""
     try:
-        raw: Any = json.loads(text)
-    except ValueError as exc:
-        raise MalformedEvent("the body is not valid JSON") from exc
-    except RecursionError:
-        # json's decoder recurses per nesting level: a body nested deeper than the interpreter's
-        # recursion limit is no Stripe event (theirs are a few levels deep).
+        raw: Any = loads(text)
+    except JsonTooDeep:
         raise MalformedEvent("the body is nested too deeply") from None
+    except ValueError:
+        raise MalformedEvent("the body is not valid JSON") from None
     if not isinstance(raw, dict) or raw.get("object") != "event":
         raise MalformedEvent("the body is not a Stripe event")
-    data = raw.get("data")
+    bad = find_bad_text(raw) if may_decode_to_bad_text(text) else None
+    if bad is not None:
+        raise MalformedEvent(f"the event holds text that is not valid Unicode at {bad.describe()}")
     event_id, kind, created = raw.get("id"), raw.get("type"), raw.get("created")
-    api_version = raw.get("api_version")
-    if not (isinstance(event_id, str) and 0 < len(event_id) <= 255):
+    if not _is_name(event_id):
         raise MalformedEvent("the event has no id")
-    if not (isinstance(kind, str) and 0 < len(kind) <= 255):
+    if not _is_name(kind):
         raise MalformedEvent("the event has no type")
-    if not isinstance(created, int) or isinstance(created, bool):
+    if not _is_int(created):
         raise MalformedEvent("the event has no created timestamp")
-    if not isinstance(raw.get("livemode"), bool):
+    if created not in CREATED_RANGE:
+        raise MalformedEvent("the event's created timestamp is out of range")
+    livemode = raw.get("livemode")
+    if not isinstance(livemode, bool):
         raise MalformedEvent("the event has no livemode flag")
-    if api_version is not None and not isinstance(api_version, str):
+    api_version = raw.get("api_version")
+    if not _is_text_or_none(api_version):
         raise MalformedEvent("the event's api_version is not a string")
+    data = raw.get("data")
     if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
         raise MalformedEvent("the event has no data.object")
     previous = data.get("previous_attributes")
+    if not (previous is None or isinstance(previous, dict)):
+        raise MalformedEvent("the event's data.previous_attributes is not an object")
+    _check_optional_fields(raw)
     return StripeEvent(
         id=event_id,
         type=kind,
-        livemode=raw["livemode"],
+        livemode=livemode,
         api_version=api_version,
         created=created,
         object=data["object"],
-        previous_attributes=previous if isinstance(previous, dict) else None,
+        previous_attributes=previous,
     )
+
+
+def _check_optional_fields(raw: dict[str, Any]) -> None:
+    for name in ("account", "context"):
+        if not _is_text_or_none(raw.get(name)):
+            raise MalformedEvent(f"the event's {name} is not a string")
+    pending = raw.get("pending_webhooks")
+    if pending is not None and not (_is_int(pending) and pending >= 0):
+        raise MalformedEvent("the event's pending_webhooks is not a count")
+    request = raw.get("request")
+    # An object on current API versions; a bare request id on versions before 2017-05-25.
+    if isinstance(request, dict):
+        if not all(_is_text_or_none(request.get(key)) for key in ("id", "idempotency_key")):
+            raise MalformedEvent("the event's request is not a request reference")
+    elif not _is_text_or_none(request):
+        raise MalformedEvent("the event's request is not a request reference")
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_name(value: object) -> TypeGuard[str]:
+    """Text fit for an id or a type: printable (no control characters), not too long."""
+    return isinstance(value, str) and 0 < len(value) <= MAX_FIELD_LENGTH and value.isprintable()
+
+
+def _is_text_or_none(value: object) -> TypeGuard[str | None]:
+    return value is None or (isinstance(value, str) and len(value) <= MAX_FIELD_LENGTH)

@@ -1,0 +1,100 @@
+"""Checks on a GraphQL request as it arrives, before it is parsed or executed.
+
+* ``decode_request_json`` — the body (or a GET request's ``variables`` / ``extensions``) must
+  be UTF-8 JSON nested at most ``MAX_JSON_DEPTH`` levels deep, else ``HTTPException`` 400
+  (the view answers it as ``BAD_REQUEST``);
+* ``check_text`` — no string of the request (the query text, so every literal, id, cursor
+  and enum-like string in it; ``operationName``; every variable at any depth, keys included;
+  ``extensions``) may hold a lone surrogate, else ``BadRequestText`` naming the first one's
+  place, which the view answers ``BAD_USER_INPUT`` as for any variable that does not fit its
+  type. Such text could reach neither the store (BSON) nor Stripe (the SDK encodes UTF-8), so
+  it stops here.
+"""
+
+from __future__ import annotations
+
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from strawberry.http import GraphQLRequestData
+
+from revenue_engine.json_input import (
+    MAX_JSON_DEPTH,
+    BadText,
+    JsonTooDeep,
+    find_bad_text,
+    loads,
+    lone_surrogate_at,
+    may_decode_to_bad_text,
+)
+
+_LONE_SURROGATE = "is not valid Unicode (a lone surrogate)"
+
+
+class BadRequestText(Exception):
+    """A string of the request is not valid Unicode: ``message`` says where, for the client."""
+
+    code = "BAD_USER_INPUT"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def decode_request_json(data: str | bytes) -> object:
+    """Decode request JSON under the rules above (``json.JSONDecodeError`` passes through)."""
+    try:
+        return loads(data, max_depth=MAX_JSON_DEPTH)
+    except JsonTooDeep:
+        raise HTTPException(
+            400, f"The request JSON is nested more than {MAX_JSON_DEPTH} levels deep"
+        ) from None
+    except UnicodeDecodeError:
+        raise HTTPException(400, "The request body is not UTF-8") from None
+
+
+async def check_text(
+    request: AsyncHTTPRequestAdapter, parsed: GraphQLRequestData | list[GraphQLRequestData]
+) -> None:
+    """``BadRequestText`` when a string of ``parsed`` (read from ``request``) is not valid
+    Unicode; the message names the place, never the text itself."""
+    if request.method == "GET":
+        raw: list[str | bytes] = []
+        for value in request.query_params.values():
+            raw.extend(value if isinstance(value, list) else [value or ""])
+    else:
+        raw = [await request.get_body()]  # Starlette keeps the body it has read
+    if not any(may_decode_to_bad_text(part) for part in raw):
+        return
+    for item in parsed if isinstance(parsed, list) else [parsed]:
+        problem = _item_problem(item)
+        if problem is not None:
+            raise BadRequestText(problem)
+
+
+def _item_problem(request: GraphQLRequestData) -> str | None:
+    fields = {
+        "query": request.query,
+        "operationName": request.operation_name,
+        "variables": request.variables,
+        "extensions": request.extensions,
+    }
+    bad = find_bad_text(fields)
+    if bad is None:
+        return None
+    first, rest = bad.path[0], bad.path[1:]
+    if first == "query" and isinstance(request.query, str):
+        line, column = _position(request.query)
+        return f"The query text {_LONE_SURROGATE} at line {line}, column {column}."
+    if first == "variables" and rest:
+        where = BadText(rest, key=bad.key).describe()
+        return f"Variable '${rest[0]}' got text that {_LONE_SURROGATE} at {where}."
+    if first == "variables":
+        return f"A variable name {_LONE_SURROGATE}."
+    return f"The request holds text that {_LONE_SURROGATE} at {bad.describe()}."
+
+
+def _position(query: str) -> tuple[int, int]:
+    """Line and column of the first lone surrogate in ``query`` (1-based, as GraphQL counts)."""
+    index = lone_surrogate_at(query)
+    line = query.count("\n", 0, index) + 1
+    column = index - query.rfind("\n", 0, index)
+    return line, column
