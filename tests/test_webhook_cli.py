@@ -203,3 +203,23 @@ async def test_backfill_reports_done_of_total_every_ten_events(
     assert (progress.done, progress.total) == (25, 25)
     assert [line.split(" ")[0] for line in lines] == ["10/25", "20/25", "25/25"]
     assert lines[-1].endswith("ignored=25")
+
+
+async def test_backfill_skips_a_malformed_listing_and_goes_on(
+    database: Database, store_settings: Settings
+) -> None:
+    good = [
+        event("balance.available", {"object": "balance"}, created=1_700_000_000 + i)
+        for i in range(3)
+    ]
+    bad = event("balance.available", {"object": "balance"}, created=1_700_000_000)
+    bad["created"] = 10**30  # out of the envelope's range: the route would answer 400
+    odd = event("balance.available", {"object": "balance"}, created=1_700_000_000)
+    odd["created"] = "yesterday"
+    context = HandlerContext.from_settings(store_settings)
+    listing = ListingGateway([*good, bad, odd])
+    context = dataclasses.replace(context, gateway=listing)  # type: ignore[arg-type]
+    progress = await backfill(context, since=0)
+    assert (progress.done, progress.total) == (5, 5)
+    assert progress.outcomes == {"ignored": 3, "malformed": 2}
+    assert await WebhookEvent.find({"event_id": {"$in": [bad["id"], odd["id"]]}}).count() == 0

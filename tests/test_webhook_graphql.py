@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -203,6 +204,25 @@ async def test_w17_replay_after_the_fix_processes_the_failed_event(
         "event": {"id": event_id, "status": "PROCESSED", "attempts": 2, "lastError": None},
     }
     assert flaky.calls == 2
+
+
+async def test_replay_of_a_stored_row_that_breaks_the_envelope_rules_fails_it(
+    client: httpx.AsyncClient, flaky: Flaky
+) -> None:
+    # A row recorded before the envelope's rules tightened (a `created` far out of range).
+    event_id = await deliver(client, "product.updated", stripe_object("product"))
+    row = await WebhookEvent.find_one({"event_id": event_id})
+    assert row is not None
+    stored = json.loads(row.payload)
+    stored["created"] = 10**30
+    row.payload = json.dumps(stored)
+    await row.save()
+    body = await gql(client, REPLAY, {"id": event_id}, headers=ADMIN)
+    result = body["data"]["replayWebhookEvent"]
+    assert result["outcome"] == "FAILED", body
+    assert result["event"]["status"] == "FAILED"
+    assert result["event"]["lastError"].startswith("MalformedEvent:")
+    assert flaky.calls == 1  # never dispatched again
 
 
 async def test_replay_of_an_event_being_processed_is_busy(

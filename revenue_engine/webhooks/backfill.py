@@ -6,6 +6,7 @@ delivery takes again), so a run can be interrupted and simply re-run."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -13,7 +14,10 @@ from dataclasses import dataclass, field
 
 from revenue_engine.webhooks.context import HandlerContext
 from revenue_engine.webhooks.dispatch import HANDLERS, deliver
+from revenue_engine.webhooks.errors import MalformedEvent
 from revenue_engine.webhooks.event import parse_event
+
+log = logging.getLogger(__name__)
 
 #: Stripe accepts at most 20 ``types[]`` per list request.
 TYPES_PER_REQUEST = 20
@@ -67,11 +71,19 @@ async def backfill(
             cursor = str(page[-1]["id"])
     progress.total = len(events)
     reported = time.monotonic()
-    for raw in sorted(events.values(), key=lambda e: (int(str(e["created"])), str(e["id"]))):
+    for raw in sorted(events.values(), key=_order):
         text = json.dumps(raw)
-        outcome = await deliver(parse_event(text), text, context)
+        try:
+            event = parse_event(text)
+        except MalformedEvent as exc:
+            # Counted and skipped, as the webhook route would refuse it: one bad listing must
+            # not stop the run.
+            log.warning("backfill skipped a malformed event error=%s", exc)
+            progress.outcomes["malformed"] += 1
+        else:
+            outcome = await deliver(event, text, context)
+            progress.outcomes[outcome.value] += 1
         progress.done += 1
-        progress.outcomes[outcome.value] += 1
         now = time.monotonic()
         due = progress.done % REPORT_EVERY_EVENTS == 0 or now - reported >= REPORT_EVERY_SECONDS
         if report and due and progress.done < progress.total:
@@ -80,3 +92,11 @@ async def backfill(
     if report:
         report(progress)
     return progress
+
+
+def _order(raw: dict[str, object]) -> tuple[int, str]:
+    """Stripe's order (created, then id); a listing without an integer ``created`` goes first
+    and is refused by ``parse_event``."""
+    created = raw.get("created")
+    valid = isinstance(created, int) and not isinstance(created, bool)
+    return (created if valid else -1, str(raw.get("id")))  # type: ignore[return-value]

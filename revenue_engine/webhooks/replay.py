@@ -12,11 +12,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from revenue_engine.documents import WebhookEvent
+from revenue_engine.documents import WebhookEvent, WebhookEventStatus
 from revenue_engine.errors import NotFound
 from revenue_engine.webhooks import dispatch, ledger
 from revenue_engine.webhooks.context import HandlerContext
-from revenue_engine.webhooks.dispatch import Outcome
+from revenue_engine.webhooks.dispatch import Outcome, describe
+from revenue_engine.webhooks.errors import MalformedEvent
 from revenue_engine.webhooks.event import parse_event
 
 
@@ -30,7 +31,15 @@ async def replay_event(event_id: str, context: HandlerContext) -> tuple[Outcome,
         row = await ledger.get_event(event_id)
         if row is None:  # removed meanwhile
             raise NotFound("webhook event", event_id)
-        outcome = await dispatch.process(parse_event(row.payload), claim, context)
+        try:
+            event = parse_event(row.payload)
+        except MalformedEvent as exc:
+            # A row stored before today's envelope rules may break them: it can never apply,
+            # so the replay fails it (with the reason) instead of crashing.
+            await ledger.finish(claim, WebhookEventStatus.FAILED, describe(exc))
+            outcome = Outcome.FAILED
+        else:
+            outcome = await dispatch.process(event, claim, context)
     row = await ledger.get_event(event_id)
     if row is None:
         raise NotFound("webhook event", event_id)
