@@ -105,6 +105,7 @@ class EngineGraphQL(GraphQL[Context, None]):
                 result.errors, request_id, hide_suggestions=self.settings.is_production
             )
             if any(isinstance(e.original_error, ResponseTooLarge) for e in result.errors):
+                log.warning("response too large request_id=%s cause=large_values", request_id)
                 return self._too_large()
         return await super().process_result(request, result)
 
