@@ -30,7 +30,7 @@ from strawberry.types import ExecutionResult
 from revenue_engine.auth import Authenticator, AuthError
 from revenue_engine.context import Context
 from revenue_engine.db import Database, StoreError, open_database
-from revenue_engine.errors import ValidationFailed
+from revenue_engine.errors import ResponseTooLarge, ValidationFailed
 from revenue_engine.gateway import EMULATOR_MOUNT, StripeGateway
 from revenue_engine.schema import build_schema
 from revenue_engine.schema.error_policy import shape_errors
@@ -130,7 +130,27 @@ class EngineGraphQL(GraphQL[Context, None]):
             result.errors = shape_errors(
                 result.errors, request_id, hide_suggestions=self.settings.is_production
             )
+            if any(isinstance(e.original_error, ResponseTooLarge) for e in result.errors):
+                log.warning("response too large request_id=%s cause=large_values", request_id)
+                return self._too_large()
         return await super().process_result(request, result)
+
+    def encode_json(self, data: object) -> str | bytes:
+        # The response budget's last line: an answer over GRAPHQL_MAX_RESPONSE_BYTES is never
+        # sent, not even in part; the client gets one typed error instead. (ASCII-only JSON,
+        # so its length is its size in bytes.)
+        body = super().encode_json(data)
+        limit = self.settings.graphql_max_response_bytes
+        if len(body) <= limit:
+            return body
+        log.warning("response too large bytes=%d limit=%d", len(body), limit)
+        return super().encode_json(self._too_large())
+
+    def _too_large(self) -> GraphQLHTTPResponse:
+        """The whole answer when the response budget is exceeded: no data, one error."""
+        error = ResponseTooLarge(self.settings.graphql_max_response_bytes)
+        extensions = {"code": error.code, "limitBytes": error.limit}
+        return {"data": None, "errors": [{"message": error.message, "extensions": extensions}]}
 
     async def get_context(self, request: Any, response: Any) -> Context:
         state = request.scope.get("state", {})

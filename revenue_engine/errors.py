@@ -8,6 +8,8 @@ The tree (catch the narrowest you can handle)::
     ├── AlreadyExists                ALREADY_EXISTS   a unique thing exists already
     ├── Unauthenticated              UNAUTHENTICATED  no (valid) principal
     ├── Forbidden                    FORBIDDEN        principal lacks a role
+    ├── ResponseTooLarge             RESPONSE_TOO_LARGE the answer would exceed
+    │                                                 GRAPHQL_MAX_RESPONSE_BYTES: ask for less
     ├── ServiceUnavailable           UNAVAILABLE      the store or Stripe is down: retry later
     ├── RateLimited                  RATE_LIMITED     too many requests: retry after a pause
     │   └── Busy                     BUSY             another purchase of the organization is
@@ -85,6 +87,18 @@ class Forbidden(DomainError):
 
     def __init__(self, message: str = "this operation needs the admin role") -> None:
         super().__init__(message)
+
+
+class ResponseTooLarge(DomainError):
+    """The response would exceed its byte budget; the whole answer is replaced by this error."""
+
+    code = "RESPONSE_TOO_LARGE"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the response would exceed {limit} bytes; ask for fewer items or fewer fields"
+        )
+        self.limit = limit
 
 
 #: What a client is told when the database failed mid-request, and when to retry.

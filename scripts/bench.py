@@ -963,10 +963,10 @@ async def webhook_marks(
 async def validation_cache(n: int) -> dict[str, Any]:
     """Executing ``plans`` in process: limit rules built once vs. built per request (the
     pattern strawberry issue #4635 describes: every request is a validation-cache miss)."""
-    from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, QueryDepthLimiter
 
     from revenue_engine import schema as schema_module
     from revenue_engine.db import connect
+    from revenue_engine.schema.query_cost import QueryCostRule
     from revenue_engine.services.plans import load_plans_file
     from revenue_engine.settings import DEMO_PLANS_FILE, Settings
 
@@ -974,20 +974,24 @@ async def validation_cache(n: int) -> dict[str, Any]:
     await load_plans_file(DEMO_PLANS_FILE)
     prebuilt = schema_module.build_schema()
 
-    def per_request() -> Any:
-        return AddValidationRules(
-            [
-                *QueryDepthLimiter(max_depth=schema_module.MAX_DEPTH).validation_rules,
-                *MaxAliasesLimiter(max_alias_count=schema_module.MAX_ALIASES).validation_rules,
-            ]
-        )
+    class PerRequest(schema_module.QueryLimits):
+        """The cost rule as a new class each request, as a limiter built per request makes."""
 
-    original = schema_module._limits
-    schema_module._limits = per_request
+        def on_operation(self) -> Iterator[None]:
+            context = self.execution_context
+            fresh = type("QueryCostRule", (QueryCostRule,), {})
+            context.validation_rules = (
+                fresh,
+                *schema_module.with_limits(context.validation_rules)[1:],
+            )
+            yield
+
+    original = schema_module.QueryLimits
+    schema_module.QueryLimits = PerRequest  # type: ignore[misc]
     try:
         rebuilt = schema_module.build_schema()
     finally:
-        schema_module._limits = original
+        schema_module.QueryLimits = original  # type: ignore[misc]
 
     async def time_it(schema: Any) -> float:
         for _ in range(50):

@@ -1,18 +1,30 @@
 """S4 query limits, on in every environment: depth 8, 15 aliases, 2,000 tokens, list sizes
 (`first` at most 100). Each rejection carries ``extensions.code``. The validation rules are
-built once (``schema._LIMIT_RULES``) so the validation cache keeps working."""
+module-level classes (``schema.with_limits``) so the validation cache keeps working. The cost
+rule itself (fragments, expansion, saturation, timing) is tested in ``test_query_cost``."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-from strawberry.extensions import AddValidationRules, ValidationCache
+from graphql import specified_rules
+from strawberry.schema.schema import validate_document
 
 from revenue_engine.documents import Customer
-from revenue_engine.schema import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS, build_schema
+from revenue_engine.schema import (
+    MAX_ALIASES,
+    MAX_DEPTH,
+    MAX_QUERY_LENGTH,
+    MAX_TOKENS,
+    QueryLimits,
+    build_schema,
+    caches,
+    with_limits,
+)
 from revenue_engine.settings import Settings
 from tests.conftest import make_settings
 from tests.gql import ADMIN
@@ -122,23 +134,51 @@ def test_every_list_argument_is_covered() -> None:
     assert paginated == ["customers", "invoices", "webhookEvents"]
 
 
-def test_limit_rules_are_built_once() -> None:
-    """The limiter rule classes are the same objects in every schema and every request, so
-    ``ValidationCache`` (keyed by them) keeps hitting (strawberry issue #4635)."""
+async def test_the_validation_cache_keeps_hitting(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The limit rules are module-level classes, so every request validates with an equal rule
+    tuple and the cache (keyed by it and the query text) hits on a repeated query
+    (strawberry #4635)."""
+    validated: list[object] = []
 
-    def rules(schema: Any) -> list[type]:
-        found: list[type] = []
-        for extension in schema.extensions:
-            made = extension() if callable(extension) and not isinstance(extension, type) else None
-            if isinstance(made, AddValidationRules):
-                found += made.validation_rules
-        return found
+    def counting(*args: Any) -> Any:
+        validated.append(args[1])
+        return validate_document(*args)
 
-    first, second = build_schema(), build_schema(production())
-    assert rules(first)
-    assert rules(first) == rules(second)
-    assert any(
-        isinstance(e(), ValidationCache)
-        for e in first.extensions
-        if callable(e) and not isinstance(e, type)
-    )
+    monkeypatch.setattr(caches, "validate_document", counting)
+    query = f"{{ plans {{ uid }} }} # {uuid.uuid4().hex}"
+    await post(client, query)
+    await post(client, query)
+    assert len(validated) == 1
+    await post(client, query + " ")
+    assert len(validated) == 2
+    assert with_limits(tuple(specified_rules)) == with_limits(tuple(specified_rules))
+    assert any(e is QueryLimits for e in build_schema(production()).extensions)
+
+
+async def test_equal_deep_documents_from_different_texts_are_validated(
+    any_env: httpx.AsyncClient,
+) -> None:
+    """Two texts that parse to the same document nested 190 levels (a comment differs): the
+    old cache, keyed by the document, compared the two trees recursively and answered
+    INTERNAL_SERVER_ERROR (RecursionError)."""
+    deep = "{" + "plans{" * 190 + "uid" + "}" * 190 + "}"
+    for comment in ("# aaaa", "# bbbb", "# cccc"):
+        body = await post(any_env, f"{comment}\n{deep}")
+        assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+        assert "maximum operation depth" in body["errors"][0]["message"]
+
+
+async def test_a_query_text_over_the_length_limit_is_not_parsed(
+    any_env: httpx.AsyncClient,
+) -> None:
+    """Comments and strings are not tokens, but the parser still reads them: a text over
+    MAX_QUERY_LENGTH is refused before parsing."""
+    query = "{ __typename }\n#"
+    over = await post(any_env, query + "x" * (MAX_QUERY_LENGTH - len(query) + 1))
+    assert over.get("data") is None
+    assert over["errors"][0]["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"
+    assert f"longer than {MAX_QUERY_LENGTH} characters" in over["errors"][0]["message"]
+    at_limit = await post(any_env, query + "x" * (MAX_QUERY_LENGTH - len(query)))
+    assert at_limit == {"data": {"__typename": "Query"}}

@@ -2,50 +2,69 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
-from strawberry.extensions import (
-    AddValidationRules,
-    DisableIntrospection,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    SchemaExtension,
-    ValidationCache,
-)
+from graphql import ASTValidationRule, GraphQLError
+from graphql.validation import OverlappingFieldsCanBeMergedRule
+from strawberry.extensions import DisableIntrospection, MaxTokensLimiter, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 
+from revenue_engine.schema.caches import (
+    CACHE_SIZE,
+    MAX_QUERY_LENGTH,
+    BoundedParserCache,
+    TextValidationCache,
+)
 from revenue_engine.schema.errors import ERROR_TYPES, EXCEPTION_HANDLERS
+from revenue_engine.schema.query_cost import (
+    MAX_ALIASES,
+    MAX_DEPTH,
+    MAX_FIELDS,
+    MAX_VALUES,
+    MAX_WEBHOOK_EVENTS,
+    BoundedOverlapRule,
+    QueryCostRule,
+)
 from revenue_engine.schema.root import Mutation, Query
 from revenue_engine.settings import Settings
 
-MAX_DEPTH = 8
-MAX_ALIASES = 15
+__all__ = [
+    "CACHE_SIZE",
+    "MAX_ALIASES",
+    "MAX_DEPTH",
+    "MAX_FIELDS",
+    "MAX_QUERY_LENGTH",
+    "MAX_TOKENS",
+    "MAX_VALUES",
+    "MAX_WEBHOOK_EVENTS",
+    "QueryLimits",
+    "build_schema",
+    "export_sdl",
+    "with_limits",
+]
+
 MAX_TOKENS = 2000
-CACHE_SIZE = 256
-
-# The limiters' validation rules are classes made by each limiter's constructor. Build them once:
-# a rule class made per request is a new cache key and defeats ValidationCache (strawberry #4635).
-_LIMIT_RULES = (
-    *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
-    *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
-)
 
 
-def _limits() -> SchemaExtension:
-    return AddValidationRules(list(_LIMIT_RULES))
+def with_limits(
+    rules: tuple[type[ASTValidationRule], ...],
+) -> tuple[type[ASTValidationRule], ...]:
+    """``rules`` with the query-cost rule first and graphql-core's field-merging rule bounded.
+    The rule classes are module-level, so every request gets an equal tuple and the
+    validation cache (keyed by it) keeps hitting (strawberry #4635)."""
+    bounded = (BoundedOverlapRule if r is OverlappingFieldsCanBeMergedRule else r for r in rules)
+    return (QueryCostRule, *bounded)
 
 
-def _parser_cache() -> SchemaExtension:
-    return ParserCache(maxsize=CACHE_SIZE)
+class QueryLimits(SchemaExtension):
+    """Validates every operation with ``with_limits`` (see ``schema.query_cost``)."""
 
-
-def _validation_cache() -> SchemaExtension:
-    return ValidationCache(maxsize=CACHE_SIZE)
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context
+        context.validation_rules = with_limits(context.validation_rules)
+        yield
 
 
 def _max_tokens() -> SchemaExtension:
@@ -64,9 +83,9 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     """The schema for ``settings`` (production disables introspection)."""
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         _max_tokens,
-        _parser_cache,
-        _limits,
-        _validation_cache,
+        BoundedParserCache,
+        QueryLimits,
+        TextValidationCache,
     ]
     if settings is not None and settings.is_production:
         extensions.append(DisableIntrospection)  # and no "Did you mean …?" (config below)

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import strawberry
 from strawberry.scalars import JSON
 
+from revenue_engine.context import Info
 from revenue_engine.documents import WebhookEvent as WebhookEventDoc
 from revenue_engine.schema.errors import NotFoundError
 from revenue_engine.schema.pagination import PageInfo
@@ -49,7 +50,9 @@ class WebhookEvent:
     raw_payload: strawberry.Private[str]
 
     @strawberry.field(description="The event exactly as Stripe sent it.")
-    def payload(self) -> JSON:
+    def payload(self, info: Info) -> JSON:
+        # Up to WEBHOOK_MAX_BODY_BYTES each: counted before decoding (response budget).
+        info.context.charge_response(len(self.raw_payload))
         parsed: Any = json.loads(self.raw_payload)
         return parsed  # type: ignore[no-any-return]
 
