@@ -36,6 +36,7 @@ from revenue_engine.schema import build_schema
 from revenue_engine.schema.error_policy import shape_errors
 from revenue_engine.schema.request_checks import (
     BadRequestText,
+    check_size,
     check_text,
     decode_request_json,
 )
@@ -118,6 +119,7 @@ class EngineGraphQL(GraphQL[Context, None]):
     ) -> GraphQLRequestData | list[GraphQLRequestData]:
         parsed = await super().parse_http_body(request)
         await check_text(request, parsed)
+        check_size(parsed)
         return parsed
 
     @property

@@ -182,3 +182,20 @@ def _path(nodes: list[tuple[int, str | int]], node: int) -> JsonPath:
         node, key = nodes[node]
         steps.append(key)
     return tuple(reversed(steps))
+
+
+def holds_more_values_than(value: object, limit: int) -> bool:
+    """Whether decoded JSON ``value`` holds more than ``limit`` values (objects, arrays and
+    scalars, the root included; keys are not counted). Iterative; stops once over."""
+    count = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        count += 1
+        if count > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False

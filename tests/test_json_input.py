@@ -180,3 +180,16 @@ def test_every_decoded_surrogate_is_announced_by_the_raw_text() -> None:
             continue
         if find_bad_text(value) is not None:
             assert may_decode_to_bad_text(text.encode()), text
+
+
+def test_holds_more_values_than_counts_containers_and_scalars_not_keys() -> None:
+    from revenue_engine.json_input import holds_more_values_than
+
+    value = {"a": [1, 2, {"b": None}], "c": "x"}  # root, list, 1, 2, object, None, "x"
+    assert not holds_more_values_than(value, 7)
+    assert holds_more_values_than(value, 6)
+    assert not holds_more_values_than(None, 1)
+    deep: object = 1
+    for _ in range(100_000):  # iterative: no recursion limit
+        deep = [deep]
+    assert holds_more_values_than(deep, 99_999)

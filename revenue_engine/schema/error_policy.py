@@ -44,6 +44,12 @@ def shape_error(error: GraphQLError, request_id: str) -> GraphQLError:
     elif original is None:
         extensions.setdefault("code", "GRAPHQL_VALIDATION_FAILED")
         message = error.message
+    elif error.path is None and isinstance(original, ValueError) and error.nodes:
+        # A literal graphql-core could not convert (an integer of over 4,300 digits): the
+        # query's fault, found while validating it. The message would repeat the literal.
+        extensions.setdefault("code", "GRAPHQL_VALIDATION_FAILED")
+        message = "A literal in the query is not a valid value for its type (too long)."
+        original = None
     elif error.path is None and isinstance(original, GraphQLError):
         # Variable coercion (graphql-core wraps the inner coercion error): the request's fault.
         extensions.setdefault("code", "BAD_USER_INPUT")
