@@ -183,6 +183,35 @@ async def test_the_payload_is_the_event_stripe_sent(client: httpx.AsyncClient) -
     assert payload["data"]["object"] == {"object": "balance", "amount": 7}
 
 
+async def test_the_payload_is_read_when_a_fragment_asks_for_it(client: httpx.AsyncClient) -> None:
+    event_id = await deliver(client, "balance.available", {"object": "balance", "amount": 8})
+    query = """
+    query { webhookEvents(first: 1) { edges { node { id ...P } } } }
+    fragment P on WebhookEvent { ... on WebhookEvent { payload } }
+    """
+    body = await gql(client, query, None, ADMIN)
+    node = body["data"]["webhookEvents"]["edges"][0]["node"]
+    assert node["id"] == event_id
+    assert node["payload"]["data"]["object"] == {"object": "balance", "amount": 8}
+
+
+async def test_a_page_without_payloads_leaves_them_in_the_store(
+    client: httpx.AsyncClient,
+) -> None:
+    ids = [await deliver(client, "balance.available", {"object": "balance"}) for _ in range(3)]
+    rows, more = await ledger.list_events(first=2, with_payload=False)
+    assert [row.event_id for row in rows] == ids[::-1][:2]
+    assert more
+    assert [row.payload for row in rows] == ["", ""]
+    full, _ = await ledger.list_events(first=2)
+    assert all(json.loads(row.payload)["id"] == row.event_id for row in full)
+    # Through GraphQL, a page that does not select the payload answers the same rows.
+    body = await gql(
+        client, "{ webhookEvents(first: 2) { edges { node { id status } } } }", None, ADMIN
+    )
+    assert [e["node"]["id"] for e in body["data"]["webhookEvents"]["edges"]] == ids[::-1][:2]
+
+
 async def test_replay_unknown_event_is_not_found(client: httpx.AsyncClient) -> None:
     body = await gql(client, REPLAY, {"id": "evt_missing"}, headers=ADMIN)
     assert body["data"]["replayWebhookEvent"] == {

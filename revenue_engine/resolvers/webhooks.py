@@ -6,7 +6,7 @@ import strawberry
 
 from revenue_engine.context import Info
 from revenue_engine.documents import WebhookEventStatus as StatusDoc
-from revenue_engine.schema.pagination import page_size
+from revenue_engine.schema.pagination import page_size, selects
 from revenue_engine.schema.webhooks import (
     ReplayWebhookEventPayload,
     WebhookEventConnection,
@@ -30,7 +30,12 @@ async def webhook_events(
     info.context.require_admin()
     first = page_size(first)
     rows, has_next = await ledger.list_events(
-        status=StatusDoc(status.value) if status else None, type=type, first=first, after=after
+        status=StatusDoc(status.value) if status else None,
+        type=type,
+        first=first,
+        after=after,
+        # A page of 100 rows may carry 100 MiB of payloads: read them only when asked for.
+        with_payload=selects(info, "payload"),
     )
     return connection(rows, has_next)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 
 from revenue_engine.errors import FieldProblem, ValidationFailed
@@ -25,3 +27,16 @@ def page_size(first: int | None, default: int = 20) -> int:
         message = f"first must be between 1 and {MAX_PAGE_SIZE}"
         raise ValidationFailed(message, [FieldProblem("first", message)])
     return size
+
+
+def selects(info: Any, name: str) -> bool:
+    """Whether the field being resolved selects a field ``name`` anywhere beneath it (through
+    fragments and inline fragments too): a connection can leave unasked, costly values in the
+    store. Iterative, and linear in the size of the selection."""
+    stack: list[Any] = list(info.selected_fields)
+    while stack:
+        selection = stack.pop()
+        if getattr(selection, "name", None) == name and hasattr(selection, "arguments"):
+            return True
+        stack.extend(selection.selections)
+    return False

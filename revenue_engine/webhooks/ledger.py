@@ -284,9 +284,13 @@ async def list_events(
     type: str | None = None,
     first: int = 20,
     after: str | None = None,
+    with_payload: bool = True,
 ) -> tuple[list[WebhookEvent], bool]:
     """Newest first: up to ``first`` rows after the cursor ``after``, and whether more exist.
-    Abandoned rows are parked first, so they are listed as ``failed``."""
+    Abandoned rows are parked first, so they are listed as ``failed``.
+
+    ``with_payload=False`` leaves the payloads (up to ``WEBHOOK_MAX_BODY_BYTES`` each) in the
+    store: the rows come back with an empty ``payload``."""
     if status in (None, WebhookEventStatus.FAILED, WebhookEventStatus.PROCESSING):
         await park_abandoned()
     query: dict[str, Any] = {}
@@ -296,12 +300,24 @@ async def list_events(
         query["type"] = type
     if after is not None:
         query["_id"] = {"$lt": _cursor_id(after)}
-    rows = (
-        await WebhookEvent.find(query)
-        .sort([("_id", SortDirection.DESCENDING)])
-        .limit(first + 1)
-        .to_list()
-    )
+    if with_payload:
+        rows = (
+            await WebhookEvent.find(query)
+            .sort([("_id", SortDirection.DESCENDING)])
+            .limit(first + 1)
+            .to_list()
+        )
+    else:
+        cursor = (
+            WebhookEvent.get_motor_collection()
+            .find(query, {"payload": 0})
+            .sort([("_id", SortDirection.DESCENDING)])
+            .limit(first + 1)
+        )
+        rows = [
+            WebhookEvent.model_validate({**raw, "payload": ""})
+            for raw in await cursor.to_list(length=first + 1)
+        ]
     return rows[:first], len(rows) > first
 
 
