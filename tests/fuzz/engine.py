@@ -66,13 +66,16 @@ class Answer:
         cause = ""
         for trace in traces:
             lines = [line for line in trace.strip().splitlines() if line.strip()]
-            frames = _OURS.findall(trace) or _FRAME.findall(trace)
+            ours = [f for f in _OURS.findall(trace) if f[0] not in _WRAPPERS]
+            frames = ours or _FRAME.findall(trace)
             where = f" ({frames[-1][0]}:{frames[-1][1]} in {frames[-1][2]})" if frames else ""
             cause = f" — {lines[-1][:160]}{where}" if lines else ""
         return problems[0].splitlines()[0][:160] + cause
 
 
 _OURS = re.compile(r'File "[^"]*?/(revenue_engine/[^"]+)", line (\d+), in (\w+)')
+#: Frames that only wrap a call (server timing): the frame that matters is the one before.
+_WRAPPERS = frozenset({"revenue_engine/timing.py"})
 _FRAME = re.compile(
     r'File "[^"]*?/((?:revenue_engine|strawberry|graphql|starlette)/[^"]+)", line (\d+), in (\w+)'
 )
@@ -93,7 +96,7 @@ class _Tracebacks(logging.Handler):
 def _tail(error: BaseException) -> str:
     """The traceback's end, headed by the innermost frame of the engine's own code."""
     text = "".join(traceback.format_exception(error))
-    ours = _OURS.findall(text)
+    ours = [f for f in _OURS.findall(text) if f[0] not in _WRAPPERS]
     head = f"innermost engine frame: {ours[-1][0]}:{ours[-1][1]} in {ours[-1][2]}\n" if ours else ""
     return head + text[-2500:]
 

@@ -3,25 +3,24 @@ the app builds (a new field is fuzzed without touching this file), as a member, 
 anonymous caller, with hostile variables and literals; then documents in odd shapes and bodies
 of any JSON. The property, always: no HTTP 5xx and no ``INTERNAL_SERVER_ERROR``.
 
-Bounded for the suite: a fixed number of examples per root field (fewer on the slow wire
-store), derandomized so a run is reproducible, no deadline. ``FUZZ_EXAMPLES=<n>`` multiplies
-the counts for a deeper local run.
+Bounded for the suite (``budget``): a fixed number of examples per root field, fewer on the
+slow wire store, derandomized so a run is reproducible.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 
 import graphql
 import pytest
-from hypothesis import HealthCheck, Phase, given, note, settings
+from hypothesis import given, note
 from hypothesis import strategies as st
 
 from revenue_engine.schema import build_schema
 from revenue_engine.settings import Settings
 from tests.conftest import make_settings
+from tests.fuzz.budget import examples, fuzzing
 from tests.fuzz.documents import Request, odd_requests, requests_for, root_fields
 from tests.fuzz.engine import Answer, Engine
 from tests.fuzz.probes import operation, probes
@@ -37,33 +36,12 @@ ROLES: dict[str, dict[str, str]] = {"member": MEMBER, "admin": ADMIN, "anonymous
 #: Member and admin weigh most; an anonymous caller is refused early, so it needs fewer.
 ROLE = st.sampled_from(("member", "admin", "member", "admin", "anonymous"))
 
-_SCALE = max(1, int(os.environ.get("FUZZ_EXAMPLES", "1")))
-_SHRINK = os.environ.get("FUZZ_SHRINK") == "1"
-#: Examples per root field: the in-memory store, the wire server (about 5 times slower).
-PER_FIELD = {"mongomock": 10 * _SCALE, "wire": 3 * _SCALE}
-ODD_DOCUMENTS = {"mongomock": 60 * _SCALE, "wire": 15 * _SCALE}
-BODIES = {"mongomock": 40 * _SCALE, "wire": 10 * _SCALE}
+#: Examples per test on (the in-memory store, the wire server: about 5 times slower).
+PER_FIELD = (10, 3)
+ODD_DOCUMENTS = (60, 15)
+BODIES = (40, 10)
 
 _IDS = re.compile(r'"((?:cus|pi|cs|evt|sub|in|pm)_[A-Za-z0-9_]+)"')
-
-
-def fuzzing(examples: int) -> settings:
-    return settings(
-        max_examples=examples,
-        derandomize=True,  # the same examples on every run: CI failures reproduce locally
-        database=None,  # no .hypothesis/ directory in the work tree
-        deadline=None,  # an example's time depends on the store and the machine
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-        print_blob=False,
-        # Shrinking a failure can take minutes (up to 500 shrinks, each a request): off unless
-        # FUZZ_SHRINK=1, so a failing suite still fits its time; the failure names the example,
-        # the problem and the engine's traceback.
-        phases=[Phase.explicit, Phase.generate, *([Phase.shrink] if _SHRINK else [])],
-    )
-
-
-def store_of(settings_: Settings) -> str:
-    return "mongomock" if settings_.uses_memory_store else "wire"
 
 
 def check(answer: Answer, what: str, request_text: str) -> None:
@@ -132,7 +110,7 @@ def test_every_root_field_answers_without_a_server_error(
     with started(fuzz_settings) as engine:
         seeds = seed(engine).ids
 
-        @fuzzing(PER_FIELD[store_of(fuzz_settings)])
+        @fuzzing(examples(*PER_FIELD, fuzz_settings))
         @given(request=requests_for(SCHEMA, kind, name, seeds), role=ROLE)
         def field_holds(request: Request, role: str) -> None:
             note(f"as {role}")
@@ -185,7 +163,7 @@ def test_every_root_field_is_fuzzed() -> None:
 def test_documents_in_odd_shapes_answer_without_a_server_error(fuzz_settings: Settings) -> None:
     with started(fuzz_settings) as engine:
 
-        @fuzzing(ODD_DOCUMENTS[store_of(fuzz_settings)])
+        @fuzzing(examples(*ODD_DOCUMENTS, fuzz_settings))
         @given(request=odd_requests(SCHEMA), role=ROLE)
         def document_holds(request: Request, role: str) -> None:
             note(f"as {role}")
@@ -211,7 +189,7 @@ def _bodies() -> st.SearchStrategy[str]:
 def test_any_json_body_answers_without_a_server_error(fuzz_settings: Settings) -> None:
     with started(fuzz_settings) as engine:
 
-        @fuzzing(BODIES[store_of(fuzz_settings)])
+        @fuzzing(examples(*BODIES, fuzz_settings))
         @given(body=_bodies(), role=ROLE)
         def body_holds(body: str, role: str) -> None:
             note(f"as {role}")
