@@ -24,7 +24,7 @@ from tests.fuzz.values import LONE_SURROGATES, any_json, dumps, hostile_text, in
 from tests.stripe_events import SECRET, event_id, signature, stripe_object, with_secrets
 
 #: Examples on (the in-memory store, the wire server).
-EXAMPLES = (150, 40)
+EXAMPLES = (150, 60)
 
 #: The example object each handled event type carries (Stripe's fixture of that kind).
 _KINDS = {
