@@ -53,6 +53,9 @@ def metadata_problems(metadata: dict[str, str], field: str = "metadata") -> list
         at = f"{field}.{key}"
         if not 0 < len(key) <= MAX_METADATA_KEY:
             problems.append(FieldProblem(at, f"keys must be 1-{MAX_METADATA_KEY} characters"))
+        elif "\x00" in key:
+            # Not a key a document can store (BSON field names end at NUL).
+            problems.append(FieldProblem(field, "keys must not contain the NUL character"))
         elif "[" in key or "]" in key:
             problems.append(FieldProblem(at, "keys must not contain '[' or ']'"))
         elif key in RESERVED_METADATA:

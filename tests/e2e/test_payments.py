@@ -58,6 +58,20 @@ async def test_pay_and_refund_partially_then_fully(
     assert len(emulator.objects("refund")) == 2
 
 
+async def test_a_metadata_key_holding_nul_is_a_validation_error(
+    engine: httpx.AsyncClient, emulator: Emulator
+) -> None:
+    # BSON field names cannot hold NUL: the store refused the document after Stripe had made
+    # the intent (INTERNAL_SERVER_ERROR); now nothing is made.
+    result = await create(engine, metadata=[{"key": "a\x00b", "value": "x"}])
+    assert result["__typename"] == "ValidationError"
+    assert result["fields"] == [
+        {"field": "metadata", "message": "keys must not contain the NUL character"}
+    ]
+    assert emulator.objects("payment_intent") == []
+    assert await Payment.find_all().count() == 0
+
+
 async def test_identical_requests_within_the_window_return_the_same_intent(
     engine: httpx.AsyncClient, emulator: Emulator
 ) -> None:
