@@ -3,8 +3,10 @@
 ``open_database(settings)`` picks the backend from ``MONGODB_URI``:
 
 * unset or ``mongomock://…`` → an in-memory mongomock-motor client (the embedded default);
-* anything else → a Motor client with explicit server-selection / operation timeouts, so an
-  outage answers within seconds instead of PyMongo's 30 s default.
+* anything else → a Motor client with explicit timeouts (``store_timeouts``: every operation
+  bounded by ``MONGODB_TIMEOUT_MS``, counted from its submission; a monitor that notices a
+  silent partition within seconds), so an outage answers within the timeout instead of
+  PyMongo's 30 s default and the engine serves again soon after the database is back.
 
 It then runs ``init_beanie`` with every document model, which creates the indexes.
 A later move to Beanie 2 + PyMongo's async client touches this file only.
@@ -31,7 +33,7 @@ from beanie import init_beanie
 from pydantic import TypeAdapter
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from revenue_engine import timing
+from revenue_engine import store_timeouts, timing
 from revenue_engine.documents import DOCUMENT_MODELS
 from revenue_engine.settings import Settings
 
@@ -163,8 +165,10 @@ def _enforce_multikey_unique() -> None:
 
 
 def _instrument_motor() -> None:
-    """Motor runs every PyMongo call on a thread pool through ``run_on_executor``: time the
-    future it returns, from submission to completion (the await as the request sees it)."""
+    """Motor runs every PyMongo call on a thread pool through ``run_on_executor``. Start each
+    call's operation timeout at submission (``store_timeouts.anchored``: a call queued behind
+    busy threads gets only what is left of it), and time the future it returns, from
+    submission to completion (the await as the request sees it)."""
     from motor.frameworks import asyncio as framework
 
     original: Any = framework.run_on_executor
@@ -172,7 +176,7 @@ def _instrument_motor() -> None:
         return
 
     def run_on_executor(loop: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        future = original(loop, fn, *args, **kwargs)
+        future = original(loop, store_timeouts.anchored(fn, args), *args, **kwargs)
         timings = timing.current()
         if timings is not None:
             started = time.perf_counter()
@@ -197,14 +201,11 @@ def _client(settings: Settings) -> tuple[Any, bool]:
     _instrument_motor()
 
     assert settings.mongodb_uri is not None
-    timeout = settings.mongodb_timeout_ms
     client: Any = AsyncIOMotorClient(
         settings.mongodb_uri.get_secret_value(),
         tz_aware=True,
-        serverSelectionTimeoutMS=timeout,
-        connectTimeoutMS=timeout,
-        timeoutMS=timeout,
         appname="revenue-engine",
+        **store_timeouts.client_options(settings.mongodb_timeout_ms),
     )
     return client, False
 

@@ -99,6 +99,7 @@ class Settings(BaseSettings):
     # --- MongoDB -------------------------------------------------------------------------
     mongodb_uri: SecretStr | None = None  # None or mongomock://… -> in-memory store
     mongodb_database: str = "revenue_engine"
+    # Every operation, from its submission (store_timeouts): an outage answers within ~this.
     mongodb_timeout_ms: int = Field(default=3000, ge=100, le=60_000)
 
     # --- Stripe --------------------------------------------------------------------------

@@ -3,8 +3,10 @@
 One document per (organization, bucket, window start), so every engine instance on the same
 database shares the count. The window is part of the key: a counter of a past window is never
 read again, whatever the TTL monitor (``expires_at``) has or has not deleted yet — the TTL only
-keeps the collection small (MongoDB removes expired rows about once a minute; the in-memory
-store never does, which is harmless for correctness).
+keeps the collection small. ``expires_at`` is the window's end plus a margin
+(``services.rate_limits.EXPIRY_MARGIN_SECONDS``), never the end itself: the store expires rows
+by its own clock (MongoDB about once a minute, the in-memory store on every read), and a row
+expiring at the boundary vanished between the upsert and its read-back.
 """
 
 from __future__ import annotations

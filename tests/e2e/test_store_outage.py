@@ -1,0 +1,131 @@
+"""Store outages through the real app, on the wire server behind a TCP relay (``tests.wire.Relay``)
+that fails like a network: within ``MONGODB_TIMEOUT_MS`` + 1 s of asking, every request answers
+``UNAVAILABLE`` / 503 — under load too —, and once the database is reachable again the engine
+serves within 5 s, also after a silent partition that strands the pooled connections."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.conftest import make_settings
+from tests.stripe_events import SECRET, event, post, stripe_object
+from tests.wire import Relay, WireServer
+
+pytestmark = pytest.mark.wire
+
+TIMEOUT_MS = 1500
+#: What the issue promises: every answer during an outage within the timeout + 1 s.
+ANSWER_BOUND = TIMEOUT_MS / 1000 + 1
+#: ... and serving again within 5 s of the database being reachable.
+RECOVERY_BOUND = 5.0
+#: Concurrent requests of each kind during an outage: more than the driver has threads for,
+#: so some wait for one (their wait counts in the bound).
+LOAD = 8
+
+PLANS = {"query": "{ plans { uid } }"}
+
+
+@pytest.fixture
+def relay(wire_server: WireServer | None) -> Iterator[Relay]:
+    if wire_server is None:
+        pytest.skip("no MongoDB wire server: set MONGODB_URI or run `npm install` (see README)")
+    upstream = urlsplit(wire_server.uri).netloc
+    if "," in upstream or "@" in upstream or not urlsplit(wire_server.uri).port:
+        pytest.skip("the relay fronts one plain host:port server")
+    with Relay(upstream) as relay:
+        yield relay
+
+
+async def engine_behind(client_for: Callable[..., Any], relay: Relay) -> httpx.AsyncClient:
+    settings = make_settings(
+        mongodb_uri=relay.uri,
+        mongodb_timeout_ms=TIMEOUT_MS,
+        mongodb_database=f"t_{uuid.uuid4().hex[:12]}",
+        stripe_webhook_secret=[SECRET],
+    )
+    engine: httpx.AsyncClient = await client_for(settings)
+    return engine
+
+
+async def ask(engine: httpx.AsyncClient, kind: str) -> tuple[str, str, float]:
+    """One request of ``kind``: (kind, what it answered, seconds it took)."""
+    started = time.perf_counter()
+    if kind == "plans":
+        response = await engine.post("/graphql", json=PLANS)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        answer = body["errors"][0]["extensions"]["code"] if body.get("errors") else "ok"
+    elif kind == "webhook":
+        # A new, validly signed event each time: stored and processed once the store is back.
+        response = await post(engine, event("product.updated", stripe_object("product")))
+        answer = str(response.status_code)
+    else:
+        response = await engine.get("/readyz")
+        answer = str(response.status_code)
+    return kind, answer, time.perf_counter() - started
+
+
+SERVING = {"plans": "ok", "webhook": "200", "readyz": "200"}
+UNAVAILABLE = {"plans": "UNAVAILABLE", "webhook": "503", "readyz": "503"}
+
+
+async def assert_unavailable_within_bound(engine: httpx.AsyncClient) -> None:
+    answers = await asyncio.gather(*(ask(engine, kind) for kind in SERVING for _ in range(LOAD)))
+    for kind, answer, seconds in answers:
+        assert answer == UNAVAILABLE[kind], (kind, answer)
+        assert seconds <= ANSWER_BOUND, f"{kind} answered after {seconds:.2f} s"
+
+
+async def assert_serves_again(engine: httpx.AsyncClient) -> float:
+    """Ask one request of each kind after another until all three serve; the time it took."""
+    started = time.perf_counter()
+    while True:
+        answers = [await ask(engine, kind) for kind in SERVING]
+        for kind, answer, _ in answers:
+            assert answer in (SERVING[kind], UNAVAILABLE[kind]), (kind, answer)  # never a 500
+        elapsed = time.perf_counter() - started
+        if all(answer == SERVING[kind] for kind, answer, _ in answers):
+            assert elapsed <= RECOVERY_BOUND, f"served again only after {elapsed:.2f} s"
+            return elapsed
+        assert elapsed <= RECOVERY_BOUND, f"still unavailable after {elapsed:.2f} s: {answers}"
+        await asyncio.sleep(0.05)
+
+
+async def test_outages_answer_within_the_timeout_and_the_engine_serves_soon_after(
+    client_for: Callable[..., Any], relay: Relay
+) -> None:
+    engine = await engine_behind(client_for, relay)
+    await assert_serves_again(engine)
+    for outage in (relay.reset, relay.blackhole, relay.reset, relay.blackhole):
+        outage()  # refused and reset, or silent: accepted, nothing comes back
+        await assert_unavailable_within_bound(engine)
+        relay.pass_traffic()
+        await assert_serves_again(engine)
+
+
+async def test_a_silent_partition_that_strands_the_pool_is_over_within_seconds(
+    client_for: Callable[..., Any], relay: Relay
+) -> None:
+    """A brief partition after which the connections that lived through it stay silent for
+    good (a middlebox lost their state): pooled connections nothing will ever answer on. Each
+    round follows a reset, after which the driver's monitor has just checked the server."""
+    engine = await engine_behind(client_for, relay)
+    await assert_serves_again(engine)
+    for _ in range(3):
+        relay.reset()
+        relay.pass_traffic()
+        await assert_serves_again(engine)
+        # Fill the pool: every one of these connections is about to be stranded.
+        await asyncio.gather(*(ask(engine, "plans") for _ in range(20)))
+        relay.blackhole()
+        await asyncio.sleep(0.3)
+        relay.pass_traffic(strand=True)
+        await assert_serves_again(engine)
