@@ -112,7 +112,12 @@ class EngineGraphQL(GraphQL[Context, None]):
 
     def decode_json(self, data: str | bytes) -> object:
         # Every JSON the view reads (a POST body, a GET request's variables and extensions).
-        return decode_request_json(data)
+        value = decode_request_json(data)
+        if not isinstance(value, (dict, list)):
+            # Strawberry reads fields off whatever decoded (``null`` was an AttributeError, a
+            # 500); a list is a batch, which it refuses itself.
+            raise HTTPException(400, "The request JSON must be an object")
+        return value
 
     async def parse_http_body(
         self, request: AsyncHTTPRequestAdapter

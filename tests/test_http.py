@@ -300,3 +300,20 @@ async def test_variables_holding_too_many_values_are_refused_before_coercion(
     # Within the limit the mutation runs (and answers its own typed error: too much metadata).
     within = await client.post("/graphql", content=payment_with_metadata(600), headers=headers)
     assert within.json()["data"]["createPaymentIntent"]["__typename"] == "ValidationError"
+
+
+@pytest.mark.parametrize("body", [b"null", b"1", b"1.5", b"true", b'"x"', b"\x00" * 257])
+async def test_a_body_that_is_not_a_json_object_is_400(
+    client: httpx.AsyncClient, body: bytes
+) -> None:
+    response = await post_json(client, body)
+    assert response.status_code == 400, response.text
+    [error] = response.json()["errors"]
+    assert error["extensions"] == {"code": "BAD_REQUEST"}
+
+
+async def test_get_variables_that_are_not_an_object_are_400(client: httpx.AsyncClient) -> None:
+    params = {"query": "query($a: Int) { plans { uid } }", "variables": "5"}
+    response = await client.get("/graphql", params=params)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["extensions"] == {"code": "BAD_REQUEST"}
