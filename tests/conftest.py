@@ -3,7 +3,10 @@ through the real ASGI stack, and the two storage backends (mongomock and a real 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -14,8 +17,9 @@ from starlette.applications import Starlette
 
 from revenue_engine.app import create_app
 from revenue_engine.db import Database, connect
+from revenue_engine.emulator.server import UvicornThread
 from revenue_engine.settings import Settings
-from tests.wire import WireServer, start_wire_server
+from tests.wire import WireServer, free_port, start_wire_server
 
 # Read before any test strips the environment: an explicit server for the wire run.
 _EXTERNAL_MONGODB_URI = os.environ.get("MONGODB_URI")
@@ -34,6 +38,33 @@ def make_settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {"environment": "test", "auth_jwt_secret": "t" * 40}
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@contextlib.contextmanager
+def untraced() -> Iterator[None]:
+    """No trace function (coverage's) in this thread, nor in threads started meanwhile: a time
+    bound a test asserts is about the engine, not about the two to three times coverage adds."""
+    tracer, thread_tracer = sys.gettrace(), threading.gettrace()
+    sys.settrace(None)
+    threading.settrace(None)
+    try:
+        yield
+    finally:
+        sys.settrace(tracer)
+        threading.settrace(thread_tracer)
+
+
+@contextlib.contextmanager
+def serving_app(*, traced: bool = True) -> Iterator[str]:
+    """The real app (development settings) under uvicorn on a free loopback port; yields its
+    URL, which is also its public address (Checkout redirects back there). ``traced=False``:
+    the server's thread runs without coverage's tracer (see ``untraced``)."""
+    port = free_port()
+    settings = make_settings(environment="development", public_base_url=f"http://127.0.0.1:{port}")
+    with contextlib.ExitStack() as stack:
+        with contextlib.nullcontext() if traced else untraced():
+            server = stack.enter_context(UvicornThread(create_app(settings), port=port))
+        yield server.url
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ engine's requests).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -323,6 +323,25 @@ def problem(case: Case, response: httpx.Response) -> str | None:
     return None
 
 
+async def assert_all_refused(client: httpx.AsyncClient, cases: Sequence[Case]) -> None:
+    """Every case answers ``BAD_USER_INPUT`` naming its place; all failures are listed."""
+    failures: dict[str, str] = {}
+    for case in cases:
+        try:
+            response = await client.post(
+                "/graphql",
+                content=body_of(case),
+                headers={"content-type": "application/json", **case.headers},
+            )
+        except Exception as exc:  # the app crashed (a 500 in production): report, go on
+            failures[case.name] = f"raised {exc!r}"
+            continue
+        found = problem(case, response)
+        if found is not None:
+            failures[case.name] = found
+    assert not failures, "\n".join(f"{name}: {found}" for name, found in failures.items())
+
+
 async def test_text_that_is_not_unicode_is_refused_everywhere(
     client_for: Callable[[Settings], Any],
     store_settings: Settings,
@@ -341,21 +360,7 @@ async def test_text_that_is_not_unicode_is_refused_everywhere(
     assert created.json()["data"]["createCustomer"]["__typename"] == "CustomerPayload"
     before, calls = await snapshot(), stripe_calls(emulator)
 
-    failures: dict[str, str] = {}
-    for case in CASES:
-        try:
-            response = await client.post(
-                "/graphql",
-                content=body_of(case),
-                headers={"content-type": "application/json", **case.headers},
-            )
-        except Exception as exc:  # the app crashed (a 500 in production): report, go on
-            failures[case.name] = f"raised {exc!r}"
-            continue
-        found = problem(case, response)
-        if found is not None:
-            failures[case.name] = found
-    assert not failures, "\n".join(f"{name}: {found}" for name, found in failures.items())
+    await assert_all_refused(client, CASES)
     assert await snapshot() == before
     assert stripe_calls(emulator) == calls
     assert "unexpected error" not in caplog.text
@@ -466,21 +471,7 @@ async def test_every_string_position_of_the_schema_refuses_the_text(
         engine_settings(store_settings, emulator_server.url)
     )
     before, calls = await snapshot(), stripe_calls(emulator)
-    failures: dict[str, str] = {}
-    for case in SWEEP:
-        try:
-            response = await client.post(
-                "/graphql",
-                content=body_of(case),
-                headers={"content-type": "application/json", **case.headers},
-            )
-        except Exception as exc:
-            failures[case.name] = f"raised {exc!r}"
-            continue
-        found = problem(case, response)
-        if found is not None:
-            failures[case.name] = found
-    assert not failures, "\n".join(f"{name}: {found}" for name, found in failures.items())
+    await assert_all_refused(client, SWEEP)
     assert await snapshot() == before
     assert stripe_calls(emulator) == calls
 

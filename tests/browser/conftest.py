@@ -17,10 +17,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from revenue_engine.app import create_app
-from revenue_engine.emulator.server import UvicornThread
-from tests.conftest import make_settings
-from tests.wire import free_port
+from tests.conftest import serving_app
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -49,10 +46,8 @@ def _unavailable(reason: str) -> None:
 @pytest.fixture(scope="module")
 def served() -> Iterator[str]:
     """The real app on a free port; its public URL is that address (Checkout redirects back)."""
-    port = free_port()
-    settings = make_settings(environment="development", public_base_url=f"http://127.0.0.1:{port}")
-    with UvicornThread(create_app(settings), port=port) as server:
-        yield server.url
+    with serving_app() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

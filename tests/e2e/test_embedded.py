@@ -10,21 +10,16 @@ from typing import Any
 import httpx
 import pytest
 
-from revenue_engine.app import create_app
-from revenue_engine.emulator.server import UvicornThread
 from revenue_engine.webhooks.dispatch import MAX_ATTEMPTS
-from tests.conftest import make_settings
-from tests.wire import free_port
+from tests.conftest import serving_app
 
 HEADERS = {"x-organization-id": "org_demo", "x-customer-email": "demo@example.com"}
 
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[str]:
-    port = free_port()
-    settings = make_settings(environment="development", public_base_url=f"http://127.0.0.1:{port}")
-    with UvicornThread(create_app(settings), port=port) as server:
-        yield server.url
+    with serving_app() as url:
+        yield url
 
 
 def gql(base: str, query: str) -> dict[str, object]:
