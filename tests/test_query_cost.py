@@ -80,14 +80,43 @@ def measure(document: DocumentNode) -> Cost:
 
 
 def test_fragments_are_expanded_with_their_multiplicity() -> None:
-    fragment = "fragment Wide on Query { " + "__typename " * 100 + "}"
+    fragment = "fragment Wide on Query { " + "__typename " * 99 + "}"
+    # Each spread counts too: ten of them are 10 x (99 + 1) selections.
     ten = "{ " + "...Wide " * 10 + "} " + fragment
     assert measure(parse(ten)).fields == 1000
-    assert not [m for m in messages(ten) if "fields once fragments" in m]
+    assert not [m for m in messages(ten) if "once fragments" in m]
     eleven = "{ " + "...Wide " * 11 + "} " + fragment
     assert messages(eleven) == [
-        f"The query selects 1100 fields once fragments are expanded. Allowed: {MAX_FIELDS}"
+        "The query selects 1100 fields (fragment spreads included) once fragments are "
+        f"expanded. Allowed: {MAX_FIELDS}"
     ]
+
+
+def test_spreads_of_a_chain_of_fragments_count_at_every_level() -> None:
+    # 500 spreads of a chain of 121 fragments: few fields, but 60,500 spreads to walk for
+    # anything that expands the selection (Strawberry's ``selected_fields`` does).
+    chain = " ".join(f"fragment A{i} on Query {{ ...A{i + 1} }}" for i in range(120))
+    query = "{ " + "...A0 " * 500 + "} " + chain + " fragment A120 on Query { __typename }"
+    assert measure(parse(query)).fields == 500 * 122
+    assert [m for m in messages(query) if "fragment spreads included" in m]
+
+
+def test_colocated_fragments_that_repeat_fields_pass() -> None:
+    # A front end composing 30 components' fragments, each asking for the same fields.
+    fragments = " ".join(
+        f"fragment F{i} on Query {{ subscriptionStatus {{ status planUid }} plans {{ uid name }} }}"
+        for i in range(30)
+    )
+    query = "{ " + " ".join(f"...F{i}" for i in range(30)) + " } " + fragments
+    assert messages(query) == []
+
+
+def test_two_fragments_of_one_name_are_refused() -> None:
+    doubled = " ".join(
+        f"fragment D{i} on Query {{ ...D{i + 1} ...D{i + 1} }}" for i in range(1, 60)
+    )
+    query = "{ ...D } fragment D on Query { __typename } fragment D on Query { ...D1 } " + doubled
+    assert "There can be only one fragment named 'D'." in messages(query)
 
 
 def test_aliases_in_a_fragment_count_at_every_spread() -> None:
@@ -122,9 +151,10 @@ def test_introspection_fields_do_not_count_towards_depth() -> None:
     assert messages(query) == []
 
 
-def test_webhook_events_count_first_times_repetitions() -> None:
-    """The issue's 15 aliases of ``webhookEvents(first: 100) { payload }`` are refused before they run;
-    a variable ``first`` counts as a full page, a missing one as the default (20)."""
+def test_webhook_payloads_count_first_times_repetitions() -> None:
+    """The issue's 15 aliases of ``webhookEvents(first: 100) { payload }`` are refused before
+    they run; a variable ``first`` counts as a full page, a missing one as the default (20);
+    a page without ``payload`` loads none and counts nothing."""
     attack = (
         "{ "
         + " ".join(
@@ -135,18 +165,26 @@ def test_webhook_events_count_first_times_repetitions() -> None:
     )
     assert measure(parse(attack)).large_rows == 1500
     assert messages(attack) == [
-        "The query may load 1500 webhook events (`first` of each `webhookEvents` selection, "
-        f"counting aliases and fragments). Allowed: {MAX_WEBHOOK_EVENTS}"
+        "The query may return 1500 webhook event payloads (each `payload` counted once per "
+        f"item of the pages around it, aliases and fragments included). Allowed: {MAX_WEBHOOK_EVENTS}"
     ]
-    five = "{ " + " ".join(f"a{i}: webhookEvents {{ edges {{ cursor }} }}" for i in range(5)) + " }"
+    node = "edges { node { payload } }"
+    five = "{ " + " ".join(f"a{i}: webhookEvents {{ {node} }}" for i in range(5)) + " }"
     assert measure(parse(five)).large_rows == 100
     assert messages(five) == []
+    without = (
+        "{ "
+        + " ".join(f"a{i}: webhookEvents(first: 100) {{ edges {{ cursor }} }}" for i in range(5))
+        + " }"
+    )
+    assert measure(parse(without)).large_rows == 0
+    assert messages(without) == []
     by_variable = (
-        "query($n: Int) { a: webhookEvents(first: $n) { edges { cursor } } ...W } "
-        "fragment W on Query { webhookEvents(first: 1) { edges { cursor } } }"
+        f"query($n: Int) {{ a: webhookEvents(first: $n) {{ {node} }} ...W }} "
+        f"fragment W on Query {{ webhookEvents(first: 1) {{ {node} }} }}"
     )
     assert measure(parse(by_variable)).large_rows == 101
-    assert [m for m in messages(by_variable) if "may load 101 webhook events" in m]
+    assert [m for m in messages(by_variable) if "may return 101 webhook event payloads" in m]
 
 
 def test_values_are_weighted_by_page_sizes() -> None:
@@ -188,7 +226,8 @@ def test_a_long_fragment_chain_is_measured_iteratively() -> None:
     chain = " ".join(f"fragment C{i} on Query {{ a{i}: __typename ...C{i + 1} }}" for i in range(n))
     document = parse("{ ...C0 } " + chain + f" fragment C{n} on Query {{ __typename }}")
     cost = measure(document)
-    assert (cost.fields, cost.aliases) == (n + 1, n)
+    # n + 1 fields and n + 1 spreads.
+    assert (cost.fields, cost.aliases) == (2 * n + 2, n)
 
 
 def test_deep_selections_are_measured_iteratively() -> None:

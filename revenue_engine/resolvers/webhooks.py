@@ -29,15 +29,18 @@ async def webhook_events(
 ) -> WebhookEventConnection:
     info.context.require_admin()
     first = page_size(first)
+    # A page of 100 rows may carry 100 MiB of payloads: read them only when asked for, and
+    # count them towards the response budget as they are read (the read stops past it).
+    with_payload = selects(info, "payload")
     rows, has_next = await ledger.list_events(
         status=StatusDoc(status.value) if status else None,
         type=type,
         first=first,
         after=after,
-        # A page of 100 rows may carry 100 MiB of payloads: read them only when asked for.
-        with_payload=selects(info, "payload"),
+        with_payload=with_payload,
+        charge=info.context.charge_response if with_payload else None,
     )
-    return connection(rows, has_next)
+    return connection(rows, has_next, charged=with_payload)
 
 
 async def replay_webhook_event(info: Info, event_id: strawberry.ID) -> ReplayWebhookEventPayload:

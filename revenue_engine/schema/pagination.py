@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
+from graphql import FieldNode, FragmentSpreadNode
 
 from revenue_engine.errors import FieldProblem, ValidationFailed
 
@@ -32,11 +33,27 @@ def page_size(first: int | None, default: int = 20) -> int:
 def selects(info: Any, name: str) -> bool:
     """Whether the field being resolved selects a field ``name`` anywhere beneath it (through
     fragments and inline fragments too): a connection can leave unasked, costly values in the
-    store. Iterative, and linear in the size of the selection."""
-    stack: list[Any] = list(info.selected_fields)
+    store. Walks graphql-core's nodes with each fragment visited once (Strawberry's
+    ``selected_fields`` rebuilds a fragment at every spread: exponential in a chain of them)."""
+    raw = info._raw_info
+    fragments = raw.fragments
+    seen: set[str] = set()
+    stack: list[Any] = [
+        child
+        for field in raw.field_nodes
+        if field.selection_set
+        for child in field.selection_set.selections
+    ]
     while stack:
-        selection = stack.pop()
-        if getattr(selection, "name", None) == name and hasattr(selection, "arguments"):
+        node = stack.pop()
+        if isinstance(node, FragmentSpreadNode):
+            fragment = fragments.get(node.name.value)
+            if fragment is not None and node.name.value not in seen:
+                seen.add(node.name.value)
+                stack.extend(fragment.selection_set.selections)
+            continue
+        if isinstance(node, FieldNode) and node.name.value == name:
             return True
-        stack.extend(selection.selections)
+        if node.selection_set is not None:
+            stack.extend(node.selection_set.selections)
     return False

@@ -7,11 +7,16 @@ query before it executes when its shape is too costly.
 * **depth** — levels of selections below the root fields, per operation (introspection fields
   such as ``__schema`` are not measured: their depth is bounded by the schema);
 * **aliases** — aliased fields;
-* **fields** — fields selected once fragments are expanded (the size the server would walk);
+* **fields** — selections once fragments are expanded: fields, fragment spreads and inline
+  fragments (the size the server, or any walker of the selection, would go through);
 * **values** — fields weighted by the page size of the paginated lists around them (a field
   under ``customers(first: 100)`` counts 100 times): a bound on what the response can hold;
-* **webhook events** — rows of ``webhookEvents`` the operations may load (``first`` times the number
-  of times the field is selected): each row carries its raw payload, up to 1 MiB.
+* **webhook payloads** — ``payload`` values of webhook events the operations may return,
+  weighted like values (under ``webhookEvents(first: 100)`` one counts 100): each is a raw
+  event of up to 1 MiB.
+
+Two definitions of one fragment name are refused here too (graphql-core refuses them as well,
+but measuring one and running the other would defeat the measure).
 
 Over any limit (``MAX_*`` below) the document is refused with one error per exceeded limit
 (``GRAPHQL_VALIDATION_FAILED`` once shaped) and validation stops there, so graphql-core's own
@@ -65,16 +70,16 @@ MAX_ALIASES = 15
 MAX_FIELDS = 1000
 #: Fields weighted by the page sizes of the lists around them.
 MAX_VALUES = 20_000
-#: ``webhookEvents`` rows one request may load (one full page).
+#: Webhook event payloads one request may return (one full page of them).
 MAX_WEBHOOK_EVENTS = MAX_PAGE_SIZE
 #: Work units for graphql-core's overlapping-fields rule (its default: 500,000, about 1 s).
-OVERLAP_BUDGET = 5_000
+OVERLAP_BUDGET = 20_000
 
 #: Counts stop growing here: far above every limit, and cheap to multiply.
 SATURATED = 1 << 40
 
-#: Root fields whose rows carry a large value (the raw webhook payload).
-_LARGE_ROW_FIELDS = frozenset({("Query", "webhookEvents")})
+#: Fields whose value is large (the raw webhook payload): counted as ``large_rows``.
+_LARGE_VALUE_FIELDS = frozenset({("WebhookEvent", "payload")})
 
 
 def _sat(value: int) -> int:
@@ -103,11 +108,11 @@ class Cost:
 @dataclass(slots=True)
 class _FieldInfo:
     """What the schema says about one field node: the type of its selections, the page size
-    it multiplies them by, and the large rows it loads itself."""
+    it multiplies them by, and whether its own value is a large one."""
 
     child_type: GraphQLNamedType | None
     multiplier: int
-    large_rows: int
+    large: bool
 
 
 @dataclass(slots=True)
@@ -152,8 +157,11 @@ class _Measure:
         self.schema = context.schema
         self.fragments: dict[str, FragmentDefinitionNode] = {}
         self.operations: list[OperationDefinitionNode] = []
+        self.duplicates: list[str] = []
         for definition in context.document.definitions:
             if isinstance(definition, FragmentDefinitionNode):
+                if definition.name.value in self.fragments:
+                    self.duplicates.append(definition.name.value)
                 self.fragments.setdefault(definition.name.value, definition)
             elif isinstance(definition, OperationDefinitionNode):
                 self.operations.append(definition)
@@ -162,17 +170,16 @@ class _Measure:
     def field_info(self, node: FieldNode, parent_type: GraphQLNamedType | None) -> _FieldInfo:
         name = node.name.value
         if not isinstance(parent_type, (GraphQLObjectType, GraphQLInterfaceType)):
-            return _FieldInfo(None, 1, 0)
+            return _FieldInfo(None, 1, False)
         definition = parent_type.fields.get(name)
         if definition is None:
-            return _FieldInfo(None, 1, 0)
+            return _FieldInfo(None, 1, False)
         child_type = get_named_type(definition.type)
+        large = (parent_type.name, name) in _LARGE_VALUE_FIELDS
         first = definition.args.get("first")
         if first is None:
-            return _FieldInfo(child_type, 1, 0)
-        size = _page_size(node, first.default_value)
-        large = size if (parent_type.name, name) in _LARGE_ROW_FIELDS else 0
-        return _FieldInfo(child_type, size, large)
+            return _FieldInfo(child_type, 1, large)
+        return _FieldInfo(child_type, _page_size(node, first.default_value), large)
 
     def measure(
         self, selection_set: SelectionSetNode, parent_type: GraphQLNamedType | None
@@ -196,10 +203,12 @@ class _Measure:
                     condition = node.type_condition
                     inner = self.schema.get_type(condition.name.value) if condition else None
                     level.pending += _selections(node.selection_set, inner or node_parent)
+                    level.cost.fields = _sat(level.cost.fields + 1)
                 elif isinstance(node, FragmentSpreadNode):
                     known = self.costs.get(node.name.value)
                     if known is not None:
                         level.cost.add(known)
+                    level.cost.fields = _sat(level.cost.fields + 1)
                 continue
             stack.pop()
             if level.owner is None:
@@ -236,7 +245,10 @@ class _Measure:
             fragment = self.fragments[name]
             condition = self.schema.get_type(fragment.type_condition.name.value)
             self.costs[name] = self.measure(fragment.selection_set, condition)
-        errors: list[GraphQLError] = []
+        errors: list[GraphQLError] = [
+            GraphQLError(f"There can be only one fragment named '{name}'.")
+            for name in dict.fromkeys(self.duplicates)
+        ]
         total = Cost()
         for operation in self.operations:
             root = self.schema.get_root_type(operation.operation)
@@ -251,7 +263,8 @@ class _Measure:
             (
                 total.fields,
                 MAX_FIELDS,
-                "The query selects {} fields once fragments are expanded. Allowed: {}",
+                "The query selects {} fields (fragment spreads included) once fragments are "
+                "expanded. Allowed: {}",
             ),
             (
                 total.values,
@@ -262,8 +275,8 @@ class _Measure:
             (
                 total.large_rows,
                 MAX_WEBHOOK_EVENTS,
-                "The query may load {} webhook events (`first` of each `webhookEvents` "
-                "selection, counting aliases and fragments). Allowed: {}",
+                "The query may return {} webhook event payloads (each `payload` counted once "
+                "per item of the pages around it, aliases and fragments included). Allowed: {}",
             ),
         )
         for count, limit, text in checks:
@@ -282,7 +295,7 @@ def _field_cost(node: FieldNode, info: _FieldInfo, children: Cost | None) -> Cos
         fields=_sat(1 + inner.fields),
         aliases=_sat((1 if node.alias else 0) + inner.aliases),
         values=_sat(1 + info.multiplier * inner.values),
-        large_rows=_sat(info.large_rows + info.multiplier * inner.large_rows),
+        large_rows=_sat((1 if info.large else 0) + info.multiplier * inner.large_rows),
     )
 
 

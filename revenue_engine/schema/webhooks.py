@@ -48,11 +48,14 @@ class WebhookEvent:
     )
     processed_at: datetime | None = strawberry.field(description="When the last attempt finished.")
     raw_payload: strawberry.Private[str]
+    #: Already counted towards the response budget as it was read (a page of events).
+    charged: strawberry.Private[bool] = False
 
     @strawberry.field(description="The event exactly as Stripe sent it.")
     def payload(self, info: Info) -> JSON:
         # Up to WEBHOOK_MAX_BODY_BYTES each: counted before decoding (response budget).
-        info.context.charge_response(len(self.raw_payload))
+        if not self.charged:
+            info.context.charge_response(len(self.raw_payload))
         parsed: Any = json.loads(self.raw_payload)
         return parsed  # type: ignore[no-any-return]
 
@@ -80,7 +83,7 @@ ReplayWebhookEventResult = Annotated[
 ]
 
 
-def webhook_event_type(row: WebhookEventDoc) -> WebhookEvent:
+def webhook_event_type(row: WebhookEventDoc, *, charged: bool = False) -> WebhookEvent:
     return WebhookEvent(
         id=strawberry.ID(row.event_id),
         type=row.type,
@@ -93,11 +96,17 @@ def webhook_event_type(row: WebhookEventDoc) -> WebhookEvent:
         last_error=row.last_error,
         processed_at=row.processed_at,
         raw_payload=row.payload,
+        charged=charged,
     )
 
 
-def connection(rows: list[WebhookEventDoc], has_next: bool) -> WebhookEventConnection:
-    edges = [WebhookEventEdge(cursor=str(row.id), node=webhook_event_type(row)) for row in rows]
+def connection(
+    rows: list[WebhookEventDoc], has_next: bool, *, charged: bool = False
+) -> WebhookEventConnection:
+    edges = [
+        WebhookEventEdge(cursor=str(row.id), node=webhook_event_type(row, charged=charged))
+        for row in rows
+    ]
     return WebhookEventConnection(
         edges=edges,
         page_info=PageInfo(has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None),

@@ -25,6 +25,7 @@ delivery takes it (``Claim.revived``) instead of answering ``duplicate``, so it 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -278,6 +279,11 @@ def _cursor_id(cursor: str) -> PydanticObjectId:
         raise ValidationFailed("invalid cursor") from None
 
 
+#: Rows per batch when a page is read with its payloads (each up to WEBHOOK_MAX_BODY_BYTES):
+#: what the page holds beyond its response budget is at most one batch.
+PAYLOAD_BATCH = 4
+
+
 async def list_events(
     *,
     status: WebhookEventStatus | None = None,
@@ -285,12 +291,14 @@ async def list_events(
     first: int = 20,
     after: str | None = None,
     with_payload: bool = True,
+    charge: Callable[[int], None] | None = None,
 ) -> tuple[list[WebhookEvent], bool]:
     """Newest first: up to ``first`` rows after the cursor ``after``, and whether more exist.
     Abandoned rows are parked first, so they are listed as ``failed``.
 
-    ``with_payload=False`` leaves the payloads (up to ``WEBHOOK_MAX_BODY_BYTES`` each) in the
-    store: the rows come back with an empty ``payload``."""
+    ``with_payload=False`` leaves the payloads in the store (the rows come back with an empty
+    ``payload``). Otherwise rows are read a few at a time and ``charge`` is called with each
+    payload's size as it arrives: it may raise (a response budget) to stop reading there."""
     if status in (None, WebhookEventStatus.FAILED, WebhookEventStatus.PROCESSING):
         await park_abandoned()
     query: dict[str, Any] = {}
@@ -300,25 +308,31 @@ async def list_events(
         query["type"] = type
     if after is not None:
         query["_id"] = {"$lt": _cursor_id(after)}
-    if with_payload:
-        rows = (
-            await WebhookEvent.find(query)
-            .sort([("_id", SortDirection.DESCENDING)])
-            .limit(first + 1)
-            .to_list()
-        )
-    else:
-        cursor = (
-            WebhookEvent.get_motor_collection()
-            .find(query, {"payload": 0})
-            .sort([("_id", SortDirection.DESCENDING)])
-            .limit(first + 1)
-        )
-        rows = [
-            WebhookEvent.model_validate({**raw, "payload": ""})
-            for raw in await cursor.to_list(length=first + 1)
-        ]
+    cursor = (
+        WebhookEvent.get_motor_collection()
+        .find(query, None if with_payload else {"payload": 0})
+        .sort([("_id", SortDirection.DESCENDING)])
+        .limit(first + 1)
+        .batch_size(PAYLOAD_BATCH if with_payload else first + 1)
+    )
+    rows: list[WebhookEvent] = []
+    try:
+        async for raw in cursor:
+            if not with_payload:
+                raw["payload"] = ""
+            elif charge is not None and len(rows) < first:
+                charge(len(raw.get("payload") or ""))
+            rows.append(WebhookEvent.model_validate(raw))
+    finally:
+        await _close(cursor)
     return rows[:first], len(rows) > first
+
+
+async def _close(cursor: Any) -> None:
+    # Motor's cursor closes with a coroutine, the in-memory store's at once.
+    closed = cursor.close()
+    if closed is not None:
+        await closed
 
 
 class _EventId(BaseModel):
