@@ -27,6 +27,7 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
 
+from revenue_engine import store_timeouts
 from revenue_engine.auth import Authenticator, AuthError
 from revenue_engine.context import Context
 from revenue_engine.db import Database, StoreError, open_database
@@ -89,7 +90,8 @@ class EngineGraphQL(GraphQL[Context, None]):
             await super().__call__(scope, receive, send)
             return
         try:
-            response = await self.run(Request(scope=scope, receive=receive))
+            with store_timeouts.request_scope():
+                response = await self.run(Request(scope=scope, receive=receive))
         except BadRequestText as exc:
             # Answered like a variable that does not fit its type (graphql-core's coercion
             # errors): the request is readable, one of its values is not acceptable.

@@ -67,7 +67,8 @@ def test_a_job_gets_what_is_left_of_its_timeout(client: MongoClient[Any]) -> Non
     assert len(remaining) == 4
     # What is left is the timeout (0.2 s) less the time waited, however long that was.
     for left, waited in zip(remaining, waits, strict=True):
-        assert left is not None and 0 < left <= 0.2 - waited + 0.001, (left, waited)
+        assert left is not None
+        assert 0 < left <= 0.2 - waited + 0.001, (left, waited)
 
 
 def test_a_job_without_a_client_timeout_is_unchanged() -> None:

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import make_settings
+from tests.gql import MEMBER
 from tests.stripe_events import SECRET, event, post, stripe_object
 from tests.wire import Relay, WireServer
 
@@ -44,8 +45,11 @@ def relay(wire_server: WireServer | None) -> Iterator[Relay]:
         yield relay
 
 
-async def engine_behind(client_for: Callable[..., Any], relay: Relay) -> httpx.AsyncClient:
+async def engine_behind(
+    client_for: Callable[..., Any], relay: Relay, **overrides: Any
+) -> httpx.AsyncClient:
     settings = make_settings(
+        **overrides,
         mongodb_uri=relay.uri,
         mongodb_timeout_ms=TIMEOUT_MS,
         mongodb_database=f"t_{uuid.uuid4().hex[:12]}",
@@ -129,3 +133,31 @@ async def test_a_silent_partition_that_strands_the_pool_is_over_within_seconds(
         await asyncio.sleep(0.3)
         relay.pass_traffic(strand=True)
         await assert_serves_again(engine)
+
+
+async def test_mutations_in_one_request_wait_out_the_timeout_once(
+    client_for: Callable[..., Any], relay: Relay
+) -> None:
+    """Mutations run one after another: during an outage each used to wait a whole timeout
+    (five aliases: five timeouts). After the first fails, the others fail at once."""
+    engine = await engine_behind(client_for, relay, auth_dev_headers=True)
+    await assert_serves_again(engine)
+    aliases = " ".join(
+        f"a{i}: createCustomer {{ __typename ... on UserError {{ code }} }}" for i in range(5)
+    )
+    relay.blackhole()
+    try:
+        started = time.perf_counter()
+        response = await engine.post(
+            "/graphql", json={"query": f"mutation {{ {aliases} }}"}, headers=MEMBER
+        )
+        seconds = time.perf_counter() - started
+    finally:
+        relay.pass_traffic()
+    body = response.json()
+    assert response.status_code == 200, body
+    codes = [result["code"] for result in (body.get("data") or {}).values() if result]
+    codes += [error["extensions"]["code"] for error in body.get("errors", [])]
+    assert codes == ["UNAVAILABLE"] * 5, body
+    assert seconds <= ANSWER_BOUND, f"five mutations answered after {seconds:.2f} s"
+    await assert_serves_again(engine)
