@@ -31,16 +31,15 @@ from revenue_engine import store_timeouts
 from revenue_engine.auth import Authenticator, AuthError
 from revenue_engine.context import Context
 from revenue_engine.db import Database, StoreError, open_database
-from revenue_engine.errors import ResponseTooLarge, ValidationFailed
+from revenue_engine.errors import BadUserInput, ResponseTooLarge, ValidationFailed
 from revenue_engine.gateway import EMULATOR_MOUNT, StripeGateway
-from revenue_engine.schema import build_schema
-from revenue_engine.schema.error_policy import shape_errors
-from revenue_engine.schema.request_checks import (
-    BadRequestText,
+from revenue_engine.request_checks import (
     check_size,
     check_text,
     decode_request_json,
 )
+from revenue_engine.schema import build_schema
+from revenue_engine.schema.error_policy import shape_errors
 from revenue_engine.services.plans import load_plans_file
 from revenue_engine.settings import Settings, get_settings
 from revenue_engine.transport import http_middleware
@@ -79,7 +78,7 @@ _HTTP_ERROR_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 415: "UNSUPPOR
 
 class EngineGraphQL(GraphQL[Context, None]):
     """Strawberry's ASGI view with our context (the principal comes from ``AuthGate``) and our
-    request checks (``schema.request_checks``): JSON depth and UTF-8, then text."""
+    request checks (``request_checks``): JSON depth and UTF-8, then text."""
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(build_schema(settings), **kwargs)
@@ -92,7 +91,7 @@ class EngineGraphQL(GraphQL[Context, None]):
         try:
             with store_timeouts.request_scope():
                 response = await self.run(Request(scope=scope, receive=receive))
-        except BadRequestText as exc:
+        except BadUserInput as exc:
             # Answered like a variable that does not fit its type (graphql-core's coercion
             # errors): the request is readable, one of its values is not acceptable.
             response = JSONResponse(

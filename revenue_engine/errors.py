@@ -4,6 +4,9 @@ The tree (catch the narrowest you can handle)::
 
     DomainError                      code             expected; reaches clients as a union member
     ├── ValidationFailed             VALIDATION       bad input; nothing was written
+    ├── BadUserInput                 BAD_USER_INPUT   a request's text is not valid Unicode, or
+    │                                                 its variables are too many: refused before
+    │                                                 the request is parsed or run
     ├── NotFound                     NOT_FOUND        missing, or another organization's
     ├── AlreadyExists                ALREADY_EXISTS   a unique thing exists already
     ├── Unauthenticated              UNAUTHENTICATED  no (valid) principal
@@ -55,6 +58,13 @@ class ValidationFailed(DomainError):
     def __init__(self, message: str, problems: list[FieldProblem] | None = None) -> None:
         super().__init__(message)
         self.problems = problems or []
+
+
+class BadUserInput(DomainError):
+    """A GraphQL request refused before it runs (``request_checks``); the message names the
+    place, never the text."""
+
+    code = "BAD_USER_INPUT"
 
 
 class NotFound(DomainError):

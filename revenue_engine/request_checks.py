@@ -5,12 +5,12 @@
   (the view answers it as ``BAD_REQUEST``);
 * ``check_text`` — no string of the request (the query text, so every literal, id, cursor
   and enum-like string in it; ``operationName``; every variable at any depth, keys included;
-  ``extensions``) may hold a lone surrogate, else ``BadRequestText`` naming the first one's
+  ``extensions``) may hold a lone surrogate, else ``BadUserInput`` naming the first one's
   place, which the view answers ``BAD_USER_INPUT`` as for any variable that does not fit its
   type. Such text could reach neither the store (BSON) nor Stripe (the SDK encodes UTF-8), so
   it stops here;
 * ``check_size`` — the variables of one request may hold at most ``MAX_VARIABLE_VALUES``
-  values, else ``BadRequestText``: coercing them into inputs costs tens of microseconds a
+  values, else ``BadUserInput``: coercing them into inputs costs tens of microseconds a
   value on the event loop, and no input of this API needs more than a few hundred.
 """
 
@@ -21,6 +21,7 @@ import json
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from strawberry.http import GraphQLRequestData
 
+from revenue_engine.errors import BadUserInput
 from revenue_engine.json_input import (
     MAX_JSON_DEPTH,
     BadText,
@@ -36,16 +37,6 @@ from revenue_engine.json_input import (
 MAX_VARIABLE_VALUES = 2_000
 
 _LONE_SURROGATE = "is not valid Unicode (a lone surrogate)"
-
-
-class BadRequestText(Exception):
-    """A string of the request is not valid Unicode: ``message`` says where, for the client."""
-
-    code = "BAD_USER_INPUT"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 def decode_request_json(data: str | bytes) -> object:
@@ -69,7 +60,7 @@ def decode_request_json(data: str | bytes) -> object:
 async def check_text(
     request: AsyncHTTPRequestAdapter, parsed: GraphQLRequestData | list[GraphQLRequestData]
 ) -> None:
-    """``BadRequestText`` when a string of ``parsed`` (read from ``request``) is not valid
+    """``BadUserInput`` when a string of ``parsed`` (read from ``request``) is not valid
     Unicode; the message names the place, never the text itself."""
     if request.method == "GET":
         raw: list[str | bytes] = []
@@ -82,14 +73,14 @@ async def check_text(
     for item in parsed if isinstance(parsed, list) else [parsed]:
         problem = _item_problem(item)
         if problem is not None:
-            raise BadRequestText(problem)
+            raise BadUserInput(problem)
 
 
 def check_size(parsed: GraphQLRequestData | list[GraphQLRequestData]) -> None:
-    """``BadRequestText`` when the variables of ``parsed`` hold too many values."""
+    """``BadUserInput`` when the variables of ``parsed`` hold too many values."""
     for item in parsed if isinstance(parsed, list) else [parsed]:
         if holds_more_values_than(item.variables, MAX_VARIABLE_VALUES):
-            raise BadRequestText(
+            raise BadUserInput(
                 f"The variables hold more than {MAX_VARIABLE_VALUES:,} values "
                 "(objects, lists and scalars)."
             )
