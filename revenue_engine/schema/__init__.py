@@ -11,6 +11,7 @@ from graphql.validation import OverlappingFieldsCanBeMergedRule
 from strawberry.extensions import DisableIntrospection, MaxTokensLimiter, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 
+from revenue_engine.schema import locations
 from revenue_engine.schema.caches import (
     CACHE_SIZE,
     MAX_QUERY_LENGTH,
@@ -77,6 +78,10 @@ class EngineSchema(strawberry.Schema):
 
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         return None
+
+
+# Error locations without rescanning the query text per error (``schema.locations``).
+locations.install()
 
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
