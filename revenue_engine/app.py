@@ -124,8 +124,8 @@ class EngineGraphQL(GraphQL[Context, None]):
         self, request: AsyncHTTPRequestAdapter
     ) -> GraphQLRequestData | list[GraphQLRequestData]:
         parsed = await super().parse_http_body(request)
-        await check_text(request, parsed)
         check_size(parsed)
+        await check_text(request, parsed)
         return parsed
 
     @property

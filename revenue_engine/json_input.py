@@ -6,6 +6,9 @@ Two rules for every JSON body the engine reads (GraphQL requests, Stripe webhook
   measures the raw text *before* it is decoded (``json`` recurses once per level, so a body
   nested 100,000 deep would end in ``RecursionError``) with a few linear C-level passes: no
   recursion, no Python loop per character;
+* **size** — at most ``max_containers`` arrays and objects, where the caller sets one, also
+  counted before decoding: a 1 MiB body of 340,000 empty arrays costs the decoder 100 ms of the
+  event loop, and whatever walks the result more;
 * **text** — every string, object keys included, must be encodable as UTF-8. JSON can spell a
   lone surrogate (``"a\\ud800b"``: valid JSON) that decodes to a Python ``str`` which no UTF-8
   encoder accepts (BSON, the Stripe SDK's form encoding, a log handler): ``find_bad_text`` finds
@@ -30,6 +33,14 @@ from typing import Any
 MAX_JSON_DEPTH = 64
 
 
+class JsonTooLarge(ValueError):
+    """The JSON text holds more arrays and objects than allowed."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"holds more than {limit:,} objects and arrays")
+        self.limit = limit
+
+
 class JsonTooDeep(ValueError):
     """The JSON text nests arrays and objects deeper than allowed."""
 
@@ -50,6 +61,11 @@ def nesting_depth(text: str | bytes) -> int:
     Exact for JSON; for text that is not JSON, at least the depth a parser reaches before it
     fails. A handful of C-level passes over the text (replace, split, translate, accumulate).
     """
+    return _depth(_outside_strings(text))
+
+
+def _outside_strings(text: str | bytes) -> bytes:
+    """The bytes of JSON ``text`` outside its strings (C-level passes)."""
     raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
     if b"\\" in raw:
         # In JSON a backslash only starts an escape inside a string; dropping the escaped
@@ -57,7 +73,10 @@ def nesting_depth(text: str | bytes) -> int:
         raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
     # Now every quote opens or closes a string: the even pieces are outside strings (the text
     # after an unterminated quote is inside one, as for a parser).
-    outside = b"".join(raw.split(b'"')[::2])
+    return b"".join(raw.split(b'"')[::2])
+
+
+def _depth(outside: bytes) -> int:
     weights = outside.translate(_WEIGHTS, _NOT_BRACKETS)
     return max(0, max(map(operator.sub, accumulate(weights), count(1)), default=0))
 
@@ -70,15 +89,26 @@ def nests_deeper_than(text: str | bytes, limit: int) -> bool:
     return nesting_depth(raw) > limit
 
 
-def loads(text: str | bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+def loads(
+    text: str | bytes, *, max_depth: int = MAX_JSON_DEPTH, max_containers: int | None = None
+) -> Any:
     """Decode JSON ``text``; bytes must be UTF-8.
 
-    Raises ``JsonTooDeep`` past ``max_depth`` levels (checked before decoding),
+    Raises ``JsonTooDeep`` past ``max_depth`` levels and ``JsonTooLarge`` past
+    ``max_containers`` arrays and objects (both checked before decoding),
     ``UnicodeDecodeError`` for bytes that are not UTF-8 and ``json.JSONDecodeError`` for text
-    that is not JSON (both are ``ValueError``).
+    that is not JSON (all are ``ValueError``).
     """
-    if nests_deeper_than(text, max_depth):
-        raise JsonTooDeep(max_depth)
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    brackets = raw.count(b"[") + raw.count(b"{")  # strings included: an upper bound
+    limit = max_depth if max_containers is None else min(max_depth, max_containers)
+    if brackets > limit:  # else the common case: fewer brackets than either limit
+        outside = _outside_strings(raw)
+        if _depth(outside) > max_depth:
+            raise JsonTooDeep(max_depth)
+        containers = outside.count(b"[") + outside.count(b"{")
+        if max_containers is not None and containers > max_containers:
+            raise JsonTooLarge(max_containers)
     # Strict UTF-8: ``json.loads(bytes)`` would also guess UTF-16/32 and let encoded
     # surrogates through.
     return json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
@@ -123,6 +153,8 @@ class BadText:
 
     path: JsonPath
     key: bool = False
+    #: False when the value was too large to look for the place (``WALK_BUDGET``).
+    placed: bool = True
 
     def dotted(self) -> str:
         """``path`` written as graphql-core writes input paths: ``input.metadata[0].value``."""
@@ -133,13 +165,21 @@ class BadText:
 
     def describe(self) -> str:
         """``'input.name'`` or ``a key of 'input.metadata[0]'`` (never the bad text itself)."""
+        if not self.placed:
+            return "a place not looked for (the body is too large)"
         where = f"'{self.dotted()}'" if self.path else "the top level"
         return f"a key of {where}" if self.key else where
 
 
+#: Strings, keys and containers the walk that names a bad string's place visits at most
+#: (about 1 us each): past it the place is not named, ``BadText.placed`` is False.
+WALK_BUDGET = 10_000
+
+
 def find_bad_text(value: object) -> BadText | None:
     """The first string (or object key) in the decoded JSON ``value`` that is not Unicode
-    text, or ``None``. Linear in the size of ``value``, at any depth."""
+    text, or ``None``. One C-level pass says whether there is one; naming its place walks at
+    most ``WALK_BUDGET`` items, at any depth."""
     try:
         # The common answer in one C-level pass: it all encodes, so nothing is bad.
         json.dumps(value, ensure_ascii=False, check_circular=False).encode("utf-8")
@@ -157,12 +197,16 @@ def _walk(value: object) -> BadText | None:
         return None if is_unicode_text(value) else BadText(())
     if not isinstance(value, (dict, list)):
         return None
+    budget = WALK_BUDGET
     # Each container visited gets a node (its parent's node and its key in the parent), so a
     # path is only built for the one string that is reported.
     nodes: list[tuple[int, str | int]] = [(-1, "")]
     stack: list[tuple[dict[str, Any] | list[Any], int]] = [(value, 0)]
     while stack:
         container, node = stack.pop()
+        budget -= len(container) + 1
+        if budget < 0:
+            return BadText((), placed=False)
         items = container.items() if isinstance(container, dict) else enumerate(container)
         for key, item in items:
             if isinstance(key, str) and not is_unicode_text(key):

@@ -282,11 +282,14 @@ async def test_variables_holding_too_many_values_are_refused_before_coercion(
     client: httpx.AsyncClient,
 ) -> None:
     # 8,000 metadata entries (about 200 KiB, within the body limit) took 350-450 ms of the
-    # event loop to coerce; refused at 2,000 values.
+    # event loop to coerce: over 4,001 objects, refused before the body is even decoded.
     headers = {"content-type": "application/json", "x-organization-id": "org_a"}
     body = payment_with_metadata(8_000)
     assert len(body) < 256 * 1024
     response = await client.post("/graphql", content=body, headers=headers)
+    assert_bad_request(response, "holds more than 4,001 objects and arrays")
+    # 1,000 entries are few enough objects, but 3,000 values: refused before coercion.
+    response = await client.post("/graphql", content=payment_with_metadata(1_000), headers=headers)
     assert response.status_code == 200
     assert response.json() == {
         "data": None,
@@ -317,3 +320,13 @@ async def test_get_variables_that_are_not_an_object_are_400(client: httpx.AsyncC
     response = await client.get("/graphql", params=params)
     assert response.status_code == 400
     assert response.json()["errors"][0]["extensions"] == {"code": "BAD_REQUEST"}
+
+
+async def test_a_body_of_many_empty_arrays_is_refused_before_decoding(
+    client: httpx.AsyncClient,
+) -> None:
+    # 87,000 empty arrays and a lone surrogate (262 KB): decoding and walking them held the
+    # event loop 200-375 ms.
+    body = b'{"query": "{ __typename }", "variables": {"z": {"y": "\\ud800"}, "x": ['
+    body += b",".join([b"[]"] * 87_000) + b"]}}"
+    assert_bad_request(await post_json(client, body), "holds more than 4,001 objects and arrays")

@@ -137,11 +137,23 @@ def test_find_bad_text(value: object, found: BadText | None) -> None:
 
 def test_find_bad_text_is_iterative() -> None:
     value: Any = "a\ud800"
-    for level in range(sys.getrecursionlimit() * 10):
+    levels = sys.getrecursionlimit() * 2  # deeper than the C encoder goes
+    for level in range(levels):
         value = [value] if level % 2 else {"k": value}
     found = find_bad_text(value)
     assert found is not None
-    assert len(found.path) == sys.getrecursionlimit() * 10
+    assert len(found.path) == levels
+
+
+def test_the_place_is_looked_for_within_a_budget() -> None:
+    from revenue_engine.json_input import WALK_BUDGET
+
+    # A bad string behind more containers than the walk visits: found, not placed.
+    value = {"z": {"y": "a\ud800"}, "x": [[] for _ in range(WALK_BUDGET)]}
+    found = find_bad_text(value)
+    assert found == BadText((), placed=False)
+    assert found.describe() == "a place not looked for (the body is too large)"
+    assert find_bad_text({"x": [[] for _ in range(WALK_BUDGET)], "z": "ok"}) is None
 
 
 def test_places_are_written_as_graphql_writes_input_paths() -> None:

@@ -187,3 +187,17 @@ async def test_created_at_the_edges_is_stored_as_that_date(
     row = await WebhookEvent.find_one({"event_id": payload["id"]})
     assert row is not None
     assert as_utc(row.created) == datetime.fromtimestamp(created, UTC)
+
+
+async def test_an_event_of_too_many_objects_is_refused_before_decoding(
+    client_for: Callable[[Settings], Any], store_settings: Settings
+) -> None:
+    # 340,000 empty arrays (1 MiB, the body limit): decoding and walking them held the event
+    # loop about a second.
+    client = await client_for(with_secrets(store_settings))
+    body = b'{"object": "event", "z": {"y": "\\ud800"}, "x": [' + b",".join([b"[]"] * 340_000)
+    body += b"]}"
+    response = await post(client, body)
+    assert response.status_code == 400
+    assert "more than 20,000 objects and arrays" in response.json()["error"]
+    assert await WebhookEvent.find_all().count() == 0
