@@ -111,6 +111,17 @@ def test_colocated_fragments_that_repeat_fields_pass() -> None:
     assert messages(query) == []
 
 
+def test_schema_is_introspected_once_per_request() -> None:
+    one = "{ __schema { types { name fields { name } } } }"
+    assert messages(one) == []
+    aliased = "{ a: __schema { types { name } } b: __schema { types { name } } }"
+    assert messages(aliased) == [
+        "The query selects `__schema` 2 times (aliases and fragments included). Allowed: 1"
+    ]
+    spread = "{ ...S ...S } fragment S on Query { __schema { queryType { name } } }"
+    assert [m for m in messages(spread) if "`__schema` 2 times" in m]
+
+
 def test_two_fragments_of_one_name_are_refused() -> None:
     doubled = " ".join(
         f"fragment D{i} on Query {{ ...D{i + 1} ...D{i + 1} }}" for i in range(1, 60)

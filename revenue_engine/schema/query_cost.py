@@ -11,6 +11,8 @@ query before it executes when its shape is too costly.
   fragments (the size the server, or any walker of the selection, would go through);
 * **values** — fields weighted by the page size of the paginated lists around them (a field
   under ``customers(first: 100)`` counts 100 times): a bound on what the response can hold;
+* **schemas** — ``__schema`` selections (introspection is development-only, but twelve wide
+  aliases of it took 600 ms);
 * **webhook payloads** — ``payload`` values of webhook events the operations may return,
   weighted like values (under ``webhookEvents(first: 100)`` one counts 100): each is a raw
   event of up to 1 MiB.
@@ -72,6 +74,9 @@ MAX_FIELDS = 1000
 MAX_VALUES = 20_000
 #: Webhook event payloads one request may return (one full page of them).
 MAX_WEBHOOK_EVENTS = MAX_PAGE_SIZE
+#: ``__schema`` selections one request may make (after expansion): one describes it all, and
+#: each wide one is tens of milliseconds of work (introspection lists have no ``first``).
+MAX_SCHEMA_FIELDS = 1
 #: Work units for graphql-core's overlapping-fields rule (its default: 500,000, about 1 s).
 OVERLAP_BUDGET = 20_000
 
@@ -96,6 +101,7 @@ class Cost:
     aliases: int = 0
     values: int = 0
     large_rows: int = 0
+    schemas: int = 0
 
     def add(self, other: Cost) -> None:
         self.depth = max(self.depth, other.depth)
@@ -103,6 +109,7 @@ class Cost:
         self.aliases = _sat(self.aliases + other.aliases)
         self.values = _sat(self.values + other.values)
         self.large_rows = _sat(self.large_rows + other.large_rows)
+        self.schemas = _sat(self.schemas + other.schemas)
 
 
 @dataclass(slots=True)
@@ -273,6 +280,12 @@ class _Measure:
                 "lists around it). Allowed: {}",
             ),
             (
+                total.schemas,
+                MAX_SCHEMA_FIELDS,
+                "The query selects `__schema` {} times (aliases and fragments included). "
+                "Allowed: {}",
+            ),
+            (
                 total.large_rows,
                 MAX_WEBHOOK_EVENTS,
                 "The query may return {} webhook event payloads (each `payload` counted once "
@@ -296,6 +309,7 @@ def _field_cost(node: FieldNode, info: _FieldInfo, children: Cost | None) -> Cos
         aliases=_sat((1 if node.alias else 0) + inner.aliases),
         values=_sat(1 + info.multiplier * inner.values),
         large_rows=_sat((1 if info.large else 0) + info.multiplier * inner.large_rows),
+        schemas=_sat((1 if node.name.value == "__schema" else 0) + inner.schemas),
     )
 
 
