@@ -117,6 +117,12 @@ async def create_payment_intent(
     code = _validate(amount, currency, metadata)
     org = principal.organization_id
     fingerprint = _fingerprint(amount, code, metadata)
+    # The intent is numbered by the identical payments made before, counted first, before
+    # anything is awaited on Stripe: concurrent double-submits count the same and share the
+    # key (one intent), though one of them may insert its payment while another still makes
+    # the customer; a later, deliberate repeat, or a repeat of one found spent below, counts
+    # one more.
+    bucket = await Payment.find({"organization_id": org, "fingerprint": fingerprint}).count()
     window = settings.payment_dedup_window_seconds
     if window:
         recent = (
@@ -151,10 +157,6 @@ async def create_payment_intent(
             if candidate.status not in _SPENT:
                 return candidate, again.get("client_secret")
     customer = await get_or_create_customer(gateway, principal)
-    # The intent is numbered by the identical payments made before: concurrent double-submits
-    # count the same and share the key (one intent); a later, deliberate repeat, or a repeat of
-    # one found spent above, counts one more.
-    bucket = await Payment.find({"organization_id": org, "fingerprint": fingerprint}).count()
     intent = await gateway.create_payment_intent(
         {
             "amount": amount,

@@ -85,6 +85,24 @@ async def test_identical_requests_within_the_window_return_the_same_intent(
     assert await Payment.find_all().count() == 2
 
 
+async def test_ten_identical_requests_of_a_new_organization_make_one_intent(
+    client_for: Callable[[Settings], Any], emulator_server: EmulatorServer, emulator: Emulator
+) -> None:
+    # The organization has no customer yet: while one request makes it at Stripe, another may
+    # insert its payment; each still counts the identical payments before anything else, so
+    # all ten share one idempotency key (two or three intents were made before). No rate
+    # limit: its store round trip spaced the requests out enough to hide the race.
+    engine: httpx.AsyncClient = await client_for(
+        engine_settings(emulator_server, rate_limit_stripe_mutations=0)
+    )
+    await asyncio.gather(*(create(engine, org="org_warm") for _ in range(10)))  # warm caches
+    results = await asyncio.gather(*(create(engine, org="org_new") for _ in range(10)))
+    assert {r["__typename"] for r in results} == {"PaymentIntentPayload"}
+    assert len({r["paymentIntent"]["id"] for r in results}) == 1
+    assert len(emulator.objects("payment_intent")) == 2  # org_warm's and org_new's
+    assert await Payment.find({"organization_id": "org_new"}).count() == 1
+
+
 async def test_window_zero_turns_the_guard_off(
     client_for: Callable[[Settings], Any], emulator_server: EmulatorServer, emulator: Emulator
 ) -> None:
