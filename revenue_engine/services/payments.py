@@ -188,6 +188,14 @@ async def create_payment_intent(
     return payment, intent.get("client_secret")
 
 
+async def raise_refunded(payment: Payment, total: int) -> None:
+    """Raise the payment's ``amount_refunded`` to Stripe's ``total``, never lower it: what
+    ``$max`` does, as a filtered ``$set`` (some MongoDB-compatible servers lack ``$max``)."""
+    await Payment.find_one({"_id": payment.id, "amount_refunded": {"$lt": total}}).update(
+        {"$set": {"amount_refunded": total, "updated_at": utcnow()}}
+    )
+
+
 async def get_payment(principal: Principal, intent_id: str) -> Payment | None:
     return await Payment.find_one(
         {"stripe_payment_intent_id": intent_id, "organization_id": principal.organization_id}
@@ -306,19 +314,16 @@ async def refund_payment(
     )
     refund = await gateway.create_refund({"payment_intent": intent_id, "amount": wanted}, key=key)
     refund_id = str(refund["id"])
-    # Stripe's running total is the truth: $max with it (never $inc) cannot double-count a
-    # refund that a charge.refunded webhook recorded in between, and never lowers ours.
+    # Stripe's running total is the truth: raising ours to it (never $inc) cannot double-count
+    # a refund that a charge.refunded webhook recorded in between, and never lowers ours.
     charge_id = refund.get("charge")
     total = int(refund.get("amount") or wanted) + payment.amount_refunded
     if isinstance(charge_id, str):
         total = int((await gateway.retrieve_charge(charge_id)).get("amount_refunded") or total)
     await Payment.find_one({"_id": payment.id}).update(
-        {
-            "$addToSet": {"refund_ids": refund_id},
-            "$max": {"amount_refunded": min(total, payment.amount)},
-            "$set": {"updated_at": utcnow()},
-        }
+        {"$addToSet": {"refund_ids": refund_id}, "$set": {"updated_at": utcnow()}}
     )
+    await raise_refunded(payment, min(total, payment.amount))
     fresh = await Payment.get(payment.id)
     assert fresh is not None
     payment = fresh

@@ -53,6 +53,22 @@ async def engine(
 
 
 @pytest.fixture
+async def engine_on_each_store(
+    client_for: Callable[[Settings], Any],
+    emulator_server: EmulatorServer,
+    emulator: Emulator,
+    store_settings: Settings,
+) -> httpx.AsyncClient:
+    """``engine``, once on the embedded store and once on the wire server."""
+    uri = store_settings.mongodb_uri.get_secret_value() if store_settings.mongodb_uri else None
+    settings = engine_settings(
+        emulator_server, mongodb_uri=uri, mongodb_database=store_settings.mongodb_database
+    )
+    client: httpx.AsyncClient = await client_for(settings)
+    return client
+
+
+@pytest.fixture
 async def stripe_client(emulator_server: EmulatorServer) -> AsyncIterator[stripe.StripeClient]:
     """A separate SDK client for test setup and for looking at Stripe's side."""
     url = emulator_server.url

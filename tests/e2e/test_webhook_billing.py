@@ -276,8 +276,10 @@ async def test_customer_events_update_and_delete_our_customer(
 
 
 async def test_refund_totals_follow_stripe_whatever_the_order(
-    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
+    engine_on_each_store: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
 ) -> None:
+    # On the wire server too: a MongoDB-compatible server without ``$max`` failed every refund.
+    engine = engine_on_each_store
     pid = only(await call(engine, CREATE_PI, {"input": {"amount": 1000, "currency": "usd"}}))[
         "paymentIntent"
     ]["id"]

@@ -34,6 +34,7 @@ from revenue_engine.documents import (
 )
 from revenue_engine.documents.plan import utcnow
 from revenue_engine.gateway import StripeNotFound
+from revenue_engine.services import payments
 from revenue_engine.services.checkout import record_session
 from revenue_engine.services.reconcile import MalformedStripeObject, UnknownOrganization
 from revenue_engine.services.sync import refresh_subscription
@@ -178,11 +179,9 @@ async def charge_refunded(event: StripeEvent, context: HandlerContext) -> None:
         raise IgnoredEvent("not a one-time payment made through this engine")
     refunded = min(int(charge.get("amount_refunded") or 0), payment.amount)
     if refunded > payment.amount_refunded:
-        # Stripe's total only grows: $max keeps a late, older event (or a concurrent refund
-        # mutation's $inc) from lowering ours.
-        await Payment.find_one({"_id": payment.id}).update(
-            {"$max": {"amount_refunded": refunded}, "$set": {"updated_at": utcnow()}}
-        )
+        # Stripe's total only grows: raising ours to it (never lowering) keeps a late, older
+        # event, or a refund mutation in between, from undoing a larger total.
+        await payments.raise_refunded(payment, refunded)
 
 
 async def customer_changed(event: StripeEvent, context: HandlerContext) -> None:
