@@ -8,6 +8,7 @@ answer goes through the one reconciler.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -323,9 +324,17 @@ def is_active(subscription: Subscription, settings: Settings, now: datetime | No
     return False
 
 
+#: A cursor of ``invoices`` is a Stripe invoice id (``starting_after``).
+_INVOICE_CURSOR = re.compile(r"in_[A-Za-z0-9_]{1,252}")
+
+
 async def list_invoices(
     gateway: StripeGateway, principal: Principal, *, first: int, after: str | None
 ) -> tuple[list[Invoice], bool]:
+    # Checked before Stripe sees it: a 64 KB cursor made an URL no server reads, answered as
+    # "Stripe unreachable" after the SDK's retries.
+    if after is not None and not _INVOICE_CURSOR.fullmatch(after):
+        raise ValidationFailed("invalid cursor", [FieldProblem("after", "invalid cursor")])
     customer = await get_customer(principal)
     if customer is None:
         return [], False

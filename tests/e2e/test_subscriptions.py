@@ -289,3 +289,33 @@ async def test_double_submitted_portal_makes_one_session(
     assert first == second
     [session] = emulator.objects("billing_portal.session")
     assert first["url"] == session["url"]
+
+
+async def test_invoice_cursors_page_and_a_cursor_that_is_no_invoice_id_is_refused(
+    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
+) -> None:
+    await customer_with_card(engine, stripe_client, emulator)
+    await subscribe(engine)
+    change = {"planUid": "pro", "billingInterval": "MONTH", "prorationBehavior": "ALWAYS_INVOICE"}
+    await call(engine, CHANGE, {"input": change})
+    query = """query($after: String) { invoices(first: 1, after: $after) {
+        pageInfo { hasNextPage endCursor } nodes { id } } }"""
+    first = (await call(engine, query))["invoices"]
+    assert first["pageInfo"]["hasNextPage"]
+    second = (await call(engine, query, {"after": first["pageInfo"]["endCursor"]}))["invoices"]
+    assert second["nodes"][0]["id"] != first["nodes"][0]["id"]
+
+    # A 64 KB cursor made a URL no server reads: "Stripe unreachable" after the SDK's retries.
+    def requests() -> int:  # to Stripe, less the readiness probe's reads
+        return emulator.request_count() - emulator.request_count("GET", "/v1/events*")
+
+    before = requests()
+    for cursor in ("in_" + "a" * 65_000, "sub_123", "in_../x", ""):
+        response = await engine.post(
+            "/graphql",
+            json={"query": query, "variables": {"after": cursor}},
+            headers={"x-organization-id": "org_a", "x-customer-email": "org_a@example.com"},
+        )
+        [error] = response.json()["errors"]
+        assert error["extensions"]["code"] == "VALIDATION", error
+    assert requests() == before
