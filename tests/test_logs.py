@@ -137,3 +137,25 @@ def test_both_formats_scrub_messages_and_tracebacks(formatter: logging.Formatter
 )
 def test_scrub(text: str, expected: str) -> None:
     assert scrub(text) == expected
+
+
+def test_a_store_that_refuses_an_operation_is_logged_as_an_error_with_its_code(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from types import SimpleNamespace
+
+    from pymongo.errors import NetworkTimeout, OperationFailure
+
+    from revenue_engine.schema.errors import StoreUnavailableHandler
+
+    handler = StoreUnavailableHandler()
+    field: Any = SimpleNamespace(python_name="refund_payment")
+    with caplog.at_level("WARNING", logger="revenue_engine"):
+        refused = handler.handle(OperationFailure("unsupported", code=14), field=field, info=None)
+        down = handler.handle(NetworkTimeout("timed out"), field=field, info=None)
+    assert refused.code == down.code == "UNAVAILABLE"  # the client just retries, either way
+    [error, warning] = caplog.records
+    assert (error.levelname, warning.levelname) == ("ERROR", "WARNING")
+    assert "code=14" in error.getMessage()
+    assert "refused" in error.getMessage()
+    assert "NetworkTimeout" in warning.getMessage()

@@ -153,7 +153,20 @@ class StoreUnavailableHandler(strawberry.ExceptionHandler[StoreError, RetryableE
     (every Stripe write is keyed, so the retry completes the work without a duplicate)."""
 
     def handle(self, exception: StoreError, *, field: StrawberryField, info: Any) -> RetryableError:
-        log.warning("store error field=%s error=%s", field.python_name, type(exception).__name__)
+        code = getattr(exception, "code", None)  # set when the server answered with an error
+        if code is not None:
+            # Reachable but refusing (an unsupported operator, a lost write, a bad query): a
+            # bug or a server to look at, not an outage; the client still just retries.
+            log.error(
+                "store refused an operation field=%s error=%s code=%s",
+                field.python_name,
+                type(exception).__name__,
+                code,
+            )
+        else:
+            log.warning(
+                "store error field=%s error=%s", field.python_name, type(exception).__name__
+            )
         return RetryableError(
             message=errors.STORE_UNAVAILABLE_MESSAGE,
             code=errors.ServiceUnavailable.code,
