@@ -332,9 +332,10 @@ async def list_invoices(
     gateway: StripeGateway, principal: Principal, *, first: int, after: str | None
 ) -> tuple[list[Invoice], bool]:
     # Checked before Stripe sees it: a 64 KB cursor made an URL no server reads, answered as
-    # "Stripe unreachable" after the SDK's retries.
+    # "Stripe unreachable" after the SDK's retries. Answered as Stripe answers an invoice id it
+    # does not know, so a cursor's shape tells a caller nothing an unknown id would not.
     if after is not None and not _INVOICE_CURSOR.fullmatch(after):
-        raise ValidationFailed("invalid cursor", [FieldProblem("after", "invalid cursor")])
+        raise StripeNotFound("starting_after")
     customer = await get_customer(principal)
     if customer is None:
         return [], False
