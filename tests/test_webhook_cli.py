@@ -189,15 +189,24 @@ class ListingGateway:
         return page, start + self.per_page < len(self.events)
 
 
+def balance_events(count: int) -> list[dict[str, object]]:
+    """``count`` events of a type no handler takes (each ends ``ignored``), a second apart."""
+    return [
+        event("balance.available", {"object": "balance"}, created=1_700_000_000 + i)
+        for i in range(count)
+    ]
+
+
+def listing_context(settings: Settings, listed: list[dict[str, object]]) -> HandlerContext:
+    """A handler context whose Stripe lists ``listed`` as its events."""
+    context = HandlerContext.from_settings(settings)
+    return dataclasses.replace(context, gateway=ListingGateway(listed))  # type: ignore[arg-type]
+
+
 async def test_backfill_reports_done_of_total_every_ten_events(
     database: Database, store_settings: Settings
 ) -> None:
-    listed = [
-        event("balance.available", {"object": "balance"}, created=1_700_000_000 + i)
-        for i in range(25)
-    ]
-    context = HandlerContext.from_settings(store_settings)
-    context = dataclasses.replace(context, gateway=ListingGateway(listed))  # type: ignore[arg-type]
+    context = listing_context(store_settings, balance_events(25))
     lines: list[str] = []
     progress = await backfill(context, since=0, report=lambda p: lines.append(p.line()))
     assert (progress.done, progress.total) == (25, 25)
@@ -208,17 +217,12 @@ async def test_backfill_reports_done_of_total_every_ten_events(
 async def test_backfill_skips_a_malformed_listing_and_goes_on(
     database: Database, store_settings: Settings
 ) -> None:
-    good = [
-        event("balance.available", {"object": "balance"}, created=1_700_000_000 + i)
-        for i in range(3)
-    ]
+    good = balance_events(3)
     bad = event("balance.available", {"object": "balance"}, created=1_700_000_000)
     bad["created"] = 10**30  # out of the envelope's range: the route would answer 400
     odd = event("balance.available", {"object": "balance"}, created=1_700_000_000)
     odd["created"] = "yesterday"
-    context = HandlerContext.from_settings(store_settings)
-    listing = ListingGateway([*good, bad, odd])
-    context = dataclasses.replace(context, gateway=listing)  # type: ignore[arg-type]
+    context = listing_context(store_settings, [*good, bad, odd])
     progress = await backfill(context, since=0)
     assert (progress.done, progress.total) == (5, 5)
     assert progress.outcomes == {"ignored": 3, "malformed": 2}

@@ -82,6 +82,14 @@ async def deliver(client: httpx.AsyncClient, type: str, obj: dict[str, Any]) -> 
     return str(payload["id"])
 
 
+async def delivered_row(client: httpx.AsyncClient) -> tuple[str, WebhookEvent]:
+    """A ``product.updated`` delivered, and its ledger row."""
+    event_id = await deliver(client, "product.updated", stripe_object("product"))
+    row = await WebhookEvent.find_one({"event_id": event_id})
+    assert row is not None
+    return event_id, row
+
+
 async def test_non_admins_are_refused(client: httpx.AsyncClient) -> None:
     member = await gql(client, EVENTS, headers=MEMBER)
     assert member["data"] is None
@@ -239,9 +247,7 @@ async def test_replay_of_a_stored_row_that_breaks_the_envelope_rules_fails_it(
     client: httpx.AsyncClient, flaky: Flaky
 ) -> None:
     # A row recorded before the envelope's rules tightened (a `created` far out of range).
-    event_id = await deliver(client, "product.updated", stripe_object("product"))
-    row = await WebhookEvent.find_one({"event_id": event_id})
-    assert row is not None
+    event_id, row = await delivered_row(client)
     stored = json.loads(row.payload)
     stored["created"] = 10**30
     row.payload = json.dumps(stored)
@@ -257,9 +263,7 @@ async def test_replay_of_a_stored_row_that_breaks_the_envelope_rules_fails_it(
 async def test_replay_of_an_event_being_processed_is_busy(
     client: httpx.AsyncClient, flaky: Flaky
 ) -> None:
-    event_id = await deliver(client, "product.updated", stripe_object("product"))
-    row = await WebhookEvent.find_one({"event_id": event_id})
-    assert row is not None
+    event_id, row = await delivered_row(client)
     row.status, row.claimed_at, row.claim_token = WebhookEventStatus.PROCESSING, utcnow(), "x"
     await row.save()
     body = await gql(client, REPLAY, {"id": event_id}, headers=ADMIN)
