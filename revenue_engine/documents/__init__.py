@@ -8,7 +8,13 @@ from revenue_engine.documents.checkout import CheckoutSession, CheckoutStatus
 from revenue_engine.documents.customer import Customer
 from revenue_engine.documents.lease import Lease
 from revenue_engine.documents.payment import Payment
-from revenue_engine.documents.plan import BillingInterval, Overage, PlanPrice, SubscriptionPlan
+from revenue_engine.documents.plan import (
+    AddonKind,
+    BillingInterval,
+    Overage,
+    PlanPrice,
+    SubscriptionPlan,
+)
 from revenue_engine.documents.rate_limit import RateLimitCounter
 from revenue_engine.documents.stripe_object_version import StripeObjectVersion
 from revenue_engine.documents.subscription import (
@@ -18,6 +24,12 @@ from revenue_engine.documents.subscription import (
     AuditSource,
     Subscription,
     SubscriptionItem,
+)
+from revenue_engine.documents.usage import (
+    BillingMeter,
+    MeterErrorReport,
+    UsageCounter,
+    UsageEvent,
 )
 from revenue_engine.documents.webhook_event import WebhookEvent, WebhookEventStatus
 
@@ -33,19 +45,26 @@ DOCUMENT_MODELS: tuple[type[Document], ...] = (
     StripeObjectVersion,
     RateLimitCounter,
     Lease,
+    UsageEvent,
+    UsageCounter,
+    BillingMeter,
+    MeterErrorReport,
 )
 
 __all__ = [
     "DOCUMENT_MODELS",
     "LIVE_STATUSES",
     "TERMINAL_STATUSES",
+    "AddonKind",
     "AuditEntry",
     "AuditSource",
     "BillingInterval",
+    "BillingMeter",
     "CheckoutSession",
     "CheckoutStatus",
     "Customer",
     "Lease",
+    "MeterErrorReport",
     "Overage",
     "Payment",
     "PlanPrice",
@@ -54,6 +73,8 @@ __all__ = [
     "Subscription",
     "SubscriptionItem",
     "SubscriptionPlan",
+    "UsageCounter",
+    "UsageEvent",
     "WebhookEvent",
     "WebhookEventStatus",
 ]

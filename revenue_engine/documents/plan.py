@@ -1,4 +1,17 @@
-"""The plan catalog: ``SubscriptionPlan`` with its prices per interval and overage add-ons."""
+"""The plan catalog: ``SubscriptionPlan`` with its prices per interval, metered features and
+add-ons.
+
+A numeric entitlement is a *limit* (``seats: 15``); listed in ``metered`` it is a *metered
+feature*: a quantity used per billing period, counted from reported usage, with the
+entitlement as the included quantity per month (a yearly period includes twelve months').
+Every add-on does one of two things to one feature:
+
+* ``pack`` — a licensed pack: each unit bought raises the feature's limit by ``pack_size``;
+* ``metered`` — overage: usage beyond the included quantity is billed per package of
+  ``package_size`` units (rounded up per period) on the next invoice, through a Stripe Billing
+  Meter and a metered price. Without it (or with the subscription's overage switched off) the
+  included quantity is a hard cap.
+"""
 
 from __future__ import annotations
 
@@ -39,13 +52,31 @@ class PlanPrice(BaseModel):
     stripe_price_id: str | None = None
 
 
+class AddonKind(enum.StrEnum):
+    #: Licensed: raises ``feature``'s limit by ``pack_size`` per unit bought, paid up front.
+    PACK = "pack"
+    #: Metered overage for ``feature``: usage beyond the included quantity, billed in arrears.
+    METERED = "metered"
+
+
 class Overage(BaseModel):
-    """An optional add-on charged on top of the plan (e.g. bandwidth, API calls)."""
+    """An add-on of a plan (see the module docstring). Its prices are per pack (``pack``) or
+    per package of ``package_size`` units beyond the included quantity (``metered``).
+
+    ``kind`` is None only for an add-on stored before kinds existed: it changes no entitlement
+    and bills no usage; saving the plan again requires a kind."""
 
     key: str
     name: str
     unit: str
     prices: list[PlanPrice]
+    kind: AddonKind | None = None
+    #: The entitlement the add-on acts on.
+    feature: str | None = None
+    #: ``pack``: how much one unit raises the limit.
+    pack_size: int | None = None
+    #: ``metered``: how many units beyond the included quantity one billed package holds.
+    package_size: int | None = None
     stripe_product_id: str | None = None
 
     def price_for(self, interval: BillingInterval) -> PlanPrice | None:
@@ -59,6 +90,8 @@ class SubscriptionPlan(Document):
     features: list[str] = Field(default_factory=list)
     #: Quotas and flags granted by the plan: an int is a limit, a bool a switch, None unlimited.
     entitlements: dict[str, int | bool | None] = Field(default_factory=dict)
+    #: Entitlements counted per billing period from reported usage (numeric ones only).
+    metered: list[str] = Field(default_factory=list)
     active: bool = True
     sort_order: int = 0
     prices: list[PlanPrice] = Field(default_factory=list)
@@ -101,3 +134,13 @@ class SubscriptionPlan(Document):
 
     def price_for(self, interval: BillingInterval) -> PlanPrice | None:
         return next((p for p in self.prices if p.interval is interval), None)
+
+    def addon(self, key: str) -> Overage | None:
+        return next((o for o in self.overages if o.key == key), None)
+
+    def metered_addon(self, feature: str) -> Overage | None:
+        """The add-on that bills ``feature``'s overage, if the plan offers one."""
+        return next(
+            (o for o in self.overages if o.kind is AddonKind.METERED and o.feature == feature),
+            None,
+        )

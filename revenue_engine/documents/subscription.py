@@ -62,7 +62,13 @@ class Subscription(Document):
     #: The Stripe test clock the subscription runs on (test mode only): its time, not ours, is
     #: the subscription's "now".
     test_clock: str | None = None
+    #: The plan's entitlements with the packs bought added (metered features: per month).
     entitlements: dict[str, int | bool | None] = Field(default_factory=dict)
+    #: Metered features whose overage the organization switched off while the add-on's
+    #: metered item is still on the Stripe subscription (kept until the period ends, so the
+    #: overage already reported is billed). Written by ``services.usage`` only, never by the
+    #: reconciler: usage beyond the included quantity is refused for these features.
+    overage_off: list[str] = Field(default_factory=list)
     #: When the applied Stripe state was observed; older observations are never applied.
     observed_at: datetime
     #: The latest ``created`` (unix seconds, on Stripe's clock or the object's test clock) of a

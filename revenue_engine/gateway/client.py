@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -228,6 +229,66 @@ class StripeGateway:
                 lambda: v1.prices.create_async(params=_any(params), options=self._opts(key)),
             )
         )
+
+    # --- usage-based billing -------------------------------------------------------------
+    async def list_meters(self) -> list[dict[str, Any]]:
+        """Every active Billing Meter of the account (auto-paginated)."""
+        v1 = self.client.v1
+        page = await self._call(
+            "billing.meters.list",
+            lambda: v1.billing.meters.list_async(params=_any({"status": "active", "limit": 100})),
+        )
+        found = [_plain(m) for m in page.data]
+        while page.has_more and page.data:
+            page = await self._call(
+                "billing.meters.list", functools.partial(self._meters_after, page.data[-1].id)
+            )
+            found.extend(_plain(m) for m in page.data)
+        return found
+
+    async def _meters_after(self, meter_id: str) -> Any:
+        params = {"status": "active", "limit": 100, "starting_after": meter_id}
+        return await self.client.v1.billing.meters.list_async(params=_any(params))
+
+    async def create_meter(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
+        v1 = self.client.v1
+        return _plain(
+            await self._call(
+                "billing.meters.create",
+                lambda: v1.billing.meters.create_async(
+                    params=_any(params), options=self._opts(key)
+                ),
+            )
+        )
+
+    async def create_meter_event(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
+        """One meter event; ``params["identifier"]`` is deterministic, so Stripe counts a
+        resent report once (and the idempotency key replays the first answer)."""
+        v1 = self.client.v1
+        return _plain(
+            await self._call(
+                "billing.meter_events.create",
+                lambda: v1.billing.meter_events.create_async(
+                    params=_any(params), options=self._opts(key)
+                ),
+            )
+        )
+
+    async def meter_usage(
+        self, meter_id: str, customer_id: str, start_time: int, end_time: int
+    ) -> int:
+        """The customer's summed usage on the meter in ``[start_time, end_time)``."""
+        v1 = self.client.v1
+        page = await self._call(
+            "billing.meters.event_summaries.list",
+            lambda: v1.billing.meters.event_summaries.list_async(
+                meter_id,
+                params=_any(
+                    {"customer": customer_id, "start_time": start_time, "end_time": end_time}
+                ),
+            ),
+        )
+        return sum(int(s.aggregated_value or 0) for s in page.data)
 
     # --- checkout ----------------------------------------------------------------------
     async def create_checkout_session(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:

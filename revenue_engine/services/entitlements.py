@@ -1,0 +1,80 @@
+"""What a subscription may use: limits from the plan and the packs bought, included quantities
+of metered features per period, and whether overage is on. Pure functions, no I/O.
+
+* A limit is the plan's entitlement plus ``pack_size`` times the quantity of every pack
+  add-on item on the subscription; ``None`` (unlimited) stays unlimited, a switch (bool) is
+  never raised.
+* A metered feature's entitlement is its included quantity per month; a period of the yearly
+  interval includes twelve months'.
+* Overage is on for a metered feature when the plan offers its metered add-on, the add-on's
+  item is on the subscription, and the organization has not switched it off
+  (``Subscription.overage_off``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+from revenue_engine.documents import (
+    AddonKind,
+    BillingInterval,
+    Subscription,
+    SubscriptionItem,
+    SubscriptionPlan,
+)
+
+Entitlements = dict[str, int | bool | None]
+
+
+def limits(plan: SubscriptionPlan, items: Iterable[SubscriptionItem]) -> Entitlements:
+    """The plan's entitlements raised by the pack add-ons among ``items``."""
+    granted: Entitlements = dict(plan.entitlements)
+    for item in items:
+        addon = plan.addon(item.overage_key) if item.overage_key else None
+        if addon is None or addon.kind is not AddonKind.PACK or addon.feature is None:
+            continue
+        current = granted.get(addon.feature)
+        if isinstance(current, bool) or current is None:
+            continue  # a switch is not raised; unlimited stays unlimited
+        granted[addon.feature] = current + (addon.pack_size or 0) * max(item.quantity, 0)
+    return granted
+
+
+def months(interval: BillingInterval | None) -> int:
+    return 12 if interval is BillingInterval.YEAR else 1
+
+
+def is_metered(plan: SubscriptionPlan, feature: str) -> bool:
+    value = plan.entitlements.get(feature, False)
+    return feature in plan.metered and not isinstance(value, bool)
+
+
+def included(
+    plan: SubscriptionPlan,
+    granted: Mapping[str, int | bool | None],
+    feature: str,
+    interval: BillingInterval | None,
+) -> int | None:
+    """The included quantity of metered ``feature`` in one period (None: unlimited)."""
+    value = granted.get(feature)
+    if value is None or isinstance(value, bool):
+        return None
+    return value * months(interval)
+
+
+def overage_on(plan: SubscriptionPlan, subscription: Subscription, feature: str) -> bool:
+    addon = plan.metered_addon(feature)
+    return (
+        addon is not None
+        and addon.key in subscription.overages
+        and feature not in subscription.overage_off
+    )
+
+
+def packages(units: int, package_size: int | None) -> int:
+    """Billed packages for ``units`` of overage: rounded up (Stripe's ``transform_quantity``
+    with ``round=up``)."""
+    if units <= 0:
+        return 0
+    return math.ceil(units / max(package_size or 1, 1))
