@@ -118,6 +118,15 @@ class Settings(BaseSettings):
     past_due_grace_days: int = Field(default=7, ge=0, le=60)
     payment_dedup_window_seconds: int = Field(default=300, ge=0, le=86_400)
 
+    # --- usage-based billing -------------------------------------------------------------
+    # Service credentials for POST /v1/usage (bearer keys), comma-separated for rotation.
+    usage_api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    usage_self_report: bool | None = None  # None: members may report own usage outside production
+    usage_late_grace_seconds: int = Field(default=3600, ge=0, le=7 * 86_400)
+    meter_event_prefix: str = Field(default="revenue_engine", pattern=r"^[a-z][a-z0-9_]{0,39}$")
+    usage_report_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
+    usage_report_batch: int = Field(default=100, ge=1, le=1000)
+
     # --- webhooks ------------------------------------------------------------------------
     stripe_webhook_path: str = "/webhooks/stripe"  # the URL registered on the Stripe endpoint
     webhook_max_body_bytes: int = Field(default=1_048_576, ge=1024, le=16_777_216)  # else 413
@@ -147,7 +156,7 @@ class Settings(BaseSettings):
     rate_limit_stripe_mutations: int = Field(default=20, ge=0, le=1_000_000)  # 0: no limit
     rate_limit_window_seconds: int = Field(default=60, ge=1, le=86_400)
 
-    @field_validator("stripe_webhook_secrets", mode="before")
+    @field_validator("stripe_webhook_secrets", "usage_api_keys", mode="before")
     @classmethod
     def _split_secrets(cls, value: Any) -> Any:
         # STRIPE_WEBHOOK_SECRET may list several secrets (rotation), comma-separated.
