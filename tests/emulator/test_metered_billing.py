@@ -444,3 +444,24 @@ async def test_checkout_takes_a_metered_line_without_quantity(
     first = await client.v1.invoices.retrieve_async(str(sub.latest_invoice))
     assert first.amount_paid == 4900
     assert as_dict(_line_for(first, metered.id))["quantity"] == 0
+
+
+async def test_usage_during_a_trial_is_not_billed(client: stripe.StripeClient) -> None:
+    clock, customer, base, metered = await _setup(client)
+    sub = await client.v1.subscriptions.create_async(
+        params={
+            "customer": customer.id,
+            "items": [{"price": base.id}, {"price": metered.id}],
+            "trial_period_days": 7,
+        }
+    )
+    trial_end = START + 7 * DAY
+    await _use(client, clock, customer, 90_000, START + DAY)
+    await _use(client, clock, customer, 15_000, trial_end + DAY)
+    trial_invoice = (await _invoices(client, sub.id))[0]
+    assert _line_for(trial_invoice, metered.id).quantity == 0
+    period_end = int(datetime(2030, 3, 7, 12, 0, tzinfo=UTC).timestamp())
+    await _advance(client, clock.id, period_end + 60)
+    line = _line_for((await _invoices(client, sub.id))[0], metered.id)
+    assert (line.quantity, line.amount) == (2, 3000)  # 15,000 calls after the trial
+    assert (line.period.start, line.period.end) == (trial_end, period_end)

@@ -270,9 +270,6 @@ def _apply_items(ctx: Ctx, sub: JSON, p: Params, behavior: str, when: int) -> No
     new_interval = recurring_of((remaining or [ItemSpec(kept[0]["price"])])[0].price)
     interval_changed = new_interval != old_interval
     start, end = current_period(sub)
-    if interval_changed and metered_items(sub) and sub["status"] in ("active", "past_due"):
-        # The cycle ends now: the new cycle's first invoice bills the usage so far.
-        ctx.store.priv(sub["id"])["usage_period"] = (start, when)
     if prorate:
         for item, price, quantity, _meta in updates:
             if interval_changed:
@@ -436,7 +433,6 @@ def _update(ctx: Ctx, p: Params, id: str) -> JSON:
             billing_reason="subscription_update",
             period=(when, when),
             include_items=True,
-            usage_period=ctx.store.priv(id).pop("usage_period", None),
         )
     elif invoice_now == "prorations":
         invoice_pending(
