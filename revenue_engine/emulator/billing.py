@@ -346,13 +346,13 @@ def start_subscription(
         days_until_due=days_until_due,
     )
     for item in items_of(sub):
+        # A metered item is billed in arrears: its line here is 0 (item_amount) of quantity 0.
         amount = 0 if trialing else item_amount(item)
         label = (
             f"Trial period for {product_name(ctx, item['price'])}"
             if trialing
             else describe(ctx, item)
         )
-        # A metered item is billed in arrears: nothing of it is due up front.
         add_line(
             inv,
             amount=amount,

@@ -53,7 +53,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from revenue_engine.emulator.errors import invalid_request, unsupported
+from revenue_engine.emulator.errors import StripeError, invalid_request, unsupported
 from revenue_engine.emulator.events import emit
 from revenue_engine.emulator.forms import Params
 from revenue_engine.emulator.ids import new_id
@@ -97,7 +97,7 @@ def _check_timestamp(timestamp: int, now: int) -> None:
         )
 
 
-def _duplicate(identifier: str) -> Exception:
+def _duplicate(identifier: str) -> StripeError:
     error = invalid_request(
         f"An event already exists with identifier {identifier}.", param="identifier"
     )

@@ -8,7 +8,10 @@ Routes: ``POST /v1/subscriptions``, ``GET|POST|DELETE /v1/subscriptions/{id}``,
 Updates follow Stripe's rules: swapping a price mid-period creates proration invoice items
 (``proration_behavior=create_prorations``, billed on the next invoice), bills them at once
 (``always_invoice``) or not at all (``none``); changing the interval resets the billing cycle to
-now and invoices immediately. ``cancel_at_period_end`` schedules the end; ``DELETE`` ends it now.
+now and invoices immediately. ``cancel_at_period_end`` schedules the end; ``DELETE`` ends it now
+(``invoice_now=true``: a final invoice with pending prorations and the unbilled metered usage).
+A metered price is an item without ``quantity`` ("You cannot set the quantity for metered
+plans."), never prorated; how its usage is billed is described in :mod:`billing`.
 Parameters Stripe honours and the emulator does not implement (``_UNSUPPORTED``, an anchor other
 than ``unchanged``, ``trial_end`` outside a trial) are refused with a 400, never ignored.
 """
@@ -428,11 +431,7 @@ def _update(ctx: Ctx, p: Params, id: str) -> JSON:
     emit_update(ctx, "customer.subscription.updated", sub, before)
     if invoice_now == "cycle":
         invoice_pending(
-            ctx,
-            sub,
-            billing_reason="subscription_update",
-            period=(when, when),
-            include_items=True,
+            ctx, sub, billing_reason="subscription_update", period=(when, when), include_items=True
         )
     elif invoice_now == "prorations":
         invoice_pending(
