@@ -149,6 +149,7 @@ async def test_event_name_and_payload_are_required(
         ({"stripe_customer_id": "cus_nobody", "value": "5"}, "meter_event_customer_not_found", ""),
         ({"value": "1.5"}, "meter_event_invalid_value", "not a whole number"),
         ({"value": "ten"}, "meter_event_invalid_value", "not a whole number"),
+        ({"value": "9" * 5000}, "meter_event_invalid_value", "not a whole number"),
         ({}, "meter_event_value_not_found", "Value settings key value not found"),
     ],
 )

@@ -68,7 +68,8 @@ PAST_WINDOW = 35 * 86400
 FUTURE_WINDOW = 5 * 60
 REPORT_WINDOW = 10  # seconds: Stripe's error reports cover 10-second validation windows
 ERROR_REPORT = "billing.meter.error_report_triggered"
-_WHOLE = re.compile(r"^-?\d+$")
+# A whole number a signed 64-bit counter holds (and Python parses without its digit limit).
+_WHOLE = re.compile(r"^-?\d{1,18}$")
 
 
 def _payload(p: Params) -> dict[str, str]:
