@@ -2,16 +2,18 @@
 
 The real ``stripe`` SDK talks to it over HTTP (``base_addresses={"api": emulator.public_url}``):
 customers, products, prices, Checkout Sessions with a hosted checkout page, subscriptions,
-invoices, payment methods and intents, refunds, billing portal sessions, events, webhook
-endpoints with deliveries signed exactly as Stripe signs them, and test clocks that advance
-billing through renewals, trials and failed payments. Object shapes follow Stripe's own
+invoices, payment methods and intents, refunds, billing portal sessions, billing meters with
+meter events and usage-based (metered) prices billed in arrears, events, webhook endpoints with
+deliveries signed exactly as Stripe signs them, and test clocks that advance billing through
+renewals, trials and failed payments. Object shapes follow Stripe's own
 fixtures. It is a development and test tool: with real Stripe keys the engine talks to Stripe
 and none of this is involved.
 
 Module map: ``emulator`` (the :class:`Emulator`), ``app``/``api``/``control``/``pages`` (HTTP),
 ``resources/*`` (one module per API resource group), ``billing``/``invoicing`` (subscription
-money flows), ``events``/``delivery``/``signing`` (webhooks), ``faults``/``idempotency``
-(reliability testing), ``forms``/``lists``/``expand``/``search`` (wire conventions),
+money flows), ``metering`` (counted meter events and their aggregation),
+``events``/``delivery``/``signing`` (webhooks), ``faults``/``idempotency`` (reliability testing),
+``forms``/``lists``/``expand``/``search`` (wire conventions),
 ``store``/``state``/``ids``/``periods``/``cards`` (foundations), ``server`` (uvicorn).
 """
 

@@ -5,6 +5,22 @@ Every change runs at the customer's time — the test clock's frozen time for cl
 emits the events Stripe sends. Renewals and retries happen only when a test clock is advanced
 (see :mod:`schedule`); subscriptions without a clock never renew on their own.
 
+Metered items (a price with ``recurring[usage_type]=metered``, see :mod:`metering`) have no
+quantity and cost nothing up front: the first invoice (and a trial end, a resume, a new cycle)
+carries them as a 0-quantity, 0-amount line, and prorations leave them out. Their usage is billed
+in arrears: the renewal invoice at a period end bills, per metered item, the customer's usage on
+the item's meter over ``[start, period end)`` — ``start`` being the period start, or the moment
+the item was added or switched to its price if later (classic billing mode: "On future invoices,
+we reflect only usage that occurs after the update"), and never before a trial ended (usage
+during a trial is free) — as ``quantity`` = the usage with ``transform_quantity`` applied
+and ``amount`` = ``unit_amount`` times the quantity, 0 usage giving a 0 line. A subscription
+ending bills the unbilled usage of its last period on a final invoice when it ends as scheduled
+(``cancel_at_period_end``/``cancel_at``) or is canceled with ``invoice_now=true``; canceled now
+without it (Stripe's default ``invoice_now=false``), that usage is not billed. A metered item
+removed mid-period takes its unbilled usage with it: "After deletion, the invoice doesn't
+reflect any usage from that item" (classic billing mode; ``clear_usage`` "has no effect if the
+plan has a billing meter attached").
+
 Dunning follows :class:`~revenue_engine.emulator.state.DunningPolicy`: a failed renewal makes the
 subscription ``past_due`` and schedules retries (``invoice.next_payment_attempt``); when the last
 retry fails the subscription is canceled or marked ``unpaid``. What falls due when a test clock
@@ -14,6 +30,7 @@ advances is decided in :mod:`schedule`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 
 from revenue_engine.emulator.errors import card_error, invalid_request
 from revenue_engine.emulator.events import emit, emit_update
@@ -31,6 +48,7 @@ from revenue_engine.emulator.invoicing import (
     subscription_of,
     void,
 )
+from revenue_engine.emulator.metering import billed_quantity, is_metered, transform, usage
 from revenue_engine.emulator.periods import period_bounds, remaining_fraction, utc_datetime
 from revenue_engine.emulator.resources.payment_methods import card_of
 from revenue_engine.emulator.state import Ctx
@@ -44,13 +62,14 @@ TIMES = "\u00d7"
 @dataclass
 class ItemSpec:
     price: JSON
-    quantity: int = 1
+    quantity: int | None = 1  # None for a metered price
     metadata: dict[str, str] | None = None
 
 
 def plan_from_price(price: JSON) -> JSON:
     """The legacy ``plan`` hash Stripe still mirrors onto subscription items."""
     recurring = price["recurring"] or {}
+    rule = price["transform_quantity"]
     return {
         "id": price["id"],
         "object": "plan",
@@ -68,7 +87,7 @@ def plan_from_price(price: JSON) -> JSON:
         "nickname": price["nickname"],
         "product": price["product"],
         "tiers_mode": None,
-        "transform_usage": None,
+        "transform_usage": dict(rule) if rule else None,
         "trial_period_days": recurring.get("trial_period_days"),
         "usage_type": recurring.get("usage_type", "licensed"),
     }
@@ -88,11 +107,12 @@ def build_item(
         "metadata": dict(spec.metadata or {}),
         "plan": plan_from_price(spec.price),
         "price": snapshot(spec.price),
-        "quantity": spec.quantity,
+        "quantity": None if is_metered(spec.price) else spec.quantity,
         "subscription": sub_id,
         "tax_rates": [],
     }
     ctx.store.put(item)
+    ctx.store.priv(item["id"])["usage_from"] = created
     return item
 
 
@@ -121,10 +141,17 @@ def recurring_of(price: JSON) -> tuple[str, int]:
 
 
 def item_amount(item: JSON) -> int:
+    """What a licensed item costs per period (metered items: 0, their usage is billed apart)."""
     price = item["price"]
-    if (price["recurring"] or {}).get("usage_type") == "metered":
-        return 0  # usage is not metered by the emulator
-    return int(price["unit_amount"] or 0) * int(item["quantity"] or 0)
+    if is_metered(price):
+        return 0
+    return int(price["unit_amount"] or 0) * transform(price, int(item["quantity"] or 0))
+
+
+def usage_amount(price: JSON, quantity: int) -> int:
+    """``unit_amount`` times a billed usage quantity, in the price's (maybe fractional) unit."""
+    exact = Decimal(str(price["unit_amount_decimal"] or price["unit_amount"] or 0)) * quantity
+    return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 def product_name(ctx: Ctx, price: JSON) -> str:
@@ -132,12 +159,49 @@ def product_name(ctx: Ctx, price: JSON) -> str:
     return str(product["name"]) if product else str(price["product"])
 
 
-def describe(ctx: Ctx, item: JSON) -> str:
+def describe(ctx: Ctx, item: JSON, quantity: int | None = None) -> str:
+    """``1 x Pro (at 20.00 USD / month)`` (with Stripe's multiplication sign); a package price
+    adds ``per <divide_by>``."""
     price = item["price"]
     interval, count = recurring_of(price)
     every = interval if count == 1 else f"{count} {interval}s"
     unit = money(int(price["unit_amount"] or 0), price["currency"])
-    return f"{item['quantity']} {TIMES} {product_name(ctx, price)} (at {unit} / {every})"
+    rule = price["transform_quantity"]
+    per = f" per {rule['divide_by']}" if rule else ""
+    shown = int(item["quantity"] or 0) if quantity is None else quantity
+    return f"{shown} {TIMES} {product_name(ctx, price)} (at {unit}{per} / {every})"
+
+
+def metered_items(sub: JSON) -> list[JSON]:
+    return [item for item in items_of(sub) if is_metered(item["price"])]
+
+
+def usage_since(ctx: Ctx, sub: JSON, item: JSON, period_start: int) -> int:
+    """Where a metered item's unbilled usage starts: the period start, or later when the item
+    was added (or switched to its price) mid-period, and never inside a trial."""
+    added = int(ctx.store.priv(item["id"]).get("usage_from", period_start))
+    return max(period_start, added, int(sub["trial_end"] or 0))
+
+
+def add_usage_line(ctx: Ctx, inv: JSON, sub: JSON, item: JSON, window: tuple[int, int]) -> None:
+    """Bill a metered item's usage over ``window`` (0 usage: a 0 line)."""
+    start, end = window
+    price = item["price"]
+    total = 0
+    if start < end:
+        total = usage(ctx, str(price["recurring"]["meter"]), sub["customer"], start, end)
+    quantity = billed_quantity(price, total)
+    add_line(
+        inv,
+        amount=usage_amount(price, quantity),
+        description=describe(ctx, item, quantity),
+        quantity=quantity,
+        price=price,
+        period=(start, max(start, end)),
+        proration=False,
+        subscription=sub["id"],
+        subscription_item=item["id"],
+    )
 
 
 def check_prices(specs: list[ItemSpec], *, param: str = "items") -> None:
@@ -167,7 +231,7 @@ def check_prices(specs: list[ItemSpec], *, param: str = "items") -> None:
                 "subscription. Found mismatch in interval field.",
                 param=where,
             )
-        if spec.quantity < 0:
+        if spec.quantity is not None and spec.quantity < 0:
             raise invalid_request("Invalid quantity.", param=f"{param}[{index}][quantity]")
 
 
@@ -282,6 +346,7 @@ def start_subscription(
         days_until_due=days_until_due,
     )
     for item in items_of(sub):
+        # A metered item is billed in arrears: its line here is 0 (item_amount) of quantity 0.
         amount = 0 if trialing else item_amount(item)
         label = (
             f"Trial period for {product_name(ctx, item['price'])}"
@@ -443,8 +508,12 @@ def invoice_pending(
     billing_reason: str,
     period: tuple[int, int] | None,
     include_items: bool,
+    usage_period: tuple[int, int] | None = None,
 ) -> JSON:
-    """Create, finalize and collect an invoice for the subscription (cycle or update)."""
+    """Create, finalize and collect an invoice for the subscription (cycle or update).
+
+    ``include_items`` bills the licensed items for the current period (metered ones as 0
+    lines); ``usage_period`` bills each metered item's usage over that ended period instead."""
     start, end = current_period(sub)
     now = ctx.state.now_for(sub)
     inv = new_invoice(
@@ -471,8 +540,11 @@ def invoice_pending(
             subscription=sub["id"],
             invoice_item=pending["id"],
         )
-    if include_items:
-        for item in items_of(sub):
+    for item in items_of(sub):
+        if is_metered(item["price"]) and usage_period is not None:
+            window = (usage_since(ctx, sub, item, usage_period[0]), usage_period[1])
+            add_usage_line(ctx, inv, sub, item, window)
+        elif include_items:
             add_line(
                 inv,
                 amount=item_amount(item),
@@ -484,6 +556,10 @@ def invoice_pending(
                 subscription=sub["id"],
                 subscription_item=item["id"],
             )
+    for item in items_of(sub):
+        if is_metered(item["price"]) and usage_period is not None:
+            # Billed up to the period end: the next window starts there.
+            ctx.store.priv(item["id"])["usage_from"] = usage_period[1]
     before = snapshot(sub)
     sub["latest_invoice"] = inv["id"]
     emit_update(ctx, "customer.subscription.updated", sub, before)
@@ -543,7 +619,31 @@ def renew(ctx: Ctx, sub: JSON) -> None:
     before = snapshot(sub)
     set_period(ctx, sub, start, end)
     emit_update(ctx, "customer.subscription.updated", sub, before)
-    invoice_pending(ctx, sub, billing_reason="subscription_cycle", period=old, include_items=True)
+    invoice_pending(
+        ctx,
+        sub,
+        billing_reason="subscription_cycle",
+        period=old,
+        include_items=True,
+        usage_period=old,
+    )
+
+
+def end_as_scheduled(ctx: Ctx, sub: JSON) -> None:
+    """``cancel_at`` reached: a final invoice bills the metered usage (and pending prorations)
+    of the last period, then the subscription ends."""
+    if metered_items(sub) and sub["status"] in ("active", "past_due"):
+        now = ctx.state.now_for(sub)
+        start = current_period(sub)[0]
+        invoice_pending(
+            ctx,
+            sub,
+            billing_reason="subscription_cycle",
+            period=(start, now),
+            include_items=False,
+            usage_period=(start, now),
+        )
+    cancel_now(ctx, sub, reason="cancellation_requested")
 
 
 def end_trial(ctx: Ctx, sub: JSON) -> None:
@@ -602,7 +702,7 @@ def prorate_change(
     sub: JSON,
     item: JSON,
     new_price: JSON,
-    new_quantity: int,
+    new_quantity: int | None,
     when: int,
 ) -> list[JSON]:
     """Credit the unused time of the old price/quantity and charge the new one until period end."""
@@ -637,7 +737,7 @@ def prorate_change(
                 description=f"Remaining time on {new_quantity} {TIMES} "
                 f"{product_name(ctx, new_price)} after {_date(when)}",
                 price=new_price,
-                quantity=new_quantity,
+                quantity=int(new_quantity or 0),
                 period=(when, end),
                 item_id=item["id"],
             )

@@ -23,6 +23,9 @@ All bodies and answers are JSON.
 * ``POST /_emulator/payment_intents/{id}/settle`` - ``{"outcome": "succeeded"|"failed"}``
   (optional; default: the test bank account's outcome) settles a ``processing`` bank debit now,
   as a test clock passing its settlement date would -> ``{"payment_intent": {...}}``.
+* ``GET /_emulator/meters/{id}/usage?customer=cus_...&start=&end=`` -> ``{"usage": n}``: what
+  the emulator counted for the customer on that meter (by its formula) over ``[start, end)``,
+  all time by default; ``event_summaries`` answers the same through the API.
 * ``POST /_emulator/webhook_endpoints/{id}/roll_secret`` -> ``{"secret": "whsec_..."}``; the
   previous secret keeps signing too (two ``v1`` signatures), as during a Stripe secret roll.
 """
@@ -145,6 +148,18 @@ def control_routes(emulator: Emulator) -> list[Route]:
             return JSONResponse({"error": str(error)}, status_code=400)
         return JSONResponse({"payment_intent": pi})
 
+    async def meter_usage(request: Request) -> Response:
+        query = request.query_params
+        customer = query.get("customer")
+        if not customer:
+            return JSONResponse({"error": "customer is required"}, status_code=400)
+        try:
+            start, end = int(query.get("start", 0)), int(query.get("end", 2**62))
+        except ValueError:
+            return JSONResponse({"error": "start and end are unix times"}, status_code=400)
+        value = emulator.meter_usage(request.path_params["id"], customer, start, end)
+        return JSONResponse({"usage": value})
+
     async def roll(request: Request) -> Response:
         try:
             secret = emulator.roll_webhook_secret(request.path_params["id"])
@@ -162,5 +177,6 @@ def control_routes(emulator: Emulator) -> list[Route]:
         Route("/_emulator/dunning", dunning, methods=["POST"]),
         Route("/_emulator/payment_methods/{id}/decline", decline, methods=["POST"]),
         Route("/_emulator/payment_intents/{id}/settle", settle, methods=["POST"]),
+        Route("/_emulator/meters/{id}/usage", meter_usage, methods=["GET"]),
         Route("/_emulator/webhook_endpoints/{id}/roll_secret", roll, methods=["POST"]),
     ]

@@ -26,12 +26,15 @@ from revenue_engine.emulator.delivery import Deliveries
 from revenue_engine.emulator.faults import Fault, FaultInjector, FaultKind, RequestLog
 from revenue_engine.emulator.idempotency import IdempotencyCache
 from revenue_engine.emulator.ids import webhook_secret
+from revenue_engine.emulator.metering import usage
 from revenue_engine.emulator.resources import (
     catalog,
     checkout,
     customers,
     events_api,
     invoices,
+    meter_events,
+    meters,
     payment_intents,
     payment_methods,
     portal,
@@ -57,6 +60,8 @@ ROUTER = Router(
         *portal.ROUTES,
         *events_api.ROUTES,
         *test_clocks.ROUTES,
+        *meters.ROUTES,
+        *meter_events.ROUTES,
     ]
 )
 
@@ -218,6 +223,12 @@ class Emulator:
         with self.state.lock:
             return [snapshot(obj) for obj in self.state.store.all(kind)]
 
+    def meter_usage(self, meter_id: str, customer_id: str, start: int = 0, end: int = 2**62) -> int:
+        """The usage the emulator counted for a customer on a meter over ``[start, end)``
+        (by the meter's formula), as ``event_summaries`` reports it."""
+        with self.state.lock:
+            return usage(Ctx(self.state), meter_id, customer_id, start, end)
+
     def events(self, type_: str | None = None) -> list[JSON]:
         return [e for e in self.objects("event") if type_ is None or e["type"] == type_]
 
@@ -237,9 +248,11 @@ class Emulator:
             "webhook_endpoint",
             "test_helpers.test_clock",
             "billing_portal.session",
+            "billing.meter",
         )
         with self.state.lock:
             counts = {kind: self.state.store.count(kind) for kind in kinds}
+            counts["billing.meter_event"] = len(self.state.meter_events)
         return {
             "public_url": self.public_url,
             "api_version": self.state.config.api_version,

@@ -33,17 +33,30 @@ def diff(before: JSON, after: JSON) -> JSON:
     return previous
 
 
-def emit(ctx: Ctx, type_: str, obj: JSON, before: JSON | None = None) -> JSON:
-    """Record an event of ``type_`` about ``obj``; ``before`` yields ``previous_attributes``."""
+def emit(
+    ctx: Ctx,
+    type_: str,
+    obj: JSON,
+    before: JSON | None = None,
+    *,
+    details: JSON | None = None,
+    created: int | None = None,
+) -> JSON:
+    """Record an event of ``type_`` about ``obj``; ``before`` yields ``previous_attributes``.
+
+    ``details`` are extra keys of ``data`` beside ``object`` (an error report's ``reason`` …);
+    ``created`` overrides the time of ``obj``'s clock."""
     state = ctx.state
     data: JSON = {"object": snapshot(obj)}
     if before is not None:
         data["previous_attributes"] = diff(before, obj)
+    if details:
+        data.update(snapshot(details))
     event: JSON = {
         "id": new_id("evt_"),
         "object": "event",
         "api_version": state.config.api_version,
-        "created": state.now_for(obj),
+        "created": state.now_for(obj) if created is None else created,
         "data": data,
         "livemode": False,
         "pending_webhooks": 0,

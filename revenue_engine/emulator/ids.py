@@ -14,6 +14,8 @@ _ALPHABET = string.ascii_letters + string.digits
 # Prefix → Stripe object type. Longest prefixes first so "cs_test_" is not mistaken for "cs_".
 PREFIXES: dict[str, str] = {
     "cs_test_": "checkout.session",
+    "mtr_test_": "billing.meter",
+    "mtrusg_": "billing.meter_event_summary",
     "clock_": "test_helpers.test_clock",
     "cus_": "customer",
     "prod_": "product",

@@ -650,6 +650,10 @@ EVENT_TYPES: frozenset[str] = frozenset(
     )
 )
 
+#: Events the emulator sends as snapshot events although Stripe sends them only as thin (v2)
+#: events (``v1.billing.meter.error_report_triggered``): a webhook endpoint may subscribe to them.
+EMULATOR_EVENT_TYPES: frozenset[str] = frozenset(("billing.meter.error_report_triggered",))
+
 _EMAIL = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$"
 )
@@ -727,11 +731,13 @@ def unsupported_version(value: str, *, param: str | None) -> StripeError:
 
 
 def event_types(values: list[str], *, param: str) -> list[str]:
-    """``enabled_events[]``: ``*`` or event types Stripe knows, none blank."""
+    """``enabled_events[]``: ``*`` or event types Stripe knows (or the emulator sends), none
+    blank."""
+    known = EVENT_TYPES | EMULATOR_EVENT_TYPES
     for index, value in enumerate(values):
-        if value != "*" and value not in EVENT_TYPES:
+        if value != "*" and value not in known:
             raise invalid_request(
-                f"Invalid {param}[{index}]: must be one of *, {', '.join(sorted(EVENT_TYPES))}",
+                f"Invalid {param}[{index}]: must be one of *, {', '.join(sorted(known))}",
                 param=f"{param}[{index}]",
                 code="parameter_invalid",
             )

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from revenue_engine.emulator.billing import (
     ENDED,
-    cancel_now,
     current_period,
+    end_as_scheduled,
     end_trial,
     expire_incomplete,
     renew,
@@ -89,7 +89,7 @@ def run_action(ctx: Ctx, kind: str, object_id: str) -> None:
         ctx.store.priv(sub["id"])["trial_will_end_sent"] = True
         emit(ctx, "customer.subscription.trial_will_end", sub)
     elif kind == "cancel":
-        cancel_now(ctx, sub, reason="cancellation_requested")
+        end_as_scheduled(ctx, sub)
     elif kind == "trial_end":
         end_trial(ctx, sub)
     elif kind == "renew":

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from revenue_engine.emulator.metering import MeterLedger
 from revenue_engine.emulator.store import JSON, Store
 
 API_VERSION = "2026-10-28.endive"
@@ -51,6 +52,8 @@ class State:
 
     def __init__(self, public_url: str, wall_clock: Callable[[], float] | None = None) -> None:
         self.store = Store()
+        # Accepted meter events (see :mod:`metering`), guarded by the store's lock.
+        self.meter_events = MeterLedger()
         self.config = Config()
         self.public_url = public_url.rstrip("/")
         self.wall_clock: Callable[[], float] = wall_clock or time.time
@@ -63,6 +66,7 @@ class State:
     def reset(self) -> None:
         with self.lock:
             self.store.reset()
+            self.meter_events.reset()
             self.config = Config()
 
     def now(self, clock_id: str | None = None) -> int:

@@ -35,6 +35,7 @@ LABELS: dict[str, str] = {
     "webhook_endpoint": "webhook endpoint",
     "subscription_item": "subscription item",
     "invoice_payment": "invoice payment",
+    "billing.meter": "billing meter",
 }
 
 

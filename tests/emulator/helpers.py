@@ -79,3 +79,69 @@ def as_dict(obj: Any) -> dict[str, Any]:
     """A StripeObject as the plain JSON the emulator sent."""
     data: dict[str, Any] = json.loads(str(obj))
     return data
+
+
+async def make_meter(
+    client: stripe.StripeClient, event_name: str = "revenue_engine.api_calls", **params: Any
+) -> stripe.billing.Meter:
+    """A sum meter keyed by ``stripe_customer_id`` and ``value``, the engine's contract."""
+    params.setdefault("display_name", "API calls")
+    params.setdefault("default_aggregation", {"formula": "sum"})
+    params.setdefault(
+        "customer_mapping", {"event_payload_key": "stripe_customer_id", "type": "by_id"}
+    )
+    params.setdefault("value_settings", {"event_payload_key": "value"})
+    return await client.v1.billing.meters.create_async(
+        params={"event_name": event_name, **params}  # type: ignore[typeddict-item]
+    )
+
+
+async def make_metered_price(
+    client: stripe.StripeClient,
+    meter: stripe.billing.Meter,
+    *,
+    amount: int = 1500,
+    divide_by: int | None = 10_000,
+    rounding: str = "up",
+    interval: str = "month",
+    name: str = "Pro: Extra API calls",
+    lookup_key: str | None = None,
+) -> stripe.Price:
+    """A metered price on ``meter``: by default $15 per package of 10,000 units, rounded up."""
+    product = await client.v1.products.create_async(params={"name": name})
+    params: dict[str, Any] = {
+        "product": product.id,
+        "currency": "usd",
+        "unit_amount": amount,
+        "recurring": {"interval": interval, "usage_type": "metered", "meter": meter.id},
+    }
+    if divide_by is not None:
+        params["transform_quantity"] = {"divide_by": divide_by, "round": rounding}
+    if lookup_key:
+        params.update(lookup_key=lookup_key, transfer_lookup_key=True)
+    return await client.v1.prices.create_async(params=params)  # type: ignore[arg-type]
+
+
+async def report_usage(
+    client: stripe.StripeClient,
+    customer_id: str,
+    value: int | str,
+    *,
+    timestamp: int | None = None,
+    identifier: str | None = None,
+    event_name: str = "revenue_engine.api_calls",
+    **options: Any,
+) -> stripe.billing.MeterEvent:
+    """One meter event, as the engine sends it."""
+    params: dict[str, Any] = {
+        "event_name": event_name,
+        "payload": {"stripe_customer_id": customer_id, "value": str(value)},
+    }
+    if timestamp is not None:
+        params["timestamp"] = timestamp
+    if identifier is not None:
+        params["identifier"] = identifier
+    return await client.v1.billing.meter_events.create_async(
+        params=params,  # type: ignore[arg-type]
+        options=options,  # type: ignore[arg-type]
+    )

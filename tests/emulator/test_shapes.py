@@ -15,9 +15,18 @@ from typing import Any
 import httpx
 import pytest
 import stripe
+from stripe.events import V1BillingMeterErrorReportTriggeredEvent
 
 from revenue_engine.emulator import Emulator
-from tests.emulator.helpers import SDK_HTTPX_WARNING, as_dict, make_customer, make_plan
+from tests.emulator.helpers import (
+    SDK_HTTPX_WARNING,
+    as_dict,
+    make_customer,
+    make_meter,
+    make_metered_price,
+    make_plan,
+    report_usage,
+)
 
 pytestmark = [SDK_HTTPX_WARNING]
 
@@ -60,6 +69,11 @@ DOCUMENTED_BUT_NOT_IN_EXAMPLE: dict[tuple[str, str], tuple[type[Any], str]] = {
         "advancing",
     ),
 }
+# A meter error report is a thin (v2) event on Stripe; the emulator's snapshot event carries the
+# fields of that event's ``data`` beside ``data.object``.
+_REPORT_DATA = V1BillingMeterErrorReportTriggeredEvent.V1BillingMeterErrorReportTriggeredEventData
+for _field in ("developer_message_summary", "reason", "validation_end", "validation_start"):
+    DOCUMENTED_BUT_NOT_IN_EXAMPLE[("event", f"data.{_field}")] = (_REPORT_DATA, _field)
 
 
 def _fixtures() -> dict[str, Any]:
@@ -134,12 +148,29 @@ async def _exercise_everything(
     customer = await make_customer(client, test_clock=clock.id)
     basic = await make_plan(client, amount=1000, name="Basic", lookup_key="basic")
     pro = await make_plan(client, amount=3000, name="Pro")
+    meter = await make_meter(client)
+    metered = await make_metered_price(client, meter)
     sub = await client.v1.subscriptions.create_async(
-        params={"customer": customer.id, "items": [{"price": basic.id}]}
+        params={"customer": customer.id, "items": [{"price": basic.id}, {"price": metered.id}]}
     )
+    seen.append(as_dict(await report_usage(client, customer.id, 12_345, identifier="u-1")))
+    await report_usage(client, customer.id, 1, identifier="u-2")
+    await report_usage(client, "cus_nobody", 1, identifier="u-3")  # an error report
+    adjustment = await client.v1.billing.meter_event_adjustments.create_async(
+        params={"event_name": meter.event_name, "type": "cancel", "cancel": {"identifier": "u-2"}}
+    )
+    seen.append(as_dict(adjustment))
+    summaries = await client.v1.billing.meters.event_summaries.list_async(
+        meter.id,
+        params={"customer": customer.id, "start_time": 0, "end_time": 2_000_000_040},
+    )
+    seen += [as_dict(summary) for summary in summaries.data]
+    await client.v1.billing.meters.update_async(meter.id, params={"display_name": "Calls"})
     await client.v1.subscriptions.update_async(
         sub.id, params={"items": [{"id": sub.items.data[0].id, "price": pro.id}]}
     )
+    other_meter = await make_meter(client, event_name="revenue_engine.bandwidth_gb")
+    await client.v1.billing.meters.deactivate_async(other_meter.id)
     emulator.set_card_decline(
         str(customer.invoice_settings.default_payment_method), "generic_decline"
     )
@@ -208,7 +239,7 @@ async def test_every_object_matches_stripes_fixture(
         "customer", "product", "price", "checkout.session", "subscription", "subscription_item",
         "invoice", "invoice_payment", "invoiceitem", "payment_intent", "charge", "refund",
         "payment_method", "billing_portal.session", "event", "webhook_endpoint",
-        "test_helpers.test_clock",
+        "test_helpers.test_clock", "billing.meter",
     )  # fmt: skip
     for kind in kinds:
         samples += emulator.objects(kind)
@@ -223,9 +254,19 @@ async def test_every_object_matches_stripes_fixture(
         samples += [item["plan"] for item in sub["items"]["data"]]
 
     covered = {_fixture_key(obj) for obj in samples}
+    meter_kinds = {
+        "billing.meter_event",
+        "billing.meter_event_adjustment",
+        "billing.meter_event_summary",
+    }
     assert (
-        set(kinds) | {"line_item", "item", "plan", "deleted_customer", "deleted_product"} <= covered
+        set(kinds)
+        | meter_kinds
+        | {"line_item", "item", "plan", "deleted_customer", "deleted_product"}
+        <= covered
     )
+    reports = emulator.events("billing.meter.error_report_triggered")
+    assert [r["data"]["object"]["object"] for r in reports] == ["billing.meter"]
     problems = []
     for obj in samples:
         problems += shape_problems(_fixture_key(obj), obj, fixtures[_fixture_key(obj)])

@@ -19,6 +19,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from revenue_engine.emulator.billing import TIMES, recurring_of
+from revenue_engine.emulator.metering import is_metered
 from revenue_engine.emulator.pages.layout import (
     bank_choices,
     card_choices,
@@ -70,6 +71,15 @@ def _checkout_page(
         if price["recurring"]:
             interval, count = recurring_of(price)
             every = f" / {interval}" if count == 1 else f" every {count} {interval}s"
+        if is_metered(price):
+            rule = price["transform_quantity"]
+            per = f" per {rule['divide_by']} units" if rule else " per unit"
+            unit = money(int(price["unit_amount"] or 0), item["currency"])
+            rows.append(
+                f"<tr><td>{escape(str(item['description']))} (billed by usage, in arrears)</td>"
+                f"<td style='text-align:right'>{unit}{escape(per + every)}</td></tr>"
+            )
+            continue
         rows.append(
             f"<tr><td>{escape(str(item['description']))} {TIMES} {item['quantity']}</td>"
             f"<td style='text-align:right'>{money(int(item['amount_total']), item['currency'])}"

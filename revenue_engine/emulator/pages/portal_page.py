@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from revenue_engine.emulator.billing import current_period, items_of, recurring_of
+from revenue_engine.emulator.billing import current_period, item_amount, items_of, recurring_of
 from revenue_engine.emulator.errors import StripeError
 from revenue_engine.emulator.pages.layout import (
     card_choices,
@@ -50,9 +50,7 @@ def _portal_page(
     blocks = []
     for sub in portal.portal_subscriptions(ctx, session):
         names = ", ".join(portal.describe_subscription(ctx, sub))
-        amount = sum(
-            int(i["price"]["unit_amount"] or 0) * int(i["quantity"] or 0) for i in items_of(sub)
-        )
+        amount = sum(item_amount(i) for i in items_of(sub))  # metered usage comes on top
         interval, _ = recurring_of(items_of(sub)[0]["price"])
         end = date(current_period(sub)[1])
         sub_id = escape(sub["id"])

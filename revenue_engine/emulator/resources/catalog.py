@@ -7,12 +7,17 @@ Routes: ``POST /v1/products``, ``GET|POST|DELETE /v1/products/{id}``, ``GET /v1/
 catalog sync idempotent by construction. A product with prices cannot be deleted.
 A ``lookup_key`` is unique among prices; ``transfer_lookup_key=true`` moves it, which is how a
 catalog sync re-points a plan at a new price. Prices cannot be deleted (only deactivated).
+
+Usage-based prices: ``recurring[usage_type]=metered`` needs ``recurring[meter]``, an active
+billing meter (see :mod:`resources.meters`); ``transform_quantity[divide_by]`` +
+``[round]=up|down`` bills packages of units (``billing_scheme=per_unit`` only: tiers are refused
+as not emulated, and never combine with ``transform_quantity``).
 """
 
 from __future__ import annotations
 
 from revenue_engine.emulator import reference
-from revenue_engine.emulator.errors import invalid_request
+from revenue_engine.emulator.errors import invalid_request, unsupported
 from revenue_engine.emulator.events import emit, emit_update
 from revenue_engine.emulator.forms import Params, merge_metadata
 from revenue_engine.emulator.ids import new_id
@@ -208,6 +213,76 @@ def _claim_lookup_key(ctx: Ctx, price: JSON, key: str | None, transfer: bool) ->
     price["lookup_key"] = key
 
 
+def _recurring(ctx: Ctx, p: Params) -> JSON | None:
+    """``recurring``; a metered price needs a meter, as on every API version since
+    2025-03-31.basil removed legacy usage-based prices (and ``aggregate_usage``)."""
+    params = p.sub("recurring")
+    if params is None:
+        return None
+    params.only(("interval", "interval_count", "usage_type", "meter", "trial_period_days"))
+    interval = params.string("interval", required=True, choices=("day", "week", "month", "year"))
+    count = params.integer("interval_count", minimum=1) or 1
+    limit = {"day": 1095, "week": 156, "month": 36, "year": 3}[interval or "month"]
+    if count > limit:
+        raise invalid_request(
+            "The maximum billing interval is three years.", param=params.path("interval_count")
+        )
+    usage_type = params.string("usage_type", choices=("licensed", "metered")) or "licensed"
+    meter_id = params.string("meter")
+    if usage_type == "metered" and meter_id is None:
+        raise invalid_request(
+            f"Missing required param: {params.path('meter')}. A price with usage_type=metered "
+            "must be attached to a billing meter: legacy usage-based prices (metered without a "
+            "meter) were removed in API version 2025-03-31.basil.",
+            param=params.path("meter"),
+            code="parameter_missing",
+        )
+    if meter_id is not None:
+        if usage_type != "metered":
+            raise invalid_request(
+                f"{params.path('meter')} can only be set when {params.path('usage_type')} is "
+                "`metered`.",
+                param=params.path("meter"),
+            )
+        meter = ctx.store.require("billing.meter", meter_id, param=params.path("meter"))
+        if meter["status"] != "active":
+            raise invalid_request(
+                f"The meter {meter_id} is deactivated: you can't attach a deactivated meter to "
+                "a price.",
+                param=params.path("meter"),
+            )
+    return {
+        "interval": interval,
+        "interval_count": count,
+        "meter": meter_id,
+        "trial_period_days": params.integer("trial_period_days", minimum=0),
+        "usage_type": usage_type,
+    }
+
+
+def _transform_quantity(p: Params) -> JSON | None:
+    """``transform_quantity`` (package pricing), never with tiers; tiers are not emulated."""
+    for name in ("tiers", "tiers_mode"):
+        if p.has(name):
+            raise unsupported(p.path(name), " (tiered pricing)")
+    scheme = p.string("billing_scheme", choices=("per_unit", "tiered"))
+    params = p.sub("transform_quantity")
+    if scheme == "tiered":
+        if params is not None:
+            raise invalid_request(
+                "transform_quantity cannot be combined with tiered pricing "
+                "(billing_scheme=tiered).",
+                param=p.path("transform_quantity"),
+            )
+        raise unsupported(p.path("billing_scheme"), " (only `per_unit`; tiers are not emulated)")
+    if params is None:
+        return None
+    params.only(("divide_by", "round"))
+    divide_by = params.integer("divide_by", required=True, minimum=1)
+    rounding = params.string("round", required=True, choices=("down", "up"))
+    return {"divide_by": divide_by, "round": rounding}
+
+
 def create_price(ctx: Ctx, p: Params, *, product_id: str | None = None) -> JSON:
     """Create a price; ``product_id`` is set when called through ``default_price_data``."""
     currency = reference.currency(p.string("currency", required=True), param=p.path("currency"))
@@ -237,36 +312,8 @@ def create_price(ctx: Ctx, p: Params, *, product_id: str | None = None) -> JSON:
         else:
             product_id = p.string("product", required=True)
             ctx.store.require("product", product_id, param="product")
-    recurring_params = p.sub("recurring")
-    recurring: JSON | None = None
-    if recurring_params is not None:
-        recurring_params.only(
-            (
-                "interval",
-                "interval_count",
-                "usage_type",
-                "meter",
-                "trial_period_days",
-                "aggregate_usage",
-            )
-        )
-        interval = recurring_params.string(
-            "interval", required=True, choices=("day", "week", "month", "year")
-        )
-        count = recurring_params.integer("interval_count", minimum=1) or 1
-        limit = {"day": 1095, "week": 156, "month": 36, "year": 3}[interval or "month"]
-        if count > limit:
-            raise invalid_request(
-                "The maximum billing interval is three years.", param="recurring[interval_count]"
-            )
-        recurring = {
-            "interval": interval,
-            "interval_count": count,
-            "meter": recurring_params.string("meter"),
-            "trial_period_days": recurring_params.integer("trial_period_days", minimum=0),
-            "usage_type": recurring_params.string("usage_type", choices=("licensed", "metered"))
-            or "licensed",
-        }
+    recurring = _recurring(ctx, p)
+    transform = _transform_quantity(p)
     price: JSON = {
         "id": new_id("price_"),
         "object": "price",
@@ -284,7 +331,7 @@ def create_price(ctx: Ctx, p: Params, *, product_id: str | None = None) -> JSON:
         "tax_behavior": p.string("tax_behavior", choices=("inclusive", "exclusive", "unspecified"))
         or "unspecified",
         "tiers_mode": None,
-        "transform_quantity": None,
+        "transform_quantity": transform,
         "type": "recurring" if recurring else "one_time",
         "unit_amount": unit_amount,
         "unit_amount_decimal": decimal or str(unit_amount),

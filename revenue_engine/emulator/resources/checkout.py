@@ -16,6 +16,10 @@ eligible). Paying with a test bank account completes the session with ``payment_
 "unpaid"`` — the subscription ``incomplete``, its first invoice ``open``, the PaymentIntent
 ``processing`` — and ``checkout.session.async_payment_succeeded`` or ``..._failed`` follows when
 the debit settles (see :mod:`settlement`).
+
+A metered price (``recurring[usage_type]=metered``) is a line item without ``quantity`` (Stripe
+refuses one): it costs nothing at checkout, shows on the hosted page as billed by usage, and
+becomes a metered item of the subscription, billed in arrears (see :mod:`billing`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from revenue_engine.emulator.expand import register_includable
 from revenue_engine.emulator.forms import Params, merge_metadata
 from revenue_engine.emulator.ids import new_id
 from revenue_engine.emulator.lists import PAGINATION, created_filter, list_object, paginate
+from revenue_engine.emulator.metering import is_metered, transform
 from revenue_engine.emulator.resources.catalog import create_price
 from revenue_engine.emulator.resources.customers import new_customer
 from revenue_engine.emulator.resources.payment_intents import confirm_intent, create_intent
@@ -117,9 +122,19 @@ def _line_items(ctx: Ctx, p: Params, mode: str) -> list[JSON]:
                 "You must be in subscription mode to specify a recurring price.",
                 param=line.path("price"),
             )
-        quantity = line.integer("quantity", minimum=0)
-        quantity = 1 if quantity is None else quantity
-        amount = int(price["unit_amount"] or 0) * quantity
+        quantity: int | None = line.integer("quantity", minimum=0)
+        if is_metered(price):
+            # Usage is billed in arrears: a metered line item has no quantity and costs 0 now.
+            if quantity is not None:
+                raise invalid_request(
+                    "Quantity should not be specified where usage_type is `metered`. Remove "
+                    f"quantity from `{line.name}`",
+                    param=line.path("quantity"),
+                )
+            amount = 0
+        else:
+            quantity = 1 if quantity is None else quantity
+            amount = int(price["unit_amount"] or 0) * transform(price, quantity)
         product = ctx.store.get("product", price["product"])
         items.append(
             {
@@ -378,7 +393,7 @@ def complete(
             ctx,
             customer_id=customer_id,
             specs=[
-                ItemSpec(ctx.store.require("price", i["price"]["id"]), int(i["quantity"]))
+                ItemSpec(ctx.store.require("price", i["price"]["id"]), i["quantity"])
                 for i in items
                 if i["price"]["type"] == "recurring"
             ],

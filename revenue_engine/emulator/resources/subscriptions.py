@@ -8,7 +8,10 @@ Routes: ``POST /v1/subscriptions``, ``GET|POST|DELETE /v1/subscriptions/{id}``,
 Updates follow Stripe's rules: swapping a price mid-period creates proration invoice items
 (``proration_behavior=create_prorations``, billed on the next invoice), bills them at once
 (``always_invoice``) or not at all (``none``); changing the interval resets the billing cycle to
-now and invoices immediately. ``cancel_at_period_end`` schedules the end; ``DELETE`` ends it now.
+now and invoices immediately. ``cancel_at_period_end`` schedules the end; ``DELETE`` ends it now
+(``invoice_now=true``: a final invoice with pending prorations and the unbilled metered usage).
+A metered price is an item without ``quantity`` ("You cannot set the quantity for metered
+plans."), never prorated; how its usage is billed is described in :mod:`billing`.
 Parameters Stripe honours and the emulator does not implement (``_UNSUPPORTED``, an anchor other
 than ``unchanged``, ``trial_end`` outside a trial) are refused with a 400, never ignored.
 """
@@ -28,6 +31,7 @@ from revenue_engine.emulator.billing import (
     invoice_pending,
     item_amount,
     items_of,
+    metered_items,
     pending_items,
     plan_from_price,
     product_name,
@@ -45,6 +49,7 @@ from revenue_engine.emulator.errors import (
 from revenue_engine.emulator.events import emit, emit_update
 from revenue_engine.emulator.forms import Params, merge_metadata
 from revenue_engine.emulator.lists import PAGINATION, created_filter, paginate
+from revenue_engine.emulator.metering import is_metered
 from revenue_engine.emulator.periods import period_bounds, remaining_fraction
 from revenue_engine.emulator.resources.payment_methods import card_of, require_attached
 from revenue_engine.emulator.routing import Route
@@ -88,6 +93,19 @@ def _refuse(p: Params, names: tuple[str, ...]) -> None:
             raise unsupported(p.path(name))
 
 
+def _quantity(item: Params, price: JSON, default: int | None) -> int | None:
+    """An item's quantity: none for a metered price (Stripe refuses one), else given or
+    ``default``."""
+    quantity = item.integer("quantity", minimum=0)
+    if is_metered(price):
+        if quantity is not None:
+            raise invalid_request(
+                "You cannot set the quantity for metered plans.", param=item.path("quantity")
+            )
+        return None
+    return (1 if default is None else default) if quantity is None else quantity
+
+
 def _item_specs(ctx: Ctx, p: Params) -> list[ItemSpec]:
     specs = []
     for item in p.hashes("items", required=True):
@@ -95,11 +113,8 @@ def _item_specs(ctx: Ctx, p: Params) -> list[ItemSpec]:
         _refuse(item, _UNSUPPORTED_ITEM)
         price_id = item.string("price", required=True)
         price = ctx.store.require("price", price_id, param=item.path("price"))
-        quantity = item.integer("quantity", minimum=0)
         specs.append(
-            ItemSpec(
-                price=price, quantity=1 if quantity is None else quantity, metadata=item.metadata()
-            )
+            ItemSpec(price=price, quantity=_quantity(item, price, 1), metadata=item.metadata())
         )
     return specs
 
@@ -213,7 +228,7 @@ def _apply_items(ctx: Ctx, sub: JSON, p: Params, behavior: str, when: int) -> No
     current = list(items_of(sub))
     old_interval = recurring_of(current[0]["price"])
     removed: list[JSON] = []
-    updates: list[tuple[JSON, JSON, int, dict[str, str] | None]] = []
+    updates: list[tuple[JSON, JSON, int | None, dict[str, str] | None]] = []
     additions: list[ItemSpec] = []
     for change in changes:
         change.only(
@@ -240,27 +255,17 @@ def _apply_items(ctx: Ctx, sub: JSON, p: Params, behavior: str, when: int) -> No
                 if price_id
                 else item["price"]
             )
-            quantity = change.integer("quantity", minimum=0)
-            updates.append(
-                (
-                    item,
-                    price,
-                    int(item["quantity"]) if quantity is None else quantity,
-                    change.metadata(),
-                )
-            )
+            quantity = _quantity(change, price, item["quantity"])
+            updates.append((item, price, quantity, change.metadata()))
         else:
             price_id = change.string("price", required=True)
             price = ctx.store.require("price", price_id, param=change.path("price"))
-            quantity = change.integer("quantity", minimum=0)
-            additions.append(
-                ItemSpec(price, 1 if quantity is None else quantity, change.metadata())
-            )
+            additions.append(ItemSpec(price, _quantity(change, price, 1), change.metadata()))
     remaining = [
         ItemSpec(price, quantity) for (_item, price, quantity, _meta) in updates
     ] + additions
     kept = [i for i in current if i not in removed and all(i is not u[0] for u in updates)]
-    check_prices([ItemSpec(i["price"], int(i["quantity"] or 0)) for i in kept] + remaining)
+    check_prices([ItemSpec(i["price"], i["quantity"]) for i in kept] + remaining)
     if not kept and not remaining:
         raise invalid_request("A subscription must have at least one item.", param="items")
 
@@ -281,7 +286,7 @@ def _apply_items(ctx: Ctx, sub: JSON, p: Params, behavior: str, when: int) -> No
                 charged = round(
                     item_amount({"price": spec.price, "quantity": spec.quantity})
                     * remaining_fraction(start, end, when)
-                )
+                )  # 0 for a metered price: its usage is billed in arrears
                 if charged:
                     add_proration(
                         ctx,
@@ -290,11 +295,14 @@ def _apply_items(ctx: Ctx, sub: JSON, p: Params, behavior: str, when: int) -> No
                         description=f"Remaining time on {spec.quantity} {TIMES} "
                         f"{product_name(ctx, spec.price)}",
                         price=spec.price,
-                        quantity=spec.quantity,
+                        quantity=int(spec.quantity or 0),
                         period=(when, end),
                         item_id=None,
                     )
     for item, price, quantity, metadata in updates:
+        if price["id"] != item["price"]["id"]:
+            # Classic billing mode bills a metered price only for usage after the switch.
+            ctx.store.priv(item["id"])["usage_from"] = when
         item["price"] = snapshot(price)
         item["plan"] = plan_from_price(price)
         item["quantity"] = quantity
@@ -452,10 +460,19 @@ def _cancel(ctx: Ctx, p: Params, id: str) -> JSON:
         now = ctx.state.now_for(sub)
         for item in items_of(sub):
             _credit_unused(ctx, sub, item, now)
-    if p.boolean("invoice_now", default=False) and pending_items(ctx, sub):
+    billable = sub["status"] in ("active", "past_due")
+    if p.boolean("invoice_now", default=False) and (
+        pending_items(ctx, sub) or (billable and metered_items(sub))
+    ):
+        # The final invoice: pending prorations and the unbilled metered usage of this period.
         now = ctx.state.now_for(sub)
         invoice_pending(
-            ctx, sub, billing_reason="subscription_update", period=(now, now), include_items=False
+            ctx,
+            sub,
+            billing_reason="subscription_update",
+            period=(now, now),
+            include_items=False,
+            usage_period=(current_period(sub)[0], now) if billable else None,
         )
     details = p.sub("cancellation_details")
     cancel_now(
@@ -484,6 +501,7 @@ def _resume(ctx: Ctx, p: Params, id: str) -> JSON:
     start, end = period_bounds(now, interval, count, 0)
     for item in items_of(sub):
         item["current_period_start"], item["current_period_end"] = start, end
+        ctx.store.priv(item["id"])["usage_from"] = now  # nothing is billed for the pause
     sub["status"] = "active"
     emit_update(ctx, "customer.subscription.updated", sub, before)
     emit(ctx, "customer.subscription.resumed", sub)
