@@ -37,6 +37,8 @@ def price(
     interval: str = "month",
     **overrides: Any,
 ) -> dict[str, Any]:
+    # Stripe's example price carries a sample transform_quantity; a plain price has none.
+    overrides.setdefault("transform_quantity", None)
     obj = stripe_object("price", id=id, lookup_key=lookup_key, unit_amount=amount, **overrides)
     obj["unit_amount_decimal"] = str(amount)
     obj["recurring"]["interval"] = interval
