@@ -5,7 +5,7 @@ revenue-engine emulator [--port 12111]         run the Stripe emulator on its ow
 revenue-engine export-schema                   print the GraphQL SDL
 revenue-engine plans check [FILE]              validate a plans file, write nothing
 revenue-engine plans load [FILE]               upsert a plans file into the database
-revenue-engine plans sync [FILE]               load, then create missing Stripe prices
+revenue-engine plans sync [FILE]               load, then create missing Stripe prices and meters
 revenue-engine token --org ORG [--admin]       print a development JWT (AUTH_JWT_SECRET)
 revenue-engine events replay --failed | --id EVT  dispatch stored webhook events again
 revenue-engine events backfill --since 3d [--all]  process events Stripe could not deliver
@@ -99,7 +99,7 @@ def _plans(args: argparse.Namespace, settings: Settings) -> int:
             if args.action == "sync":
                 gateway = StripeGateway.from_settings(settings)
                 try:
-                    synced = await sync_catalog(gateway)
+                    synced = await sync_catalog(gateway, settings)
                 finally:
                     await gateway.close()
                 print(f"synced {len(synced)} plans to Stripe: {', '.join(synced)}")

@@ -45,6 +45,39 @@ def test_plans_check_accepts_the_demo_and_rejects_a_bad_file(tmp_path: Path) -> 
     assert "plans.0.prices.0.amount" in result.stderr
 
 
+def test_plans_check_tells_an_old_file_what_each_add_on_must_say(tmp_path: Path) -> None:
+    old = tmp_path / "old.yaml"
+    old.write_text(
+        """plans:
+  - uid: pro
+    name: Pro
+    entitlements: {api_calls: 250000, sso: true}
+    prices: [{interval: month, amount: 4900, currency: usd}]
+    overages:
+      - key: api_calls
+        name: Extra API calls
+        prices: [{interval: month, amount: 1500, currency: usd}]
+      - key: sso
+        name: SSO pack
+        kind: pack
+        feature: sso
+        pack_size: 1
+        prices: [{interval: month, amount: 100, currency: usd}]
+"""
+    )
+    result = run("plans", "check", str(old))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "error: plans file old.yaml is invalid",
+        "  plans.0.overages.0.kind: say what this add-on does: `kind: pack` with `feature` and "
+        "`pack_size` (raises the limit by pack_size per unit bought) or `kind: metered` with "
+        "`feature` and `package_size` (bills usage beyond the included quantity); the feature "
+        "must be listed in `metered`",
+        "  plans.0.overages.1.feature: feature 'sso' is a switch (true or false); an add-on "
+        "acts on a quantity",
+    ]
+
+
 def test_plans_load_into_the_memory_store() -> None:
     result = run("plans", "load")
     assert result.returncode == 0, result.stderr

@@ -129,8 +129,11 @@ async def test_archive_unknown_plan_is_a_typed_not_found(client: httpx.AsyncClie
             {
                 "overages": [
                     {
-                        "key": "api_calls",
-                        "name": "API calls",
+                        "key": "more_seats",
+                        "name": "More seats",
+                        "kind": "PACK",
+                        "feature": "seats",
+                        "packSize": 5,
                         "prices": [{"interval": "MONTH", "amount": 5, "currency": "usd"}],
                     }
                 ]
@@ -385,3 +388,147 @@ async def test_an_unreadable_request_answers_in_the_graphql_shape(
     [error] = body["errors"]
     assert error["extensions"] == {"code": "BAD_REQUEST"}
     assert needle in error["message"]
+
+
+ADDONS = """
+query { plans { uid metered overages { key kind feature packSize packageSize unit
+  prices { interval amount } } } }
+"""
+
+UPSERT_ADDONS = """
+mutation($input: PlanInput!) {
+  upsertPlan(input: $input) {
+    __typename
+    ... on PlanPayload { plan { uid metered entitlements { key limit unlimited }
+      overages { key kind feature packSize packageSize } } }
+    ... on ValidationError { fields { field message } }
+  }
+}
+"""
+
+
+async def test_demo_add_ons_say_what_they_do(client: httpx.AsyncClient) -> None:
+    body = await gql(client, ADDONS)
+    plans = {p["uid"]: p for p in body["data"]["plans"]}
+    assert plans["pro"]["metered"] == ["api_calls", "bandwidth_gb"]
+    assert plans["pro"]["overages"] == [
+        {
+            "key": "bandwidth",
+            "kind": "PACK",
+            "feature": "bandwidth_gb",
+            "packSize": 100,
+            "packageSize": None,
+            "unit": "100 GB",
+            "prices": [{"interval": "MONTH", "amount": 900}, {"interval": "YEAR", "amount": 9000}],
+        },
+        {
+            "key": "api_calls",
+            "kind": "METERED",
+            "feature": "api_calls",
+            "packSize": None,
+            "packageSize": 10000,
+            "unit": "10,000 calls",
+            "prices": [{"interval": "MONTH", "amount": 1500}, {"interval": "YEAR", "amount": 1500}],
+        },
+    ]
+    assert [o["kind"] for o in plans["starter"]["overages"]] == ["METERED"]
+    assert [o["kind"] for o in plans["enterprise"]["overages"]] == ["PACK"]
+
+
+def metered_plan(**overrides: Any) -> dict[str, Any]:
+    return plan_input(
+        entitlements=[
+            {"key": "seats", "limit": 10},
+            {"key": "api_calls", "limit": 5000},
+            {"key": "storage_gb", "unlimited": True},
+        ],
+        metered=["api_calls", "storage_gb"],
+        overages=[
+            {
+                "key": "seats",
+                "name": "More seats",
+                "kind": "PACK",
+                "feature": "seats",
+                "packSize": 5,
+                "prices": [{"interval": "MONTH", "amount": 1000, "currency": "eur"}],
+            },
+            {
+                "key": "calls",
+                "name": "Extra calls",
+                "kind": "METERED",
+                "feature": "api_calls",
+                "packageSize": 1000,
+                "prices": [{"interval": "MONTH", "amount": 300, "currency": "eur"}],
+            },
+        ],
+        **overrides,
+    )
+
+
+async def test_admin_saves_packs_metered_add_ons_and_unlimited_quotas(
+    client: httpx.AsyncClient,
+) -> None:
+    body = await gql(client, UPSERT_ADDONS, {"input": metered_plan()}, ADMIN)
+    plan = body["data"]["upsertPlan"]["plan"]
+    assert plan["metered"] == ["api_calls", "storage_gb"]
+    assert {"key": "storage_gb", "limit": None, "unlimited": True} in plan["entitlements"]
+    assert plan["overages"] == [
+        {"key": "seats", "kind": "PACK", "feature": "seats", "packSize": 5, "packageSize": None},
+        {
+            "key": "calls",
+            "kind": "METERED",
+            "feature": "api_calls",
+            "packSize": None,
+            "packageSize": 1000,
+        },
+    ]
+    stored = await SubscriptionPlan.find_one({"uid": "team"})
+    assert stored is not None
+    assert stored.entitlements["storage_gb"] is None
+    assert stored.metered_addon("api_calls") is not None
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"kind": None}, "overages.1.kind", "say what this add-on does: `kind: pack`"),
+        ({"packageSize": 0}, "overages.1.packageSize", "package_size must be between 1 and"),
+        ({"packSize": 3}, "overages.1.packSize", "pack_size is for pack add-ons"),
+        ({"feature": "seats"}, "overages.1.feature", "feature 'seats' must be listed in"),
+        ({"feature": "storage_gb"}, "overages.1.feature", "feature 'storage_gb' is unlimited"),
+    ],
+)
+async def test_an_add_on_that_does_not_say_what_it_does_is_refused(
+    client: httpx.AsyncClient, change: dict[str, Any], field: str, message: str
+) -> None:
+    data = metered_plan()
+    data["overages"][1].update(change)
+    body = await gql(client, UPSERT_ADDONS, {"input": data}, ADMIN)
+    result = body["data"]["upsertPlan"]
+    assert result["__typename"] == "ValidationError"
+    fields = {f["field"]: f["message"] for f in result["fields"]}
+    assert fields[field].startswith(message), fields
+    assert await SubscriptionPlan.find_one({"uid": "team"}) is None
+
+
+async def test_a_quota_both_limited_and_unlimited_is_refused(client: httpx.AsyncClient) -> None:
+    data = plan_input(entitlements=[{"key": "seats", "limit": 3, "unlimited": True}])
+    body = await gql(client, UPSERT_ADDONS, {"input": data}, ADMIN)
+    result = body["data"]["upsertPlan"]
+    assert result["fields"] == [
+        {"field": "entitlements.0.limit", "message": "a quota is a limit or unlimited, not both"}
+    ]
+    assert await SubscriptionPlan.find_one({"uid": "team"}) is None
+
+
+async def test_a_plan_stored_before_add_on_kinds_is_still_served(
+    client: httpx.AsyncClient,
+) -> None:
+    await SubscriptionPlan.find_one({"uid": "starter"}).update(
+        {"$unset": {"metered": "", "overages.0.kind": "", "overages.0.feature": ""}}
+    )
+    body = await gql(client, ADDONS)
+    assert "errors" not in body
+    starter = next(p for p in body["data"]["plans"] if p["uid"] == "starter")
+    assert starter["metered"] == []
+    assert (starter["overages"][0]["kind"], starter["overages"][0]["feature"]) == (None, None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,8 @@ def spec(uid: str = "basic", **overrides: object) -> plans.PlanSpec:
     data: dict[str, object] = {
         "uid": uid,
         "name": "Basic",
-        "entitlements": {"seats": 2, "sso": False},
+        "entitlements": {"seats": 2, "api_calls": 1000, "sso": False},
+        "metered": ["api_calls"],
         "prices": [
             {"interval": "month", "amount": 1000, "currency": "USD"},
             {"interval": "year", "amount": 10000, "currency": "usd"},
@@ -28,6 +30,9 @@ def spec(uid: str = "basic", **overrides: object) -> plans.PlanSpec:
             {
                 "key": "api_calls",
                 "name": "API calls",
+                "kind": "metered",
+                "feature": "api_calls",
+                "package_size": 100,
                 "prices": [{"interval": "month", "amount": 5, "currency": "usd"}],
             }
         ],
@@ -48,7 +53,10 @@ async def test_upsert_creates_then_updates_one_document(database: Database) -> N
     stored = await plans.get_plan("basic")
     assert stored is not None
     assert stored.name == "Basic 2"
-    assert stored.entitlements == {"seats": 2, "sso": False}
+    assert stored.entitlements == {"seats": 2, "api_calls": 1000, "sso": False}
+    assert stored.metered == ["api_calls"]
+    addon = stored.overages[0]
+    assert (addon.kind, addon.feature, addon.package_size) == ("metered", "api_calls", 100)
 
 
 async def test_stripe_price_id_survives_only_unchanged_amounts(database: Database) -> None:
@@ -171,6 +179,9 @@ async def test_overage_for_an_interval_the_plan_lacks_is_refused(database: Datab
             {
                 "key": "bw",
                 "name": "BW",
+                "kind": "pack",
+                "feature": "seats",
+                "pack_size": 1,
                 "prices": [{"interval": "year", "amount": 1, "currency": "usd"}],
             }
         ],
@@ -263,3 +274,72 @@ async def test_a_stale_copy_never_overwrites_a_newer_plan(database: Database) ->
     stored = await plans.get_plan("basic")
     assert stored is not None
     assert (stored.name, stored.prices[0].stripe_price_id) == ("Renamed", "price_from_webhook")
+
+
+async def test_a_new_kind_of_stripe_price_forgets_the_old_price_ids(database: Database) -> None:
+    plan = await plans.upsert_plan(spec())
+    plan.overages[0].prices[0].stripe_price_id = "price_metered_100"
+    plan.overages[0].stripe_product_id = "prod_calls"
+    await plan.save()
+    renamed = spec(overages=[{**spec().overages[0].model_dump(exclude_none=True), "name": "Calls"}])
+    same = await plans.upsert_plan(renamed)
+    assert same.overages[0].prices[0].stripe_price_id == "price_metered_100"
+    # Another package size is another Stripe price (its transform_quantity); the product stays.
+    bigger = spec(
+        overages=[{**spec().overages[0].model_dump(exclude_none=True), "package_size": 1000}]
+    )
+    changed = await plans.upsert_plan(bigger)
+    assert changed.overages[0].prices[0].stripe_price_id is None
+    assert changed.overages[0].stripe_product_id == "prod_calls"
+
+
+async def test_an_add_on_stored_before_kinds_still_loads_and_converts_on_load(
+    database: Database,
+) -> None:
+    # The demo plans as stored by an older version: add-ons without a kind, prices at Stripe.
+    await SubscriptionPlan.get_motor_collection().insert_one(
+        {
+            "uid": "pro",
+            "name": "Pro",
+            "entitlements": {"seats": 15, "api_calls": 250000, "bandwidth_gb": 500},
+            "prices": [
+                {"interval": "month", "amount": 4900, "currency": "usd", "lookup_key": "pro_month"}
+            ],
+            "overages": [
+                {
+                    "key": key,
+                    "name": key,
+                    "unit": "unit",
+                    "prices": [
+                        {
+                            "interval": "month",
+                            "amount": amount,
+                            "currency": "usd",
+                            "lookup_key": f"pro_{key}_month",
+                            "stripe_price_id": f"price_flat_{key}",
+                        }
+                    ],
+                }
+                for key, amount in (("bandwidth", 900), ("api_calls", 1500))
+            ],
+            "active": True,
+            "sort_order": 20,
+            "features": [],
+            "description": "",
+            "created_at": datetime.now(UTC),
+            "updated_at": datetime.now(UTC),
+        }
+    )
+    old = await plans.get_plan("pro")
+    assert old is not None
+    assert [(o.key, o.kind) for o in old.overages] == [("bandwidth", None), ("api_calls", None)]
+    assert old.metered == []
+    await plans.load_plans_file(DEMO_PLANS_FILE)
+    pro = await plans.get_plan("pro")
+    assert pro is not None
+    by_key = {o.key: o for o in pro.overages}
+    # The pack is still a licensed price per unit: its Stripe price is kept. The metered
+    # add-on needs a metered price: the flat one is forgotten (sync or checkout makes it).
+    assert by_key["bandwidth"].prices[0].stripe_price_id == "price_flat_bandwidth"
+    assert by_key["api_calls"].prices[0].stripe_price_id is None
+    assert pro.metered == ["api_calls", "bandwidth_gb"]

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from revenue_engine.documents import BillingInterval, PlanPrice, SubscriptionPlan
+from revenue_engine.documents import BillingInterval, BillingMeter, PlanPrice, SubscriptionPlan
 from revenue_engine.documents import WebhookEvent as WebhookEventDoc
 from revenue_engine.services import plans
 from revenue_engine.settings import Settings
@@ -37,6 +37,8 @@ def price(
     interval: str = "month",
     **overrides: Any,
 ) -> dict[str, Any]:
+    # Stripe's example price carries a sample transform_quantity; a plain price has none.
+    overrides.setdefault("transform_quantity", None)
     obj = stripe_object("price", id=id, lookup_key=lookup_key, unit_amount=amount, **overrides)
     obj["unit_amount_decimal"] = str(amount)
     obj["recurring"]["interval"] = interval
@@ -105,6 +107,76 @@ async def test_a_contradicting_price_is_a_visible_failure_and_is_not_linked(
         "the plan says 4900 usd/month"
     )
     assert slot(await get_plan("pro")).stripe_price_id is None
+
+
+def metered_price(
+    id: str = "price_calls_month", *, meter: str | None = "mtr_calls", divide_by: int = 10000
+) -> dict[str, Any]:
+    obj = price(
+        id,
+        lookup_key="pro_api_calls_month",
+        amount=1500,
+        transform_quantity={"divide_by": divide_by, "round": "up"},
+    )
+    obj["recurring"].update(usage_type="metered", meter=meter)
+    return obj
+
+
+async def store_calls_meter() -> None:
+    await BillingMeter(
+        feature="api_calls", event_name="revenue_engine.api_calls", stripe_meter_id="mtr_calls"
+    ).insert()
+
+
+async def test_a_metered_price_on_the_features_meter_is_linked(client: httpx.AsyncClient) -> None:
+    await store_calls_meter()
+    assert (await send(client, event("price.created", metered_price())))["status"] == "processed"
+    assert slot(await get_plan("pro"), overage="api_calls").stripe_price_id == "price_calls_month"
+
+
+@pytest.mark.parametrize(
+    ("obj", "says"),
+    [
+        (
+            price("price_flat", lookup_key="pro_api_calls_month", amount=1500),
+            "is 1500 usd/month, the plan says 1500 usd/month metered on the meter of api_calls "
+            "per 10000 units rounded up",
+        ),
+        (
+            metered_price("price_other_meter", meter="mtr_elsewhere"),
+            "is 1500 usd/month metered on mtr_elsewhere per 10000 units rounded up, the plan "
+            "says 1500 usd/month metered on the meter of api_calls per 10000 units rounded up",
+        ),
+        (
+            metered_price("price_small_packages", divide_by=1000),
+            "is 1500 usd/month metered on mtr_calls per 1000 units rounded up, the plan says "
+            "1500 usd/month metered on the meter of api_calls per 10000 units rounded up",
+        ),
+    ],
+    ids=["licensed", "other-meter", "other-package"],
+)
+async def test_a_price_that_bills_a_metered_add_on_otherwise_is_a_mismatch(
+    client: httpx.AsyncClient, obj: dict[str, Any], says: str
+) -> None:
+    await store_calls_meter()
+    wrong = event("price.created", obj)
+    assert (await send(client, wrong))["status"] == "failed"
+    assert await last_error(wrong["id"]) == f"CATALOG_MISMATCH: price {obj['id']} " + (
+        f"(pro_api_calls_month) {says}"
+    )
+    assert slot(await get_plan("pro"), overage="api_calls").stripe_price_id is None
+
+
+async def test_a_metered_price_under_a_packs_key_is_a_mismatch(client: httpx.AsyncClient) -> None:
+    await store_calls_meter()
+    obj = metered_price("price_bw_metered")
+    obj.update(lookup_key="pro_bandwidth_month", unit_amount=900)
+    wrong = event("price.created", obj)
+    assert (await send(client, wrong))["status"] == "failed"
+    assert "licensed (per unit, no meter, no transform_quantity)" in str(
+        await last_error(wrong["id"])
+    )
+    assert slot(await get_plan("pro"), overage="bandwidth").stripe_price_id is None
 
 
 async def test_replay_after_fixing_the_catalog_links_the_price(

@@ -132,7 +132,13 @@ async def test_the_command_replays_a_fixed_catalog_event_on_a_real_database(
             prices=[plans.PriceSpec(interval="month", amount=900, currency="usd")],
         )
         await plans.upsert_plan(spec)
-        price = stripe_object("price", id="price_solo", lookup_key="solo_month", unit_amount=1200)
+        price = stripe_object(
+            "price",
+            id="price_solo",
+            lookup_key="solo_month",
+            unit_amount=1200,
+            transform_quantity=None,  # the example's sample value; a plain price has none
+        )
         event_id = await deliver(settings, "price.created", price)
         row = await WebhookEvent.find_one({"event_id": event_id})
         assert row is not None

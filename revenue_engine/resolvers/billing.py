@@ -140,6 +140,7 @@ async def create_subscription(info: Info, data: CreateSubscriptionInput) -> Subs
     doc = await subscriptions.create_subscription(
         ctx.gateway,
         ctx.require_principal(),
+        settings=ctx.settings,
         plan_uid=data.plan_uid,
         interval=BillingInterval(data.billing_interval.value),
         overages=list(data.overages),
@@ -170,6 +171,7 @@ async def change_subscription_plan(info: Info, data: ChangePlanInput) -> Subscri
     doc = await subscriptions.change_subscription_plan(
         ctx.gateway,
         ctx.require_principal(),
+        settings=ctx.settings,
         plan_uid=data.plan_uid,
         interval=BillingInterval(data.billing_interval.value),
         overages=list(data.overages) if data.overages is not None else None,

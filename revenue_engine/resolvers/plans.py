@@ -20,6 +20,8 @@ from revenue_engine.services import plans as service
 def _entitlement_value(item: EntitlementInput) -> int | bool | None:
     if not item.enabled:
         return False
+    if item.unlimited:
+        return None
     return item.limit if item.limit is not None else True
 
 
@@ -39,6 +41,7 @@ def spec_from_input(data: PlanInput) -> service.PlanSpec:
         description=data.description,
         features=list(data.features),
         entitlements={e.key: _entitlement_value(e) for e in data.entitlements},
+        metered=list(data.metered),
         active=data.active,
         sort_order=data.sort_order,
         prices=[_price_spec(p) for p in data.prices],
@@ -48,6 +51,10 @@ def spec_from_input(data: PlanInput) -> service.PlanSpec:
                 name=o.name,
                 unit=o.unit,
                 prices=[_price_spec(p) for p in o.prices],
+                kind=o.kind.value if o.kind else None,
+                feature=o.feature,
+                pack_size=o.pack_size,
+                package_size=o.package_size,
             )
             for o in data.overages
         ],
@@ -80,10 +87,14 @@ def _input_path(field: str, entitlements: dict[str, int]) -> str:
 
 def _entitlement_problems(data: PlanInput) -> tuple[dict[str, int], list[FieldProblem]]:
     """The index of each entitlement key, and an error for each key given twice (a later one
-    would silently replace the first)."""
+    would silently replace the first) or both unlimited and limited."""
     index: dict[str, int] = {}
     problems: list[FieldProblem] = []
     for i, item in enumerate(data.entitlements):
+        if item.unlimited and item.limit is not None:
+            problems.append(
+                FieldProblem(f"entitlements.{i}.limit", "a quota is a limit or unlimited, not both")
+            )
         if item.key in index:
             problems.append(
                 FieldProblem(f"entitlements.{i}.key", f"duplicate entitlement {item.key!r}")

@@ -27,12 +27,36 @@ class Price:
     stripe_price_id: str | None
 
 
-@strawberry.type(description="An optional add-on charged on top of a plan.")
+@strawberry.enum(description="What an add-on does to its feature.")
+class AddonKind(enum.Enum):
+    PACK = strawberry.enum_value(
+        "pack", description="Licensed: each unit bought raises the limit by `packSize`."
+    )
+    METERED = strawberry.enum_value(
+        "metered",
+        description="Overage: usage beyond the included quantity is billed per package of "
+        "`packageSize` units (rounded up per period) on the next invoice.",
+    )
+
+
+@strawberry.type(
+    description="An optional add-on of a plan: a pack that raises a limit, or the metered "
+    "overage price of a feature. Prices are per pack, or per package of `packageSize` units "
+    "beyond the included quantity."
+)
 class Overage:
     key: str
     name: str
     unit: str
     prices: list[Price]
+    kind: AddonKind | None = strawberry.field(
+        description="Null only for an add-on stored before kinds existed (it does nothing)."
+    )
+    feature: str | None = strawberry.field(description="The entitlement the add-on acts on.")
+    pack_size: int | None = strawberry.field(description="`PACK`: how much one unit raises.")
+    package_size: int | None = strawberry.field(
+        description="`METERED`: the units beyond the included quantity one package holds."
+    )
 
 
 @strawberry.type(
@@ -53,6 +77,10 @@ class Plan:
     description: str
     features: list[str]
     entitlements: list[Entitlement]
+    metered: list[str] = strawberry.field(
+        description="Entitlements counted per billing period from reported usage; the "
+        "entitlement is the included quantity per month (a yearly period includes 12 months')."
+    )
     active: bool
     sort_order: int
     prices: list[Price]
@@ -87,6 +115,10 @@ def overage_type(overage: OverageDoc) -> Overage:
         name=overage.name,
         unit=overage.unit,
         prices=[price_type(p) for p in overage.prices],
+        kind=AddonKind(overage.kind.value) if overage.kind else None,
+        feature=overage.feature,
+        pack_size=overage.pack_size,
+        package_size=overage.package_size,
     )
 
 
@@ -97,6 +129,7 @@ def plan_type(plan: SubscriptionPlan) -> Plan:
         description=plan.description,
         features=list(plan.features),
         entitlements=[entitlement_type(k, v) for k, v in sorted(plan.entitlements.items())],
+        metered=list(plan.metered),
         active=plan.active,
         sort_order=plan.sort_order,
         prices=[price_type(p) for p in plan.prices],
@@ -112,19 +145,30 @@ class PriceInput:
     lookup_key: str | None = None
 
 
-@strawberry.input
+@strawberry.input(
+    description="An add-on: `kind` with `feature` and `packSize` (PACK) or "
+    "`packageSize` (METERED, the feature listed in the plan's `metered`)."
+)
 class OverageInput:
     key: str
     name: str
     unit: str = "unit"
     prices: list[PriceInput]
+    # Optional in the schema so that an input without it gets the validation's message.
+    kind: AddonKind | None = None
+    feature: str | None = None
+    pack_size: int | None = None
+    package_size: int | None = None
 
 
-@strawberry.input
+@strawberry.input(
+    description="A quota (`limit`, or `unlimited`) or a switch (`enabled` without a limit)."
+)
 class EntitlementInput:
     key: str
     enabled: bool = True
     limit: int | None = None
+    unlimited: bool = False
 
 
 @strawberry.input(description="A whole plan; `upsertPlan` replaces the stored plan with it.")
@@ -134,6 +178,7 @@ class PlanInput:
     description: str = ""
     features: list[str] = strawberry.field(default_factory=list)
     entitlements: list[EntitlementInput] = strawberry.field(default_factory=list)
+    metered: list[str] = strawberry.field(default_factory=list)
     active: bool = True
     sort_order: int = 0
     prices: list[PriceInput]

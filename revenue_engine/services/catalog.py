@@ -1,25 +1,65 @@
 """Keeping the plan catalog's Stripe products and prices in step (idempotent by lookup key).
 
-A plan price is found at Stripe by its ``lookup_key``; when none matches the stored amount and
-currency, a new price is created and takes the lookup key over (``transfer_lookup_key``), since
-Stripe prices are immutable. Keys are derived from the catalog content, so a retried sync
-creates nothing twice.
+A plan price is found at Stripe by its ``lookup_key``; when none carries that key and matches
+what the catalog says, a new price is created and takes the lookup key over
+(``transfer_lookup_key``), since Stripe prices are immutable. What must match: amount,
+currency, interval, and the kind of price — a plan price or a pack is licensed (billed per unit
+up front); a metered add-on is a metered price on its feature's meter (``services.meters``)
+that bills packages of ``package_size`` units, rounded up
+(``transform_quantity={divide_by: package_size, round: up}``), at ``unit_amount`` per package.
+A licensed price under a metered add-on's lookup key is no match, nor the reverse. Keys are
+derived from the catalog content, so a retried sync creates nothing twice.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
-from revenue_engine.documents import BillingInterval, PlanPrice, SubscriptionPlan
+from revenue_engine.documents import (
+    AddonKind,
+    BillingInterval,
+    Overage,
+    PlanPrice,
+    SubscriptionPlan,
+)
 from revenue_engine.errors import ServiceUnavailable
 from revenue_engine.gateway import StripeGateway, idempotency_key
+from revenue_engine.services.meters import CATALOG, ensure_meter
 from revenue_engine.services.plans import save_if_unchanged
+from revenue_engine.settings import Settings
 
 log = logging.getLogger(__name__)
 
-CATALOG = "catalog"
 _CAS_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Metering:
+    """What makes a price metered: the meter it reads and the units one package holds."""
+
+    meter_id: str
+    package_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChosenPrice:
+    """A Stripe price of a purchase: the plan's own (``addon`` None) or an add-on's."""
+
+    stripe_price_id: str
+    addon: Overage | None = None
+
+    @property
+    def metered(self) -> bool:
+        return self.addon is not None and self.addon.kind is AddonKind.METERED
+
+    def item(self) -> dict[str, Any]:
+        """A checkout line item / subscription item. Stripe refuses a quantity on a metered
+        price (usage sets what is billed); every other price is bought once."""
+        if self.metered:
+            return {"price": self.stripe_price_id}
+        return {"price": self.stripe_price_id, "quantity": 1}
 
 
 async def _ensure_product(
@@ -32,34 +72,73 @@ async def _ensure_product(
     return str(product["id"])
 
 
-def _matches(found: dict[str, Any], price: PlanPrice) -> bool:
+def _matches(found: dict[str, Any], price: PlanPrice, metering: Metering | None) -> bool:
+    """Is ``found`` (a Stripe price) the price the catalog describes? The lookup key is
+    checked too: a server that ignores the ``lookup_keys`` filter must not hand another
+    plan's price over."""
     recurring = found.get("recurring") or {}
+    transform = found.get("transform_quantity") or None
+    if metering is None:
+        kind_matches = (
+            (recurring.get("usage_type") or "licensed") == "licensed"
+            and not recurring.get("meter")
+            and transform is None
+        )
+    else:
+        kind_matches = (
+            recurring.get("usage_type") == "metered"
+            and recurring.get("meter") == metering.meter_id
+            and isinstance(transform, dict)
+            and transform.get("divide_by") == metering.package_size
+            and transform.get("round") == "up"
+        )
     return (
-        found.get("unit_amount") == price.amount
+        kind_matches
+        and found.get("lookup_key") == price.lookup_key
+        and found.get("active", True) is True
+        and found.get("unit_amount") == price.amount
         and found.get("currency") == price.currency
         and recurring.get("interval") == price.interval.value
+        and (recurring.get("interval_count") or 1) == 1
     )
 
 
+def _price_params(
+    product_id: str, price: PlanPrice, plan_uid: str, metering: Metering | None
+) -> dict[str, Any]:
+    recurring: dict[str, Any] = {"interval": price.interval.value}
+    params: dict[str, Any] = {
+        "product": product_id,
+        "unit_amount": price.amount,
+        "currency": price.currency,
+        "recurring": recurring,
+        "lookup_key": price.lookup_key,
+        "transfer_lookup_key": True,
+        "metadata": {"plan_uid": plan_uid},
+    }
+    if metering is not None:
+        recurring.update(usage_type="metered", meter=metering.meter_id)
+        params["transform_quantity"] = {"divide_by": metering.package_size, "round": "up"}
+    return params
+
+
 async def _ensure_price(
-    gateway: StripeGateway, product_id: str, price: PlanPrice, plan_uid: str
+    gateway: StripeGateway,
+    product_id: str,
+    price: PlanPrice,
+    plan_uid: str,
+    metering: Metering | None,
 ) -> str:
     for found in await gateway.find_prices([price.lookup_key]):
-        if _matches(found, price):
+        if _matches(found, price, metering):
             return str(found["id"])
+    intent: list[object] = [price.lookup_key, price.amount, price.currency, product_id]
+    if metering is not None:
+        # Another meter or package size is another price (and a licensed one's key stays).
+        intent += [metering.meter_id, metering.package_size]
     created = await gateway.create_price(
-        {
-            "product": product_id,
-            "unit_amount": price.amount,
-            "currency": price.currency,
-            "recurring": {"interval": price.interval.value},
-            "lookup_key": price.lookup_key,
-            "transfer_lookup_key": True,
-            "metadata": {"plan_uid": plan_uid},
-        },
-        key=idempotency_key(
-            CATALOG, "price.create", price.lookup_key, price.amount, price.currency, product_id
-        ),
+        _price_params(product_id, price, plan_uid, metering),
+        key=idempotency_key(CATALOG, "price.create", *intent),
     )
     log.info("stripe price created lookup_key=%s price=%s", price.lookup_key, created["id"])
     return str(created["id"])
@@ -67,20 +146,22 @@ async def _ensure_price(
 
 async def ensure_plan_prices(
     gateway: StripeGateway,
+    settings: Settings,
     plan: SubscriptionPlan,
     interval: BillingInterval,
     overage_keys: list[str],
-) -> list[str]:
-    """Stripe price ids for the plan's price and the chosen overages at ``interval``,
-    creating what is missing at Stripe and remembering the ids on the plan.
+) -> list[ChosenPrice]:
+    """The Stripe prices of the plan's price and the chosen add-ons at ``interval`` (the
+    plan's first, then the add-ons in the plan's order), creating what is missing at Stripe
+    (metered add-ons' meters included) and remembering the ids on the plan.
 
     The ids are written with a compare-and-set; when another writer changed the plan in
     between, the plan is re-read and the work redone (Stripe calls are keyed: no duplicates)."""
     for _ in range(_CAS_ATTEMPTS):
         seen = plan.updated_at
-        ids, changed = await _ensure(gateway, plan, interval, overage_keys)
+        chosen, changed = await _ensure(gateway, settings, plan, interval, overage_keys)
         if not changed or await save_if_unchanged(plan, seen):
-            return ids
+            return chosen
         fresh = await SubscriptionPlan.get(plan.id)
         if fresh is None:
             raise ServiceUnavailable(f"plan {plan.uid!r} disappeared; retry")
@@ -88,20 +169,46 @@ async def ensure_plan_prices(
     raise ServiceUnavailable(f"plan {plan.uid!r} kept changing; retry")
 
 
+async def ensure_addon_price(
+    gateway: StripeGateway,
+    settings: Settings,
+    plan: SubscriptionPlan,
+    interval: BillingInterval,
+    key: str,
+) -> ChosenPrice:
+    """The Stripe price of one add-on at ``interval`` (e.g. to add a metered item to a live
+    subscription); the add-on must be offered at that interval."""
+    chosen = await ensure_plan_prices(gateway, settings, plan, interval, [key])
+    return next(c for c in chosen if c.addon is not None and c.addon.key == key)
+
+
+async def _metering(
+    gateway: StripeGateway, settings: Settings, addon: Overage | None
+) -> Metering | None:
+    if addon is None or addon.kind is not AddonKind.METERED:
+        return None
+    # Validated on every save: a metered add-on names its feature and package size.
+    assert addon.feature is not None
+    assert addon.package_size is not None
+    meter = await ensure_meter(gateway, settings, addon.feature)
+    return Metering(meter.stripe_meter_id, addon.package_size)
+
+
 async def _ensure(
     gateway: StripeGateway,
+    settings: Settings,
     plan: SubscriptionPlan,
     interval: BillingInterval,
     overage_keys: list[str],
-) -> tuple[list[str], bool]:
+) -> tuple[list[ChosenPrice], bool]:
     changed = False
     if plan.stripe_product_id is None:
         plan.stripe_product_id = await _ensure_product(gateway, plan, "plan", plan.name)
         changed = True
-    wanted: list[tuple[PlanPrice, str]] = []
+    wanted: list[tuple[PlanPrice, str, Overage | None]] = []
     base = plan.price_for(interval)
     assert base is not None
-    wanted.append((base, plan.stripe_product_id))
+    wanted.append((base, plan.stripe_product_id, None))
     for overage in plan.overages:
         if overage.key not in overage_keys:
             continue
@@ -112,22 +219,29 @@ async def _ensure(
             changed = True
         price = overage.price_for(interval)
         assert price is not None
-        wanted.append((price, overage.stripe_product_id))
-    ids: list[str] = []
-    for price, product_id in wanted:
+        wanted.append((price, overage.stripe_product_id, overage))
+    chosen: list[ChosenPrice] = []
+    for price, product_id, addon in wanted:
         if price.stripe_price_id is None:
-            price.stripe_price_id = await _ensure_price(gateway, product_id, price, plan.uid)
+            metering = await _metering(gateway, settings, addon)
+            price.stripe_price_id = await _ensure_price(
+                gateway, product_id, price, plan.uid, metering
+            )
             changed = True
-        ids.append(price.stripe_price_id)
-    return ids, changed
+        chosen.append(ChosenPrice(price.stripe_price_id, addon))
+    return chosen, changed
 
 
-async def sync_catalog(gateway: StripeGateway) -> list[str]:
-    """Make every active plan's prices exist at Stripe (the ``plans sync`` command)."""
+async def sync_catalog(gateway: StripeGateway, settings: Settings) -> list[str]:
+    """Make every active plan's prices, and the meters of its metered add-ons, exist at
+    Stripe (the ``plans sync`` command)."""
     done: list[str] = []
     for plan in await SubscriptionPlan.find({"active": True}).to_list():
+        for addon in plan.overages:
+            if addon.kind is AddonKind.METERED and addon.feature:
+                await ensure_meter(gateway, settings, addon.feature)
         for price in plan.prices:
             keys = [o.key for o in plan.overages if o.price_for(price.interval)]
-            await ensure_plan_prices(gateway, plan, price.interval, keys)
+            await ensure_plan_prices(gateway, settings, plan, price.interval, keys)
         done.append(plan.uid)
     return done

@@ -1,9 +1,12 @@
 """Keeping the plan catalog's Stripe ids true from Stripe's own price and product objects.
 
 * A **price** belongs to a plan slot (a plan price, or an overage price) by ``lookup_key``.
-  An active price whose amount, currency and interval match the slot becomes its
+  An active price whose amount, currency, interval and kind match the slot becomes its
   ``stripe_price_id``; one that contradicts the slot is reported as a mismatch and not linked
-  (checkout would otherwise charge an amount the catalog does not show). An archived or deleted
+  (checkout would otherwise charge an amount the catalog does not show). The kind: a plan
+  price or a pack is licensed; a metered add-on's price is metered, on its feature's meter (a
+  ``BillingMeter`` we stored), with ``transform_quantity`` dividing by the package size,
+  rounded up (see ``services.catalog``). An archived or deleted
   price, or one whose lookup key moved away, is unlinked wherever it is linked.
 * A **product** belongs to a plan by ``metadata.plan_uid`` (and to one of its overages with
   ``metadata.overage_key`` too). A product without that metadata is matched through its prices:
@@ -24,7 +27,7 @@ from typing import Any
 from beanie import PydanticObjectId
 from pydantic import BaseModel, ConfigDict
 
-from revenue_engine.documents import Overage, PlanPrice, SubscriptionPlan
+from revenue_engine.documents import AddonKind, BillingMeter, Overage, PlanPrice, SubscriptionPlan
 from revenue_engine.documents.plan import utcnow
 from revenue_engine.errors import ServiceUnavailable
 
@@ -36,6 +39,15 @@ class StripeRecurring(BaseModel):
 
     interval: str
     interval_count: int = 1
+    usage_type: str = "licensed"
+    meter: str | None = None
+
+
+class StripeTransform(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    divide_by: int
+    round: str
 
 
 class StripePrice(BaseModel):
@@ -51,6 +63,7 @@ class StripePrice(BaseModel):
     unit_amount: int | None = None
     product: str | dict[str, Any] | None = None
     recurring: StripeRecurring | None = None
+    transform_quantity: StripeTransform | None = None
 
     @property
     def product_id(self) -> str | None:
@@ -63,7 +76,15 @@ class StripePrice(BaseModel):
         every = f"/{self.recurring.interval}" if self.recurring else " once"
         if self.recurring and self.recurring.interval_count != 1:
             every = f"/{self.recurring.interval_count} {self.recurring.interval}s"
-        return f"{self.unit_amount} {self.currency}{every}"
+        described = f"{self.unit_amount} {self.currency}{every}"
+        if self.recurring and self.recurring.usage_type == "metered":
+            described += f" metered on {self.recurring.meter}"
+        if self.transform_quantity:
+            described += (
+                f" per {self.transform_quantity.divide_by} units"
+                f" rounded {self.transform_quantity.round}"
+            )
+        return described
 
 
 class StripeProduct(BaseModel):
@@ -96,23 +117,54 @@ def _slots(plan: SubscriptionPlan) -> list[tuple[SubscriptionPlan | Overage, Pla
     return owned
 
 
-def _mismatch(slot: PlanPrice, price: StripePrice) -> str | None:
+#: Feature -> the ids among its stored meters (``BillingMeter``) that a price reads.
+Meters = dict[str, set[str]]
+
+
+def _kind_mismatch(owner: SubscriptionPlan | Overage, price: StripePrice, meters: Meters) -> str:
+    """What the slot's kind of price needs that ``price`` lacks ("" when it has it)."""
     recurring = price.recurring
+    usage = recurring.usage_type if recurring else "licensed"
+    meter = recurring.meter if recurring else None
+    transform = price.transform_quantity
+    if not isinstance(owner, Overage) or owner.kind is not AddonKind.METERED:
+        if usage == "licensed" and meter is None and transform is None:
+            return ""
+        return "licensed (per unit, no meter, no transform_quantity)"
+    feature = owner.feature or ""
+    known = meters.get(feature, set())
+    if (
+        usage == "metered"
+        and meter in known
+        and transform is not None
+        and (transform.divide_by, transform.round) == (owner.package_size, "up")
+    ):
+        return ""
+    return f"metered on the meter of {feature} per {owner.package_size} units rounded up"
+
+
+def _mismatch(
+    owner: SubscriptionPlan | Overage, slot: PlanPrice, price: StripePrice, meters: Meters
+) -> str | None:
+    recurring = price.recurring
+    kind = _kind_mismatch(owner, price, meters)
     if (
         recurring is not None
         and recurring.interval == slot.interval.value
         and recurring.interval_count == 1
         and (price.currency or "").lower() == slot.currency
         and price.unit_amount == slot.amount
+        and not kind
     ):
         return None
+    says = f"{slot.amount} {slot.currency}/{slot.interval.value}"
     return (
         f"price {price.id} ({price.lookup_key}) is {price.describe()}, "
-        f"the plan says {slot.amount} {slot.currency}/{slot.interval.value}"
+        f"the plan says {says}{f' {kind}' if kind else ''}"
     )
 
 
-def _link_price(price: StripePrice, linkable: bool) -> Mutation:
+def _link_price(price: StripePrice, linkable: bool, meters: Meters) -> Mutation:
     def mutate(plan: SubscriptionPlan, sync: CatalogSync) -> bool:
         changed = False
         for owner, slot in _slots(plan):
@@ -120,7 +172,7 @@ def _link_price(price: StripePrice, linkable: bool) -> Mutation:
             named = linkable and slot.lookup_key == price.lookup_key
             if ours or named:
                 sync.matched = True
-            problem = _mismatch(slot, price) if named else None
+            problem = _mismatch(owner, slot, price, meters) if named else None
             if problem:
                 sync.mismatches.append(problem)
             if ours and (not named or problem):
@@ -215,7 +267,11 @@ async def sync_price(price: StripePrice, *, deleted: bool = False) -> CatalogSyn
             {"prices.lookup_key": price.lookup_key},
             {"overages.prices.lookup_key": price.lookup_key},
         ]
-    return await _sync(query, _link_price(price, linkable))
+    meters: Meters = {}
+    if linkable and price.recurring and price.recurring.meter:
+        for row in await BillingMeter.find({"stripe_meter_id": price.recurring.meter}).to_list():
+            meters.setdefault(row.feature, set()).add(row.stripe_meter_id)
+    return await _sync(query, _link_price(price, linkable, meters))
 
 
 async def sync_product(product: StripeProduct, *, deleted: bool = False) -> CatalogSync:

@@ -151,12 +151,13 @@ async def _create_under_lease(
         return reusable
     await ensure_no_live_subscription(org)  # a session paid meanwhile made one
     customer = await get_or_create_customer(gateway, principal)
-    price_ids = await ensure_plan_prices(gateway, plan, request.interval, overages)
+    chosen = await ensure_plan_prices(gateway, settings, plan, request.interval, overages)
     metadata = {"organization_id": org, "plan_uid": plan.uid, "interval": request.interval.value}
     params: dict[str, object] = {
         "mode": "subscription",
         "customer": customer.stripe_customer_id,
-        "line_items": [{"price": pid, "quantity": 1} for pid in price_ids],
+        # A metered add-on's price has no quantity: overage is on from the start.
+        "line_items": [c.item() for c in chosen],
         "success_url": _url(settings, success, with_session=True),
         "cancel_url": _url(settings, cancel, with_session=False),
         "client_reference_id": org,

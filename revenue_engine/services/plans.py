@@ -1,7 +1,8 @@
-"""The plan catalog: validation, upsert/archive, queries, and loading the plans file.
+"""The plan catalog: upsert/archive, queries, and loading the plans file.
 
-A plan arrives as a ``PlanSpec`` (from the plans file or an admin mutation). ``validate_spec``
-lists every problem at once; nothing is written unless the list is empty.
+A plan arrives as a ``PlanSpec`` (from the plans file or an admin mutation; see
+``services.plan_spec``). ``validate_spec`` lists every problem at once; nothing is written
+unless the list is empty.
 
 A price lookup key names one price at Stripe, so it belongs to one plan. Each plan stores the
 keys it claims (``SubscriptionPlan.lookup_keys``) under a unique multikey index: of two admins
@@ -13,7 +14,6 @@ the holder when the index refuses one.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Hashable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,10 +21,16 @@ from typing import Any
 
 import yaml
 from beanie import SortDirection
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from pymongo.errors import DuplicateKeyError
 
-from revenue_engine.documents import BillingInterval, Overage, PlanPrice, SubscriptionPlan
+from revenue_engine.documents import (
+    AddonKind,
+    BillingInterval,
+    Overage,
+    PlanPrice,
+    SubscriptionPlan,
+)
 from revenue_engine.documents.plan import LOOKUP_KEYS_INDEX, utcnow
 from revenue_engine.errors import (
     AlreadyExists,
@@ -33,186 +39,38 @@ from revenue_engine.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
-from revenue_engine.money import MAX_AMOUNT, charge_problem, max_amount, normalize_currency
+from revenue_engine.money import normalize_currency
+from revenue_engine.services.plan_spec import (
+    MIGRATION,
+    OverageSpec,
+    PlanSpec,
+    PriceSpec,
+    is_valid_key,
+    lookup_keys,
+    validate_spec,
+)
+
+__all__ = [
+    "MIGRATION",
+    "OverageSpec",
+    "PlanSpec",
+    "PriceSpec",
+    "archive_plan",
+    "backfill_lookup_keys",
+    "get_plan",
+    "is_valid_key",
+    "list_plans",
+    "load_plans_file",
+    "lookup_keys",
+    "read_plans_file",
+    "save_if_unchanged",
+    "upsert_plan",
+    "validate_spec",
+]
 
 log = logging.getLogger(__name__)
 
 _CAS_ATTEMPTS = 8
-_UID = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
-_KEY = re.compile(r"[a-z0-9][a-z0-9_]{0,39}")
-#: Stripe takes lookup keys of up to 200 characters and keeps each one unique per account; the
-#: engine allows a conservative set of characters so a key reads the same in every tool.
-_LOOKUP_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
-
-
-class PriceSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    interval: str | None = None
-    amount: int | None = None
-    currency: str | None = None
-    lookup_key: str | None = None
-
-
-class OverageSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    key: str
-    name: str
-    unit: str = "unit"
-    prices: list[PriceSpec] = Field(default_factory=list)
-
-
-class PlanSpec(BaseModel):
-    """A plan as written in the plans file or sent by an admin; validated by ``validate_spec``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    uid: str
-    name: str
-    description: str = ""
-    features: list[str] = Field(default_factory=list)
-    entitlements: dict[str, int | bool | None] = Field(default_factory=dict)
-    active: bool = True
-    sort_order: int = 0
-    prices: list[PriceSpec] = Field(default_factory=list)
-    overages: list[OverageSpec] = Field(default_factory=list)
-
-
-def is_valid_key(key: str) -> bool:
-    """An entitlement or overage key: 1-40 of a-z, 0-9 and '_', starting with a letter or digit."""
-    return _KEY.fullmatch(key) is not None
-
-
-def _check_prices(
-    where: str, prices: Sequence[PriceSpec], problems: list[FieldProblem], *, charged: bool
-) -> list[BillingInterval]:
-    """Check ``prices``; ``charged``: each is what a checkout charges on its own (a plan's
-    price, not an overage's per-unit price), so a paid one must meet Stripe's minimum charge
-    of its currency (0 is a free plan)."""
-    seen: list[BillingInterval] = []
-    if not prices:
-        problems.append(
-            FieldProblem(where, "at least one price (interval month or year) is required")
-        )
-    for index, price in enumerate(prices):
-        at = f"{where}.{index}"
-        if price.interval is None:
-            problems.append(FieldProblem(f"{at}.interval", "interval is required (month or year)"))
-        elif price.interval not in BillingInterval.__members__.values():
-            problems.append(FieldProblem(f"{at}.interval", "interval must be month or year"))
-        else:
-            interval = BillingInterval(price.interval)
-            if interval in seen:
-                problems.append(FieldProblem(f"{at}.interval", f"duplicate interval {interval}"))
-            seen.append(interval)
-        if price.amount is None:
-            problems.append(FieldProblem(f"{at}.amount", "amount is required"))
-        elif price.amount < 0:
-            problems.append(FieldProblem(f"{at}.amount", "amount must not be negative"))
-        elif price.amount > 0 and (code := normalize_currency(price.currency or "")):
-            refused = charge_problem(price.amount, code) if charged else None
-            if refused is None and price.amount > max_amount(code):
-                refused = f"amount must be at most {max_amount(code)} for {code}"
-            if refused is not None:
-                problems.append(FieldProblem(f"{at}.amount", refused))
-        elif price.amount > MAX_AMOUNT:
-            problems.append(FieldProblem(f"{at}.amount", f"amount must be at most {MAX_AMOUNT}"))
-        if price.currency is None:
-            problems.append(FieldProblem(f"{at}.currency", "currency is required"))
-        elif normalize_currency(price.currency) is None:
-            problems.append(FieldProblem(f"{at}.currency", f"unknown currency {price.currency!r}"))
-        if price.lookup_key is not None and not _LOOKUP_KEY.fullmatch(price.lookup_key):
-            problems.append(
-                FieldProblem(
-                    f"{at}.lookup_key",
-                    "lookup keys are 1-200 of A-Z, a-z, 0-9, '_', '.', ':' or '-'",
-                )
-            )
-    return seen
-
-
-def _priced(spec: PlanSpec) -> list[tuple[str, PriceSpec, str]]:
-    """Every price of ``spec`` (plan prices, then overage prices) with its field path and the
-    lookup key it will carry (the explicit one, else ``uid_interval`` / ``uid_key_interval``)."""
-    found = [
-        (f"prices.{i}", p, p.lookup_key or f"{spec.uid}_{p.interval}")
-        for i, p in enumerate(spec.prices)
-    ]
-    for index, overage in enumerate(spec.overages):
-        found.extend(
-            (
-                f"overages.{index}.prices.{i}",
-                p,
-                p.lookup_key or f"{spec.uid}_{overage.key}_{p.interval}",
-            )
-            for i, p in enumerate(overage.prices)
-        )
-    return found
-
-
-def lookup_keys(spec: PlanSpec) -> dict[str, str]:
-    """The lookup keys a (valid) spec gives its prices, each with the path of its price."""
-    return {key: at for at, _, key in _priced(spec)}
-
-
-def _check_plan_wide(spec: PlanSpec, problems: list[FieldProblem]) -> None:
-    """One currency per plan (a subscription bills in one currency: a checkout mixing two is
-    refused by Stripe) and one price per lookup key."""
-    currency: str | None = None
-    keys: set[str] = set()
-    for at, price, key in _priced(spec):
-        this = normalize_currency(price.currency) if price.currency else None
-        if this is not None:
-            if currency is None:
-                currency = this
-            elif this != currency:
-                problems.append(
-                    FieldProblem(
-                        f"{at}.currency",
-                        f"every price of a plan is in one currency: {currency}, not {this}",
-                    )
-                )
-        if key in keys:
-            problems.append(
-                FieldProblem(f"{at}.lookup_key", f"lookup key {key!r} is used twice in the plan")
-            )
-        keys.add(key)
-
-
-def validate_spec(spec: PlanSpec) -> list[FieldProblem]:
-    """Every problem with ``spec``; an empty list means it may be written."""
-    problems: list[FieldProblem] = []
-    if not _UID.fullmatch(spec.uid):
-        problems.append(FieldProblem("uid", "uid must be 1-63 of a-z, 0-9, '-' or '_'"))
-    if not spec.name.strip():
-        problems.append(FieldProblem("name", "name must not be empty"))
-    for key, value in spec.entitlements.items():
-        if not _KEY.fullmatch(key):
-            problems.append(FieldProblem(f"entitlements.{key}", "keys are a-z, 0-9 and '_'"))
-        elif not isinstance(value, bool) and isinstance(value, int) and value < 0:
-            problems.append(
-                FieldProblem(
-                    f"entitlements.{key}",
-                    "a limit must not be negative (0 grants none; unlimited is null)",
-                )
-            )
-    intervals = _check_prices("prices", spec.prices, problems, charged=True)
-    keys: set[str] = set()
-    for index, overage in enumerate(spec.overages):
-        at = f"overages.{index}"
-        if not _KEY.fullmatch(overage.key):
-            problems.append(FieldProblem(f"{at}.key", "keys are a-z, 0-9 and '_'"))
-        if overage.key in keys:
-            problems.append(FieldProblem(f"{at}.key", f"duplicate overage {overage.key!r}"))
-        keys.add(overage.key)
-        for interval in _check_prices(f"{at}.prices", overage.prices, problems, charged=False):
-            if intervals and interval not in intervals:
-                problems.append(
-                    FieldProblem(f"{at}.prices", f"the plan is not offered per {interval}")
-                )
-    _check_plan_wide(spec, problems)
-    return problems
 
 
 def _price(spec: PriceSpec, default_lookup_key: str, old: PlanPrice | None) -> PlanPrice:
@@ -237,12 +95,50 @@ def _price(spec: PriceSpec, default_lookup_key: str, old: PlanPrice | None) -> P
     return price
 
 
+def _stripe_shape(kind: AddonKind | None, feature: str | None, package_size: int | None) -> object:
+    """What an add-on's Stripe price is besides amount and currency: a licensed price per unit
+    (a pack, or an add-on stored before kinds), or a metered price on the feature's meter,
+    counting packages of ``package_size``."""
+    return ("metered", feature, package_size) if kind is AddonKind.METERED else ("licensed",)
+
+
+def _addon(spec: PlanSpec, o: OverageSpec, old: Overage | None) -> Overage:
+    kind = AddonKind(o.kind) if o.kind else None
+    if old and _stripe_shape(old.kind, old.feature, old.package_size) != _stripe_shape(
+        kind, o.feature, o.package_size
+    ):
+        # Another kind of Stripe price (licensed/metered, meter, package): none of the old
+        # price ids stays; the product does.
+        old_prices: list[PlanPrice] = []
+    else:
+        old_prices = old.prices if old else []
+    return Overage(
+        key=o.key,
+        name=o.name,
+        unit=o.unit,
+        kind=kind,
+        feature=o.feature,
+        pack_size=o.pack_size,
+        package_size=o.package_size,
+        prices=[
+            _price(
+                p,
+                f"{spec.uid}_{o.key}_{p.interval}",
+                next((q for q in old_prices if q.interval.value == p.interval), None),
+            )
+            for p in o.prices
+        ],
+        stripe_product_id=old.stripe_product_id if old else None,
+    )
+
+
 def _apply(spec: PlanSpec, plan: SubscriptionPlan, *, active: bool) -> SubscriptionPlan:
     """Copy a validated spec onto ``plan`` (new or existing), keeping still-valid Stripe ids."""
     plan.name = spec.name.strip()
     plan.description = spec.description
     plan.features = list(spec.features)
     plan.entitlements = dict(spec.entitlements)
+    plan.metered = list(spec.metered)
     plan.active = active
     plan.sort_order = spec.sort_order
     plan.prices = [
@@ -250,26 +146,7 @@ def _apply(spec: PlanSpec, plan: SubscriptionPlan, *, active: bool) -> Subscript
         for p in spec.prices
     ]
     old_overages = {o.key: o for o in plan.overages}
-    overages: list[Overage] = []
-    for o in spec.overages:
-        old = old_overages.get(o.key)
-        overages.append(
-            Overage(
-                key=o.key,
-                name=o.name,
-                unit=o.unit,
-                prices=[
-                    _price(
-                        p,
-                        f"{spec.uid}_{o.key}_{p.interval}",
-                        old.price_for(BillingInterval(p.interval or "")) if old else None,
-                    )
-                    for p in o.prices
-                ],
-                stripe_product_id=old.stripe_product_id if old else None,
-            )
-        )
-    plan.overages = overages
+    plan.overages = [_addon(spec, o, old_overages.get(o.key)) for o in spec.overages]
     plan.lookup_keys = plan.price_lookup_keys()
     plan.updated_at = utcnow()
     return plan

@@ -25,7 +25,8 @@ async def purchasable_plan(
     overages: tuple[str, ...] | list[str],
     problems: list[FieldProblem],
 ) -> SubscriptionPlan:
-    """The plan if it can be bought at ``interval`` with ``overages``; appends input problems."""
+    """The plan if it can be bought at ``interval`` with ``overages`` (add-on keys, each
+    offered at the interval and saying what it does); appends input problems."""
     plan = await SubscriptionPlan.find_one({"uid": uid})
     if plan is None:
         raise NotFound("plan", uid)
@@ -43,6 +44,15 @@ async def purchasable_plan(
         elif overage.price_for(interval) is None:
             problems.append(
                 FieldProblem("overages", f"overage {key!r} is not offered per {interval}")
+            )
+        elif overage.kind is None:
+            # Stored before add-ons said what they do: it would charge for nothing.
+            problems.append(
+                FieldProblem(
+                    "overages",
+                    f"add-on {key!r} of plan {uid!r} neither raises a limit nor bills usage; "
+                    "it can be bought once the plan says its kind",
+                )
             )
     return plan
 

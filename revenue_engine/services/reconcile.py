@@ -37,6 +37,7 @@ from revenue_engine.documents import (
 )
 from revenue_engine.documents.plan import as_utc, utcnow
 from revenue_engine.errors import DomainError
+from revenue_engine.services import entitlements
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,16 @@ async def _organization(obj: dict[str, Any], customer_id: str) -> str:
     return customer.organization_id
 
 
+def _quantity(item: dict[str, Any], price: dict[str, Any]) -> int:
+    """An item's quantity. Stripe leaves it out on a metered item (usage decides what is
+    billed): 0 there, which no limit reads (only packs, which are licensed, raise limits)."""
+    quantity = item.get("quantity")
+    if isinstance(quantity, int) and not isinstance(quantity, bool):
+        return max(quantity, 0)
+    metered = (price.get("recurring") or {}).get("usage_type") == "metered"
+    return 0 if metered else 1
+
+
 async def snapshot(obj: dict[str, Any]) -> dict[str, Any]:
     """The document fields a Stripe subscription object implies (no writes)."""
     if obj.get("object") != "subscription" or not obj.get("id") or not obj.get("status"):
@@ -173,7 +184,7 @@ async def snapshot(obj: dict[str, Any]) -> dict[str, Any]:
                 stripe_item_id=str(raw.get("id")),
                 stripe_price_id=str(price.get("id")),
                 lookup_key=price.get("lookup_key"),
-                quantity=int(raw.get("quantity") or 1),
+                quantity=_quantity(raw, price),
                 overage_key=overage_key,
                 current_period_start=ts(raw.get("current_period_start")),
                 current_period_end=ts(raw.get("current_period_end")),
@@ -202,7 +213,7 @@ async def snapshot(obj: dict[str, Any]) -> dict[str, Any]:
         "trial_end": ts(obj.get("trial_end")),
         "latest_invoice_id": _id(obj.get("latest_invoice")),
         "test_clock": _id(obj.get("test_clock")),
-        "entitlements": dict(plan.entitlements) if plan else {},
+        "entitlements": entitlements.limits(plan, items) if plan else {},
     }
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from revenue_engine.auth import Principal
 from revenue_engine.documents import (
+    AddonKind,
     AuditEntry,
     AuditSource,
     BillingInterval,
@@ -31,7 +32,7 @@ from revenue_engine.errors import (
     ValidationFailed,
 )
 from revenue_engine.gateway import StripeGateway, StripeNotFound, idempotency_key
-from revenue_engine.services.catalog import ensure_plan_prices
+from revenue_engine.services.catalog import ChosenPrice, ensure_plan_prices
 from revenue_engine.services.checkout import expire_open_sessions
 from revenue_engine.services.customers import get_customer, get_or_create_customer
 from revenue_engine.services.purchase import (
@@ -84,6 +85,7 @@ async def create_subscription(
     gateway: StripeGateway,
     principal: Principal,
     *,
+    settings: Settings,
     plan_uid: str,
     interval: BillingInterval,
     overages: list[str],
@@ -100,12 +102,20 @@ async def create_subscription(
         raise ValidationFailed("invalid subscription request", problems)
     async with purchase_lease(org):
         return await _create_under_lease(
-            gateway, principal, plan, interval, sorted(set(overages)), trial_days, request_id
+            gateway,
+            settings,
+            principal,
+            plan,
+            interval,
+            sorted(set(overages)),
+            trial_days,
+            request_id,
         )
 
 
 async def _create_under_lease(
     gateway: StripeGateway,
+    settings: Settings,
     principal: Principal,
     plan: SubscriptionPlan,
     interval: BillingInterval,
@@ -129,11 +139,12 @@ async def _create_under_lease(
     # first (one completed meanwhile is applied, and the check below refuses).
     await expire_open_sessions(gateway, org)
     await ensure_no_live_subscription(org)
-    price_ids = await ensure_plan_prices(gateway, plan, interval, keys)
+    chosen = await ensure_plan_prices(gateway, settings, plan, interval, keys)
     metadata = {"organization_id": org, "plan_uid": plan.uid, "interval": interval.value}
     params: dict[str, Any] = {
         "customer": customer.stripe_customer_id,
-        "items": [{"price": pid, "quantity": 1} for pid in price_ids],
+        # A metered add-on's price has no quantity: overage is on from the start.
+        "items": [c.item() for c in chosen],
         "metadata": metadata,
         # Declines surface now as a typed error instead of an incomplete subscription.
         "payment_behavior": "error_if_incomplete",
@@ -215,20 +226,65 @@ async def resume_subscription(
     )
 
 
+async def _kept_addons(live: Subscription, plan: SubscriptionPlan) -> list[str]:
+    """The add-ons a plan change keeps when the caller names none: a pack by its key; the
+    overage of a metered feature as the new plan's metered add-on of that feature (dropped when
+    the new plan bills no overage for it: there it is unlimited, or a hard cap)."""
+    old = await SubscriptionPlan.find_one({"uid": live.plan_uid}) if live.plan_uid else None
+    kept: list[str] = []
+    for key in live.overages:
+        addon = old.addon(key) if old else None
+        if addon is not None and addon.kind is AddonKind.METERED and addon.feature:
+            counterpart = plan.metered_addon(addon.feature)
+            if counterpart is not None:
+                kept.append(counterpart.key)
+        else:
+            kept.append(key)
+    return sorted(set(kept))
+
+
+def _change_items(live: Subscription, chosen: list[ChosenPrice]) -> list[dict[str, Any]]:
+    """The item changes of a plan change: the base item takes the new plan price; an add-on
+    item whose price stays is left as it is (its quantity, and for a metered one the usage it
+    carries); the others are deleted and the new prices added."""
+    base_item = next((i for i in live.items if i.overage_key is None), None)
+    base = chosen[0].item()
+    items: list[dict[str, Any]] = [{"id": base_item.stripe_item_id, **base} if base_item else base]
+    wanted = {c.stripe_price_id for c in chosen[1:]}
+    kept: set[str] = set()
+    for item in live.items:
+        if item is base_item:
+            continue
+        if item.stripe_price_id in wanted and item.stripe_price_id not in kept:
+            kept.add(item.stripe_price_id)
+        else:
+            items.append({"id": item.stripe_item_id, "deleted": True})
+    items.extend(c.item() for c in chosen[1:] if c.stripe_price_id not in kept)
+    return items
+
+
 async def change_subscription_plan(
     gateway: StripeGateway,
     principal: Principal,
     *,
+    settings: Settings,
     plan_uid: str,
     interval: BillingInterval,
     overages: list[str] | None,
     proration: ProrationBehavior,
     request_id: str | None,
 ) -> Subscription:
-    """Swap the plan price (and optionally the overages) with the given proration behaviour."""
+    """Swap the plan price (and optionally the add-ons) with the given proration behaviour.
+    ``overages`` None keeps the current add-ons (see ``_kept_addons``)."""
     live = await _require_live(principal)
     problems: list[FieldProblem] = []
-    keys = sorted(set(overages if overages is not None else live.overages))
+    target = await SubscriptionPlan.find_one({"uid": plan_uid})
+    if overages is not None:
+        keys = sorted(set(overages))
+    elif target is not None:
+        keys = await _kept_addons(live, target)
+    else:
+        keys = sorted(live.overages)
     plan = await purchasable_plan(plan_uid, interval, keys, problems)
     if problems:
         raise ValidationFailed("invalid plan change", problems)
@@ -236,14 +292,8 @@ async def change_subscription_plan(
         raise ValidationFailed(
             "nothing to change", [FieldProblem("planUid", "this is the current plan")]
         )
-    price_ids = await ensure_plan_prices(gateway, plan, interval, keys)
-    base_item = next((i for i in live.items if i.overage_key is None), None)
-    items: list[dict[str, Any]] = [
-        {"id": i.stripe_item_id, "deleted": True} for i in live.items if i is not base_item
-    ]
-    base = {"price": price_ids[0], "quantity": 1}
-    items.insert(0, {"id": base_item.stripe_item_id, **base} if base_item else base)
-    items.extend({"price": pid, "quantity": 1} for pid in price_ids[1:])
+    chosen = await ensure_plan_prices(gateway, settings, plan, interval, keys)
+    items = _change_items(live, chosen)
     sid = live.stripe_subscription_id
     metadata = {
         "organization_id": principal.organization_id,

@@ -75,10 +75,11 @@ async def test_cancel_resume_and_cancel_now(
     engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
 ) -> None:
     await customer_with_card(engine, stripe_client, emulator)
-    created = await subscribe(engine, overages=["api_calls"])
+    # A pack (a licensed price): the emulator's metered prices are proven in their own tests.
+    created = await subscribe(engine, planUid="pro", overages=["bandwidth"])
     assert created["__typename"] == "SubscriptionPayload"
     sub = created["subscription"]
-    assert (sub["status"], sub["planUid"], sub["overages"]) == ("active", "starter", ["api_calls"])
+    assert (sub["status"], sub["planUid"], sub["overages"]) == ("active", "pro", ["bandwidth"])
 
     ending = only(await call(engine, CANCEL, {"end": True}))["subscription"]
     assert ending["cancelAtPeriodEnd"] is True
@@ -137,6 +138,8 @@ async def test_change_plan_with_proration_invoices_the_difference(
     sub = changed["subscription"]
     assert (sub["planUid"], sub["overages"], sub["status"]) == ("pro", ["bandwidth"], "active")
     assert {"key": "seats", "enabled": True, "limit": 15} in sub["entitlements"]
+    # The pack raises the limit it is a pack of: 500 GB + 100 GB.
+    assert {"key": "bandwidth_gb", "enabled": True, "limit": 600} in sub["entitlements"]
     [stripe_sub] = emulator.objects("subscription")
     assert sorted(i["price"]["lookup_key"] for i in stripe_sub["items"]["data"]) == [
         "pro_bandwidth_month",

@@ -214,3 +214,31 @@ async def test_concurrent_appliers_write_each_audit_row_once(catalog: Database) 
         )
     )
     assert [a.to_status for a in await audits()] == ["active", "past_due"]
+
+
+async def test_packs_raise_limits_by_their_size_times_quantity(catalog: Database) -> None:
+    obj = subscription(lookup_keys=("pro_month", "pro_bandwidth_month", "pro_api_calls_month"))
+    pack, metered = obj["items"]["data"][1:]
+    pack["quantity"] = 3
+    # Stripe leaves the quantity out on a metered item.
+    metered["quantity"] = None
+    metered["price"]["recurring"].update(usage_type="metered", meter="mtr_calls")
+    doc = await apply_subscription(obj, source=AuditSource.WEBHOOK, observed_at=T0)
+    assert doc.overages == ["api_calls", "bandwidth"]
+    assert doc.entitlements["bandwidth_gb"] == 500 + 3 * 100
+    # The metered add-on bills usage; it raises no limit.
+    assert doc.entitlements["api_calls"] == 250000
+    assert [i.quantity for i in doc.items] == [1, 3, 0]
+
+
+async def test_a_pack_on_an_unlimited_plan_feature_keeps_it_unlimited(
+    catalog: Database,
+) -> None:
+    obj = subscription(lookup_keys=("enterprise_year", "enterprise_bandwidth_year"))
+    obj["items"]["data"][1]["quantity"] = 2
+    doc = await apply_subscription(obj, source=AuditSource.WEBHOOK, observed_at=T0)
+    assert (doc.entitlements["seats"], doc.entitlements["bandwidth_gb"]) == (None, 7000)
+    # A later observation with one pack fewer lowers the limit again.
+    obj["items"]["data"][1]["quantity"] = 1
+    later = await apply_subscription(obj, source=AuditSource.WEBHOOK, observed_at=T0 + SECOND)
+    assert later.entitlements["bandwidth_gb"] == 6000

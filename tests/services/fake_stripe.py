@@ -1,0 +1,172 @@
+"""A small in-memory stand-in for the gateway's catalog calls (meters, products, prices), for
+unit tests of the catalog services: it records what was sent and answers as Stripe does, with
+idempotency keys replaying the first answer."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, cast
+
+from revenue_engine.gateway import StripeGateway
+
+
+class FakeCatalogGateway:
+    def __init__(self) -> None:
+        self.meters: list[dict[str, Any]] = []
+        self.prices: list[dict[str, Any]] = []
+        self.calls: list[tuple[str, dict[str, Any], str | None]] = []
+        self.replies: dict[str, dict[str, Any]] = {}
+        #: A server that ignores the ``lookup_keys`` filter of a price listing.
+        self.ignore_lookup_filter = False
+        self._ids = itertools.count(1)
+
+    def as_gateway(self) -> StripeGateway:
+        return cast(StripeGateway, self)
+
+    def calls_to(self, operation: str) -> list[dict[str, Any]]:
+        return [params for name, params, _ in self.calls if name == operation]
+
+    def _keyed(self, operation: str, params: dict[str, Any], key: str, make: Any) -> Any:
+        self.calls.append((operation, params, key))
+        if key not in self.replies:
+            self.replies[key] = make()
+        return self.replies[key]
+
+    async def list_meters(self) -> list[dict[str, Any]]:
+        self.calls.append(("billing.meters.list", {}, None))
+        return [m for m in self.meters if m["status"] == "active"]
+
+    async def create_meter(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
+        def make() -> dict[str, Any]:
+            meter = {"id": f"mtr_{next(self._ids)}", "object": "billing.meter"}
+            meter.update(status="active", **params)
+            self.meters.append(meter)
+            return meter
+
+        result: dict[str, Any] = self._keyed("billing.meters.create", params, key, make)
+        return result
+
+    async def create_product(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._keyed(
+            "products.create", params, key, lambda: {"id": f"prod_{next(self._ids)}", **params}
+        )
+        return result
+
+    async def find_prices(self, lookup_keys: list[str]) -> list[dict[str, Any]]:
+        self.calls.append(("prices.list", {"lookup_keys": lookup_keys}, None))
+        if self.ignore_lookup_filter:
+            return list(self.prices)
+        return [p for p in self.prices if p.get("lookup_key") in lookup_keys]
+
+    def add_price(self, **fields: Any) -> dict[str, Any]:
+        price: dict[str, Any] = {
+            "id": f"price_{next(self._ids)}",
+            "object": "price",
+            "active": True,
+            "currency": "usd",
+            "transform_quantity": None,
+            **fields,
+        }
+        recurring = {"interval_count": 1, "usage_type": "licensed", "meter": None}
+        recurring.update(fields.get("recurring") or {})
+        price["recurring"] = recurring
+        self.prices.append(price)
+        return price
+
+    async def create_price(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
+        def make() -> dict[str, Any]:
+            fields = {k: v for k, v in params.items() if k != "transfer_lookup_key"}
+            if params.get("transfer_lookup_key"):
+                for other in self.prices:
+                    if other.get("lookup_key") == params.get("lookup_key"):
+                        other["lookup_key"] = None
+            return self.add_price(**fields)
+
+        result: dict[str, Any] = self._keyed("prices.create", params, key, make)
+        return result
+
+
+class FakeBillingGateway(FakeCatalogGateway):
+    """The catalog fake plus what a purchase calls: a customer with a default card, Checkout
+    sessions (recorded), and subscriptions whose items follow the requests as Stripe's do
+    (a metered item without quantity)."""
+
+    PERIOD = (1_767_225_600, 1_769_904_000)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.subscriptions: dict[str, dict[str, Any]] = {}
+
+    async def create_customer(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._keyed(
+            "customers.create", params, key, lambda: {"id": "cus_fake", **params}
+        )
+        return result
+
+    async def retrieve_customer(self, customer_id: str) -> dict[str, Any]:
+        return {"id": customer_id, "invoice_settings": {"default_payment_method": "pm_fake"}}
+
+    async def create_checkout_session(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._keyed(
+            "checkout.sessions.create",
+            params,
+            key,
+            lambda: {"id": f"cs_{next(self._ids)}", "url": "https://checkout.test/pay"},
+        )
+        return result
+
+    def _item(self, entry: dict[str, Any]) -> dict[str, Any]:
+        price = next(p for p in self.prices if p["id"] == entry["price"])
+        start, end = self.PERIOD
+        return {
+            "id": f"si_{next(self._ids)}",
+            "object": "subscription_item",
+            "price": price,
+            "quantity": entry.get("quantity"),
+            "current_period_start": start,
+            "current_period_end": end,
+        }
+
+    async def create_subscription(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
+        def make() -> dict[str, Any]:
+            sub = {
+                "id": f"sub_{next(self._ids)}",
+                "object": "subscription",
+                "status": "active",
+                "customer": params["customer"],
+                "metadata": dict(params.get("metadata") or {}),
+                "items": {"data": [self._item(e) for e in params["items"]]},
+            }
+            self.subscriptions[sub["id"]] = sub
+            return sub
+
+        result: dict[str, Any] = self._keyed("subscriptions.create", params, key, make)
+        return result
+
+    async def update_subscription(
+        self, subscription_id: str, params: dict[str, Any], *, key: str
+    ) -> dict[str, Any]:
+        def make() -> dict[str, Any]:
+            sub = self.subscriptions[subscription_id]
+            items: list[dict[str, Any]] = sub["items"]["data"]
+            for entry in params.get("items") or []:
+                if "id" not in entry:
+                    items.append(self._item(entry))
+                    continue
+                index = next(i for i, item in enumerate(items) if item["id"] == entry["id"])
+                if entry.get("deleted"):
+                    del items[index]
+                    continue
+                if "price" in entry:
+                    items[index]["price"] = next(
+                        p for p in self.prices if p["id"] == entry["price"]
+                    )
+                if "quantity" in entry:
+                    items[index]["quantity"] = entry["quantity"]
+            sub["metadata"].update(params.get("metadata") or {})
+            return dict(sub)
+
+        self.calls.append(("subscriptions.update", params, key))
+        if key not in self.replies:
+            self.replies[key] = make()
+        return self.replies[key]
