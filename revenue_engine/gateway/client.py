@@ -232,11 +232,12 @@ class StripeGateway:
 
     # --- usage-based billing -------------------------------------------------------------
     async def list_meters(self) -> list[dict[str, Any]]:
-        """Every active Billing Meter of the account (auto-paginated)."""
+        """Every Billing Meter of the account, active or not (auto-paginated): an event name
+        belongs to one meter for good, deactivated ones included."""
         v1 = self.client.v1
         page = await self._call(
             "billing.meters.list",
-            lambda: v1.billing.meters.list_async(params=_any({"status": "active", "limit": 100})),
+            lambda: v1.billing.meters.list_async(params=_any({"limit": 100})),
         )
         found = [_plain(m) for m in page.data]
         while page.has_more and page.data:
@@ -247,7 +248,7 @@ class StripeGateway:
         return found
 
     async def _meters_after(self, meter_id: str) -> Any:
-        params = {"status": "active", "limit": 100, "starting_after": meter_id}
+        params = {"limit": 100, "starting_after": meter_id}
         return await self.client.v1.billing.meters.list_async(params=_any(params))
 
     async def create_meter(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
@@ -258,6 +259,15 @@ class StripeGateway:
                 lambda: v1.billing.meters.create_async(
                     params=_any(params), options=self._opts(key)
                 ),
+            )
+        )
+
+    async def reactivate_meter(self, meter_id: str, *, key: str) -> dict[str, Any]:
+        v1 = self.client.v1
+        return _plain(
+            await self._call(
+                "billing.meters.reactivate",
+                lambda: v1.billing.meters.reactivate_async(meter_id, options=self._opts(key)),
             )
         )
 

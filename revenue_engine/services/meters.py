@@ -2,11 +2,12 @@
 
 A meter is named by its event name, ``f"{settings.meter_event_prefix}.{feature}"``; it sums the
 ``value`` of the meter events sent for a customer (payload key ``stripe_customer_id``). Found
-in order: our ``BillingMeter`` row; else among Stripe's active meters by event name (a meter
-made by an earlier run whose row is gone, or by another deployment of the same account and
-prefix); else created, with an idempotency key derived from the event name, so two instances
-creating it at the same moment get one meter. The row's unique index on ``event_name`` keeps
-one row per meter whoever stores it first.
+in order: our ``BillingMeter`` row; else among Stripe's meters by event name (a meter made by
+an earlier run whose row is gone, or by another deployment of the same account and prefix) —
+reactivated when it was deactivated, since Stripe keeps an event name to one meter for good,
+deactivated ones included; else created, with an idempotency key derived from the event
+name, so two instances creating it at the same moment get one meter. The row's unique index
+on ``event_name`` keeps one row per meter whoever stores it first.
 """
 
 from __future__ import annotations
@@ -55,14 +56,12 @@ async def ensure_meter(gateway: StripeGateway, settings: Settings, feature: str)
     if stored is not None:
         return stored
     name = event_name(settings, feature)
-    found = next(
-        (
-            m
-            for m in await gateway.list_meters()
-            if m.get("event_name") == name and m.get("status", "active") == "active"
-        ),
-        None,
-    )
+    found = next((m for m in await gateway.list_meters() if m.get("event_name") == name), None)
+    if found is not None and found.get("status", "active") != "active":
+        found = await gateway.reactivate_meter(
+            str(found["id"]), key=idempotency_key(CATALOG, "meter.reactivate", name, found["id"])
+        )
+        log.warning("stripe meter reactivated event_name=%s meter=%s", name, found.get("id"))
     if found is None:
         found = await gateway.create_meter(
             meter_params(name, feature), key=idempotency_key(CATALOG, "meter.create", name)
