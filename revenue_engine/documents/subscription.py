@@ -37,6 +37,8 @@ class SubscriptionItem(BaseModel):
     quantity: int = 1
     #: None for the plan's base price, else the overage key.
     overage_key: str | None = None
+    #: The feature whose overage this item bills (a metered add-on's price), else None.
+    metered_feature: str | None = None
     current_period_start: datetime | None = None
     current_period_end: datetime | None = None
 

@@ -6,8 +6,8 @@ of metered features per period, and whether overage is on. Pure functions, no I/
   never raised.
 * A metered feature's entitlement is its included quantity per month; a period of the yearly
   interval includes twelve months'.
-* Overage is on for a metered feature when the plan offers its metered add-on, the add-on's
-  item is on the subscription, and the organization has not switched it off
+* Overage is on for a metered feature when the plan offers its metered add-on, an item billing
+  the feature's overage is on the subscription, and the organization has not switched it off
   (``Subscription.overage_off``).
 """
 
@@ -64,11 +64,14 @@ def included(
 
 
 def overage_on(plan: SubscriptionPlan, subscription: Subscription, feature: str) -> bool:
-    addon = plan.metered_addon(feature)
-    return (
-        addon is not None
-        and addon.key in subscription.overages
-        and feature not in subscription.overage_off
+    """The plan bills ``feature``'s overage, an item billing it is on the subscription (the
+    plan's own metered add-on, or the previous plan's kept to the end of the period in which
+    the plan changed), and the organization has not switched it off."""
+    if plan.metered_addon(feature) is None or feature in subscription.overage_off:
+        return False
+    return any(item.metered_feature == feature for item in subscription.items) or (
+        # A subscription stored before items named their metered feature.
+        (addon := plan.metered_addon(feature)) is not None and addon.key in subscription.overages
     )
 
 

@@ -27,6 +27,7 @@ from pymongo.errors import DuplicateKeyError
 
 from revenue_engine.documents import (
     TERMINAL_STATUSES,
+    AddonKind,
     AuditEntry,
     AuditSource,
     BillingInterval,
@@ -179,6 +180,7 @@ async def snapshot(obj: dict[str, Any]) -> dict[str, Any]:
             plan, interval = matched[0], matched[1]
         elif overage_key:
             overages.append(overage_key)
+        addon = matched[0].addon(overage_key) if matched and overage_key else None
         items.append(
             SubscriptionItem(
                 stripe_item_id=str(raw.get("id")),
@@ -186,6 +188,9 @@ async def snapshot(obj: dict[str, Any]) -> dict[str, Any]:
                 lookup_key=price.get("lookup_key"),
                 quantity=_quantity(raw, price),
                 overage_key=overage_key,
+                metered_feature=(
+                    addon.feature if addon and addon.kind is AddonKind.METERED else None
+                ),
                 current_period_start=ts(raw.get("current_period_start")),
                 current_period_end=ts(raw.get("current_period_end")),
             )

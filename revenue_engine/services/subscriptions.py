@@ -228,39 +228,63 @@ async def resume_subscription(
 
 async def _kept_addons(live: Subscription, plan: SubscriptionPlan) -> list[str]:
     """The add-ons a plan change keeps when the caller names none: a pack by its key; the
-    overage of a metered feature as the new plan's metered add-on of that feature (dropped when
-    the new plan bills no overage for it: there it is unlimited, or a hard cap)."""
+    overage of a metered feature (its item names the feature) as the new plan's metered add-on
+    of that feature — dropped when the new plan bills no overage for it (there it is
+    unlimited, or a hard cap) or the organization switched it off."""
     old = await SubscriptionPlan.find_one({"uid": live.plan_uid}) if live.plan_uid else None
     kept: list[str] = []
-    for key in live.overages:
+    for item in live.items:
+        key = item.overage_key
+        if key is None:
+            continue
         addon = old.addon(key) if old else None
-        if addon is not None and addon.kind is AddonKind.METERED and addon.feature:
-            counterpart = plan.metered_addon(addon.feature)
-            if counterpart is not None:
+        feature = item.metered_feature or (
+            addon.feature if addon is not None and addon.kind is AddonKind.METERED else None
+        )
+        if feature is not None:
+            counterpart = plan.metered_addon(feature)
+            if counterpart is not None and feature not in live.overage_off:
                 kept.append(counterpart.key)
         else:
             kept.append(key)
     return sorted(set(kept))
 
 
-def _change_items(live: Subscription, chosen: list[ChosenPrice]) -> list[dict[str, Any]]:
-    """The item changes of a plan change: the base item takes the new plan price; an add-on
-    item whose price stays is left as it is (its quantity, and for a metered one the usage it
-    carries); the others are deleted and the new prices added."""
+def _change_items(
+    live: Subscription, chosen: list[ChosenPrice], *, same_interval: bool
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The item changes of a plan change, and the metered features whose overage it switches
+    off. The base item takes the new plan price; an add-on item whose price stays is left as it
+    is (its quantity, and for a metered one the usage it carries); the others are deleted and
+    the new prices added — except a metered item while the interval stays: Stripe bills a
+    metered item that is removed or re-priced only for usage after the change, so the period's
+    overage already reported would go unbilled. It stays to the end of the period (the
+    period's overage price is the one it started with); ``services.overage`` swaps or removes
+    it once the next period has begun. A feature whose overage the change drops is switched off
+    meanwhile (usage beyond the new included quantity is refused)."""
     base_item = next((i for i in live.items if i.overage_key is None), None)
     base = chosen[0].item()
     items: list[dict[str, Any]] = [{"id": base_item.stripe_item_id, **base} if base_item else base]
     wanted = {c.stripe_price_id for c in chosen[1:]}
+    billed = {c.addon.feature for c in chosen[1:] if c.metered and c.addon and c.addon.feature}
     kept: set[str] = set()
+    held: set[str] = set()
     for item in live.items:
         if item is base_item:
             continue
         if item.stripe_price_id in wanted and item.stripe_price_id not in kept:
             kept.add(item.stripe_price_id)
+        elif same_interval and item.metered_feature and item.metered_feature not in held:
+            held.add(item.metered_feature)
         else:
             items.append({"id": item.stripe_item_id, "deleted": True})
-    items.extend(c.item() for c in chosen[1:] if c.stripe_price_id not in kept)
-    return items
+    items.extend(
+        c.item()
+        for c in chosen[1:]
+        if c.stripe_price_id not in kept
+        and not (c.metered and c.addon is not None and c.addon.feature in held)
+    )
+    return items, sorted(held - billed)
 
 
 async def change_subscription_plan(
@@ -293,7 +317,7 @@ async def change_subscription_plan(
             "nothing to change", [FieldProblem("planUid", "this is the current plan")]
         )
     chosen = await ensure_plan_prices(gateway, settings, plan, interval, keys)
-    items = _change_items(live, chosen)
+    items, switched_off = _change_items(live, chosen, same_interval=interval == live.interval)
     sid = live.stripe_subscription_id
     metadata = {
         "organization_id": principal.organization_id,
@@ -316,6 +340,11 @@ async def change_subscription_plan(
         {"items": items, "proration_behavior": proration.value, "metadata": metadata},
         key=key,
     )
+    if switched_off:
+        await Subscription.get_motor_collection().update_one(
+            {"stripe_subscription_id": sid},
+            {"$addToSet": {"overage_off": {"$each": switched_off}}},
+        )
     return await apply_subscription(
         result, source=AuditSource.MUTATION, reference=request_id, observed_at=observed_at
     )

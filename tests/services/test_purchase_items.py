@@ -15,6 +15,7 @@ from revenue_engine.documents import BillingInterval, Subscription
 from revenue_engine.errors import ValidationFailed
 from revenue_engine.services import plans
 from revenue_engine.services.checkout import CheckoutRequest, create_checkout_session
+from revenue_engine.services.entitlements import overage_on
 from revenue_engine.services.subscriptions import (
     ProrationBehavior,
     change_subscription_plan,
@@ -165,19 +166,40 @@ async def test_a_plan_change_maps_overage_to_the_new_plans_add_on_of_the_feature
     )
     await plans.upsert_plan(team)
     fake = FakeBillingGateway()
-    await subscribe(fake, "starter", ["api_calls"])
+    before = await subscribe(fake, "starter", ["api_calls"])
     moved = await change(fake, "team", None)
-    assert moved.overages == ["calls_overage"]
-    assert last_items(fake)[-1] == {"price": price_ids(fake)["team_calls_overage_month"]}
+    # The period's metered item stays (Stripe would not bill its usage so far if it were
+    # removed or re-priced): the new plan's overage price waits for the next period.
+    metered = before.items[1]
+    assert all(i.get("id") != metered.stripe_item_id for i in last_items(fake))
+    assert {"price": price_ids(fake)["team_calls_overage_month"]} not in last_items(fake)
+    assert [i.metered_feature for i in moved.items] == [None, "api_calls"]
+    team_plan = await plans.get_plan("team")
+    assert team_plan is not None
+    assert overage_on(team_plan, moved, "api_calls")
+    assert moved.overage_off == []
 
 
-async def test_overage_is_dropped_where_the_new_plan_bills_none(catalog: Database) -> None:
+async def test_overage_is_switched_off_where_the_new_plan_bills_none(catalog: Database) -> None:
     fake = FakeBillingGateway()
     before = await subscribe(fake, "pro", ["api_calls"])
     after = await change(fake, "enterprise", None)
-    assert after.overages == []
+    assert all(i.get("id") != before.items[1].stripe_item_id for i in last_items(fake))
+    fresh = await Subscription.get(after.id)
+    assert fresh is not None
+    assert fresh.overage_off == ["api_calls"]
+    assert fresh.entitlements["api_calls"] is None
+    enterprise = await plans.get_plan("enterprise")
+    assert enterprise is not None
+    assert not overage_on(enterprise, fresh, "api_calls")
+
+
+async def test_an_interval_change_swaps_the_metered_item(catalog: Database) -> None:
+    fake = FakeBillingGateway()
+    before = await subscribe(fake, "pro", ["api_calls"])
+    await change(fake, "pro", None, YEAR)
     assert {"id": before.items[1].stripe_item_id, "deleted": True} in last_items(fake)
-    assert after.entitlements["api_calls"] is None
+    assert last_items(fake)[-1] == {"price": price_ids(fake)["pro_api_calls_year"]}
 
 
 async def test_a_pack_the_new_plan_lacks_is_refused_when_kept(catalog: Database) -> None:
