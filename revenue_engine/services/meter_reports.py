@@ -65,7 +65,7 @@ MAX_REPORTS_PER_CALL = 3
 #: The longest wait before a failed report is retried, and the base of the doubling.
 MAX_BACKOFF_SECONDS = 300.0
 #: Jitter: a delay is drawn from ``[JITTER * d, d]`` so instances do not retry in lockstep
-#: (with doubling, each draw still exceeds the previous one's maximum times ``2 * JITTER``).
+#: (while it doubles, each draw still exceeds the previous one: ``2 * JITTER > 1``).
 JITTER = 0.8
 
 #: Failures Stripe may recover from on its own: retried with the growing backoff.
@@ -311,7 +311,8 @@ async def report_counter(
             await _send(gateway, settings, current)
         except Exception as exc:
             if _cancelling():
-                raise  # the SDK reports a cancelled call as a connection error
+                # The SDK reports a cancelled call as a connection error: stop, record nothing.
+                raise asyncio.CancelledError from None
             transient = isinstance(exc, TRANSIENT)
             await _record_failure(current, permanent=not transient, reason=_describe(exc))
             outcome.failed = True
