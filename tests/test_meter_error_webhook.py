@@ -109,6 +109,38 @@ async def test_a_report_is_recorded_once_and_shown_to_admins(
     assert row["validationEnd"].startswith("2027-01-15T08:05:00")
 
 
+@pytest.mark.parametrize("named", [True, False], ids=["meter", "no-meter"])
+async def test_the_emulators_shape_the_report_beside_the_meter(
+    client: httpx.AsyncClient, named: bool
+) -> None:
+    """As the emulator sends it: ``data.object`` is the meter (or, for an event name no meter
+    owns, a ``billing.meter_error_report``), the report is in ``data`` beside it."""
+    subject = (
+        {"id": "mtr_9", "object": "billing.meter", "event_name": "revenue_engine.seats"}
+        if named
+        else {
+            "id": "mtrerr_1",
+            "object": "billing.meter_error_report",
+            "event_name": "revenue_engine.nothing",
+            "livemode": False,
+            "meter": None,
+        }
+    )
+    payload = event(TYPE, subject)
+    details = error_report(validation_start="2030-01-31T12:00:00.000Z")
+    del details["related_object"]
+    payload["data"].update(details)
+    response = await post(client, payload)
+    assert response.json()["status"] == "processed"
+    [row] = await MeterErrorReport.find_all().to_list()
+    assert row.stripe_meter_id == ("mtr_9" if named else None)
+    assert row.event_name == subject["event_name"]
+    assert row.error_count == 2
+    assert row.sample["identifier"] == "re_0123"
+    assert row.validation_start is not None
+    assert row.validation_start.year == 2030
+
+
 async def test_reports_are_listed_newest_first_within_first(client: httpx.AsyncClient) -> None:
     ids = []
     for n in range(3):

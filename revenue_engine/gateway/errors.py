@@ -28,16 +28,21 @@ class DuplicateMeterEvent(errors.AlreadyExists):
 
 
 def is_duplicate_identifier(exc: BaseException | None) -> bool:
-    """Is ``exc`` Stripe refusing a meter event because its identifier was seen already?
-    Stripe does not document a code of its own for it: ``resource_already_exists`` (its code
-    for "an object with this id exists"), or any 400 naming the ``identifier`` param and
-    saying it exists or is a duplicate."""
+    """Is ``exc`` Stripe refusing a meter event because its identifier was used already?
+    Stripe documents no code for it; integrations record ``400 invalid_request_error`` "An
+    event already exists with identifier <id>." without a code (the emulator adds ``param:
+    identifier``). Also taken: ``resource_already_exists``, Stripe's code for "an object with
+    this id exists"."""
     if not isinstance(exc, stripe.InvalidRequestError):
         return False
     if exc.code == "resource_already_exists":
         return True
     message = (exc.user_message or str(exc)).lower()
-    return exc.param == "identifier" and ("already" in message or "duplicate" in message)
+    return (
+        exc.param in (None, "identifier")
+        and "identifier" in message
+        and ("already exists" in message or "duplicate" in message)
+    )
 
 
 def translate(exc: stripe.StripeError) -> errors.DomainError | None:

@@ -81,7 +81,8 @@ async def test_the_event_is_sent_with_its_identifier_and_key(gateway: StripeGate
     "answer",
     [
         invalid("resource_already_exists", "A meter event with this identifier exists.", None),
-        invalid(None, "An event with identifier re_abc already exists.", "identifier"),
+        invalid(None, "An event already exists with identifier re_abc.", None),  # Stripe
+        invalid(None, "An event already exists with identifier re_abc.", "identifier"),
         invalid("parameter_invalid", "Duplicate identifier: re_abc.", "identifier"),
     ],
 )
@@ -109,4 +110,7 @@ def test_only_invalid_requests_can_be_duplicates() -> None:
     assert not is_duplicate_identifier(stripe.APIError("already exists", http_status=500))
     assert not is_duplicate_identifier(
         stripe.InvalidRequestError("already exists", "payload", code="parameter_invalid")
+    )
+    assert not is_duplicate_identifier(
+        stripe.InvalidRequestError("The event timestamp cannot be more than 35 days in past.", None)
     )

@@ -1,16 +1,23 @@
 """Handler for ``billing.meter.error_report_triggered``: Stripe dropped meter events it had
 accepted. Recorded once per event id (``services.meter_errors``) for admins to read.
 
-``data.object`` carries the report as Stripe's event data has it::
+Stripe itself sends this report only as a thin v2 event
+(``v1.billing.meter.error_report_triggered``); the emulator sends it as a snapshot event whose
+``data.object`` is the meter (or, for an event name no meter owns, a ``billing.meter_error_report``
+naming the ``event_name``) and whose ``data`` carries the report beside it, as Stripe's v2 event
+data has it::
 
-    {"developer_message_summary": "...",
-     "reason": {"error_count": 3,
-                "error_types": [{"code": "meter_event_customer_not_found", "error_count": 3,
+    {"object": {"id": "mtr_...", "object": "billing.meter", "event_name": "...", ...},
+     "developer_message_summary": "There is 1 invalid event",
+     "reason": {"error_count": 1,
+                "error_types": [{"code": "meter_event_customer_not_found", "error_count": 1,
                                  "sample_errors": [{"error_message": "...",
                                                     "request": {"identifier": "re_..."}}]}]},
-     "validation_start": 1717000000 | "2024-05-29T16:26:40Z",
-     "validation_end": ...,
-     "meter": "mtr_..."}            # or "related_object": {"id": "mtr_...", ...}
+     "validation_start": "2030-01-31T12:00:00.000Z",    # or a unix time
+     "validation_end": "2030-01-31T12:00:10.000Z"}
+
+The report's fields are also read from ``data.object`` itself, with the meter as ``meter`` or
+``related_object.id``.
 
 Everything but ``reason.error_count`` is optional; a field of the wrong type is
 ``MalformedObject`` (recorded ``failed``). What is kept is bounded: the first
@@ -101,7 +108,7 @@ def _error_types(reason: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
 
 def error_report(event: StripeEvent) -> ErrorReport:
     """The report of ``event`` (see the module docstring); ``MalformedObject`` if unsound."""
-    obj = event.object
+    obj = {**event.object, **event.details}
     reason = obj.get("reason")
     if not isinstance(reason, dict):
         raise MalformedObject("the error report has no reason")
