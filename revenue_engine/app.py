@@ -40,10 +40,11 @@ from revenue_engine.request_checks import (
 )
 from revenue_engine.schema import build_schema
 from revenue_engine.schema.error_policy import shape_errors
+from revenue_engine.services import background
 from revenue_engine.services.plans import load_plans_file
 from revenue_engine.settings import Settings, get_settings
 from revenue_engine.transport import http_middleware
-from revenue_engine.webhooks.dispatch import HANDLERS
+from revenue_engine.webhooks.dispatch import ENDPOINT_EVENT_TYPES
 from revenue_engine.webhooks.endpoint import WebhookEndpoint
 
 log = logging.getLogger(__name__)
@@ -278,11 +279,20 @@ def create_app(settings: Settings | None = None, *, database_name: str | None = 
             from revenue_engine.embedded import register_webhook_endpoint
 
             await emulator.start()
-            secret = await register_webhook_endpoint(emulator, settings, sorted(HANDLERS))
+            secret = await register_webhook_endpoint(emulator, settings, ENDPOINT_EVENT_TYPES)
             webhook.secrets.append(secret)
         init = asyncio.create_task(_initialise(runtime))
         runtime.tasks.append(init)
         runtime.tasks.append(asyncio.create_task(probe_stripe(runtime)))
+        # Periodic work (usage reports to Stripe, …) once the database is initialised.
+        jobs = background.usage_jobs(gateway, settings)
+        runtime.tasks.append(
+            asyncio.create_task(
+                background.run_periodically(
+                    jobs, settings.usage_report_interval_seconds, ready=runtime.ready
+                )
+            )
+        )
         # Wait briefly so a healthy start is ready before the first request; a down database
         # does not block startup (readyz reports it).
         with contextlib.suppress(TimeoutError):

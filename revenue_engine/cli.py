@@ -10,6 +10,7 @@ revenue-engine token --org ORG [--admin]       print a development JWT (AUTH_JWT
 revenue-engine events replay --failed | --id EVT  dispatch stored webhook events again
 revenue-engine events backfill --since 3d [--all]  process events Stripe could not deliver
 revenue-engine reconcile [--organization ORG] [--dry-run]  repair drift against Stripe
+revenue-engine usage report                    report due usage to Stripe (one pass)
 """
 
 from __future__ import annotations
@@ -259,6 +260,18 @@ def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
     return _run_with_database(settings, work)
 
 
+def _usage(args: argparse.Namespace, settings: Settings) -> int:
+    async def report(gateway: StripeGateway) -> int:
+        from revenue_engine.services.meter_reports import drain_once
+
+        figures = await drain_once(gateway, settings)
+        print(figures.line())
+        # Failed reports stay inflight and are retried; the status tells a script to look.
+        return 1 if figures.failures else 0
+
+    return _run_with_database(settings, report)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="revenue-engine", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -312,6 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile.add_argument("--dry-run", action="store_true", help="report, change nothing")
     reconcile.add_argument("--starting-after", metavar="SUB", help="resume after this sub_…")
     reconcile.set_defaults(func=_reconcile)
+
+    usage = sub.add_parser("usage", help="usage-based billing")
+    usage.add_argument("action", choices=["report"], help="report: one pass of usage reports")
+    usage.set_defaults(func=_usage)
     return parser
 
 

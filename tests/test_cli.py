@@ -120,3 +120,9 @@ def test_an_unknown_log_level_is_refused_at_start() -> None:
     assert result.returncode == 2
     assert "log_level" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_usage_report_runs_one_pass() -> None:
+    result = run("usage", "report")
+    assert result.returncode == 0, result.stderr
+    assert "0 counters, 0 meter events, 0 units reported, 0 failures" in result.stdout

@@ -111,6 +111,18 @@ async def test_webhook_events_first_over_100_is_a_typed_error(client: httpx.Asyn
     assert "errors" not in ok
 
 
+async def test_meter_error_reports_first_over_100_is_a_typed_error(
+    client: httpx.AsyncClient,
+) -> None:
+    query = "{ meterErrorReports(first: %d) { stripeEventId } }"
+    for bad in (101, 0, -1):
+        body = await post(client, query % bad, **ADMIN)
+        assert body["data"] is None
+        assert body["errors"][0]["extensions"]["code"] == "VALIDATION"
+    ok = await post(client, query % 100, **ADMIN)
+    assert ok["data"] == {"meterErrorReports": []}
+
+
 async def test_invoices_first_over_100_is_a_typed_error(client: httpx.AsyncClient) -> None:
     query = "{ invoices(first: %d) { nodes { id } pageInfo { hasNextPage } } }"
     for bad in (101, 0, -1):
@@ -131,7 +143,7 @@ def test_every_list_argument_is_covered() -> None:
         for name, field in schema._schema.type_map[type_name].fields.items()  # type: ignore[attr-defined]
         if "first" in field.args
     )
-    assert paginated == ["customers", "invoices", "webhookEvents"]
+    assert paginated == ["customers", "invoices", "meterErrorReports", "webhookEvents"]
 
 
 async def test_the_validation_cache_keeps_hitting(

@@ -7,11 +7,12 @@ from revenue_engine.gateway.client import (
     StripeGateway,
     idempotency_key,
 )
-from revenue_engine.gateway.errors import StripeNotFound
+from revenue_engine.gateway.errors import DuplicateMeterEvent, StripeNotFound
 
 __all__ = [
     "EMULATOR_API_KEY",
     "EMULATOR_MOUNT",
+    "DuplicateMeterEvent",
     "PaymentMethodOwner",
     "StripeGateway",
     "StripeNotFound",

@@ -26,7 +26,8 @@ from typing import Any, TypeVar
 
 import stripe
 
-from revenue_engine.gateway.errors import translate
+from revenue_engine.errors import DomainError
+from revenue_engine.gateway.errors import DuplicateMeterEvent, is_duplicate_identifier, translate
 from revenue_engine.settings import Settings
 from revenue_engine.timing import timed_stripe
 
@@ -273,16 +274,22 @@ class StripeGateway:
 
     async def create_meter_event(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
         """One meter event; ``params["identifier"]`` is deterministic, so Stripe counts a
-        resent report once (and the idempotency key replays the first answer)."""
+        resent report once (and the idempotency key replays the first answer). Stripe's
+        refusal of an identifier it has seen is ``DuplicateMeterEvent``."""
         v1 = self.client.v1
-        return _plain(
-            await self._call(
-                "billing.meter_events.create",
-                lambda: v1.billing.meter_events.create_async(
-                    params=_any(params), options=self._opts(key)
-                ),
+        try:
+            return _plain(
+                await self._call(
+                    "billing.meter_events.create",
+                    lambda: v1.billing.meter_events.create_async(
+                        params=_any(params), options=self._opts(key)
+                    ),
+                )
             )
-        )
+        except DomainError as exc:
+            if is_duplicate_identifier(exc.__cause__):
+                raise DuplicateMeterEvent(str(params.get("identifier"))) from exc.__cause__
+            raise
 
     async def meter_usage(
         self, meter_id: str, customer_id: str, start_time: int, end_time: int

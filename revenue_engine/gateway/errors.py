@@ -19,6 +19,32 @@ class StripeNotFound(errors.NotFound):
         super().__init__("stripe object", param or "-")
 
 
+class DuplicateMeterEvent(errors.AlreadyExists):
+    """Stripe already has a meter event with this ``identifier``: it counted the first one, so
+    for the sender the report is delivered."""
+
+    def __init__(self, identifier: str) -> None:
+        super().__init__("meter event", identifier)
+
+
+def is_duplicate_identifier(exc: BaseException | None) -> bool:
+    """Is ``exc`` Stripe refusing a meter event because its identifier was used already?
+    Stripe documents no code for it; integrations record ``400 invalid_request_error`` "An
+    event already exists with identifier <id>." without a code (the emulator adds ``param:
+    identifier``). Also taken: ``resource_already_exists``, Stripe's code for "an object with
+    this id exists"."""
+    if not isinstance(exc, stripe.InvalidRequestError):
+        return False
+    if exc.code == "resource_already_exists":
+        return True
+    message = (exc.user_message or str(exc)).lower()
+    return (
+        exc.param in (None, "identifier")
+        and "identifier" in message
+        and ("already exists" in message or "duplicate" in message)
+    )
+
+
 def translate(exc: stripe.StripeError) -> errors.DomainError | None:
     """The domain error for ``exc``, or ``None`` when it is not in the table (caller re-raises)."""
     if isinstance(exc, stripe.CardError):

@@ -8,6 +8,7 @@ import strawberry
 
 from revenue_engine.context import Info
 from revenue_engine.resolvers import billing
+from revenue_engine.resolvers import metering as metering_resolvers
 from revenue_engine.resolvers import plans as plan_resolvers
 from revenue_engine.resolvers import webhooks as webhook_resolvers
 from revenue_engine.schema.billing import (
@@ -30,6 +31,7 @@ from revenue_engine.schema.billing import (
     SubscriptionStatus,
     VerifyCheckoutResult,
 )
+from revenue_engine.schema.metering import MeterErrorReport
 from revenue_engine.schema.plans import ArchivePlanResult, Plan, PlanInput, UpsertPlanResult
 from revenue_engine.schema.rate_limit import StripeRateLimit
 from revenue_engine.schema.viewer import Viewer, viewer_type
@@ -48,6 +50,12 @@ class Query:
     webhook_events: WebhookEventConnection = strawberry.field(
         resolver=webhook_resolvers.webhook_events,
         description="Admin: received Stripe events, newest first (`first` at most 100).",
+    )
+
+    meter_error_reports: list[MeterErrorReport] = strawberry.field(
+        resolver=metering_resolvers.meter_error_reports,
+        description="Admin: Stripe's reports of meter events it dropped, newest first "
+        "(`first` at most 100).",
     )
 
     @strawberry.field(description="The authenticated caller (UNAUTHENTICATED without one).")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from revenue_engine.webhooks.context import HandlerContext
-from revenue_engine.webhooks.dispatch import HANDLERS, deliver
+from revenue_engine.webhooks.dispatch import ENDPOINT_EVENT_TYPES, deliver
 from revenue_engine.webhooks.errors import MalformedEvent
 from revenue_engine.webhooks.event import parse_event
 
@@ -52,7 +52,7 @@ async def backfill(
     (only those with ``delivery_success=false`` unless ``only_undelivered`` is off), oldest
     first so the ledger sees them in Stripe's order."""
     progress = BackfillProgress()
-    types = sorted(HANDLERS)
+    types = list(ENDPOINT_EVENT_TYPES)
     events: dict[str, dict[str, object]] = {}
     for start in range(0, len(types), TYPES_PER_REQUEST):
         batch = types[start : start + TYPES_PER_REQUEST]

@@ -2,7 +2,8 @@
 
 ``HANDLERS`` maps a Stripe event type to ``async def handler(event, context) -> None``.
 Register a handler by adding its types here (and to the README's list of events to enable on
-the Stripe endpoint; a test keeps the two in step and checks every key is a real event type).
+the Stripe endpoint; a test keeps the two in step and checks every key is a real event type,
+or one of ``DESTINATION_EVENT_TYPES``).
 
 ``process(event, claim, context)`` runs the handler for an owned claim and records:
 
@@ -39,6 +40,7 @@ from revenue_engine.webhooks.errors import IgnoredEvent, TransientWebhookError, 
 from revenue_engine.webhooks.event import StripeEvent
 from revenue_engine.webhooks.handlers import catalog
 from revenue_engine.webhooks.handlers.billing import BILLING_HANDLERS
+from revenue_engine.webhooks.handlers.metering import METERING_HANDLERS
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,15 @@ HANDLERS: dict[str, Handler] = {
     "product.updated": catalog.product_changed,
     "product.deleted": catalog.product_changed,
     **BILLING_HANDLERS,
+    **METERING_HANDLERS,
 }
+
+#: Handled types Stripe does not offer to a webhook endpoint by name (it sends them to event
+#: destinations, as ``v1.``-prefixed thin events): left out of the endpoint's
+#: ``enabled_events`` and of backfill's listing, which Stripe (and the emulator) refuse them in.
+DESTINATION_EVENT_TYPES = frozenset({"billing.meter.error_report_triggered"})
+#: The types to enable on the Stripe webhook endpoint (the README lists them).
+ENDPOINT_EVENT_TYPES = sorted(set(HANDLERS) - DESTINATION_EVENT_TYPES)
 
 #: Claims of one event after which a transient failure parks it as ``failed`` (W7: bounded).
 MAX_ATTEMPTS = 8

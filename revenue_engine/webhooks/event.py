@@ -19,7 +19,7 @@ Each handler validates its own ``data.object``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeGuard
 
@@ -59,6 +59,9 @@ class StripeEvent:
     created: int
     object: dict[str, Any]
     previous_attributes: dict[str, Any] | None = None
+    #: The other members of ``data``, if any: an event whose object is not all it says (a
+    #: meter error report carries its ``reason`` beside the meter) puts the rest here.
+    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def object_id(self) -> str | None:
@@ -114,6 +117,7 @@ def parse_event(text: str) -> StripeEvent:
         created=created,
         object=data["object"],
         previous_attributes=previous,
+        details={k: v for k, v in data.items() if k not in ("object", "previous_attributes")},
     )
 
 

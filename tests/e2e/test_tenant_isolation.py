@@ -46,7 +46,14 @@ from tests.e2e.ops import CHECKOUT, CONFIRM_PI, CREATE_CUSTOMER, CREATE_PI, call
 A, B = "org_a", "org_b"
 BROKEN = {"GRAPHQL_VALIDATION_FAILED", "GRAPHQL_PARSE_FAILED", "INTERNAL_SERVER_ERROR"}
 PUBLIC = {"plans", "plan", "viewer"}
-ADMIN = {"customers", "webhookEvents", "upsertPlan", "archivePlan", "replayWebhookEvent"}
+ADMIN = {
+    "customers",
+    "webhookEvents",
+    "meterErrorReports",
+    "upsertPlan",
+    "archivePlan",
+    "replayWebhookEvent",
+}
 #: Tenant fields that also need the admin role (of the caller's own organization): probed by
 #: an admin of A, who must still not reach B.
 ORG_ADMIN = {"refundPayment"}
