@@ -44,7 +44,7 @@ from revenue_engine.services import background
 from revenue_engine.services.plans import load_plans_file
 from revenue_engine.settings import Settings, get_settings
 from revenue_engine.transport import http_middleware
-from revenue_engine.webhooks.dispatch import ENDPOINT_EVENT_TYPES
+from revenue_engine.webhooks.dispatch import HANDLERS
 from revenue_engine.webhooks.endpoint import WebhookEndpoint
 
 log = logging.getLogger(__name__)
@@ -279,7 +279,9 @@ def create_app(settings: Settings | None = None, *, database_name: str | None = 
             from revenue_engine.embedded import register_webhook_endpoint
 
             await emulator.start()
-            secret = await register_webhook_endpoint(emulator, settings, ENDPOINT_EVENT_TYPES)
+            # Every handled type: the emulator also sends the meter error reports Stripe sends
+            # only to event destinations.
+            secret = await register_webhook_endpoint(emulator, settings, sorted(HANDLERS))
             webhook.secrets.append(secret)
         init = asyncio.create_task(_initialise(runtime))
         runtime.tasks.append(init)

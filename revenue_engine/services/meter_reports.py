@@ -50,6 +50,7 @@ from revenue_engine.errors import Busy, DomainError, RateLimited, ServiceUnavail
 from revenue_engine.gateway import DuplicateMeterEvent, StripeGateway, idempotency_key
 from revenue_engine.logs import scrub
 from revenue_engine.services import entitlements, leases
+from revenue_engine.services.meters import event_name
 from revenue_engine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -85,11 +86,6 @@ def identifier(counter_id: str, start: int, end: int) -> str:
     every resend, distinct for every range (ranges of a counter never overlap)."""
     digest = hashlib.sha256(f"{counter_id}:{start}:{end}".encode()).hexdigest()[:40]
     return f"re_{digest}"
-
-
-def event_name(settings: Settings, feature: str) -> str:
-    """The meter's event name of ``feature`` (one meter per feature, shared by all plans)."""
-    return f"{settings.meter_event_prefix}.{feature}"
 
 
 @dataclass(slots=True)

@@ -27,7 +27,7 @@ from revenue_engine.documents.plan import as_utc, utcnow
 from revenue_engine.documents.usage import counter_id
 from revenue_engine.errors import PaymentProviderRejected, RateLimited, ServiceUnavailable
 from revenue_engine.gateway import DuplicateMeterEvent, StripeGateway, idempotency_key
-from revenue_engine.services import meter_reports
+from revenue_engine.services import meter_reports, meters
 from revenue_engine.services.meter_reports import (
     MAX_BACKOFF_SECONDS,
     backoff_seconds,
@@ -509,4 +509,6 @@ def test_identifiers_are_deterministic_and_distinct_per_range() -> None:
 
 
 def test_settings_give_the_event_name() -> None:
-    assert meter_reports.event_name(make_settings(), "api_calls") == "revenue_engine.api_calls"
+    assert meters.event_name(make_settings(), "api_calls") == "revenue_engine.api_calls"
+    other = make_settings(meter_event_prefix="billing_eu")
+    assert meters.event_name(other, "api_calls") == "billing_eu.api_calls"
