@@ -43,6 +43,7 @@ from revenue_engine.errors import (
     FieldProblem,
     NoActiveSubscription,
     OverageNotOffered,
+    ServiceUnavailable,
     ValidationFailed,
 )
 from revenue_engine.gateway import StripeGateway, idempotency_key
@@ -109,7 +110,7 @@ async def _switch_on(
             "overage not offered for this interval",
             [FieldProblem("feature", f"its overage is not offered per {interval}")],
         )
-    await _collection().update_one({"_id": live.id}, {"$pull": {"overage_off": feature}})
+    await _turn_on(live, feature)
     if addon.key not in live.overages:
         price_ids = await ensure_plan_prices(gateway, plan, interval, [addon.key])
         sid = live.stripe_subscription_id
@@ -134,7 +135,7 @@ async def _switch_off(
 ) -> tuple[Subscription, bool]:
     if addon.key not in live.overages:
         # No metered item: overage is off already, and nothing is left to settle.
-        await _collection().update_one({"_id": live.id}, {"$pull": {"overage_off": feature}})
+        await _turn_on(live, feature)
         return await _fresh(live), False
     await _collection().update_one({"_id": live.id}, {"$addToSet": {"overage_off": feature}})
     if not await _nothing_reported(live, feature):
@@ -171,7 +172,7 @@ async def _remove_item(
         await apply_subscription(
             result, source=AuditSource.MUTATION, reference=request_id, observed_at=observed_at
         )
-    await _collection().update_one({"_id": live.id}, {"$pull": {"overage_off": feature}})
+    await _turn_on(live, feature)
 
 
 async def _nothing_reported(live: Subscription, feature: str) -> bool:
@@ -240,7 +241,7 @@ async def _settle(gateway: StripeGateway, sub: Subscription) -> int:
         addon = plan.metered_addon(feature) if plan else None
         if not sub.is_live or addon is None or addon.key not in sub.overages:
             # Nothing left to remove (canceled, item gone, add-on no longer sold).
-            await _collection().update_one({"_id": sub.id}, {"$pull": {"overage_off": feature}})
+            await _turn_on(sub, feature)
             settled += 1
             continue
         if await _nothing_reported(sub, feature):
@@ -248,6 +249,23 @@ async def _settle(gateway: StripeGateway, sub: Subscription) -> int:
             sub = await _fresh(sub)
             settled += 1
     return settled
+
+
+async def _turn_on(sub: Subscription, feature: str) -> None:
+    """Take ``feature`` out of ``overage_off``: a compare-and-set of the list (no ``$pull``:
+    the wire test server lacks it)."""
+    for _ in range(10):
+        row = await _collection().find_one({"_id": sub.id}, {"overage_off": 1})
+        seen = list((row or {}).get("overage_off") or [])
+        if feature not in seen:
+            return
+        kept = [f for f in seen if f != feature]
+        done = await _collection().update_one(
+            {"_id": sub.id, "overage_off": seen}, {"$set": {"overage_off": kept}}
+        )
+        if done.matched_count:
+            return
+    raise ServiceUnavailable("the subscription kept changing; retry")
 
 
 def _collection() -> Any:

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bson import ObjectId
+from bson import Int64, ObjectId
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from revenue_engine.documents import (
@@ -396,7 +396,9 @@ async def _ensure_counter(counter: _Counter, now: datetime) -> None:
         "feature": counter.feature,
         "period_start": counter.period.start,
         "period_end": counter.period.end,
-        "used": 0,
+        # 64-bit from the start: ``$inc`` keeps a 32-bit field 32-bit on some servers (the
+        # wire test server wraps past 2**31 instead of widening as MongoDB does).
+        "used": Int64(0),
         "marks": {},
         "reported": 0,
         "inflight": None,
@@ -510,11 +512,12 @@ async def _count(counter: _Counter, batch: str, events: list[_Event], used: int)
         now = utcnow()
         query: dict[str, Any] = {"_id": counter.id, f"marks.{batch}": {"$exists": False}}
         if counter.rule.capped:
-            query["used"] = used
+            query["used"] = Int64(used)  # the stored type: some servers compare types too
         changes: dict[str, Any] = {f"marks.{batch}": now, "updated_at": now}
         if counter.rule.overage_on:
             changes["report_due"] = True  # the outbox: the reporter looks at it
-        update: dict[str, Any] = {"$inc": {"used": sum(e.qty for e in events)}, "$set": changes}
+        total = Int64(sum(e.qty for e in events))
+        update: dict[str, Any] = {"$inc": {"used": total}, "$set": changes}
         if stale:
             update["$unset"] = {f"marks.{b}": "" for b in stale}
         result = await collection.update_one(query, update)
@@ -662,7 +665,7 @@ async def complete_pending_batches(
     cutoff = utcnow() - older_than
     rows = (
         await events.find(
-            {"counted": False, "received_at": {"$lt": cutoff}}, {"batch": 1, "counter_id": 1}
+            {"counted": False, "received_at": {"$lte": cutoff}}, {"batch": 1, "counter_id": 1}
         )
         .sort("received_at", 1)
         .limit(50 * limit)
@@ -758,7 +761,9 @@ async def trim_marks(*, older_than: timedelta = MARK_TTL, limit: int = 1000) -> 
     rows = await counters.find({"marks": {"$ne": {}}}, {"marks": 1}).limit(limit).to_list(None)
     for row in rows:
         marks = row.get("marks") or {}
-        batches = [b for b, at in marks.items() if isinstance(at, datetime) and as_utc(at) < cutoff]
+        batches = [
+            b for b, at in marks.items() if isinstance(at, datetime) and as_utc(at) <= cutoff
+        ]
         if batches:
             old[row["_id"]] = batches
     if not old:

@@ -333,8 +333,9 @@ async def test_late_events_go_to_the_previous_period_within_the_grace(database: 
     result = await record_usage([event("late", 5, timestamp=late), event("now", 2)])
     assert result.count("accepted") == 2
     assert await _used() == 2
-    previous = await UsageCounter.find_one({"feature": "api_calls", "used": 5})
+    previous = await UsageCounter.find_one({"feature": "api_calls", "period_end": window_start})
     assert previous is not None
+    assert previous.used == 5
     assert previous.period_end == window_start
     assert previous.period_start < window_start - timedelta(days=27)
 
