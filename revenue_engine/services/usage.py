@@ -702,7 +702,10 @@ async def complete_pending_batches(
         held = await UsageCounter.get_motor_collection().find_one({"_id": cid}, {"used": 1})
         if held is None:
             await _ensure_counter(counter, utcnow())
-        refused = await _count(counter, batch, pending, int((held or {}).get("used") or 0))
+        try:
+            refused = await _count(counter, batch, pending, int((held or {}).get("used") or 0))
+        except ServiceUnavailable:
+            continue  # the counter stayed busy: the next pass takes the batch again
         log.warning(
             "usage batch completed batch=%s counter=%s events=%d refused=%d",
             batch,
