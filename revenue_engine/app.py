@@ -1,5 +1,5 @@
 """The ASGI application: ``create_app(settings)`` wires storage, auth, GraphQL, the Stripe
-webhook route and health routes.
+webhook route, the usage route and health routes.
 
 Startup connects to MongoDB and creates indexes. If the database is unreachable the process
 still starts (``/healthz`` answers, ``/readyz`` says 503) and keeps retrying in the background,
@@ -44,6 +44,8 @@ from revenue_engine.services import background
 from revenue_engine.services.plans import load_plans_file
 from revenue_engine.settings import Settings, get_settings
 from revenue_engine.transport import http_middleware
+from revenue_engine.usage_endpoint import PATH as USAGE_PATH
+from revenue_engine.usage_endpoint import UsageEndpoint
 from revenue_engine.webhooks.dispatch import HANDLERS
 from revenue_engine.webhooks.endpoint import WebhookEndpoint
 
@@ -328,12 +330,15 @@ def create_app(settings: Settings | None = None, *, database_name: str | None = 
         allow_queries_via_get=not settings.is_production,
         multipart_uploads_enabled=False,
     )
-    gate = AuthGate(graphql, Authenticator(settings))
+    authenticator = Authenticator(settings)
+    gate = AuthGate(graphql, authenticator)
     webhook = WebhookEndpoint(settings, gateway)
     routes: list[BaseRoute] = [
         # Authenticated by its signature, not by AuthGate; answers its own 405/415/413.
         Route(settings.stripe_webhook_path, webhook),
         Route("/graphql", gate, methods=["GET", "POST"]),
+        # A service credential (usage API key or token); answers its own 401/403/405/415.
+        Route(USAGE_PATH, UsageEndpoint(settings, authenticator)),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]

@@ -20,10 +20,14 @@ The tree (catch the narrowest you can handle)::
     ├── PaymentDeclined              PAYMENT_DECLINED the card was declined (``decline_code``)
     ├── IdempotencyConflict          IDEMPOTENCY_CONFLICT same operation, different parameters
     ├── PaymentProviderRejected      PROVIDER_REJECTED Stripe refused the request as invalid
+    ├── UsageRejected                (its reason)     a usage event was refused, nothing recorded:
+    │   │                                             INVALID_QUANTITY, UNKNOWN_FEATURE, …
+    │   └── QuotaExceeded            QUOTA_EXCEEDED   beyond the included quantity, overage off
     └── BillingStateError            (subclasses)     the request does not fit the current state
         ├── AlreadySubscribed        ALREADY_SUBSCRIBED a live subscription exists
         ├── NoActiveSubscription     NO_SUBSCRIPTION  nothing to cancel / resume / change
-        └── NoPaymentMethod          NO_PAYMENT_METHOD the customer has no default payment method
+        ├── NoPaymentMethod          NO_PAYMENT_METHOD the customer has no default payment method
+        └── OverageNotOffered        OVERAGE_NOT_OFFERED the plan sells no overage for a feature
 
 Anything that is not a ``DomainError`` is unexpected: it is logged with the request id and the
 client sees a masked message. Later modules (gateway, billing) extend the tree below these roots.
@@ -191,3 +195,35 @@ class NoPaymentMethod(BillingStateError):
         self, message: str = "the customer has no default payment method; use checkout instead"
     ) -> None:
         super().__init__(message)
+
+
+class UsageRejected(DomainError):
+    """A usage event was refused and nothing was recorded; ``code`` is the reason the batch
+    route answers for it too (``INVALID_QUANTITY``, ``UNKNOWN_FEATURE``, ``TIMESTAMP_TOO_OLD``…)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class QuotaExceeded(UsageRejected):
+    """The event would take ``feature`` past its included quantity while overage is off."""
+
+    def __init__(self, feature: str, included: int, used: int, message: str | None = None) -> None:
+        super().__init__(
+            "QUOTA_EXCEEDED",
+            message
+            or f"the event would exceed the included quantity of {feature!r} "
+            f"({used} of {included} used this period) and overage is off",
+        )
+        self.feature = feature
+        self.included = included
+        self.used = used
+
+
+class OverageNotOffered(BillingStateError):
+    code = "OVERAGE_NOT_OFFERED"
+
+    def __init__(self, feature: str) -> None:
+        super().__init__(f"the plan offers no overage for {feature!r}")
+        self.feature = feature

@@ -28,7 +28,7 @@ _PLACEHOLDER_MARKERS = ("change-me", "changeme", "placeholder", "replace-me", "x
 
 # The webhook route: an absolute path of plain segments, not one of the API's own routes.
 _WEBHOOK_PATH = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
-_RESERVED_PATHS = frozenset({"/graphql", "/healthz", "/readyz"})
+_RESERVED_PATHS = frozenset({"/graphql", "/healthz", "/readyz", "/v1/usage"})
 
 
 class Environment(enum.StrEnum):
@@ -241,7 +241,14 @@ class Settings(BaseSettings):
             problems.append("AUTH_JWT_SECRET or AUTH_JWKS_URL is required")
         if self.auth_jwt_secret is not None and len(self.auth_jwt_secret.get_secret_value()) < 32:
             problems.append("AUTH_JWT_SECRET must be at least 32 characters")
-        secrets = [self.stripe_secret_key, self.auth_jwt_secret, *self.stripe_webhook_secrets]
+        if any(len(k.get_secret_value()) < 32 for k in self.usage_api_keys):
+            problems.append("every USAGE_API_KEYS key must be at least 32 characters")
+        secrets = [
+            self.stripe_secret_key,
+            self.auth_jwt_secret,
+            *self.stripe_webhook_secrets,
+            *self.usage_api_keys,
+        ]
         if any(s is not None and _is_placeholder(s.get_secret_value()) for s in secrets):
             problems.append("a placeholder secret from .env.example is still set")
         if self.plans_file is None:
@@ -269,6 +276,13 @@ class Settings(BaseSettings):
         if self.demo_spa is None:
             return not self.is_production
         return self.demo_spa
+
+    @property
+    def usage_self_report_enabled(self) -> bool:
+        """May organization members report their own usage (GraphQL ``recordUsage``)?"""
+        if self.usage_self_report is None:
+            return not self.is_production
+        return self.usage_self_report
 
     @property
     def embedded_emulator(self) -> bool:

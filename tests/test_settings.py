@@ -44,6 +44,8 @@ def test_safe_production_settings_are_accepted() -> None:
         ({"auth_jwt_secret": "short"}, "at least 32"),
         ({"auth_jwt_secret": "change-me-" + "x" * 30}, "placeholder"),
         ({"stripe_webhook_secrets": ["whsec_change-me"]}, "placeholder"),
+        ({"usage_api_keys": ["short-usage-key"]}, "USAGE_API_KEYS key must be at least 32"),
+        ({"usage_api_keys": ["usage-key-change-me-" + "x" * 20]}, "placeholder"),
         ({"plans_file": None}, "PLANS_FILE is required"),
         ({"public_base_url": "http://billing.example.com"}, "PUBLIC_BASE_URL must be an https"),
         ({"public_base_url": "https://localhost:8443"}, "PUBLIC_BASE_URL must be an https"),
@@ -54,6 +56,13 @@ def test_safe_production_settings_are_accepted() -> None:
 def test_unsafe_production_settings_are_refused(change: dict[str, Any], reason: str) -> None:
     with pytest.raises(ValidationError, match=reason):
         make_settings(**{**PROD, **change})
+
+
+def test_members_report_their_own_usage_outside_production_only() -> None:
+    assert make_settings().usage_self_report_enabled
+    assert not make_settings(**PROD).usage_self_report_enabled
+    assert make_settings(**PROD, usage_self_report=True).usage_self_report_enabled
+    assert not make_settings(usage_self_report=False).usage_self_report_enabled
 
 
 def test_test_key_in_production_needs_explicit_consent() -> None:

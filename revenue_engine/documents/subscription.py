@@ -68,7 +68,7 @@ class Subscription(Document):
     entitlements: dict[str, int | bool | None] = Field(default_factory=dict)
     #: Metered features whose overage the organization switched off while the add-on's
     #: metered item is still on the Stripe subscription (kept until the period ends, so the
-    #: overage already reported is billed). Written by ``services.usage`` only, never by the
+    #: overage already reported is billed). Written by ``services.overage`` only, never by the
     #: reconciler: usage beyond the included quantity is refused for these features.
     overage_off: list[str] = Field(default_factory=list)
     #: When the applied Stripe state was observed; older observations are never applied.

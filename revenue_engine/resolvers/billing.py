@@ -35,13 +35,23 @@ from revenue_engine.schema.billing import (
     subscription_type,
 )
 from revenue_engine.schema.pagination import PageInfo, page_size
-from revenue_engine.services import checkout, customers, payments, portal, subscriptions
+from revenue_engine.services import (
+    checkout,
+    customers,
+    payments,
+    portal,
+    subscriptions,
+    usage_reads,
+)
 
 
-def _status(info: Info, doc: Subscription | None) -> SubscriptionStatus:
+async def subscription_status_type(info: Info, doc: Subscription | None) -> SubscriptionStatus:
+    """The status of ``doc``; an active one with its metered features' usage this period."""
     if doc is None:
         return NO_SUBSCRIPTION
-    return subscription_type(doc, active=subscriptions.is_active(doc, info.context.settings))
+    active = subscriptions.is_active(doc, info.context.settings)
+    usage = await usage_reads.entitlement_usage(doc) if active else None
+    return subscription_type(doc, active=active, usage=usage)
 
 
 # --- customers ---------------------------------------------------------------------------
@@ -121,18 +131,19 @@ async def verify_checkout_session(info: Info, session_id: strawberry.ID) -> Veri
         session_id=strawberry.ID(result.session.stripe_session_id),
         status=result.stripe_status,
         payment_status=result.payment_status,
-        subscription=_status(info, result.subscription),
+        subscription=await subscription_status_type(info, result.subscription),
     )
 
 
 # --- subscriptions -----------------------------------------------------------------------
 async def subscription_status(info: Info) -> SubscriptionStatus:
-    return _status(info, await subscriptions.current_subscription(info.context.require_principal()))
+    doc = await subscriptions.current_subscription(info.context.require_principal())
+    return await subscription_status_type(info, doc)
 
 
 async def subscription_list(info: Info) -> list[SubscriptionStatus]:
     docs = await subscriptions.list_subscriptions(info.context.require_principal())
-    return [_status(info, d) for d in docs]
+    return [await subscription_status_type(info, d) for d in docs]
 
 
 async def create_subscription(info: Info, data: CreateSubscriptionInput) -> SubscriptionPayload:
@@ -147,7 +158,7 @@ async def create_subscription(info: Info, data: CreateSubscriptionInput) -> Subs
         trial_days=data.trial_days,
         request_id=ctx.request_id,
     )
-    return SubscriptionPayload(subscription=_status(info, doc))
+    return SubscriptionPayload(subscription=await subscription_status_type(info, doc))
 
 
 async def cancel_subscription(info: Info, at_period_end: bool) -> SubscriptionPayload:
@@ -155,7 +166,7 @@ async def cancel_subscription(info: Info, at_period_end: bool) -> SubscriptionPa
     doc = await subscriptions.cancel_subscription(
         ctx.gateway, ctx.require_principal(), at_period_end=at_period_end, request_id=ctx.request_id
     )
-    return SubscriptionPayload(subscription=_status(info, doc))
+    return SubscriptionPayload(subscription=await subscription_status_type(info, doc))
 
 
 async def resume_subscription(info: Info) -> SubscriptionPayload:
@@ -163,7 +174,7 @@ async def resume_subscription(info: Info) -> SubscriptionPayload:
     doc = await subscriptions.resume_subscription(
         ctx.gateway, ctx.require_principal(), request_id=ctx.request_id
     )
-    return SubscriptionPayload(subscription=_status(info, doc))
+    return SubscriptionPayload(subscription=await subscription_status_type(info, doc))
 
 
 async def change_subscription_plan(info: Info, data: ChangePlanInput) -> SubscriptionPayload:
@@ -178,7 +189,7 @@ async def change_subscription_plan(info: Info, data: ChangePlanInput) -> Subscri
         proration=subscriptions.ProrationBehavior(data.proration_behavior.value),
         request_id=ctx.request_id,
     )
-    return SubscriptionPayload(subscription=_status(info, doc))
+    return SubscriptionPayload(subscription=await subscription_status_type(info, doc))
 
 
 async def invoices(info: Info, first: int, after: str | None) -> InvoiceConnection:

@@ -29,6 +29,7 @@ from revenue_engine.schema.query_cost import (
     QueryCostRule,
 )
 from revenue_engine.schema.root import Mutation, Query
+from revenue_engine.schema.scalars import SCALAR_MAP
 from revenue_engine.settings import Settings
 
 __all__ = [
@@ -96,7 +97,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         extensions.append(DisableIntrospection)  # and no "Did you mean …?" (config below)
     production = settings is not None and settings.is_production
     return EngineSchema(
-        config=StrawberryConfig(disable_field_suggestions=production),
+        config=StrawberryConfig(disable_field_suggestions=production, scalar_map=SCALAR_MAP),
         query=Query,
         mutation=Mutation,
         types=list(ERROR_TYPES),

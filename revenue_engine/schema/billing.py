@@ -3,7 +3,9 @@ their inputs, result unions, and converters from documents."""
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated
 
@@ -25,7 +27,9 @@ from revenue_engine.schema.errors import (
 )
 from revenue_engine.schema.pagination import PageInfo
 from revenue_engine.schema.plans import BillingInterval, Entitlement, entitlement_type
+from revenue_engine.schema.scalars import Count
 from revenue_engine.services.subscriptions import Invoice as InvoiceRow
+from revenue_engine.services.usage_reads import FeatureUsage as FeatureUsageRow
 
 
 @strawberry.type(description="The organization's Stripe customer.")
@@ -87,6 +91,32 @@ def checkout_type(doc: CheckoutDoc) -> CheckoutSession:
     )
 
 
+@strawberry.type(
+    description="An entitlement of the subscription (`limit`: per month for a metered "
+    "feature, packs included); a metered feature also says what its current period used."
+)
+class SubscriptionEntitlement(Entitlement):
+    used: Count | None = strawberry.field(
+        description="Used in the current billing period; null for a feature that is not metered."
+    )
+    remaining: Count | None = strawberry.field(
+        description="Included in the current period (the limit, times 12 on a yearly plan) "
+        "minus used; null when not metered or unlimited."
+    )
+
+
+def subscription_entitlement(
+    key: str, value: int | bool | None, usage: FeatureUsageRow | None
+) -> SubscriptionEntitlement:
+    base = entitlement_type(key, value)
+    fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+    return SubscriptionEntitlement(
+        **fields,
+        used=Count(usage.used) if usage else None,
+        remaining=Count(usage.remaining) if usage and usage.remaining is not None else None,
+    )
+
+
 @strawberry.type(description="What the organization is subscribed to and may use.")
 class SubscriptionStatus:
     has_subscription: bool
@@ -108,7 +138,7 @@ class SubscriptionStatus:
     ended_at: datetime | None
     trial_end: datetime | None
     latest_invoice_id: str | None
-    entitlements: list[Entitlement]
+    entitlements: list[SubscriptionEntitlement]
 
 
 NO_SUBSCRIPTION = SubscriptionStatus(
@@ -131,7 +161,11 @@ NO_SUBSCRIPTION = SubscriptionStatus(
 )
 
 
-def subscription_type(doc: SubscriptionDoc, *, active: bool) -> SubscriptionStatus:
+def subscription_type(
+    doc: SubscriptionDoc, *, active: bool, usage: Mapping[str, FeatureUsageRow] | None = None
+) -> SubscriptionStatus:
+    """``usage``: the current period's usage of the metered features, by feature."""
+    usage = usage or {}
     return SubscriptionStatus(
         has_subscription=True,
         subscription_id=strawberry.ID(doc.stripe_subscription_id),
@@ -149,7 +183,12 @@ def subscription_type(doc: SubscriptionDoc, *, active: bool) -> SubscriptionStat
         trial_end=doc.trial_end,
         latest_invoice_id=doc.latest_invoice_id,
         entitlements=(
-            [entitlement_type(k, v) for k, v in sorted(doc.entitlements.items())] if active else []
+            [
+                subscription_entitlement(k, v, usage.get(k))
+                for k, v in sorted(doc.entitlements.items())
+            ]
+            if active
+            else []
         ),
     )
 

@@ -15,6 +15,7 @@ from strawberry.types.field import StrawberryField
 
 from revenue_engine import errors
 from revenue_engine.db import StoreError
+from revenue_engine.schema.scalars import Count
 
 log = logging.getLogger(__name__)
 
@@ -236,3 +237,48 @@ ERROR_TYPES = (
     AlreadySubscribedError,
     BillingStateError,
 )
+
+
+# --- usage -------------------------------------------------------------------------------
+@strawberry.type(
+    description="The usage event was refused and nothing was recorded; `code` says why "
+    "(INVALID_ID, INVALID_QUANTITY, INVALID_TIMESTAMP, UNKNOWN_FEATURE, UNKNOWN_ORGANIZATION, "
+    "NO_LIVE_SUBSCRIPTION, TIMESTAMP_TOO_OLD, TIMESTAMP_IN_FUTURE)."
+)
+class UsageRejectedError(UserError):
+    pass
+
+
+@strawberry.type(
+    description="QUOTA_EXCEEDED: the event would pass the feature's included quantity while "
+    "overage is off; nothing was recorded (block the action, or switch overage on)."
+)
+class QuotaExceededError(UserError):
+    feature: str
+    included: Count = strawberry.field(description="Included in the current period.")
+    used: Count = strawberry.field(description="Used in the current period so far.")
+
+
+class QuotaExceededHandler(strawberry.ExceptionHandler[errors.QuotaExceeded, QuotaExceededError]):
+    def handle(
+        self, exception: errors.QuotaExceeded, *, field: StrawberryField, info: Any
+    ) -> QuotaExceededError:
+        return QuotaExceededError(
+            message=exception.message,
+            code=exception.code,
+            feature=exception.feature,
+            included=Count(exception.included),
+            used=Count(exception.used),
+        )
+
+
+class UsageRejectedHandler(strawberry.ExceptionHandler[errors.UsageRejected, UsageRejectedError]):
+    def handle(
+        self, exception: errors.UsageRejected, *, field: StrawberryField, info: Any
+    ) -> UsageRejectedError:
+        return UsageRejectedError(message=exception.message, code=exception.code)
+
+
+# First match wins: the quota handler goes before the one of its base class.
+EXCEPTION_HANDLERS = (*EXCEPTION_HANDLERS, QuotaExceededHandler(), UsageRejectedHandler())
+ERROR_TYPES = (*ERROR_TYPES, QuotaExceededError, UsageRejectedError)

@@ -10,6 +10,7 @@ from revenue_engine.context import Info
 from revenue_engine.resolvers import billing
 from revenue_engine.resolvers import metering as metering_resolvers
 from revenue_engine.resolvers import plans as plan_resolvers
+from revenue_engine.resolvers import usage as usage_resolvers
 from revenue_engine.resolvers import webhooks as webhook_resolvers
 from revenue_engine.schema.billing import (
     ChangePlanInput,
@@ -34,6 +35,7 @@ from revenue_engine.schema.billing import (
 from revenue_engine.schema.metering import MeterErrorReport
 from revenue_engine.schema.plans import ArchivePlanResult, Plan, PlanInput, UpsertPlanResult
 from revenue_engine.schema.rate_limit import StripeRateLimit
+from revenue_engine.schema.usage import RecordUsageResult, SetOverageResult, Usage, UsageEventInput
 from revenue_engine.schema.viewer import Viewer, viewer_type
 from revenue_engine.schema.webhooks import ReplayWebhookEventResult, WebhookEventConnection
 
@@ -93,6 +95,13 @@ class Query:
     @strawberry.field(description="One of the organization's one-time payments.")
     async def payment_intent(self, info: Info, id: strawberry.ID) -> PaymentIntent | None:
         return await billing.payment_intent(info, id)
+
+    @strawberry.field(
+        description="Usage of the metered features in the current billing period of the "
+        "caller's organization (admins: any organization); null without a live subscription."
+    )
+    async def usage(self, info: Info, organization_id: str | None = None) -> Usage | None:
+        return await usage_resolvers.usage(info, organization_id)
 
 
 @strawberry.type
@@ -226,6 +235,23 @@ class Mutation:
         self, info: Info, return_path: str | None = None
     ) -> PortalResult:
         return await billing.create_billing_portal_session(info, return_path)
+
+    @strawberry.mutation(
+        description="Report one usage event (role `usage` or admin: any organization; members: "
+        "their own while USAGE_SELF_REPORT is on). Batches: POST /v1/usage."
+    )
+    async def record_usage(
+        self, info: Info, data: Annotated[UsageEventInput, strawberry.argument(name="input")]
+    ) -> RecordUsageResult:
+        return await usage_resolvers.record_usage(info, data)
+
+    @strawberry.mutation(
+        description="Switch overage of a metered feature on (usage beyond the included "
+        "quantity is billed) or off (it is refused with QUOTA_EXCEEDED).",
+        extensions=[StripeRateLimit()],
+    )
+    async def set_overage(self, info: Info, feature: str, enabled: bool) -> SetOverageResult:
+        return await usage_resolvers.set_overage(info, feature, enabled)
 
     @strawberry.mutation(description="Admin: dispatch a stored Stripe event again, by its id.")
     async def replay_webhook_event(self, info: Info, id: strawberry.ID) -> ReplayWebhookEventResult:

@@ -58,7 +58,7 @@ ADMIN = {
 #: an admin of A, who must still not reach B.
 ORG_ADMIN = {"refundPayment"}
 #: Arguments that name an object: filled with B's identifiers.
-TARGETS = {"id", "sessionId", "paymentIntentId", "paymentMethod", "after"}
+TARGETS = {"id", "sessionId", "paymentIntentId", "paymentMethod", "after", "organizationId"}
 #: Other required (or meaningful) arguments: (field, argument) → value.
 EXAMPLES: dict[tuple[str, str], Any] = {
     ("createCustomer", "input"): {"name": "A Corp"},
@@ -77,6 +77,9 @@ EXAMPLES: dict[tuple[str, str], Any] = {
         "prices": [{"interval": "MONTH", "amount": 100, "currency": "usd"}],
     },
     ("archivePlan", "uid"): "pro",
+    ("recordUsage", "input"): {"id": "evt_a_1", "feature": "api_calls", "quantity": 1},
+    ("setOverage", "feature"): "api_calls",
+    ("setOverage", "enabled"): True,
 }
 MISSING = "zz_missing_0000000000000000"
 #: For the other target arguments while one varies (distinct from MISSING, which is replaced).

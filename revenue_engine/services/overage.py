@@ -1,0 +1,279 @@
+"""The per-subscription overage switch of a metered feature: ``setOverage(feature, enabled)``.
+
+Overage is on for a feature when its metered add-on's item is on the Stripe subscription and
+the feature is not in ``Subscription.overage_off`` (``entitlements.overage_on``); off, the
+included quantity is a hard cap (``services.usage`` refuses what would pass it).
+
+* **on** — drop the feature from ``overage_off``; when the metered item is not on the
+  subscription, add it at Stripe (``items=[{price}]``, no proration: a metered price bills
+  usage in arrears, nothing up front) and apply Stripe's answer through the reconciler. The
+  current period's counter is marked for the reporter, which then reports what is billable.
+* **off** — add the feature to ``overage_off`` first, so usage beyond the included quantity
+  is refused from this moment and no new report starts. When nothing of the period was
+  reported (no units, none in flight, the previous period's reports settled) the item is
+  removed now and the feature leaves ``overage_off``; otherwise the item stays until the
+  period ends — Stripe bills what was reported at renewal — and ``settle_overage_switches``
+  (the background loop) removes it once that holds, in a later period.
+
+Stripe writes carry keys derived from (organization, "overage.on"/"overage.off",
+subscription, feature, the subscription's version): a double-submit shares the key, the next
+change gets a new one (every applied change bumps the version).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from revenue_engine.auth import Principal
+from revenue_engine.db import StoreError
+from revenue_engine.documents import (
+    AuditSource,
+    BillingInterval,
+    Overage,
+    Subscription,
+    SubscriptionPlan,
+    UsageCounter,
+)
+from revenue_engine.documents.plan import as_utc, utcnow
+from revenue_engine.documents.usage import counter_id
+from revenue_engine.errors import (
+    DomainError,
+    FieldProblem,
+    NoActiveSubscription,
+    OverageNotOffered,
+    ServiceUnavailable,
+    ValidationFailed,
+)
+from revenue_engine.gateway import StripeGateway, idempotency_key
+from revenue_engine.services import entitlements
+from revenue_engine.services.catalog import ensure_plan_prices
+from revenue_engine.services.purchase import live_subscription
+from revenue_engine.services.reconcile import apply_subscription
+from revenue_engine.services.usage_reads import plan_of
+from revenue_engine.services.usage_rules import Window
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class OverageSwitch:
+    """The subscription after a switch; ``removal_pending``: switched off, but the metered
+    item stays until the period's reported overage is billed."""
+
+    subscription: Subscription
+    plan: SubscriptionPlan
+    feature: str
+    removal_pending: bool
+
+
+async def set_overage(
+    gateway: StripeGateway,
+    principal: Principal,
+    feature: str,
+    enabled: bool,
+    *,
+    request_id: str | None = None,
+) -> OverageSwitch:
+    """Switch ``feature``'s overage for the caller's live subscription (module docstring)."""
+    live = await live_subscription(principal.organization_id)
+    if live is None:
+        raise NoActiveSubscription()
+    plan = await plan_of(live)
+    if plan is None or not entitlements.is_metered(plan, feature):
+        raise ValidationFailed(
+            "unknown feature",
+            [FieldProblem("feature", "not a metered feature of the subscription's plan")],
+        )
+    addon = plan.metered_addon(feature)
+    if addon is None:
+        raise OverageNotOffered(feature)
+    if enabled:
+        live = await _switch_on(gateway, live, plan, addon, feature, request_id)
+        return OverageSwitch(live, plan, feature, removal_pending=False)
+    live, pending = await _switch_off(gateway, live, addon, feature, request_id)
+    return OverageSwitch(live, plan, feature, removal_pending=pending)
+
+
+async def _switch_on(
+    gateway: StripeGateway,
+    live: Subscription,
+    plan: SubscriptionPlan,
+    addon: Overage,
+    feature: str,
+    request_id: str | None,
+) -> Subscription:
+    interval = live.interval or BillingInterval.MONTH
+    if addon.price_for(interval) is None:
+        raise ValidationFailed(
+            "overage not offered for this interval",
+            [FieldProblem("feature", f"its overage is not offered per {interval}")],
+        )
+    await _turn_on(live, feature)
+    if addon.key not in live.overages:
+        price_ids = await ensure_plan_prices(gateway, plan, interval, [addon.key])
+        sid = live.stripe_subscription_id
+        key = idempotency_key(live.organization_id, "overage.on", sid, feature, live.version)
+        observed_at = utcnow()
+        result = await gateway.update_subscription(
+            sid, {"items": [{"price": price_ids[-1]}], "proration_behavior": "none"}, key=key
+        )
+        await apply_subscription(
+            result, source=AuditSource.MUTATION, reference=request_id, observed_at=observed_at
+        )
+    await _mark_due(live, feature)
+    return await _fresh(live)
+
+
+async def _switch_off(
+    gateway: StripeGateway,
+    live: Subscription,
+    addon: Overage,
+    feature: str,
+    request_id: str | None,
+) -> tuple[Subscription, bool]:
+    if addon.key not in live.overages:
+        # No metered item: overage is off already, and nothing is left to settle.
+        await _turn_on(live, feature)
+        return await _fresh(live), False
+    await _collection().update_one({"_id": live.id}, {"$addToSet": {"overage_off": feature}})
+    if not await _nothing_reported(live, feature):
+        log.info(
+            "overage switched off, item kept until the period ends organization_id=%s "
+            "subscription=%s feature=%s",
+            live.organization_id,
+            live.stripe_subscription_id,
+            feature,
+        )
+        return await _fresh(live), True
+    await _remove_item(gateway, live, addon, feature, request_id)
+    return await _fresh(live), False
+
+
+async def _remove_item(
+    gateway: StripeGateway,
+    live: Subscription,
+    addon: Overage,
+    feature: str,
+    request_id: str | None,
+) -> None:
+    """Take the metered item off the subscription, then the feature off ``overage_off``."""
+    item = next((i for i in live.items if i.overage_key == addon.key), None)
+    if item is not None:
+        sid = live.stripe_subscription_id
+        key = idempotency_key(live.organization_id, "overage.off", sid, feature, live.version)
+        observed_at = utcnow()
+        result = await gateway.update_subscription(
+            sid,
+            {"items": [{"id": item.stripe_item_id, "deleted": True}], "proration_behavior": "none"},
+            key=key,
+        )
+        await apply_subscription(
+            result, source=AuditSource.MUTATION, reference=request_id, observed_at=observed_at
+        )
+    await _turn_on(live, feature)
+
+
+async def _nothing_reported(live: Subscription, feature: str) -> bool:
+    """Whether removing the metered item loses nothing billed: the current period's counter
+    reported no unit and has no report in flight, and the previous period's reports are
+    settled (Stripe bills them at renewal, within its grace)."""
+    window = Window.of(live, utcnow(), 0)
+    if window is None:
+        return True
+    sid = live.stripe_subscription_id
+    current = counter_id(sid, window.current.start, feature)
+    previous = counter_id(sid, window.previous.start, feature)
+    rows = (
+        await UsageCounter.get_motor_collection()
+        .find(
+            {"_id": {"$in": [current, previous]}}, {"reported": 1, "inflight": 1, "report_due": 1}
+        )
+        .to_list(None)
+    )
+    for row in rows:
+        if row.get("inflight") is not None:
+            return False
+        if row["_id"] == current and int(row.get("reported") or 0) > 0:
+            return False
+        if row["_id"] == previous and row.get("report_due"):
+            return False
+    return True
+
+
+async def _mark_due(live: Subscription, feature: str) -> None:
+    """Have the reporter look at the current period's counter (overage just came on)."""
+    if live.current_period_start is None:
+        return
+    cid = counter_id(live.stripe_subscription_id, as_utc(live.current_period_start), feature)
+    await UsageCounter.get_motor_collection().update_one(
+        {"_id": cid}, {"$set": {"report_due": True, "updated_at": utcnow()}}
+    )
+
+
+async def settle_overage_switches(gateway: StripeGateway, *, limit: int = 100) -> int:
+    """Remove the metered items of features switched off whose reported overage is settled
+    (see the module docstring); returns how many features were settled. One subscription's
+    failure (Stripe or the store down) is logged and left for the next run."""
+    subs = (
+        await Subscription.find({"overage_off": {"$exists": True, "$ne": []}})
+        .limit(limit)
+        .to_list()
+    )
+    settled = 0
+    for sub in subs:
+        try:
+            settled += await _settle(gateway, sub)
+        except (DomainError, StoreError, TimeoutError) as exc:
+            log.warning(
+                "overage switch not settled subscription=%s error=%s",
+                sub.stripe_subscription_id,
+                type(exc).__name__,
+            )
+    return settled
+
+
+async def _settle(gateway: StripeGateway, sub: Subscription) -> int:
+    plan = await plan_of(sub)
+    settled = 0
+    for feature in list(sub.overage_off):
+        addon = plan.metered_addon(feature) if plan else None
+        if not sub.is_live or addon is None or addon.key not in sub.overages:
+            # Nothing left to remove (canceled, item gone, add-on no longer sold).
+            await _turn_on(sub, feature)
+            settled += 1
+            continue
+        if await _nothing_reported(sub, feature):
+            await _remove_item(gateway, sub, addon, feature, "settle-overage")
+            sub = await _fresh(sub)
+            settled += 1
+    return settled
+
+
+async def _turn_on(sub: Subscription, feature: str) -> None:
+    """Take ``feature`` out of ``overage_off``: a compare-and-set of the list (no ``$pull``:
+    the wire test server lacks it)."""
+    for _ in range(10):
+        row = await _collection().find_one({"_id": sub.id}, {"overage_off": 1})
+        seen = list((row or {}).get("overage_off") or [])
+        if feature not in seen:
+            return
+        kept = [f for f in seen if f != feature]
+        done = await _collection().update_one(
+            {"_id": sub.id, "overage_off": seen}, {"$set": {"overage_off": kept}}
+        )
+        if done.matched_count:
+            return
+    raise ServiceUnavailable("the subscription kept changing; retry")
+
+
+def _collection() -> Any:
+    # ``overage_off`` is written here only, with single-field operators: the reconciler's
+    # writes never name it, so neither side overwrites the other.
+    return Subscription.get_motor_collection()
+
+
+async def _fresh(sub: Subscription) -> Subscription:
+    found = await Subscription.get(sub.id)
+    return found or sub

@@ -1,0 +1,163 @@
+"""``setOverage`` end to end (real app, real SDK, the emulator), on both stores: switching on
+adds the metered price to the Stripe subscription once; off with nothing reported removes it
+at once and caps usage; off after overage was reported keeps it until the period is settled,
+and ``settle_overage_switches`` removes it then."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import stripe
+
+from revenue_engine.documents import Subscription, UsageCounter
+from revenue_engine.documents.plan import as_utc
+from revenue_engine.documents.usage import counter_id
+from revenue_engine.emulator import EmulatorServer
+from revenue_engine.gateway import StripeGateway
+from revenue_engine.services.overage import settle_overage_switches
+from revenue_engine.services.usage_rules import shift_months
+from tests.e2e.conftest import engine_settings
+from tests.e2e.ops import CREATE_CUSTOMER, CREATE_SUBSCRIPTION, call, only
+from tests.usage_world import INCLUDED, save_plan
+
+ORG = "org_a"
+SET_OVERAGE = """
+mutation($feature: String!, $enabled: Boolean!) {
+  setOverage(feature: $feature, enabled: $enabled) {
+    __typename
+    ... on OveragePayload { feature overageEnabled removalPending
+      usage { used included overageEnabled }
+      subscription { overages entitlements { key used remaining } } }
+    ... on UserError { code message }
+  }
+}"""
+RECORD = """
+mutation($input: UsageEventInput!) {
+  recordUsage(input: $input) { __typename ... on UsageRecorded { status } ... on UserError { code } }
+}"""
+
+
+async def _subscribe(engine: httpx.AsyncClient, stripe_client: stripe.StripeClient) -> str:
+    await save_plan()
+    customer = only(await call(engine, CREATE_CUSTOMER, org=ORG))["customer"]["id"]
+    pm = await stripe_client.v1.payment_methods.attach_async(
+        "pm_card_visa", params={"customer": customer}
+    )
+    await stripe_client.v1.customers.update_async(
+        customer, params={"invoice_settings": {"default_payment_method": pm.id}}
+    )
+    created = only(
+        await call(
+            engine,
+            CREATE_SUBSCRIPTION,
+            {"input": {"planUid": "metered", "billingInterval": "MONTH"}},
+            org=ORG,
+        )
+    )
+    assert created["__typename"] == "SubscriptionPayload", created
+    return str(created["subscription"]["subscriptionId"])
+
+
+async def _switch(engine: httpx.AsyncClient, enabled: bool, feature: str = "api_calls") -> Any:
+    return only(await call(engine, SET_OVERAGE, {"feature": feature, "enabled": enabled}, org=ORG))
+
+
+async def _record(engine: httpx.AsyncClient, event_id: str, quantity: int) -> str:
+    answer = only(
+        await call(
+            engine,
+            RECORD,
+            {"input": {"id": event_id, "feature": "api_calls", "quantity": quantity}},
+            org=ORG,
+        )
+    )
+    return str(answer.get("status") or answer.get("code"))
+
+
+async def _items(stripe_client: stripe.StripeClient, sid: str) -> list[str]:
+    sub = await stripe_client.v1.subscriptions.retrieve_async(sid)
+    return sorted(str(i.price.lookup_key) for i in sub["items"]["data"])
+
+
+async def test_overage_on_and_off_at_stripe(
+    engine_on_each_store: httpx.AsyncClient,
+    stripe_client: stripe.StripeClient,
+    emulator_server: EmulatorServer,
+) -> None:
+    engine = engine_on_each_store
+    sid = await _subscribe(engine, stripe_client)
+    assert await _items(stripe_client, sid) == ["metered_month"]
+    assert await _record(engine, "e1", INCLUDED) == "ACCEPTED"
+    assert await _record(engine, "e2", 1) == "QUOTA_EXCEEDED"  # no overage item: a cap
+
+    on = await _switch(engine, True)
+    assert on["__typename"] == "OveragePayload", on
+    assert on["overageEnabled"] is True
+    assert on["removalPending"] is False
+    assert on["subscription"]["overages"] == ["api_calls"]
+    assert await _items(stripe_client, sid) == ["metered_api_calls_month", "metered_month"]
+    again = await _switch(engine, True)  # already on: nothing more at Stripe
+    assert again["overageEnabled"] is True
+    assert await _items(stripe_client, sid) == ["metered_api_calls_month", "metered_month"]
+    assert await _record(engine, "e2", 1) == "ACCEPTED"
+
+    # Nothing reported to Stripe yet: switching off takes the item off now.
+    off = await _switch(engine, False)
+    assert off["overageEnabled"] is False
+    assert off["removalPending"] is False
+    assert off["subscription"]["overages"] == []
+    assert await _items(stripe_client, sid) == ["metered_month"]
+    assert await _record(engine, "e3", 1) == "QUOTA_EXCEEDED"
+
+    # On again (a new request at Stripe), then overage is reported: off keeps the item.
+    assert (await _switch(engine, True))["overageEnabled"] is True
+    assert await _items(stripe_client, sid) == ["metered_api_calls_month", "metered_month"]
+    sub = await Subscription.find_one({"stripe_subscription_id": sid})
+    assert sub is not None
+    assert sub.current_period_start is not None
+    start = as_utc(sub.current_period_start)
+    counter = counter_id(sid, start, "api_calls")
+    await UsageCounter.get_motor_collection().update_one(
+        {"_id": counter}, {"$set": {"reported": 1, "report_due": False}}
+    )
+    pending = await _switch(engine, False)
+    assert pending["removalPending"] is True
+    assert pending["overageEnabled"] is False
+    assert pending["usage"]["overageEnabled"] is False
+    assert await _record(engine, "e4", 1) == "QUOTA_EXCEEDED"  # capped from now
+    assert await _items(stripe_client, sid) == ["metered_api_calls_month", "metered_month"]
+
+    gateway = StripeGateway.from_settings(engine_settings(emulator_server))
+    try:
+        assert await settle_overage_switches(gateway) == 0  # the period is not over
+        assert await _items(stripe_client, sid) == ["metered_api_calls_month", "metered_month"]
+        # The next period (as a roll-over webhook would store it): its counter reported nothing.
+        end = shift_months(start, 1, start.day)
+        await Subscription.get_motor_collection().update_one(
+            {"_id": sub.id},
+            {"$set": {"current_period_start": end, "current_period_end": end + timedelta(days=30)}},
+        )
+        assert await settle_overage_switches(gateway) == 1
+    finally:
+        await gateway.close()
+    assert await _items(stripe_client, sid) == ["metered_month"]
+    settled = await Subscription.find_one({"stripe_subscription_id": sid})
+    assert settled is not None
+    assert settled.overage_off == []
+    assert settled.overages == []
+
+
+async def test_switching_needs_a_metered_feature_with_overage_for_sale(
+    engine: httpx.AsyncClient, stripe_client: stripe.StripeClient
+) -> None:
+    nothing = await _switch(engine, True)
+    assert nothing["code"] == "NO_SUBSCRIPTION"
+    await _subscribe(engine, stripe_client)
+    assert (await _switch(engine, True, "seats"))["code"] == "VALIDATION"
+    assert (await _switch(engine, True, "nope"))["code"] == "VALIDATION"
+    assert (await _switch(engine, True, "exports"))["code"] == "OVERAGE_NOT_OFFERED"
+    off = await _switch(engine, False)  # never on: nothing to do
+    assert off["overageEnabled"] is False
+    assert off["removalPending"] is False
