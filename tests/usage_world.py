@@ -113,6 +113,7 @@ async def subscribe(
                 stripe_price_id=f"price_{plan.uid}_api_{interval}",
                 lookup_key=f"{plan.uid}_api_calls_{interval}",
                 overage_key="api_calls",
+                metered_feature="api_calls",
             )
         )
     if packs:

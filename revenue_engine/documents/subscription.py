@@ -71,6 +71,9 @@ class Subscription(Document):
     #: overage already reported is billed). Written by ``services.overage`` only, never by the
     #: reconciler: usage beyond the included quantity is refused for these features.
     overage_off: list[str] = Field(default_factory=list)
+    #: A plan change kept the period's metered item of the previous plan (its overage so far
+    #: is billed at the period end); ``services.overage`` swaps it afterwards, then clears this.
+    overage_settle: bool = False
     #: When the applied Stripe state was observed; older observations are never applied.
     observed_at: datetime
     #: The latest ``created`` (unix seconds, on Stripe's clock or the object's test clock) of a

@@ -291,22 +291,6 @@ class StripeGateway:
                 raise DuplicateMeterEvent(str(params.get("identifier"))) from exc.__cause__
             raise
 
-    async def meter_usage(
-        self, meter_id: str, customer_id: str, start_time: int, end_time: int
-    ) -> int:
-        """The customer's summed usage on the meter in ``[start_time, end_time)``."""
-        v1 = self.client.v1
-        page = await self._call(
-            "billing.meters.event_summaries.list",
-            lambda: v1.billing.meters.event_summaries.list_async(
-                meter_id,
-                params=_any(
-                    {"customer": customer_id, "start_time": start_time, "end_time": end_time}
-                ),
-            ),
-        )
-        return sum(int(s.aggregated_value or 0) for s in page.data)
-
     # --- checkout ----------------------------------------------------------------------
     async def create_checkout_session(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
         v1 = self.client.v1

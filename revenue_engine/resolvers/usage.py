@@ -91,6 +91,7 @@ async def set_overage(info: Info, feature: str, enabled: bool) -> OveragePayload
     context = info.context
     switch = await overage.set_overage(
         context.gateway,
+        context.settings,
         context.require_principal(),
         feature,
         enabled,

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from revenue_engine.db import StoreError
 from revenue_engine.gateway import StripeGateway
 from revenue_engine.services.meter_reports import drain_once
+from revenue_engine.services.overage import settle_overage_switches
+from revenue_engine.services.usage import complete_pending_batches, trim_marks
 from revenue_engine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,16 @@ def usage_jobs(gateway: StripeGateway, settings: Settings) -> list[Job]:
     async def drain() -> object:
         return await drain_once(gateway, settings)
 
-    return [Job("meter-reports", drain)]
+    async def settle() -> object:
+        return await settle_overage_switches(gateway, settings)
+
+    # Completed batches first, so a pass reports on the counts as they stand.
+    return [
+        Job("usage-completion", complete_pending_batches),
+        Job("meter-reports", drain),
+        Job("overage-settlement", settle),
+        Job("usage-marks", trim_marks),
+    ]
 
 
 def _cancelling() -> bool:

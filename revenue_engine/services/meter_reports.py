@@ -42,6 +42,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from bson import Int64
+
 from revenue_engine.db import StoreError
 from revenue_engine.documents import Subscription, SubscriptionPlan, UsageCounter
 from revenue_engine.documents.plan import as_utc, utcnow
@@ -135,15 +137,20 @@ async def _reload(counter_id: str) -> UsageCounter | None:
 
 
 async def _target(counter: UsageCounter) -> int | None:
-    """Units of the counter Stripe should have: its billable part when overage is on, else
-    what it has already. None when the subscription or its plan is missing."""
+    """Units of the counter Stripe should have: its billable part (used beyond the included
+    quantity) while an item billing the feature is on the subscription, else what it has
+    already. Overage switched off does not stop the reports: usage past the included quantity
+    is refused from then on, so what is billable was accepted while it was on, and Stripe bills
+    it at the period end (the item stays until then). None when the subscription or its plan
+    is missing."""
     sub = await Subscription.find_one({"stripe_subscription_id": counter.stripe_subscription_id})
     if sub is None or sub.plan_uid is None:
         return None
     plan = await SubscriptionPlan.find_one({"uid": sub.plan_uid})
     if plan is None:
         return None
-    if not entitlements.overage_on(plan, sub, counter.feature):
+    billing = any(i.metered_feature == counter.feature for i in sub.items)
+    if not billing and not entitlements.overage_on(plan, sub, counter.feature):
         return counter.reported
     granted = sub.entitlements
     if counter.feature not in granted:
@@ -272,7 +279,8 @@ def _cancelling() -> bool:
 async def _clear_due(counter: UsageCounter) -> None:
     # Only if no unit was counted since the read (ingestion sets report_due with its $inc).
     await _collection().update_one(
-        {"_id": counter.id, "used": counter.used, "inflight": None, "report_due": True},
+        # ``used`` is stored 64-bit (see ``services.usage``); some servers compare types too.
+        {"_id": counter.id, "used": Int64(counter.used), "inflight": None, "report_due": True},
         {"$set": {"report_due": False}},
     )
 

@@ -1,7 +1,7 @@
 """The per-subscription overage switch of a metered feature: ``setOverage(feature, enabled)``.
 
-Overage is on for a feature when its metered add-on's item is on the Stripe subscription and
-the feature is not in ``Subscription.overage_off`` (``entitlements.overage_on``); off, the
+Overage is on for a feature when an item billing it is on the Stripe subscription and the
+feature is not in ``Subscription.overage_off`` (``entitlements.overage_on``); off, the
 included quantity is a hard cap (``services.usage`` refuses what would pass it).
 
 * **on** — drop the feature from ``overage_off``; when the metered item is not on the
@@ -9,11 +9,18 @@ included quantity is a hard cap (``services.usage`` refuses what would pass it).
   usage in arrears, nothing up front) and apply Stripe's answer through the reconciler. The
   current period's counter is marked for the reporter, which then reports what is billable.
 * **off** — add the feature to ``overage_off`` first, so usage beyond the included quantity
-  is refused from this moment and no new report starts. When nothing of the period was
-  reported (no units, none in flight, the previous period's reports settled) the item is
-  removed now and the feature leaves ``overage_off``; otherwise the item stays until the
-  period ends — Stripe bills what was reported at renewal — and ``settle_overage_switches``
-  (the background loop) removes it once that holds, in a later period.
+  is refused from this moment, then report what was accepted while it was on
+  (``meter_reports.flush_subscription_reports``). When nothing of the period is billable
+  (no units reported, none in flight or due, the previous period's reports settled) the item
+  is removed now and the feature leaves ``overage_off``; otherwise the item stays until the
+  period ends — Stripe bills what was reported at renewal (it would bill a removed item for
+  nothing) — and ``settle_overage_switches`` (the background loop) removes it once that
+  holds, in a later period.
+
+``settle_overage_switches`` also finishes a plan change: the period's metered item of the
+previous plan stays to the end of the period (``services.subscriptions``); once nothing of it
+is left to bill, it is swapped for the current plan's metered price (or removed when the plan
+bills no overage for the feature, or it is switched off).
 
 Stripe writes carry keys derived from (organization, "overage.on"/"overage.off",
 subscription, feature, the subscription's version): a double-submit shares the key, the next
@@ -33,6 +40,7 @@ from revenue_engine.documents import (
     BillingInterval,
     Overage,
     Subscription,
+    SubscriptionItem,
     SubscriptionPlan,
     UsageCounter,
 )
@@ -48,11 +56,13 @@ from revenue_engine.errors import (
 )
 from revenue_engine.gateway import StripeGateway, idempotency_key
 from revenue_engine.services import entitlements
-from revenue_engine.services.catalog import ensure_plan_prices
+from revenue_engine.services.catalog import ensure_addon_price
+from revenue_engine.services.meter_reports import flush_subscription_reports
 from revenue_engine.services.purchase import live_subscription
 from revenue_engine.services.reconcile import apply_subscription
 from revenue_engine.services.usage_reads import plan_of
 from revenue_engine.services.usage_rules import Window
+from revenue_engine.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +80,7 @@ class OverageSwitch:
 
 async def set_overage(
     gateway: StripeGateway,
+    settings: Settings,
     principal: Principal,
     feature: str,
     enabled: bool,
@@ -90,14 +101,21 @@ async def set_overage(
     if addon is None:
         raise OverageNotOffered(feature)
     if enabled:
-        live = await _switch_on(gateway, live, plan, addon, feature, request_id)
+        live = await _switch_on(gateway, settings, live, plan, addon, feature, request_id)
         return OverageSwitch(live, plan, feature, removal_pending=False)
-    live, pending = await _switch_off(gateway, live, addon, feature, request_id)
+    live, pending = await _switch_off(gateway, settings, live, feature, request_id)
     return OverageSwitch(live, plan, feature, removal_pending=pending)
+
+
+def _item_for(sub: Subscription, feature: str) -> SubscriptionItem | None:
+    """The item billing ``feature``'s overage (the plan's metered add-on, or the previous
+    plan's kept to the end of the period)."""
+    return next((i for i in sub.items if i.metered_feature == feature), None)
 
 
 async def _switch_on(
     gateway: StripeGateway,
+    settings: Settings,
     live: Subscription,
     plan: SubscriptionPlan,
     addon: Overage,
@@ -111,13 +129,13 @@ async def _switch_on(
             [FieldProblem("feature", f"its overage is not offered per {interval}")],
         )
     await _turn_on(live, feature)
-    if addon.key not in live.overages:
-        price_ids = await ensure_plan_prices(gateway, plan, interval, [addon.key])
+    if _item_for(live, feature) is None:
+        price = await ensure_addon_price(gateway, settings, plan, interval, addon.key)
         sid = live.stripe_subscription_id
         key = idempotency_key(live.organization_id, "overage.on", sid, feature, live.version)
         observed_at = utcnow()
         result = await gateway.update_subscription(
-            sid, {"items": [{"price": price_ids[-1]}], "proration_behavior": "none"}, key=key
+            sid, {"items": [price.item()], "proration_behavior": "none"}, key=key
         )
         await apply_subscription(
             result, source=AuditSource.MUTATION, reference=request_id, observed_at=observed_at
@@ -128,16 +146,19 @@ async def _switch_on(
 
 async def _switch_off(
     gateway: StripeGateway,
+    settings: Settings,
     live: Subscription,
-    addon: Overage,
     feature: str,
     request_id: str | None,
 ) -> tuple[Subscription, bool]:
-    if addon.key not in live.overages:
+    item = _item_for(live, feature)
+    if item is None:
         # No metered item: overage is off already, and nothing is left to settle.
         await _turn_on(live, feature)
         return await _fresh(live), False
     await _collection().update_one({"_id": live.id}, {"$addToSet": {"overage_off": feature}})
+    # What was accepted while it was on is billable: report it before deciding on the item.
+    await flush_subscription_reports(gateway, settings, live.stripe_subscription_id)
     if not await _nothing_reported(live, feature):
         log.info(
             "overage switched off, item kept until the period ends organization_id=%s "
@@ -147,32 +168,33 @@ async def _switch_off(
             feature,
         )
         return await _fresh(live), True
-    await _remove_item(gateway, live, addon, feature, request_id)
+    await _replace_item(gateway, live, item, None, "overage.off", request_id)
+    await _turn_on(live, feature)
     return await _fresh(live), False
 
 
-async def _remove_item(
+async def _replace_item(
     gateway: StripeGateway,
     live: Subscription,
-    addon: Overage,
-    feature: str,
+    item: SubscriptionItem,
+    price: dict[str, Any] | None,
+    operation: str,
     request_id: str | None,
 ) -> None:
-    """Take the metered item off the subscription, then the feature off ``overage_off``."""
-    item = next((i for i in live.items if i.overage_key == addon.key), None)
-    if item is not None:
-        sid = live.stripe_subscription_id
-        key = idempotency_key(live.organization_id, "overage.off", sid, feature, live.version)
-        observed_at = utcnow()
-        result = await gateway.update_subscription(
-            sid,
-            {"items": [{"id": item.stripe_item_id, "deleted": True}], "proration_behavior": "none"},
-            key=key,
-        )
-        await apply_subscription(
-            result, source=AuditSource.MUTATION, reference=request_id, observed_at=observed_at
-        )
-    await _turn_on(live, feature)
+    """Take the metered ``item`` off the subscription (and add ``price`` in its place)."""
+    sid = live.stripe_subscription_id
+    feature = item.metered_feature
+    key = idempotency_key(live.organization_id, operation, sid, feature, live.version)
+    items: list[dict[str, Any]] = [{"id": item.stripe_item_id, "deleted": True}]
+    if price is not None:
+        items.append(price)
+    observed_at = utcnow()
+    result = await gateway.update_subscription(
+        sid, {"items": items, "proration_behavior": "none"}, key=key
+    )
+    await apply_subscription(
+        result, source=AuditSource.MUTATION, reference=request_id, observed_at=observed_at
+    )
 
 
 async def _nothing_reported(live: Subscription, feature: str) -> bool:
@@ -195,7 +217,7 @@ async def _nothing_reported(live: Subscription, feature: str) -> bool:
     for row in rows:
         if row.get("inflight") is not None:
             return False
-        if row["_id"] == current and int(row.get("reported") or 0) > 0:
+        if row["_id"] == current and (int(row.get("reported") or 0) > 0 or row.get("report_due")):
             return False
         if row["_id"] == previous and row.get("report_due"):
             return False
@@ -212,19 +234,28 @@ async def _mark_due(live: Subscription, feature: str) -> None:
     )
 
 
-async def settle_overage_switches(gateway: StripeGateway, *, limit: int = 100) -> int:
-    """Remove the metered items of features switched off whose reported overage is settled
+async def settle_overage_switches(
+    gateway: StripeGateway, settings: Settings, *, limit: int = 100
+) -> int:
+    """Finish the switches and plan changes that wait for a period's overage to be billed
     (see the module docstring); returns how many features were settled. One subscription's
     failure (Stripe or the store down) is logged and left for the next run."""
     subs = (
-        await Subscription.find({"overage_off": {"$exists": True, "$ne": []}})
+        await Subscription.find(
+            {
+                "$or": [
+                    {"overage_off": {"$exists": True, "$ne": []}},
+                    {"overage_settle": True},
+                ]
+            }
+        )
         .limit(limit)
         .to_list()
     )
     settled = 0
     for sub in subs:
         try:
-            settled += await _settle(gateway, sub)
+            settled += await _settle(gateway, settings, sub)
         except (DomainError, StoreError, TimeoutError) as exc:
             log.warning(
                 "overage switch not settled subscription=%s error=%s",
@@ -234,20 +265,58 @@ async def settle_overage_switches(gateway: StripeGateway, *, limit: int = 100) -
     return settled
 
 
-async def _settle(gateway: StripeGateway, sub: Subscription) -> int:
+async def _settle(gateway: StripeGateway, settings: Settings, sub: Subscription) -> int:
     plan = await plan_of(sub)
     settled = 0
     for feature in list(sub.overage_off):
-        addon = plan.metered_addon(feature) if plan else None
-        if not sub.is_live or addon is None or addon.key not in sub.overages:
-            # Nothing left to remove (canceled, item gone, add-on no longer sold).
+        item = _item_for(sub, feature)
+        if not sub.is_live or item is None:
+            # Nothing left to remove (canceled, or the item is gone).
             await _turn_on(sub, feature)
             settled += 1
             continue
         if await _nothing_reported(sub, feature):
-            await _remove_item(gateway, sub, addon, feature, "settle-overage")
+            await _replace_item(gateway, sub, item, None, "overage.off", "settle-overage")
+            await _turn_on(sub, feature)
             sub = await _fresh(sub)
             settled += 1
+    if sub.overage_settle:
+        settled += await _settle_plan_change(gateway, settings, sub, plan)
+    return settled
+
+
+async def _settle_plan_change(
+    gateway: StripeGateway, settings: Settings, sub: Subscription, plan: SubscriptionPlan | None
+) -> int:
+    """Swap the metered items a plan change kept for the current plan's, once nothing of
+    their period is left to bill; clears ``overage_settle`` when none is left."""
+    settled = 0
+    waiting = False
+    interval = sub.interval or BillingInterval.MONTH
+    for item in list(sub.items):
+        feature = item.metered_feature
+        if feature is None or not sub.is_live:
+            continue
+        addon = plan.metered_addon(feature) if plan else None
+        current = addon.price_for(interval) if addon else None
+        if (
+            addon is not None
+            and current is not None
+            and item.overage_key == addon.key
+            and (current.stripe_price_id is None or current.stripe_price_id == item.stripe_price_id)
+        ):
+            continue  # the current plan's own metered price
+        if not await _nothing_reported(sub, feature):
+            waiting = True
+            continue
+        price: dict[str, Any] | None = None
+        if plan is not None and addon is not None and feature not in sub.overage_off:
+            price = (await ensure_addon_price(gateway, settings, plan, interval, addon.key)).item()
+        await _replace_item(gateway, sub, item, price, "overage.swap", "settle-overage")
+        sub = await _fresh(sub)
+        settled += 1
+    if not waiting:
+        await _collection().update_one({"_id": sub.id}, {"$set": {"overage_settle": False}})
     return settled
 
 

@@ -252,10 +252,11 @@ async def _kept_addons(live: Subscription, plan: SubscriptionPlan) -> list[str]:
 
 def _change_items(
     live: Subscription, chosen: list[ChosenPrice], *, same_interval: bool
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """The item changes of a plan change, and the metered features whose overage it switches
-    off. The base item takes the new plan price; an add-on item whose price stays is left as it
-    is (its quantity, and for a metered one the usage it carries); the others are deleted and
+) -> tuple[list[dict[str, Any]], list[str], list[str]]:
+    """The item changes of a plan change, the metered features whose item it keeps, and those
+    whose overage it switches off. The base item takes the new plan price; an add-on item
+    whose price stays is left as it is (its quantity, and for a metered one the usage it
+    carries); the others are deleted and
     the new prices added — except a metered item while the interval stays: Stripe bills a
     metered item that is removed or re-priced only for usage after the change, so the period's
     overage already reported would go unbilled. It stays to the end of the period (the
@@ -284,7 +285,7 @@ def _change_items(
         if c.stripe_price_id not in kept
         and not (c.metered and c.addon is not None and c.addon.feature in held)
     )
-    return items, sorted(held - billed)
+    return items, sorted(held), sorted(held - billed)
 
 
 async def change_subscription_plan(
@@ -317,7 +318,7 @@ async def change_subscription_plan(
             "nothing to change", [FieldProblem("planUid", "this is the current plan")]
         )
     chosen = await ensure_plan_prices(gateway, settings, plan, interval, keys)
-    items, switched_off = _change_items(live, chosen, same_interval=interval == live.interval)
+    items, held, switched_off = _change_items(live, chosen, same_interval=interval == live.interval)
     sid = live.stripe_subscription_id
     metadata = {
         "organization_id": principal.organization_id,
@@ -340,10 +341,13 @@ async def change_subscription_plan(
         {"items": items, "proration_behavior": proration.value, "metadata": metadata},
         key=key,
     )
-    if switched_off:
+    if held:
+        # ``services.overage`` owns these fields and finishes the change after the period.
+        update: dict[str, Any] = {"$set": {"overage_settle": True}}
+        if switched_off:
+            update["$addToSet"] = {"overage_off": {"$each": switched_off}}
         await Subscription.get_motor_collection().update_one(
-            {"stripe_subscription_id": sid},
-            {"$addToSet": {"overage_off": {"$each": switched_off}}},
+            {"stripe_subscription_id": sid}, update
         )
     return await apply_subscription(
         result, source=AuditSource.MUTATION, reference=request_id, observed_at=observed_at

@@ -11,9 +11,8 @@ from typing import Any
 import httpx
 import stripe
 
-from revenue_engine.documents import Subscription, UsageCounter
+from revenue_engine.documents import Subscription
 from revenue_engine.documents.plan import as_utc
-from revenue_engine.documents.usage import counter_id
 from revenue_engine.emulator import EmulatorServer
 from revenue_engine.gateway import StripeGateway
 from revenue_engine.services.overage import settle_overage_switches
@@ -28,7 +27,7 @@ mutation($feature: String!, $enabled: Boolean!) {
   setOverage(feature: $feature, enabled: $enabled) {
     __typename
     ... on OveragePayload { feature overageEnabled removalPending
-      usage { used included overageEnabled }
+      usage { used included overageEnabled reportedUnits }
       subscription { overages entitlements { key used remaining } } }
     ... on UserError { code message }
   }
@@ -89,8 +88,7 @@ async def test_overage_on_and_off_at_stripe(
     engine = engine_on_each_store
     sid = await _subscribe(engine, stripe_client)
     assert await _items(stripe_client, sid) == ["metered_month"]
-    assert await _record(engine, "e1", INCLUDED) == "ACCEPTED"
-    assert await _record(engine, "e2", 1) == "QUOTA_EXCEEDED"  # no overage item: a cap
+    assert await _record(engine, "e1", INCLUDED - 10) == "ACCEPTED"
 
     on = await _switch(engine, True)
     assert on["__typename"] == "OveragePayload", on
@@ -101,37 +99,48 @@ async def test_overage_on_and_off_at_stripe(
     again = await _switch(engine, True)  # already on: nothing more at Stripe
     assert again["overageEnabled"] is True
     assert await _items(stripe_client, sid) == ["metered_api_calls_month", "metered_month"]
-    assert await _record(engine, "e2", 1) == "ACCEPTED"
 
-    # Nothing reported to Stripe yet: switching off takes the item off now.
+    # Nothing billable in the period: switching off takes the item off now.
     off = await _switch(engine, False)
     assert off["overageEnabled"] is False
     assert off["removalPending"] is False
     assert off["subscription"]["overages"] == []
     assert await _items(stripe_client, sid) == ["metered_month"]
-    assert await _record(engine, "e3", 1) == "QUOTA_EXCEEDED"
+    assert await _record(engine, "e2", 10) == "ACCEPTED"  # up to the cap
+    assert await _record(engine, "e3", 1) == "QUOTA_EXCEEDED"  # no overage item: a cap
 
-    # On again (a new request at Stripe), then overage is reported: off keeps the item.
+    # On again (a new request at Stripe); one unit of overage; off reports it first and keeps
+    # the item, so Stripe bills it at the period end.
     assert (await _switch(engine, True))["overageEnabled"] is True
+    assert await _items(stripe_client, sid) == ["metered_api_calls_month", "metered_month"]
+    assert await _record(engine, "e3", 1) == "ACCEPTED"
+    pending = await _switch(engine, False)
+    assert pending["removalPending"] is True
+    assert pending["overageEnabled"] is False
+    assert pending["usage"]["overageEnabled"] is False
+    assert pending["usage"]["reportedUnits"] == 1
+    assert await _record(engine, "e4", 1) == "QUOTA_EXCEEDED"  # capped from now
     assert await _items(stripe_client, sid) == ["metered_api_calls_month", "metered_month"]
     sub = await Subscription.find_one({"stripe_subscription_id": sid})
     assert sub is not None
     assert sub.current_period_start is not None
     start = as_utc(sub.current_period_start)
-    counter = counter_id(sid, start, "api_calls")
-    await UsageCounter.get_motor_collection().update_one(
-        {"_id": counter}, {"$set": {"reported": 1, "report_due": False}}
+    [meter] = (await stripe_client.v1.billing.meters.list_async()).data
+    summaries = await stripe_client.v1.billing.meters.event_summaries.list_async(
+        meter.id,
+        params={
+            "customer": sub.stripe_customer_id,
+            "start_time": int(start.timestamp()) // 60 * 60,  # Stripe: whole minutes
+            "end_time": int(start.timestamp()) // 60 * 60 + 40 * 86_400,
+        },
     )
-    pending = await _switch(engine, False)
-    assert pending["removalPending"] is True
-    assert pending["overageEnabled"] is False
-    assert pending["usage"]["overageEnabled"] is False
-    assert await _record(engine, "e4", 1) == "QUOTA_EXCEEDED"  # capped from now
-    assert await _items(stripe_client, sid) == ["metered_api_calls_month", "metered_month"]
+    assert sum(int(x.aggregated_value) for x in summaries.data) == 1
 
     gateway = StripeGateway.from_settings(engine_settings(emulator_server))
     try:
-        assert await settle_overage_switches(gateway) == 0  # the period is not over
+        assert (
+            await settle_overage_switches(gateway, engine_settings(emulator_server)) == 0
+        )  # the period is not over
         assert await _items(stripe_client, sid) == ["metered_api_calls_month", "metered_month"]
         # The next period (as a roll-over webhook would store it): its counter reported nothing.
         end = shift_months(start, 1, start.day)
@@ -139,7 +148,7 @@ async def test_overage_on_and_off_at_stripe(
             {"_id": sub.id},
             {"$set": {"current_period_start": end, "current_period_end": end + timedelta(days=30)}},
         )
-        assert await settle_overage_switches(gateway) == 1
+        assert await settle_overage_switches(gateway, engine_settings(emulator_server)) == 1
     finally:
         await gateway.close()
     assert await _items(stripe_client, sid) == ["metered_month"]

@@ -95,9 +95,14 @@ async def test_the_store_down_is_a_warning_and_the_job_reports_failure(
     assert record.levelno == logging.WARNING
 
 
-def test_usage_jobs_start_with_the_meter_report_drain() -> None:
+def test_usage_jobs_complete_batches_before_they_report() -> None:
     jobs = usage_jobs(cast(StripeGateway, object()), make_settings())
-    assert [job.name for job in jobs] == ["meter-reports"]
+    assert [job.name for job in jobs] == [
+        "usage-completion",
+        "meter-reports",
+        "overage-settlement",
+        "usage-marks",
+    ]
 
 
 async def test_the_app_drains_due_counters_in_the_background(

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
+from bson import Int64
 
 from revenue_engine.db import Database
 from revenue_engine.documents import (
@@ -20,6 +21,7 @@ from revenue_engine.documents import (
     Overage,
     PlanPrice,
     Subscription,
+    SubscriptionItem,
     SubscriptionPlan,
     UsageCounter,
 )
@@ -147,6 +149,16 @@ async def store(database: Database) -> Database:
         plan_uid="pro",
         interval=BillingInterval.MONTH,
         overages=["api_calls"],
+        items=[
+            SubscriptionItem(stripe_item_id="si_base", stripe_price_id="price_pro"),
+            SubscriptionItem(
+                stripe_item_id="si_calls",
+                stripe_price_id="price_calls",
+                quantity=0,
+                overage_key="api_calls",
+                metered_feature=FEATURE,
+            ),
+        ],
         entitlements={FEATURE: INCLUDED},
         current_period_start=PERIOD_START,
         current_period_end=PERIOD_END,
@@ -168,6 +180,7 @@ async def use(units: int, cid: str = CID, sub: str = SUB) -> None:
                 "feature": FEATURE,
                 "period_start": PERIOD_START,
                 "period_end": PERIOD_END,
+                "used": Int64(0),  # as ingestion stores it
                 "marks": {},
                 "reported": 0,
                 "inflight": None,
@@ -329,10 +342,28 @@ async def test_two_reports_of_one_counter_send_a_range_once(
     assert (await counter()).reported == 500
 
 
-async def test_overage_off_reports_nothing(store: Database, settings: Settings) -> None:
+async def test_overage_switched_off_still_reports_what_was_accepted_while_on(
+    store: Database, settings: Settings
+) -> None:
+    """Off, ingestion refuses usage past the included quantity: what is billable beyond it
+    was accepted while overage was on, and the metered item stays to bill it."""
+    await use(1500)
     sub = await Subscription.find_one({"stripe_subscription_id": SUB})
     assert sub is not None
     await sub.set({"overage_off": [FEATURE]})
+    stripe = FakeMeterEvents()
+    await drain_once(stripe.gateway, settings)
+    assert stripe.billed == 500
+    row = await counter()
+    assert (row.reported, row.report_due) == (500, False)
+
+
+async def test_without_an_item_billing_the_feature_nothing_is_reported(
+    store: Database, settings: Settings
+) -> None:
+    sub = await Subscription.find_one({"stripe_subscription_id": SUB})
+    assert sub is not None
+    await sub.set({"overage_off": [FEATURE], "items": [sub.items[0].model_dump()]})
     stripe = FakeMeterEvents()
     await use(5000)
     await drain_once(stripe.gateway, settings)
@@ -346,7 +377,7 @@ async def test_without_the_metered_addon_nothing_is_reported(
 ) -> None:
     sub = await Subscription.find_one({"stripe_subscription_id": SUB})
     assert sub is not None
-    await sub.set({"overages": []})
+    await sub.set({"overages": [], "items": [sub.items[0].model_dump()]})
     stripe = FakeMeterEvents()
     await use(5000)
     await drain_once(stripe.gateway, settings)

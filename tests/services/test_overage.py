@@ -14,7 +14,10 @@ from revenue_engine.gateway import StripeGateway
 from revenue_engine.services import overage
 from revenue_engine.services.usage import record_usage
 from revenue_engine.services.usage_rules import shift_months
+from tests.conftest import make_settings
 from tests.usage_world import INCLUDED, event, save_plan, subscribe
+
+SETTINGS = make_settings()
 
 
 class NoStripe:
@@ -42,17 +45,17 @@ async def test_switching_off_with_overage_reported_keeps_the_item(database: Data
     cid = counter_id(sub.stripe_subscription_id, as_utc(sub.current_period_start), "api_calls")
     await UsageCounter.get_motor_collection().update_one({"_id": cid}, {"$set": {"reported": 50}})
     switch = await overage.set_overage(
-        _gateway(), Principal(organization_id="org_a"), "api_calls", False
+        _gateway(), SETTINGS, Principal(organization_id="org_a"), "api_calls", False
     )
     assert switch.removal_pending
     assert await _off(sub) == ["api_calls"]
     refused = await record_usage([event("b", 1)])
     assert refused.results[0].reason == "QUOTA_EXCEEDED"
     # Still this period: nothing to settle, and no Stripe call.
-    assert await overage.settle_overage_switches(_gateway()) == 0
+    assert await overage.settle_overage_switches(_gateway(), SETTINGS) == 0
     # On again while the item is still there: only the switch changes.
     back = await overage.set_overage(
-        _gateway(), Principal(organization_id="org_a"), "api_calls", True
+        _gateway(), SETTINGS, Principal(organization_id="org_a"), "api_calls", True
     )
     assert not back.removal_pending
     assert await _off(sub) == []
@@ -94,7 +97,7 @@ async def test_settling_a_subscription_that_ended_needs_no_stripe_call(
         {"_id": other.id},
         {"$set": {"overage_off": ["api_calls"]}},  # no item left to remove
     )
-    assert await overage.settle_overage_switches(_gateway()) == 2
+    assert await overage.settle_overage_switches(_gateway(), SETTINGS) == 2
     assert await _off(sub) == []
     assert await _off(other) == []
-    assert await overage.settle_overage_switches(_gateway()) == 0
+    assert await overage.settle_overage_switches(_gateway(), SETTINGS) == 0
