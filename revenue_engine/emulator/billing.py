@@ -183,13 +183,23 @@ def usage_since(ctx: Ctx, sub: JSON, item: JSON, period_start: int) -> int:
     return max(period_start, added, int(sub["trial_end"] or 0))
 
 
-def add_usage_line(ctx: Ctx, inv: JSON, sub: JSON, item: JSON, window: tuple[int, int]) -> None:
-    """Bill a metered item's usage over ``window`` (0 usage: a 0 line)."""
+def add_usage_line(
+    ctx: Ctx,
+    inv: JSON,
+    sub: JSON,
+    item: JSON,
+    window: tuple[int, int],
+    *,
+    through_end: bool = False,
+) -> None:
+    """Bill a metered item's usage over ``window`` (0 usage: a 0 line); ``through_end``
+    counts events stamped in the window's last second too (a cancellation's final invoice)."""
     start, end = window
     price = item["price"]
     total = 0
-    if start < end:
-        total = usage(ctx, str(price["recurring"]["meter"]), sub["customer"], start, end)
+    if start < end or (through_end and start <= end):
+        meter = str(price["recurring"]["meter"])
+        total = usage(ctx, meter, sub["customer"], start, end + 1 if through_end else end)
     quantity = billed_quantity(price, total)
     add_line(
         inv,
@@ -509,6 +519,7 @@ def invoice_pending(
     period: tuple[int, int] | None,
     include_items: bool,
     usage_period: tuple[int, int] | None = None,
+    usage_through_end: bool = False,
 ) -> JSON:
     """Create, finalize and collect an invoice for the subscription (cycle or update).
 
@@ -543,7 +554,7 @@ def invoice_pending(
     for item in items_of(sub):
         if is_metered(item["price"]) and usage_period is not None:
             window = (usage_since(ctx, sub, item, usage_period[0]), usage_period[1])
-            add_usage_line(ctx, inv, sub, item, window)
+            add_usage_line(ctx, inv, sub, item, window, through_end=usage_through_end)
         elif include_items:
             add_line(
                 inv,

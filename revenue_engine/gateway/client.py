@@ -363,12 +363,19 @@ class StripeGateway:
             )
         )
 
-    async def cancel_subscription(self, subscription_id: str, *, key: str) -> dict[str, Any]:
+    async def cancel_subscription(
+        self, subscription_id: str, *, key: str, invoice_now: bool = False
+    ) -> dict[str, Any]:
+        """Cancel now; ``invoice_now`` bills the period's unbilled metered usage on a final
+        invoice (Stripe's default leaves it unbilled)."""
         v1 = self.client.v1
+        params = {"invoice_now": True} if invoice_now else {}
         return _plain(
             await self._call(
                 "subscriptions.cancel",
-                lambda: v1.subscriptions.cancel_async(subscription_id, options=self._opts(key)),
+                lambda: v1.subscriptions.cancel_async(
+                    subscription_id, params=_any(params), options=self._opts(key)
+                ),
             )
         )
 

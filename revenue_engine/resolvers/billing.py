@@ -164,7 +164,11 @@ async def create_subscription(info: Info, data: CreateSubscriptionInput) -> Subs
 async def cancel_subscription(info: Info, at_period_end: bool) -> SubscriptionPayload:
     ctx = info.context
     doc = await subscriptions.cancel_subscription(
-        ctx.gateway, ctx.require_principal(), at_period_end=at_period_end, request_id=ctx.request_id
+        ctx.gateway,
+        ctx.require_principal(),
+        settings=ctx.settings,
+        at_period_end=at_period_end,
+        request_id=ctx.request_id,
     )
     return SubscriptionPayload(subscription=await subscription_status_type(info, doc))
 

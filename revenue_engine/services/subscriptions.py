@@ -21,6 +21,7 @@ from revenue_engine.documents import (
     BillingInterval,
     Subscription,
     SubscriptionPlan,
+    UsageCounter,
 )
 from revenue_engine.documents.plan import as_utc, utcnow
 from revenue_engine.errors import (
@@ -29,12 +30,14 @@ from revenue_engine.errors import (
     NoActiveSubscription,
     NoPaymentMethod,
     PaymentDeclined,
+    ServiceUnavailable,
     ValidationFailed,
 )
 from revenue_engine.gateway import StripeGateway, StripeNotFound, idempotency_key
 from revenue_engine.services.catalog import ChosenPrice, ensure_plan_prices
 from revenue_engine.services.checkout import expire_open_sessions
 from revenue_engine.services.customers import get_customer, get_or_create_customer
+from revenue_engine.services.meter_reports import flush_subscription_reports
 from revenue_engine.services.purchase import (
     ensure_no_live_subscription,
     live_subscription,
@@ -184,8 +187,16 @@ async def _create_under_lease(
 
 
 async def cancel_subscription(
-    gateway: StripeGateway, principal: Principal, *, at_period_end: bool, request_id: str | None
+    gateway: StripeGateway,
+    principal: Principal,
+    *,
+    settings: Settings,
+    at_period_end: bool,
+    request_id: str | None,
 ) -> Subscription:
+    """Cancel at the period end (Stripe bills the last period's usage on its final invoice), or
+    now: then the period's billable usage is reported first and billed on a final invoice
+    (``invoice_now``), so overage accepted up to the cancellation is not lost."""
     live = await _require_live(principal)
     org = principal.organization_id
     sid = live.stripe_subscription_id
@@ -194,9 +205,12 @@ async def cancel_subscription(
         key = idempotency_key(org, "subscription.cancel_at_period_end", sid, live.version)
         result = await gateway.update_subscription(sid, {"cancel_at_period_end": True}, key=key)
     else:
+        metered = any(i.metered_feature for i in live.items)
+        if metered:
+            await _report_first(gateway, settings, live)
         key = idempotency_key(org, "subscription.cancel", sid, live.version)
         try:
-            result = await gateway.cancel_subscription(sid, key=key)
+            result = await gateway.cancel_subscription(sid, key=key, invoice_now=metered)
         except StripeNotFound:
             # Stripe keys do not cover DELETE: the twin of a double-submit that canceled it a
             # moment ago makes Stripe answer "no such (live) subscription". Its state is the
@@ -207,6 +221,27 @@ async def cancel_subscription(
     return await apply_subscription(
         result, source=AuditSource.MUTATION, reference=request_id, observed_at=observed_at
     )
+
+
+async def _report_first(gateway: StripeGateway, settings: Settings, live: Subscription) -> None:
+    """Report the subscription's billable usage before a change that ends its metered items'
+    period; refuse the change while some of it could not be reported (Stripe unavailable)."""
+    figures = await flush_subscription_reports(gateway, settings, live.stripe_subscription_id)
+    if figures.failures:
+        raise ServiceUnavailable(
+            "the usage of this period could not be reported to Stripe yet; retry shortly"
+        )
+
+
+async def _period_overage(live: Subscription) -> list[tuple[str, int]]:
+    """(feature, units) reported to Stripe in the current period, per metered feature."""
+    if live.current_period_start is None:
+        return []
+    start = as_utc(live.current_period_start)
+    rows = await UsageCounter.find(
+        {"stripe_subscription_id": live.stripe_subscription_id, "period_start": start}
+    ).to_list()
+    return sorted((c.feature, c.reported) for c in rows if c.reported > 0)
 
 
 async def resume_subscription(
@@ -317,6 +352,25 @@ async def change_subscription_plan(
         raise ValidationFailed(
             "nothing to change", [FieldProblem("planUid", "this is the current plan")]
         )
+    if interval != live.interval and any(i.metered_feature for i in live.items):
+        # A new interval starts a new period at once, and Stripe bills a metered item that is
+        # re-priced only for usage after the change: overage of this period would go unbilled.
+        await _report_first(gateway, settings, live)
+        billed = await _period_overage(live)
+        if billed:
+            ends = live.current_period_end
+            when = f" after {as_utc(ends).date().isoformat()}" if ends else " next period"
+            raise ValidationFailed(
+                "the interval cannot change while this period has overage to bill",
+                [
+                    FieldProblem(
+                        "billingInterval",
+                        f"{units} units of {feature} overage are billed at the end of this "
+                        f"period; change the interval{when}",
+                    )
+                    for feature, units in billed
+                ],
+            )
     chosen = await ensure_plan_prices(gateway, settings, plan, interval, keys)
     items, held, switched_off = _change_items(live, chosen, same_interval=interval == live.interval)
     sid = live.stripe_subscription_id

@@ -11,8 +11,9 @@ from typing import Any
 import httpx
 import stripe
 
-from revenue_engine.documents import Subscription
+from revenue_engine.documents import Subscription, UsageCounter
 from revenue_engine.documents.plan import as_utc
+from revenue_engine.documents.usage import counter_id
 from revenue_engine.emulator import EmulatorServer
 from revenue_engine.gateway import StripeGateway
 from revenue_engine.services.overage import settle_overage_switches
@@ -170,3 +171,92 @@ async def test_switching_needs_a_metered_feature_with_overage_for_sale(
     off = await _switch(engine, False)  # never on: nothing to do
     assert off["overageEnabled"] is False
     assert off["removalPending"] is False
+
+
+CANCEL_NOW = """mutation { cancelSubscription(atPeriodEnd: false) { __typename
+  ... on SubscriptionPayload { subscription { status } } ... on UserError { code message }
+  } }"""
+CHANGE_INTERVAL = """mutation($input: ChangePlanInput!) { changeSubscriptionPlan(input: $input) {
+  __typename ... on SubscriptionPayload { subscription { billingInterval } }
+  ... on UserError { code message } ... on ValidationError { fields { field message } } } }"""
+
+
+async def _overage_subscription(
+    engine: httpx.AsyncClient, stripe_client: stripe.StripeClient
+) -> str:
+    sid = await _subscribe(engine, stripe_client)
+    assert (await _switch(engine, True))["overageEnabled"] is True
+    assert await _record(engine, "c1", INCLUDED + 250) == "ACCEPTED"  # 250 beyond: 3 packages
+    return sid
+
+
+async def test_cancel_now_reports_the_period_s_overage_and_bills_it_on_a_final_invoice(
+    engine_on_each_store: httpx.AsyncClient, stripe_client: stripe.StripeClient
+) -> None:
+    """Without a report first, the 250 units would still wait in the outbox when the metered
+    item ends; without ``invoice_now`` Stripe would not bill what it had."""
+    engine = engine_on_each_store
+    sid = await _overage_subscription(engine, stripe_client)
+    canceled = only(await call(engine, CANCEL_NOW, org=ORG))
+    assert canceled["subscription"]["status"] == "canceled", canceled
+    sub = await Subscription.find_one({"stripe_subscription_id": sid})
+    assert sub is not None
+    assert sub.current_period_start is not None
+    counter = await UsageCounter.get(counter_id(sid, as_utc(sub.current_period_start), "api_calls"))
+    assert counter is not None
+    assert counter.reported == 250
+    invoices = await stripe_client.v1.invoices.list_async(params={"subscription": sid})
+    lines = [
+        (line.quantity, line.amount)
+        for invoice in invoices.data
+        for line in invoice.lines.data
+        if "Extra API calls" in (line.description or "")
+    ]
+    # The final invoice of the cancellation bills the period's overage: 3 packages.
+    assert lines == [(3, 3 * 1500)]
+
+
+async def test_an_interval_change_waits_for_the_period_s_overage_to_be_billed(
+    engine_on_each_store: httpx.AsyncClient, stripe_client: stripe.StripeClient
+) -> None:
+    """A new interval starts a new period at once and re-prices the metered item: Stripe would
+    not bill the 250 units reported. The change is refused, saying when it can be made."""
+    engine = engine_on_each_store
+    sid = await _overage_subscription(engine, stripe_client)
+    before = await _items(stripe_client, sid)
+    answer = only(
+        await call(
+            engine,
+            CHANGE_INTERVAL,
+            {"input": {"planUid": "metered", "billingInterval": "YEAR"}},
+            org=ORG,
+        )
+    )
+    assert answer["__typename"] == "ValidationError", answer
+    [problem] = answer["fields"]
+    assert problem["field"] == "billingInterval"
+    assert "250 units of api_calls overage" in problem["message"]
+    assert await _items(stripe_client, sid) == before
+    sub = await Subscription.find_one({"stripe_subscription_id": sid})
+    assert sub is not None
+    assert sub.interval is not None
+    assert sub.interval.value == "month"
+
+
+async def test_an_interval_change_without_overage_this_period_swaps_the_metered_item(
+    engine_on_each_store: httpx.AsyncClient, stripe_client: stripe.StripeClient
+) -> None:
+    engine = engine_on_each_store
+    sid = await _subscribe(engine, stripe_client)
+    assert (await _switch(engine, True))["overageEnabled"] is True
+    assert await _record(engine, "y1", INCLUDED - 1) == "ACCEPTED"
+    answer = only(
+        await call(
+            engine,
+            CHANGE_INTERVAL,
+            {"input": {"planUid": "metered", "billingInterval": "YEAR"}},
+            org=ORG,
+        )
+    )
+    assert answer["subscription"]["billingInterval"] == "YEAR", answer
+    assert await _items(stripe_client, sid) == ["metered_api_calls_year", "metered_year"]

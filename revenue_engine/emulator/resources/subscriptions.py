@@ -473,6 +473,8 @@ def _cancel(ctx: Ctx, p: Params, id: str) -> JSON:
             period=(now, now),
             include_items=False,
             usage_period=(current_period(sub)[0], now) if billable else None,
+            # "any un-invoiced metered usage": events stamped this very second included.
+            usage_through_end=True,
         )
     details = p.sub("cancellation_details")
     cancel_now(
