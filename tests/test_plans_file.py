@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from revenue_engine.db import Database
+from revenue_engine.documents import AddonKind, Overage, SubscriptionItem, SubscriptionPlan
 from revenue_engine.errors import ValidationFailed
+from revenue_engine.services import entitlements
 from revenue_engine.services.plans import read_plans_file
 from revenue_engine.settings import DEMO_PLANS_FILE
 
@@ -310,3 +313,44 @@ def test_a_valid_pack_and_metered_add_on_load(tmp_path: Path) -> None:
         ("pack", "seats"),
         ("metered", "api_calls"),
     ]
+
+
+def test_a_limit_past_graphql_int_is_refused(tmp_path: Path) -> None:
+    """GraphQL's Int stops at 2**31 - 1: a larger limit would fail every read of the plan."""
+    path = tmp_path / "plans.yaml"
+    path.write_text(
+        """
+plans:
+  - uid: p
+    name: P
+    entitlements: {api_calls: 2147483648, seats: 2147483647}
+    prices: [{interval: month, amount: 1000, currency: usd}]
+""",
+        encoding="utf-8",
+    )
+    assert problems_of(path) == {
+        "plans.0.entitlements.api_calls": "a limit must be at most 2147483647 (unlimited is null)"
+    }
+
+
+async def test_packs_raise_a_limit_no_further_than_graphql_int(database: Database) -> None:
+    plan = SubscriptionPlan(
+        uid="p",
+        name="P",
+        entitlements={"seats": 2_000_000_000},
+        overages=[
+            Overage(
+                key="seats",
+                name="Seats",
+                unit="1e9 seats",
+                kind=AddonKind.PACK,
+                feature="seats",
+                pack_size=1_000_000_000,
+                prices=[],
+            )
+        ],
+    )
+    item = SubscriptionItem(
+        stripe_item_id="si_1", stripe_price_id="price_1", overage_key="seats", quantity=3
+    )
+    assert entitlements.limits(plan, [item])["seats"] == 2**31 - 1

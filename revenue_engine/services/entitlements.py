@@ -26,6 +26,9 @@ from revenue_engine.documents import (
 
 Entitlements = dict[str, int | bool | None]
 
+#: The largest limit: GraphQL's ``Int`` (a plan's limits and the packs added to them).
+MAX_LIMIT = 2**31 - 1
+
 
 def limits(plan: SubscriptionPlan, items: Iterable[SubscriptionItem]) -> Entitlements:
     """The plan's entitlements raised by the pack add-ons among ``items``."""
@@ -37,7 +40,8 @@ def limits(plan: SubscriptionPlan, items: Iterable[SubscriptionItem]) -> Entitle
         current = granted.get(addon.feature)
         if isinstance(current, bool) or current is None:
             continue  # a switch is not raised; unlimited stays unlimited
-        granted[addon.feature] = current + (addon.pack_size or 0) * max(item.quantity, 0)
+        raised = current + (addon.pack_size or 0) * max(item.quantity, 0)
+        granted[addon.feature] = min(raised, MAX_LIMIT)
     return granted
 
 

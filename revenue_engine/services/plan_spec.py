@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from revenue_engine.documents import AddonKind, BillingInterval
 from revenue_engine.errors import FieldProblem
 from revenue_engine.money import MAX_AMOUNT, charge_problem, max_amount, normalize_currency
+from revenue_engine.services.entitlements import MAX_LIMIT
 
 _UID = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 _KEY = re.compile(r"[a-z0-9][a-z0-9_]{0,39}")
@@ -347,6 +348,13 @@ def validate_spec(spec: PlanSpec) -> list[FieldProblem]:
                 FieldProblem(
                     f"entitlements.{key}",
                     "a limit must not be negative (0 grants none; unlimited is null)",
+                )
+            )
+        elif not isinstance(value, bool) and isinstance(value, int) and value > MAX_LIMIT:
+            problems.append(
+                FieldProblem(
+                    f"entitlements.{key}",
+                    f"a limit must be at most {MAX_LIMIT} (unlimited is null)",
                 )
             )
     _check_metered(spec, problems)
