@@ -15,6 +15,13 @@ const parseDate = (iso) => new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(iso) ? iso : `${
 const longDate = (iso) =>
   parseDate(iso).toLocaleDateString(undefined, { year: "numeric", month: "long", day: "numeric" });
 const when = (iso) => (iso ? `<time datetime="${esc(iso)}">${esc(longDate(iso))}</time>` : "—");
+const count = (n) => Number(n).toLocaleString();
+const plural = (n, word) => `${count(n)} ${word}${Number(n) === 1 ? "" : "s"}`;
+// recordUsage's idempotency key: a fresh one per click (randomUUID needs a secure context,
+// which http://127.0.0.1 is; a plain-http LAN address is not, hence getRandomValues).
+const eventId = () =>
+  crypto.randomUUID?.() ??
+  [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0")).join("");
 
 // ------------------------------------------------------------------ talking to the API
 /** An error to show: the API's message, with its code (UserError.code or extensions.code). */
@@ -60,11 +67,12 @@ async function gql(query, variables = {}) {
   return body.data;
 }
 
-// Every mutation answers a union: the success payload, or a typed error (UserError).
-const ERRORS = `... on UserError { code message }
-  ... on ValidationError { fields { field message } }
-  ... on PaymentDeclinedError { declineCode }
-  ... on RetryableError { retryAfterSeconds }`;
+// Every mutation answers a union: the success payload, or a typed error (UserError). A fragment
+// may only name members of the mutation's union: ERRORS suits the subscription mutations.
+const USER_ERROR = "... on UserError { code message }";
+const FIELDS = "... on ValidationError { fields { field message } }";
+const RETRY = "... on RetryableError { retryAfterSeconds }";
+const ERRORS = `${USER_ERROR} ${FIELDS} ... on PaymentDeclinedError { declineCode } ${RETRY}`;
 
 /** The success payload of a union result, or throw the typed error with its own message. */
 function unwrap(result, success) {
@@ -104,14 +112,33 @@ async function busy(work) {
 }
 
 const STATUS = `hasSubscription status isActive planUid billingInterval overages currentPeriodEnd
-  cancelAtPeriodEnd cancelAt canceledAt endedAt trialEnd entitlements { key enabled limit unlimited }`;
+  cancelAtPeriodEnd cancelAt canceledAt endedAt trialEnd entitlements { key enabled limit unlimited used remaining }`;
+const FEATURE_USAGE = `feature used included remaining overageAvailable overageEnabled packageSize
+  overageUnits overagePackages overageAmount currency`;
 
 let plans = [];
 let current = null;
+let usage = null;
 
 const interval = () => document.querySelector("input[name=interval]:checked").value;
 const planName = (uid) => plans.find((p) => p.uid === uid)?.name || uid || "—";
 const isLive = (s) => Boolean(s && s.hasSubscription && LIVE.includes(s.status));
+const meteredAddon = (planUid, feature) =>
+  plans.find((p) => p.uid === planUid)?.overages.find((o) => o.kind === "METERED" && o.feature === feature);
+
+/** What an add-on does, for its checkbox: a pack adds to a limit, a metered add-on bills overage. */
+function addOnText(addon, price) {
+  const cost = money(price.amount, price.currency);
+  if (addon.kind === "PACK") {
+    // The unit names the pack ("100 GB"); a bare word ("unit") says less than the size does.
+    const size = /\d/.test(addon.unit) ? addon.unit : count(addon.packSize ?? 1);
+    return `+${size} ${addon.feature}, ${cost} / ${interval() === "YEAR" ? "year" : "month"}`;
+  }
+  if (addon.kind === "METERED") {
+    return `Overage: ${cost} per ${count(addon.packageSize ?? 1)} ${addon.feature} beyond the included, billed at period end`;
+  }
+  return `${addon.unit}, +${cost}`; // stored before add-ons had a kind: it changes nothing
+}
 
 // ------------------------------------------------------------------ rendering
 function renderPlans() {
@@ -128,8 +155,10 @@ function renderPlans() {
     const addOns = plan.overages
       .map((o) => [o, o.prices.find((p) => p.interval === interval())])
       .filter(([, p]) => p)
-      .map(([o, p]) => `<label><input type="checkbox" value="${esc(o.key)}"> ${esc(o.name)}
-        <small>(${esc(o.unit)})</small> +${money(p.amount, p.currency)}</label>`)
+      .map(([o, p]) => `<label data-testid="addon-${esc(plan.uid)}-${esc(o.key)}" data-kind="${esc(o.kind)}"
+        ${o.kind === "METERED" ? 'title="Chosen: overage is on from the start; you can switch it later."' : ""}>
+        <input type="checkbox" value="${esc(o.key)}"> ${esc(o.name)}
+        <small>${esc(addOnText(o, p))}</small></label>`)
       .join("");
     const isCurrent = live && current.planUid === plan.uid && current.billingInterval === interval();
     const label = isCurrent ? "Current plan" : live ? "Switch to this plan" : "Subscribe";
@@ -145,8 +174,16 @@ function renderPlans() {
   }
 }
 
-function entitlementValue(e) {
+function entitlementValue(e, s) {
   if (!e.enabled) return "no";
+  if (e.used !== null && e.used !== undefined) {
+    // Metered: used in the current period against what the period includes (the limit is
+    // per month; a yearly period includes 12 months').
+    if (e.unlimited || e.limit === null) return `${count(e.used)} used (unlimited)`;
+    const included = s.billingInterval === "YEAR" ? e.limit * 12 : e.limit;
+    const perMonth = included === e.limit ? "" : `, ${count(e.limit)} a month`;
+    return `${count(e.used)} / ${count(included)} (${count(e.remaining ?? 0)} left${perMonth})`;
+  }
   if (e.unlimited) return "unlimited";
   return e.limit === null ? "yes" : e.limit.toLocaleString();
 }
@@ -173,13 +210,61 @@ function renderSubscription(s) {
     ${s.trialEnd ? `<dt>Trial ends</dt><dd data-testid="trial-end">${when(s.trialEnd)}</dd>` : ""}`;
   $("#entitlements").innerHTML = s.entitlements.length
     ? s.entitlements
-        .map((e) => `<li data-key="${esc(e.key)}"><code>${esc(e.key)}</code>: ${esc(entitlementValue(e))}</li>`)
+        .map((e) => `<li data-key="${esc(e.key)}"><code>${esc(e.key)}</code>: ${esc(entitlementValue(e, s))}</li>`)
         .join("")
     : "<li>none while the subscription is not active</li>";
   const live = isLive(s);
   $("#cancel-end").hidden = !live || s.cancelAtPeriodEnd;
   $("#cancel-now").hidden = !live;
   $("#resume").hidden = !live || !s.cancelAtPeriodEnd;
+}
+
+/** One metered feature: used / included, a bar, what is left, the overage switch and so far. */
+function meter(f, s) {
+  const id = esc(f.feature);
+  const capped = f.included !== null;
+  const bar = capped
+    ? `<progress data-testid="meter-bar-${id}" aria-label="${id} used" max="${Math.max(f.included, 1)}"
+        value="${Math.min(f.used, f.included)}"></progress>`
+    : "";
+  const left = !capped ? "unlimited" : f.remaining > 0 ? `${count(f.remaining)} left` : "none left";
+  // Switched off while the period's reported overage waits for its invoice: the metered item
+  // stays on the subscription (its add-on key is still listed) until the period ends.
+  const addon = meteredAddon(usage.planUid, f.feature);
+  const removalPending = !f.overageEnabled && Boolean(addon && s.overages.includes(addon.key));
+  const state = !f.overageAvailable ? "not offered on this plan" : f.overageEnabled ? "on" : "off";
+  const soFar = f.currency ? money(f.overageAmount, f.currency) : count(f.overageAmount);
+  return `<div class="meter" data-testid="meter-${id}" data-feature="${id}">
+      <div class="meter-head"><code>${id}</code>
+        <span data-testid="meter-used-${id}">${count(f.used)} / ${capped ? count(f.included) : "unlimited"}</span>
+        <span data-testid="meter-remaining-${id}" class="muted">${esc(left)}</span></div>
+      ${bar}
+      <div class="meter-overage">
+        <span data-testid="overage-state-${id}">Overage: ${state}</span>
+        <button type="button" data-testid="overage-toggle-${id}" data-feature="${id}"
+          data-enable="${f.overageEnabled ? "false" : "true"}" ${f.overageAvailable ? "" : "disabled"}>
+          Switch overage ${f.overageEnabled ? "off" : "on"}</button>
+        ${f.overageAvailable ? `<span data-testid="overage-so-far-${id}">Overage so far:
+          ${plural(f.overagePackages, "package")}, ${esc(soFar)}</span>` : ""}
+      </div>
+      ${removalPending ? `<p class="note" data-testid="overage-pending-${id}">overage off — this period's overage is still billed at its end</p>` : ""}
+    </div>`;
+}
+
+function renderUsage(u, s) {
+  usage = u;
+  const panel = $("#usage-panel");
+  panel.hidden = !u || !u.features.length;
+  if (panel.hidden) return;
+  $("#usage-period").innerHTML = `${when(u.periodStart)} – ${when(u.periodEnd)}`;
+  $("#meters").innerHTML = u.features.map((f) => meter(f, s)).join("");
+  for (const button of document.querySelectorAll("#meters button[data-feature]")) {
+    button.addEventListener("click", () => switchOverage(button.dataset.feature, button.dataset.enable === "true"));
+  }
+  const select = $("#simulate-feature");
+  const chosen = select.value;
+  select.innerHTML = u.features.map((f) => `<option value="${esc(f.feature)}">${esc(f.feature)}</option>`).join("");
+  if (u.features.some((f) => f.feature === chosen)) select.value = chosen;
 }
 
 function renderInvoices(invoices) {
@@ -203,15 +288,18 @@ function showIdentity() {
 
 // ------------------------------------------------------------------ reading
 async function refresh() {
-  const data = await gql(`{ plans { uid name description features
-      prices { interval amount currency } overages { key name unit prices { interval amount currency } } } }`);
+  const data = await gql(`{ plans { uid name description features metered
+      prices { interval amount currency }
+      overages { key name unit kind feature packSize packageSize prices { interval amount currency } } } }`);
   plans = data.plans;
   current = null;
   if (identity()) {
-    const s = await gql(`{ subscriptionStatus { ${STATUS} } invoices(first: 5) { nodes {
-        number status amountDue currency hostedInvoiceUrl invoicePdf } } }`);
+    const s = await gql(`{ subscriptionStatus { ${STATUS} }
+      usage { periodStart periodEnd planUid features { ${FEATURE_USAGE} } }
+      invoices(first: 5) { nodes { number status amountDue currency hostedInvoiceUrl invoicePdf } } }`);
     current = s.subscriptionStatus;
     renderSubscription(current);
+    renderUsage(s.usage, current);
     renderInvoices(s.invoices.nodes);
   } else {
     $("#subscription-panel").hidden = true;
@@ -267,6 +355,59 @@ function act(mutation, done) {
   });
 }
 
+// Simulate usage: one event through the engine's own ingestion (recordUsage), as the product's
+// backend would report it; the development sign-in may report its own organization's usage
+// outside production (USAGE_SELF_REPORT).
+function simulate(feature, quantity) {
+  if (pending) return;
+  busy(async () => {
+    const data = await gql(
+      `mutation($input: UsageEventInput!) { recordUsage(input: $input) { __typename
+        ... on UsageRecorded { id status usage { used included } }
+        ... on QuotaExceededError { feature included used } ${USER_ERROR} ${RETRY} } }`,
+      { input: { id: eventId(), feature, quantity } },
+    );
+    const result = data.recordUsage;
+    await refresh();
+    if (result.__typename === "QuotaExceededError") {
+      const more = meteredAddon(usage?.planUid, feature) ? "switch overage on or upgrade" : "upgrade";
+      throw new ApiError(
+        `Quota reached: ${more}. ${count(result.used)} of ${count(result.included)} ${feature} are used this period; ` +
+          `${count(quantity)} more would pass the limit, so nothing was recorded.`,
+        result.code,
+        result,
+      );
+    }
+    const recorded = unwrap(result, "UsageRecorded");
+    if (recorded.status === "DUPLICATE") {
+      say(`DUPLICATE: event ${recorded.id} was recorded before and is counted once.`, "info", "DUPLICATE");
+    } else {
+      say(`ACCEPTED: ${count(quantity)} ${feature} recorded (${count(recorded.usage.used)} used this period).`,
+        "success", "ACCEPTED");
+    }
+  });
+}
+
+function switchOverage(feature, enabled) {
+  if (pending) return;
+  busy(async () => {
+    const data = await gql(
+      `mutation($feature: String!, $enabled: Boolean!) { setOverage(feature: $feature, enabled: $enabled) {
+        __typename ... on OveragePayload { feature overageEnabled removalPending } ${USER_ERROR} ${FIELDS} ${RETRY} } }`,
+      { feature, enabled },
+    );
+    const result = unwrap(data.setOverage, "OveragePayload");
+    await refresh();
+    if (result.overageEnabled) {
+      say(`Overage on for ${feature}: usage beyond the included quantity is billed at period end.`, "success");
+    } else if (result.removalPending) {
+      say(`Overage off for ${feature} — this period's overage is still billed at its end.`);
+    } else {
+      say(`Overage off for ${feature}: usage beyond the included quantity is refused.`);
+    }
+  });
+}
+
 // Back from the hosted Checkout page: confirm the session (the success URL carries its id).
 // Returns the verification, told to the buyer (checkedOut) once the page shows the new state.
 async function verifyReturn() {
@@ -314,6 +455,16 @@ $("#cancel-now").addEventListener("click", () =>
   act("cancelSubscription(atPeriodEnd: false)", () => "Your subscription is canceled."));
 $("#resume").addEventListener("click", () =>
   act("resumeSubscription", () => "Your subscription continues: the cancellation is withdrawn."));
+// The form is novalidate: a bad quantity is told in the message box, with a code, like the API's.
+$("#simulate").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const quantity = Number($("#simulate-quantity").value);
+  if (!Number.isInteger(quantity) || quantity < 1 || quantity > 1e9) {
+    say("Quantity: a whole number from 1 to 1,000,000,000.", "error", "INVALID_QUANTITY");
+    return;
+  }
+  simulate($("#simulate-feature").value, quantity);
+});
 $("#portal").addEventListener("click", () => {
   if (pending) return;
   busy(async () => {

@@ -102,15 +102,19 @@ def test_subscribe_pay_on_the_hosted_page_and_land_back_active(
     expect(page.get_by_test_id("choose-starter")).to_have_text("Switch to this plan")
     expect(page.get_by_test_id("invoices")).to_contain_text("paid · $49.00")
 
-    # The plan's entitlements, as the catalog defines them, are what the page lists.
-    plan = api(served, '{ plan(uid: "pro") { entitlements { key enabled limit unlimited } } }')[
-        "plan"
-    ]
+    # The plan's entitlements, as the catalog defines them, are what the page lists; a metered
+    # one shows the current period's use against it.
+    plan = api(
+        served, '{ plan(uid: "pro") { metered entitlements { key enabled limit unlimited } } }'
+    )["plan"]
+    assert plan["metered"] == ["api_calls", "bandwidth_gb"]
     shown = page.get_by_test_id("entitlements").locator("li")
     expect(shown).to_have_count(len(plan["entitlements"]))
     for entitlement in plan["entitlements"]:
         limit = entitlement["limit"]
         value = f"{limit:,}" if limit is not None else "yes"
+        if entitlement["key"] in plan["metered"] and limit is not None:
+            value = f"0 / {limit:,} ({limit:,} left)"
         if entitlement["unlimited"]:
             value = "unlimited"
         if not entitlement["enabled"]:
@@ -177,7 +181,12 @@ def test_cancel_at_period_end_shows_the_end_date_then_resume_and_the_portal(
 
     org = "org_cancels"
     sign_in(page, served, org)
+    # The metered add-on chosen at checkout: overage is on from the start.
+    page.get_by_test_id("addon-starter-api_calls").locator("input[type=checkbox]").check()
     subscribe(page, served, "starter")
+    expect(page.get_by_test_id("meter-used-api_calls")).to_have_text("0 / 10,000")
+    expect(page.get_by_test_id("overage-state-api_calls")).to_have_text("Overage: on")
+    expect(page.get_by_test_id("overage-toggle-api_calls")).to_have_text("Switch overage off")
     expect(page.get_by_test_id("cancels")).to_have_text("no")
     expect(page.get_by_test_id("resume")).to_be_hidden()
 
@@ -206,6 +215,125 @@ def test_cancel_at_period_end_shows_the_end_date_then_resume_and_the_portal(
     page.get_by_role("link", name="Return").click()
     page.wait_for_url(f"{served}/demo/")
     expect(page.get_by_test_id("status")).to_have_text("active")
+
+
+USAGE = """{ usage { features { feature used included remaining overageEnabled
+    overageUnits overagePackages overageAmount currency } } }"""
+
+
+def simulate(page: Page, quantity: int) -> None:
+    """Record ``quantity`` api_calls through the SPA's "simulate usage" form."""
+    from playwright.sync_api import expect
+
+    page.get_by_test_id("simulate-feature").select_option("api_calls")
+    page.get_by_test_id("simulate-quantity").fill(str(quantity))
+    page.get_by_test_id("simulate-submit").click()
+    expect(page.locator("main")).to_have_attribute("aria-busy", "false")
+
+
+def test_usage_meter_quota_then_overage_on_and_off(page: Page, served: str) -> None:
+    from playwright.sync_api import expect
+
+    org = "org_metered"
+    sign_in(page, served, org)
+    # What each add-on does, on the plan card: a pack adds to a limit, a metered one bills overage.
+    card = page.get_by_test_id("plan-pro")
+    expect(card.get_by_test_id("addon-pro-bandwidth")).to_contain_text(
+        "+100 GB bandwidth_gb, $9.00 / month"
+    )
+    metered_addon = card.get_by_test_id("addon-pro-api_calls")
+    expect(metered_addon).to_contain_text(
+        "Overage: $15.00 per 10,000 api_calls beyond the included, billed at period end"
+    )
+    expect(metered_addon.locator("input[type=checkbox]")).not_to_be_checked()
+    subscribe(page, served, "pro")  # the api_calls overage not chosen: a hard cap
+
+    meter = page.get_by_test_id("meter-api_calls")
+    used = page.get_by_test_id("meter-used-api_calls")
+    bar = page.get_by_test_id("meter-bar-api_calls")
+    toggle = page.get_by_test_id("overage-toggle-api_calls")
+    message = page.get_by_test_id("message")
+    expect(used).to_have_text("0 / 250,000")
+    expect(bar).to_have_attribute("max", "250000")
+    expect(bar).to_have_attribute("value", "0")
+    expect(page.get_by_test_id("meter-remaining-api_calls")).to_have_text("250,000 left")
+    expect(page.get_by_test_id("overage-state-api_calls")).to_have_text("Overage: off")
+    expect(toggle).to_have_text("Switch overage on")
+    expect(page.get_by_test_id("overage-so-far-api_calls")).to_have_text(
+        "Overage so far: 0 packages, $0.00"
+    )
+    period = page.get_by_test_id("usage-period").locator("time")
+    expect(period).to_have_count(2)
+    # Pro sells no bandwidth overage: its switch cannot be pressed.
+    expect(page.get_by_test_id("meter-used-bandwidth_gb")).to_have_text("0 / 500")
+    expect(page.get_by_test_id("overage-toggle-bandwidth_gb")).to_be_disabled()
+    expect(page.get_by_test_id("overage-state-bandwidth_gb")).to_have_text(
+        "Overage: not offered on this plan"
+    )
+
+    for _ in range(2):
+        simulate(page, 125_000)
+        expect(message).to_have_attribute("data-code", "ACCEPTED")
+    expect(used).to_have_text("250,000 / 250,000")
+    expect(bar).to_have_attribute("value", "250000")
+    expect(page.get_by_test_id("meter-remaining-api_calls")).to_have_text("none left")
+    entitlement = page.get_by_test_id("entitlements").locator("[data-key=api_calls]")
+    expect(entitlement).to_have_text("api_calls: 250,000 / 250,000 (0 left)")
+
+    # One more call past the cap: refused with the typed code, nothing recorded.
+    simulate(page, 1)
+    expect(message).to_have_attribute("data-code", "QUOTA_EXCEEDED")
+    expect(message).to_have_class("error")
+    expect(message).to_contain_text("Quota reached: switch overage on or upgrade")
+    expect(used).to_have_text("250,000 / 250,000")
+    [api_calls] = [
+        f for f in api(served, USAGE, org)["usage"]["features"] if f["feature"] == "api_calls"
+    ]
+    assert (api_calls["used"], api_calls["remaining"]) == (250_000, 0)
+
+    # A quantity that is not a whole number never reaches the engine.
+    page.get_by_test_id("simulate-quantity").fill("1.5")
+    page.get_by_test_id("simulate-submit").click()
+    expect(message).to_have_attribute("data-code", "INVALID_QUANTITY")
+    expect(used).to_have_text("250,000 / 250,000")
+
+    toggle.click()
+    expect(message).to_contain_text("Overage on for api_calls")
+    expect(page.get_by_test_id("overage-state-api_calls")).to_have_text("Overage: on")
+    expect(toggle).to_have_text("Switch overage off")
+    simulate(page, 10_000)
+    expect(message).to_have_attribute("data-code", "ACCEPTED")
+    expect(used).to_have_text("260,000 / 250,000")
+    expect(page.get_by_test_id("overage-so-far-api_calls")).to_have_text(
+        "Overage so far: 1 package, $15.00"
+    )
+    expect(meter.get_by_test_id("overage-pending-api_calls")).to_have_count(0)
+
+    # Off again: what was used beyond the included is billed at the period's end.
+    toggle.click()
+    expect(message).to_contain_text("Overage off for api_calls")
+    expect(page.get_by_test_id("overage-state-api_calls")).to_have_text("Overage: off")
+    expect(toggle).to_have_text("Switch overage on")
+    expect(page.get_by_test_id("overage-pending-api_calls")).to_have_text(
+        "overage off — this period's overage is still billed at its end"
+    )
+    expect(page.get_by_test_id("overage-so-far-api_calls")).to_have_text(
+        "Overage so far: 1 package, $15.00"
+    )
+    [api_calls] = [
+        f for f in api(served, USAGE, org)["usage"]["features"] if f["feature"] == "api_calls"
+    ]
+    assert api_calls == {
+        "feature": "api_calls",
+        "used": 260_000,
+        "included": 250_000,
+        "remaining": 0,
+        "overageEnabled": False,
+        "overageUnits": 10_000,
+        "overagePackages": 1,
+        "overageAmount": 1500,
+        "currency": "usd",
+    }
 
 
 def test_graphiql_loads_offline_and_runs_a_query(page: Page, served: str) -> None:
