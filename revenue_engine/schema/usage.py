@@ -55,6 +55,10 @@ class FeatureUsage:
     )
     currency: str
     reported_units: Count = strawberry.field(description="Overage units Stripe has received.")
+    removal_pending: bool = strawberry.field(
+        description="Overage is switched off, but this period's overage is still billed at "
+        "its end (the metered price stays on the subscription until then)."
+    )
 
 
 def feature_usage_type(row: FeatureUsageRow) -> FeatureUsage:
@@ -71,6 +75,7 @@ def feature_usage_type(row: FeatureUsageRow) -> FeatureUsage:
         overage_amount=Count(row.overage_amount),
         currency=row.currency,
         reported_units=Count(row.reported_units),
+        removal_pending=row.removal_pending,
     )
 
 

@@ -38,6 +38,8 @@ class FeatureUsage:
     overage_amount: int
     currency: str
     reported_units: int
+    #: Switched off while the period's metered item stays to bill the overage reported.
+    removal_pending: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +95,15 @@ def feature_usage(
     addon = plan.metered_addon(feature)
     interval = subscription.interval or BillingInterval.MONTH
     price = addon.price_for(interval) if addon else None
-    if overage_on and included is not None:
+    billing = any(i.metered_feature == feature for i in subscription.items) or (
+        addon is not None and addon.key in subscription.overages
+    )
+    if (overage_on or billing) and included is not None:
+        # Switched off, nothing past the included quantity is accepted any more: what is
+        # beyond it was accepted while on, and the item stays to bill it at the period's end.
         units = max(reported, used - included, 0)
-    elif addon is not None and addon.key in subscription.overages:
-        units = reported  # switched off: what was reported is billed at the period's end
+    elif billing:
+        units = reported
     else:
         units = 0
     package_size = addon.package_size if addon else None
@@ -116,6 +123,7 @@ def feature_usage(
         overage_amount=count * price.amount if price else 0,
         currency=currency,
         reported_units=reported,
+        removal_pending=billing and feature in subscription.overage_off,
     )
 
 

@@ -114,7 +114,7 @@ async function busy(work) {
 const STATUS = `hasSubscription status isActive planUid billingInterval overages currentPeriodEnd
   cancelAtPeriodEnd cancelAt canceledAt endedAt trialEnd entitlements { key enabled limit unlimited used remaining }`;
 const FEATURE_USAGE = `feature used included remaining overageAvailable overageEnabled packageSize
-  overageUnits overagePackages overageAmount currency`;
+  overageUnits overagePackages overageAmount currency removalPending`;
 
 let plans = [];
 let current = null;
@@ -229,9 +229,8 @@ function meter(f, s) {
     : "";
   const left = !capped ? "unlimited" : f.remaining > 0 ? `${count(f.remaining)} left` : "none left";
   // Switched off while the period's reported overage waits for its invoice: the metered item
-  // stays on the subscription (its add-on key is still listed) until the period ends.
-  const addon = meteredAddon(usage.planUid, f.feature);
-  const removalPending = !f.overageEnabled && Boolean(addon && s.overages.includes(addon.key));
+  // stays on the subscription until the period ends.
+  const removalPending = f.removalPending;
   const state = !f.overageAvailable ? "not offered on this plan" : f.overageEnabled ? "on" : "off";
   const soFar = f.currency ? money(f.overageAmount, f.currency) : count(f.overageAmount);
   return `<div class="meter" data-testid="meter-${id}" data-feature="${id}">

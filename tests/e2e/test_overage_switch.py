@@ -28,7 +28,7 @@ mutation($feature: String!, $enabled: Boolean!) {
   setOverage(feature: $feature, enabled: $enabled) {
     __typename
     ... on OveragePayload { feature overageEnabled removalPending
-      usage { used included overageEnabled reportedUnits }
+      usage { used included overageEnabled reportedUnits removalPending }
       subscription { overages entitlements { key used remaining } } }
     ... on UserError { code message }
   }
@@ -120,6 +120,7 @@ async def test_overage_on_and_off_at_stripe(
     assert pending["overageEnabled"] is False
     assert pending["usage"]["overageEnabled"] is False
     assert pending["usage"]["reportedUnits"] == 1
+    assert pending["usage"]["removalPending"] is True
     assert await _record(engine, "e4", 1) == "QUOTA_EXCEEDED"  # capped from now
     assert await _items(stripe_client, sid) == ["metered_api_calls_month", "metered_month"]
     sub = await Subscription.find_one({"stripe_subscription_id": sid})
