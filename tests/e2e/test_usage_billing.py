@@ -283,7 +283,7 @@ async def post_raw(served: Served, content: str, headers: dict[str, str]) -> htt
     return response
 
 
-async def price_lookup_keys(
+async def invoice_lines(
     sdk: stripe.StripeClient, invoice: stripe.Invoice
 ) -> list[tuple[str, int | None, int]]:
     """(price lookup key, quantity, amount) of each invoice line."""
@@ -356,7 +356,7 @@ async def test_pro_with_overage_bills_one_package_at_renewal(
     end = await pro.advance_past_period_end()
     renewal, opening = await pro.invoices()
     assert renewal.billing_reason == "subscription_cycle"
-    lines = await price_lookup_keys(sdk, renewal)
+    lines = await invoice_lines(sdk, renewal)
     assert metered(lines) == [("pro_api_calls_month", 1, 1500)]
     assert sorted(lines) == [("pro_api_calls_month", 1, 1500), ("pro_month", 1, 4900)]
     assert (renewal.total, renewal.status, renewal.currency) == (6400, "paid", "usd")
@@ -384,7 +384,7 @@ async def test_on_a_clock_months_behind_ours_the_overage_is_reported_and_billed(
     assert counter.last_report_error is None
     end = await pro.advance_past_period_end()
     renewal = (await pro.invoices())[0]
-    assert metered(await price_lookup_keys(sdk, renewal)) == [("pro_api_calls_month", 1, 1500)]
+    assert metered(await invoice_lines(sdk, renewal)) == [("pro_api_calls_month", 1, 1500)]
     assert await pro.billed_units(pro.started, end) == 10_000
 
 
@@ -417,7 +417,7 @@ async def test_without_overage_calls_past_the_cap_are_refused_and_never_billed(
     await capped.advance_past_period_end()
     renewal = (await capped.invoices())[0]
     assert renewal.billing_reason == "subscription_cycle"
-    assert await price_lookup_keys(sdk, renewal) == [("pro_month", 1, 4900)]
+    assert await invoice_lines(sdk, renewal) == [("pro_month", 1, 4900)]
     assert renewal.total == 4900
     counter = (await capped.counters())[0]
     assert (counter.reported, counter.inflight) == (0, None)
@@ -432,7 +432,7 @@ async def test_stripe_failing_while_reports_drain_loses_and_doubles_nothing(
     await pro.subscribe()
     emulator = served.emulator
     assert counts(await pro.report(calls("in", 250, 1000))) == (250, 0, 0)  # all included
-    before = emulator.request_count("POST", METER_EVENTS)
+    assert emulator.request_count("POST", METER_EVENTS) == 0
 
     # In the order the reporter meets them: Stripe unavailable on every attempt of one call
     # (the SDK's retries included: the engine backs off and resends); a timeout after Stripe
@@ -445,28 +445,39 @@ async def test_stripe_failing_while_reports_drain_loses_and_doubles_nothing(
     lost = emulator.inject_fault("500", count=3, when="after", method="POST", path=METER_EVENTS)
     assert counts(await pro.report(calls("over", 3, 1000))) == (3, 0, 0)  # 3,000 billable
 
-    async def failing() -> UsageCounter:
+    async def counter() -> UsageCounter:
         return (await pro.counters())[0]
 
-    failed = await eventually(failing, lambda c: c.report_failures > 0, what="a failed report")
+    failed = await eventually(counter, lambda c: c.report_failures > 0, what="a failed report")
     assert failed.inflight is not None  # kept for the resend
     assert (failed.inflight.start, failed.inflight.end) == (0, 3000)
     assert failed.reported == 0
     await pro.reported(3000)
-    # The rest while the last faults are still armed.
-    assert counts(await pro.report(calls("late", 7, 1000))) == (7, 0, 0)
-    counter = await pro.reported(10_000)
     assert emulator.faults.armed() == []
     assert (unavailable.fired, slow.fired, lost.fired) == (3, 1, 3)
-    assert (counter.report_failures, counter.last_report_error) == (0, None)
 
-    # Stripe has every billable unit once: resends were replays or refused duplicates.
+    # The next report's answer lost after Stripe counted it, every attempt; then Stripe has
+    # forgotten the idempotency key (as after its 24 hours): the resend is refused as a
+    # duplicate identifier — Stripe has it — and acknowledged.
+    emulator.inject_fault("500", count=3, when="after", method="POST", path=METER_EVENTS)
+    assert counts(await pro.report(calls("late", 7, 1000))) == (7, 0, 0)
+    failed = await eventually(counter, lambda c: c.report_failures > 0, what="a failed report")
+    assert failed.inflight is not None
+    assert (failed.inflight.start, failed.inflight.end) == (3000, 10_000)
+    emulator.idempotency.reset()
+    done = await pro.reported(10_000)
+    assert (done.report_failures, done.last_report_error) == (0, None)
+    resend = [e for e in emulator.requests.entries if e.path == METER_EVENTS][-1]
+    assert (resend.status, resend.replayed) == (400, False)  # the duplicate identifier
+
+    # Stripe has every billable unit once. The first report took 8 requests with one
+    # idempotency key (3 refused, 1 timed out, 3 answers lost, the replay), the second 4.
     assert await pro.billed_units(pro.started, pro.started + 40 * DAY) == 10_000
-    sent = emulator.request_count("POST", METER_EVENTS) - before
-    assert sent >= 3 + 2 + 3 + 1
+    assert emulator.request_count("POST", METER_EVENTS) == 12
+    assert sorted(emulator.idempotency_keys("POST", METER_EVENTS).values()) == [4, 8]
     end = await pro.advance_past_period_end()
     renewal = (await pro.invoices())[0]
-    assert metered(await price_lookup_keys(sdk, renewal)) == [("pro_api_calls_month", 1, 1500)]
+    assert metered(await invoice_lines(sdk, renewal)) == [("pro_api_calls_month", 1, 1500)]
     assert await pro.billed_units(pro.started, end) == 10_000
 
 
@@ -530,7 +541,7 @@ async def test_cancel_at_period_end_takes_usage_to_the_end_and_bills_it_on_the_f
     end = await pro.advance_past_period_end()
     assert (await pro.subscription()).status == "canceled"
     final = (await pro.invoices())[0]
-    assert await price_lookup_keys(sdk, final) == [("pro_api_calls_month", 1, 1500)]
+    assert await invoice_lines(sdk, final) == [("pro_api_calls_month", 1, 1500)]
     assert (final.total, final.status, final.period_end) == (1500, "paid", end)
     after = await pro.report([{"id": "after_end", "quantity": 1}])
     assert [r.get("reason") for r in after["results"]] == ["NO_LIVE_SUBSCRIPTION"]
@@ -570,7 +581,7 @@ async def test_a_plan_change_after_overage_was_reported_keeps_the_metered_item_t
     renewal = (await org.invoices())[0]
     assert renewal.billing_reason == "subscription_cycle"
     # 250,500 calls at Pro's price: 26 packages of 10,000.
-    assert metered(await price_lookup_keys(sdk, renewal)) == [("pro_api_calls_month", 26, 39_000)]
+    assert metered(await invoice_lines(sdk, renewal)) == [("pro_api_calls_month", 26, 39_000)]
     assert await org.billed_units(org.started, end) == 250_500
     # Then ``settle_overage_switches`` (the background loop) swaps it for Starter's.
     await eventually(
@@ -584,7 +595,7 @@ async def test_a_plan_change_after_overage_was_reported_keeps_the_metered_item_t
     assert counts(await org.report(calls("next", 11, 1000))) == (11, 0, 0)
     await org.reported(1000)
     await org.advance_past_period_end()
-    assert metered(await price_lookup_keys(sdk, (await org.invoices())[0])) == [
+    assert metered(await invoice_lines(sdk, (await org.invoices())[0])) == [
         ("starter_api_calls_month", 1, 200)
     ]
 
@@ -617,7 +628,7 @@ async def test_a_plan_change_with_nothing_reported_swaps_the_metered_item_at_onc
     end = await org.advance_past_period_end()
     renewal = (await org.invoices())[0]
     # What the engine showed: 2,000 calls at Starter's price, 2 packages of 1,000.
-    assert metered(await price_lookup_keys(sdk, renewal)) == [("starter_api_calls_month", 2, 400)]
+    assert metered(await invoice_lines(sdk, renewal)) == [("starter_api_calls_month", 2, 400)]
     assert await org.billed_units(org.started, end) == 2000
 
 
