@@ -11,8 +11,9 @@ the due counters and, for each (``report_counter``):
 2. resends the ``inflight`` report if there is one; else, when the target is above
    ``reported``, writes ``inflight = [reported, target)`` first, with a compare-and-set on
    ``{inflight: null, reported: <seen>}`` so two drainers never cut two reports from the same
-   units, a deterministic ``identifier`` (a hash of counter, start and end) and a timestamp
-   inside the counter's period;
+   units, a deterministic ``identifier`` (a hash of counter, start and end) and a timestamp:
+   the subscription's now (``subscription_now``: its test clock's time when on one), clamped
+   into the counter's period;
 3. sends ``create_meter_event`` with that identifier and an idempotency key derived from it:
    a resend after a crash, a timeout or an answer lost on the way back is the same request,
    which Stripe counts once (its identifier dedupe; its idempotency replay);
@@ -52,6 +53,7 @@ from revenue_engine.errors import Busy, DomainError, RateLimited, ServiceUnavail
 from revenue_engine.gateway import DuplicateMeterEvent, StripeGateway, idempotency_key
 from revenue_engine.logs import scrub
 from revenue_engine.services import entitlements, leases
+from revenue_engine.services.clock import subscription_now
 from revenue_engine.services.meters import event_name
 from revenue_engine.settings import Settings
 
@@ -136,7 +138,16 @@ async def _reload(counter_id: str) -> UsageCounter | None:
     return await UsageCounter.get(counter_id)
 
 
-async def _target(counter: UsageCounter) -> int | None:
+@dataclass(frozen=True, slots=True)
+class _Target:
+    #: Units of the counter Stripe should have.
+    units: int
+    #: Now on the subscription's own time — its test clock's when it is on one — which is
+    #: what Stripe checks a meter event's timestamp against and bills it by.
+    now: datetime
+
+
+async def _target(counter: UsageCounter) -> _Target | None:
     """Units of the counter Stripe should have: its billable part (used beyond the included
     quantity) while an item billing the feature is on the subscription, else what it has
     already. Overage switched off does not stop the reports: usage past the included quantity
@@ -149,17 +160,18 @@ async def _target(counter: UsageCounter) -> int | None:
     plan = await SubscriptionPlan.find_one({"uid": sub.plan_uid})
     if plan is None:
         return None
+    now = subscription_now(sub)
     billing = any(i.metered_feature == counter.feature for i in sub.items)
     if not billing and not entitlements.overage_on(plan, sub, counter.feature):
-        return counter.reported
+        return _Target(counter.reported, now)
     granted = sub.entitlements
     if counter.feature not in granted:
         # A subscription reconciled before metered features existed: derive its limits.
         granted = entitlements.limits(plan, sub.items)
     included = entitlements.included(plan, granted, counter.feature, sub.interval)
     if included is None:
-        return counter.reported  # unlimited: counted, never billed
-    return max(counter.used - included, counter.reported, 0)
+        return _Target(counter.reported, now)  # unlimited: counted, never billed
+    return _Target(max(counter.used - included, counter.reported, 0), now)
 
 
 def _timestamp(counter: UsageCounter, now: datetime) -> datetime:
@@ -169,14 +181,17 @@ def _timestamp(counter: UsageCounter, now: datetime) -> datetime:
     return max(start, min(now, end - timedelta(seconds=1)))
 
 
-async def _claim_range(counter: UsageCounter, target: int) -> MeterReport | None:
+async def _claim_range(counter: UsageCounter, target: _Target) -> MeterReport | None:
     """Write ``inflight = [reported, target)`` if nobody else wrote one since ``counter`` was
     read; the report, or None when another drainer got there first."""
     report = MeterReport(
         start=counter.reported,
-        end=target,
-        identifier=identifier(counter.id, counter.reported, target),
-        timestamp=_timestamp(counter, utcnow()),
+        end=target.units,
+        identifier=identifier(counter.id, counter.reported, target.units),
+        # Dated on the subscription's time, not ours: on a test clock ours may be months
+        # before or after it, where Stripe refuses the event (over 5 minutes ahead of the
+        # clock) or bills it before the metered item it is for existed.
+        timestamp=_timestamp(counter, target.now),
     )
     result = await _collection().update_one(
         {"_id": counter.id, "inflight": None, "reported": counter.reported},
@@ -303,7 +318,7 @@ async def report_counter(
                 await _record_failure(current, permanent=True, reason=reason)
                 outcome.failed = True
                 return outcome
-            if target <= current.reported:
+            if target.units <= current.reported:
                 await _clear_due(current)
                 return outcome
             report = await _claim_range(current, target)

@@ -1,7 +1,9 @@
 """Scale-out: two engine processes behind one MongoDB (the wire-protocol server) and one Stripe
 (the emulator). What must be shared is shared: the webhook ledger (each event applied once), the
 idempotency of Stripe writes (one object for a double-submit spread over both), the purchase
-lease (two different purchases spread over both leave one payable session)."""
+lease (two different purchases spread over both leave one payable session), usage events (the
+same batches posted to both are counted once, and their billable units reported to Stripe
+once by the two background reporters)."""
 
 from __future__ import annotations
 
@@ -18,15 +20,23 @@ import httpx
 import pytest
 
 from revenue_engine.db import connect
-from revenue_engine.documents import AuditEntry, CheckoutSession, WebhookEvent
+from revenue_engine.documents import (
+    AuditEntry,
+    CheckoutSession,
+    UsageCounter,
+    UsageEvent,
+    WebhookEvent,
+)
 from revenue_engine.emulator import Emulator, EmulatorServer
 from tests.conftest import make_settings
+from tests.emulator.helpers import sdk_client
 from tests.stripe_events import SECRET, event, post
 from tests.wire import WireServer, free_port
 
 pytestmark = pytest.mark.wire
 
 HEADERS = {"x-organization-id": "org_scale", "x-customer-email": "scale@example.com"}
+USAGE_KEY = "uk_scale_" + "s3" * 16
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +70,9 @@ def engines(
         PUBLIC_BASE_URL="https://billing.example.com",
         RATE_LIMIT_STRIPE_MUTATIONS="6",
         RATE_LIMIT_WINDOW_SECONDS="600",
+        USAGE_API_KEYS=USAGE_KEY,
+        # Both background loops report usage, often: they race for the same counters.
+        USAGE_REPORT_INTERVAL_SECONDS="0.2",
     )
     processes: list[subprocess.Popen[bytes]] = []
     urls: list[str] = []
@@ -202,3 +215,88 @@ async def test_an_organizations_rate_limit_is_shared_by_the_instances(
     made = [p for p in stripe_server.emulator.objects("payment_intent") if p["amount"] != 999]
     assert len(made) == 6
     assert other.json()["data"]["createPaymentIntent"]["__typename"] == "PaymentIntentPayload"
+
+
+SUBSCRIBE_PRO_WITH_OVERAGE = (
+    'mutation { createSubscription(input: {planUid: "pro", billingInterval: MONTH, '
+    'overages: ["api_calls"]}) { __typename ... on SubscriptionPayload '
+    "{ subscription { subscriptionId } } ... on UserError { code message } } }"
+)
+
+
+def _usage_batches() -> tuple[list[list[dict[str, Any]]], int]:
+    """Six batches of 600 events: 500 new ids of 100 calls each, 50 ids of the batch before
+    and 50 repeated from this one; and the calls of the distinct ids (300,000)."""
+    batches: list[list[dict[str, Any]]] = []
+    for k in range(6):
+        ids = [f"s{k}_{n}" for n in range(500)]
+        ids += [f"s{k - 1}_{n}" for n in range(450, 500)] if k else [f"s0_{n}" for n in range(50)]
+        ids += [f"s{k}_{n}" for n in range(50, 100)]
+        batches.append(
+            [
+                {"id": i, "organization_id": "org_scale", "feature": "api_calls", "quantity": 100}
+                for i in ids
+            ]
+        )
+    return batches, 6 * 500 * 100
+
+
+async def test_the_same_usage_to_both_instances_counts_and_reports_once(
+    engines: tuple[list[str], str], stripe_server: EmulatorServer, store: None
+) -> None:
+    urls, _ = engines
+    emulator = stripe_server.emulator
+    async with httpx.AsyncClient(timeout=120) as client:
+        created = await gql(
+            client,
+            urls[0],
+            "mutation { createCustomer { ... on CustomerPayload { customer { id } } } }",
+        )
+        customer = created["createCustomer"]["customer"]["id"]
+        async with sdk_client(stripe_server.url, api_key="sk_test_scale") as sdk:
+            pm = await sdk.v1.payment_methods.attach_async(
+                "pm_card_visa", params={"customer": customer}
+            )
+            await sdk.v1.customers.update_async(
+                customer, params={"invoice_settings": {"default_payment_method": pm.id}}
+            )
+        subscribed = (await gql(client, urls[1], SUBSCRIBE_PRO_WITH_OVERAGE))["createSubscription"]
+        assert subscribed["__typename"] == "SubscriptionPayload", subscribed
+
+        batches, distinct_calls = _usage_batches()
+        headers = {"authorization": f"Bearer {USAGE_KEY}"}
+        # Every batch to both instances, all at once.
+        answers = await asyncio.gather(
+            *(
+                client.post(f"{url}/v1/usage", json={"events": batch}, headers=headers)
+                for batch in batches
+                for url in urls
+            )
+        )
+    assert [a.status_code for a in answers] == [200] * len(answers), [a.text for a in answers]
+    bodies = [a.json() for a in answers]
+    sent = sum(len(b) for b in batches) * 2
+    assert sum(b["accepted"] for b in bodies) == 3000  # the distinct ids
+    assert sum(b["duplicates"] for b in bodies) == sent - 3000
+    assert sum(b["rejected"] for b in bodies) == 0
+    [counter] = await UsageCounter.find({"organization_id": "org_scale"}).to_list()
+    assert counter.used == distinct_calls
+    assert await UsageEvent.find({"organization_id": "org_scale"}).count() == 3000
+    assert await UsageEvent.find({"counted": False}).count() == 0
+
+    billable = distinct_calls - 250_000
+    deadline = time.monotonic() + 60
+    while True:
+        current = await UsageCounter.get(counter.id)
+        assert current is not None
+        if current.reported == billable and current.inflight is None and not current.report_due:
+            break
+        assert time.monotonic() < deadline, f"not reported: {current}"
+        await asyncio.sleep(0.1)
+    [meter] = emulator.objects("billing.meter")
+    assert emulator.meter_usage(meter["id"], customer) == billable
+    await asyncio.sleep(1)  # several more passes of both reporters: nothing more is sent
+    assert emulator.meter_usage(meter["id"], customer) == billable
+    final = await UsageCounter.get(counter.id)
+    assert final is not None
+    assert (final.used, final.reported) == (distinct_calls, billable)
