@@ -25,9 +25,13 @@ good ones. The write of a batch, and why it counts each event once:
 
 A crash between 2 and 4 leaves events ``counted=False``: ``complete_pending_batches`` (run
 in the background) re-runs 3 and 4 for each (batch, counter) of events older than a minute;
-the mark makes 3 add each batch once, whoever gets there first. A mark is needed until its
-batch is settled: this process unsets its settled batches' marks in the next update of the
-same counter, and ``trim_marks`` drops any older than an hour whose batch is settled.
+the mark makes 3 add each batch once, whoever gets there first. A mark is needed as long as
+anyone may still count its batch: a completer that read the batch's events before they were
+settled counts it later. A batch this process settled within ``EAGER_UNSET_WITHIN`` of
+storing its events was never seen by a completer (it takes only events older than
+``PENDING_AFTER``), so its mark is unset in the next update of the same counter; the marks of
+slower batches, and of completed ones, stay until ``trim_marks`` drops them an hour later
+(instances' clocks must agree within ``PENDING_AFTER - EAGER_UNSET_WITHIN``).
 
 No transactions, ``$max`` or pipelines: each step is one single-document (or unordered bulk)
 write any MongoDB — and the bundled wire test server — performs atomically. Counters are
@@ -80,6 +84,8 @@ MAX_BATCH = 1000
 MAX_QUANTITY = 10**9
 #: Uncounted events older than this are completed by ``complete_pending_batches``.
 PENDING_AFTER = timedelta(seconds=60)
+#: A batch settled within this of storing its events has its mark unset at once (see above).
+EAGER_UNSET_WITHIN = PENDING_AFTER / 2
 #: Marks older than this (whose batch is settled) are dropped by ``trim_marks``.
 MARK_TTL = timedelta(hours=1)
 #: Attempts of a capped counter's compare-and-set before the batch answers "retry".
@@ -469,9 +475,10 @@ async def _insert(events: list[_Event], batch: str, now: datetime) -> None:
 
 
 class _SettledMarks:
-    """Batches of a counter this process has settled: their marks are unset in the next
-    update of that counter (no extra round trip), keeping ``marks`` to batches in flight.
-    Bounded; what it forgets ``trim_marks`` removes later."""
+    """Batches of a counter this process has settled quickly (no completer can have seen
+    them): their marks are unset in the next update of that counter (no extra round trip),
+    keeping ``marks`` to batches in flight. Bounded; what it forgets ``trim_marks`` removes
+    later."""
 
     LIMIT = 10_000
 
@@ -490,10 +497,17 @@ class _SettledMarks:
 _settled = _SettledMarks()
 
 
-async def _count(counter: _Counter, batch: str, events: list[_Event], used: int) -> list[_Event]:
+async def _count(
+    counter: _Counter,
+    batch: str,
+    events: list[_Event],
+    used: int,
+    stored_at: datetime | None = None,
+) -> list[_Event]:
     """Steps 3 and 4 for one counter: add ``events`` once. A capped counter takes only what
     fits its ``used`` (as last read) and re-decides on a lost race. Returns the events refused
-    (and deleted) because they did not fit."""
+    (and deleted) because they did not fit. ``stored_at``: when the original write stored the
+    events (``None`` for a completion), which decides whether the mark may go at once."""
     collection = UsageCounter.get_motor_collection()
     refused: list[_Event] = []
     stale = _settled.take(counter.id)
@@ -545,7 +559,8 @@ async def _count(counter: _Counter, batch: str, events: list[_Event], used: int)
     await UsageEvent.get_motor_collection().update_many(
         {"counted": False, "batch": batch, "counter_id": counter.id}, {"$set": {"counted": True}}
     )
-    _settled.add(counter.id, batch)
+    if stored_at is not None and utcnow() - stored_at < EAGER_UNSET_WITHIN:
+        _settled.add(counter.id, batch)
     return refused
 
 
@@ -622,7 +637,7 @@ async def _write(valid: list[_Event], counters: dict[str, _Counter]) -> None:
         if event.state == _ACCEPT and event.counter is not None:
             event.counter.inserted.append(event)
     touched = [c for c in counters.values() if c.inserted]
-    refusals = await asyncio.gather(*(_count(c, batch, c.inserted, c.used) for c in touched))
+    refusals = await asyncio.gather(*(_count(c, batch, c.inserted, c.used, now) for c in touched))
     for refused in refusals:
         for event in refused:
             event.state = _OVER

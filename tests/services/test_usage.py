@@ -430,3 +430,51 @@ async def test_a_completion_of_a_capped_counter_keeps_the_cap(
     assert await complete_pending_batches(older_than=timedelta(0)) == 1
     assert await _used() == 800
     assert await UsageEvent.find({"event_id": "a"}).count() == 0  # refused after all
+
+
+async def test_a_completion_racing_a_slow_original_write_counts_it_once(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The original write stalls for two minutes between storing its events and counting them;
+    the completer takes the batch up, and before it writes, the original counts and settles
+    it and the next batch updates the counter: the batch's mark must still stop the
+    completer's second addition."""
+    plan = await save_plan()
+    await subscribe("org_a", plan)
+    real_now, real_count, real_pending = usage.utcnow, usage._count, usage._pending_counter
+    stalled = True  # the original's events are stored "two minutes ago"
+    monkeypatch.setattr(
+        usage, "utcnow", lambda: real_now() - timedelta(minutes=2) if stalled else real_now()
+    )
+    original_paused, resume_original = asyncio.Event(), asyncio.Event()
+    completer_read, resume_completer = asyncio.Event(), asyncio.Event()
+    calls = 0
+
+    async def slow_count(*args: Any) -> Any:
+        nonlocal calls, stalled
+        calls += 1
+        if calls == 1:
+            stalled = False
+            original_paused.set()
+            await resume_original.wait()
+        return await real_count(*args)
+
+    async def pausing_pending(*args: Any) -> Any:
+        found = await real_pending(*args)
+        completer_read.set()
+        await resume_completer.wait()
+        return found
+
+    monkeypatch.setattr(usage, "_count", slow_count)
+    monkeypatch.setattr(usage, "_pending_counter", pausing_pending)
+    original = asyncio.create_task(record_usage([event("a", 4)]))
+    await original_paused.wait()
+    completer = asyncio.create_task(complete_pending_batches())
+    await completer_read.wait()
+    resume_original.set()
+    assert (await original).count("accepted") == 1
+    assert (await record_usage([event("b", 1)])).count("accepted") == 1
+    resume_completer.set()
+    await completer
+    assert await _used() == 5
+    assert await UsageEvent.find({"counted": False}).count() == 0
