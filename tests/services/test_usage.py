@@ -478,3 +478,31 @@ async def test_a_completion_racing_a_slow_original_write_counts_it_once(
     await completer
     assert await _used() == 5
     assert await UsageEvent.find({"counted": False}).count() == 0
+
+
+async def test_a_batch_over_many_counters_settles_its_events_in_one_write(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Settling per counter (one ``update_many`` scanning the uncounted events each) made a
+    batch of 1,000 organizations cost 1,000 scans: the in-memory store held the event loop
+    for over a minute."""
+    plan = await save_plan()
+    for n in range(40):
+        await subscribe(f"org_{n}", plan)
+    events = UsageEvent.get_motor_collection()
+    real = events.update_many
+    settles: list[dict[str, Any]] = []
+
+    async def counted(query: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        settles.append(query)
+        return await real(query, *args, **kwargs)
+
+    monkeypatch.setattr(events, "update_many", counted)
+    batch = [event(f"e{n}", 1, org=f"org_{n}") for n in range(40)]
+    batch += [event(f"s{n}", 2, org=f"org_{n}", feature="storage_gb") for n in range(40)]
+    assert (await record_usage(batch)).count("accepted") == 80
+    assert len(settles) == 1
+    assert await UsageEvent.find({"counted": False}).count() == 0
+    assert await UsageEvent.find({"counted": True}).count() == 80
+    assert await _used("sub_org_7") == 1
+    assert await _used("sub_org_7", "storage_gb") == 2
