@@ -11,8 +11,8 @@ the due counters and, for each (``report_counter``):
 2. resends the ``inflight`` report if there is one; else, when the target is above
    ``reported``, writes ``inflight = [reported, target)`` first, with a compare-and-set on
    ``{inflight: null, reported: <seen>}`` so two drainers never cut two reports from the same
-   units, a deterministic ``identifier`` (a hash of counter, start and end) and a timestamp
-   inside the counter's period;
+   units, a deterministic ``identifier`` (a hash of counter, start and end) and a timestamp:
+   Stripe's now (a test clock's time for a subscription on one) within the counter's period;
 3. sends ``create_meter_event`` with that identifier and an idempotency key derived from it:
    a resend after a crash, a timeout or an answer lost on the way back is the same request,
    which Stripe counts once (its identifier dedupe; its idempotency replay);
@@ -53,6 +53,7 @@ from revenue_engine.gateway import DuplicateMeterEvent, StripeGateway, idempoten
 from revenue_engine.logs import scrub
 from revenue_engine.services import entitlements, leases
 from revenue_engine.services.meters import event_name
+from revenue_engine.services.subscription_clock import subscription_now
 from revenue_engine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -136,14 +137,17 @@ async def _reload(counter_id: str) -> UsageCounter | None:
     return await UsageCounter.get(counter_id)
 
 
-async def _target(counter: UsageCounter) -> int | None:
+async def _subscription(counter: UsageCounter) -> Subscription | None:
+    return await Subscription.find_one({"stripe_subscription_id": counter.stripe_subscription_id})
+
+
+async def _target(counter: UsageCounter, sub: Subscription | None) -> int | None:
     """Units of the counter Stripe should have: its billable part (used beyond the included
     quantity) while an item billing the feature is on the subscription, else what it has
     already. Overage switched off does not stop the reports: usage past the included quantity
     is refused from then on, so what is billable was accepted while it was on, and Stripe bills
     it at the period end (the item stays until then). None when the subscription or its plan
     is missing."""
-    sub = await Subscription.find_one({"stripe_subscription_id": counter.stripe_subscription_id})
     if sub is None or sub.plan_uid is None:
         return None
     plan = await SubscriptionPlan.find_one({"uid": sub.plan_uid})
@@ -162,21 +166,27 @@ async def _target(counter: UsageCounter) -> int | None:
     return max(counter.used - included, counter.reported, 0)
 
 
+def _stripe_now(sub: Subscription | None) -> datetime:
+    """Now as Stripe judges a meter event of ``sub``'s customer: a test clock's time for a
+    subscription on one, else ours."""
+    return subscription_now(sub) if sub is not None else utcnow()
+
+
 def _timestamp(counter: UsageCounter, now: datetime) -> datetime:
-    """``now`` inside the counter's period (Stripe bills an event into the period of its
-    timestamp: a report sent after the period ended still belongs to it)."""
+    """``now`` (Stripe's) inside the counter's period (Stripe bills an event into the period
+    of its timestamp: a report sent after the period ended still belongs to it)."""
     start, end = as_utc(counter.period_start), as_utc(counter.period_end)
     return max(start, min(now, end - timedelta(seconds=1)))
 
 
-async def _claim_range(counter: UsageCounter, target: int) -> MeterReport | None:
+async def _claim_range(counter: UsageCounter, target: int, now: datetime) -> MeterReport | None:
     """Write ``inflight = [reported, target)`` if nobody else wrote one since ``counter`` was
     read; the report, or None when another drainer got there first."""
     report = MeterReport(
         start=counter.reported,
         end=target,
         identifier=identifier(counter.id, counter.reported, target),
-        timestamp=_timestamp(counter, utcnow()),
+        timestamp=_timestamp(counter, now),
     )
     result = await _collection().update_one(
         {"_id": counter.id, "inflight": None, "reported": counter.reported},
@@ -293,11 +303,12 @@ async def report_counter(
     answered ``failed``; store errors propagate. Safe to run concurrently with itself."""
     outcome = CounterReport()
     current: UsageCounter | None = counter
+    sub = await _subscription(counter)
     for _ in range(MAX_REPORTS_PER_CALL):
         if current is None:
             return outcome
         if current.inflight is None:
-            target = await _target(current)
+            target = await _target(current, sub)
             if target is None:
                 reason = f"subscription {current.stripe_subscription_id} or its plan is unknown"
                 await _record_failure(current, permanent=True, reason=reason)
@@ -306,7 +317,7 @@ async def report_counter(
             if target <= current.reported:
                 await _clear_due(current)
                 return outcome
-            report = await _claim_range(current, target)
+            report = await _claim_range(current, target, _stripe_now(sub))
             if report is None:
                 return outcome  # another drainer cut this range; it sends it
             current = current.model_copy(update={"inflight": report})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from revenue_engine.auth import Principal
@@ -45,6 +45,7 @@ from revenue_engine.services.purchase import (
     purchase_lease,
 )
 from revenue_engine.services.reconcile import apply_subscription
+from revenue_engine.services.subscription_clock import subscription_now
 from revenue_engine.settings import Settings
 
 #: Audit kind of a declined direct subscription (counted into the next attempt's key).
@@ -428,25 +429,6 @@ async def list_subscriptions(principal: Principal) -> list[Subscription]:
         .sort("-created_at")
         .to_list()
     )
-
-
-def subscription_now(subscription: Subscription) -> datetime:
-    """Now on the subscription's own time, the time its periods are counted in: ours, or for a
-    subscription on a Stripe test clock the clock's time as last seen — the ``created`` of the
-    latest applied event, and never before the current period started."""
-    if subscription.test_clock is None:
-        return utcnow()
-    seen = [
-        as_utc(t)
-        for t in (
-            subscription.current_period_start,
-            datetime.fromtimestamp(subscription.last_event_created, tz=UTC)
-            if subscription.last_event_created is not None
-            else None,
-        )
-        if t is not None
-    ]
-    return max(seen) if seen else utcnow()
 
 
 def is_active(subscription: Subscription, settings: Settings, now: datetime | None = None) -> bool:

@@ -68,7 +68,7 @@ from revenue_engine.documents import (
 from revenue_engine.documents.plan import as_utc, utcnow
 from revenue_engine.documents.usage import counter_id
 from revenue_engine.errors import ServiceUnavailable
-from revenue_engine.services.subscriptions import subscription_now
+from revenue_engine.services.subscription_clock import subscription_now
 from revenue_engine.services.usage_rules import (
     Allowance,
     Period,
