@@ -1,13 +1,14 @@
 """Meter reports against the emulator through the real SDK, where Stripe's timestamp window
 matters: a meter event must be dated within the past 35 days and at most 5 minutes ahead of
-Stripe's now — on a test clock, the clock's time. A report dated by our wall clock was refused
-for good on a clock in the past or far ahead."""
+Stripe's now — on a test clock, the clock's time. A report dated by our wall clock, or one
+left inflight for over 35 days, was refused for good; a yearly period's overage then never
+reached Stripe."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from bson import Int64
@@ -23,7 +24,12 @@ from revenue_engine.documents.plan import utcnow
 from revenue_engine.documents.usage import MeterReport, counter_id
 from revenue_engine.emulator import Emulator, EmulatorServer
 from revenue_engine.gateway import StripeGateway
-from revenue_engine.services.meter_reports import report_counter
+from revenue_engine.services.meter_reports import (
+    drain_once,
+    flush_subscription_reports,
+    identifier,
+    report_counter,
+)
 from revenue_engine.services.meters import ensure_meter
 from revenue_engine.services.usage_rules import shift_months
 from tests.conftest import make_settings
@@ -164,3 +170,96 @@ async def test_a_report_is_dated_on_the_subscription_s_test_clock(
     assert done is not None
     assert done.reported == 250
     assert done.inflight is None
+
+
+async def test_an_inflight_report_older_than_stripe_s_window_is_redated_within_the_period(
+    database: Database, gateway: StripeGateway, server: EmulatorServer
+) -> None:
+    """A yearly period's report cut 40 days ago and never delivered (Stripe down, the engine
+    stopped): Stripe refuses its date, so it is dated now — still in its period, billed at the
+    period's end — with the same identifier."""
+    customer_id = await _customer(gateway, server, None)
+    start = utcnow().replace(microsecond=0) - timedelta(days=100)
+    sub = await _subscription(customer_id, start, BillingInterval.YEAR)
+    meter = await ensure_meter(gateway, SETTINGS, "api_calls")
+    assert sub.current_period_start is not None
+    cid = counter_id(sub.stripe_subscription_id, sub.current_period_start, "api_calls")
+    stale = MeterReport(
+        start=0,
+        end=300,
+        identifier=identifier(cid, 0, 300),
+        timestamp=utcnow() - timedelta(days=40),
+        since=utcnow() - timedelta(days=40),
+    )
+    await _counter(sub, 12 * INCLUDED + 300, stale)
+    row = await UsageCounter.get(cid)
+    assert row is not None
+    outcome = await report_counter(gateway, SETTINGS, row)
+    assert not outcome.failed, await UsageCounter.get(cid)
+    assert _billed(server, meter.stripe_meter_id, customer_id) == 300
+    [record] = server.emulator.state.meter_events.counted(meter.stripe_meter_id, customer_id)
+    assert record.identifier == stale.identifier
+    assert record.timestamp > int(time.time()) - 60
+    done = await UsageCounter.get(cid)
+    assert done is not None
+    assert (done.reported, done.inflight, done.last_report_error) == (300, None, None)
+
+
+async def test_a_report_stripe_can_no_longer_take_stops_and_does_not_block_a_cancellation(
+    database: Database, gateway: StripeGateway, server: EmulatorServer
+) -> None:
+    """A monthly period that ended 60 days ago with a report still inflight: no date inside it
+    is within Stripe's 35 days, so nothing can bill it. It is recorded (and logged), no longer
+    retried, and the flush before a cancellation — which reports the current period — does
+    not fail on it forever."""
+    customer_id = await _customer(gateway, server, None)
+    now = utcnow().replace(microsecond=0)
+    old_start = now - timedelta(days=90)
+    sub = await _subscription(customer_id, now - timedelta(days=5), BillingInterval.MONTH)
+    await ensure_meter(gateway, SETTINGS, "api_calls")
+    old_cid = counter_id(sub.stripe_subscription_id, old_start, "api_calls")
+    await UsageCounter.get_motor_collection().insert_one(
+        {
+            "_id": old_cid,
+            "organization_id": sub.organization_id,
+            "stripe_subscription_id": sub.stripe_subscription_id,
+            "stripe_customer_id": customer_id,
+            "feature": "api_calls",
+            "period_start": old_start,
+            "period_end": old_start + timedelta(days=30),
+            "used": Int64(INCLUDED + 40),
+            "marks": {},
+            "reported": 0,
+            "inflight": MeterReport(
+                start=0,
+                end=40,
+                identifier=identifier(old_cid, 0, 40),
+                timestamp=old_start + timedelta(days=29),
+            ).model_dump(),
+            "report_due": True,
+            "report_failures": 0,
+            "report_retry_at": None,
+            "last_report_error": None,
+            "updated_at": utcnow(),
+        }
+    )
+    current = await _counter(sub, INCLUDED + 7)
+    # Before a cancellation: the current period is reported, the old one holds nothing up.
+    figures = await flush_subscription_reports(
+        gateway, SETTINGS, sub.stripe_subscription_id, period_start=sub.current_period_start
+    )
+    assert (figures.counters, figures.failures, figures.units) == (1, 0, 7)
+    reported = await UsageCounter.get(current)
+    assert reported is not None
+    assert reported.reported == 7
+    # The background pass finds the old one refused for its date with no date left to try.
+    assert (await drain_once(gateway, SETTINGS)).failures == 1
+    old = await UsageCounter.get(old_cid)
+    assert old is not None
+    assert not old.report_due  # not retried every five minutes for ever
+    assert old.inflight is not None  # what could not be billed stays visible
+    assert old.last_report_error is not None
+    assert "35 days" in old.last_report_error
+    assert (await drain_once(gateway, SETTINGS)).counters == 0
+    everything = await flush_subscription_reports(gateway, SETTINGS, sub.stripe_subscription_id)
+    assert everything.failures == 0
