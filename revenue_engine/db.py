@@ -177,6 +177,20 @@ def _plain_values(condition: Any) -> frozenset[Any] | None:
     return None
 
 
+def _plain(held: Any) -> Any:
+    """A stored value as a filter value compares with it: a string (an enum member stored as
+    one included, whose hash is not its value's) as a plain string; an ObjectId as it is;
+    anything else as nothing a plain filter value equals."""
+    if type(held) is str or isinstance(held, ObjectId):
+        return held
+    if isinstance(held, str):
+        return str.__str__(held)
+    return _NOTHING
+
+
+_NOTHING = object()
+
+
 def _filter_ids(condition: Any) -> list[Any]:
     """The values of a plain ``_id`` condition (see ``_plain_values``), in the order given."""
     return list(condition["$in"]) if type(condition) is dict else [condition]
@@ -225,9 +239,9 @@ def _fast_equality_scans() -> None:
             for key, values in pairs:
                 held = document.get(key)
                 if type(held) is list:
-                    if values.isdisjoint(v for v in held if type(v) is str or type(v) is ObjectId):
+                    if values.isdisjoint(_plain(v) for v in held):
                         return False
-                elif (type(held) is not str and type(held) is not ObjectId) or held not in values:
+                elif _plain(held) not in values:
                     return False
             return True
 

@@ -5,6 +5,7 @@ document per counter held the event loop for seconds."""
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 import mongomock
@@ -15,6 +16,11 @@ from mongomock import filtering
 from revenue_engine.db import open_database
 from tests.conftest import make_settings
 
+
+class Status(enum.StrEnum):
+    PENDING = "pending"
+
+
 IDS = [ObjectId() for _ in range(6)]
 DOCS: list[dict[str, Any]] = [
     {"_id": IDS[0], "org": "a", "tags": ["x", "y"], "n": 1, "flag": True},
@@ -23,6 +29,9 @@ DOCS: list[dict[str, Any]] = [
     {"_id": IDS[3], "org": 1, "tags": ["z", IDS[0]]},
     {"_id": "s1", "org": "a", "ref": IDS[1], "marks": {"b1": 1}},
     {"_id": "s2", "org": "c", "ref": "x", "marks": {}},
+    # An enum member as a document may hold it in the embedded store: its hash is not its
+    # value's, yet it equals the string.
+    {"_id": "s3", "org": "a", "status": Status.PENDING, "tags": [Status.PENDING]},
 ]
 FILTERS: list[dict[str, Any]] = [
     {"_id": IDS[0]},
@@ -42,6 +51,9 @@ FILTERS: list[dict[str, Any]] = [
     {"org": "a", "tags": "x"},
     {"org": {"$in": [1]}},
     {"flag": {"$in": [True]}},
+    {"org": "a", "status": "pending"},
+    {"status": {"$in": ["pending", "paid"]}},
+    {"tags": "pending"},
 ]
 
 
