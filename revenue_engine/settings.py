@@ -126,6 +126,8 @@ class Settings(BaseSettings):
     meter_event_prefix: str = Field(default="revenue_engine", pattern=r"^[a-z][a-z0-9_]{0,39}$")
     usage_report_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
     usage_report_batch: int = Field(default=100, ge=1, le=1000)
+    # POST /v1/usage's body limit: a batch of 1,000 events with 200-character ids passes 256 KiB.
+    usage_max_body_bytes: int = Field(default=1_048_576, ge=65_536, le=16_777_216)  # else 413
 
     # --- webhooks ------------------------------------------------------------------------
     stripe_webhook_path: str = "/webhooks/stripe"  # the URL registered on the Stripe endpoint

@@ -11,10 +11,14 @@ Outermost first:
    HSTS when ``PUBLIC_BASE_URL`` is https;
 5. ``BodyLimitMiddleware`` — a request body over ``HTTP_MAX_BODY_BYTES`` is answered 413,
    declared or streamed, before it is all read. The webhook route is left to its own limit
-   (``WEBHOOK_MAX_BODY_BYTES``), so it is not limited twice.
+   (``WEBHOOK_MAX_BODY_BYTES``), so it is not limited twice; ``POST /v1/usage`` has its own
+   (``USAGE_MAX_BODY_BYTES``): its largest valid batch, 1,000 events with 200-character ids,
+   is over 256 KiB.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
@@ -25,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from revenue_engine.middleware import RequestIdMiddleware
 from revenue_engine.settings import Settings
 from revenue_engine.timing import ServerTimingMiddleware
+from revenue_engine.usage_endpoint import PATH as USAGE_PATH
 
 #: HTML the engine serves itself (the demo SPA, the emulator's pages): no third-party code.
 PAGE_CSP = (
@@ -83,18 +88,27 @@ def _too_large() -> JSONResponse:
 
 
 class BodyLimitMiddleware:
-    """413 for a body over ``max_bytes``: at once when ``Content-Length`` says so, else as soon
-    as the streamed body passes the limit (the rest is never read)."""
+    """413 for a body over ``max_bytes`` (or the limit ``limits`` gives the path): at once when
+    ``Content-Length`` says so, else as soon as the streamed body passes the limit (the rest is
+    never read). Paths in ``exempt`` are not limited here."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, exempt: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        exempt: frozenset[str] = frozenset(),
+        limits: Mapping[str, int] | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.exempt = exempt
+        self.limits = dict(limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.exempt:
             await self.app(scope, receive, send)
             return
+        max_bytes = self.limits.get(scope["path"], self.max_bytes)
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if not value.isdigit():
@@ -102,7 +116,7 @@ class BodyLimitMiddleware:
                         scope, receive, send
                     )
                     return
-                if int(value) > self.max_bytes:
+                if int(value) > max_bytes:
                     await _too_large()(scope, receive, send)
                     return
         received = 0
@@ -113,7 +127,7 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     raise _TooLarge()
             return message
 
@@ -157,6 +171,7 @@ def http_middleware(settings: Settings) -> list[Middleware]:
             BodyLimitMiddleware,
             max_bytes=settings.http_max_body_bytes,
             exempt=frozenset({settings.stripe_webhook_path}),
+            limits={USAGE_PATH: settings.usage_max_body_bytes},
         ),
     ]
     return stack

@@ -271,3 +271,31 @@ async def test_subscription_status_shows_used_and_remaining(engine: httpx.AsyncC
     assert rows["seats"]["remaining"] is None
     assert rows["sso"]["used"] is None
     assert await UsageCounter.find_all().count() == 1
+
+
+SET_OVERAGE = """
+mutation($feature: String!, $enabled: Boolean!) {
+  setOverage(feature: $feature, enabled: $enabled) {
+    __typename
+    ... on OveragePayload { feature overageEnabled removalPending usage { overageEnabled } }
+    ... on UserError { code message }
+  }
+}"""
+
+
+async def test_overage_off_while_stripe_is_down_is_off_with_the_removal_pending(
+    engine: httpx.AsyncClient,
+) -> None:
+    """Switching off refuses usage beyond the included quantity at once; the metered price's
+    removal at Stripe (unreachable here) is left to the background, which retries it. The
+    answer was a retryable error although the switch had taken effect."""
+    body = await gql(engine, SET_OVERAGE, {"feature": "api_calls", "enabled": False}, MEMBER)
+    assert body["data"]["setOverage"] == {
+        "__typename": "OveragePayload",
+        "feature": "api_calls",
+        "overageEnabled": False,
+        "removalPending": True,
+        "usage": {"overageEnabled": False},
+    }
+    refused = await _record(engine, MEMBER, id="over", quantity=INCLUDED + 1)
+    assert refused["__typename"] == "QuotaExceededError"

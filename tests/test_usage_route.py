@@ -192,10 +192,23 @@ async def test_method_media_type_and_size(engine: httpx.AsyncClient) -> None:
         "/v1/usage", content=b"events=1", headers={**SERVICE, "content-type": "text/plain"}
     )
     assert form.status_code == 415
-    big = {"events": [event(f"big{i}", 1, feature="api_calls" + " " * 300) for i in range(1000)]}
+    big = {"events": [event(f"big{i}", 1, feature="api_calls" + " " * 1100) for i in range(1000)]}
     too_large = await _post(engine, big)
     assert too_large.status_code == 413
     assert await _recorded() == (0, 0)
+
+
+async def test_the_largest_batch_the_contract_allows_fits_the_body_limit(
+    engine: httpx.AsyncClient,
+) -> None:
+    # 1,000 events with 200-character ids, dated to the nanosecond: over 256 KiB, the limit of
+    # every other route, and within the usage route's own.
+    stamp = "2026-03-01T12:00:00.123456789+00:00"
+    body = {"events": [event(f"{i:04d}" + "x" * 196, 1, timestamp=stamp) for i in range(1000)]}
+    assert len(json.dumps(body)) > 262_144
+    response = await _post(engine, body)
+    assert response.status_code == 200, response.text
+    assert len(response.json()["results"]) == 1000
 
 
 @pytest.mark.parametrize(

@@ -7,12 +7,17 @@ from revenue_engine.gateway.client import (
     StripeGateway,
     idempotency_key,
 )
-from revenue_engine.gateway.errors import DuplicateMeterEvent, StripeNotFound
+from revenue_engine.gateway.errors import (
+    DuplicateMeterEvent,
+    MeterEventTimestampRefused,
+    StripeNotFound,
+)
 
 __all__ = [
     "EMULATOR_API_KEY",
     "EMULATOR_MOUNT",
     "DuplicateMeterEvent",
+    "MeterEventTimestampRefused",
     "PaymentMethodOwner",
     "StripeGateway",
     "StripeNotFound",

@@ -27,7 +27,13 @@ from typing import Any, TypeVar
 import stripe
 
 from revenue_engine.errors import DomainError
-from revenue_engine.gateway.errors import DuplicateMeterEvent, is_duplicate_identifier, translate
+from revenue_engine.gateway.errors import (
+    DuplicateMeterEvent,
+    MeterEventTimestampRefused,
+    is_duplicate_identifier,
+    is_timestamp_refusal,
+    translate,
+)
 from revenue_engine.settings import Settings
 from revenue_engine.timing import timed_stripe
 
@@ -275,7 +281,8 @@ class StripeGateway:
     async def create_meter_event(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
         """One meter event; ``params["identifier"]`` is deterministic, so Stripe counts a
         resent report once (and the idempotency key replays the first answer). Stripe's
-        refusal of an identifier it has seen is ``DuplicateMeterEvent``."""
+        refusal of an identifier it has seen is ``DuplicateMeterEvent``, of its timestamp
+        ``MeterEventTimestampRefused``."""
         v1 = self.client.v1
         try:
             return _plain(
@@ -289,6 +296,8 @@ class StripeGateway:
         except DomainError as exc:
             if is_duplicate_identifier(exc.__cause__):
                 raise DuplicateMeterEvent(str(params.get("identifier"))) from exc.__cause__
+            if is_timestamp_refusal(exc.__cause__):
+                raise MeterEventTimestampRefused(exc.message) from exc.__cause__
             raise
 
     # --- checkout ----------------------------------------------------------------------

@@ -27,6 +27,27 @@ class DuplicateMeterEvent(errors.AlreadyExists):
         super().__init__("meter event", identifier)
 
 
+class MeterEventTimestampRefused(errors.PaymentProviderRejected):
+    """Stripe refuses a meter event's ``timestamp``: it takes one "within the past 35 calendar
+    days or up to 5 minutes in the future" of its now (a test clock's time for a customer on
+    one). The same event dated otherwise may be taken."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "timestamp")
+
+
+def is_timestamp_refusal(exc: BaseException | None) -> bool:
+    """Is ``exc`` Stripe refusing a meter event's timestamp? A 400 on ``param: timestamp``, or
+    with the codes its error reports use for it, or — Stripe documents neither — its message
+    "The event timestamp cannot be more than 35 days in past"."""
+    if not isinstance(exc, stripe.InvalidRequestError):
+        return False
+    if exc.param == "timestamp" or exc.code in ("timestamp_too_far_in_past", "timestamp_in_future"):
+        return True
+    message = (exc.user_message or str(exc)).lower()
+    return "timestamp" in message and ("in past" in message or "in the future" in message)
+
+
 def is_duplicate_identifier(exc: BaseException | None) -> bool:
     """Is ``exc`` Stripe refusing a meter event because its identifier was used already?
     Stripe documents no code for it; integrations record ``400 invalid_request_error`` "An

@@ -6,10 +6,11 @@ is logged and the loop goes on (the next interval retries it); only cancellation
 jobs are idempotent and safe on every instance at once (each takes its own lease or
 compare-and-sets), so nothing coordinates the loops of several instances.
 
-``usage_jobs`` lists the jobs of usage-based billing. Today it is the meter report drain
-(``services.meter_reports.drain_once``); the jobs of the usage counters (completing
-interrupted batches, trimming batch marks) and of the overage switch (removing a switched-off
-metered item after its period) are registered in this list by the modules that own them.
+``usage_jobs`` lists the jobs of usage-based billing, in order: completing interrupted
+batches (``services.usage.complete_pending_batches``), the meter report drain
+(``services.meter_reports.drain_once``), settling overage switches and plan changes
+(``services.overage.settle_overage_switches``: removing or swapping a metered item once its
+period's overage is billed) and trimming old batch marks (``services.usage.trim_marks``).
 """
 
 from __future__ import annotations

@@ -12,11 +12,10 @@ the due counters and, for each (``report_counter``):
    ``reported``, writes ``inflight = [reported, target)`` first, with a compare-and-set on
    ``{inflight: null, reported: <seen>}`` so two drainers never cut two reports from the same
    units, a deterministic ``identifier`` (a hash of counter, start and end) and a timestamp:
-   the subscription's now (``subscription_now``: its test clock's time when on one), clamped
-   into the counter's period;
-3. sends ``create_meter_event`` with that identifier and an idempotency key derived from it:
-   a resend after a crash, a timeout or an answer lost on the way back is the same request,
-   which Stripe counts once (its identifier dedupe; its idempotency replay);
+   Stripe's now (a test clock's time for a subscription on one) within the counter's period;
+3. sends ``create_meter_event`` with that identifier and an idempotency key derived from it
+   and the timestamp: a resend after a crash, a timeout or an answer lost on the way back is
+   the same request, which Stripe counts once (its identifier dedupe; its idempotency replay);
 4. on Stripe's answer (or its duplicate-identifier refusal: it has the event) acknowledges
    with a compare-and-set: ``reported = end, inflight = null``;
 5. clears ``report_due`` once nothing is left, with a filter on the ``used`` it saw, so units
@@ -27,6 +26,12 @@ after ``backoff_seconds(failures)`` (2 s, 4 s, … capped at 300 s, jittered). R
 ``last_report_error`` says why, logged at ERROR, retried at the longest backoff until someone
 fixes the cause. A pass runs under the lease ``meter-reports``: one instance at a time; an
 instance that finds it held skips the pass rather than queueing behind it.
+
+Stripe takes a meter event dated within the past 35 days (and 5 minutes ahead). A report it
+refuses for its date is dated again, now, within its period (same identifier, a new key: a
+yearly period's report left inflight for over 35 days still bills at the period's end); when
+the period ended too long ago for any date in it, the report is given up on — kept on the
+counter with ``last_report_error``, logged at ERROR once, no longer due.
 
 Limits: Stripe dedupes identifiers for at least 24 hours, so an inflight report left
 unacknowledged longer than that (Stripe refusing it for a day) could count twice if Stripe had
@@ -50,7 +55,12 @@ from revenue_engine.documents import Subscription, SubscriptionPlan, UsageCounte
 from revenue_engine.documents.plan import as_utc, utcnow
 from revenue_engine.documents.usage import MeterReport
 from revenue_engine.errors import Busy, DomainError, RateLimited, ServiceUnavailable
-from revenue_engine.gateway import DuplicateMeterEvent, StripeGateway, idempotency_key
+from revenue_engine.gateway import (
+    DuplicateMeterEvent,
+    MeterEventTimestampRefused,
+    StripeGateway,
+    idempotency_key,
+)
 from revenue_engine.logs import scrub
 from revenue_engine.services import entitlements, leases
 from revenue_engine.services.clock import subscription_now
@@ -72,6 +82,11 @@ MAX_BACKOFF_SECONDS = 300.0
 #: Jitter: a delay is drawn from ``[JITTER * d, d]`` so instances do not retry in lockstep
 #: (while it doubles, each draw still exceeds the previous one: ``2 * JITTER > 1``).
 JITTER = 0.8
+
+#: How far back Stripe takes a meter event's timestamp ("within the past 35 calendar days").
+STRIPE_PAST_WINDOW = timedelta(days=35)
+#: A report is redated only to a date this far inside that window (clocks differ).
+REDATE_MARGIN = timedelta(hours=1)
 
 #: Failures Stripe may recover from on its own: retried with the growing backoff.
 TRANSIENT = (ServiceUnavailable, RateLimited, TimeoutError)
@@ -138,60 +153,56 @@ async def _reload(counter_id: str) -> UsageCounter | None:
     return await UsageCounter.get(counter_id)
 
 
-@dataclass(frozen=True, slots=True)
-class _Target:
-    #: Units of the counter Stripe should have.
-    units: int
-    #: Now on the subscription's own time — its test clock's when it is on one — which is
-    #: what Stripe checks a meter event's timestamp against and bills it by.
-    now: datetime
+async def _subscription(counter: UsageCounter) -> Subscription | None:
+    return await Subscription.find_one({"stripe_subscription_id": counter.stripe_subscription_id})
 
 
-async def _target(counter: UsageCounter) -> _Target | None:
+async def _target(counter: UsageCounter, sub: Subscription | None) -> int | None:
     """Units of the counter Stripe should have: its billable part (used beyond the included
     quantity) while an item billing the feature is on the subscription, else what it has
     already. Overage switched off does not stop the reports: usage past the included quantity
     is refused from then on, so what is billable was accepted while it was on, and Stripe bills
     it at the period end (the item stays until then). None when the subscription or its plan
     is missing."""
-    sub = await Subscription.find_one({"stripe_subscription_id": counter.stripe_subscription_id})
     if sub is None or sub.plan_uid is None:
         return None
     plan = await SubscriptionPlan.find_one({"uid": sub.plan_uid})
     if plan is None:
         return None
-    now = subscription_now(sub)
     billing = any(i.metered_feature == counter.feature for i in sub.items)
     if not billing and not entitlements.overage_on(plan, sub, counter.feature):
-        return _Target(counter.reported, now)
+        return counter.reported
     granted = sub.entitlements
     if counter.feature not in granted:
         # A subscription reconciled before metered features existed: derive its limits.
         granted = entitlements.limits(plan, sub.items)
     included = entitlements.included(plan, granted, counter.feature, sub.interval)
     if included is None:
-        return _Target(counter.reported, now)  # unlimited: counted, never billed
-    return _Target(max(counter.used - included, counter.reported, 0), now)
+        return counter.reported  # unlimited: counted, never billed
+    return max(counter.used - included, counter.reported, 0)
+
+
+def _stripe_now(sub: Subscription | None) -> datetime:
+    """Now as Stripe judges a meter event of ``sub``'s customer: a test clock's time for a
+    subscription on one, else ours."""
+    return subscription_now(sub) if sub is not None else utcnow()
 
 
 def _timestamp(counter: UsageCounter, now: datetime) -> datetime:
-    """``now`` inside the counter's period (Stripe bills an event into the period of its
-    timestamp: a report sent after the period ended still belongs to it)."""
+    """``now`` (Stripe's) inside the counter's period (Stripe bills an event into the period
+    of its timestamp: a report sent after the period ended still belongs to it)."""
     start, end = as_utc(counter.period_start), as_utc(counter.period_end)
     return max(start, min(now, end - timedelta(seconds=1)))
 
 
-async def _claim_range(counter: UsageCounter, target: _Target) -> MeterReport | None:
+async def _claim_range(counter: UsageCounter, target: int, now: datetime) -> MeterReport | None:
     """Write ``inflight = [reported, target)`` if nobody else wrote one since ``counter`` was
     read; the report, or None when another drainer got there first."""
     report = MeterReport(
         start=counter.reported,
-        end=target.units,
-        identifier=identifier(counter.id, counter.reported, target.units),
-        # Dated on the subscription's time, not ours: on a test clock ours may be months
-        # before or after it, where Stripe refuses the event (over 5 minutes ahead of the
-        # clock) or bills it before the metered item it is for existed.
-        timestamp=_timestamp(counter, target.now),
+        end=target,
+        identifier=identifier(counter.id, counter.reported, target),
+        timestamp=_timestamp(counter, now),
     )
     result = await _collection().update_one(
         {"_id": counter.id, "inflight": None, "reported": counter.reported},
@@ -213,7 +224,10 @@ async def _send(gateway: StripeGateway, settings: Settings, counter: UsageCounte
         "identifier": report.identifier,
         "timestamp": int(as_utc(report.timestamp).timestamp()),
     }
-    key = idempotency_key(counter.organization_id, "meter_event", report.identifier)
+    # The date is part of the key: a report Stripe refused for its date is sent again dated
+    # otherwise (``_redate``), the same identifier under a new key.
+    stamp = int(as_utc(report.timestamp).timestamp())
+    key = idempotency_key(counter.organization_id, "meter_event", report.identifier, stamp)
     try:
         await gateway.create_meter_event(params, key=key)
     except DuplicateMeterEvent:
@@ -300,6 +314,67 @@ async def _clear_due(counter: UsageCounter) -> None:
     )
 
 
+async def _redate(counter: UsageCounter, now: datetime) -> UsageCounter | None:
+    """The inflight report dated ``now`` (Stripe's) within its period instead of the date
+    Stripe refused, written first (a compare-and-set on its identifier); ``None`` when no other
+    date would do: the one the period allows is the refused one, or is more than 35 days back
+    (so no date inside the period is one Stripe takes)."""
+    report = counter.inflight
+    assert report is not None
+    stamp = _timestamp(counter, now)
+    if stamp == as_utc(report.timestamp) or stamp < now - STRIPE_PAST_WINDOW + REDATE_MARGIN:
+        return None
+    result = await _collection().update_one(
+        {"_id": counter.id, "inflight.identifier": report.identifier},
+        {"$set": {"inflight.timestamp": stamp, "updated_at": utcnow()}},
+    )
+    if not result.matched_count:
+        return await _reload(counter.id)  # acknowledged by another sender meanwhile
+    log.warning(
+        "meter report redated counter=%s identifier=%s refused=%s timestamp=%s",
+        counter.id,
+        report.identifier,
+        as_utc(report.timestamp).isoformat(),
+        stamp.isoformat(),
+    )
+    redated: UsageCounter = counter.model_copy(
+        update={"inflight": report.model_copy(update={"timestamp": stamp})}
+    )
+    return redated
+
+
+async def _give_up(counter: UsageCounter, reason: str) -> None:
+    """Stop reporting a counter whose period Stripe no longer takes usage for: its inflight
+    report stays (what was not billed remains visible) with ``last_report_error`` saying why,
+    logged at ERROR once, and the counter is no longer due (no retry could ever succeed)."""
+    report = counter.inflight
+    assert report is not None
+    message = (
+        f"not billed: Stripe takes no meter event dated more than 35 days back, and the period "
+        f"ended {as_utc(counter.period_end).isoformat()}; {report.end - report.start} units "
+        f"of range [{report.start}, {report.end}) ({reason})"
+    )[:500]
+    log.error(
+        "meter report abandoned counter=%s organization_id=%s identifier=%s units=%d reason=%s",
+        counter.id,
+        counter.organization_id,
+        report.identifier,
+        report.end - report.start,
+        message,
+    )
+    await _collection().update_one(
+        {"_id": counter.id, "inflight.identifier": report.identifier},
+        {
+            "$set": {
+                "report_due": False,
+                "report_retry_at": None,
+                "last_report_error": message,
+                "updated_at": utcnow(),
+            }
+        },
+    )
+
+
 async def report_counter(
     gateway: StripeGateway, settings: Settings, counter: UsageCounter
 ) -> CounterReport:
@@ -308,26 +383,40 @@ async def report_counter(
     answered ``failed``; store errors propagate. Safe to run concurrently with itself."""
     outcome = CounterReport()
     current: UsageCounter | None = counter
+    sub = await _subscription(counter)
     for _ in range(MAX_REPORTS_PER_CALL):
         if current is None:
             return outcome
         if current.inflight is None:
-            target = await _target(current)
+            target = await _target(current, sub)
             if target is None:
                 reason = f"subscription {current.stripe_subscription_id} or its plan is unknown"
                 await _record_failure(current, permanent=True, reason=reason)
                 outcome.failed = True
                 return outcome
-            if target.units <= current.reported:
+            if target <= current.reported:
                 await _clear_due(current)
                 return outcome
-            report = await _claim_range(current, target)
+            report = await _claim_range(current, target, _stripe_now(sub))
             if report is None:
                 return outcome  # another drainer cut this range; it sends it
             current = current.model_copy(update={"inflight": report})
         assert current.inflight is not None
         try:
             await _send(gateway, settings, current)
+        except MeterEventTimestampRefused as exc:
+            # Dated by an older version on our wall clock rather than a test clock's, or left
+            # inflight past Stripe's 35 days: the same units dated now, if their period allows.
+            redated = await _redate(current, _stripe_now(sub))
+            if redated is not None:
+                current = redated
+                continue
+            if as_utc(current.period_end) < _stripe_now(sub) - STRIPE_PAST_WINDOW + REDATE_MARGIN:
+                await _give_up(current, _describe(exc))
+            else:
+                await _record_failure(current, permanent=True, reason=_describe(exc))
+            outcome.failed = True
+            return outcome
         except Exception as exc:
             if _cancelling():
                 # The SDK reports a cancelled call as a connection error: stop, record nothing.
@@ -336,9 +425,11 @@ async def report_counter(
             await _record_failure(current, permanent=not transient, reason=_describe(exc))
             outcome.failed = True
             return outcome
+        sent = current.inflight
+        assert sent is not None
         if await _acknowledge(current):
             outcome.events += 1
-            outcome.units += current.inflight.end - current.inflight.start
+            outcome.units += sent.end - sent.start
         current = await _reload(current.id)
     return outcome
 
@@ -392,15 +483,22 @@ async def drain_once(gateway: StripeGateway, settings: Settings) -> DrainFigures
 
 
 async def flush_subscription_reports(
-    gateway: StripeGateway, settings: Settings, stripe_subscription_id: str
+    gateway: StripeGateway,
+    settings: Settings,
+    stripe_subscription_id: str,
+    *,
+    period_start: datetime | None = None,
 ) -> DrainFigures:
     """Report a subscription's pending usage now, backoff or not (before an interval change or
-    a cancellation ends its metered prices). Not under the lease: the compare-and-sets keep a
-    concurrent pass from reporting a unit twice. ``failures`` says whether anything is left."""
-    counters = await UsageCounter.find(
-        {
-            "stripe_subscription_id": stripe_subscription_id,
-            "$or": [{"report_due": True}, {"inflight": {"$ne": None}}],
-        }
-    ).to_list()
+    a cancellation ends its metered prices) — only its period starting ``period_start`` when
+    given, so a report of an older period Stripe no longer takes cannot hold that change up.
+    Not under the lease: the compare-and-sets keep a concurrent pass from reporting a unit
+    twice. ``failures`` says whether anything is left."""
+    query: dict[str, Any] = {
+        "stripe_subscription_id": stripe_subscription_id,
+        "$or": [{"report_due": True}, {"inflight": {"$ne": None}, "last_report_error": None}],
+    }
+    if period_start is not None:
+        query["period_start"] = as_utc(period_start)
+    counters = await UsageCounter.find(query).to_list()
     return await _report_all(gateway, settings, counters)

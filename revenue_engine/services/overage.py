@@ -15,7 +15,8 @@ included quantity is a hard cap (``services.usage`` refuses what would pass it).
   is removed now and the feature leaves ``overage_off``; otherwise the item stays until the
   period ends — Stripe bills what was reported at renewal (it would bill a removed item for
   nothing) — and ``settle_overage_switches`` (the background loop) removes it once that
-  holds, in a later period.
+  holds, in a later period; so it does when Stripe cannot be reached for the removal (the
+  switch is off all the same: ``removal_pending``).
 
 ``settle_overage_switches`` also finishes a plan change: the period's metered item of the
 previous plan stays to the end of the period (``services.subscriptions``); once nothing of it
@@ -51,6 +52,7 @@ from revenue_engine.errors import (
     FieldProblem,
     NoActiveSubscription,
     OverageNotOffered,
+    RateLimited,
     ServiceUnavailable,
     ValidationFailed,
 )
@@ -168,7 +170,21 @@ async def _switch_off(
             feature,
         )
         return await _fresh(live), True
-    await _replace_item(gateway, live, item, None, "overage.off", request_id)
+    try:
+        await _replace_item(gateway, live, item, None, "overage.off", request_id)
+    except (ServiceUnavailable, RateLimited, TimeoutError) as exc:
+        # Off is in force already (the feature is in ``overage_off``); the item's removal is
+        # left to ``settle_overage_switches``, which retries it: answering "retry" would say
+        # nothing changed.
+        log.warning(
+            "overage switched off, item removal pending organization_id=%s subscription=%s "
+            "feature=%s error=%s",
+            live.organization_id,
+            live.stripe_subscription_id,
+            feature,
+            type(exc).__name__,
+        )
+        return await _fresh(live), True
     await _turn_on(live, feature)
     return await _fresh(live), False
 

@@ -227,7 +227,9 @@ async def cancel_subscription(
 async def _report_first(gateway: StripeGateway, settings: Settings, live: Subscription) -> None:
     """Report the subscription's billable usage before a change that ends its metered items'
     period; refuse the change while some of it could not be reported (Stripe unavailable)."""
-    figures = await flush_subscription_reports(gateway, settings, live.stripe_subscription_id)
+    figures = await flush_subscription_reports(
+        gateway, settings, live.stripe_subscription_id, period_start=live.current_period_start
+    )
     if figures.failures:
         raise ServiceUnavailable(
             "the usage of this period could not be reported to Stripe yet; retry shortly"

@@ -16,18 +16,24 @@ good ones. The write of a batch, and why it counts each event once:
 2. **insert** — ``insert_many(ordered=False)`` of the accepted events, each with this
    write's ``batch`` id and ``counted=False``. The unique index on (organization, id) is
    what makes an id count once across instances: an event it refuses is a ``duplicate``.
-3. **count** — per counter, one conditional update: filter ``{_id, "marks.<batch>": absent}``
-   (and ``used: <as read>`` for a capped counter), ``$inc used`` by the inserted events' sum,
-   ``$set marks.<batch>``. The mark makes the addition happen at most once; for a capped
-   counter a lost race re-reads ``used``, re-decides, deletes the events that no longer fit
-   (answered ``QUOTA_EXCEEDED``) and tries again — two batches cannot together pass the cap.
-4. **settle** — ``update_many`` marks the counter's events of the batch ``counted=True``.
+3. **count** — per counter (concurrently), one conditional update: filter ``{_id,
+   "marks.<batch>": absent}`` (and ``used: <as read>`` for a capped counter), ``$inc used``
+   by the inserted events' sum, ``$set marks.<batch>``. The mark makes the addition happen at
+   most once; for a capped counter a lost race re-reads ``used``, re-decides, deletes the
+   events that no longer fit (answered ``QUOTA_EXCEEDED``) and tries again — two batches
+   cannot together pass the cap.
+4. **settle** — one ``update_many`` (by ``_id``) marks the events of the counted counters
+   ``counted=True``.
 
 A crash between 2 and 4 leaves events ``counted=False``: ``complete_pending_batches`` (run
 in the background) re-runs 3 and 4 for each (batch, counter) of events older than a minute;
-the mark makes 3 add each batch once, whoever gets there first. A mark is needed until its
-batch is settled: this process unsets its settled batches' marks in the next update of the
-same counter, and ``trim_marks`` drops any older than an hour whose batch is settled.
+the mark makes 3 add each batch once, whoever gets there first. A mark is needed as long as
+anyone may still count its batch: a completer that read the batch's events before they were
+settled counts it later. A batch this process settled within ``EAGER_UNSET_WITHIN`` of
+storing its events was never seen by a completer (it takes only events older than
+``PENDING_AFTER``), so its mark is unset in the next update of the same counter; the marks of
+slower batches, and of completed ones, stay until ``trim_marks`` drops them an hour later
+(instances' clocks must agree within ``PENDING_AFTER - EAGER_UNSET_WITHIN``).
 
 No transactions, ``$max`` or pipelines: each step is one single-document (or unordered bulk)
 write any MongoDB — and the bundled wire test server — performs atomically. Counters are
@@ -80,6 +86,8 @@ MAX_BATCH = 1000
 MAX_QUANTITY = 10**9
 #: Uncounted events older than this are completed by ``complete_pending_batches``.
 PENDING_AFTER = timedelta(seconds=60)
+#: A batch settled within this of storing its events has its mark unset at once (see above).
+EAGER_UNSET_WITHIN = PENDING_AFTER / 2
 #: Marks older than this (whose batch is settled) are dropped by ``trim_marks``.
 MARK_TTL = timedelta(hours=1)
 #: Attempts of a capped counter's compare-and-set before the batch answers "retry".
@@ -469,9 +477,10 @@ async def _insert(events: list[_Event], batch: str, now: datetime) -> None:
 
 
 class _SettledMarks:
-    """Batches of a counter this process has settled: their marks are unset in the next
-    update of that counter (no extra round trip), keeping ``marks`` to batches in flight.
-    Bounded; what it forgets ``trim_marks`` removes later."""
+    """Batches of a counter this process has settled quickly (no completer can have seen
+    them): their marks are unset in the next update of that counter (no extra round trip),
+    keeping ``marks`` to batches in flight. Bounded; what it forgets ``trim_marks`` removes
+    later."""
 
     LIMIT = 10_000
 
@@ -491,9 +500,9 @@ _settled = _SettledMarks()
 
 
 async def _count(counter: _Counter, batch: str, events: list[_Event], used: int) -> list[_Event]:
-    """Steps 3 and 4 for one counter: add ``events`` once. A capped counter takes only what
-    fits its ``used`` (as last read) and re-decides on a lost race. Returns the events refused
-    (and deleted) because they did not fit."""
+    """Step 3 for one counter: add ``events`` once. A capped counter takes only what fits its
+    ``used`` (as last read) and re-decides on a lost race. Returns the events refused (and
+    deleted) because they did not fit. The caller settles (step 4) what is left."""
     collection = UsageCounter.get_motor_collection()
     refused: list[_Event] = []
     stale = _settled.take(counter.id)
@@ -542,10 +551,6 @@ async def _count(counter: _Counter, batch: str, events: list[_Event], used: int)
         used = int(row.get("used") or 0)
     else:
         raise ServiceUnavailable("the usage counter is busy; retry the batch")
-    await UsageEvent.get_motor_collection().update_many(
-        {"counted": False, "batch": batch, "counter_id": counter.id}, {"$set": {"counted": True}}
-    )
-    _settled.add(counter.id, batch)
     return refused
 
 
@@ -622,10 +627,30 @@ async def _write(valid: list[_Event], counters: dict[str, _Counter]) -> None:
         if event.state == _ACCEPT and event.counter is not None:
             event.counter.inserted.append(event)
     touched = [c for c in counters.values() if c.inserted]
-    refusals = await asyncio.gather(*(_count(c, batch, c.inserted, c.used) for c in touched))
-    for refused in refusals:
-        for event in refused:
+    outcomes = await asyncio.gather(
+        *(_count(c, batch, c.inserted, c.used) for c in touched), return_exceptions=True
+    )
+    counted: list[_Counter] = []
+    failure: BaseException | None = None
+    for each, outcome in zip(touched, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            failure = failure or outcome
+            continue
+        counted.append(each)
+        for event in outcome:
             event.state = _OVER
+    if counted:
+        # Step 4 for every counted counter at once, by _id: one write per batch, not a scan
+        # of the uncounted events per counter (a batch may touch 1,000 counters).
+        ids = [e.doc_id for c in counted for e in c.inserted if e.state == _ACCEPT]
+        await UsageEvent.get_motor_collection().update_many(
+            {"_id": {"$in": ids}}, {"$set": {"counted": True}}
+        )
+        if utcnow() - now < EAGER_UNSET_WITHIN:
+            for each in counted:
+                _settled.add(each.id, batch)
+    if failure is not None:
+        raise failure  # the other counters' events are left to ``complete_pending_batches``
 
 
 def _answer(event: _Event) -> EventResult:
@@ -706,6 +731,11 @@ async def complete_pending_batches(
             refused = await _count(counter, batch, pending, int((held or {}).get("used") or 0))
         except ServiceUnavailable:
             continue  # the counter stayed busy: the next pass takes the batch again
+        # Settled, but its mark is left to ``trim_marks``: another completer may have read the
+        # same events and be about to count them.
+        await events.update_many(
+            {"counted": False, "batch": batch, "counter_id": cid}, {"$set": {"counted": True}}
+        )
         log.warning(
             "usage batch completed batch=%s counter=%s events=%d refused=%d",
             batch,

@@ -35,7 +35,14 @@ from graphql import (
     get_nullable_type,
 )
 
-from revenue_engine.documents import CheckoutSession, Customer, Payment, Subscription
+from revenue_engine.documents import (
+    CheckoutSession,
+    Customer,
+    Payment,
+    Subscription,
+    UsageCounter,
+    UsageEvent,
+)
 from revenue_engine.emulator import Emulator
 from revenue_engine.emulator.server import EmulatorServer
 from revenue_engine.schema import build_schema
@@ -172,6 +179,16 @@ async def make_b(
         )
     )
     assert subscribed["__typename"] == "SubscriptionPayload", subscribed
+    # B's own usage (self-reported, as the demo SPA does): a counter A must neither read nor add to.
+    recorded = only(
+        await call(
+            engine,
+            'mutation { recordUsage(input: {id: "evt_b_1", feature: "api_calls", '
+            "quantity: 1234}) { __typename ... on UsageRecorded { status } } }",
+            org=B,
+        )
+    )
+    assert recorded == {"__typename": "UsageRecorded", "status": "ACCEPTED"}, recorded
     intent = only(
         await call(engine, CREATE_PI, {"input": {"amount": 2500, "currency": "usd"}}, org=B)
     )
@@ -203,7 +220,7 @@ async def snapshot_b(emulator: Emulator, customer_id: str) -> str:
             (d.model_dump(mode="json") for d in await model.find({"organization_id": B}).to_list()),  # type: ignore[attr-defined]
             key=json.dumps,
         )
-        for model in (Customer, Subscription, CheckoutSession, Payment)
+        for model in (Customer, Subscription, CheckoutSession, Payment, UsageCounter, UsageEvent)
     }
     at_stripe = {
         kind: [o for o in emulator.objects(kind) if customer_id in (o.get("id"), o.get("customer"))]
@@ -300,12 +317,23 @@ async def test_s1_every_field_isolates_organizations(
             # Other target arguments get an id that exists nowhere, so only one varies.
             values = {**examples, **{t: ELSEWHERE for t in targets if t != target}}
             missing = await probe(engine, kind, name, field, values, target, MISSING)
-            for identifier in [*ids["stripe"], *ids["ours"]]:
+            # B's organization id too: ``usage`` and ``recordUsage`` take one.
+            for identifier in [*ids["stripe"], *ids["ours"], B]:
                 got = await probe(engine, kind, name, field, values, target, identifier)
                 assert got == missing, (name, target, identifier, got, missing)
                 for other in b_identifiers:
                     assert other not in got, (name, target, identifier, other)
             checked[name] = checked.get(name, 0) + 1
+    # ``recordUsage`` names its organization inside the input: B's answers as one that exists
+    # nowhere does, and B's usage is left as it was (the snapshot below).
+    record = schema.type_map["Mutation"].fields["recordUsage"]
+    reports = []
+    for org in (B, MISSING):
+        event = {**EXAMPLES[("recordUsage", "input")], "organizationId": org}
+        text = await ask(engine, operation("mutation", "recordUsage", record, {"input": event}), A)
+        reports.append(text.replace(org, "<ID>"))
+    assert reports[0] == reports[1], reports
+    assert '"FORBIDDEN"' in reports[0]
     assert await snapshot_b(emulator, ids["stripe"][1]) == before
     tenant_fields = {
         name for _, name, _ in root_fields(schema) if name not in PUBLIC and name not in ADMIN

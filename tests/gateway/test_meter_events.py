@@ -16,8 +16,8 @@ from starlette.routing import Route
 
 from revenue_engine import errors
 from revenue_engine.emulator.server import UvicornThread
-from revenue_engine.gateway import DuplicateMeterEvent, StripeGateway
-from revenue_engine.gateway.errors import is_duplicate_identifier
+from revenue_engine.gateway import DuplicateMeterEvent, MeterEventTimestampRefused, StripeGateway
+from revenue_engine.gateway.errors import is_duplicate_identifier, is_timestamp_refusal
 from revenue_engine.settings import STRIPE_API_VERSION
 
 #: What the stand-in answers next: (status, error body) or None for success.
@@ -113,4 +113,35 @@ def test_only_invalid_requests_can_be_duplicates() -> None:
     )
     assert not is_duplicate_identifier(
         stripe.InvalidRequestError("The event timestamp cannot be more than 35 days in past.", None)
+    )
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        invalid(  # Stripe's message, with neither code nor param
+            None,
+            "The event timestamp cannot be more than 35 days in past. Expected a timestamp "
+            "greater than or equal to 1797000000.",
+            None,
+        ),
+        invalid("timestamp_too_far_in_past", "Too old.", "timestamp"),  # the emulator's
+        invalid(
+            "timestamp_in_future",
+            "The event timestamp cannot be more than 5 minutes in the future.",
+            "timestamp",
+        ),
+        invalid("parameter_invalid", "Timestamp too far in the past.", "timestamp"),
+    ],
+)
+async def test_a_refused_timestamp_says_so(
+    gateway: StripeGateway, answer: tuple[int, dict[str, Any]]
+) -> None:
+    ANSWERS.append(answer)
+    with pytest.raises(MeterEventTimestampRefused) as refused:
+        await gateway.create_meter_event(PARAMS, key="re-meter_event-1")
+    assert isinstance(refused.value, errors.PaymentProviderRejected)  # still a refusal
+    assert refused.value.param == "timestamp"
+    assert not is_timestamp_refusal(
+        stripe.InvalidRequestError("An event already exists with identifier re_abc.", None)
     )

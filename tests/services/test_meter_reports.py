@@ -232,7 +232,7 @@ async def test_billable_units_are_reported_once_and_then_nothing(
     assert call["event_name"] == f"{settings.meter_event_prefix}.{FEATURE}"
     assert call["payload"] == {"stripe_customer_id": CUSTOMER, "value": "500"}
     assert call["identifier"] == meter_reports.identifier(CID, 0, 500)
-    assert call["key"] == idempotency_key(ORG, "meter_event", call["identifier"])
+    assert call["key"] == idempotency_key(ORG, "meter_event", call["identifier"], call["timestamp"])
     # The event belongs to the counter's period (here long over): its last second.
     assert call["timestamp"] == int(PERIOD_END.timestamp()) - 1
     row = await counter()

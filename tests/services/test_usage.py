@@ -430,3 +430,79 @@ async def test_a_completion_of_a_capped_counter_keeps_the_cap(
     assert await complete_pending_batches(older_than=timedelta(0)) == 1
     assert await _used() == 800
     assert await UsageEvent.find({"event_id": "a"}).count() == 0  # refused after all
+
+
+async def test_a_completion_racing_a_slow_original_write_counts_it_once(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The original write stalls for two minutes between storing its events and counting them;
+    the completer takes the batch up, and before it writes, the original counts and settles
+    it and the next batch updates the counter: the batch's mark must still stop the
+    completer's second addition."""
+    plan = await save_plan()
+    await subscribe("org_a", plan)
+    real_now, real_count, real_pending = usage.utcnow, usage._count, usage._pending_counter
+    stalled = True  # the original's events are stored "two minutes ago"
+    monkeypatch.setattr(
+        usage, "utcnow", lambda: real_now() - timedelta(minutes=2) if stalled else real_now()
+    )
+    original_paused, resume_original = asyncio.Event(), asyncio.Event()
+    completer_read, resume_completer = asyncio.Event(), asyncio.Event()
+    calls = 0
+
+    async def slow_count(*args: Any) -> Any:
+        nonlocal calls, stalled
+        calls += 1
+        if calls == 1:
+            stalled = False
+            original_paused.set()
+            await resume_original.wait()
+        return await real_count(*args)
+
+    async def pausing_pending(*args: Any) -> Any:
+        found = await real_pending(*args)
+        completer_read.set()
+        await resume_completer.wait()
+        return found
+
+    monkeypatch.setattr(usage, "_count", slow_count)
+    monkeypatch.setattr(usage, "_pending_counter", pausing_pending)
+    original = asyncio.create_task(record_usage([event("a", 4)]))
+    await original_paused.wait()
+    completer = asyncio.create_task(complete_pending_batches())
+    await completer_read.wait()
+    resume_original.set()
+    assert (await original).count("accepted") == 1
+    assert (await record_usage([event("b", 1)])).count("accepted") == 1
+    resume_completer.set()
+    await completer
+    assert await _used() == 5
+    assert await UsageEvent.find({"counted": False}).count() == 0
+
+
+async def test_a_batch_over_many_counters_settles_its_events_in_one_write(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Settling per counter (one ``update_many`` scanning the uncounted events each) made a
+    batch of 1,000 organizations cost 1,000 scans: the in-memory store held the event loop
+    for over a minute."""
+    plan = await save_plan()
+    for n in range(40):
+        await subscribe(f"org_{n}", plan)
+    events = UsageEvent.get_motor_collection()
+    real = events.update_many
+    settles: list[dict[str, Any]] = []
+
+    async def counted(query: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        settles.append(query)
+        return await real(query, *args, **kwargs)
+
+    monkeypatch.setattr(events, "update_many", counted)
+    batch = [event(f"e{n}", 1, org=f"org_{n}") for n in range(40)]
+    batch += [event(f"s{n}", 2, org=f"org_{n}", feature="storage_gb") for n in range(40)]
+    assert (await record_usage(batch)).count("accepted") == 80
+    assert len(settles) == 1
+    assert await UsageEvent.find({"counted": False}).count() == 0
+    assert await UsageEvent.find({"counted": True}).count() == 80
+    assert await _used("sub_org_7") == 1
+    assert await _used("sub_org_7", "storage_gb") == 2
