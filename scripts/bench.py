@@ -1251,6 +1251,7 @@ async def held_ids(server: Server, batches: UsageBatches) -> set[str]:
     if server.mongodb_uri is None:
         raise BenchFailure("a usage batch was still answered 503 on the in-memory store")
     import pymongo
+    from pymongo.collection import Collection
 
     ids = [e["id"] for batch in batches.given_up for e in batch.fresh]
 
@@ -1258,7 +1259,8 @@ async def held_ids(server: Server, batches: UsageBatches) -> set[str]:
         client: pymongo.MongoClient[dict[str, Any]]
         with pymongo.MongoClient(server.mongodb_uri, timeoutMS=60_000) as client:
             query = {"organization_id": batches.org, "event_id": {"$in": ids}}
-            found = client[server.database]["usage_events"].find(query, {"event_id": 1})
+            events: Collection[dict[str, Any]] = client[server.database]["usage_events"]
+            found = list(events.find(query, {"event_id": 1}))
             return {str(row["event_id"]) for row in found}
 
     return await asyncio.to_thread(read)
