@@ -1276,11 +1276,12 @@ async def ingestion(
     progress: Callable[[str], None],
     *,
     after_warm_up: Callable[[Pool, str, UsageBatches], Awaitable[None]] | None = None,
+    total: int | None = None,
 ) -> dict[str, Any]:
     """Batches of ``size`` events from ``concurrency`` senders for a Pro subscription with
     API-call overage on (nothing is refused), after a warm-up, within the time cap (no batch
-    starts after it); every answer checked event by event, and the counter at the end
-    against the units accepted."""
+    starts after it; ``total`` batches, default ``batches_per_phase``); every answer checked
+    event by event, and the counter at the end against the units accepted."""
     org = await subscribed_org(server, client, overages=(USAGE_FEATURE,))
     batches = UsageBatches(org)
     pool = Pool(server.port)
@@ -1290,7 +1291,7 @@ async def ingestion(
         await after_warm_up(pool, org, batches)
     progress(f"usage batches of {size}, {concurrency} sender(s)")
     stored = batches.sent["accepted"]
-    total = batches_per_phase(size, quick)
+    total = total or batches_per_phase(size, quick)
     sample = await load(
         pool,
         batches.sender(size),
