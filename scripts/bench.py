@@ -18,8 +18,19 @@ backend when one is available) it measures:
   phase has a time cap, so a slow store cannot hang the run;
 * GraphQL reads (req/s, p50/p99) at 16 connections next to the bare routes, with the ratio;
 * the checkout mutation against the in-process Stripe emulator (req/s, p99);
+* usage ingestion (``POST /v1/usage`` with a ``USAGE_API_KEYS`` key, for a Pro subscription
+  with API-call overage on): batches of 100 and of 1,000 events, about a tenth of them
+  duplicates (ids from answered batches and ids repeated in the batch), from one sender and
+  from 4 at once, each on a fresh server — engine time per event (``app`` / events), events/s
+  end to end, and every answer checked event by event and the counter against the units
+  accepted (a duplicate counted stops the run); a batch answered 503 is retried as the route
+  asks, and one still refused ends its phase;
+* the ``usage`` query (engine time one at a time, req/s at 16 connections) next to a bare
+  route doing the same reads;
 * the in-process validation cost of prebuilt limit rules vs. rules built per request;
 * peak RSS of the server process.
+
+``--only usage`` (or ``api``, ``webhooks``, ``validation``, comma-separated) runs some phases.
 
 With ``--uvloop`` (needs ``uvicorn[standard]``, which the engine does not depend on) engine time
 and the reads at 16 connections are also measured side by side under uvicorn's asyncio loop + h11
