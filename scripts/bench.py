@@ -1316,10 +1316,7 @@ async def ingestion(
     summary["events_stored_before"] = stored
     gave_up = bool(batches.given_up)
     if gave_up:
-        summary["stopped_by_store"] = (
-            f"a batch still answered 503 after {USAGE_RETRIES} retries, "
-            f"{batches.sent['accepted']} events stored"
-        )
+        summary["stopped_by_store"] = f"a batch still answered 503 after {USAGE_RETRIES} retries"
         batches.settle_given_up(await held_ids(server, batches))
     summary["events_stored_after"] = batches.sent["accepted"] + batches.sent["stored_unanswered"]
     if not gave_up and summary["requests"] < total:
