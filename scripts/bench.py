@@ -18,8 +18,19 @@ backend when one is available) it measures:
   phase has a time cap, so a slow store cannot hang the run;
 * GraphQL reads (req/s, p50/p99) at 16 connections next to the bare routes, with the ratio;
 * the checkout mutation against the in-process Stripe emulator (req/s, p99);
+* usage ingestion (``POST /v1/usage`` with a ``USAGE_API_KEYS`` key, for a Pro subscription
+  with API-call overage on): batches of 100 and of 1,000 events, about a tenth of them
+  duplicates (ids from answered batches and ids repeated in the batch), from one sender and
+  from 4 at once, each on a fresh server — engine time per event (``app`` / events), events/s
+  end to end, and every answer checked event by event and the counter against the units
+  accepted (a duplicate counted stops the run); a batch answered 503 is retried as the route
+  asks, and one still refused ends its phase;
+* the ``usage`` query (engine time one at a time, req/s at 16 connections) next to a bare
+  route doing the same reads;
 * the in-process validation cost of prebuilt limit rules vs. rules built per request;
 * peak RSS of the server process.
+
+``--only usage`` (or ``api``, ``webhooks``, ``validation``, comma-separated) runs some phases.
 
 With ``--uvloop`` (needs ``uvicorn[standard]``, which the engine does not depend on) engine time
 and the reads at 16 connections are also measured side by side under uvicorn's asyncio loop + h11
@@ -42,7 +53,9 @@ import json
 import math
 import os
 import platform
+import random
 import re
+import secrets
 import socket
 import statistics
 import subprocess
@@ -50,7 +63,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -71,6 +84,22 @@ CHECKOUT = """mutation($input: CheckoutInput!) { createCheckoutSession(input: $i
   __typename ... on CheckoutPayload { sessionId checkoutUrl }
   ... on UserError { code message } } }"""
 TIMING = re.compile(r"(\w+);dur=([\d.]+)")
+#: The server's ``USAGE_API_KEYS`` for this run (the service credential of ``POST /v1/usage``).
+USAGE_KEY = "uk_bench_" + secrets.token_urlsafe(32)
+USAGE_FEATURE = "api_calls"
+USAGE_QUERY = (
+    "{ usage { periodStart periodEnd planUid features { feature used included remaining "
+    "overageAvailable overageEnabled packageSize overageUnits overagePackages overageAmount "
+    "currency reportedUnits } } }"
+)
+#: Issue 12's targets: engine time per event in a 1,000-event batch, and the ``usage`` query.
+INGEST_TARGET_US = 20.0
+USAGE_QUERY_TARGET_MS = 0.5
+#: Times a batch answered 503 is sent again before the run fails.
+USAGE_RETRIES = 5
+#: How long the counter may take to hold every accepted unit after a retried batch: the
+#: engine completes an interrupted batch once its events are a minute old.
+USAGE_SETTLE_S = 120.0
 
 
 # --- the server side ---------------------------------------------------------------------
@@ -86,7 +115,7 @@ def serve(port: int, *, seed: int = 0, loop: str = "asyncio", http: str = "h11")
     from revenue_engine.app import create_app
     from revenue_engine.auth import Authenticator
     from revenue_engine.logs import configure_logging
-    from revenue_engine.services import plans, subscriptions
+    from revenue_engine.services import plans, subscriptions, usage_reads
     from revenue_engine.settings import get_settings
 
     settings = get_settings()
@@ -136,8 +165,42 @@ def serve(port: int, *, seed: int = 0, loop: str = "asyncio", http: str = "h11")
             }
         )
 
+    async def bare_usage(request: HTTPRequest) -> JSONResponse:
+        principal = await authenticator.authenticate(request.headers)
+        assert principal is not None
+        summary = await usage_reads.current_usage(principal.organization_id)
+        if summary is None:
+            return JSONResponse({"usage": None})
+        return JSONResponse(
+            {
+                "usage": {
+                    "periodStart": summary.period_start.isoformat(),
+                    "periodEnd": summary.period_end.isoformat(),
+                    "planUid": summary.plan_uid,
+                    "features": [
+                        {
+                            "feature": f.feature,
+                            "used": f.used,
+                            "included": f.included,
+                            "remaining": f.remaining,
+                            "overageAvailable": f.overage_available,
+                            "overageEnabled": f.overage_enabled,
+                            "packageSize": f.package_size,
+                            "overageUnits": f.overage_units,
+                            "overagePackages": f.overage_packages,
+                            "overageAmount": f.overage_amount,
+                            "currency": f.currency,
+                            "reportedUnits": f.reported_units,
+                        }
+                        for f in summary.features
+                    ],
+                }
+            }
+        )
+
     app.add_route("/bench/plans", bare_plans, methods=["GET"])
     app.add_route("/bench/subscription-status", bare_status, methods=["GET"])
+    app.add_route("/bench/usage", bare_usage, methods=["GET"])
     if seed:
         engine_lifespan = app.router.lifespan_context
 
@@ -284,6 +347,7 @@ class Connection:
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
+        self.idle_since = time.monotonic()
 
     async def send(
         self, method: str, target: str, host: str, headers: dict[str, str], body: bytes
@@ -313,13 +377,27 @@ class Connection:
         self.writer.close()
 
 
+#: An idle connection is reused only this long: uvicorn closes one idle for 5 s, and a request
+#: sent on it as it closes would read an empty answer.
+REUSE_IDLE_S = 3.0
+
+
 class Pool:
-    """Keep-alive connections to the server, opened as needed and reused."""
+    """Keep-alive connections to the server, opened as needed and reused while fresh."""
 
     def __init__(self, port: int) -> None:
         self.port = port
         self.host = f"127.0.0.1:{port}"
         self.idle: list[Connection] = []
+
+    def fresh(self) -> Connection | None:
+        """The most recently used idle connection; those idle too long are closed."""
+        while self.idle:
+            connection = self.idle.pop()
+            if time.monotonic() - connection.idle_since <= REUSE_IDLE_S:
+                return connection
+            connection.close()
+        return None
 
     async def request(
         self,
@@ -334,7 +412,7 @@ class Pool:
         if json_body is not None:
             body = json.dumps(json_body).encode()
             headers["content-type"] = "application/json"
-        connection = self.idle.pop() if self.idle else None
+        connection = self.fresh()
         if connection is None:
             reader, writer = await asyncio.open_connection("127.0.0.1", self.port, limit=2**22)
             connection = Connection(reader, writer)
@@ -346,6 +424,7 @@ class Pool:
         if response.headers.get("connection") == "close":
             connection.close()
         else:
+            connection.idle_since = time.monotonic()
             self.idle.append(connection)
         return response
 
@@ -398,8 +477,10 @@ async def load(
     total: int | None = None,
     seconds: float | None = None,
     outcome: Callable[[Any], str] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> Sample:
-    """``request(client, i)`` from ``concurrency`` workers until ``total`` or ``seconds``."""
+    """``request(client, i)`` from ``concurrency`` workers until ``total`` or ``seconds``
+    (or until ``stop()`` says so)."""
     sample = Sample()
     counter = itertools.count()
     started = time.perf_counter()
@@ -412,6 +493,8 @@ async def load(
             if total is not None and i >= total:
                 return
             if deadline is not None and time.perf_counter() > deadline:
+                return
+            if stop is not None and stop():
                 return
             t0 = time.perf_counter()
             response = await request(client, i)
@@ -536,6 +619,152 @@ def webhook_outcome(response: Any) -> str:
         return str(response.status_code)
 
 
+class BenchFailure(AssertionError):
+    """The engine gave an answer it must not give: the run stops here, loudly."""
+
+
+@dataclass
+class UsageBatch:
+    """One ``POST /v1/usage`` body and what each of its events must be answered."""
+
+    events: list[dict[str, Any]]
+    expected: list[str]  # "accepted" | "duplicate", in input order
+    fresh: list[dict[str, Any]]  # the events whose first occurrence counts
+
+    @property
+    def accepted(self) -> int:
+        return self.expected.count("accepted")
+
+    @property
+    def duplicates(self) -> int:
+        return self.expected.count("duplicate")
+
+
+class UsageBatches:
+    """Batches of usage events of one organization's metered feature, quantities 1-3. About a
+    tenth of each batch are duplicates: half of them ids that batches answered before this one
+    was made had accepted (so what each event must be answered is known whatever order
+    concurrent senders arrive in), the rest ids repeated inside the batch (the first one
+    counts), in shuffled positions. ``check`` compares an answer with that, event by event,
+    and keeps the units the counter must then hold."""
+
+    def __init__(
+        self,
+        organization_id: str,
+        feature: str = USAGE_FEATURE,
+        *,
+        run: str | None = None,
+        duplicate_share: float = 0.1,
+    ) -> None:
+        self.org = organization_id
+        self.feature = feature
+        self.run = run or uuid.uuid4().hex[:8]
+        self.duplicate_share = duplicate_share
+        self.sequence = itertools.count()
+        self.random = random.Random(self.run)  # noqa: S311 - a shuffle, not a secret
+        self.answered: list[dict[str, Any]] = []  # events accepted by answered batches
+        self.units = 0  # what the counter must hold: the accepted events' quantities
+        self.sent: Counter[str] = Counter()  # events, accepted, duplicates of answered batches
+        self.given_up: list[UsageBatch] = []  # still answered 503 after every retry
+
+    def event(self) -> dict[str, Any]:
+        n = next(self.sequence)
+        return {
+            "id": f"{self.run}-{n:08d}",
+            "organization_id": self.org,
+            "feature": self.feature,
+            "quantity": 1 + n % 3,
+        }
+
+    def make(self, size: int) -> UsageBatch:
+        duplicates = round(size * self.duplicate_share)
+        earlier = min(duplicates // 2, len(self.answered))
+        fresh = [self.event() for _ in range(size - duplicates)]
+        again = [dict(e) for e in self.random.sample(self.answered, earlier)]
+        inside = [dict(self.random.choice(fresh)) for _ in range(duplicates - earlier)]
+        events = fresh + again + inside
+        self.random.shuffle(events)
+        stored = {e["id"] for e in again}
+        seen: set[str] = set()
+        expected = []
+        for event in events:
+            if event["id"] in stored or event["id"] in seen:
+                expected.append("duplicate")
+            else:
+                seen.add(event["id"])
+                expected.append("accepted")
+        return UsageBatch(events, expected, fresh)
+
+    def check(self, batch: UsageBatch, response: Any, *, retried: bool = False) -> None:
+        """``BenchFailure`` unless ``response`` answers each event of ``batch`` as expected.
+        A retried batch (after a 503) may find events its earlier attempt stored: those are
+        answered ``duplicate`` ("already recorded") instead of ``accepted``, and counted by
+        the engine's completion of interrupted batches."""
+        if response.status_code != 200:
+            raise BenchFailure(
+                f"POST /v1/usage answered {response.status_code}: {response.content[:300]!r}"
+            )
+        answer = response.json()
+        ids = [r.get("id") for r in answer["results"]]
+        if ids != [e["id"] for e in batch.events]:
+            raise BenchFailure("POST /v1/usage did not answer the events in input order")
+        wrong = [
+            (r["id"], want, r["status"], r.get("reason"))
+            for r, want in zip(answer["results"], batch.expected, strict=True)
+            if r["status"] != want
+            and not (retried and want == "accepted" and r["status"] == "duplicate")
+        ]
+        counts = (answer["accepted"], answer["duplicates"], answer["rejected"])
+        if retried:
+            right = counts[0] <= batch.accepted and counts[0] + counts[1] == len(batch.events)
+        else:
+            right = counts == (batch.accepted, batch.duplicates, 0)
+        if wrong or not right or counts[2]:
+            raise BenchFailure(
+                f"a batch of {len(batch.events)} events ({batch.accepted} new, "
+                f"{batch.duplicates} duplicates{', retried' if retried else ''}) was answered "
+                f"accepted={counts[0]} duplicates={counts[1]} rejected={counts[2]}; "
+                f"first wrong (id, expected, answered, reason): {wrong[:3]}"
+            )
+        self.answered.extend(batch.fresh)
+        self.units += sum(e["quantity"] for e in batch.fresh)
+        self.sent.update(events=len(batch.events), accepted=counts[0], duplicates=counts[1])
+
+    def sender(self, size: int) -> Request:
+        """A request for ``load``: post a new batch of ``size`` events and check its answer.
+        A 503 (the store did not answer in time) is retried after its ``Retry-After``, as
+        the route asks; the answer returned is the last one."""
+        headers = {"authorization": f"Bearer {USAGE_KEY}"}
+
+        async def send(pool: Pool, i: int) -> Response:
+            batch = self.make(size)
+            for attempt in range(USAGE_RETRIES + 1):
+                response = await pool.request(
+                    "POST", "/v1/usage", json_body={"events": batch.events}, headers=headers
+                )
+                if response.status_code != 503 or attempt == USAGE_RETRIES:
+                    break
+                self.sent["retried_after_503"] += 1
+                await asyncio.sleep(min(5.0, float(response.headers.get("retry-after") or 1)))
+            if response.status_code == 503:
+                self.given_up.append(batch)  # its events' fate is read from the store later
+            else:
+                self.check(batch, response, retried=attempt > 0)
+            return response
+
+        return send
+
+    def settle_given_up(self, held: set[str]) -> None:
+        """The batches given up on: their events the store ``held`` count (the engine
+        completes a batch interrupted after its insert), the rest never happened."""
+        for batch in self.given_up:
+            kept = [e for e in batch.fresh if e["id"] in held]
+            self.answered.extend(kept)
+            self.units += sum(e["quantity"] for e in kept)
+            self.sent.update(given_up=len(batch.events), stored_unanswered=len(kept))
+        self.given_up.clear()
+
+
 # --- the server process ------------------------------------------------------------------
 
 
@@ -588,6 +817,7 @@ class Server:
                 "AUTH_DEV_HEADERS": "false",
                 "AUTH_JWT_SECRET": JWT_SECRET,
                 "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+                "USAGE_API_KEYS": USAGE_KEY,
                 "PUBLIC_BASE_URL": self.base,
                 "MONGODB_DATABASE": database or database_name(),
                 "LOG_LEVEL": "WARNING",
@@ -598,6 +828,8 @@ class Server:
         )
         if mongodb_uri:
             env["MONGODB_URI"] = mongodb_uri
+        self.mongodb_uri = mongodb_uri
+        self.database = env["MONGODB_DATABASE"]
         self.settings = {k: env[k] for k in ("ENVIRONMENT", "LOG_LEVEL") if k in env}
         self.log = (log_dir / f"server-{store}-{name}.log").open("w")
         command = [sys.executable, str(Path(__file__).resolve()), "serve", "--port", str(self.port)]
@@ -669,8 +901,9 @@ async def running(
 # --- the scenarios -----------------------------------------------------------------------
 
 
-async def subscribed_org(server: Server, client: Any) -> str:
-    """An organization with an active subscription, made through the API and the emulator."""
+async def subscribed_org(server: Server, client: Any, overages: Sequence[str] = ()) -> str:
+    """An organization with an active monthly Pro subscription (with the add-ons ``overages``:
+    ``api_calls`` is metered overage on), made through the API and the emulator."""
     import stripe
 
     org = f"org_bench_{uuid.uuid4().hex[:6]}"
@@ -701,11 +934,15 @@ async def subscribed_org(server: Server, client: Any) -> str:
         json={
             "query": "mutation($i: CreateSubscriptionInput!) { createSubscription(input: $i) "
             "{ __typename } }",
-            "variables": {"i": {"planUid": "pro", "billingInterval": "MONTH"}},
+            "variables": {
+                "i": {"planUid": "pro", "billingInterval": "MONTH", "overages": list(overages)}
+            },
         },
         headers=auth,
     )
-    assert created.json()["data"]["createSubscription"]["__typename"] == "SubscriptionPayload"
+    assert created.json()["data"]["createSubscription"]["__typename"] == "SubscriptionPayload", (
+        created.text
+    )
     return org
 
 
@@ -739,9 +976,12 @@ async def read_requests(server: Server, client: Any) -> dict[str, Request]:
     }
 
 
-async def engine_time(pool: Pool, request: Request, quick: bool) -> dict[str, Any]:
-    await load(pool, request, concurrency=1, total=50)  # warm the caches
-    return (await load(pool, request, concurrency=1, total=300 if quick else 1000)).summary()
+async def engine_time(
+    pool: Pool, request: Request, quick: bool, cap: float | None = None
+) -> dict[str, Any]:
+    await load(pool, request, concurrency=1, total=50, seconds=cap)  # warm the caches
+    total = 300 if quick else 1000
+    return (await load(pool, request, concurrency=1, total=total, seconds=cap)).summary()
 
 
 async def reads_16(pool: Pool, request: Request, quick: bool) -> dict[str, Any]:
@@ -960,6 +1200,219 @@ async def webhook_marks(
     return result
 
 
+USAGE_BATCH_SIZES = (100, 1000)
+
+
+def batches_per_phase(size: int, quick: bool) -> int:
+    """Batches one ingestion phase sends (fewer of the larger size: the same order of events)."""
+    if size >= 1000:
+        return 10 if quick else 30
+    return 60 if quick else 200
+
+
+def ingestion_summary(sample: Sample, size: int) -> dict[str, Any]:
+    """A phase's figures per batch (``summary``) and per event: engine (``app``) and database
+    time divided by the events in the batch, and events/s end to end."""
+    out = sample.summary()
+    out["batch_size"] = size
+    out["events"] = size * sample.statuses[200]  # answered: a batch given up on is not
+    out["events_per_second"] = round(out["events"] / sample.wall) if sample.wall else None
+    for part in ("app", "db"):
+        per_event = [t[part] / size * 1000 for t in sample.timings if part in t]  # µs
+        if per_event:
+            out[f"{part}_us_per_event_p50"] = round(percentile(per_event, 50), 1)
+            out[f"{part}_us_per_event_p99"] = round(percentile(per_event, 99), 1)
+    return out
+
+
+async def check_usage(
+    pool: Pool, org: str, batches: UsageBatches, *, within: float = 0.0
+) -> dict[str, Any]:
+    """The ``usage`` query's row of the bench's feature: overage on, and exactly the units
+    the accepted events carry — at once, or (``within`` seconds, after retried batches)
+    once the engine has completed interrupted batches. Never more: that would be a
+    duplicate counted."""
+    auth = {"authorization": f"Bearer {token(org)}"}
+    deadline = time.monotonic() + within
+    while True:
+        response = await pool.request(
+            "POST", "/graphql", json_body={"query": USAGE_QUERY}, headers=auth
+        )
+        data = response.json()
+        usage = (data.get("data") or {}).get("usage")
+        rows = {f["feature"]: f for f in (usage or {}).get("features", [])}
+        row = rows.get(batches.feature)
+        right = row is not None and row["overageEnabled"]
+        if right and row is not None and row["used"] == batches.units:
+            return dict(row)
+        if not right or row is None or row["used"] > batches.units:
+            break
+        if time.monotonic() > deadline:
+            break
+        await asyncio.sleep(2.0)
+    raise BenchFailure(
+        f"usage of {batches.feature}: expected {batches.units} units with overage on, "
+        f"answered {row if row is not None else data}"
+    )
+
+
+async def held_ids(server: Server, batches: UsageBatches) -> set[str]:
+    """Which events of the batches given up on the server's store holds, read from the
+    driver (a MongoDB server is shared; the in-memory store lives in the server process)."""
+    if server.mongodb_uri is None:
+        raise BenchFailure("a usage batch was still answered 503 on the in-memory store")
+    import pymongo
+    from pymongo.collection import Collection
+
+    ids = [e["id"] for batch in batches.given_up for e in batch.fresh]
+
+    def read() -> set[str]:
+        client: pymongo.MongoClient[dict[str, Any]]
+        with pymongo.MongoClient(server.mongodb_uri, timeoutMS=60_000) as client:
+            query = {"organization_id": batches.org, "event_id": {"$in": ids}}
+            events: Collection[dict[str, Any]] = client[server.database]["usage_events"]
+            found = list(events.find(query, {"event_id": 1}))
+            return {str(row["event_id"]) for row in found}
+
+    return await asyncio.to_thread(read)
+
+
+async def ingestion(
+    server: Server,
+    client: Any,
+    size: int,
+    concurrency: int,
+    quick: bool,
+    cap: float,
+    progress: Callable[[str], None],
+    *,
+    after_warm_up: Callable[[Pool, str, UsageBatches], Awaitable[None]] | None = None,
+    total: int | None = None,
+) -> dict[str, Any]:
+    """Batches of ``size`` events from ``concurrency`` senders for a Pro subscription with
+    API-call overage on (nothing is refused), after a warm-up, within the time cap (no batch
+    starts after it; ``total`` batches, default ``batches_per_phase``); every answer checked
+    event by event, and the counter at the end against the units accepted."""
+    org = await subscribed_org(server, client, overages=(USAGE_FEATURE,))
+    batches = UsageBatches(org)
+    pool = Pool(server.port)
+    await check_usage(pool, org, batches)
+    await load(pool, batches.sender(size), concurrency=1, total=3, seconds=cap)  # warm up
+    if after_warm_up is not None:
+        await after_warm_up(pool, org, batches)
+    progress(f"usage batches of {size}, {concurrency} sender(s)")
+    stored = batches.sent["accepted"]
+    total = total or batches_per_phase(size, quick)
+    sample = await load(
+        pool,
+        batches.sender(size),
+        concurrency=concurrency,
+        total=total,
+        seconds=cap,
+        stop=lambda: bool(batches.given_up),
+    )
+    summary = ingestion_summary(sample, size)
+    summary["senders"] = concurrency
+    summary["events_stored_before"] = stored
+    gave_up = bool(batches.given_up)
+    if gave_up:
+        summary["stopped_by_store"] = f"a batch still answered 503 after {USAGE_RETRIES} retries"
+        batches.settle_given_up(await held_ids(server, batches))
+    summary["events_stored_after"] = batches.sent["accepted"] + batches.sent["stored_unanswered"]
+    if not gave_up and summary["requests"] < total:
+        summary["stopped_by_time_cap"] = True
+    retried = gave_up or batches.sent["retried_after_503"] > 0
+    waited = time.perf_counter()
+    row = await check_usage(pool, org, batches, within=USAGE_SETTLE_S if retried else 0.0)
+    if retried:
+        summary["counter_settled_after_s"] = round(time.perf_counter() - waited, 1)
+    pool.close()
+    summary["answers"] = dict(batches.sent)  # warm-up included
+    summary["counter_used"] = row["used"]
+    summary["counter_expected"] = batches.units
+    summary["memory"] = server.memory()
+    return summary
+
+
+async def usage_query(
+    pool: Pool,
+    org: str,
+    batches: UsageBatches,
+    quick: bool,
+    cap: float,
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
+    """``usage`` (every query limit on) and the bare route doing the same reads: engine time
+    one request at a time, then req/s at 16 connections."""
+    auth = {"authorization": f"Bearer {token(org)}"}
+
+    async def gql_usage(c: Pool, i: int) -> Response:
+        return await c.request("POST", "/graphql", json_body={"query": USAGE_QUERY}, headers=auth)
+
+    async def bare_usage(c: Pool, i: int) -> Response:
+        return await c.request("GET", "/bench/usage", headers=auth)
+
+    await check_usage(pool, org, batches)
+    requests = {"usage": gql_usage, "usage (bare route)": bare_usage}
+    result: dict[str, Any] = {"engine_time": {}, "reads_16": {}}
+    for name, request in requests.items():
+        progress(f"engine time: {name}")
+        result["engine_time"][name] = await engine_time(pool, request, quick, cap)
+    for name, request in requests.items():
+        progress(f"reads at 16 connections: {name}")
+        sample = await load(pool, request, concurrency=16, seconds=min(cap, 3.0 if quick else 6.0))
+        result["reads_16"][name] = sample.summary()
+    fast, bare = result["reads_16"]["usage"], result["reads_16"]["usage (bare route)"]
+    result["reads_16"]["usage / bare"] = round(fast["per_second"] / bare["per_second"], 2)
+    return result
+
+
+SENDERS = (("one_sender", 1), ("four_senders", 4))
+
+
+async def usage_scenarios(
+    store: str,
+    uri: str | None,
+    log_dir: Path,
+    name: str,
+    quick: bool,
+    cap: float,
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
+    """Ingestion for each batch size and number of senders, each on a fresh server (an empty
+    store: the in-memory store's cost per event grows with the events it holds); the
+    ``usage`` query on the first one, after its warm-up has counted events."""
+    result: dict[str, Any] = {
+        "targets": {
+            "engine_us_per_event_in_1000_batch": INGEST_TARGET_US,
+            "usage_query_engine_p50_ms": USAGE_QUERY_TARGET_MS,
+        },
+        "ingestion": {},
+    }
+
+    async def measure_query(pool: Pool, org: str, batches: UsageBatches) -> None:
+        result["query"] = await usage_query(pool, org, batches, quick, cap, progress)
+
+    for size in USAGE_BATCH_SIZES:
+        phases = result["ingestion"][str(size)] = {}
+        for label, concurrency in SENDERS:
+            async with running(store, uri, log_dir, f"{name}-{size}x{concurrency}") as (
+                server,
+                client,
+            ):
+                phases[label] = await ingestion(
+                    server,
+                    client,
+                    size,
+                    concurrency,
+                    quick,
+                    cap,
+                    progress,
+                    after_warm_up=None if "query" in result else measure_query,
+                )
+    return result
+
+
 async def validation_cache(n: int) -> dict[str, Any]:
     """Executing ``plans`` in process: limit rules built once vs. built per request (the
     pattern strawberry issue #4635 describes: every request is a validation-cache miss)."""
@@ -1152,6 +1605,67 @@ def burst_rows(hooks: dict[str, Any]) -> Iterator[tuple[str, ...]]:
         )
 
 
+def target(value: Any, bound: float) -> str:
+    if not isinstance(value, int | float):
+        return "-"
+    return "met" if value <= bound else f"missed ({value / bound:.1f}x)"
+
+
+def usage_rows(usage: dict[str, Any]) -> Iterator[tuple[str, ...]]:
+    for size, phases in usage.get("ingestion", {}).items():
+        one = phases.get("one_sender", {})
+        us = one.get("app_us_per_event_p50")
+        goal = f", target <= {INGEST_TARGET_US:.0f} us: {target(us, INGEST_TARGET_US)}"
+        yield (
+            f"ingest {size}/batch: engine time per event",
+            f"p50 {fmt(us, ' us')}",
+            f"p99 {fmt(one.get('app_us_per_event_p99'), ' us')}",
+            f"db p50 {fmt(one.get('db_us_per_event_p50'), ' us')}",
+            f"app p50 {fmt(one.get('app_p50_ms'), ' ms')}/batch" + (goal if size == "1000" else ""),
+        )
+        for label, _ in SENDERS:
+            s = phases.get(label)
+            if not s:
+                continue
+            cap = ", stopped by the time cap" if s.get("stopped_by_time_cap") else ""
+            if s.get("stopped_by_store"):
+                cap = f", stopped: {s['stopped_by_store']}"
+            answers = s.get("answers", {})
+            yield (
+                f"ingest {size}/batch x{s['senders']}, events stored "
+                f"{s['events_stored_before']} -> {s['events_stored_after']}",
+                f"{fmt(s['events_per_second'])} events/s",
+                f"p50 {s['p50_ms']} ms",
+                f"p99 {s['p99_ms']} ms",
+                f"{s['requests']} batches, db p50 {fmt(s.get('db_p50_ms'), ' ms')}{cap}",
+            )
+            yield (
+                "  answers (warm-up included)",
+                f"{answers.get('accepted', 0)} accepted",
+                f"{answers.get('duplicates', 0)} duplicates",
+                f"0 rejected, {answers.get('retried_after_503', 0)} retried after 503",
+                f"counter {s.get('counter_used')} = {s.get('counter_expected')} units"
+                + (
+                    f" (after {s['counter_settled_after_s']} s)"
+                    if "counter_settled_after_s" in s
+                    else ""
+                ),
+            )
+    query = usage.get("query")
+    if query:
+        engine = query.get("engine_time", {})
+        p50 = engine.get("usage", {}).get("app_p50_ms")
+        yield from engine_rows(engine)
+        yield (
+            "  usage query target",
+            f"p50 <= {USAGE_QUERY_TARGET_MS} ms",
+            target(p50, USAGE_QUERY_TARGET_MS),
+            "",
+            "",
+        )
+        yield from read_rows(query)
+
+
 def rows(results: dict[str, Any]) -> Iterator[tuple[str, ...]]:
     for store, data in results["stores"].items():
         api, hooks = data.get("api", {}), data.get("webhooks", {})
@@ -1161,9 +1675,10 @@ def rows(results: dict[str, Any]) -> Iterator[tuple[str, ...]]:
         )
         yield from webhook_rows(hooks)
         yield from read_rows(api)
-        peak = max(
-            (part.get("memory", {}).get("peak_rss_mb", 0) for part in (api, hooks)), default=0
-        )
+        yield from usage_rows(data.get("usage", {}))
+        ingested = data.get("usage", {}).get("ingestion", {}).values()
+        parts = [api, hooks, *(phase for phases in ingested for phase in phases.values())]
+        peak = max((part.get("memory", {}).get("peak_rss_mb", 0) for part in parts), default=0)
         yield ("peak RSS (server)", f"{peak:.0f} MB", "", "", "")
         for label, other in data.get("flavours", {}).items():
             yield (f"[{store}, {label}: side by side]", "", "", "", "")
@@ -1202,6 +1717,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     def progress(message: str) -> None:
         print(f"  … {message}", file=sys.stderr, flush=True)
 
+    phases = set(args.only or PHASES)
     sizes = args.ledger_marks or ([1000, 5000] if args.quick else [1000, 5000, 20000])
     new_events = args.new_events or (100 if args.quick else 200)
     flavours = [DEFAULT]
@@ -1222,7 +1738,11 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             "load_average_at_start": list(os.getloadavg()),
             "ledger_sizes": sizes,
             "ledger_marks_after_the_first": f"seeded in the store, then {new_events} new events",
+            "phases": sorted(phases),
             "phase_time_cap_s": args.cap,
+            "usage": "POST /v1/usage with a USAGE_API_KEYS key; a Pro subscription with API-call "
+            "overage on; batches of 100 and 1,000 events, ~10% duplicates (half from answered "
+            "batches, half inside the batch); a fresh server per batch size",
             "driver": "one asyncio process on the same machine: httpx for setup, keep-alive "
             "HTTP/1.1 connections on asyncio streams for the load phases",
         },
@@ -1252,15 +1772,21 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         for store, uri in stores:
             print(f"store: {store}", file=sys.stderr)
             data: dict[str, Any] = {}
-            async with running(store, uri, out_dir, stamp + "-api") as (server, client):
-                data["api"] = await api_scenarios(server, client, args.quick, progress)
-            if store == "memory" and len(flavours) > 1:
-                data["flavours"] = await flavour_comparison(
-                    flavours, out_dir, stamp + "-flavours", args.quick, progress
+            if "api" in phases:
+                async with running(store, uri, out_dir, stamp + "-api") as (server, client):
+                    data["api"] = await api_scenarios(server, client, args.quick, progress)
+                if store == "memory" and len(flavours) > 1:
+                    data["flavours"] = await flavour_comparison(
+                        flavours, out_dir, stamp + "-flavours", args.quick, progress
+                    )
+            if "webhooks" in phases:
+                data["webhooks"] = await webhook_marks(
+                    store, uri, out_dir, stamp + "-webhooks", sizes, new_events, args.cap, progress
                 )
-            data["webhooks"] = await webhook_marks(
-                store, uri, out_dir, stamp + "-webhooks", sizes, new_events, args.cap, progress
-            )
+            if "usage" in phases:
+                data["usage"] = await usage_scenarios(
+                    store, uri, out_dir, stamp + "-usage", args.quick, args.cap, progress
+                )
             results["stores"][store] = data
     finally:
         if wire is not None:
@@ -1273,13 +1799,27 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "max": round(max(loads), 2),
         "samples_every_s": 10,
     }
-    progress("validation cache (in process)")
-    results["validation_cache"] = await validation_cache(300 if args.quick else 1000)
+    if "validation" in phases:
+        progress("validation cache (in process)")
+        results["validation_cache"] = await validation_cache(300 if args.quick else 1000)
     path = out_dir / f"bench-{stamp}.json"
     path.write_text(json.dumps(results, indent=2))
     print_table(results)
     print(f"\nwritten: {path.relative_to(ROOT)}")
     return results
+
+
+PHASES = ("api", "webhooks", "usage", "validation")
+
+
+def phase_list(text: str) -> list[str]:
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    unknown = [x for x in names if x not in PHASES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown phase {', '.join(unknown) or '(none)'}: choose of {', '.join(PHASES)}"
+        )
+    return names
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1306,6 +1846,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=0,
         help="events sent at each seeded ledger mark (default 200; 100 with --quick)",
+    )
+    parser.add_argument(
+        "--only",
+        type=phase_list,
+        default=None,
+        help=f"phases to run, comma-separated, of {','.join(PHASES)} (default: all)",
     )
     parser.add_argument(
         "--uvloop",

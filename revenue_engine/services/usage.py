@@ -303,14 +303,21 @@ async def _live_subscriptions(
     return found
 
 
+#: A batch's counters by (subscription, feature, period object of its window): an event finds
+#: its counter without building the counter's id (the window's periods live for the batch).
+_Slots = dict[tuple[str, str, int], _Counter]
+
+
 def _place(
     event: _Event,
     live: LiveSubscription,
     counters: dict[str, _Counter],
     rules: dict[tuple[str, str], Allowance | None],
+    slots: _Slots,
 ) -> EventResult | None:
     """Give ``event`` its counter (made on first use), or answer why it cannot have one."""
-    if live.window is None:
+    window = live.window
+    if window is None:
         return _rejected(
             event.id,
             Reason.NO_LIVE_SUBSCRIPTION,
@@ -325,14 +332,20 @@ def _place(
     if rule is None:
         return _rejected(event.id, Reason.UNKNOWN_FEATURE)
     if event.ts is None:
-        event.ts = live.window.now
-    period = live.window.place(event.ts)
+        event.ts = window.now
+        period = window.place_now()
+    else:
+        period = window.place(event.ts)
     if isinstance(period, str):
         return _rejected(event.id, Reason(period))
-    cid = counter_id(sub.stripe_subscription_id, period.start, event.feature)
-    counter = counters.get(cid)
+    slot = (key[0], key[1], id(period))
+    counter = slots.get(slot)
     if counter is None:
-        counter = counters[cid] = _Counter(cid, live, event.feature, period, rule)
+        cid = counter_id(sub.stripe_subscription_id, period.start, event.feature)
+        counter = counters.get(cid)
+        if counter is None:
+            counter = counters[cid] = _Counter(cid, live, event.feature, period, rule)
+        slots[slot] = counter
     event.counter = counter
     return None
 
@@ -584,13 +597,14 @@ async def record_usage(
     lives = await _live_subscriptions({e.org for e in parsed}, grace_seconds)
     counters: dict[str, _Counter] = {}
     rules: dict[tuple[str, str], Allowance | None] = {}
+    slots: _Slots = {}
     valid: list[_Event] = []
     for event in parsed:
         live = lives[event.org]
         problem = (
             _rejected(event.id, live)
             if isinstance(live, Reason)
-            else _place(event, live, counters, rules)
+            else _place(event, live, counters, rules, slots)
         )
         if problem is None:
             valid.append(event)

@@ -87,7 +87,7 @@ class Window:
     """The periods of one subscription an event may be counted in, as of ``now`` (the
     subscription's own time). ``place(ts)`` answers the period or a refusal reason."""
 
-    __slots__ = ("current", "grace", "latest", "now", "periods")
+    __slots__ = ("_at_now", "_closes", "current", "grace", "latest", "now", "periods")
 
     def __init__(
         self,
@@ -108,6 +108,9 @@ class Window:
         self.now = now
         self.grace = timedelta(seconds=grace_seconds)
         self.latest = now + FUTURE_SKEW
+        # When each period stops taking events: computed once, not per event placed.
+        self._closes = [period.end + self.grace for period in periods]
+        self._at_now: Period | str | None = None
 
     @classmethod
     def of(cls, subscription: Subscription, now: datetime, grace_seconds: int) -> Window | None:
@@ -133,12 +136,19 @@ class Window:
         periods = self.periods
         if ts < periods[0].start:
             return TOO_OLD
-        for period in periods:
+        for period, closes in zip(periods, self._closes, strict=True):
             if ts < period.end:
                 # A period whose invoice may be final already is closed, also the stored
                 # "current" one when its roll-over is late.
-                return TOO_OLD if self.now > period.end + self.grace else period
+                return TOO_OLD if self.now > closes else period
         return IN_FUTURE
+
+    def place_now(self) -> Period | str:
+        """``place(now)``, worked out once: the period of every event sent without a
+        timestamp."""
+        if self._at_now is None:
+            self._at_now = self.place(self.now)
+        return self._at_now
 
 
 @dataclass(frozen=True, slots=True)
