@@ -68,7 +68,7 @@ fast: $(STAMP)
 screenshot: $(STAMP) chromium
 	UPDATE_SCREENSHOT=1 $(BIN)/pytest -q tests/browser -k land_back
 
-# The benchmark (README "Performance"): about 15 minutes; BENCH_ARGS=--quick for about 5.
+# The benchmark (README "Performance"): about 30 minutes; BENCH_ARGS=--quick for about 15.
 bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
 
