@@ -7,7 +7,6 @@ reached Stripe."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,7 +21,7 @@ from revenue_engine.documents import (
 )
 from revenue_engine.documents.plan import utcnow
 from revenue_engine.documents.usage import MeterReport, counter_id
-from revenue_engine.emulator import Emulator, EmulatorServer
+from revenue_engine.emulator import EmulatorServer
 from revenue_engine.gateway import StripeGateway
 from revenue_engine.services.meter_reports import (
     drain_once,
@@ -39,33 +38,15 @@ SETTINGS = make_settings()
 DAY = 86_400
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[EmulatorServer]:
-    with EmulatorServer(Emulator()) as running:
-        yield running
-
-
-@pytest.fixture
-async def gateway(server: EmulatorServer) -> AsyncIterator[StripeGateway]:
-    server.emulator.reset()
-    gw = StripeGateway(
-        "sk_test_reports",
-        api_version=SETTINGS.stripe_api_version,
-        timeout=5,
-        max_network_retries=0,
-        api_base=server.url,
-    )
-    yield gw
-    await gw.close()
-
-
-async def _customer(gateway: StripeGateway, server: EmulatorServer, clock_time: int | None) -> str:
-    customer = await gateway.client.v1.customers.create_async(params={"name": "Metered"})
+async def _customer(
+    emulator_gateway: StripeGateway, stripe_emulator: EmulatorServer, clock_time: int | None
+) -> str:
+    customer = await emulator_gateway.client.v1.customers.create_async(params={"name": "Metered"})
     if clock_time is not None:
-        clock = await gateway.client.v1.test_helpers.test_clocks.create_async(
+        clock = await emulator_gateway.client.v1.test_helpers.test_clocks.create_async(
             params={"frozen_time": clock_time}
         )
-        server.emulator.attach_test_clock(customer.id, clock.id)
+        stripe_emulator.emulator.attach_test_clock(customer.id, clock.id)
     return customer.id
 
 
@@ -134,8 +115,10 @@ async def _counter(sub: Subscription, used: int, inflight: MeterReport | None = 
     return cid
 
 
-def _billed(server: EmulatorServer, meter_id: str, customer_id: str) -> int:
-    return sum(r.value for r in server.emulator.state.meter_events.counted(meter_id, customer_id))
+def _billed(stripe_emulator: EmulatorServer, meter_id: str, customer_id: str) -> int:
+    return sum(
+        r.value for r in stripe_emulator.emulator.state.meter_events.counted(meter_id, customer_id)
+    )
 
 
 @pytest.mark.parametrize(
@@ -148,24 +131,24 @@ def _billed(server: EmulatorServer, meter_id: str, customer_id: str) -> int:
 )
 async def test_a_report_is_dated_on_the_subscription_s_test_clock(
     database: Database,
-    gateway: StripeGateway,
-    server: EmulatorServer,
+    emulator_gateway: StripeGateway,
+    stripe_emulator: EmulatorServer,
     clock_days: int,
     interval: BillingInterval,
     period_days_ago: int,
 ) -> None:
     clock_time = int(time.time()) + clock_days * DAY
-    customer_id = await _customer(gateway, server, clock_time)
+    customer_id = await _customer(emulator_gateway, stripe_emulator, clock_time)
     start = datetime.fromtimestamp(clock_time - period_days_ago * DAY, tz=UTC)
     sub = await _subscription(customer_id, start, interval, clock_time=clock_time)
-    meter = await ensure_meter(gateway, SETTINGS, "api_calls")
+    meter = await ensure_meter(emulator_gateway, SETTINGS, "api_calls")
     included = INCLUDED * (12 if interval is BillingInterval.YEAR else 1)
     cid = await _counter(sub, included + 250)
     row = await UsageCounter.get(cid)
     assert row is not None
-    outcome = await report_counter(gateway, SETTINGS, row)
+    outcome = await report_counter(emulator_gateway, SETTINGS, row)
     assert not outcome.failed, await UsageCounter.get(cid)
-    assert _billed(server, meter.stripe_meter_id, customer_id) == 250
+    assert _billed(stripe_emulator, meter.stripe_meter_id, customer_id) == 250
     done = await UsageCounter.get(cid)
     assert done is not None
     assert done.reported == 250
@@ -173,15 +156,15 @@ async def test_a_report_is_dated_on_the_subscription_s_test_clock(
 
 
 async def test_an_inflight_report_older_than_stripe_s_window_is_redated_within_the_period(
-    database: Database, gateway: StripeGateway, server: EmulatorServer
+    database: Database, emulator_gateway: StripeGateway, stripe_emulator: EmulatorServer
 ) -> None:
     """A yearly period's report cut 40 days ago and never delivered (Stripe down, the engine
     stopped): Stripe refuses its date, so it is dated now — still in its period, billed at the
     period's end — with the same identifier."""
-    customer_id = await _customer(gateway, server, None)
+    customer_id = await _customer(emulator_gateway, stripe_emulator, None)
     start = utcnow().replace(microsecond=0) - timedelta(days=100)
     sub = await _subscription(customer_id, start, BillingInterval.YEAR)
-    meter = await ensure_meter(gateway, SETTINGS, "api_calls")
+    meter = await ensure_meter(emulator_gateway, SETTINGS, "api_calls")
     assert sub.current_period_start is not None
     cid = counter_id(sub.stripe_subscription_id, sub.current_period_start, "api_calls")
     stale = MeterReport(
@@ -194,10 +177,12 @@ async def test_an_inflight_report_older_than_stripe_s_window_is_redated_within_t
     await _counter(sub, 12 * INCLUDED + 300, stale)
     row = await UsageCounter.get(cid)
     assert row is not None
-    outcome = await report_counter(gateway, SETTINGS, row)
+    outcome = await report_counter(emulator_gateway, SETTINGS, row)
     assert not outcome.failed, await UsageCounter.get(cid)
-    assert _billed(server, meter.stripe_meter_id, customer_id) == 300
-    [record] = server.emulator.state.meter_events.counted(meter.stripe_meter_id, customer_id)
+    assert _billed(stripe_emulator, meter.stripe_meter_id, customer_id) == 300
+    [record] = stripe_emulator.emulator.state.meter_events.counted(
+        meter.stripe_meter_id, customer_id
+    )
     assert record.identifier == stale.identifier
     assert record.timestamp > int(time.time()) - 60
     done = await UsageCounter.get(cid)
@@ -206,17 +191,17 @@ async def test_an_inflight_report_older_than_stripe_s_window_is_redated_within_t
 
 
 async def test_a_report_stripe_can_no_longer_take_stops_and_does_not_block_a_cancellation(
-    database: Database, gateway: StripeGateway, server: EmulatorServer
+    database: Database, emulator_gateway: StripeGateway, stripe_emulator: EmulatorServer
 ) -> None:
     """A monthly period that ended 60 days ago with a report still inflight: no date inside it
     is within Stripe's 35 days, so nothing can bill it. It is recorded (and logged), no longer
     retried, and the flush before a cancellation — which reports the current period — does
     not fail on it forever."""
-    customer_id = await _customer(gateway, server, None)
+    customer_id = await _customer(emulator_gateway, stripe_emulator, None)
     now = utcnow().replace(microsecond=0)
     old_start = now - timedelta(days=90)
     sub = await _subscription(customer_id, now - timedelta(days=5), BillingInterval.MONTH)
-    await ensure_meter(gateway, SETTINGS, "api_calls")
+    await ensure_meter(emulator_gateway, SETTINGS, "api_calls")
     old_cid = counter_id(sub.stripe_subscription_id, old_start, "api_calls")
     await UsageCounter.get_motor_collection().insert_one(
         {
@@ -246,20 +231,25 @@ async def test_a_report_stripe_can_no_longer_take_stops_and_does_not_block_a_can
     current = await _counter(sub, INCLUDED + 7)
     # Before a cancellation: the current period is reported, the old one holds nothing up.
     figures = await flush_subscription_reports(
-        gateway, SETTINGS, sub.stripe_subscription_id, period_start=sub.current_period_start
+        emulator_gateway,
+        SETTINGS,
+        sub.stripe_subscription_id,
+        period_start=sub.current_period_start,
     )
     assert (figures.counters, figures.failures, figures.units) == (1, 0, 7)
     reported = await UsageCounter.get(current)
     assert reported is not None
     assert reported.reported == 7
     # The background pass finds the old one refused for its date with no date left to try.
-    assert (await drain_once(gateway, SETTINGS)).failures == 1
+    assert (await drain_once(emulator_gateway, SETTINGS)).failures == 1
     old = await UsageCounter.get(old_cid)
     assert old is not None
     assert not old.report_due  # not retried every five minutes for ever
     assert old.inflight is not None  # what could not be billed stays visible
     assert old.last_report_error is not None
     assert "35 days" in old.last_report_error
-    assert (await drain_once(gateway, SETTINGS)).counters == 0
-    everything = await flush_subscription_reports(gateway, SETTINGS, sub.stripe_subscription_id)
+    assert (await drain_once(emulator_gateway, SETTINGS)).counters == 0
+    everything = await flush_subscription_reports(
+        emulator_gateway, SETTINGS, sub.stripe_subscription_id
+    )
     assert everything.failures == 0
