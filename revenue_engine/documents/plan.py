@@ -19,7 +19,7 @@ import enum
 from datetime import UTC, datetime
 
 import pymongo
-from beanie import Document
+from beanie import Delete, Document, Insert, Replace, Save, SaveChanges, Update, after_event
 from pydantic import BaseModel, Field, model_validator
 from pymongo import IndexModel
 
@@ -105,6 +105,12 @@ class SubscriptionPlan(Document):
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
+    @after_event(Insert, Replace, Save, SaveChanges, Update, Delete)
+    async def catalog_written(self) -> None:
+        """A document write of a plan (its own ``insert``, ``save``, ...) changes the catalog;
+        the services' targeted query updates call ``catalog_changed`` themselves."""
+        await catalog_changed()
+
     class Settings:
         name = "subscription_plans"
         indexes = [
@@ -144,3 +150,38 @@ class SubscriptionPlan(Document):
             (o for o in self.overages if o.kind is AddonKind.METERED and o.feature == feature),
             None,
         )
+
+
+#: The collection of the catalog's version counter: one document, ``{_id: "plans", version}``.
+CATALOG_VERSIONS = "catalog_versions"
+_CATALOG_VERSION_ID = "plans"
+_local_changes = 0
+
+
+def local_catalog_changes() -> int:
+    """How many catalog writes this process has made (the plan cache's same-instance check)."""
+    return _local_changes
+
+
+async def catalog_changed() -> None:
+    """Record a write to the plan catalog: every instance's plan cache rebuilds — this one at
+    its next read, the others at their next version check (``services.plan_cache``). Called
+    after each write of a plan; a document's own ``insert``/``save``/``replace``/``delete``
+    call it through Beanie's event hooks."""
+    global _local_changes
+    _local_changes += 1
+    await (
+        SubscriptionPlan.get_motor_collection()
+        .database[CATALOG_VERSIONS]
+        .update_one({"_id": _CATALOG_VERSION_ID}, {"$inc": {"version": 1}}, upsert=True)
+    )
+
+
+async def catalog_version() -> int:
+    """The catalog's version in the store (0 before the first write)."""
+    row = await (
+        SubscriptionPlan.get_motor_collection()
+        .database[CATALOG_VERSIONS]
+        .find_one({"_id": _CATALOG_VERSION_ID}, {"version": 1})
+    )
+    return int((row or {}).get("version") or 0)

@@ -28,7 +28,7 @@ from beanie import PydanticObjectId
 from pydantic import BaseModel, ConfigDict
 
 from revenue_engine.documents import AddonKind, BillingMeter, Overage, PlanPrice, SubscriptionPlan
-from revenue_engine.documents.plan import utcnow
+from revenue_engine.documents.plan import catalog_changed, utcnow
 from revenue_engine.errors import ServiceUnavailable
 
 _CAS_ATTEMPTS = 5
@@ -239,6 +239,7 @@ async def _update_plan(plan_id: PydanticObjectId, mutate: Mutation, sync: Catalo
             }
         )
         if getattr(result, "matched_count", 0):
+            await catalog_changed()
             sync.matched |= attempt.matched
             sync.mismatches.extend(attempt.mismatches)
             sync.changed.append(plan.uid)

@@ -51,7 +51,7 @@ from typing import Any
 from bson import Int64
 
 from revenue_engine.db import StoreError
-from revenue_engine.documents import Subscription, SubscriptionPlan, UsageCounter
+from revenue_engine.documents import Subscription, UsageCounter
 from revenue_engine.documents.plan import as_utc, utcnow
 from revenue_engine.documents.usage import MeterReport
 from revenue_engine.errors import Busy, DomainError, RateLimited, ServiceUnavailable
@@ -62,7 +62,7 @@ from revenue_engine.gateway import (
     idempotency_key,
 )
 from revenue_engine.logs import scrub
-from revenue_engine.services import entitlements, leases
+from revenue_engine.services import entitlements, leases, plan_cache
 from revenue_engine.services.clock import subscription_now
 from revenue_engine.services.meters import event_name
 from revenue_engine.settings import Settings
@@ -166,7 +166,7 @@ async def _target(counter: UsageCounter, sub: Subscription | None) -> int | None
     is missing."""
     if sub is None or sub.plan_uid is None:
         return None
-    plan = await SubscriptionPlan.find_one({"uid": sub.plan_uid})
+    plan = await plan_cache.plan(sub.plan_uid)
     if plan is None:
         return None
     billing = any(i.metered_feature == counter.feature for i in sub.items)

@@ -31,7 +31,7 @@ from revenue_engine.documents import (
     PlanPrice,
     SubscriptionPlan,
 )
-from revenue_engine.documents.plan import LOOKUP_KEYS_INDEX, utcnow
+from revenue_engine.documents.plan import LOOKUP_KEYS_INDEX, catalog_changed, utcnow
 from revenue_engine.errors import (
     AlreadyExists,
     FieldProblem,
@@ -169,6 +169,7 @@ async def save_if_unchanged(plan: SubscriptionPlan, seen_updated_at: datetime) -
     )
     if getattr(result, "matched_count", 0):
         plan.updated_at = after
+        await catalog_changed()
         return True
     return False
 
@@ -296,6 +297,7 @@ async def archive_plan(uid: str) -> SubscriptionPlan:
         await SubscriptionPlan.find_one({"_id": plan.id}).update(
             {"$set": {"active": False, "updated_at": plan.updated_at}}
         )
+        await catalog_changed()
     return plan
 
 
@@ -376,6 +378,7 @@ async def backfill_lookup_keys() -> int:
             result = await SubscriptionPlan.find_one(
                 {"_id": plan.id, "lookup_keys": {"$exists": False}}
             ).update({"$set": {"lookup_keys": plan.price_lookup_keys()}})
+            await catalog_changed()
         except DuplicateKeyError:
             log.warning(
                 "plan lookup keys clash with another plan uid=%s keys=%s",
@@ -436,6 +439,7 @@ async def _release_moving_keys(specs: Sequence[PlanSpec]) -> None:
                 }
             )
             if getattr(result, "matched_count", 0):
+                await catalog_changed()
                 log.info("plan lookup keys released uid=%s keys=%s", spec.uid, ",".join(moving))
                 break
         else:

@@ -57,10 +57,17 @@ async def purchasable_plan(
     return plan
 
 
+_LIVE = sorted(LIVE_STATUSES)
+
+
 async def live_subscription(organization_id: str) -> Subscription | None:
-    return await Subscription.find_one(
-        {"organization_id": organization_id, "status": {"$in": sorted(LIVE_STATUSES)}}
+    """The organization's live subscription. Read from the collection and validated directly:
+    on every ``usage`` and ``subscriptionStatus`` read, Beanie's query layer costs more than
+    the validation itself."""
+    row = await Subscription.get_motor_collection().find_one(
+        {"organization_id": organization_id, "status": {"$in": _LIVE}}
     )
+    return None if row is None else Subscription.model_validate(row)
 
 
 async def ensure_no_live_subscription(organization_id: str) -> None:

@@ -68,6 +68,7 @@ from revenue_engine.documents import (
 from revenue_engine.documents.plan import as_utc, utcnow
 from revenue_engine.documents.usage import counter_id
 from revenue_engine.errors import ServiceUnavailable
+from revenue_engine.services import plan_cache
 from revenue_engine.services.clock import subscription_now
 from revenue_engine.services.usage_rules import (
     Allowance,
@@ -278,11 +279,7 @@ async def _live_subscriptions(
     for sub in sorted(subs, key=lambda s: as_utc(s.created_at)):
         newest[sub.organization_id] = sub  # one per organization; the newest should two exist
     uids = sorted({s.plan_uid for s in newest.values() if s.plan_uid})
-    plans = (
-        {p.uid: p for p in await SubscriptionPlan.find({"uid": {"$in": uids}}).to_list()}
-        if uids
-        else {}
-    )
+    plans = await plan_cache.plans(uids) if uids else {}
     found: dict[str, LiveSubscription | Reason] = {}
     for org, sub in newest.items():
         window = Window.of(sub, subscription_now(sub), grace_seconds)
@@ -792,7 +789,7 @@ async def _pending_counter(
         )
     uid = sub.plan_uid or ""
     if uid not in plans:
-        plans[uid] = await SubscriptionPlan.find_one({"uid": uid}) if uid else None
+        plans[uid] = await plan_cache.plan(uid)
     plan = plans[uid]
     rule = (allowance(sub, plan, feature) if plan else None) or Allowance(None, False)
     return _Counter(cid, LiveSubscription(sub, plan, None), feature, _period_of(sub, start), rule)

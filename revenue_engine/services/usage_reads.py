@@ -18,7 +18,7 @@ from typing import Any
 from revenue_engine.documents import BillingInterval, Subscription, SubscriptionPlan, UsageCounter
 from revenue_engine.documents.plan import as_utc
 from revenue_engine.documents.usage import counter_id
-from revenue_engine.services import entitlements
+from revenue_engine.services import entitlements, plan_cache
 from revenue_engine.services.purchase import live_subscription
 from revenue_engine.services.usage_rules import allowance
 
@@ -53,6 +53,7 @@ class UsageSummary:
 
 
 async def plan_of(subscription: Subscription) -> SubscriptionPlan | None:
+    """The subscription's plan read from the store: a copy the caller may change and save."""
     if not subscription.plan_uid:
         return None
     return await SubscriptionPlan.find_one({"uid": subscription.plan_uid})
@@ -158,11 +159,11 @@ async def current_usage(organization_id: str) -> UsageSummary | None:
     subscription = await live_subscription(organization_id)
     if subscription is None:
         return None
-    return await summarize(subscription, await plan_of(subscription))
+    return await summarize(subscription, await plan_cache.plan(subscription.plan_uid))
 
 
 async def entitlement_usage(subscription: Subscription) -> dict[str, FeatureUsage]:
     """``subscriptionStatus.entitlements``' ``used`` and ``remaining``: by metered feature."""
-    plan = await plan_of(subscription)
+    plan = await plan_cache.plan(subscription.plan_uid)
     summary = await summarize(subscription, plan) if plan is not None else None
     return {u.feature: u for u in summary.features} if summary else {}
