@@ -23,6 +23,7 @@ from revenue_engine.emulator.pages.layout import (
     not_found,
     page,
     page_ctx,
+    page_url,
 )
 from revenue_engine.emulator.resources.payment_methods import new_card
 from revenue_engine.emulator.state import Ctx
@@ -120,7 +121,7 @@ def invoice_routes(emulator: Emulator) -> list[Route]:
                 return _invoice_page(
                     ctx, inv, failure.message, status=failure.status, after_post=True
                 )
-        return RedirectResponse(str(request.url_for("invoice_page", id=inv["id"])), status_code=303)
+        return RedirectResponse(page_url(request, f"/invoices/{inv['id']}"), status_code=303)
 
     async def pdf(request: Request) -> Response:
         with emulator.state.lock:
@@ -151,7 +152,7 @@ def invoice_routes(emulator: Emulator) -> list[Route]:
         return page("Receipt", body)
 
     return [
-        Route("/invoices/{id}", show, methods=["GET"], name="invoice_page"),
+        Route("/invoices/{id}", show, methods=["GET"]),
         Route("/invoices/{id}/pay", pay, methods=["POST"]),
         Route("/invoices/{id}/pdf", pdf, methods=["GET"]),
         Route("/receipts/{id}", receipt, methods=["GET"]),

@@ -16,6 +16,7 @@ from starlette.responses import HTMLResponse
 from revenue_engine.emulator.cards import PAGE_CHOICES, TEST_BANK_ACCOUNTS, TEST_CARDS
 from revenue_engine.emulator.periods import utc_datetime
 from revenue_engine.emulator.state import Ctx
+from revenue_engine.emulator.urls import root_url
 
 if TYPE_CHECKING:
     from revenue_engine.emulator.emulator import Emulator
@@ -82,7 +83,13 @@ async def form_data(request: Request) -> dict[str, str]:
 
 
 def page_ctx(emulator: Emulator, request: Request) -> Ctx:
-    return Ctx(emulator.state, base_url=str(request.base_url))
+    return Ctx(emulator.state, base_url=root_url(request))
+
+
+def page_url(request: Request, path: str) -> str:
+    """The absolute URL of the hosted page at ``path`` (``/invoices/in_…``), where a POST's
+    303 sends the browser: on the address the browser used, mount prefix included."""
+    return root_url(request) + path
 
 
 def not_found(what: str) -> HTMLResponse:

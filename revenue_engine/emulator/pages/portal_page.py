@@ -25,6 +25,7 @@ from revenue_engine.emulator.pages.layout import (
     not_found,
     page,
     page_ctx,
+    page_url,
 )
 from revenue_engine.emulator.resources import portal
 from revenue_engine.emulator.state import Ctx
@@ -105,7 +106,7 @@ def portal_routes(emulator: Emulator) -> list[Route]:
     def done(request: Request, session: JSON) -> Response:
         flow = session.get("flow") or {}
         redirect = (flow.get("after_completion") or {}).get("redirect") or {}
-        target = redirect.get("return_url") or str(request.url_for("portal_page", id=session["id"]))
+        target = redirect.get("return_url") or page_url(request, f"/billing_portal/{session['id']}")
         return RedirectResponse(target, status_code=303)
 
     async def act(request: Request) -> Response:
@@ -136,6 +137,6 @@ def portal_routes(emulator: Emulator) -> list[Route]:
         return done(request, session)
 
     return [
-        Route("/billing_portal/{id}", show, methods=["GET"], name="portal_page"),
+        Route("/billing_portal/{id}", show, methods=["GET"]),
         Route("/billing_portal/{id}/{action}", act, methods=["POST"]),
     ]

@@ -1,0 +1,177 @@
+"""Every hosted page's POST lands the browser on a page, wherever the emulator is served.
+
+The same round trips run against the emulator standalone, mounted under a prefix in a host app
+with its public URL set (how the engine embeds it), and mounted with no public URL at all (the
+emulator then finds its own address from the request, mount prefix included). A POST answers
+303 to the page it came from, or to the flow's redirect, never 500; the page's way back leads
+to the app's ``return_url``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from html import unescape
+
+import httpx
+import pytest
+import stripe
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Mount, Route
+
+from revenue_engine.emulator import Emulator, EmulatorServer, UvicornThread
+from tests.emulator.helpers import SDK_HTTPX_WARNING, make_customer, make_plan, sdk_client
+
+pytestmark = [SDK_HTTPX_WARNING]
+
+PREFIX = "/stripe-emulator"
+BACK_IN_THE_APP = "back in the app"
+
+
+@dataclass
+class Site:
+    emulator: Emulator
+    api: str  # where the SDK reaches the emulator
+    app: str  # the integrating app, where return URLs lead
+
+
+async def _account(request: Request) -> PlainTextResponse:
+    return PlainTextResponse(BACK_IN_THE_APP)
+
+
+@pytest.fixture(scope="module", params=["standalone", "mounted", "mounted-no-public-url"])
+def site(request: pytest.FixtureRequest) -> Iterator[Site]:
+    emulator = Emulator()
+    if request.param == "standalone":
+        app = Starlette(routes=[Route("/account", _account)])
+        with UvicornThread(app) as app_server, EmulatorServer(emulator) as server:
+            yield Site(emulator, server.url, app_server.url)
+        return
+    host = Starlette(routes=[Route("/account", _account), Mount(PREFIX, app=emulator.app)])
+    with UvicornThread(host) as served:
+        if request.param == "mounted":
+            emulator.public_url = served.url + PREFIX
+        yield Site(emulator, served.url + PREFIX, served.url)
+
+
+async def _subscribed(client: stripe.StripeClient) -> tuple[stripe.Customer, stripe.Subscription]:
+    customer = await make_customer(client)
+    price = await make_plan(client)
+    sub = await client.v1.subscriptions.create_async(
+        params={"customer": customer.id, "items": [{"price": price.id}]}
+    )
+    return customer, sub
+
+
+def _links(html: str) -> list[str]:
+    return [unescape(href) for href in re.findall(r"<a href='([^']+)'", html)]
+
+
+async def test_portal_actions_land_back_on_the_portal_and_its_way_back(site: Site) -> None:
+    async with sdk_client(site.api) as client, httpx.AsyncClient(timeout=5) as browser:
+        customer, sub = await _subscribed(client)
+        return_url = f"{site.app}/account"
+        session = await client.v1.billing_portal.sessions.create_async(
+            params={"customer": customer.id, "return_url": return_url}
+        )
+        assert session.url.startswith(site.api + "/billing_portal/")
+        assert (await browser.get(session.url)).status_code == 200
+
+        canceled = await browser.post(f"{session.url}/cancel", data={"subscription": sub.id})
+        assert (canceled.status_code, canceled.headers["location"]) == (303, session.url)
+        assert (await client.v1.subscriptions.retrieve_async(sub.id)).cancel_at_period_end
+        page = await browser.get(canceled.headers["location"])
+        assert page.status_code == 200
+        assert "Cancels on" in page.text
+
+        renewed = await browser.post(f"{session.url}/renew", data={"subscription": sub.id})
+        assert (renewed.status_code, renewed.headers["location"]) == (303, session.url)
+        assert not (await client.v1.subscriptions.retrieve_async(sub.id)).cancel_at_period_end
+
+        changed = await browser.post(
+            f"{session.url}/payment_method", data={"card": "pm_card_mastercard"}
+        )
+        assert (changed.status_code, changed.headers["location"]) == (303, session.url)
+        page = await browser.get(changed.headers["location"])
+        assert "mastercard •••• 4444" in page.text
+
+        assert return_url in _links(page.text)
+        back = await browser.get(return_url)
+        assert back.text == BACK_IN_THE_APP
+
+
+async def test_a_portal_flow_redirects_to_its_return_url(site: Site) -> None:
+    async with sdk_client(site.api) as client, httpx.AsyncClient(timeout=5) as browser:
+        customer, sub = await _subscribed(client)
+        done_url = f"{site.app}/account?flow=done"
+        session = await client.v1.billing_portal.sessions.create_async(
+            params={
+                "customer": customer.id,
+                "return_url": f"{site.app}/account",
+                "flow_data": {
+                    "type": "subscription_cancel",
+                    "subscription_cancel": {"subscription": sub.id},
+                    "after_completion": {"type": "redirect", "redirect": {"return_url": done_url}},
+                },
+            }
+        )
+        canceled = await browser.post(
+            f"{session.url}/cancel", data={"subscription": sub.id}, follow_redirects=True
+        )
+    assert canceled.status_code == 200
+    assert str(canceled.url) == done_url
+    assert canceled.text == BACK_IN_THE_APP
+
+
+async def test_paying_an_invoice_lands_back_on_the_invoice(site: Site) -> None:
+    async with sdk_client(site.api) as client, httpx.AsyncClient(timeout=5) as browser:
+        customer = await make_customer(client, card=None)
+        price = await make_plan(client, amount=2500)
+        sub = await client.v1.subscriptions.create_async(
+            params={"customer": customer.id, "items": [{"price": price.id}]}
+        )
+        invoice = await client.v1.invoices.retrieve_async(str(sub.latest_invoice))
+        assert invoice.status == "open"
+        assert invoice.hosted_invoice_url is not None
+        assert invoice.hosted_invoice_url.startswith(site.api + "/invoices/")
+
+        declined = await browser.post(
+            f"{invoice.hosted_invoice_url}/pay", data={"card": "pm_card_chargeDeclined"}
+        )
+        assert declined.status_code == 402
+        paid = await browser.post(
+            f"{invoice.hosted_invoice_url}/pay", data={"card": "pm_card_visa"}
+        )
+        assert (paid.status_code, paid.headers["location"]) == (303, invoice.hosted_invoice_url)
+        page = await browser.get(paid.headers["location"])
+        assert page.status_code == 200
+        assert "status <strong>paid</strong>" in page.text
+        assert (await client.v1.invoices.retrieve_async(invoice.id)).status == "paid"
+
+
+async def test_checkout_pay_and_cancel_reach_the_apps_urls(site: Site) -> None:
+    async with sdk_client(site.api) as client, httpx.AsyncClient(timeout=5) as browser:
+        price = await make_plan(client)
+        session = await client.v1.checkout.sessions.create_async(
+            params={
+                "mode": "subscription",
+                "line_items": [{"price": price.id, "quantity": 1}],
+                "success_url": f"{site.app}/account?session_id={{CHECKOUT_SESSION_ID}}",
+                "cancel_url": f"{site.app}/account?canceled=1",
+            }
+        )
+        assert session.url is not None
+        assert session.url.startswith(site.api + "/checkout/")
+        canceled = await browser.post(f"{session.url}/cancel", follow_redirects=True)
+        assert (str(canceled.url), canceled.text) == (
+            f"{site.app}/account?canceled=1",
+            BACK_IN_THE_APP,
+        )
+        paid = await browser.post(
+            f"{session.url}/pay", data={"card": "pm_card_visa"}, follow_redirects=True
+        )
+    assert str(paid.url) == f"{site.app}/account?session_id={session.id}"
+    assert paid.text == BACK_IN_THE_APP
