@@ -10,6 +10,7 @@ to the app's ``return_url``.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from html import unescape
@@ -23,6 +24,8 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 
 from revenue_engine.emulator import Emulator, EmulatorServer, UvicornThread
+from revenue_engine.emulator.billing import TIMES
+from revenue_engine.emulator.pages import invoice_view
 from tests.emulator.helpers import SDK_HTTPX_WARNING, make_customer, make_plan, sdk_client
 
 pytestmark = [SDK_HTTPX_WARNING]
@@ -175,3 +178,122 @@ async def test_checkout_pay_and_cancel_reach_the_apps_urls(site: Site) -> None:
         )
     assert str(paid.url) == f"{site.app}/account?session_id={session.id}"
     assert paid.text == BACK_IN_THE_APP
+
+
+def _text(html: str) -> str:
+    """The page as a reader sees it: tags dropped, entities decoded, spaces collapsed."""
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+async def test_the_invoice_page_and_pdf_say_what_the_invoice_says(
+    client: stripe.StripeClient, http: httpx.AsyncClient
+) -> None:
+    customer = await make_customer(client, name="Ada Lovelace", email="ada@example.com")
+    price = await make_plan(client, amount=1250, name="Seats")
+    sub = await client.v1.subscriptions.create_async(
+        params={"customer": customer.id, "items": [{"price": price.id, "quantity": 3}]}
+    )
+    portal = await client.v1.billing_portal.sessions.create_async(
+        params={"customer": customer.id, "return_url": "https://app.test/account"}
+    )
+    invoice = await client.v1.invoices.retrieve_async(str(sub.latest_invoice))
+    assert invoice.hosted_invoice_url is not None
+    assert invoice.invoice_pdf is not None
+    assert invoice.status_transitions.paid_at is not None
+    [line] = invoice.lines.data
+    issued = time.strftime("%Y-%m-%d", time.gmtime(invoice.created))
+    paid = time.strftime("%Y-%m-%d", time.gmtime(invoice.status_transitions.paid_at))
+    start, end = (
+        time.strftime("%Y-%m-%d", time.gmtime(t)) for t in (line.period.start, line.period.end)
+    )
+    period = f"{start} {invoice_view.DASH} {end}"
+    expected = [
+        f"Invoice number {invoice.number}",
+        "Status paid",
+        f"Date of issue {issued}",
+        f"Date due {issued}",
+        f"Paid on {paid}",
+        f"Billing period {period}",
+        "Billed to Ada Lovelace <ada@example.com>",
+        f"{line.description} {period} 3 $12.50 $37.50",
+        "Subtotal $37.50",
+        "Discount $0.00",
+        "Tax $0.00",
+        "Total $37.50",
+        "Amount paid $37.50",
+        "Amount remaining $0.00",
+    ]
+    page = await http.get(invoice.hosted_invoice_url)
+    shown = _text(page.text)
+    assert [fact for fact in expected if fact not in shown] == []
+    links = [str(page.url.join(href)) for href in _links(page.text)]
+    assert links == [invoice.invoice_pdf, portal.url, "https://app.test/account"]
+
+    pdf = await http.get(invoice.invoice_pdf)
+    assert pdf.content.startswith(b"%PDF-")
+    text = pdf.content.decode("cp1252")
+    in_pdf = [
+        f"Invoice number: {invoice.number}",
+        f"Paid on: {paid}",
+        f"Billing period: {period}",
+        "Billed to: Ada Lovelace <ada@example.com>",
+        f"Qty 3 {TIMES} $12.50 = $37.50",
+        "Subtotal: $37.50",
+        "Total: $37.50",
+        "Amount paid: $37.50",
+        "Amount remaining: $0.00",
+        invoice.hosted_invoice_url,
+    ]
+    assert [fact for fact in in_pdf if fact not in text] == []
+
+    # The portal lists the invoice and links to its page: portal -> invoice -> portal -> app.
+    history = await http.get(portal.url)
+    assert invoice.hosted_invoice_url in _links(history.text)
+
+
+async def test_an_open_invoice_shows_what_is_left_to_pay(
+    client: stripe.StripeClient, http: httpx.AsyncClient
+) -> None:
+    customer = await make_customer(client, card=None, email="due@example.com")
+    price = await make_plan(client, amount=4000)
+    sub = await client.v1.subscriptions.create_async(
+        params={"customer": customer.id, "items": [{"price": price.id}]}
+    )
+    invoice = await client.v1.invoices.retrieve_async(str(sub.latest_invoice))
+    assert invoice.hosted_invoice_url is not None
+    page = await http.get(invoice.hosted_invoice_url)
+    shown = _text(page.text)
+    for fact in ("Status open", "Billed to due@example.com", "Amount paid $0.00",
+                 "Amount remaining $40.00", "Pay $40.00"):  # fmt: skip
+        assert fact in shown
+    assert "Paid on" not in shown
+    assert _links(page.text) == [f"{invoice.id}/pdf"]  # no portal session: no way back yet
+
+    declined = await http.post(
+        f"{invoice.hosted_invoice_url}/pay", data={"card": "pm_card_chargeDeclined"}
+    )
+    assert declined.status_code == 402
+    # Re-rendered at …/{id}/pay: its links and form still reach …/{id}/<action>.
+    assert [str(declined.url.join(href)) for href in _links(declined.text)] == [invoice.invoice_pdf]
+    [action] = re.findall(r"<form method='post' action='([^']+)'", declined.text)
+    assert str(declined.url.join(action)) == f"{invoice.hosted_invoice_url}/pay"
+
+
+def test_credits_and_discounts_read_as_negative_amounts() -> None:
+    invoice = {
+        "currency": "usd",
+        "subtotal": 5000,
+        "total_discount_amounts": [{"amount": 500, "discount": "di_1"}],
+        "total_taxes": [{"amount": 405}],
+        "total": 4905,
+        "amount_paid": 0,
+        "amount_remaining": 4905,
+    }
+    assert invoice_view.totals(invoice) == [
+        ("Subtotal", "$50.00"),
+        ("Discount", "-$5.00"),
+        ("Tax", "$4.05"),
+        ("Total", "$49.05"),
+        ("Amount paid", "$0.00"),
+        ("Amount remaining", "$49.05"),
+    ]
