@@ -187,6 +187,14 @@ def test_the_billing_portal_round_trip_through_the_mounted_emulator(served: str)
     assert back == f"{served}/demo/"
     assert "revenue-engine" in httpx.get(back, timeout=10).text
 
+    # The portal's invoice history links to the paid first invoice, whose page links back.
+    [invoice_url] = re.findall(r"<a href='([^']+/invoices/in_[^']+)'>", page.text)
+    assert invoice_url.startswith(f"{served}/stripe-emulator/invoices/")
+    invoice_page = httpx.get(invoice_url, timeout=10)
+    assert "status <strong>paid</strong>" in invoice_page.text
+    assert "p@x.test" in invoice_page.text
+    assert re.findall(r"<a href='(http[^']+)'>", invoice_page.text) == [url, f"{served}/demo/"]
+
 
 def test_the_hosted_invoice_page_through_the_mounted_emulator() -> None:
     """An open invoice paid on its page answers 303 back to the page, under the mount prefix.
