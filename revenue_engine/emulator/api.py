@@ -40,6 +40,7 @@ from revenue_engine.emulator.idempotency import IdempotencyCache, SavedResponse
 from revenue_engine.emulator.ids import request_id
 from revenue_engine.emulator.state import Ctx
 from revenue_engine.emulator.store import JSON, snapshot
+from revenue_engine.emulator.urls import root_url
 
 if TYPE_CHECKING:
     from revenue_engine.emulator.emulator import Emulator
@@ -151,7 +152,7 @@ def _execute(
             emulator.state,
             request_id=req_id,
             idempotency_key=idem_key if method == "POST" else None,
-            base_url=str(request.base_url),
+            base_url=root_url(request),
         )
         with emulator.state.lock:
             store = emulator.state.store

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from revenue_engine.emulator import api
 from revenue_engine.emulator.control import control_routes
 from revenue_engine.emulator.pages import checkout_routes, invoice_routes, portal_routes
+from revenue_engine.emulator.urls import root_url
 
 if TYPE_CHECKING:
     from revenue_engine.emulator.emulator import Emulator
@@ -43,9 +44,8 @@ def build_app(emulator: Emulator) -> ASGIApp:
         return await api.handle(emulator, request)
 
     async def index(request: Request) -> Response:
-        # This page is the emulator's root, so its own URL is the base, mount prefix included
-        # (url_for cannot see inside this app when it is mounted in another one).
-        base = str(request.url.replace(query="")).rstrip("/")
+        # Not request.url_for: it cannot see inside this app when it is mounted in another one.
+        base = root_url(request)
         return JSONResponse(
             {
                 "emulator": "stripe",

@@ -290,6 +290,7 @@ def start_subscription(
         "billing_cycle_anchor": anchor,
         "billing_cycle_anchor_config": None,
         "billing_mode": {"flexible": None, "type": "classic"},
+        "billing_schedules": [],
         "billing_thresholds": None,
         "cancel_at": None,
         "cancel_at_period_end": False,
@@ -316,6 +317,7 @@ def start_subscription(
         },
         "latest_invoice": None,
         "livemode": False,
+        "managed_payments": None,
         "metadata": dict(metadata or {}),
         "next_pending_invoice_item_invoice": None,
         "on_behalf_of": None,
@@ -503,6 +505,7 @@ def add_proration(
         },
         "proration": True,
         "quantity": quantity,
+        "quantity_decimal": str(quantity),
         "tax_rates": [],
         "test_clock": sub["test_clock"],
     }

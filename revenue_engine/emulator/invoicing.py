@@ -216,6 +216,7 @@ def add_line(
             "unit_amount_decimal": price["unit_amount_decimal"] if price is not None else None,
         },
         "quantity": quantity,
+        "quantity_decimal": str(quantity),
         "subscription": subscription,
         "subtotal": amount,
         "taxes": [],

@@ -4,6 +4,10 @@ For every object type the emulator returns — every stored object, every object
 event, and the deleted stubs — its keys must be a subset of the keys of Stripe's example object
 of that type, and shared keys must have the same JSON type (null on either side is compatible),
 recursively through nested hashes and arrays of hashes.
+
+The other way round, no field is missing: every top-level field of Stripe's example that the
+current SDK also declares on its class for that type is present on each of the emulator's
+objects of the type (``OMITTED`` names the few left out, and why).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import stripe
+from stripe._object_classes import get_object_class
 from stripe.events import V1BillingMeterErrorReportTriggeredEvent
 
 from revenue_engine.emulator import Emulator
@@ -76,6 +81,13 @@ for _field in ("developer_message_summary", "reason", "validation_end", "validat
     DOCUMENTED_BUT_NOT_IN_EXAMPLE[("event", f"data.{_field}")] = (_REPORT_DATA, _field)
 
 
+# Fields of Stripe's examples, declared by the SDK, that the emulator's objects leave out as
+# Stripe's own answers do.
+OMITTED: dict[tuple[str, str], str] = {
+    ("charge", "refunds"): "includable only (expand[]=refunds) since API version 2022-11-15",
+}
+
+
 def _fixtures() -> dict[str, Any]:
     data: dict[str, Any] = json.loads(FIXTURES.read_text(encoding="utf-8"))["resources"]
     return data
@@ -92,6 +104,13 @@ def _json_type(value: Any) -> str:
         return "array"
     return "object"
 
+
+KINDS = (
+    "customer", "product", "price", "checkout.session", "subscription", "subscription_item",
+    "invoice", "invoice_payment", "invoiceitem", "payment_intent", "charge", "refund",
+    "payment_method", "billing_portal.session", "event", "webhook_endpoint",
+    "test_helpers.test_clock", "billing.meter",
+)  # fmt: skip
 
 # Checked as objects of their own type, not against the example event's (a plan).
 OPAQUE = {("event", "data.object"), ("event", "data.previous_attributes")}
@@ -125,6 +144,22 @@ def shape_problems(
                 if isinstance(item, dict):
                     problems += shape_problems(kind, item, expected[0], where)
     return problems
+
+
+def declared_fields(kind: str) -> set[str]:
+    """The fields the SDK's class for an object type declares (its typed attributes)."""
+    cls = get_object_class("V1", kind)
+    return {name for klass in cls.__mro__ for name in getattr(klass, "__annotations__", {})}
+
+
+def missing_fields(kind: str, obj: dict[str, Any], example: dict[str, Any]) -> list[str]:
+    """Top-level fields of Stripe's example, declared by the SDK, absent from ``obj``."""
+    wanted = set(example) & declared_fields(kind)
+    return [
+        f"{kind}: {obj.get('id')} lacks {field}"
+        for field in sorted(wanted - set(obj))
+        if (kind, field) not in OMITTED
+    ]
 
 
 def _fixture_key(obj: dict[str, Any]) -> str:
@@ -230,18 +265,12 @@ def test_documented_exceptions_are_declared_by_the_sdk() -> None:
         assert attribute in cls.__annotations__, f"{kind}.{field}: not declared on {cls}"
 
 
-async def test_every_object_matches_stripes_fixture(
+async def _samples(
     client: stripe.StripeClient, http: httpx.AsyncClient, emulator: Emulator
-) -> None:
-    fixtures = _fixtures()
+) -> list[dict[str, Any]]:
+    """Every object the emulator holds or answered with after ``_exercise_everything``."""
     samples = await _exercise_everything(client, http, emulator)
-    kinds = (
-        "customer", "product", "price", "checkout.session", "subscription", "subscription_item",
-        "invoice", "invoice_payment", "invoiceitem", "payment_intent", "charge", "refund",
-        "payment_method", "billing_portal.session", "event", "webhook_endpoint",
-        "test_helpers.test_clock", "billing.meter",
-    )  # fmt: skip
-    for kind in kinds:
+    for kind in KINDS:
         samples += emulator.objects(kind)
     for event in emulator.objects("event"):
         samples.append(event["data"]["object"])
@@ -252,7 +281,14 @@ async def test_every_object_matches_stripes_fixture(
             samples += session.pop("line_items")["data"]
     for sub in emulator.objects("subscription"):
         samples += [item["plan"] for item in sub["items"]["data"]]
+    return samples
 
+
+async def test_every_object_matches_stripes_fixture(
+    client: stripe.StripeClient, http: httpx.AsyncClient, emulator: Emulator
+) -> None:
+    fixtures = _fixtures()
+    samples = await _samples(client, http, emulator)
     covered = {_fixture_key(obj) for obj in samples}
     meter_kinds = {
         "billing.meter_event",
@@ -260,7 +296,7 @@ async def test_every_object_matches_stripes_fixture(
         "billing.meter_event_summary",
     }
     assert (
-        set(kinds)
+        set(KINDS)
         | meter_kinds
         | {"line_item", "item", "plan", "deleted_customer", "deleted_product"}
         <= covered
@@ -271,6 +307,48 @@ async def test_every_object_matches_stripes_fixture(
     for obj in samples:
         problems += shape_problems(_fixture_key(obj), obj, fixtures[_fixture_key(obj)])
     assert sorted(set(problems)) == []
+
+
+async def test_no_object_lacks_a_field_stripe_and_the_sdk_have(
+    client: stripe.StripeClient, http: httpx.AsyncClient, emulator: Emulator
+) -> None:
+    fixtures = _fixtures()
+    samples = await _samples(client, http, emulator)
+    problems = []
+    for obj in samples:
+        kind = _fixture_key(obj)
+        if not kind.startswith("deleted_"):
+            problems += missing_fields(kind, obj, fixtures[kind])
+    assert sorted(set(problems)) == []
+    # The fields this check was written for, on the objects that carry them.
+    checked = {
+        "subscription": ("billing_schedules", "managed_payments"),
+        "payment_intent": ("managed_payments",),
+        "checkout.session": ("managed_payments", "ui_mode"),
+        "invoiceitem": ("quantity_decimal",),
+        "line_item": ("quantity_decimal",),
+        "charge": ("source",),
+        "item": ("metadata",),
+    }
+    for kind, fields in checked.items():
+        assert set(fields) <= set(fixtures[kind]) & declared_fields(kind), kind
+        assert any(_fixture_key(obj) == kind for obj in samples), kind
+
+
+def test_omitted_fields_are_stripes_and_declared() -> None:
+    fixtures = _fixtures()
+    for kind, field in OMITTED:
+        assert field in fixtures[kind]
+        assert field in declared_fields(kind)
+
+
+def test_the_gap_checker_names_what_is_missing() -> None:
+    example = {"id": "x", "object": "charge", "amount": 1, "source": None, "not_declared": 1}
+    assert missing_fields("charge", {"id": "ch_1", "object": "charge", "amount": 1}, example) == [
+        "charge: ch_1 lacks source"
+    ]
+    # Omitted on purpose (OMITTED), or not declared by the SDK: not a gap.
+    assert missing_fields("charge", {"id": "ch_1"}, {"refunds": None, "not_declared": 1}) == []
 
 
 def test_the_checker_catches_wrong_names_and_types() -> None:

@@ -30,6 +30,7 @@ UNSUPPORTED_ON_CREATE = {
     "billing_mode[type]": "flexible",
     "currency": "usd",
     "items[0][tax_rates][0]": "txr_1",
+    "billing_schedules[0][bill_until][type]": "duration",
 }
 
 
@@ -73,6 +74,7 @@ async def _subscription(client: stripe.StripeClient, **extra: Any) -> stripe.Sub
         ({"trial_end": "now"}, "trial_end"),
         ({"trial_settings": {"end_behavior": {"missing_payment_method": "cancel"}}}, None),
         ({"discounts": [{"coupon": "SAVE10"}]}, "discounts"),
+        ({"billing_schedules": [{"bill_until": {"type": "duration"}}]}, "billing_schedules"),
     ],
 )
 async def test_update_refuses_what_the_emulator_would_ignore(
@@ -125,3 +127,56 @@ async def test_what_the_engine_sends_still_works(client: stripe.StripeClient) ->
         },
     )
     assert changed["items"].data[0].price.id == bigger.id
+
+
+async def _checkout(http: httpx.AsyncClient, **extra: str) -> httpx.Response:
+    product = (await http.post("/v1/products", headers=auth(), data={"name": "Pro"})).json()
+    price = await http.post(
+        "/v1/prices",
+        headers=auth(),
+        data={"product": product["id"], "currency": "usd", "unit_amount": "900"},
+    )
+    data = {
+        "mode": "payment",
+        "line_items[0][price]": price.json()["id"],
+        "success_url": "https://app.test/done",
+        **extra,
+    }
+    return await http.post("/v1/checkout/sessions", headers=auth(), data=data)
+
+
+@pytest.mark.parametrize("mode", ["embedded_page", "elements", "form"])
+async def test_checkout_refuses_the_ui_modes_it_cannot_serve(
+    http: httpx.AsyncClient, client: stripe.StripeClient, mode: str
+) -> None:
+    """Stripe's other UI modes need Stripe.js on the integrator's page: refused, not turned
+    into a hosted page the caller did not ask for."""
+    answer = await _checkout(http, ui_mode=mode)
+    assert answer.status_code == 400
+    assert answer.json()["error"] == {
+        "type": "invalid_request_error",
+        "message": f"ui_mode is not supported by the emulator (`{mode}`; only `hosted_page`).",
+        "param": "ui_mode",
+    }
+    assert (await client.v1.checkout.sessions.list_async()).data == []
+
+
+async def test_checkout_ui_mode_is_todays_value(http: httpx.AsyncClient) -> None:
+    default = (await _checkout(http)).json()
+    asked = (await _checkout(http, ui_mode="hosted_page")).json()
+    assert (default["ui_mode"], asked["ui_mode"]) == ("hosted_page", "hosted_page")
+    assert default["url"].endswith(f"/checkout/{default['id']}")
+    legacy = await _checkout(http, ui_mode="hosted")  # renamed in 2026-03-25.dahlia: refused
+    assert legacy.status_code == 400
+    assert legacy.json()["error"]["message"] == (
+        "Invalid ui_mode: must be one of elements, embedded_page, form, hosted_page"
+    )
+
+
+async def test_checkout_refuses_managed_payments(http: httpx.AsyncClient) -> None:
+    refused = await _checkout(http, **{"managed_payments[enabled]": "true"})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["param"] == "managed_payments"
+    off = await _checkout(http, **{"managed_payments[enabled]": "false"})
+    assert off.status_code == 200
+    assert off.json()["managed_payments"] is None

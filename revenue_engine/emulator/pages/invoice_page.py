@@ -1,8 +1,11 @@
 """Hosted invoice pages, invoice PDFs and charge receipts.
 
-``GET /invoices/{id}`` (the invoice's ``hosted_invoice_url``) shows lines and status, with a
-Pay form while it is open (``POST .../pay``, ``card``); ``GET /invoices/{id}/pdf`` (its
-``invoice_pdf``) is a one-page PDF; ``GET /receipts/{id}`` is a charge's ``receipt_url``.
+``GET /invoices/{id}`` (the invoice's ``hosted_invoice_url``) says what the invoice says (see
+:mod:`invoice_view`: number, status, dates, period, customer, lines with quantities and unit
+prices, totals) with links to its PDF and back to the customer's billing portal and app, and a
+Pay form while it is open (``POST .../pay``, ``card``: 303 back to the page, a decline
+re-renders it); ``GET /invoices/{id}/pdf`` (its ``invoice_pdf``) is the same as a one-page PDF;
+``GET /receipts/{id}`` is a charge's ``receipt_url``.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from revenue_engine.emulator.billing import TIMES
 from revenue_engine.emulator.errors import StripeError
 from revenue_engine.emulator.invoicing import attempt_payment
+from revenue_engine.emulator.pages import invoice_view as view
 from revenue_engine.emulator.pages.layout import (
     card_choices,
     form_data,
@@ -23,7 +28,9 @@ from revenue_engine.emulator.pages.layout import (
     not_found,
     page,
     page_ctx,
+    page_url,
 )
+from revenue_engine.emulator.pages.pdf import text_pdf
 from revenue_engine.emulator.resources.payment_methods import new_card
 from revenue_engine.emulator.state import Ctx
 from revenue_engine.emulator.store import JSON
@@ -32,13 +39,22 @@ if TYPE_CHECKING:
     from revenue_engine.emulator.emulator import Emulator
 
 
+def _table(pairs: list[tuple[str, str]]) -> str:
+    return "".join(
+        f"<tr><th scope='row'>{escape(k)}</th><td style='text-align:right'>{escape(v)}</td></tr>"
+        for k, v in pairs
+    )
+
+
 def _invoice_page(
     ctx: Ctx, inv: JSON, error: str | None = None, status: int = 200, *, after_post: bool = False
 ) -> Response:
-    rows = "".join(
-        f"<tr><td>{escape(str(line['description']))}</td>"
-        f"<td style='text-align:right'>{money(int(line['amount']), inv['currency'])}</td></tr>"
-        for line in inv["lines"]["data"]
+    lines = "".join(
+        f"<tr><td>{escape(r.description)}<br><span class='muted'>{escape(r.period)}</span></td>"
+        f"<td style='text-align:right'>{escape(r.quantity)}</td>"
+        f"<td style='text-align:right'>{escape(r.unit_price)}</td>"
+        f"<td style='text-align:right'>{escape(r.amount)}</td></tr>"
+        for r in view.rows(ctx, inv)
     )
     iid = escape(inv["id"])
     # Relative form actions reach …/{id}/<action> from the page (…/{id}) and, when a failed
@@ -52,44 +68,33 @@ def _invoice_page(
             f"</button></form>"
         )
     banner = f"<div class='box error' role='alert'>{escape(error)}</div>" if error else ""
+    links = [f"<a href='{here}pdf'>Download PDF</a>"] + [
+        f"<a href='{escape(url)}'>{escape(label)}</a>" for label, url in view.ways_back(ctx, inv)
+    ]
+    status_line = (
+        f"<p>Invoice {escape(inv['number'] or inv['id'])} · "
+        f"status <strong>{escape(inv['status'])}</strong></p>"
+    )
     body = (
-        f"{banner}<div class='box'><p>Invoice {escape(inv['number'] or inv['id'])} · "
-        f"status <strong>{escape(inv['status'])}</strong></p><table>{rows}</table>"
-        f"<p>Amount due: {money(int(inv['amount_due']), inv['currency'])} · paid "
-        f"{money(int(inv['amount_paid']), inv['currency'])}</p></div>{pay}"
-        f"<p><a href='{iid}/pdf'>Download PDF</a></p>"
+        f"{banner}<div class='box'>{status_line}<table>{_table(view.facts(inv))}</table></div>"
+        f"<div class='box'><table><tr><th>Description</th><th>Qty</th><th>Unit price</th>"
+        f"<th>Amount</th></tr>{lines}</table>"
+        f"<table>{_table(view.totals(inv))}</table></div>{pay}"
+        f"<p>{' · '.join(links)}</p>"
     )
     return page("Invoice", body, status)
 
 
-def _pdf(lines: list[str]) -> bytes:
-    """A minimal one-page PDF with the given text lines (valid enough for any viewer)."""
-    text = (
-        "BT /F1 11 Tf 50 780 Td 14 TL "
-        + " ".join(
-            "(" + line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") + ") '"
-            for line in lines
-        )
-        + " ET"
-    )
-    objects = [
-        "<< /Type /Catalog /Pages 2 0 R >>",
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
-        "/Resources << /Font << /F1 5 0 R >> >> >>",
-        f"<< /Length {len(text)} >>\nstream\n{text}\nendstream",
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = "%PDF-1.4\n"
-    offsets = []
-    for number, obj in enumerate(objects, start=1):
-        offsets.append(len(out.encode("latin-1", "replace")))
-        out += f"{number} 0 obj\n{obj}\nendobj\n"
-    xref = len(out.encode("latin-1", "replace"))
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n"
-    out += "".join(f"{offset:010d} 00000 n \n" for offset in offsets)
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n"
-    return out.encode("latin-1", "replace")
+def _pdf_lines(ctx: Ctx, inv: JSON) -> list[str]:
+    lines = ["Invoice", *(f"{k}: {v}" for k, v in view.facts(inv)), ""]
+    for r in view.rows(ctx, inv):
+        lines.append(f"{r.description} ({r.period})")
+        priced = f" {TIMES} {r.unit_price} =" if r.unit_price != "—" else ":"
+        lines.append(f"    Qty {r.quantity}{priced} {r.amount}")
+    lines += ["", *(f"{k}: {v}" for k, v in view.totals(inv))]
+    if inv["hosted_invoice_url"]:
+        lines += ["", f"View and pay online: {inv['hosted_invoice_url']}"]
+    return lines
 
 
 def invoice_routes(emulator: Emulator) -> list[Route]:
@@ -120,23 +125,16 @@ def invoice_routes(emulator: Emulator) -> list[Route]:
                 return _invoice_page(
                     ctx, inv, failure.message, status=failure.status, after_post=True
                 )
-        return RedirectResponse(str(request.url_for("invoice_page", id=inv["id"])), status_code=303)
+        return RedirectResponse(page_url(request, f"/invoices/{inv['id']}"), status_code=303)
 
     async def pdf(request: Request) -> Response:
+        ctx = page_ctx(emulator, request)
         with emulator.state.lock:
-            inv = emulator.state.store.get("invoice", request.path_params["id"])
+            inv = ctx.store.get("invoice", request.path_params["id"])
             if inv is None or inv["status"] == "draft":
                 return not_found("invoice")
-            lines = [
-                f"Invoice {inv['number']}",
-                f"Status: {inv['status']}",
-                *(
-                    f"{line['description']}: {money(int(line['amount']), inv['currency'])}"
-                    for line in inv["lines"]["data"]
-                ),
-                f"Total: {money(int(inv['total']), inv['currency'])}",
-            ]
-        return Response(_pdf(lines), media_type="application/pdf")
+            lines = _pdf_lines(ctx, inv)
+        return Response(text_pdf(lines), media_type="application/pdf")
 
     async def receipt(request: Request) -> Response:
         with emulator.state.lock:
@@ -151,7 +149,7 @@ def invoice_routes(emulator: Emulator) -> list[Route]:
         return page("Receipt", body)
 
     return [
-        Route("/invoices/{id}", show, methods=["GET"], name="invoice_page"),
+        Route("/invoices/{id}", show, methods=["GET"]),
         Route("/invoices/{id}/pay", pay, methods=["POST"]),
         Route("/invoices/{id}/pdf", pdf, methods=["GET"]),
         Route("/receipts/{id}", receipt, methods=["GET"]),

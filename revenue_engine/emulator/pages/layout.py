@@ -6,6 +6,7 @@ wherever the emulator is mounted.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from html import escape
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
@@ -16,6 +17,7 @@ from starlette.responses import HTMLResponse
 from revenue_engine.emulator.cards import PAGE_CHOICES, TEST_BANK_ACCOUNTS, TEST_CARDS
 from revenue_engine.emulator.periods import utc_datetime
 from revenue_engine.emulator.state import Ctx
+from revenue_engine.emulator.urls import root_url
 
 if TYPE_CHECKING:
     from revenue_engine.emulator.emulator import Emulator
@@ -26,7 +28,7 @@ body{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0
 .error{background:#fdecea;border-color:#f5c2c0;color:#8a1c1c}
 .muted{color:#666;font-size:.9rem} button{padding:.5rem 1rem;margin:.25rem 0}
 label{display:block;margin:.35rem 0} table{width:100%;border-collapse:collapse}
-td{padding:.25rem 0}
+td,th{padding:.25rem 0} th{text-align:left;font-weight:600}
 """
 
 
@@ -41,10 +43,12 @@ def page(title: str, body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(html, status_code=status)
 
 
-def money(amount: int, currency: str) -> str:
+def money(amount: int | Decimal, currency: str) -> str:
+    """Minor units as a price: ``$12.50``, a credit as ``-$12.50``, ``12.50 EUR``."""
+    sign, units = ("-", -amount / 100) if amount < 0 else ("", amount / 100)
     if currency.lower() == "usd":
-        return f"${amount / 100:,.2f}"
-    return f"{amount / 100:,.2f} {currency.upper()}"
+        return f"{sign}${units:,.2f}"
+    return f"{sign}{units:,.2f} {currency.upper()}"
 
 
 def date(timestamp: int | None) -> str:
@@ -82,7 +86,13 @@ async def form_data(request: Request) -> dict[str, str]:
 
 
 def page_ctx(emulator: Emulator, request: Request) -> Ctx:
-    return Ctx(emulator.state, base_url=str(request.base_url))
+    return Ctx(emulator.state, base_url=root_url(request))
+
+
+def page_url(request: Request, path: str) -> str:
+    """The absolute URL of the hosted page at ``path`` (``/invoices/in_…``), where a POST's
+    303 sends the browser: on the address the browser used, mount prefix included."""
+    return root_url(request) + path
 
 
 def not_found(what: str) -> HTMLResponse:

@@ -3,7 +3,8 @@
 ``GET /billing_portal/{id}`` lists the customer's subscriptions; ``POST .../cancel`` and
 ``.../renew`` (``subscription``) schedule or undo cancellation at period end, and
 ``POST .../payment_method`` (``card``) replaces the default card and retries past-due invoices.
-Each action answers 303 back to the page, or to the session flow's redirect.
+Each action answers 303 back to the page, or to the session flow's redirect. The page also
+lists the customer's invoices, linked to their hosted pages (which link back here).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from revenue_engine.emulator.pages.layout import (
     not_found,
     page,
     page_ctx,
+    page_url,
 )
 from revenue_engine.emulator.resources import portal
 from revenue_engine.emulator.state import Ctx
@@ -85,9 +87,27 @@ def _portal_page(
         f"<form method='post' action='{here}payment_method' class='box'>"
         f"<p>Payment method: {escape(card)}</p>{card_choices()}"
         f"<button type='submit'>Update payment method</button></form>"
+        f"{_invoice_history(ctx, session)}"
         + (f"<p><a href='{escape(back)}'>Return</a></p>" if back else "")
     )
     return page("Billing", body, status)
+
+
+def _invoice_history(ctx: Ctx, session: JSON, shown: int = 12) -> str:
+    """The customer's latest invoices, each linked to its hosted page (which links back here)."""
+    invoices = ctx.store.all(
+        "invoice", lambda i: i["customer"] == session["customer"] and i["status"] != "draft"
+    )[:shown]
+    if not invoices:
+        return ""
+    rows = "".join(
+        f"<tr><td><a href='{escape(inv['hosted_invoice_url'])}'>"
+        f"{escape(inv['number'] or inv['id'])}</a></td><td>{date(inv['created'])}</td>"
+        f"<td>{escape(inv['status'])}</td>"
+        f"<td style='text-align:right'>{money(int(inv['total']), inv['currency'])}</td></tr>"
+        for inv in invoices
+    )
+    return f"<div class='box'><h2>Invoice history</h2><table>{rows}</table></div>"
 
 
 def portal_routes(emulator: Emulator) -> list[Route]:
@@ -105,7 +125,7 @@ def portal_routes(emulator: Emulator) -> list[Route]:
     def done(request: Request, session: JSON) -> Response:
         flow = session.get("flow") or {}
         redirect = (flow.get("after_completion") or {}).get("redirect") or {}
-        target = redirect.get("return_url") or str(request.url_for("portal_page", id=session["id"]))
+        target = redirect.get("return_url") or page_url(request, f"/billing_portal/{session['id']}")
         return RedirectResponse(target, status_code=303)
 
     async def act(request: Request) -> Response:
@@ -136,6 +156,6 @@ def portal_routes(emulator: Emulator) -> list[Route]:
         return done(request, session)
 
     return [
-        Route("/billing_portal/{id}", show, methods=["GET"], name="portal_page"),
+        Route("/billing_portal/{id}", show, methods=["GET"]),
         Route("/billing_portal/{id}/{action}", act, methods=["POST"]),
     ]

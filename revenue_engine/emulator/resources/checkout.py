@@ -4,7 +4,8 @@ Routes: ``POST /v1/checkout/sessions``, ``GET|POST /v1/checkout/sessions/{id}``,
 ``POST /v1/checkout/sessions/{id}/expire``, ``GET /v1/checkout/sessions`` and
 ``GET /v1/checkout/sessions/{id}/line_items`` (also includable via ``expand[]=line_items``).
 
-A session's ``url`` is the emulator's hosted page (see :mod:`pages`), which calls
+A session's ``url`` is the emulator's hosted page (``ui_mode=hosted_page``, Stripe's default
+and the only mode emulated: the others are refused; see :mod:`pages`), which calls
 :func:`complete` when the buyer pays: that creates the customer (if needed), the payment method,
 the subscription and its paid first invoice (or a PaymentIntent in payment mode), marks the
 session ``complete``/``paid`` and emits ``checkout.session.completed``. A declined test card
@@ -27,7 +28,7 @@ from __future__ import annotations
 from revenue_engine.emulator import reference
 from revenue_engine.emulator.billing import ItemSpec, check_prices, start_subscription
 from revenue_engine.emulator.cards import TEST_BANK_ACCOUNTS, TEST_CARDS
-from revenue_engine.emulator.errors import StripeError, card_error, invalid_request
+from revenue_engine.emulator.errors import StripeError, card_error, invalid_request, unsupported
 from revenue_engine.emulator.events import emit
 from revenue_engine.emulator.expand import register_includable
 from revenue_engine.emulator.forms import Params, merge_metadata
@@ -79,7 +80,12 @@ _ACCEPTED = (
     "shipping_address_collection",
     "custom_fields",
     "origin_context",
+    "managed_payments",
 )
+#: ``ui_mode`` values of the pinned API version (the SDK's ``SessionCreateParams``; since
+#: 2026-03-25.dahlia, which removed ``hosted``/``embedded``/``custom``). Only the hosted page
+#: exists here: the others need Stripe.js on the integrator's own page.
+UI_MODES = ("elements", "embedded_page", "form", "hosted_page")
 
 
 def _line_items(ctx: Ctx, p: Params, mode: str) -> list[JSON]:
@@ -91,6 +97,7 @@ def _line_items(ctx: Ctx, p: Params, mode: str) -> list[JSON]:
                 "price",
                 "price_data",
                 "quantity",
+                "metadata",
                 "adjustable_quantity",
                 "tax_rates",
                 "dynamic_tax_rates",
@@ -147,6 +154,7 @@ def _line_items(ctx: Ctx, p: Params, mode: str) -> list[JSON]:
                 "amount_total": amount,
                 "currency": price["currency"],
                 "description": product["name"] if product else None,
+                "metadata": merge_metadata({}, line.metadata(), replace=True),
                 "price": snapshot(price),
                 "quantity": quantity,
             }
@@ -188,6 +196,14 @@ def _create(ctx: Ctx, p: Params) -> JSON:
             "You may only specify one of these parameters: customer, customer_email.",
             param="customer_email",
         )
+    ui_mode = p.string("ui_mode", choices=UI_MODES) or "hosted_page"
+    if ui_mode != "hosted_page":
+        raise unsupported("ui_mode", f" (`{ui_mode}`; only `hosted_page`)")
+    managed = p.sub("managed_payments")
+    if managed is not None:
+        managed.only(("enabled",))
+        if managed.boolean("enabled"):
+            raise unsupported("managed_payments", " (Stripe as merchant of record)")
     items = _line_items(ctx, p, mode)
     now = ctx.state.now()
     expires_at = p.integer("expires_at") or now + ctx.state.config.checkout_session_ttl
@@ -277,6 +293,7 @@ def _create(ctx: Ctx, p: Params) -> JSON:
         "invoice_creation": None,
         "livemode": False,
         "locale": p.string("locale"),
+        "managed_payments": None,
         "metadata": merge_metadata({}, p.metadata(), replace=True),
         "mode": mode,
         "origin_context": None,
@@ -300,7 +317,7 @@ def _create(ctx: Ctx, p: Params) -> JSON:
         "subscription": None,
         "success_url": p.string("success_url"),
         "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
-        "ui_mode": "hosted",
+        "ui_mode": ui_mode,
         "url": ctx.url(f"/checkout/{session_id}"),
         "wallet_options": None,
     }

@@ -84,6 +84,7 @@ def create_intent(
         "last_payment_error": None,
         "latest_charge": None,
         "livemode": False,
+        "managed_payments": None,
         "metadata": dict(metadata or {}),
         "next_action": None,
         "on_behalf_of": None,
@@ -158,6 +159,8 @@ def _charge(ctx: Ctx, pi: JSON, pm: JSON, error: StripeError | None) -> JSON:
         "refunded": False,
         "review": None,
         "shipping": None,
+        # The legacy Sources/Cards field: charges made with a PaymentMethod have none.
+        "source": None,
         "source_transfer": None,
         "statement_descriptor": None,
         "statement_descriptor_suffix": None,

@@ -83,6 +83,7 @@ _UNSUPPORTED = (
     "pause_collection",
     "add_invoice_items",
     "backdate_start_date",
+    "billing_schedules",
 )
 _UNSUPPORTED_ITEM = ("tax_rates", "discounts", "billing_thresholds")
 
