@@ -14,6 +14,7 @@ from revenue_engine.schema.plans import (
     PriceInput,
     plan_type,
 )
+from revenue_engine.services import plan_cache
 from revenue_engine.services import plans as service
 
 
@@ -66,7 +67,7 @@ async def plans(info: Info, active_only: bool = True) -> list[Plan]:
 
 
 async def plan(info: Info, uid: strawberry.ID) -> Plan | None:
-    found = await service.get_plan(str(uid))
+    found = await plan_cache.plan(str(uid))
     return plan_type(found) if found else None
 
 

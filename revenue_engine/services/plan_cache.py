@@ -104,3 +104,11 @@ async def plans(uids: list[str]) -> dict[str, SubscriptionPlan]:
         for p in await SubscriptionPlan.find({"uid": {"$in": missing}}).to_list():
             found[p.uid] = p
     return found
+
+
+async def catalog(*, active_only: bool = True) -> list[SubscriptionPlan]:
+    """Every plan (``active_only``: those on sale), in the catalog's order: ``sort_order``,
+    then uid."""
+    found = (await _current()).by_uid.values()
+    chosen = [p for p in found if p.active or not active_only]
+    return sorted(chosen, key=lambda p: (p.sort_order, p.uid))

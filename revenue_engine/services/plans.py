@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from beanie import SortDirection
 from pydantic import ValidationError
 from pymongo.errors import DuplicateKeyError
 
@@ -40,6 +39,7 @@ from revenue_engine.errors import (
     ValidationFailed,
 )
 from revenue_engine.money import normalize_currency
+from revenue_engine.services import plan_cache
 from revenue_engine.services.plan_spec import (
     MIGRATION,
     OverageSpec,
@@ -179,9 +179,8 @@ async def get_plan(uid: str) -> SubscriptionPlan | None:
 
 
 async def list_plans(*, active_only: bool = True) -> list[SubscriptionPlan]:
-    query = SubscriptionPlan.find({"active": True}) if active_only else SubscriptionPlan.find_all()
-    order = [("sort_order", SortDirection.ASCENDING), ("uid", SortDirection.ASCENDING)]
-    return await query.sort(order).to_list()
+    """The catalog as the plan cache holds it (``services.plan_cache``): read-only plans."""
+    return await plan_cache.catalog(active_only=active_only)
 
 
 def _holding(keys: Sequence[str]) -> dict[str, Any]:
