@@ -221,6 +221,8 @@ def _update(ctx: Ctx, p: Params, id: str) -> JSON:
 
 def _list(ctx: Ctx, p: Params) -> JSON:
     p.only((*PAGINATION, "active", "code", "coupon", "customer", "customer_account", "created"))
+    if p.has("customer_account"):
+        raise unsupported("customer_account")
     active = p.boolean("active")
     code = p.string("code", max_length=500)
     coupon = p.string("coupon")
