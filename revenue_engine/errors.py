@@ -20,6 +20,9 @@ The tree (catch the narrowest you can handle)::
     ├── PaymentDeclined              PAYMENT_DECLINED the card was declined (``decline_code``)
     ├── IdempotencyConflict          IDEMPOTENCY_CONFLICT same operation, different parameters
     ├── PaymentProviderRejected      PROVIDER_REJECTED Stripe refused the request as invalid
+    ├── PromotionCodeRejected        INVALID_PROMOTION_CODE the code cannot be used (``reason``:
+    │                                                 UNKNOWN, EXPIRED, INACTIVE, …); nothing
+    │                                                 was written
     ├── UsageRejected                (its reason)     a usage event was refused, nothing recorded:
     │   │                                             INVALID_QUANTITY, UNKNOWN_FEATURE, …
     │   └── QuotaExceeded            QUOTA_EXCEEDED   beyond the included quantity, overage off
@@ -227,3 +230,16 @@ class OverageNotOffered(BillingStateError):
     def __init__(self, feature: str) -> None:
         super().__init__(f"the plan offers no overage for {feature!r}")
         self.feature = feature
+
+
+class PromotionCodeRejected(DomainError):
+    """A promotion code that cannot be used for this purchase, as Stripe would judge it
+    (``reason``: UNKNOWN, INACTIVE, EXPIRED, EXHAUSTED, NOT_APPLICABLE, MINIMUM_NOT_MET,
+    FIRST_TIME_ONLY). Raised before anything is written."""
+
+    code = "INVALID_PROMOTION_CODE"
+
+    def __init__(self, promotion_code: str, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.promotion_code = promotion_code
+        self.reason = reason

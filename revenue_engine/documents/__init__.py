@@ -6,6 +6,7 @@ from beanie import Document
 
 from revenue_engine.documents.checkout import CheckoutSession, CheckoutStatus
 from revenue_engine.documents.customer import Customer
+from revenue_engine.documents.discount import AppliedDiscount
 from revenue_engine.documents.lease import Lease
 from revenue_engine.documents.payment import Payment
 from revenue_engine.documents.plan import (
@@ -56,6 +57,7 @@ __all__ = [
     "LIVE_STATUSES",
     "TERMINAL_STATUSES",
     "AddonKind",
+    "AppliedDiscount",
     "AuditEntry",
     "AuditSource",
     "BillingInterval",

@@ -27,6 +27,8 @@ class CheckoutSession(Document):
     interval: BillingInterval
     overages: list[str] = Field(default_factory=list)
     trial_days: int | None = None
+    #: The Stripe promotion code (``promo_…``) the session applies, checked when it was made.
+    promotion_code_id: str | None = None
     success_path: str | None = None
     cancel_path: str | None = None
     url: str | None = None

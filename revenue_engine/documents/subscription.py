@@ -14,6 +14,7 @@ from beanie import Document
 from pydantic import BaseModel, Field
 from pymongo import IndexModel
 
+from revenue_engine.documents.discount import AppliedDiscount
 from revenue_engine.documents.plan import BillingInterval, utcnow
 
 #: Statuses in which a subscription still exists and may bill: one per organization at a time
@@ -64,6 +65,8 @@ class Subscription(Document):
     #: The Stripe test clock the subscription runs on (test mode only): its time, not ours, is
     #: the subscription's "now".
     test_clock: str | None = None
+    #: Stripe's discounts on the subscription (coupons, promotion codes), in Stripe's order.
+    discounts: list[AppliedDiscount] = Field(default_factory=list)
     #: The plan's entitlements with the packs bought added (metered features: per month).
     entitlements: dict[str, int | bool | None] = Field(default_factory=dict)
     #: Metered features whose overage the organization switched off while the add-on's

@@ -29,9 +29,11 @@ advances is decided in :mod:`schedule`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
+from revenue_engine.emulator.discounts import Reference, redeem
 from revenue_engine.emulator.errors import card_error, invalid_request
 from revenue_engine.emulator.events import emit, emit_update
 from revenue_engine.emulator.ids import new_id
@@ -259,11 +261,15 @@ def start_subscription(
     description: str | None = None,
     cancel_at_period_end: bool = False,
     missing_payment_method: str = "create_invoice",
+    discounts: Sequence[Reference] = (),
+    checkout_session: str | None = None,
 ) -> JSON:
     """Create a subscription, its first invoice and (unless deferred) collect the payment.
 
     The subscription is announced ``incomplete`` (or ``trialing``) and moves to ``active`` when
     the first invoice is paid — the same two events Stripe sends for Checkout-created ones.
+    ``discounts`` (checked by the caller, see :mod:`discounts`) are redeemed onto it first, so
+    its first invoice takes them.
     """
     check_prices(specs)
     customer = ctx.store.require("customer", customer_id, param="customer")
@@ -342,6 +348,17 @@ def start_subscription(
     sub["items"]["data"] = [build_item(ctx, sub_id, spec, period, now) for spec in specs]
     ctx.store.put(sub)
     ctx.store.priv(sub_id).update(anchor=anchor, index=index)
+    sub["discounts"] = [
+        redeem(
+            ctx,
+            ref,
+            customer=customer_id,
+            start=now,
+            subscription=sub_id,
+            checkout_session=checkout_session,
+        )["id"]
+        for ref in discounts
+    ]
     if cancel_at_period_end:
         _schedule_cancel(ctx, sub, now)
     emit(ctx, "customer.subscription.created", sub)

@@ -30,6 +30,7 @@ from revenue_engine.emulator.metering import usage
 from revenue_engine.emulator.resources import (
     catalog,
     checkout,
+    coupons,
     customers,
     events_api,
     invoices,
@@ -38,6 +39,7 @@ from revenue_engine.emulator.resources import (
     payment_intents,
     payment_methods,
     portal,
+    promotion_codes,
     refunds,
     subscriptions,
     test_clocks,
@@ -51,6 +53,8 @@ ROUTER = Router(
     [
         *customers.ROUTES,
         *catalog.ROUTES,
+        *coupons.ROUTES,
+        *promotion_codes.ROUTES,
         *checkout.ROUTES,
         *subscriptions.ROUTES,
         *invoices.ROUTES,
@@ -249,6 +253,9 @@ class Emulator:
             "test_helpers.test_clock",
             "billing_portal.session",
             "billing.meter",
+            "coupon",
+            "promotion_code",
+            "discount",
         )
         with self.state.lock:
             counts = {kind: self.state.store.count(kind) for kind in kinds}

@@ -2,7 +2,8 @@
 
 Paths are dotted (``latest_invoice``, ``items.data.price``, ``data.customer`` on lists), at most
 four levels deep like Stripe's. A field holding an id is replaced by a snapshot of that object; a
-field that is already an object is walked into. Some fields are *includable* — absent unless
+field that is already an object is walked into; a list of ids (``discounts``) becomes a list of
+objects. Some fields are *includable* — absent unless
 expanded (a Checkout Session's ``line_items``); resource modules register a builder for those.
 Expanding anything else is Stripe's 400 "This property cannot be expanded".
 """
@@ -51,6 +52,15 @@ def _expand(ctx: Ctx, node: Any, parts: list[str], path: str, index: int) -> Non
             raise _cannot_expand(path, index)
         node[head] = build(ctx, node)
     value = node[head]
+    if isinstance(value, list):
+        # A list of expandable ids (a subscription's ``discounts``): each id becomes its object.
+        found = [ctx.store.find(v) if isinstance(v, str) else v for v in value]
+        if any(f is None for f in found):
+            raise _cannot_expand(path, index)
+        node[head] = value = [snapshot(f) if isinstance(f, dict) else f for f in found]
+        if rest:
+            _expand(ctx, value, rest, path, index)
+        return
     if isinstance(value, str):
         target = ctx.store.find(value)
         if target is None:

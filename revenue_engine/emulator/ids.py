@@ -35,6 +35,8 @@ PREFIXES: dict[str, str] = {
     "evt_": "event",
     "we_": "webhook_endpoint",
     "li_": "item",
+    "promo_": "promotion_code",
+    "di_": "discount",
 }
 
 

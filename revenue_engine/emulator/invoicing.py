@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from revenue_engine.emulator.discounts import apply_to_invoice, recompute_totals
 from revenue_engine.emulator.errors import StripeError, card_error, invalid_request
 from revenue_engine.emulator.events import emit, emit_update
 from revenue_engine.emulator.ids import new_id
@@ -222,19 +223,14 @@ def add_line(
         "taxes": [],
     }
     inv["lines"]["data"].append(line)
-    total = sum(int(item["amount"]) for item in inv["lines"]["data"])
-    inv.update(
-        subtotal=total,
-        subtotal_excluding_tax=total,
-        total=total,
-        total_excluding_tax=total,
-        amount_due=max(0, total),
-        amount_remaining=max(0, total),
-    )
+    recompute_totals(inv)
     return line
 
 
 def announce(ctx: Ctx, inv: JSON) -> None:
+    """The draft is complete: its subscription's discounts are applied (see :mod:`discounts`)
+    and ``invoice.created`` is emitted."""
+    apply_to_invoice(ctx, inv, subscription_of(ctx, inv))
     emit(ctx, "invoice.created", inv)
 
 

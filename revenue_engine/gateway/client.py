@@ -49,6 +49,10 @@ EMULATOR_MOUNT = "/stripe-emulator"
 RATE_LIMIT_ATTEMPTS = 3
 RATE_LIMIT_BASE_DELAY = 0.25
 
+#: Every subscription read and write expands its discounts down to the coupon and the code, so
+#: the reconciler can store what a discount takes off (see ``services.discounts``).
+SUBSCRIPTION_EXPAND = ("discounts.source.coupon", "discounts.promotion_code")
+
 
 def idempotency_key(organization_id: str, operation: str, *intent: object) -> str:
     """A deterministic key for one intent of one organization: retries and double-submits of
@@ -72,6 +76,12 @@ class PaymentMethodOwner:
 def _any(params: dict[str, Any]) -> Any:
     """Our params are plain dicts; the SDK's TypedDicts describe the same wire shape."""
     return params
+
+
+def _expanding(params: dict[str, Any], paths: tuple[str, ...], prefix: str = "") -> dict[str, Any]:
+    """``params`` with ``paths`` (under ``prefix``) added to its ``expand``."""
+    wanted = [*params.get("expand", []), *(f"{prefix}{path}" for path in paths)]
+    return {**params, "expand": list(dict.fromkeys(wanted))}
 
 
 def _plain(obj: Any) -> dict[str, Any]:
@@ -318,7 +328,12 @@ class StripeGateway:
             await self._call(
                 "checkout.sessions.retrieve",
                 lambda: v1.checkout.sessions.retrieve_async(
-                    session_id, params={"expand": ["subscription"]}
+                    session_id,
+                    params=_any(
+                        _expanding(
+                            {"expand": ["subscription"]}, SUBSCRIPTION_EXPAND, "subscription."
+                        )
+                    ),
                 ),
             )
         )
@@ -341,6 +356,7 @@ class StripeGateway:
     # --- subscriptions -----------------------------------------------------------------
     async def create_subscription(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
         v1 = self.client.v1
+        params = _expanding(params, SUBSCRIPTION_EXPAND)
         return _plain(
             await self._call(
                 "subscriptions.create",
@@ -353,7 +369,9 @@ class StripeGateway:
         return _plain(
             await self._call(
                 "subscriptions.retrieve",
-                lambda: v1.subscriptions.retrieve_async(subscription_id),
+                lambda: v1.subscriptions.retrieve_async(
+                    subscription_id, params=_any(_expanding({}, SUBSCRIPTION_EXPAND))
+                ),
             )
         )
 
@@ -361,6 +379,7 @@ class StripeGateway:
         self, subscription_id: str, params: dict[str, Any], *, key: str
     ) -> dict[str, Any]:
         v1 = self.client.v1
+        params = _expanding(params, SUBSCRIPTION_EXPAND)
         return _plain(
             await self._call(
                 "subscriptions.update",
@@ -378,7 +397,7 @@ class StripeGateway:
         """Cancel now; ``invoice_now`` bills the period's unbilled metered usage on a final
         invoice (Stripe's default leaves it unbilled)."""
         v1 = self.client.v1
-        params = {"invoice_now": True} if invoice_now else {}
+        params = _expanding({"invoice_now": True} if invoice_now else {}, SUBSCRIPTION_EXPAND)
         return _plain(
             await self._call(
                 "subscriptions.cancel",
@@ -391,7 +410,9 @@ class StripeGateway:
     async def list_subscriptions(
         self, *, customer: str | None = None, starting_after: str | None = None, limit: int = 100
     ) -> tuple[list[dict[str, Any]], bool]:
-        params: dict[str, Any] = {"status": "all", "limit": limit}
+        params: dict[str, Any] = _expanding(
+            {"status": "all", "limit": limit}, SUBSCRIPTION_EXPAND, "data."
+        )
         if customer:
             params["customer"] = customer
         if starting_after:
@@ -415,6 +436,37 @@ class StripeGateway:
             lambda: v1.invoices.list_async(params=_any(params)),
         )
         return [_plain(i) for i in page.data], bool(page.has_more)
+
+    # --- promotion codes -------------------------------------------------------------------
+    async def find_promotion_codes(self, code: str) -> list[dict[str, Any]]:
+        """The promotion codes spelled ``code`` (Stripe matches regardless of case), active or
+        not, each with its coupon expanded — ``applies_to`` included."""
+        v1 = self.client.v1
+        params = {"code": code, "limit": 100, "expand": ["data.promotion.coupon.applies_to"]}
+        page = await self._call(
+            "promotion_codes.list", lambda: v1.promotion_codes.list_async(params=_any(params))
+        )
+        return [_plain(p) for p in page.data]
+
+    async def retrieve_coupon(self, coupon_id: str) -> dict[str, Any]:
+        """A coupon with its ``applies_to`` (absent unless expanded)."""
+        v1 = self.client.v1
+        return _plain(
+            await self._call(
+                "coupons.retrieve",
+                lambda: v1.coupons.retrieve_async(coupon_id, params={"expand": ["applies_to"]}),
+            )
+        )
+
+    async def has_paid_invoice(self, customer: str) -> bool:
+        """Has the customer paid any invoice (an amount above 0)? A first-time-only promotion
+        code is not for such a customer."""
+        v1 = self.client.v1
+        params = {"customer": customer, "status": "paid", "limit": 100}
+        page = await self._call(
+            "invoices.list", lambda: v1.invoices.list_async(params=_any(params))
+        )
+        return any(int(i.amount_paid or 0) > 0 for i in page.data)
 
     async def list_events(
         self,

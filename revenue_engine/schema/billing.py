@@ -21,12 +21,14 @@ from revenue_engine.schema.errors import (
     IdempotencyConflictError,
     NotFoundError,
     PaymentDeclinedError,
+    PromotionCodeError,
     ProviderRejectedError,
     RetryableError,
     ValidationError,
 )
 from revenue_engine.schema.pagination import PageInfo
 from revenue_engine.schema.plans import BillingInterval, Entitlement, entitlement_type
+from revenue_engine.schema.promotions import Discount, discount_type
 from revenue_engine.schema.scalars import Count
 from revenue_engine.services.subscriptions import Invoice as InvoiceRow
 from revenue_engine.services.usage_reads import FeatureUsage as FeatureUsageRow
@@ -139,6 +141,10 @@ class SubscriptionStatus:
     trial_end: datetime | None
     latest_invoice_id: str | None
     entitlements: list[SubscriptionEntitlement]
+    discounts: list[Discount] = strawberry.field(
+        default_factory=list,
+        description="Stripe's discounts on the subscription (promotion codes, coupons).",
+    )
 
 
 NO_SUBSCRIPTION = SubscriptionStatus(
@@ -190,6 +196,7 @@ def subscription_type(
             if active
             else []
         ),
+        discounts=[discount_type(d) for d in doc.discounts],
     )
 
 
@@ -204,6 +211,9 @@ class Invoice:
     created: datetime
     hosted_invoice_url: str | None
     invoice_pdf: str | None
+    subtotal: int = strawberry.field(default=0, description="Before discounts (minor units).")
+    total: int = strawberry.field(default=0, description="After discounts (minor units).")
+    discount_amount: int = strawberry.field(default=0, description="What discounts took off.")
 
 
 def invoice_type(row: InvoiceRow) -> Invoice:
@@ -217,6 +227,9 @@ def invoice_type(row: InvoiceRow) -> Invoice:
         created=row.created,
         hosted_invoice_url=row.hosted_invoice_url,
         invoice_pdf=row.invoice_pdf,
+        subtotal=row.subtotal,
+        total=row.total,
+        discount_amount=row.discount_amount,
     )
 
 
@@ -258,6 +271,12 @@ def payment_type(doc: Payment) -> PaymentIntent:
 
 
 # --- inputs ------------------------------------------------------------------------------
+PROMOTION_CODE = (
+    "A promotion code the customer typed; checked at Stripe first (INVALID_PROMOTION_CODE "
+    "when it cannot be used, nothing written)."
+)
+
+
 @strawberry.input
 class CustomerInput:
     email: str | None = None
@@ -276,6 +295,7 @@ class CheckoutInput:
     trial_days: int | None = strawberry.field(
         default=None, description="Free days before the first charge (1-730)."
     )
+    promotion_code: str | None = strawberry.field(default=None, description=PROMOTION_CODE)
 
 
 @strawberry.input
@@ -284,6 +304,7 @@ class CreateSubscriptionInput:
     billing_interval: BillingInterval
     overages: list[str] = strawberry.field(default_factory=list)
     trial_days: int | None = None
+    promotion_code: str | None = strawberry.field(default=None, description=PROMOTION_CODE)
 
 
 @strawberry.enum
@@ -301,6 +322,11 @@ class ChangePlanInput:
         default=None, description="null keeps the current add-ons."
     )
     proration_behavior: ProrationBehavior = ProrationBehavior.CREATE_PRORATIONS
+    promotion_code: str | None = strawberry.field(
+        default=None,
+        description=PROMOTION_CODE + " Replaces the subscription's discounts; with the current "
+        "plan, only applies the code.",
+    )
 
 
 @strawberry.input
@@ -371,10 +397,14 @@ _E = (
 )
 CustomerResult = Annotated[CustomerPayload | _E, strawberry.union("CustomerResult")]
 DeleteCustomerResult = Annotated[DeletedPayload | _E, strawberry.union("DeleteCustomerResult")]
-CheckoutResult = Annotated[CheckoutPayload | _E, strawberry.union("CheckoutResult")]
+CheckoutResult = Annotated[
+    CheckoutPayload | _E | PromotionCodeError, strawberry.union("CheckoutResult")
+]
 VerifyCheckoutResult = Annotated[
     VerifyCheckoutPayload | _E, strawberry.union("VerifyCheckoutResult")
 ]
-SubscriptionResult = Annotated[SubscriptionPayload | _E, strawberry.union("SubscriptionResult")]
+SubscriptionResult = Annotated[
+    SubscriptionPayload | _E | PromotionCodeError, strawberry.union("SubscriptionResult")
+]
 PaymentIntentResult = Annotated[PaymentIntentPayload | _E, strawberry.union("PaymentIntentResult")]
 PortalResult = Annotated[PortalPayload | _E, strawberry.union("PortalResult")]

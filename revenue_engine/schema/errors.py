@@ -7,6 +7,7 @@ error surfaces as a top-level error with ``extensions.code`` (see ``schema.exten
 
 from __future__ import annotations
 
+import enum
 import logging
 from typing import Any
 
@@ -282,3 +283,43 @@ class UsageRejectedHandler(strawberry.ExceptionHandler[errors.UsageRejected, Usa
 # First match wins: the quota handler goes before the one of its base class.
 EXCEPTION_HANDLERS = (*EXCEPTION_HANDLERS, QuotaExceededHandler(), UsageRejectedHandler())
 ERROR_TYPES = (*ERROR_TYPES, QuotaExceededError, UsageRejectedError)
+
+
+# --- promotion codes ---------------------------------------------------------------------
+@strawberry.enum(description="Why a promotion code cannot be used.")
+class PromotionCodeProblem(enum.Enum):
+    UNKNOWN = "UNKNOWN"
+    INACTIVE = "INACTIVE"
+    EXPIRED = "EXPIRED"
+    EXHAUSTED = "EXHAUSTED"
+    NOT_APPLICABLE = "NOT_APPLICABLE"
+    MINIMUM_NOT_MET = "MINIMUM_NOT_MET"
+    FIRST_TIME_ONLY = "FIRST_TIME_ONLY"
+    REFUSED = "REFUSED"
+
+
+@strawberry.type(
+    description="INVALID_PROMOTION_CODE: the code cannot be used for this purchase (`reason` "
+    "says why, as Stripe judges it); nothing was written."
+)
+class PromotionCodeError(UserError):
+    promotion_code: str
+    reason: PromotionCodeProblem
+
+
+class PromotionCodeHandler(
+    strawberry.ExceptionHandler[errors.PromotionCodeRejected, PromotionCodeError]
+):
+    def handle(
+        self, exception: errors.PromotionCodeRejected, *, field: StrawberryField, info: Any
+    ) -> PromotionCodeError:
+        return PromotionCodeError(
+            message=exception.message,
+            code=exception.code,
+            promotion_code=exception.promotion_code,
+            reason=PromotionCodeProblem(exception.reason),
+        )
+
+
+EXCEPTION_HANDLERS = (*EXCEPTION_HANDLERS, PromotionCodeHandler())
+ERROR_TYPES = (*ERROR_TYPES, PromotionCodeError)

@@ -31,8 +31,9 @@ from revenue_engine.errors import (
     ValidationFailed,
 )
 from revenue_engine.gateway import StripeGateway, StripeNotFound, idempotency_key
+from revenue_engine.services import promotions
 from revenue_engine.services.catalog import ensure_plan_prices
-from revenue_engine.services.customers import get_or_create_customer
+from revenue_engine.services.customers import get_customer, get_or_create_customer
 from revenue_engine.services.paths import path_problem
 from revenue_engine.services.purchase import (
     ensure_no_live_subscription,
@@ -59,6 +60,8 @@ class CheckoutRequest:
     success_path: str | None = None
     cancel_path: str | None = None
     trial_days: int | None = None
+    #: A promotion code the customer typed (checked at Stripe before anything is written).
+    promotion_code: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,15 +99,28 @@ async def create_checkout_session(
     cancel = _check_path("cancelPath", request.cancel_path, DEFAULT_CANCEL_PATH, problems)
     if request.trial_days is not None and not 1 <= request.trial_days <= 730:
         problems.append(FieldProblem("trialDays", "trialDays must be between 1 and 730"))
+    code = promotions.normalize(request.promotion_code, problems)
     plan: SubscriptionPlan = await purchasable_plan(
         request.plan_uid, request.interval, request.overages, problems
     )
     if problems:
         raise ValidationFailed("invalid checkout request", problems)
     overages = sorted(set(request.overages))
+    promotion = None
+    if code is not None:
+        customer = await get_customer(principal)
+        purchase = promotions.purchase_of(
+            org,
+            customer.stripe_customer_id if customer else None,
+            plan,
+            request.interval,
+            overages,
+            utcnow(),
+        )
+        promotion = await promotions.check_promotion_code(gateway, code, purchase)
     async with purchase_lease(org):
         return await _create_under_lease(
-            gateway, settings, principal, request, plan, overages, (success, cancel)
+            gateway, settings, principal, request, plan, overages, (success, cancel), promotion
         )
 
 
@@ -116,11 +132,13 @@ async def _create_under_lease(
     plan: SubscriptionPlan,
     overages: list[str],
     paths: tuple[str, str],
+    promotion: promotions.Promotion | None,
 ) -> CheckoutSession:
     """The purchase itself; its caller holds the organization's purchase lease, so no other
     purchase of the organization runs between the checks below and the stored session."""
     org = principal.organization_id
     success, cancel = paths
+    promotion_id = promotion.id if promotion else None
     await ensure_no_live_subscription(org)
     # An open session for the very same purchase is handed out again (no new Stripe object);
     # any other open session of the organization is expired first, so two sessions can never
@@ -141,8 +159,17 @@ async def _create_under_lease(
                 pending.trial_days,
                 pending.success_path,
                 pending.cancel_path,
+                pending.promotion_code_id,
             )
-            == (plan.uid, request.interval, overages, request.trial_days, success, cancel)
+            == (
+                plan.uid,
+                request.interval,
+                overages,
+                request.trial_days,
+                success,
+                cancel,
+                promotion_id,
+            )
             and bool(pending.url)
             and as_utc(pending.created_at) > fresh_since
         ),
@@ -170,9 +197,9 @@ async def _create_under_lease(
             "metadata": metadata,
             "trial_period_days": request.trial_days,
         }
-    key = idempotency_key(
-        org,
-        "checkout.create",
+    if promotion is not None:
+        params["discounts"] = promotion.discounts()
+    intent: list[object] = [
         plan.uid,
         request.interval.value,
         overages,
@@ -180,8 +207,12 @@ async def _create_under_lease(
         cancel,
         request.trial_days,
         attempt,
-    )
-    session = await gateway.create_checkout_session(params, key=key)
+    ]
+    if promotion_id is not None:
+        intent.append(promotion_id)  # appended only: keys without a code stay as they were
+    key = idempotency_key(org, "checkout.create", *intent)
+    with promotions.refused_by_stripe(promotion):
+        session = await gateway.create_checkout_session(params, key=key)
     document = CheckoutSession(
         stripe_session_id=session["id"],
         organization_id=org,
@@ -190,6 +221,7 @@ async def _create_under_lease(
         interval=request.interval,
         overages=overages,
         trial_days=request.trial_days,
+        promotion_code_id=promotion_id,
         success_path=success,
         cancel_path=cancel,
         url=session.get("url"),

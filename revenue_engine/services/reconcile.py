@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
+from pydantic import BaseModel
 from pymongo.errors import DuplicateKeyError
 
 from revenue_engine.documents import (
@@ -39,6 +40,7 @@ from revenue_engine.documents import (
 from revenue_engine.documents.plan import as_utc, utcnow
 from revenue_engine.errors import DomainError
 from revenue_engine.services import entitlements
+from revenue_engine.services.discounts import applied_discounts
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,7 @@ _TRACKED = (
     "test_clock",
     "entitlements",
     "stripe_customer_id",
+    "discounts",
 )
 
 _MAX_ATTEMPTS = 8
@@ -200,7 +203,7 @@ async def snapshot(obj: dict[str, Any]) -> dict[str, Any]:
         plan = await SubscriptionPlan.find_one({"uid": plan_uid}) if plan_uid else None
     # Since API 2025-03-31 periods live on the items; the base item's period is the plan's.
     base = next((i for i in items if i.overage_key is None), items[0] if items else None)
-    return {
+    fields: dict[str, Any] = {
         "organization_id": await _organization(obj, customer_id),
         "stripe_customer_id": customer_id,
         "status": str(obj["status"]),
@@ -220,22 +223,27 @@ async def snapshot(obj: dict[str, Any]) -> dict[str, Any]:
         "test_clock": _id(obj.get("test_clock")),
         "entitlements": entitlements.limits(plan, items) if plan else {},
     }
+    discounts = applied_discounts(obj.get("discounts"))
+    if discounts is not None:  # not expanded: the stored discounts stay as they are
+        fields["discounts"] = discounts
+    return fields
 
 
 def _comparable(value: Any) -> Any:
     if isinstance(value, list):
         return [_comparable(v) for v in value]
-    if isinstance(value, SubscriptionItem):
+    if isinstance(value, BaseModel):
         return value.model_dump()
     return value
 
 
 def changes(current: Subscription, fields: dict[str, Any]) -> dict[str, Any]:
-    """The tracked fields of ``fields`` that differ from ``current``."""
+    """The tracked fields of ``fields`` that differ from ``current`` (a field the observation
+    could not tell, absent from ``fields``, is not compared)."""
     return {
         name: fields[name]
         for name in _TRACKED
-        if _comparable(getattr(current, name)) != _comparable(fields[name])
+        if name in fields and _comparable(getattr(current, name)) != _comparable(fields[name])
     }
 
 
@@ -258,7 +266,7 @@ def _audit_value(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, list):
         return [_audit_value(v) for v in value]
-    if isinstance(value, SubscriptionItem):
+    if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     return value
 
@@ -355,7 +363,7 @@ async def apply_subscription(
             return current
         update = Subscription(
             stripe_subscription_id=stripe_id, observed_at=observed, **fields
-        ).model_dump(include=set(_TRACKED) | {"observed_at", "organization_id"})
+        ).model_dump(include=(set(_TRACKED) & set(fields)) | {"observed_at", "organization_id"})
         update["updated_at"] = utcnow()
         # The change and its audit row in one single-document write (see ``pending_audit``).
         update["pending_audit"] = _audit_row(

@@ -34,10 +34,12 @@ from revenue_engine.errors import (
     ValidationFailed,
 )
 from revenue_engine.gateway import StripeGateway, StripeNotFound, idempotency_key
+from revenue_engine.services import promotions
 from revenue_engine.services.catalog import ChosenPrice, ensure_plan_prices
 from revenue_engine.services.checkout import expire_open_sessions
 from revenue_engine.services.clock import subscription_now
 from revenue_engine.services.customers import get_customer, get_or_create_customer
+from revenue_engine.services.discounts import invoice_discount_total
 from revenue_engine.services.meter_reports import flush_subscription_reports
 from revenue_engine.services.purchase import (
     ensure_no_live_subscription,
@@ -76,6 +78,10 @@ class Invoice:
     created: datetime
     hosted_invoice_url: str | None
     invoice_pdf: str | None
+    #: Before discounts; ``total`` after them; ``discount_amount`` what they took off.
+    subtotal: int = 0
+    total: int = 0
+    discount_amount: int = 0
 
 
 async def _require_live(principal: Principal) -> Subscription:
@@ -95,15 +101,26 @@ async def create_subscription(
     overages: list[str],
     trial_days: int | None,
     request_id: str | None,
+    promotion_code: str | None = None,
 ) -> Subscription:
-    """Subscribe directly (no Checkout) with the customer's default payment method."""
+    """Subscribe directly (no Checkout) with the customer's default payment method; a
+    ``promotion_code`` is checked at Stripe first (see ``services.promotions``)."""
     org = principal.organization_id
     problems: list[FieldProblem] = []
+    code = promotions.normalize(promotion_code, problems)
     plan = await purchasable_plan(plan_uid, interval, overages, problems)
     if trial_days is not None and not 1 <= trial_days <= 730:
         problems.append(FieldProblem("trialDays", "trialDays must be between 1 and 730"))
     if problems:
         raise ValidationFailed("invalid subscription request", problems)
+    keys = sorted(set(overages))
+    promotion = None
+    if code is not None:
+        customer = await get_customer(principal)
+        purchase = promotions.purchase_of(
+            org, customer.stripe_customer_id if customer else None, plan, interval, keys, utcnow()
+        )
+        promotion = await promotions.check_promotion_code(gateway, code, purchase)
     async with purchase_lease(org):
         return await _create_under_lease(
             gateway,
@@ -111,9 +128,10 @@ async def create_subscription(
             principal,
             plan,
             interval,
-            sorted(set(overages)),
+            keys,
             trial_days,
             request_id,
+            promotion,
         )
 
 
@@ -126,6 +144,7 @@ async def _create_under_lease(
     keys: list[str],
     trial_days: int | None,
     request_id: str | None,
+    promotion: promotions.Promotion | None = None,
 ) -> Subscription:
     """The purchase itself, under the organization's purchase lease (as in checkout)."""
     org = principal.organization_id
@@ -156,12 +175,12 @@ async def _create_under_lease(
     }
     if trial_days:
         params["trial_period_days"] = trial_days
+    if promotion is not None:
+        params["discounts"] = promotion.discounts()
     # The intent: this purchase, with this card, after so many subscriptions and declines — a
     # retry after a decline (new card, or the same card topped up) is a new request to Stripe.
     declines = await AuditEntry.find({"organization_id": org, "kind": DECLINED}).count()
-    key = idempotency_key(
-        org,
-        "subscription.create",
+    intent: list[object] = [
         plan.uid,
         interval.value,
         keys,
@@ -169,10 +188,14 @@ async def _create_under_lease(
         attempt,
         str(default_pm),
         declines,
-    )
+    ]
+    if promotion is not None:
+        intent.append(promotion.id)  # appended only: keys without a code stay as they were
+    key = idempotency_key(org, "subscription.create", *intent)
     observed_at = utcnow()
     try:
-        created = await gateway.create_subscription(params, key=key)
+        with promotions.refused_by_stripe(promotion):
+            created = await gateway.create_subscription(params, key=key)
     except PaymentDeclined as exc:
         await AuditEntry(
             organization_id=org,
@@ -336,11 +359,15 @@ async def change_subscription_plan(
     overages: list[str] | None,
     proration: ProrationBehavior,
     request_id: str | None,
+    promotion_code: str | None = None,
 ) -> Subscription:
     """Swap the plan price (and optionally the add-ons) with the given proration behaviour.
-    ``overages`` None keeps the current add-ons (see ``_kept_addons``)."""
+    ``overages`` None keeps the current add-ons (see ``_kept_addons``). A ``promotion_code``
+    (checked at Stripe first, against the new plan) replaces the subscription's discounts; the
+    same plan with a code only applies the code."""
     live = await _require_live(principal)
     problems: list[FieldProblem] = []
+    code = promotions.normalize(promotion_code, problems)
     target = await SubscriptionPlan.find_one({"uid": plan_uid})
     if overages is not None:
         keys = sorted(set(overages))
@@ -351,10 +378,34 @@ async def change_subscription_plan(
     plan = await purchasable_plan(plan_uid, interval, keys, problems)
     if problems:
         raise ValidationFailed("invalid plan change", problems)
-    if plan.uid == live.plan_uid and interval == live.interval and keys == live.overages:
+    same_plan = plan.uid == live.plan_uid and interval == live.interval and keys == live.overages
+    if same_plan and code is None:
         raise ValidationFailed(
             "nothing to change", [FieldProblem("planUid", "this is the current plan")]
         )
+    promotion = None
+    if code is not None:
+        promotion = await promotions.check_promotion_code(
+            gateway,
+            code,
+            promotions.purchase_of(
+                principal.organization_id,
+                live.stripe_customer_id,
+                plan,
+                interval,
+                keys,
+                subscription_now(live),
+            ),
+            applied=frozenset(d.promotion_code_id for d in live.discounts if d.promotion_code_id),
+        )
+    if same_plan:
+        assert promotion is not None
+        if any(d.promotion_code_id == promotion.id for d in live.discounts):
+            raise ValidationFailed(
+                "nothing to change",
+                [FieldProblem("promotionCode", "this code is already applied")],
+            )
+        return await _apply_promotion(gateway, principal, live, promotion, request_id)
     if interval != live.interval and any(i.metered_feature for i in live.items):
         # A new interval starts a new period at once, and Stripe bills a metered item that is
         # re-priced only for usage after the change: overage of this period would go unbilled.
@@ -382,22 +433,19 @@ async def change_subscription_plan(
         "plan_uid": plan.uid,
         "interval": interval.value,
     }
-    key = idempotency_key(
-        principal.organization_id,
-        "subscription.change",
-        sid,
-        plan.uid,
-        interval.value,
-        keys,
-        proration.value,
-        live.version,
-    )
+    intent: list[object] = [sid, plan.uid, interval.value, keys, proration.value, live.version]
+    params: dict[str, Any] = {
+        "items": items,
+        "proration_behavior": proration.value,
+        "metadata": metadata,
+    }
+    if promotion is not None:
+        params["discounts"] = promotion.discounts()
+        intent.append(promotion.id)  # appended only: keys without a code stay as they were
+    key = idempotency_key(principal.organization_id, "subscription.change", *intent)
     observed_at = utcnow()
-    result = await gateway.update_subscription(
-        sid,
-        {"items": items, "proration_behavior": proration.value, "metadata": metadata},
-        key=key,
-    )
+    with promotions.refused_by_stripe(promotion):
+        result = await gateway.update_subscription(sid, params, key=key)
     if held:
         # ``services.overage`` owns these fields and finishes the change after the period.
         update: dict[str, Any] = {"$set": {"overage_settle": True}}
@@ -405,6 +453,29 @@ async def change_subscription_plan(
             update["$addToSet"] = {"overage_off": {"$each": switched_off}}
         await Subscription.get_motor_collection().update_one(
             {"stripe_subscription_id": sid}, update
+        )
+    return await apply_subscription(
+        result, source=AuditSource.MUTATION, reference=request_id, observed_at=observed_at
+    )
+
+
+async def _apply_promotion(
+    gateway: StripeGateway,
+    principal: Principal,
+    live: Subscription,
+    promotion: promotions.Promotion,
+    request_id: str | None,
+) -> Subscription:
+    """A checked code on the current plan: it becomes the subscription's discount (from the
+    next invoice on; nothing is prorated)."""
+    sid = live.stripe_subscription_id
+    key = idempotency_key(
+        principal.organization_id, "subscription.promotion", sid, promotion.id, live.version
+    )
+    observed_at = utcnow()
+    with promotions.refused_by_stripe(promotion):
+        result = await gateway.update_subscription(
+            sid, {"discounts": promotion.discounts()}, key=key
         )
     return await apply_subscription(
         result, source=AuditSource.MUTATION, reference=request_id, observed_at=observed_at
@@ -474,6 +545,9 @@ async def list_invoices(
             created=datetime.fromtimestamp(int(r.get("created") or 0), tz=utcnow().tzinfo),
             hosted_invoice_url=r.get("hosted_invoice_url"),
             invoice_pdf=r.get("invoice_pdf"),
+            subtotal=int(r.get("subtotal") or 0),
+            total=int(r.get("total") or 0),
+            discount_amount=invoice_discount_total(r),
         )
         for r in rows
     ]

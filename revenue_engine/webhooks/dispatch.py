@@ -40,6 +40,7 @@ from revenue_engine.webhooks.errors import IgnoredEvent, TransientWebhookError, 
 from revenue_engine.webhooks.event import StripeEvent
 from revenue_engine.webhooks.handlers import catalog
 from revenue_engine.webhooks.handlers.billing import BILLING_HANDLERS
+from revenue_engine.webhooks.handlers.discounts import DISCOUNT_HANDLERS
 from revenue_engine.webhooks.handlers.metering import METERING_HANDLERS
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ HANDLERS: dict[str, Handler] = {
     "product.updated": catalog.product_changed,
     "product.deleted": catalog.product_changed,
     **BILLING_HANDLERS,
+    **DISCOUNT_HANDLERS,
     **METERING_HANDLERS,
 }
 

@@ -88,6 +88,18 @@ def _checkout_page(
     trial = ctx.store.priv(session["id"]).get("trial_period_days")
     trial_note = f"<p>{int(trial)}-day free trial, then billed as shown.</p>" if trial else ""
     total = money(int(session["amount_subtotal"]), session["currency"])
+    discount = int(session["total_details"]["amount_discount"])
+    if discount:
+        rows.append(
+            f"<tr><td>Discount</td><td style='text-align:right'>"
+            f"-{money(discount, session['currency'])}</td></tr>"
+        )
+        total = money(int(session["amount_subtotal"]) - discount, session["currency"])
+    code_field = (
+        "<label>Promotion code <input name='promotion_code' value=''></label>"
+        if session["allow_promotion_codes"]
+        else ""
+    )
     banner = f"<div class='box error' role='alert'>{escape(error)}</div>" if error else ""
     email = session["customer_email"]
     if session["customer"]:
@@ -107,7 +119,7 @@ def _checkout_page(
         f"<form method='post' action='{here}pay' class='box'>"
         f"<label>Email <input name='email' type='email' value='{escape(email or '')}'></label>"
         f"<label>Name on card <input name='name' value=''></label>"
-        f"{methods}"
+        f"{code_field}{methods}"
         f"<button type='submit'>Pay {total}</button></form>"
         f"<form method='post' action='{here}cancel'><button type='submit'>Cancel</button></form>"
     )
@@ -138,6 +150,7 @@ def checkout_routes(emulator: Emulator) -> list[Route]:
                 form.get("card", "pm_card_visa"),
                 form.get("email") or None,
                 form.get("name") or None,
+                promotion_code=form.get("promotion_code") or None,
             )
             if error is not None:
                 return _checkout_page(

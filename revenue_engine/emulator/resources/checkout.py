@@ -21,11 +21,17 @@ the debit settles (see :mod:`settlement`).
 A metered price (``recurring[usage_type]=metered``) is a line item without ``quantity`` (Stripe
 refuses one): it costs nothing at checkout, shows on the hosted page as billed by usage, and
 becomes a metered item of the subscription, billed in arrears (see :mod:`billing`).
+
+``discounts=[{promotion_code}|{coupon}]`` are checked when the session is made (and again when
+it is paid), lower its ``amount_total`` and line items (``total_details.amount_discount``), and
+are redeemed onto the subscription it creates. ``allow_promotion_codes=true`` (never with
+``discounts``) lets the buyer enter a code on the hosted page instead. Both in subscription mode
+only.
 """
 
 from __future__ import annotations
 
-from revenue_engine.emulator import reference
+from revenue_engine.emulator import discounts, reference
 from revenue_engine.emulator.billing import ItemSpec, check_prices, start_subscription
 from revenue_engine.emulator.cards import TEST_BANK_ACCOUNTS, TEST_CARDS
 from revenue_engine.emulator.errors import StripeError, card_error, invalid_request, unsupported
@@ -206,6 +212,7 @@ def _create(ctx: Ctx, p: Params) -> JSON:
             raise unsupported("managed_payments", " (Stripe as merchant of record)")
     items = _line_items(ctx, p, mode)
     now = ctx.state.now()
+    refs = _discounts(ctx, p, mode, customer_id, items, now)
     expires_at = p.integer("expires_at") or now + ctx.state.config.checkout_session_ttl
     if not now + 1800 <= expires_at <= now + 86400:
         raise invalid_request(
@@ -245,7 +252,8 @@ def _create(ctx: Ctx, p: Params) -> JSON:
             param="payment_intent_data",
         )
     subtotal = sum(int(item["amount_subtotal"]) for item in items)
-    total = 0 if trial_days else subtotal
+    discount = 0 if trial_days else _price_discounts(ctx, refs, items)
+    total = 0 if trial_days else subtotal - discount
     currency = items[0]["currency"]
     # Without payment_method_types Stripe offers what is enabled and eligible (dynamic payment
     # methods): cards, and ACH Direct Debit for usd subscriptions here.
@@ -286,7 +294,7 @@ def _create(ctx: Ctx, p: Params) -> JSON:
         else (p.string("customer_creation", choices=("always", "if_required")) or "if_required"),
         "customer_details": None,
         "customer_email": p.string("customer_email"),
-        "discounts": [],
+        "discounts": [_session_discount(ref) for ref in refs],
         "expires_at": expires_at,
         "integration_identifier": None,
         "invoice": None,
@@ -316,7 +324,7 @@ def _create(ctx: Ctx, p: Params) -> JSON:
         "submit_type": p.string("submit_type"),
         "subscription": None,
         "success_url": p.string("success_url"),
-        "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
+        "total_details": {"amount_discount": discount, "amount_shipping": 0, "amount_tax": 0},
         "ui_mode": ui_mode,
         "url": ctx.url(f"/checkout/{session_id}"),
         "wallet_options": None,
@@ -331,8 +339,89 @@ def _create(ctx: Ctx, p: Params) -> JSON:
         else None,
         intent_metadata=intent_data.metadata() if intent_data else None,
         intent_description=intent_data.string("description") if intent_data else None,
+        discounts=[_stored(ref) for ref in refs],
     )
     return session
+
+
+def _discounts(
+    ctx: Ctx, p: Params, mode: str, customer_id: str | None, items: list[JSON], now: int
+) -> list[discounts.Reference]:
+    """``discounts`` (checked now, redeemed when the session completes) or
+    ``allow_promotion_codes`` (the buyer enters a code on the hosted page): one or the other,
+    in subscription mode (the emulator does not discount one-time payments)."""
+    refs = discounts.references(ctx, p)
+    allow = p.boolean("allow_promotion_codes")
+    if refs is not None and allow is not None:
+        raise invalid_request(
+            "You may only specify one of these parameters: allow_promotion_codes, discounts.",
+            param="allow_promotion_codes",
+        )
+    if mode != "subscription" and (refs or allow):
+        raise unsupported("discounts" if refs else "allow_promotion_codes", " in payment mode")
+    if not refs:
+        return []
+    return discounts.check(ctx, refs, _purchase(customer_id, items, now))
+
+
+def _purchase(customer_id: str | None, items: list[JSON], now: int) -> discounts.Purchase:
+    return discounts.Purchase(
+        customer=customer_id,
+        currency=str(items[0]["currency"]),
+        products=tuple(str(item["price"]["product"]) for item in items),
+        amount=sum(int(item["amount_subtotal"]) for item in items),
+        now=now,
+    )
+
+
+def _price_discounts(ctx: Ctx, refs: list[discounts.Reference], items: list[JSON]) -> int:
+    """Set each line item's discount (as its first invoice will take it); the total."""
+    amounts = discounts.checkout_amounts(ctx, refs, items)
+    for item, amount in zip(items, amounts, strict=True):
+        item["amount_discount"] = amount
+        item["amount_total"] = int(item["amount_subtotal"]) - amount
+    return sum(amounts)
+
+
+def _session_discount(ref: discounts.Reference) -> JSON:
+    if ref.promotion_code is not None:
+        return {"coupon": None, "promotion_code": ref.promotion_code["id"]}
+    return {"coupon": ref.coupon["id"], "promotion_code": None}
+
+
+def _stored(ref: discounts.Reference) -> JSON:
+    promo = ref.promotion_code["id"] if ref.promotion_code else None
+    return {"param": ref.param, "coupon": ref.coupon["id"], "promotion_code": promo}
+
+
+def _references(ctx: Ctx, session: JSON, entered: str | None) -> list[discounts.Reference]:
+    """The session's discounts, or the code the buyer entered where codes are allowed."""
+    stored: list[JSON] = ctx.store.priv(session["id"]).get("discounts", [])
+    refs = [
+        discounts.Reference(
+            str(row["param"]),
+            ctx.store.require("coupon", row["coupon"], param=str(row["param"])),
+            ctx.store.get("promotion_code", row["promotion_code"])
+            if row["promotion_code"]
+            else None,
+        )
+        for row in stored
+    ]
+    if entered and session["allow_promotion_codes"]:
+        found = [
+            promo
+            for promo in ctx.store.all("promotion_code")
+            if promo["code"].lower() == entered.strip().lower()
+            and promo["customer"] in (None, session["customer"])
+        ]
+        found.sort(key=lambda promo: not ctx.store.priv(promo["id"]).get("active"))
+        if not found:
+            raise invalid_request("This code is invalid.", param="promotion_code")
+        promo = found[0]
+        coupon = ctx.store.get("coupon", str(promo["promotion"]["coupon"]))
+        assert coupon is not None
+        refs = [discounts.Reference("promotion_code", coupon, promo)]
+    return refs
 
 
 def line_items(ctx: Ctx, session: JSON) -> JSON:
@@ -361,11 +450,28 @@ def require_session(ctx: Ctx, session_id: str) -> JSON:
 
 
 def complete(
-    ctx: Ctx, session: JSON, card_id: str, email: str | None, name: str | None
+    ctx: Ctx,
+    session: JSON,
+    card_id: str,
+    email: str | None,
+    name: str | None,
+    *,
+    promotion_code: str | None = None,
 ) -> StripeError | None:
-    """The buyer pressed Pay with a test card. Returns the decline, if any (nothing changes)."""
+    """The buyer pressed Pay with a test card (and, where the session allows codes, maybe
+    entered a ``promotion_code``). Returns the decline or refusal, if any (nothing changes)."""
     if session["status"] != "open":
         return invalid_request("This Checkout Session is no longer active.")
+    items: list[JSON] = ctx.store.priv(session["id"])["items"]
+    try:
+        # Checked again: the code may have expired or been used up since the session began.
+        refs = discounts.check(
+            ctx,
+            _references(ctx, session, promotion_code),
+            _purchase(session["customer"], items, ctx.state.now_for_customer(session["customer"])),
+        )
+    except StripeError as refused:
+        return refused
     card = TEST_CARDS.get(card_id)
     bank = TEST_BANK_ACCOUNTS.get(card_id)
     if card is None and bank is None:
@@ -401,7 +507,13 @@ def complete(
         ctx.store.priv(pm["id"])["authenticate_next"] = True
     pm["billing_details"]["email"] = email
     pm["billing_details"]["name"] = name
-    items: list[JSON] = private["items"]
+    if refs and not private.get("discounts"):
+        # A code entered on the page: the session shows it, and what it takes off, from now.
+        if not private.get("trial_period_days"):
+            discount = _price_discounts(ctx, refs, items)
+            session["total_details"]["amount_discount"] = discount
+            session["amount_total"] = int(session["amount_subtotal"]) - discount
+        session["discounts"] = [_session_discount(ref) for ref in refs]
     if session["mode"] == "subscription":
         assert customer_id is not None
         trial_days = private.get("trial_period_days")
@@ -418,6 +530,8 @@ def complete(
             metadata=private.get("subscription_metadata"),
             trial_end=now + int(trial_days) * 86400 if trial_days else None,
             description=private.get("subscription_description"),
+            discounts=refs,
+            checkout_session=session["id"],
         )
         invoice = ctx.store.require("invoice", sub["latest_invoice"])
         # A bank debit leaves the first invoice open (processing): "unpaid" until it settles.

@@ -10,6 +10,8 @@ Updates follow Stripe's rules: swapping a price mid-period creates proration inv
 (``always_invoice``) or not at all (``none``); changing the interval resets the billing cycle to
 now and invoices immediately. ``cancel_at_period_end`` schedules the end; ``DELETE`` ends it now
 (``invoice_now=true``: a final invoice with pending prorations and the unbilled metered usage).
+``discounts=[{promotion_code}|{coupon}]`` on create and update redeems codes and coupons (see
+:mod:`discounts`; ``discounts=`` clears them; a code already applied is kept, not redeemed twice).
 A metered price is an item without ``quantity`` ("You cannot set the quantity for metered
 plans."), never prorated; how its usage is billed is described in :mod:`billing`.
 Parameters Stripe honours and the emulator does not implement (``_UNSUPPORTED``, an anchor other
@@ -18,6 +20,7 @@ than ``unchanged``, ``trial_end`` outside a trial) are refused with a 400, never
 
 from __future__ import annotations
 
+from revenue_engine.emulator import discounts
 from revenue_engine.emulator.billing import (
     ENDED,
     TIMES,
@@ -72,7 +75,6 @@ _UNSUPPORTED = (
     "payment_settings",
     "automatic_tax",
     "default_tax_rates",
-    "discounts",
     "application_fee_percent",
     "on_behalf_of",
     "transfer_data",
@@ -141,6 +143,7 @@ def _create(ctx: Ctx, p: Params) -> JSON:
             "cancel_at",
             "proration_behavior",
             "billing_cycle_anchor",
+            "discounts",
         )
     )
     # The first period always starts now: no anchor elsewhere, no backdating.
@@ -151,6 +154,18 @@ def _create(ctx: Ctx, p: Params) -> JSON:
     specs = _item_specs(ctx, p)
     check_prices(specs)
     now = ctx.state.now_for_customer(customer_id)
+    refs = discounts.references(ctx, p) or []
+    discounts.check(
+        ctx,
+        refs,
+        discounts.Purchase(
+            customer=customer_id,
+            currency=str(specs[0].price["currency"]),
+            products=tuple(str(spec.price["product"]) for spec in specs),
+            amount=sum(item_amount({"price": s.price, "quantity": s.quantity}) for s in specs),
+            now=now,
+        ),
+    )
     trial_end = p.timestamp_or_now("trial_end", now)
     days = p.integer("trial_period_days", minimum=0, maximum=730)
     if days is None and p.boolean("trial_from_plan", default=False):
@@ -200,6 +215,7 @@ def _create(ctx: Ctx, p: Params) -> JSON:
         description=p.string("description"),
         cancel_at_period_end=bool(p.boolean("cancel_at_period_end", default=False)),
         missing_payment_method=end_behavior,
+        discounts=refs,
     )
     cancel_at = p.integer("cancel_at", minimum=0)
     if cancel_at is not None:
@@ -366,6 +382,7 @@ def _update(ctx: Ctx, p: Params, id: str) -> JSON:
             "cancellation_details",
             "trial_from_plan",
             "trial_settings",
+            "discounts",
         )
     )
     sub = ctx.store.require("subscription", id)
@@ -392,7 +409,10 @@ def _update(ctx: Ctx, p: Params, id: str) -> JSON:
         )
     if payment_behavior == "error_if_incomplete" and p.has("items") and behavior != "none":
         _precheck_card(ctx, sub)
+    refs = discounts.references(ctx, p)
     _apply_items(ctx, sub, p, behavior, when)
+    if refs is not None:
+        _set_discounts(ctx, sub, refs, now)
     if p.has("cancel_at_period_end"):
         schedule_cancel(ctx, sub, at_period_end=bool(p.boolean("cancel_at_period_end")))
     if p.has("cancel_at"):
@@ -439,6 +459,25 @@ def _update(ctx: Ctx, p: Params, id: str) -> JSON:
             ctx, sub, billing_reason="subscription_update", period=(when, when), include_items=False
         )
     return sub
+
+
+def _set_discounts(ctx: Ctx, sub: JSON, refs: list[discounts.Reference], now: int) -> None:
+    """An update's ``discounts``: the new ones are checked against the subscription as it is
+    after the update (its items, its recurring amount), then they replace the current ones."""
+    current = [d for d in (ctx.store.get("discount", i) for i in sub["discounts"]) if d]
+    new = [r for r in refs if not any(discounts.same_source(d, r) for d in current)]
+    discounts.check(
+        ctx,
+        new,
+        discounts.Purchase(
+            customer=sub["customer"],
+            currency=str(sub["currency"]),
+            products=tuple(str(item["price"]["product"]) for item in items_of(sub)),
+            amount=sum(item_amount(item) for item in items_of(sub)),
+            now=now,
+        ),
+    )
+    discounts.set_subscription_discounts(ctx, sub, refs)
 
 
 def _precheck_card(ctx: Ctx, sub: JSON) -> None:
