@@ -27,6 +27,8 @@ class CheckoutSession(Document):
     interval: BillingInterval
     overages: list[str] = Field(default_factory=list)
     trial_days: int | None = None
+    #: The base price's quantity: a per-seat plan's seats, else 1.
+    seats: int = 1
     success_path: str | None = None
     cancel_path: str | None = None
     url: str | None = None

@@ -64,6 +64,8 @@ class Subscription(Document):
     #: The Stripe test clock the subscription runs on (test mode only): its time, not ours, is
     #: the subscription's "now".
     test_clock: str | None = None
+    #: The seats held (the base item's quantity) when the plan is priced per seat, else None.
+    seats: int | None = None
     #: The plan's entitlements with the packs bought added (metered features: per month).
     entitlements: dict[str, int | bool | None] = Field(default_factory=dict)
     #: Metered features whose overage the organization switched off while the add-on's

@@ -15,10 +15,11 @@ invoice (prorations, quantities, metered usage, discounts) shows in the preview 
    cancellation's final invoice;
 4. everything is rolled back: no object, event, id or webhook of the preview survives.
 
-The answer is an invoice object (status ``draft``, no number, no hosted page) whose id starts
-with ``upcoming_in_`` — the current API's preview ids — and can be neither retrieved nor paid;
-``created`` is when the invoice will be issued; the customer's balance is applied to
-``amount_due`` as finalizing would. A subscription with nothing to bill next (ended, incomplete,
+The answer is an invoice object (status ``draft``, no number, no hosted page, billing reason
+``upcoming``) whose id starts with ``upcoming_in_`` — the current API's preview ids — and can be
+neither retrieved nor paid; ``created`` is when the invoice will be issued (as on the invoices
+of Stripe's ``invoice.upcoming`` events); the customer's balance is applied to ``amount_due``
+as finalizing would. A subscription with nothing to bill next (ended, incomplete,
 ending without metered usage) is answered as Stripe does: ``invoice_upcoming_none``.
 
 Previewing a new subscription (``subscription_details.items`` without ``subscription``),
@@ -136,6 +137,8 @@ def _shown(ctx: Ctx, inv: JSON, issued_at: int) -> JSON:
     due = max(0, int(shown["total"]) + balance)
     shown.update(
         id=preview_id,
+        # Stripe reserves this reason for previews, whichever invoice they show.
+        billing_reason="upcoming",
         created=issued_at,
         starting_balance=balance,
         amount_due=due,

@@ -110,6 +110,7 @@ async def create_checkout_session(info: Info, data: CheckoutInput) -> CheckoutPa
             success_path=data.success_path,
             cancel_path=data.cancel_path,
             trial_days=data.trial_days,
+            seats=data.seats,
         ),
     )
     return CheckoutPayload(
@@ -157,6 +158,7 @@ async def create_subscription(info: Info, data: CreateSubscriptionInput) -> Subs
         overages=list(data.overages),
         trial_days=data.trial_days,
         request_id=ctx.request_id,
+        seats=data.seats,
     )
     return SubscriptionPayload(subscription=await subscription_status_type(info, doc))
 
@@ -192,6 +194,7 @@ async def change_subscription_plan(info: Info, data: ChangePlanInput) -> Subscri
         overages=list(data.overages) if data.overages is not None else None,
         proration=subscriptions.ProrationBehavior(data.proration_behavior.value),
         request_id=ctx.request_id,
+        seats=data.seats,
     )
     return SubscriptionPayload(subscription=await subscription_status_type(info, doc))
 

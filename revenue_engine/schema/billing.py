@@ -75,6 +75,7 @@ class CheckoutSession:
     overages: list[str]
     created_at: datetime
     completed_at: datetime | None
+    seats: int = strawberry.field(description="Seats bought (1 unless the plan is per seat).")
 
 
 def checkout_type(doc: CheckoutDoc) -> CheckoutSession:
@@ -88,6 +89,7 @@ def checkout_type(doc: CheckoutDoc) -> CheckoutSession:
         overages=list(doc.overages),
         created_at=doc.created_at,
         completed_at=doc.completed_at,
+        seats=doc.seats,
     )
 
 
@@ -139,6 +141,11 @@ class SubscriptionStatus:
     trial_end: datetime | None
     latest_invoice_id: str | None
     entitlements: list[SubscriptionEntitlement]
+    seats: int | None = strawberry.field(
+        default=None,
+        description="Seats held, when the plan is priced per seat (the `seats` entitlement "
+        "follows it); null otherwise.",
+    )
 
 
 NO_SUBSCRIPTION = SubscriptionStatus(
@@ -182,6 +189,7 @@ def subscription_type(
         ended_at=doc.ended_at,
         trial_end=doc.trial_end,
         latest_invoice_id=doc.latest_invoice_id,
+        seats=doc.seats,
         entitlements=(
             [
                 subscription_entitlement(k, v, usage.get(k))
@@ -258,6 +266,12 @@ def payment_type(doc: Payment) -> PaymentIntent:
 
 
 # --- inputs ------------------------------------------------------------------------------
+SEATS_INPUT = (
+    "A per-seat plan's seats, between its minSeats and maxSeats (default minSeats); only for "
+    "per-seat plans."
+)
+
+
 @strawberry.input
 class CustomerInput:
     email: str | None = None
@@ -276,6 +290,7 @@ class CheckoutInput:
     trial_days: int | None = strawberry.field(
         default=None, description="Free days before the first charge (1-730)."
     )
+    seats: int | None = strawberry.field(default=None, description=SEATS_INPUT)
 
 
 @strawberry.input
@@ -284,6 +299,7 @@ class CreateSubscriptionInput:
     billing_interval: BillingInterval
     overages: list[str] = strawberry.field(default_factory=list)
     trial_days: int | None = None
+    seats: int | None = strawberry.field(default=None, description=SEATS_INPUT)
 
 
 @strawberry.enum
@@ -301,6 +317,10 @@ class ChangePlanInput:
         default=None, description="null keeps the current add-ons."
     )
     proration_behavior: ProrationBehavior = ProrationBehavior.CREATE_PRORATIONS
+    seats: int | None = strawberry.field(
+        default=None,
+        description="A per-seat plan's seats; null keeps the seats held (or the plan's least).",
+    )
 
 
 @strawberry.input

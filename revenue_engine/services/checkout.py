@@ -40,6 +40,7 @@ from revenue_engine.services.purchase import (
     purchase_lease,
 )
 from revenue_engine.services.reconcile import apply_subscription
+from revenue_engine.services.seats import seats_for, with_seats
 from revenue_engine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,8 @@ class CheckoutRequest:
     success_path: str | None = None
     cancel_path: str | None = None
     trial_days: int | None = None
+    #: A per-seat plan's seats (None: its least).
+    seats: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,12 +102,13 @@ async def create_checkout_session(
     plan: SubscriptionPlan = await purchasable_plan(
         request.plan_uid, request.interval, request.overages, problems
     )
+    seats = seats_for(plan, request.seats, problems)
     if problems:
         raise ValidationFailed("invalid checkout request", problems)
     overages = sorted(set(request.overages))
     async with purchase_lease(org):
         return await _create_under_lease(
-            gateway, settings, principal, request, plan, overages, (success, cancel)
+            gateway, settings, principal, request, plan, overages, (success, cancel), seats
         )
 
 
@@ -116,6 +120,7 @@ async def _create_under_lease(
     plan: SubscriptionPlan,
     overages: list[str],
     paths: tuple[str, str],
+    seats: int = 1,
 ) -> CheckoutSession:
     """The purchase itself; its caller holds the organization's purchase lease, so no other
     purchase of the organization runs between the checks below and the stored session."""
@@ -141,8 +146,9 @@ async def _create_under_lease(
                 pending.trial_days,
                 pending.success_path,
                 pending.cancel_path,
+                pending.seats,
             )
-            == (plan.uid, request.interval, overages, request.trial_days, success, cancel)
+            == (plan.uid, request.interval, overages, request.trial_days, success, cancel, seats)
             and bool(pending.url)
             and as_utc(pending.created_at) > fresh_since
         ),
@@ -151,7 +157,9 @@ async def _create_under_lease(
         return reusable
     await ensure_no_live_subscription(org)  # a session paid meanwhile made one
     customer = await get_or_create_customer(gateway, principal)
-    chosen = await ensure_plan_prices(gateway, settings, plan, request.interval, overages)
+    chosen = with_seats(
+        await ensure_plan_prices(gateway, settings, plan, request.interval, overages), seats
+    )
     metadata = {"organization_id": org, "plan_uid": plan.uid, "interval": request.interval.value}
     params: dict[str, object] = {
         "mode": "subscription",
@@ -180,6 +188,8 @@ async def _create_under_lease(
         cancel,
         request.trial_days,
         attempt,
+        # The seats are part of a per-seat purchase (other plans' keys stay as they were).
+        *([seats] if plan.per_seat else []),
     )
     session = await gateway.create_checkout_session(params, key=key)
     document = CheckoutSession(
@@ -190,6 +200,7 @@ async def _create_under_lease(
         interval=request.interval,
         overages=overages,
         trial_days=request.trial_days,
+        seats=seats,
         success_path=success,
         cancel_path=cancel,
         url=session.get("url"),

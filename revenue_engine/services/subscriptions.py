@@ -46,6 +46,7 @@ from revenue_engine.services.purchase import (
     purchase_lease,
 )
 from revenue_engine.services.reconcile import apply_subscription
+from revenue_engine.services.seats import base_item, held_seats, seats_for, with_seats
 from revenue_engine.settings import Settings
 
 #: Audit kind of a declined direct subscription (counted into the next attempt's key).
@@ -95,11 +96,14 @@ async def create_subscription(
     overages: list[str],
     trial_days: int | None,
     request_id: str | None,
+    seats: int | None = None,
 ) -> Subscription:
-    """Subscribe directly (no Checkout) with the customer's default payment method."""
+    """Subscribe directly (no Checkout) with the customer's default payment method; a
+    per-seat plan with ``seats`` (default its least)."""
     org = principal.organization_id
     problems: list[FieldProblem] = []
     plan = await purchasable_plan(plan_uid, interval, overages, problems)
+    quantity = seats_for(plan, seats, problems)
     if trial_days is not None and not 1 <= trial_days <= 730:
         problems.append(FieldProblem("trialDays", "trialDays must be between 1 and 730"))
     if problems:
@@ -114,6 +118,7 @@ async def create_subscription(
             sorted(set(overages)),
             trial_days,
             request_id,
+            quantity,
         )
 
 
@@ -126,6 +131,7 @@ async def _create_under_lease(
     keys: list[str],
     trial_days: int | None,
     request_id: str | None,
+    seats: int = 1,
 ) -> Subscription:
     """The purchase itself, under the organization's purchase lease (as in checkout)."""
     org = principal.organization_id
@@ -143,7 +149,7 @@ async def _create_under_lease(
     # first (one completed meanwhile is applied, and the check below refuses).
     await expire_open_sessions(gateway, org)
     await ensure_no_live_subscription(org)
-    chosen = await ensure_plan_prices(gateway, settings, plan, interval, keys)
+    chosen = with_seats(await ensure_plan_prices(gateway, settings, plan, interval, keys), seats)
     metadata = {"organization_id": org, "plan_uid": plan.uid, "interval": interval.value}
     params: dict[str, Any] = {
         "customer": customer.stripe_customer_id,
@@ -169,6 +175,8 @@ async def _create_under_lease(
         attempt,
         str(default_pm),
         declines,
+        # The seats are part of a per-seat purchase (other plans' keys stay as they were).
+        *([seats] if plan.per_seat else []),
     )
     observed_at = utcnow()
     try:
@@ -326,20 +334,38 @@ def _change_items(
     return items, sorted(held), sorted(held - billed)
 
 
-async def change_subscription_plan(
+@dataclass(frozen=True, slots=True)
+class PlanChange:
+    """A plan change as it is sent to Stripe: the plan, interval, add-on keys and seats, the
+    item changes (``_change_items``), the metered features whose item it keeps to the period
+    end, and those whose overage it switches off meanwhile."""
+
+    plan: SubscriptionPlan
+    interval: BillingInterval
+    keys: list[str]
+    seats: int
+    items: list[dict[str, Any]]
+    held: list[str]
+    switched_off: list[str]
+
+
+async def plan_change(
     gateway: StripeGateway,
-    principal: Principal,
-    *,
     settings: Settings,
+    live: Subscription,
+    *,
     plan_uid: str,
     interval: BillingInterval,
     overages: list[str] | None,
-    proration: ProrationBehavior,
-    request_id: str | None,
-) -> Subscription:
-    """Swap the plan price (and optionally the add-ons) with the given proration behaviour.
-    ``overages`` None keeps the current add-ons (see ``_kept_addons``)."""
-    live = await _require_live(principal)
+    seats: int | None,
+    report_usage: bool,
+) -> PlanChange:
+    """Validate a change of ``live`` to ``plan_uid`` at ``interval`` and work out what is sent
+    (the Stripe prices are made if missing, as for a purchase). ``overages`` None keeps the
+    current add-ons (see ``_kept_addons``); ``seats`` None keeps the seats held, on a per-seat
+    plan (see ``services.seats.seats_for``). An interval change of a subscription with metered
+    items reports the period's usage first when ``report_usage`` (the change itself); a preview
+    reads only what was reported."""
     problems: list[FieldProblem] = []
     target = await SubscriptionPlan.find_one({"uid": plan_uid})
     if overages is not None:
@@ -349,16 +375,25 @@ async def change_subscription_plan(
     else:
         keys = sorted(live.overages)
     plan = await purchasable_plan(plan_uid, interval, keys, problems)
+    current = await SubscriptionPlan.find_one({"uid": live.plan_uid}) if live.plan_uid else None
+    quantity = seats_for(plan, seats, problems, current=held_seats(live, current))
     if problems:
         raise ValidationFailed("invalid plan change", problems)
-    if plan.uid == live.plan_uid and interval == live.interval and keys == live.overages:
+    base = base_item(live)
+    if (
+        plan.uid == live.plan_uid
+        and interval == live.interval
+        and keys == live.overages
+        and quantity == (base.quantity if base else 1)
+    ):
         raise ValidationFailed(
             "nothing to change", [FieldProblem("planUid", "this is the current plan")]
         )
     if interval != live.interval and any(i.metered_feature for i in live.items):
         # A new interval starts a new period at once, and Stripe bills a metered item that is
         # re-priced only for usage after the change: overage of this period would go unbilled.
-        await _report_first(gateway, settings, live)
+        if report_usage:
+            await _report_first(gateway, settings, live)
         billed = await _period_overage(live)
         if billed:
             ends = live.current_period_end
@@ -375,7 +410,38 @@ async def change_subscription_plan(
                 ],
             )
     chosen = await ensure_plan_prices(gateway, settings, plan, interval, keys)
-    items, held, switched_off = _change_items(live, chosen, same_interval=interval == live.interval)
+    items, held, switched_off = _change_items(
+        live, with_seats(chosen, quantity), same_interval=interval == live.interval
+    )
+    return PlanChange(plan, interval, keys, quantity, items, held, switched_off)
+
+
+async def change_subscription_plan(
+    gateway: StripeGateway,
+    principal: Principal,
+    *,
+    settings: Settings,
+    plan_uid: str,
+    interval: BillingInterval,
+    overages: list[str] | None,
+    proration: ProrationBehavior,
+    request_id: str | None,
+    seats: int | None = None,
+) -> Subscription:
+    """Swap the plan price (and optionally the add-ons and seats) with the given proration
+    behaviour (see ``plan_change``)."""
+    live = await _require_live(principal)
+    change = await plan_change(
+        gateway,
+        settings,
+        live,
+        plan_uid=plan_uid,
+        interval=interval,
+        overages=overages,
+        seats=seats,
+        report_usage=True,
+    )
+    plan, keys = change.plan, change.keys
     sid = live.stripe_subscription_id
     metadata = {
         "organization_id": principal.organization_id,
@@ -391,18 +457,19 @@ async def change_subscription_plan(
         keys,
         proration.value,
         live.version,
+        *([change.seats] if plan.per_seat else []),
     )
     observed_at = utcnow()
     result = await gateway.update_subscription(
         sid,
-        {"items": items, "proration_behavior": proration.value, "metadata": metadata},
+        {"items": change.items, "proration_behavior": proration.value, "metadata": metadata},
         key=key,
     )
-    if held:
+    if change.held:
         # ``services.overage`` owns these fields and finishes the change after the period.
         update: dict[str, Any] = {"$set": {"overage_settle": True}}
-        if switched_off:
-            update["$addToSet"] = {"overage_off": {"$each": switched_off}}
+        if change.switched_off:
+            update["$addToSet"] = {"overage_off": {"$each": change.switched_off}}
         await Subscription.get_motor_collection().update_one(
             {"stripe_subscription_id": sid}, update
         )

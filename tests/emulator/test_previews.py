@@ -143,8 +143,7 @@ async def test_always_invoice_previews_the_invoice_issued_now(
             },
         }
     )
-    assert preview.created == TEN_DAYS_IN
-    assert preview.billing_reason == "subscription_update"
+    assert (preview.created, preview.billing_reason) == (TEN_DAYS_IN, "upcoming")
     assert _lines(preview) == [(-2439, 3, True), (4065, 5, True)]
     assert preview.amount_due == 1626
     assert _state(emulator) == before
@@ -213,7 +212,7 @@ async def test_an_interval_change_preview_is_billed_at_once(client: stripe.Strip
 async def test_the_upcoming_renewal_without_a_change(client: stripe.StripeClient) -> None:
     _, sub = await _team(client)
     preview = await client.v1.invoices.create_preview_async(params={"subscription": sub.id})
-    assert (preview.created, preview.billing_reason) == (END, "subscription_cycle")
+    assert (preview.created, preview.billing_reason) == (END, "upcoming")
     assert _lines(preview) == [(3600, 3, False)]
 
 
