@@ -234,3 +234,22 @@ async def test_seats_of_a_plan_not_sold_per_seat_are_not_previewed(
     result = await preview(engine, seats=4)
     assert (result["__typename"], result["code"]) == ("BillingStateError", "NOT_PER_SEAT")
     assert emulator.request_count() == 0
+
+
+async def test_nothing_billed_next_is_a_typed_answer(
+    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
+) -> None:
+    await on_a_clock(engine, stripe_client, emulator, planUid="business", seats=5)
+    cancel = "mutation { cancelSubscription(atPeriodEnd: true) { __typename } }"
+    assert only(await call(engine, cancel))["__typename"] == "SubscriptionPayload"
+    # Ending at the period end with nothing metered, the subscription issues no next invoice:
+    # Stripe answers `invoice_upcoming_none`, and the engine says so.
+    result = await preview(engine, seats=6)
+    assert result["__typename"] == "ProviderRejectedError", result
+    assert result["message"].startswith("No upcoming invoices for customer")
+    assert stripe_quantity_is(emulator, 5)
+
+
+def stripe_quantity_is(emulator: Emulator, quantity: int) -> bool:
+    [sub] = emulator.objects("subscription")
+    return bool(sub["items"]["data"][0]["quantity"] == quantity)
