@@ -85,7 +85,11 @@ def _plans(args: argparse.Namespace, settings: Settings) -> int:
             print(f"  {problem.field}: {problem.message}", file=sys.stderr)
         return 1
     if args.action == "check":
-        print(f"ok: {len(specs)} plans in {path.name}")
+        per_seat = [s.uid for s in specs if s.per_seat]
+        print(
+            f"ok: {len(specs)} plans in {path.name}"
+            + (f"; priced per seat: {', '.join(per_seat)}" if per_seat else "")
+        )
         return 0
 
     async def load() -> int:

@@ -30,7 +30,8 @@ The tree (catch the narrowest you can handle)::
         ├── AlreadySubscribed        ALREADY_SUBSCRIBED a live subscription exists
         ├── NoActiveSubscription     NO_SUBSCRIPTION  nothing to cancel / resume / change
         ├── NoPaymentMethod          NO_PAYMENT_METHOD the customer has no default payment method
-        └── OverageNotOffered        OVERAGE_NOT_OFFERED the plan sells no overage for a feature
+        ├── OverageNotOffered        OVERAGE_NOT_OFFERED the plan sells no overage for a feature
+        └── NotPerSeat               NOT_PER_SEAT     seats asked of a plan not priced per seat
 
 Anything that is not a ``DomainError`` is unexpected: it is logged with the request id and the
 client sees a masked message. Later modules (gateway, billing) extend the tree below these roots.
@@ -243,3 +244,13 @@ class PromotionCodeRejected(DomainError):
         super().__init__(message)
         self.promotion_code = promotion_code
         self.reason = reason
+
+
+class NotPerSeat(BillingStateError):
+    code = "NOT_PER_SEAT"
+
+    def __init__(self, plan_uid: str | None) -> None:
+        super().__init__(
+            f"the subscription's plan {plan_uid!r} is not priced per seat; its seats do not change"
+        )
+        self.plan_uid = plan_uid

@@ -35,7 +35,8 @@ def test_export_schema_prints_the_sdl() -> None:
 def test_plans_check_accepts_the_demo_and_rejects_a_bad_file(tmp_path: Path) -> None:
     ok = run("plans", "check")
     assert ok.returncode == 0
-    assert "3 plans" in ok.stdout
+    assert "4 plans" in ok.stdout
+    assert "priced per seat: business" in ok.stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text(
         "plans:\n  - {uid: x, name: X, prices: [{interval: month, amount: -1, currency: usd}]}\n"
@@ -78,10 +79,38 @@ def test_plans_check_tells_an_old_file_what_each_add_on_must_say(tmp_path: Path)
     ]
 
 
+def test_plans_check_refuses_seat_bounds_that_cannot_be_sold(tmp_path: Path) -> None:
+    bad = tmp_path / "seats.yaml"
+    bad.write_text(
+        """plans:
+  - uid: team
+    name: Team
+    per_seat: true
+    min_seats: 10
+    max_seats: 5
+    entitlements: {seats: 10}
+    prices: [{interval: month, amount: 1200, currency: usd}]
+  - uid: solo
+    name: Solo
+    min_seats: 2
+    prices: [{interval: month, amount: 900, currency: usd}]
+"""
+    )
+    result = run("plans", "check", str(bad))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "error: plans file seats.yaml is invalid",
+        "  plans.0.entitlements.seats: a per-seat plan's seats are the number bought: leave "
+        "`seats` out of its entitlements",
+        "  plans.0.max_seats: max_seats must be between min_seats and 10000",
+        "  plans.1.min_seats: min_seats is for per-seat plans (per_seat: true)",
+    ]
+
+
 def test_plans_load_into_the_memory_store() -> None:
     result = run("plans", "load")
     assert result.returncode == 0, result.stderr
-    assert "loaded 3 plans: starter, pro, enterprise" in result.stdout
+    assert "loaded 4 plans: starter, pro, business, enterprise" in result.stdout
 
 
 def test_token_is_signed_with_the_configured_secret() -> None:

@@ -11,7 +11,8 @@ from revenue_engine.documents import SubscriptionPlan
 from tests.gql import ADMIN, MEMBER, gql
 
 PLANS = """
-query { plans { uid name sortOrder prices { interval amount currency lookupKey }
+query { plans { uid name sortOrder perSeat minSeats maxSeats
+  prices { interval amount currency lookupKey }
   overages { key prices { interval amount } } entitlements { key enabled limit unlimited } } }
 """
 
@@ -42,7 +43,7 @@ async def test_demo_plans_are_listed_in_order(client: httpx.AsyncClient) -> None
     body = await gql(client, PLANS)
     assert "errors" not in body
     plans = body["data"]["plans"]
-    assert [p["uid"] for p in plans] == ["starter", "pro", "enterprise"]
+    assert [p["uid"] for p in plans] == ["starter", "pro", "business", "enterprise"]
     starter = plans[0]
     assert {
         "interval": "MONTH",
@@ -56,7 +57,13 @@ async def test_demo_plans_are_listed_in_order(client: httpx.AsyncClient) -> None
     assert {"key": "seats", "enabled": True, "limit": 3, "unlimited": False} in starter[
         "entitlements"
     ]
-    enterprise = plans[2]
+    business = plans[2]
+    assert business["perSeat"] is True
+    assert (business["minSeats"], business["maxSeats"]) == (5, 500)
+    assert "seats" not in {e["key"] for e in business["entitlements"]}  # the number bought
+    assert plans[0]["perSeat"] is False
+    assert (plans[0]["minSeats"], plans[0]["maxSeats"]) == (None, None)
+    enterprise = plans[3]
     assert {"key": "seats", "enabled": True, "limit": None, "unlimited": True} in enterprise[
         "entitlements"
     ]

@@ -16,7 +16,7 @@ from revenue_engine.settings import DEMO_PLANS_FILE
 
 def test_demo_file_is_valid() -> None:
     specs = read_plans_file(DEMO_PLANS_FILE)
-    assert [s.uid for s in specs] == ["starter", "pro", "enterprise"]
+    assert [s.uid for s in specs] == ["starter", "pro", "business", "enterprise"]
 
 
 def test_every_problem_is_listed(tmp_path: Path) -> None:

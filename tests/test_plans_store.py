@@ -205,9 +205,12 @@ async def test_archive_hides_a_plan_from_active_listing(database: Database) -> N
 async def test_demo_plans_load_idempotently(database: Database) -> None:
     first = await plans.load_plans_file(DEMO_PLANS_FILE)
     second = await plans.load_plans_file(DEMO_PLANS_FILE)
-    assert [p.uid for p in first] == ["starter", "pro", "enterprise"]
+    assert [p.uid for p in first] == ["starter", "pro", "business", "enterprise"]
     assert [p.id for p in first] == [p.id for p in second]
-    assert await SubscriptionPlan.find_all().count() == 3
+    assert await SubscriptionPlan.find_all().count() == 4
+    business = await plans.get_plan("business")
+    assert business is not None
+    assert (business.per_seat, business.min_seats, business.max_seats) == (True, 5, 500)
     pro = await plans.get_plan("pro")
     assert pro is not None
     assert {o.key for o in pro.overages} == {"bandwidth", "api_calls"}
@@ -220,7 +223,7 @@ async def test_loading_the_file_never_brings_back_an_archived_plan(
     await plans.load_plans_file(DEMO_PLANS_FILE)
     await plans.archive_plan("pro")
     await plans.load_plans_file(DEMO_PLANS_FILE)
-    assert [p.uid for p in await plans.list_plans()] == ["starter", "enterprise"]
+    assert [p.uid for p in await plans.list_plans()] == ["starter", "business", "enterprise"]
 
     # The file itself may archive a plan (and name a new one archived from the start).
     path = tmp_path / "plans.yaml"
@@ -233,10 +236,11 @@ async def test_loading_the_file_never_brings_back_an_archived_plan(
         encoding="utf-8",
     )
     await plans.load_plans_file(path)
-    assert [p.uid for p in await plans.list_plans()] == ["enterprise"]
+    assert [p.uid for p in await plans.list_plans()] == ["business", "enterprise"]
     assert {p.uid: p.active for p in await plans.list_plans(active_only=False)} == {
         "starter": False,
         "pro": False,
+        "business": True,
         "enterprise": True,
         "legacy": False,
     }
@@ -252,7 +256,7 @@ async def test_loading_the_file_never_brings_back_an_archived_plan(
     )
     await plans.load_plans_file(DEMO_PLANS_FILE)
     # Starter was archived (by the file): a file without `active` does not bring it back.
-    assert [p.uid for p in await plans.list_plans()] == ["pro", "enterprise"]
+    assert [p.uid for p in await plans.list_plans()] == ["pro", "business", "enterprise"]
 
 
 async def test_a_stale_copy_never_overwrites_a_newer_plan(database: Database) -> None:

@@ -29,6 +29,8 @@ class CheckoutSession(Document):
     trial_days: int | None = None
     #: The Stripe promotion code (``promo_…``) the session applies, checked when it was made.
     promotion_code_id: str | None = None
+    #: The base price's quantity: a per-seat plan's seats, else 1.
+    seats: int = 1
     success_path: str | None = None
     cancel_path: str | None = None
     url: str | None = None

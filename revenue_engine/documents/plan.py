@@ -97,6 +97,12 @@ class SubscriptionPlan(Document):
     prices: list[PlanPrice] = Field(default_factory=list)
     overages: list[Overage] = Field(default_factory=list)
     stripe_product_id: str | None = None
+    #: Priced per seat: the plan's prices are per seat, a subscription holds ``min_seats`` to
+    #: ``max_seats`` (None: no bound of the plan's) of them as its base item's quantity, and
+    #: its ``seats`` entitlement is that quantity.
+    per_seat: bool = False
+    min_seats: int = 1
+    max_seats: int | None = None
     #: The lookup keys this plan claims: every key of its prices and overage prices, kept here
     #: so a unique (multikey) index makes one key one plan's. Derived from the prices when a
     #: stored plan predates the field; loading the plans file at start writes it
@@ -140,6 +146,16 @@ class SubscriptionPlan(Document):
 
     def price_for(self, interval: BillingInterval) -> PlanPrice | None:
         return next((p for p in self.prices if p.interval is interval), None)
+
+    def seats_problem(self, quantity: int) -> str | None:
+        """Why ``quantity`` seats cannot be bought on this plan, or None."""
+        if not self.per_seat:
+            return f"plan {self.uid!r} is not priced per seat"
+        if quantity < self.min_seats:
+            return f"plan {self.uid!r} is sold from {self.min_seats} seats"
+        if self.max_seats is not None and quantity > self.max_seats:
+            return f"plan {self.uid!r} is sold up to {self.max_seats} seats"
+        return None
 
     def addon(self, key: str) -> Overage | None:
         return next((o for o in self.overages if o.key == key), None)

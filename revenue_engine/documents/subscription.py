@@ -67,6 +67,8 @@ class Subscription(Document):
     test_clock: str | None = None
     #: Stripe's discounts on the subscription (coupons, promotion codes), in Stripe's order.
     discounts: list[AppliedDiscount] = Field(default_factory=list)
+    #: The seats held (the base item's quantity) when the plan is priced per seat, else None.
+    seats: int | None = None
     #: The plan's entitlements with the packs bought added (metered features: per month).
     entitlements: dict[str, int | bool | None] = Field(default_factory=dict)
     #: Metered features whose overage the organization switched off while the add-on's

@@ -51,7 +51,7 @@ from revenue_engine.emulator.invoicing import (
     void,
 )
 from revenue_engine.emulator.metering import billed_quantity, is_metered, transform, usage
-from revenue_engine.emulator.periods import period_bounds, remaining_fraction, utc_datetime
+from revenue_engine.emulator.periods import period_bounds, prorated, utc_datetime
 from revenue_engine.emulator.resources.payment_methods import card_of
 from revenue_engine.emulator.state import Ctx
 from revenue_engine.emulator.store import JSON, snapshot
@@ -591,6 +591,9 @@ def invoice_pending(
         if is_metered(item["price"]) and usage_period is not None:
             # Billed up to the period end: the next window starts there.
             ctx.store.priv(item["id"])["usage_from"] = usage_period[1]
+    if ctx.previews is not None:
+        ctx.previews.append(inv)  # a preview: the draft is what was asked for
+        return inv
     before = snapshot(sub)
     sub["latest_invoice"] = inv["id"]
     emit_update(ctx, "customer.subscription.updated", sub, before)
@@ -738,12 +741,12 @@ def prorate_change(
 ) -> list[JSON]:
     """Credit the unused time of the old price/quantity and charge the new one until period end."""
     start, end = current_period(sub)
-    fraction = remaining_fraction(start, end, when)
     old_price = item["price"]
-    old_amount = item_amount(item)
-    new_amount = item_amount({"price": new_price, "quantity": new_quantity})
-    credited = round(old_amount * fraction)
-    charged = round(new_amount * fraction)
+    # Each side is prorated on its whole amount (unit amount * quantity), then rounded.
+    credited = prorated(item_amount(item), start, end, when)
+    charged = prorated(
+        item_amount({"price": new_price, "quantity": new_quantity}), start, end, when
+    )
     created: list[JSON] = []
     if credited:
         created.append(

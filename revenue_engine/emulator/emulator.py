@@ -27,6 +27,7 @@ from revenue_engine.emulator.faults import Fault, FaultInjector, FaultKind, Requ
 from revenue_engine.emulator.idempotency import IdempotencyCache
 from revenue_engine.emulator.ids import webhook_secret
 from revenue_engine.emulator.metering import usage
+from revenue_engine.emulator.previews import ROUTES as PREVIEW_ROUTES
 from revenue_engine.emulator.resources import (
     catalog,
     checkout,
@@ -57,6 +58,8 @@ ROUTER = Router(
         *promotion_codes.ROUTES,
         *checkout.ROUTES,
         *subscriptions.ROUTES,
+        # Before the invoice routes: `POST /v1/invoices/{id}` would read `create_preview` as an id.
+        *PREVIEW_ROUTES,
         *invoices.ROUTES,
         *payment_methods.ROUTES,
         *payment_intents.ROUTES,

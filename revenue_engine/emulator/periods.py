@@ -38,11 +38,19 @@ def period_bounds(anchor: int, interval: str, interval_count: int, index: int) -
     )
 
 
-def remaining_fraction(start: int, end: int, now: int) -> float:
-    """Share of the period [start, end) still unused at ``now`` (0..1)."""
-    if end <= start:
-        return 0.0
-    return min(1.0, max(0.0, (end - now) / (end - start)))
+def prorated(amount: int, start: int, end: int, when: int) -> int:
+    """``amount`` (a whole period's) for the part of the period ``[start, end)`` left at
+    ``when``, to the second, as Stripe prorates: ``amount * (end - when) / (end - start)``,
+    computed exactly and rounded once to the nearest minor unit (a half away from zero).
+    ``when`` outside the period counts as its start (all of it left) or its end (none)."""
+    length = end - start
+    if length <= 0:
+        return 0
+    left = min(max(end - when, 0), length)
+    whole, rest = divmod(abs(amount) * left, length)
+    if 2 * rest >= length:
+        whole += 1
+    return whole if amount >= 0 else -whole
 
 
 def utc_datetime(timestamp: int) -> datetime:

@@ -108,6 +108,9 @@ class Ctx:
     request_id: str | None = None
     idempotency_key: str | None = None
     base_url: str = ""
+    #: While an invoice preview runs (see :mod:`previews`): the invoices billing builds are
+    #: collected here as drafts instead of being finalized and collected.
+    previews: list[JSON] | None = None
 
     @property
     def store(self) -> Store:

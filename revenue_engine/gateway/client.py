@@ -424,6 +424,26 @@ class StripeGateway:
         )
         return [_plain(s) for s in page.data], bool(page.has_more)
 
+    async def preview_invoice(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The invoice Stripe would issue next (``invoices.create_preview``), optionally after
+        the change in ``params["subscription_details"]``. Stripe writes nothing: no key."""
+        v1 = self.client.v1
+        return _plain(
+            await self._call(
+                "invoices.create_preview",
+                lambda: v1.invoices.create_preview_async(params=_any(params)),
+            )
+        )
+
+    async def test_clock_time(self, clock_id: str) -> int:
+        """A test clock's frozen time (unix seconds): "now" for what lives on it."""
+        v1 = self.client.v1
+        clock = await self._call(
+            "test_helpers.test_clocks.retrieve",
+            lambda: v1.test_helpers.test_clocks.retrieve_async(clock_id),
+        )
+        return int(clock.frozen_time)
+
     async def list_invoices(
         self, *, customer: str, limit: int, starting_after: str | None = None
     ) -> tuple[list[dict[str, Any]], bool]:

@@ -111,6 +111,7 @@ async def create_checkout_session(info: Info, data: CheckoutInput) -> CheckoutPa
             cancel_path=data.cancel_path,
             trial_days=data.trial_days,
             promotion_code=data.promotion_code,
+            seats=data.seats,
         ),
     )
     return CheckoutPayload(
@@ -159,6 +160,7 @@ async def create_subscription(info: Info, data: CreateSubscriptionInput) -> Subs
         trial_days=data.trial_days,
         request_id=ctx.request_id,
         promotion_code=data.promotion_code,
+        seats=data.seats,
     )
     return SubscriptionPayload(subscription=await subscription_status_type(info, doc))
 
@@ -195,6 +197,7 @@ async def change_subscription_plan(info: Info, data: ChangePlanInput) -> Subscri
         proration=subscriptions.ProrationBehavior(data.proration_behavior.value),
         request_id=ctx.request_id,
         promotion_code=data.promotion_code,
+        seats=data.seats,
     )
     return SubscriptionPayload(subscription=await subscription_status_type(info, doc))
 

@@ -59,6 +59,9 @@ def spec_from_input(data: PlanInput) -> service.PlanSpec:
             )
             for o in data.overages
         ],
+        per_seat=data.per_seat,
+        min_seats=data.min_seats,
+        max_seats=data.max_seats,
     )
 
 

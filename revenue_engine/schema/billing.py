@@ -77,6 +77,7 @@ class CheckoutSession:
     overages: list[str]
     created_at: datetime
     completed_at: datetime | None
+    seats: int = strawberry.field(description="Seats bought (1 unless the plan is per seat).")
 
 
 def checkout_type(doc: CheckoutDoc) -> CheckoutSession:
@@ -90,6 +91,7 @@ def checkout_type(doc: CheckoutDoc) -> CheckoutSession:
         overages=list(doc.overages),
         created_at=doc.created_at,
         completed_at=doc.completed_at,
+        seats=doc.seats,
     )
 
 
@@ -145,6 +147,11 @@ class SubscriptionStatus:
         default_factory=list,
         description="Stripe's discounts on the subscription (promotion codes, coupons).",
     )
+    seats: int | None = strawberry.field(
+        default=None,
+        description="Seats held, when the plan is priced per seat (the `seats` entitlement "
+        "follows it); null otherwise.",
+    )
 
 
 NO_SUBSCRIPTION = SubscriptionStatus(
@@ -188,6 +195,7 @@ def subscription_type(
         ended_at=doc.ended_at,
         trial_end=doc.trial_end,
         latest_invoice_id=doc.latest_invoice_id,
+        seats=doc.seats,
         entitlements=(
             [
                 subscription_entitlement(k, v, usage.get(k))
@@ -275,6 +283,10 @@ PROMOTION_CODE = (
     "A promotion code the customer typed; checked at Stripe first (INVALID_PROMOTION_CODE "
     "when it cannot be used, nothing written)."
 )
+SEATS_INPUT = (
+    "A per-seat plan's seats, between its minSeats and maxSeats (default minSeats); only for "
+    "per-seat plans."
+)
 
 
 @strawberry.input
@@ -296,6 +308,7 @@ class CheckoutInput:
         default=None, description="Free days before the first charge (1-730)."
     )
     promotion_code: str | None = strawberry.field(default=None, description=PROMOTION_CODE)
+    seats: int | None = strawberry.field(default=None, description=SEATS_INPUT)
 
 
 @strawberry.input
@@ -305,6 +318,7 @@ class CreateSubscriptionInput:
     overages: list[str] = strawberry.field(default_factory=list)
     trial_days: int | None = None
     promotion_code: str | None = strawberry.field(default=None, description=PROMOTION_CODE)
+    seats: int | None = strawberry.field(default=None, description=SEATS_INPUT)
 
 
 @strawberry.enum
@@ -326,6 +340,10 @@ class ChangePlanInput:
         default=None,
         description=PROMOTION_CODE + " Replaces the subscription's discounts; with the current "
         "plan, only applies the code.",
+    )
+    seats: int | None = strawberry.field(
+        default=None,
+        description="A per-seat plan's seats; null keeps the seats held (or the plan's least).",
     )
 
 

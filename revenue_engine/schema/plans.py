@@ -85,6 +85,16 @@ class Plan:
     sort_order: int
     prices: list[Price]
     overages: list[Overage]
+    per_seat: bool = strawberry.field(
+        description="Priced per seat: `prices` are per seat, a purchase buys `minSeats` to "
+        "`maxSeats` of them, and the `seats` entitlement is the number bought."
+    )
+    min_seats: int | None = strawberry.field(
+        description="The fewest seats a purchase buys (per-seat plans; null otherwise)."
+    )
+    max_seats: int | None = strawberry.field(
+        description="The most seats a subscription holds (null: no bound of the plan's)."
+    )
 
     @strawberry.field(description="The price for one billing interval, if offered.")
     def price(self, interval: BillingInterval) -> Price | None:
@@ -134,6 +144,9 @@ def plan_type(plan: SubscriptionPlan) -> Plan:
         sort_order=plan.sort_order,
         prices=[price_type(p) for p in plan.prices],
         overages=[overage_type(o) for o in plan.overages],
+        per_seat=plan.per_seat,
+        min_seats=plan.min_seats if plan.per_seat else None,
+        max_seats=plan.max_seats if plan.per_seat else None,
     )
 
 
@@ -183,6 +196,17 @@ class PlanInput:
     sort_order: int = 0
     prices: list[PriceInput]
     overages: list[OverageInput] = strawberry.field(default_factory=list)
+    per_seat: bool = strawberry.field(
+        default=False,
+        description="Prices are per seat; the `seats` entitlement is the number bought (leave "
+        "it out of `entitlements`).",
+    )
+    min_seats: int | None = strawberry.field(
+        default=None, description="Per-seat plans: the fewest seats a purchase buys (default 1)."
+    )
+    max_seats: int | None = strawberry.field(
+        default=None, description="Per-seat plans: the most seats (default: no bound)."
+    )
 
 
 @strawberry.type

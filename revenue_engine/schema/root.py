@@ -10,6 +10,7 @@ from revenue_engine.context import Info
 from revenue_engine.resolvers import billing
 from revenue_engine.resolvers import metering as metering_resolvers
 from revenue_engine.resolvers import plans as plan_resolvers
+from revenue_engine.resolvers import previews as preview_resolvers
 from revenue_engine.resolvers import usage as usage_resolvers
 from revenue_engine.resolvers import webhooks as webhook_resolvers
 from revenue_engine.schema.billing import (
@@ -28,12 +29,18 @@ from revenue_engine.schema.billing import (
     PaymentIntentInput,
     PaymentIntentResult,
     PortalResult,
+    ProrationBehavior,
     SubscriptionResult,
     SubscriptionStatus,
     VerifyCheckoutResult,
 )
 from revenue_engine.schema.metering import MeterErrorReport
 from revenue_engine.schema.plans import ArchivePlanResult, Plan, PlanInput, UpsertPlanResult
+from revenue_engine.schema.previews import (
+    PreviewChangeInput,
+    PreviewChangeResult,
+    UpdateSeatsResult,
+)
 from revenue_engine.schema.rate_limit import StripeRateLimit
 from revenue_engine.schema.usage import RecordUsageResult, SetOverageResult, Usage, UsageEventInput
 from revenue_engine.schema.viewer import Viewer, viewer_type
@@ -91,6 +98,16 @@ class Query:
         self, info: Info, first: int = 10, after: str | None = None
     ) -> InvoiceConnection:
         return await billing.invoices(info, first, after)
+
+    @strawberry.field(
+        description="What a plan, interval, add-on or seat change would bill (Stripe's invoice "
+        "preview); nothing is changed.",
+        extensions=[StripeRateLimit()],
+    )
+    async def preview_subscription_change(
+        self, info: Info, data: Annotated[PreviewChangeInput, strawberry.argument(name="input")]
+    ) -> PreviewChangeResult:
+        return await preview_resolvers.preview_subscription_change(info, data)
 
     @strawberry.field(description="One of the organization's one-time payments.")
     async def payment_intent(self, info: Info, id: strawberry.ID) -> PaymentIntent | None:
@@ -197,6 +214,18 @@ class Mutation:
         self, info: Info, data: Annotated[ChangePlanInput, strawberry.argument(name="input")]
     ) -> SubscriptionResult:
         return await billing.change_subscription_plan(info, data)
+
+    @strawberry.mutation(
+        description="Set the seats of a per-seat subscription, with proration control.",
+        extensions=[StripeRateLimit()],
+    )
+    async def update_seats(
+        self,
+        info: Info,
+        quantity: int,
+        proration_behavior: ProrationBehavior = ProrationBehavior.CREATE_PRORATIONS,
+    ) -> UpdateSeatsResult:
+        return await preview_resolvers.update_seats(info, quantity, proration_behavior)
 
     @strawberry.mutation(
         description="A one-time payment; identical requests within the window return the same.",

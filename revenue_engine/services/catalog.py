@@ -49,6 +49,8 @@ class ChosenPrice:
 
     stripe_price_id: str
     addon: Overage | None = None
+    #: How many are bought: the seats of a per-seat plan's price, else 1.
+    quantity: int = 1
 
     @property
     def metered(self) -> bool:
@@ -56,10 +58,10 @@ class ChosenPrice:
 
     def item(self) -> dict[str, Any]:
         """A checkout line item / subscription item. Stripe refuses a quantity on a metered
-        price (usage sets what is billed); every other price is bought once."""
+        price (usage sets what is billed); every other price is bought ``quantity`` times."""
         if self.metered:
             return {"price": self.stripe_price_id}
-        return {"price": self.stripe_price_id, "quantity": 1}
+        return {"price": self.stripe_price_id, "quantity": self.quantity}
 
 
 async def _ensure_product(

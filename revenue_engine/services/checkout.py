@@ -41,6 +41,7 @@ from revenue_engine.services.purchase import (
     purchase_lease,
 )
 from revenue_engine.services.reconcile import apply_subscription
+from revenue_engine.services.seats import seats_for, with_seats
 from revenue_engine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ class CheckoutRequest:
     trial_days: int | None = None
     #: A promotion code the customer typed (checked at Stripe before anything is written).
     promotion_code: str | None = None
+    #: A per-seat plan's seats (None: its least).
+    seats: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +106,7 @@ async def create_checkout_session(
     plan: SubscriptionPlan = await purchasable_plan(
         request.plan_uid, request.interval, request.overages, problems
     )
+    seats = seats_for(plan, request.seats, problems)
     if problems:
         raise ValidationFailed("invalid checkout request", problems)
     overages = sorted(set(request.overages))
@@ -116,11 +120,20 @@ async def create_checkout_session(
             request.interval,
             overages,
             utcnow(),
+            base_quantity=seats,
         )
         promotion = await promotions.check_promotion_code(gateway, code, purchase)
     async with purchase_lease(org):
         return await _create_under_lease(
-            gateway, settings, principal, request, plan, overages, (success, cancel), promotion
+            gateway,
+            settings,
+            principal,
+            request,
+            plan,
+            overages,
+            (success, cancel),
+            promotion,
+            seats,
         )
 
 
@@ -133,6 +146,7 @@ async def _create_under_lease(
     overages: list[str],
     paths: tuple[str, str],
     promotion: promotions.Promotion | None,
+    seats: int = 1,
 ) -> CheckoutSession:
     """The purchase itself; its caller holds the organization's purchase lease, so no other
     purchase of the organization runs between the checks below and the stored session."""
@@ -160,6 +174,7 @@ async def _create_under_lease(
                 pending.success_path,
                 pending.cancel_path,
                 pending.promotion_code_id,
+                pending.seats,
             )
             == (
                 plan.uid,
@@ -169,6 +184,7 @@ async def _create_under_lease(
                 success,
                 cancel,
                 promotion_id,
+                seats,
             )
             and bool(pending.url)
             and as_utc(pending.created_at) > fresh_since
@@ -178,7 +194,9 @@ async def _create_under_lease(
         return reusable
     await ensure_no_live_subscription(org)  # a session paid meanwhile made one
     customer = await get_or_create_customer(gateway, principal)
-    chosen = await ensure_plan_prices(gateway, settings, plan, request.interval, overages)
+    chosen = with_seats(
+        await ensure_plan_prices(gateway, settings, plan, request.interval, overages), seats
+    )
     metadata = {"organization_id": org, "plan_uid": plan.uid, "interval": request.interval.value}
     params: dict[str, object] = {
         "mode": "subscription",
@@ -207,6 +225,8 @@ async def _create_under_lease(
         cancel,
         request.trial_days,
         attempt,
+        # The seats are part of a per-seat purchase (other plans' keys stay as they were).
+        *([seats] if plan.per_seat else []),
     ]
     if promotion_id is not None:
         intent.append(promotion_id)  # appended only: keys without a code stay as they were
@@ -222,6 +242,7 @@ async def _create_under_lease(
         overages=overages,
         trial_days=request.trial_days,
         promotion_code_id=promotion_id,
+        seats=seats,
         success_path=success,
         cancel_path=cancel,
         url=session.get("url"),

@@ -6,6 +6,8 @@ of metered features per period, and whether overage is on. Pure functions, no I/
   never raised.
 * A metered feature's entitlement is its included quantity per month; a period of the yearly
   interval includes twelve months'.
+* A per-seat plan's ``seats`` is the quantity of the subscription's base item (the seats
+  bought), whatever the plan lists.
 * Overage is on for a metered feature when the plan offers its metered add-on, an item billing
   the feature's overage is on the subscription, and the organization has not switched it off
   (``Subscription.overage_off``).
@@ -28,11 +30,17 @@ Entitlements = dict[str, int | bool | None]
 
 #: The largest limit: GraphQL's ``Int`` (a plan's limits and the packs added to them).
 MAX_LIMIT = 2**31 - 1
+#: The entitlement a per-seat plan grants as the number of seats bought.
+SEATS = "seats"
 
 
 def limits(plan: SubscriptionPlan, items: Iterable[SubscriptionItem]) -> Entitlements:
     """The plan's entitlements raised by the pack add-ons among ``items``."""
     granted: Entitlements = dict(plan.entitlements)
+    items = list(items)
+    if plan.per_seat:
+        base = next((item for item in items if item.overage_key is None), None)
+        granted[SEATS] = max(base.quantity, 0) if base is not None else 0
     for item in items:
         addon = plan.addon(item.overage_key) if item.overage_key else None
         if addon is None or addon.kind is not AddonKind.PACK or addon.feature is None:

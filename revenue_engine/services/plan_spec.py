@@ -18,6 +18,12 @@ The rules of metered features and add-ons (see ``documents.plan``):
   charge does not apply to them.
 * An add-on without ``kind`` (a plans file from before kinds existed) is refused with what to
   add (``MIGRATION``).
+
+Per-seat plans (``per_seat: true``): the plan's prices are per seat, a purchase buys between
+``min_seats`` (default 1) and ``max_seats`` (default no bound but ``MAX_SEATS``) of them, and the
+``seats`` entitlement is the number bought — so the plan does not set ``seats`` itself. The
+seat bounds are for per-seat plans only; at ``max_seats`` the price must stay within the
+largest amount Stripe charges in the currency.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from revenue_engine.documents import AddonKind, BillingInterval
 from revenue_engine.errors import FieldProblem
 from revenue_engine.money import MAX_AMOUNT, charge_problem, max_amount, normalize_currency
-from revenue_engine.services.entitlements import MAX_LIMIT
+from revenue_engine.services.entitlements import MAX_LIMIT, SEATS
 
 _UID = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 _KEY = re.compile(r"[a-z0-9][a-z0-9_]{0,39}")
@@ -39,6 +45,8 @@ _KEY = re.compile(r"[a-z0-9][a-z0-9_]{0,39}")
 _LOOKUP_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
 #: The largest pack or package size (a billion units).
 MAX_SIZE = 10**9
+#: The most seats one subscription may hold.
+MAX_SEATS = 10_000
 
 #: What an add-on written before kinds existed is told to add.
 MIGRATION = (
@@ -88,6 +96,10 @@ class PlanSpec(BaseModel):
     sort_order: int = 0
     prices: list[PriceSpec] = Field(default_factory=list)
     overages: list[OverageSpec] = Field(default_factory=list)
+    # Strict, like the sizes: a switch is a bool and a bound a whole number, as written.
+    per_seat: bool = Field(default=False, strict=True)
+    min_seats: int | None = Field(default=None, strict=True)
+    max_seats: int | None = Field(default=None, strict=True)
 
 
 def is_valid_key(key: str) -> bool:
@@ -333,6 +345,46 @@ def _check_addon(
         )
 
 
+def _check_seats(spec: PlanSpec, problems: list[FieldProblem]) -> None:
+    if not spec.per_seat:
+        problems.extend(
+            FieldProblem(name, f"{name} is for per-seat plans (per_seat: true)")
+            for name in ("min_seats", "max_seats")
+            if getattr(spec, name) is not None
+        )
+        return
+    if SEATS in spec.entitlements:
+        problems.append(
+            FieldProblem(
+                f"entitlements.{SEATS}",
+                "a per-seat plan's seats are the number bought: leave `seats` out of its "
+                "entitlements",
+            )
+        )
+    least = 1 if spec.min_seats is None else spec.min_seats
+    if not 1 <= least <= MAX_SEATS:
+        problems.append(FieldProblem("min_seats", f"min_seats must be between 1 and {MAX_SEATS}"))
+    most = spec.max_seats
+    if most is None:
+        return
+    if not max(least, 1) <= most <= MAX_SEATS:
+        problems.append(
+            FieldProblem("max_seats", f"max_seats must be between min_seats and {MAX_SEATS}")
+        )
+        return
+    for price in spec.prices:
+        code = normalize_currency(price.currency or "")
+        if code and price.amount is not None and price.amount * most > max_amount(code):
+            problems.append(
+                FieldProblem(
+                    "max_seats",
+                    f"{most} seats at {price.amount} would be more than the largest amount "
+                    f"Stripe charges in {code} ({max_amount(code)})",
+                )
+            )
+            return
+
+
 def validate_spec(spec: PlanSpec) -> list[FieldProblem]:
     """Every problem with ``spec``; an empty list means it may be written."""
     problems: list[FieldProblem] = []
@@ -358,6 +410,7 @@ def validate_spec(spec: PlanSpec) -> list[FieldProblem]:
                 )
             )
     _check_metered(spec, problems)
+    _check_seats(spec, problems)
     intervals = _check_prices("prices", spec.prices, problems, charged=True)
     keys: set[str] = set()
     billed: dict[str, int] = {}

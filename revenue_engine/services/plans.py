@@ -141,6 +141,9 @@ def _apply(spec: PlanSpec, plan: SubscriptionPlan, *, active: bool) -> Subscript
     plan.metered = list(spec.metered)
     plan.active = active
     plan.sort_order = spec.sort_order
+    plan.per_seat = spec.per_seat
+    plan.min_seats = (spec.min_seats or 1) if spec.per_seat else 1
+    plan.max_seats = spec.max_seats if spec.per_seat else None
     plan.prices = [
         _price(p, f"{spec.uid}_{p.interval}", plan.price_for(BillingInterval(p.interval or "")))
         for p in spec.prices

@@ -74,6 +74,7 @@ _TRACKED = (
     "latest_invoice_id",
     "test_clock",
     "entitlements",
+    "seats",
     "stripe_customer_id",
     "discounts",
 )
@@ -222,6 +223,7 @@ async def snapshot(obj: dict[str, Any]) -> dict[str, Any]:
         "latest_invoice_id": _id(obj.get("latest_invoice")),
         "test_clock": _id(obj.get("test_clock")),
         "entitlements": entitlements.limits(plan, items) if plan else {},
+        "seats": base.quantity if plan and plan.per_seat and base else None,
     }
     discounts = applied_discounts(obj.get("discounts"))
     if discounts is not None:  # not expanded: the stored discounts stay as they are

@@ -48,6 +48,7 @@ from revenue_engine.services.purchase import (
     purchase_lease,
 )
 from revenue_engine.services.reconcile import apply_subscription
+from revenue_engine.services.seats import base_item, held_seats, seats_for, with_seats
 from revenue_engine.settings import Settings
 
 #: Audit kind of a declined direct subscription (counted into the next attempt's key).
@@ -102,13 +103,16 @@ async def create_subscription(
     trial_days: int | None,
     request_id: str | None,
     promotion_code: str | None = None,
+    seats: int | None = None,
 ) -> Subscription:
     """Subscribe directly (no Checkout) with the customer's default payment method; a
-    ``promotion_code`` is checked at Stripe first (see ``services.promotions``)."""
+    ``promotion_code`` is checked at Stripe first (see ``services.promotions``); a per-seat
+    plan with ``seats`` (default its least)."""
     org = principal.organization_id
     problems: list[FieldProblem] = []
     code = promotions.normalize(promotion_code, problems)
     plan = await purchasable_plan(plan_uid, interval, overages, problems)
+    quantity = seats_for(plan, seats, problems)
     if trial_days is not None and not 1 <= trial_days <= 730:
         problems.append(FieldProblem("trialDays", "trialDays must be between 1 and 730"))
     if problems:
@@ -118,7 +122,13 @@ async def create_subscription(
     if code is not None:
         customer = await get_customer(principal)
         purchase = promotions.purchase_of(
-            org, customer.stripe_customer_id if customer else None, plan, interval, keys, utcnow()
+            org,
+            customer.stripe_customer_id if customer else None,
+            plan,
+            interval,
+            keys,
+            utcnow(),
+            base_quantity=quantity,
         )
         promotion = await promotions.check_promotion_code(gateway, code, purchase)
     async with purchase_lease(org):
@@ -132,6 +142,7 @@ async def create_subscription(
             trial_days,
             request_id,
             promotion,
+            quantity,
         )
 
 
@@ -145,6 +156,7 @@ async def _create_under_lease(
     trial_days: int | None,
     request_id: str | None,
     promotion: promotions.Promotion | None = None,
+    seats: int = 1,
 ) -> Subscription:
     """The purchase itself, under the organization's purchase lease (as in checkout)."""
     org = principal.organization_id
@@ -162,7 +174,7 @@ async def _create_under_lease(
     # first (one completed meanwhile is applied, and the check below refuses).
     await expire_open_sessions(gateway, org)
     await ensure_no_live_subscription(org)
-    chosen = await ensure_plan_prices(gateway, settings, plan, interval, keys)
+    chosen = with_seats(await ensure_plan_prices(gateway, settings, plan, interval, keys), seats)
     metadata = {"organization_id": org, "plan_uid": plan.uid, "interval": interval.value}
     params: dict[str, Any] = {
         "customer": customer.stripe_customer_id,
@@ -188,6 +200,8 @@ async def _create_under_lease(
         attempt,
         str(default_pm),
         declines,
+        # The seats are part of a per-seat purchase (other plans' keys stay as they were).
+        *([seats] if plan.per_seat else []),
     ]
     if promotion is not None:
         intent.append(promotion.id)  # appended only: keys without a code stay as they were
@@ -349,23 +363,45 @@ def _change_items(
     return items, sorted(held), sorted(held - billed)
 
 
-async def change_subscription_plan(
+@dataclass(frozen=True, slots=True)
+class PlanChange:
+    """A plan change as it is sent to Stripe: the plan, interval, add-on keys and seats, the
+    item changes (``_change_items``), the metered features whose item it keeps to the period
+    end, and those whose overage it switches off meanwhile."""
+
+    plan: SubscriptionPlan
+    interval: BillingInterval
+    keys: list[str]
+    seats: int
+    items: list[dict[str, Any]]
+    held: list[str]
+    switched_off: list[str]
+    #: The checked promotion code the change applies, if any.
+    promotion: promotions.Promotion | None = None
+    #: Only the promotion code changes (same plan, interval, add-ons and seats).
+    code_only: bool = False
+
+
+async def plan_change(
     gateway: StripeGateway,
-    principal: Principal,
-    *,
     settings: Settings,
+    live: Subscription,
+    *,
     plan_uid: str,
     interval: BillingInterval,
     overages: list[str] | None,
-    proration: ProrationBehavior,
-    request_id: str | None,
+    seats: int | None,
+    report_usage: bool,
     promotion_code: str | None = None,
-) -> Subscription:
-    """Swap the plan price (and optionally the add-ons) with the given proration behaviour.
-    ``overages`` None keeps the current add-ons (see ``_kept_addons``). A ``promotion_code``
-    (checked at Stripe first, against the new plan) replaces the subscription's discounts; the
-    same plan with a code only applies the code."""
-    live = await _require_live(principal)
+) -> PlanChange:
+    """Validate a change of ``live`` to ``plan_uid`` at ``interval`` and work out what is sent
+    (the Stripe prices are made if missing, as for a purchase). ``overages`` None keeps the
+    current add-ons (see ``_kept_addons``); ``seats`` None keeps the seats held, on a per-seat
+    plan (see ``services.seats.seats_for``). An interval change of a subscription with metered
+    items reports the period's usage first when ``report_usage`` (the change itself); a preview
+    reads only what was reported. A ``promotion_code`` (checked at Stripe first, against the new
+    plan) replaces the subscription's discounts; the same plan with a code only applies the
+    code (``code_only``)."""
     problems: list[FieldProblem] = []
     code = promotions.normalize(promotion_code, problems)
     target = await SubscriptionPlan.find_one({"uid": plan_uid})
@@ -376,9 +412,17 @@ async def change_subscription_plan(
     else:
         keys = sorted(live.overages)
     plan = await purchasable_plan(plan_uid, interval, keys, problems)
+    current = await SubscriptionPlan.find_one({"uid": live.plan_uid}) if live.plan_uid else None
+    quantity = seats_for(plan, seats, problems, current=held_seats(live, current))
     if problems:
         raise ValidationFailed("invalid plan change", problems)
-    same_plan = plan.uid == live.plan_uid and interval == live.interval and keys == live.overages
+    base = base_item(live)
+    same_plan = (
+        plan.uid == live.plan_uid
+        and interval == live.interval
+        and keys == live.overages
+        and quantity == (base.quantity if base else 1)
+    )
     if same_plan and code is None:
         raise ValidationFailed(
             "nothing to change", [FieldProblem("planUid", "this is the current plan")]
@@ -389,27 +433,30 @@ async def change_subscription_plan(
             gateway,
             code,
             promotions.purchase_of(
-                principal.organization_id,
+                live.organization_id,
                 live.stripe_customer_id,
                 plan,
                 interval,
                 keys,
                 subscription_now(live),
+                base_quantity=quantity,
             ),
             applied=frozenset(d.promotion_code_id for d in live.discounts if d.promotion_code_id),
         )
     if same_plan:
-        assert promotion is not None
+        if promotion is None:
+            raise ServiceUnavailable("a same-plan change without a promotion code")
         if any(d.promotion_code_id == promotion.id for d in live.discounts):
             raise ValidationFailed(
                 "nothing to change",
                 [FieldProblem("promotionCode", "this code is already applied")],
             )
-        return await _apply_promotion(gateway, principal, live, promotion, request_id)
+        return PlanChange(plan, interval, keys, quantity, [], [], [], promotion, code_only=True)
     if interval != live.interval and any(i.metered_feature for i in live.items):
         # A new interval starts a new period at once, and Stripe bills a metered item that is
         # re-priced only for usage after the change: overage of this period would go unbilled.
-        await _report_first(gateway, settings, live)
+        if report_usage:
+            await _report_first(gateway, settings, live)
         billed = await _period_overage(live)
         if billed:
             ends = live.current_period_end
@@ -426,19 +473,63 @@ async def change_subscription_plan(
                 ],
             )
     chosen = await ensure_plan_prices(gateway, settings, plan, interval, keys)
-    items, held, switched_off = _change_items(live, chosen, same_interval=interval == live.interval)
+    items, held, switched_off = _change_items(
+        live, with_seats(chosen, quantity), same_interval=interval == live.interval
+    )
+    return PlanChange(plan, interval, keys, quantity, items, held, switched_off, promotion)
+
+
+async def change_subscription_plan(
+    gateway: StripeGateway,
+    principal: Principal,
+    *,
+    settings: Settings,
+    plan_uid: str,
+    interval: BillingInterval,
+    overages: list[str] | None,
+    proration: ProrationBehavior,
+    request_id: str | None,
+    seats: int | None = None,
+    promotion_code: str | None = None,
+) -> Subscription:
+    """Swap the plan price (and optionally the add-ons and seats) with the given proration
+    behaviour, applying a promotion code if given (see ``plan_change``)."""
+    live = await _require_live(principal)
+    change = await plan_change(
+        gateway,
+        settings,
+        live,
+        plan_uid=plan_uid,
+        interval=interval,
+        overages=overages,
+        seats=seats,
+        report_usage=True,
+        promotion_code=promotion_code,
+    )
+    if change.code_only and change.promotion is not None:
+        return await _apply_promotion(gateway, principal, live, change.promotion, request_id)
+    plan, keys = change.plan, change.keys
     sid = live.stripe_subscription_id
     metadata = {
         "organization_id": principal.organization_id,
         "plan_uid": plan.uid,
         "interval": interval.value,
     }
-    intent: list[object] = [sid, plan.uid, interval.value, keys, proration.value, live.version]
+    intent: list[object] = [
+        sid,
+        plan.uid,
+        interval.value,
+        keys,
+        proration.value,
+        live.version,
+        *([change.seats] if plan.per_seat else []),
+    ]
     params: dict[str, Any] = {
-        "items": items,
+        "items": change.items,
         "proration_behavior": proration.value,
         "metadata": metadata,
     }
+    promotion = change.promotion
     if promotion is not None:
         params["discounts"] = promotion.discounts()
         intent.append(promotion.id)  # appended only: keys without a code stay as they were
@@ -446,11 +537,11 @@ async def change_subscription_plan(
     observed_at = utcnow()
     with promotions.refused_by_stripe(promotion):
         result = await gateway.update_subscription(sid, params, key=key)
-    if held:
+    if change.held:
         # ``services.overage`` owns these fields and finishes the change after the period.
         update: dict[str, Any] = {"$set": {"overage_settle": True}}
-        if switched_off:
-            update["$addToSet"] = {"overage_off": {"$each": switched_off}}
+        if change.switched_off:
+            update["$addToSet"] = {"overage_off": {"$each": change.switched_off}}
         await Subscription.get_motor_collection().update_one(
             {"stripe_subscription_id": sid}, update
         )

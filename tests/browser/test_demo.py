@@ -349,7 +349,7 @@ def test_graphiql_loads_offline_and_runs_a_query(page: Page, served: str) -> Non
     page.locator(".graphiql-execute-button").click()
 
     uids = [plan["uid"] for plan in api(served, "{ plans { uid } }")["plans"]]
-    assert uids == ["starter", "pro", "enterprise"]
+    assert uids == ["starter", "pro", "business", "enterprise"]
     result = page.locator(".graphiql-response .CodeMirror")
     expect(result).to_contain_text(f'"uid": "{uids[-1]}"')
     shown = json.loads(result.evaluate("node => node.CodeMirror.getValue()"))

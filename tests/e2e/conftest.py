@@ -3,6 +3,7 @@ and the Stripe emulator served over real HTTP on a loopback port."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -49,7 +50,19 @@ async def engine(
 ) -> httpx.AsyncClient:
     """The engine app on the embedded store, talking to the emulator through the real SDK."""
     client: httpx.AsyncClient = await client_for(engine_settings(emulator_server))
+    await settled(client, emulator)
     return client
+
+
+async def settled(client: httpx.AsyncClient, emulator: Emulator) -> None:
+    """Wait for the engine's first Stripe reachability probe (a background read at start),
+    then forget it: a test counting the requests that reached Stripe counts its own only."""
+    for _ in range(200):
+        response = await client.get("/readyz")
+        if response.status_code == 200 and response.json().get("stripe") != "unchecked":
+            break
+        await asyncio.sleep(0.025)
+    emulator.requests.clear()
 
 
 @pytest.fixture
@@ -65,6 +78,7 @@ async def engine_on_each_store(
         emulator_server, mongodb_uri=uri, mongodb_database=store_settings.mongodb_database
     )
     client: httpx.AsyncClient = await client_for(settings)
+    await settled(client, emulator)
     return client
 
 

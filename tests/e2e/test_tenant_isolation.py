@@ -32,6 +32,7 @@ from graphql import (
     GraphQLObjectType,
     GraphQLSchema,
     GraphQLUnionType,
+    Undefined,
     get_nullable_type,
 )
 
@@ -87,6 +88,8 @@ EXAMPLES: dict[tuple[str, str], Any] = {
     ("recordUsage", "input"): {"id": "evt_a_1", "feature": "api_calls", "quantity": 1},
     ("setOverage", "feature"): "api_calls",
     ("setOverage", "enabled"): True,
+    ("previewSubscriptionChange", "input"): {"planUid": "pro", "billingInterval": "MONTH"},
+    ("updateSeats", "quantity"): 7,
 }
 MISSING = "zz_missing_0000000000000000"
 #: For the other target arguments while one varies (distinct from MISSING, which is replaced).
@@ -144,7 +147,7 @@ def plan_arguments(name: str, field: GraphQLField) -> tuple[list[str], dict[str,
             targets.append(arg_name)
         elif (name, arg_name) in EXAMPLES:
             examples[arg_name] = EXAMPLES[(name, arg_name)]
-        elif isinstance(arg.type, GraphQLNonNull) and arg.default_value is None:
+        elif isinstance(arg.type, GraphQLNonNull) and arg.default_value in (None, Undefined):
             pytest.fail(f"{name}({arg_name}): add it to TARGETS or EXAMPLES in this test")
     return targets, examples
 

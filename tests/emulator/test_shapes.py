@@ -204,6 +204,13 @@ async def _exercise_everything(
     await client.v1.subscriptions.update_async(
         sub.id, params={"items": [{"id": sub.items.data[0].id, "price": pro.id}]}
     )
+    preview = await client.v1.invoices.create_preview_async(
+        params={
+            "subscription": sub.id,
+            "subscription_details": {"items": [{"id": sub.items.data[0].id, "quantity": 2}]},
+        }
+    )
+    seen.append(as_dict(preview))
     other_meter = await make_meter(client, event_name="revenue_engine.bandwidth_gb")
     await client.v1.billing.meters.deactivate_async(other_meter.id)
     emulator.set_card_decline(

@@ -226,11 +226,11 @@ async def test_plans_sync_makes_the_meters_and_every_price(catalog: Database) ->
     fake = FakeCatalogGateway()
     settings = make_settings(meter_event_prefix="acme")
     done = await sync_catalog(fake.as_gateway(), settings)
-    assert sorted(done) == ["enterprise", "pro", "starter"]
-    # api_calls is billed by starter and pro: one meter, shared.
+    assert sorted(done) == ["business", "enterprise", "pro", "starter"]
+    # api_calls is billed by starter, pro and business: one meter, shared.
     assert [m["event_name"] for m in fake.meters] == ["acme.api_calls"]
     created = {p["lookup_key"]: p for p in fake.calls_to("prices.create")}
-    assert len(created) == 14  # (3 plans + 4 add-ons) x 2 intervals
+    assert len(created) == 18  # (4 plans + 5 add-ons) x 2 intervals
     yearly = created["starter_api_calls_year"]
     assert yearly["recurring"]["usage_type"] == "metered"
     assert (yearly["unit_amount"], yearly["transform_quantity"]["divide_by"]) == (200, 1000)

@@ -53,7 +53,7 @@ from revenue_engine.emulator.events import emit, emit_update
 from revenue_engine.emulator.forms import Params, merge_metadata
 from revenue_engine.emulator.lists import PAGINATION, created_filter, paginate
 from revenue_engine.emulator.metering import is_metered
-from revenue_engine.emulator.periods import period_bounds, remaining_fraction
+from revenue_engine.emulator.periods import period_bounds, prorated
 from revenue_engine.emulator.resources.payment_methods import card_of, require_attached
 from revenue_engine.emulator.routing import Route
 from revenue_engine.emulator.search import search
@@ -300,9 +300,8 @@ def _apply_items(ctx: Ctx, sub: JSON, p: Params, behavior: str, when: int) -> No
             _credit_unused(ctx, sub, item, when)
         if not interval_changed:
             for spec in additions:
-                charged = round(
-                    item_amount({"price": spec.price, "quantity": spec.quantity})
-                    * remaining_fraction(start, end, when)
+                charged = prorated(
+                    item_amount({"price": spec.price, "quantity": spec.quantity}), start, end, when
                 )  # 0 for a metered price: its usage is billed in arrears
                 if charged:
                     add_proration(
@@ -346,7 +345,7 @@ def _apply_items(ctx: Ctx, sub: JSON, p: Params, behavior: str, when: int) -> No
 
 def _credit_unused(ctx: Ctx, sub: JSON, item: JSON, when: int) -> None:
     start, end = current_period(sub)
-    credited = round(item_amount(item) * remaining_fraction(start, end, when))
+    credited = prorated(item_amount(item), start, end, when)
     if credited:
         add_proration(
             ctx,
@@ -361,7 +360,8 @@ def _credit_unused(ctx: Ctx, sub: JSON, item: JSON, when: int) -> None:
         )
 
 
-def _update(ctx: Ctx, p: Params, id: str) -> JSON:
+def update(ctx: Ctx, p: Params, id: str) -> JSON:
+    """``POST /v1/subscriptions/{id}``; invoice previews run it too (see :mod:`previews`)."""
     p.only(
         (
             *_ACCEPTED,
@@ -620,7 +620,7 @@ ROUTES = [
     Route("GET", "/v1/subscriptions", _list),
     Route("GET", "/v1/subscriptions/search", _search),
     Route("GET", "/v1/subscriptions/{id}", _retrieve),
-    Route("POST", "/v1/subscriptions/{id}", _update),
+    Route("POST", "/v1/subscriptions/{id}", update),
     Route("DELETE", "/v1/subscriptions/{id}", _cancel),
     Route("POST", "/v1/subscriptions/{id}/resume", _resume),
     Route("GET", "/v1/subscription_items", _items_list),

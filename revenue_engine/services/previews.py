@@ -1,0 +1,195 @@
+"""What a subscription change would cost, before it is made: Stripe's invoice preview.
+
+``preview_subscription_change`` works out the very item changes the change itself would send —
+a plan, interval or add-on change as ``changeSubscriptionPlan`` (``subscriptions.plan_change``),
+a seat change as ``updateSeats`` (``seats.seat_items``) — and asks Stripe for the invoice that
+follows (``invoices.create_preview`` with ``subscription_details``: the items, the proration
+behaviour and the proration date). Stripe computes the prorations (credit for the unused time
+of what goes, charge for the remaining time of what comes, to the second) and whatever else
+its invoice carries (discounts, balance), so the preview says what Stripe will bill.
+
+Nothing is written: no Stripe object changes (a preview is not a write at Stripe) and no
+document is stored. One exception is the catalog's own bookkeeping: a plan whose Stripe prices
+were never made (nobody bought it yet) gets them made first, as a purchase would — idempotent
+and keyed by the catalog, never the customer's subscription. An interval change that would be
+refused for this period's reported overage is refused here too (without reporting usage first,
+as the change itself does).
+
+The answer:
+
+* ``invoice`` — the next invoice after the change: issued at once when the change invoices
+  immediately (``always_invoice`` with prorations, or a new interval of an active
+  subscription), else at the period end with the prorations on it;
+* ``amount_due_now`` — what the change charges at once (that invoice's amount due), else 0;
+* ``proration_amount`` — the net of the proration lines, wherever they are billed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from revenue_engine.auth import Principal
+from revenue_engine.documents import BillingInterval, Subscription
+from revenue_engine.errors import FieldProblem, NoActiveSubscription, ValidationFailed
+from revenue_engine.gateway import StripeGateway
+from revenue_engine.services.purchase import live_subscription
+from revenue_engine.services.seats import seat_items
+from revenue_engine.services.subscriptions import ProrationBehavior, plan_change
+from revenue_engine.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewLine:
+    description: str | None
+    amount: int
+    quantity: int | None
+    period_start: datetime
+    period_end: datetime
+    proration: bool
+
+
+@dataclass(frozen=True, slots=True)
+class InvoicePreview:
+    issued_at: datetime
+    currency: str
+    subtotal: int
+    total: int
+    amount_due: int
+    lines: list[PreviewLine]
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePreview:
+    plan_uid: str
+    interval: BillingInterval
+    overages: list[str]
+    seats: int | None
+    proration_behavior: ProrationBehavior
+    proration_date: datetime
+    amount_due_now: int
+    proration_amount: int
+    invoice: InvoicePreview
+
+
+def _at(value: Any) -> datetime:
+    return datetime.fromtimestamp(int(value or 0), tz=UTC)
+
+
+def _is_proration(line: dict[str, Any]) -> bool:
+    parent = line.get("parent") or {}
+    details = parent.get("subscription_item_details") or parent.get("invoice_item_details") or {}
+    return bool(details.get("proration", line.get("proration", False)))
+
+
+def _line(line: dict[str, Any]) -> PreviewLine:
+    period = line.get("period") or {}
+    quantity = line.get("quantity")
+    return PreviewLine(
+        description=line.get("description"),
+        amount=int(line.get("amount") or 0),
+        quantity=quantity if isinstance(quantity, int) and not isinstance(quantity, bool) else None,
+        period_start=_at(period.get("start")),
+        period_end=_at(period.get("end")),
+        proration=_is_proration(line),
+    )
+
+
+def _invoice(raw: dict[str, Any]) -> InvoicePreview:
+    lines = ((raw.get("lines") or {}).get("data")) or []
+    return InvoicePreview(
+        issued_at=_at(raw.get("created")),
+        currency=str(raw.get("currency") or ""),
+        subtotal=int(raw.get("subtotal") or 0),
+        total=int(raw.get("total") or 0),
+        amount_due=int(raw.get("amount_due") or 0),
+        lines=[_line(line) for line in lines if isinstance(line, dict)],
+    )
+
+
+async def _now(gateway: StripeGateway, live: Subscription) -> int:
+    """Now for the subscription at Stripe: its test clock's time, or the wall clock."""
+    if live.test_clock:
+        return await gateway.test_clock_time(live.test_clock)
+    return int(time.time())
+
+
+async def preview_subscription_change(
+    gateway: StripeGateway,
+    settings: Settings,
+    principal: Principal,
+    *,
+    plan_uid: str | None,
+    interval: BillingInterval | None,
+    overages: list[str] | None,
+    seats: int | None,
+    proration: ProrationBehavior,
+) -> ChangePreview:
+    """Preview a change of the live subscription (see the module docstring). ``plan_uid`` and
+    ``interval`` None keep the current ones, ``overages`` None the current add-ons, ``seats``
+    None the seats held. Bad input raises what the change itself would, and sends nothing."""
+    live = await live_subscription(principal.organization_id)
+    if live is None:
+        raise NoActiveSubscription()
+    target = plan_uid or live.plan_uid
+    every = interval or live.interval
+    if target is None or every is None:
+        raise ValidationFailed(
+            "invalid change preview",
+            [FieldProblem("planUid", "the subscription's plan is not in the catalog: name one")],
+        )
+    keys = sorted(set(overages)) if overages is not None else list(live.overages)
+    same_plan = (target, every, keys) == (live.plan_uid, live.interval, live.overages)
+    if same_plan and seats is not None:
+        # Only the seats change: exactly what updateSeats sends.
+        items = await seat_items(live, seats, field="seats")
+        if items is None:
+            raise ValidationFailed(
+                "nothing to change", [FieldProblem("seats", "the subscription holds these seats")]
+            )
+        quantity: int | None = seats
+    else:
+        change = await plan_change(
+            gateway,
+            settings,
+            live,
+            plan_uid=target,
+            interval=every,
+            overages=overages,
+            seats=seats,
+            report_usage=False,
+        )
+        items, keys = change.items, change.keys
+        quantity = change.seats if change.plan.per_seat else None
+    at = await _now(gateway, live)
+    raw = await gateway.preview_invoice(
+        {
+            "customer": live.stripe_customer_id,
+            "subscription": live.stripe_subscription_id,
+            "subscription_details": {
+                "items": items,
+                "proration_behavior": proration.value,
+                "proration_date": at,
+            },
+        }
+    )
+    invoice = _invoice(raw)
+    prorations = [line for line in invoice.lines if line.proration]
+    # When Stripe invoices a change at once (its docs: a new interval resets the billing cycle
+    # and bills now; ``always_invoice`` bills the prorations now) the preview is that invoice.
+    now = (every != live.interval and live.status in ("active", "past_due")) or (
+        proration is ProrationBehavior.ALWAYS_INVOICE and bool(prorations)
+    )
+    return ChangePreview(
+        plan_uid=target,
+        interval=every,
+        overages=keys,
+        seats=quantity,
+        proration_behavior=proration,
+        proration_date=_at(at),
+        amount_due_now=invoice.amount_due if now else 0,
+        proration_amount=sum(line.amount for line in prorations),
+        invoice=invoice,
+    )
