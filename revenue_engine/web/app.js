@@ -73,6 +73,10 @@ const USER_ERROR = "... on UserError { code message }";
 const FIELDS = "... on ValidationError { fields { field message } }";
 const RETRY = "... on RetryableError { retryAfterSeconds }";
 const ERRORS = `${USER_ERROR} ${FIELDS} ... on PaymentDeclinedError { declineCode } ${RETRY}`;
+// Checkout and plan changes may also answer that the promotion code cannot be used, and why.
+const PROMO_ERRORS = `${ERRORS} ... on PromotionCodeError { promotionCode reason }`;
+// A preview changes nothing: it cannot be declined, nor conflict with a twin.
+const PREVIEW_ERRORS = `${USER_ERROR} ${FIELDS} ${RETRY}`;
 
 /** The success payload of a union result, or throw the typed error with its own message. */
 function unwrap(result, success) {
@@ -81,19 +85,21 @@ function unwrap(result, success) {
   if (result.fields && result.fields.length) {
     message += ` (${result.fields.map((f) => `${f.field}: ${f.message}`).join("; ")})`;
   }
+  if (result.reason) message += ` (${result.reason.toLowerCase().replace(/_/g, " ")})`;
   if (result.retryAfterSeconds) message += ` Try again in ${Math.ceil(result.retryAfterSeconds)} s.`;
   throw new ApiError(message, result.code || result.__typename, result);
 }
 
 // ------------------------------------------------------------------ page state
-function say(text, kind = "info", code = "") {
+function say(text, kind = "info", code = "", reason = "") {
   const box = $("#message");
   box.textContent = text;
   box.className = text ? kind : "";
   box.dataset.code = code;
+  box.dataset.reason = reason;
 }
 
-const fail = (error) => say(error.message, "error", error.code || "ERROR");
+const fail = (error) => say(error.message, "error", error.code || "ERROR", error.details?.reason || "");
 
 // While a request runs, <main aria-busy="true"> and its buttons take no clicks (no double submits).
 let pending = 0;
@@ -111,8 +117,9 @@ async function busy(work) {
   }
 }
 
-const STATUS = `hasSubscription status isActive planUid billingInterval overages currentPeriodEnd
-  cancelAtPeriodEnd cancelAt canceledAt endedAt trialEnd entitlements { key enabled limit unlimited used remaining }`;
+const STATUS = `hasSubscription status isActive planUid billingInterval overages seats currentPeriodEnd
+  cancelAtPeriodEnd cancelAt canceledAt endedAt trialEnd entitlements { key enabled limit unlimited used remaining }
+  discounts { promotionCode couponId name percentOff amountOff currency duration durationInMonths end }`;
 const FEATURE_USAGE = `feature used included remaining overageAvailable overageEnabled packageSize
   overageUnits overagePackages overageAmount currency removalPending`;
 
@@ -141,10 +148,18 @@ function addOnText(addon, price) {
 }
 
 // ------------------------------------------------------------------ rendering
+const per = () => (interval() === "YEAR" ? "year" : "month");
+const seatRange = (plan) =>
+  plan.maxSeats ? `${count(plan.minSeats)} to ${count(plan.maxSeats)} seats` : `from ${count(plan.minSeats)} seats`;
+/** The add-on keys checked on a plan card (a disabled one counts: it is kept as it is). */
+const checkedAddOns = (card) => [...card.querySelectorAll("input[type=checkbox]:checked")].map((i) => i.value).sort();
+const sameKeys = (a, b) => a.length === b.length && a.every((key, i) => key === b[i]);
+
 function renderPlans() {
   const box = $("#plans");
   box.innerHTML = "";
   const live = isLive(current);
+  $("#promotion-apply").hidden = !live;
   for (const plan of plans) {
     const price = plan.prices.find((p) => p.interval === interval());
     if (!price) continue;
@@ -152,24 +167,53 @@ function renderPlans() {
     card.className = "plan";
     card.dataset.plan = plan.uid;
     card.dataset.testid = `plan-${plan.uid}`;
+    const isCurrent = live && current.planUid === plan.uid && current.billingInterval === interval();
+    const held = isCurrent ? [...current.overages].sort() : [];
+    // On the current plan the checkboxes say what it holds, and changing them is a change of
+    // add-ons. A metered add-on there is the overage switch of its meter (setOverage), which
+    // knows what this period still has to bill: its checkbox only shows it.
     const addOns = plan.overages
       .map((o) => [o, o.prices.find((p) => p.interval === interval())])
       .filter(([, p]) => p)
-      .map(([o, p]) => `<label data-testid="addon-${esc(plan.uid)}-${esc(o.key)}" data-kind="${esc(o.kind)}"
-        ${o.kind === "METERED" ? 'title="Chosen: overage is on from the start; you can switch it later."' : ""}>
-        <input type="checkbox" value="${esc(o.key)}"> ${esc(o.name)}
-        <small>${esc(addOnText(o, p))}</small></label>`)
+      .map(([o, p]) => {
+        const meteredHere = isCurrent && o.kind === "METERED";
+        const title = meteredHere
+          ? "Switch this overage on or off under Usage."
+          : o.kind === "METERED" ? "Chosen: overage is on from the start; you can switch it later." : "";
+        return `<label data-testid="addon-${esc(plan.uid)}-${esc(o.key)}" data-kind="${esc(o.kind)}"
+          ${title ? `title="${esc(title)}"` : ""}>
+          <input type="checkbox" value="${esc(o.key)}" ${held.includes(o.key) ? "checked" : ""}
+            ${meteredHere ? "disabled" : ""}> ${esc(o.name)}
+          <small>${esc(addOnText(o, p))}${meteredHere ? " · switch it under Usage" : ""}</small></label>`;
+      })
       .join("");
-    const isCurrent = live && current.planUid === plan.uid && current.billingInterval === interval();
+    // Seats are bought with the plan; those of the current plan change under "Your subscription".
+    const seats = plan.perSeat && !isCurrent
+      ? `<label class="seats" data-testid="seats-${esc(plan.uid)}">Seats
+          <input type="number" data-testid="seats-input-${esc(plan.uid)}" min="${esc(plan.minSeats)}"
+            ${plan.maxSeats ? `max="${esc(plan.maxSeats)}"` : ""} step="1"
+            value="${esc(live && current.seats && current.seats >= plan.minSeats ? current.seats : plan.minSeats)}">
+          <small>${esc(seatRange(plan))}</small></label>`
+      : "";
     const label = isCurrent ? "Current plan" : live ? "Switch to this plan" : "Subscribe";
     card.innerHTML = `
       <h3>${esc(plan.name)}</h3>
-      <div class="price">${money(price.amount, price.currency)} <small>/ ${interval() === "YEAR" ? "year" : "month"}</small></div>
+      <div class="price">${money(price.amount, price.currency)} <small>/ ${plan.perSeat ? "seat / " : ""}${per()}</small></div>
       <p>${esc(plan.description)}</p>
       <ul>${plan.features.map((f) => `<li>${esc(f)}</li>`).join("")}</ul>
       ${addOns ? `<div class="addons">${addOns}</div>` : ""}
+      ${seats}
       <button class="primary" data-testid="choose-${esc(plan.uid)}" ${isCurrent ? "disabled" : ""}>${label}</button>`;
-    card.querySelector("button").addEventListener("click", () => choose(plan, card, live));
+    const button = card.querySelector("button");
+    if (isCurrent) {
+      // The current plan's button wakes up when its add-ons differ from those held.
+      card.addEventListener("change", () => {
+        const changed = !sameKeys(checkedAddOns(card), held);
+        button.disabled = !changed;
+        button.textContent = changed ? "Update add-ons" : "Current plan";
+      });
+    }
+    button.addEventListener("click", () => choose(plan, card, live, isCurrent));
     box.appendChild(card);
   }
 }
@@ -191,29 +235,58 @@ function entitlementValue(e, s) {
 function cancels(s) {
   if (s.cancelAtPeriodEnd) return `at period end, ${when(s.currentPeriodEnd || s.cancelAt)}`;
   if (s.cancelAt) return when(s.cancelAt);
-  if (s.endedAt || s.canceledAt) return `ended ${when(s.endedAt || s.canceledAt)}`;
   return "no";
+}
+
+/** What a discount takes off, and for how long: "LAUNCH20: 20% off for 3 months, until …". */
+function discountText(d) {
+  const off = d.percentOff !== null && d.percentOff !== undefined
+    ? `${Number(d.percentOff).toLocaleString()}% off`
+    : `${money(d.amountOff ?? 0, d.currency || "usd")} off`;
+  const lasts = d.duration === "FOREVER" ? "forever"
+    : d.duration === "ONCE" ? "on one invoice"
+    : `for ${plural(d.durationInMonths ?? 1, "month")}${d.end ? `, until ${when(d.end)}` : ""}`;
+  const name = d.promotionCode || d.name || d.couponId;
+  return `<li data-testid="discount" data-code="${esc(d.promotionCode || "")}"><strong>${esc(name)}</strong>: ${esc(off)} ${lasts}</li>`;
 }
 
 function renderSubscription(s) {
   const panel = $("#subscription-panel");
   panel.hidden = !s.hasSubscription;
   if (!s.hasSubscription) return;
+  const live = isLive(s);
+  // An ended subscription has no period running: say when it ended, and nothing about renewal.
+  const ended = !live && Boolean(s.endedAt);
   const every = s.billingInterval === "YEAR" ? "yearly" : s.billingInterval === "MONTH" ? "monthly" : "";
+  const plan = plans.find((p) => p.uid === s.planUid);
   $("#subscription").innerHTML = `
     <dt>Status</dt><dd><span data-testid="status" class="badge ${esc(s.status)}">${esc(s.status)}</span></dd>
     <dt>Access</dt><dd data-testid="access">${s.isActive ? "yes: the entitlements below apply" : "no"}</dd>
     <dt>Plan</dt><dd data-testid="plan" data-plan="${esc(s.planUid)}">${esc(planName(s.planUid))} · ${every}</dd>
+    ${s.seats !== null && s.seats !== undefined ? `<dt>Seats</dt><dd data-testid="seats">${esc(count(s.seats))}</dd>` : ""}
     ${s.overages.length ? `<dt>Add-ons</dt><dd data-testid="overages">${s.overages.map(esc).join(", ")}</dd>` : ""}
-    <dt>Current period ends</dt><dd data-testid="period-end">${when(s.currentPeriodEnd)}</dd>
-    <dt>Cancels</dt><dd data-testid="cancels">${cancels(s)}</dd>
-    ${s.trialEnd ? `<dt>Trial ends</dt><dd data-testid="trial-end">${when(s.trialEnd)}</dd>` : ""}`;
+    ${s.discounts.length && !ended ? `<dt>Discounts</dt><dd><ul class="discounts" data-testid="discounts">${s.discounts.map(discountText).join("")}</ul></dd>` : ""}
+    ${ended
+      ? `<dt>Ended</dt><dd data-testid="ended">${when(s.endedAt)}</dd>`
+      : `<dt>Current period ends</dt><dd data-testid="period-end">${when(s.currentPeriodEnd)}</dd>
+         <dt>Cancels</dt><dd data-testid="cancels">${cancels(s)}</dd>`}
+    ${s.trialEnd && !ended ? `<dt>Trial ends</dt><dd data-testid="trial-end">${when(s.trialEnd)}</dd>` : ""}`;
   $("#entitlements").innerHTML = s.entitlements.length
     ? s.entitlements
         .map((e) => `<li data-key="${esc(e.key)}"><code>${esc(e.key)}</code>: ${esc(entitlementValue(e, s))}</li>`)
         .join("")
     : "<li>none while the subscription is not active</li>";
-  const live = isLive(s);
+  const seats = $("#seats-form");
+  seats.hidden = !live || !plan?.perSeat;
+  if (!seats.hidden) {
+    const input = $("#seats-quantity");
+    input.min = plan.minSeats;
+    if (plan.maxSeats) input.max = plan.maxSeats;
+    else input.removeAttribute("max");
+    input.value = s.seats ?? plan.minSeats;
+    $("#seats-range").textContent = `${seatRange(plan)}, ${count(s.seats ?? 0)} held`;
+  }
+  $("#ended-note").hidden = !ended;
   $("#cancel-end").hidden = !live || s.cancelAtPeriodEnd;
   $("#cancel-now").hidden = !live;
   $("#resume").hidden = !live || !s.cancelAtPeriodEnd;
@@ -287,7 +360,7 @@ function showIdentity() {
 
 // ------------------------------------------------------------------ reading
 async function refresh() {
-  const data = await gql(`{ plans { uid name description features metered
+  const data = await gql(`{ plans { uid name description features metered perSeat minSeats maxSeats
       prices { interval amount currency }
       overages { key name unit kind feature packSize packageSize prices { interval amount currency } } } }`);
   plans = data.plans;
@@ -306,32 +379,121 @@ async function refresh() {
   renderPlans();
 }
 
+// ------------------------------------------------------------------ confirm steps
+// Every change of a live subscription is shown first — what Stripe would bill, from
+// previewSubscriptionChange — and made only on Confirm. The dialog is modal: nothing else on
+// the page takes a click while it is open, and closing it (Cancel, Escape) changes nothing.
+let confirmed = null;
+
+function confirmStep(title, body, label, action) {
+  confirmed = action;
+  $("#confirm-title").textContent = title;
+  $("#confirm-body").innerHTML = body;
+  $("#confirm-ok").textContent = label;
+  $("#confirm").showModal();
+}
+
+$("#confirm").addEventListener("close", () => {
+  const action = $("#confirm").returnValue === "ok" ? confirmed : null;
+  confirmed = null;
+  $("#confirm").returnValue = "";
+  if (action) action();
+  else say("Nothing was changed.");
+});
+
+const PREVIEW = `query($input: PreviewChangeInput!) { previewSubscriptionChange(input: $input) { __typename
+  ... on SubscriptionChangePreview { planUid billingInterval overages seats amountDueNow prorationAmount
+    nextInvoice { date currency subtotal total amountDue
+      lines { description amount quantity periodStart periodEnd proration } } }
+  ${PREVIEW_ERRORS} } }`;
+
+/** The preview, as the confirm step shows it: due now, proration, the next invoice and its lines. */
+function previewHtml(p, code) {
+  const invoice = p.nextInvoice;
+  const m = (amount) => money(amount, invoice.currency);
+  // The net of the invoice's proration lines: an earlier change's, not yet billed, count too.
+  const proration = p.prorationAmount > 0
+    ? `${m(p.prorationAmount)} for the rest of this period`
+    : p.prorationAmount < 0 ? `${m(-p.prorationAmount)} credit for the unused time`
+    : invoice.lines.some((l) => l.proration) ? `${m(0)}: the charges and credits cancel out` : "none";
+  const lines = invoice.lines
+    .map((l) => `<tr data-testid="preview-line"${l.proration ? ' class="proration"' : ""}>
+        <td>${esc(l.description || "")}</td>
+        <td class="muted">${when(l.periodStart)} – ${when(l.periodEnd)}</td>
+        <td class="amount">${esc(m(l.amount))}</td></tr>`)
+    .join("");
+  const due = invoice.amountDue === invoice.total ? "" : ` (${esc(m(invoice.amountDue))} due after your credit)`;
+  return `<dl>
+      <dt>Due now</dt><dd data-testid="preview-due-now">${esc(m(p.amountDueNow))}</dd>
+      <dt>Proration</dt><dd data-testid="preview-proration">${esc(proration)}</dd>
+      <dt>Next invoice</dt><dd data-testid="preview-next-invoice">${when(invoice.date)} · ${esc(m(invoice.total))}${due}</dd>
+    </dl>
+    <table class="lines" data-testid="preview-lines">${lines}</table>
+    ${code ? `<p class="note" data-testid="preview-code">Promotion code <code>${esc(code)}</code> is checked when you
+      confirm and replaces your discounts; these amounts do not include it.</p>` : ""}`;
+}
+
+/** Preview ``input`` (PreviewChangeInput), then on Confirm run ``commit``. */
+function previewThen(title, input, code, commit) {
+  busy(async () => {
+    const data = await gql(PREVIEW, { input });
+    const preview = unwrap(data.previewSubscriptionChange, "SubscriptionChangePreview");
+    say("");
+    confirmStep(title, previewHtml(preview, code), "Confirm", () => busy(commit));
+  });
+}
+
 // ------------------------------------------------------------------ actions
-function choose(plan, card, live) {
+const promotionCode = () => $("#promotion-code").value.trim() || null;
+
+/** The seats chosen on a per-seat plan's card: a whole number, or null after saying why not. */
+function cardSeats(plan, card) {
+  if (!plan.perSeat) return undefined;
+  const seats = Number(card.querySelector("input[type=number]").value);
+  if (!Number.isInteger(seats) || seats < 1) {
+    say(`Seats: a whole number, ${seatRange(plan)}.`, "error", "INVALID_SEATS");
+    return null;
+  }
+  return seats;
+}
+
+const CHANGE = `mutation($input: ChangePlanInput!) { changeSubscriptionPlan(input: $input) {
+  __typename ... on SubscriptionPayload { subscription { status planUid seats overages } } ${PROMO_ERRORS} } }`;
+
+function choose(plan, card, live, isCurrent) {
   if (pending) return;
   if (!identity()) {
     say("Sign in first: purchases belong to an organization.", "error", "UNAUTHENTICATED");
     return;
   }
-  const overages = [...card.querySelectorAll("input[type=checkbox]:checked")].map((i) => i.value);
-  busy(async () => {
-    if (live) {
-      const data = await gql(
-        `mutation($input: ChangePlanInput!) { changeSubscriptionPlan(input: $input) {
-          __typename ... on SubscriptionPayload { subscription { status } } ${ERRORS} } }`,
-        { input: { planUid: plan.uid, billingInterval: interval(), overages } },
-      );
+  const overages = checkedAddOns(card);
+  const seats = cardSeats(plan, card);
+  if (seats === null) return;
+  const code = promotionCode();
+  const billingInterval = interval();
+  if (live) {
+    const change = { planUid: plan.uid, billingInterval, overages, ...(seats ? { seats } : {}) };
+    const every = billingInterval === "YEAR" ? "yearly" : "monthly";
+    const title = isCurrent
+      ? `Change the add-ons of ${plan.name}`
+      : `Switch to ${plan.name} (${every}${seats ? `, ${plural(seats, "seat")}` : ""})`;
+    previewThen(title, change, code, async () => {
+      const data = await gql(CHANGE, { input: { ...change, ...(code ? { promotionCode: code } : {}) } });
       unwrap(data.changeSubscriptionPlan, "SubscriptionPayload");
-      say(`Switched to ${plan.name}.`);
       await refresh();
-      return;
-    }
+      say(isCurrent ? `Add-ons of ${plan.name} updated.` : `Switched to ${plan.name}.`, "success");
+    });
+    return;
+  }
+  busy(async () => {
     const data = await gql(
       `mutation($input: CheckoutInput!) { createCheckoutSession(input: $input) {
-        __typename ... on CheckoutPayload { sessionId checkoutUrl } ${ERRORS} } }`,
+        __typename ... on CheckoutPayload { sessionId checkoutUrl } ${PROMO_ERRORS} } }`,
       {
         input: {
-          planUid: plan.uid, billingInterval: interval(), overages,
+          planUid: plan.uid, billingInterval, overages,
+          ...(seats ? { seats } : {}),
+          ...(code ? { promotionCode: code } : {}),
           successPath: `${location.pathname}?checkout=success`,
           cancelPath: `${location.pathname}?checkout=canceled`,
         },
@@ -341,6 +503,47 @@ function choose(plan, card, live) {
     say("Taking you to the payment page…");
     window.location.assign(payload.checkoutUrl);
   });
+}
+
+function changeSeats(quantity) {
+  if (pending) return;
+  if (!Number.isInteger(quantity) || quantity < 1) {
+    say("Seats: a whole number.", "error", "INVALID_SEATS");
+    return;
+  }
+  previewThen(`Change to ${plural(quantity, "seat")}`, { seats: quantity }, null, async () => {
+    const data = await gql(
+      `mutation($quantity: Int!) { updateSeats(quantity: $quantity) { __typename
+        ... on SubscriptionPayload { subscription { seats } } ${ERRORS} } }`,
+      { quantity },
+    );
+    const payload = unwrap(data.updateSeats, "SubscriptionPayload");
+    await refresh();
+    say(`You now have ${plural(payload.subscription.seats, "seat")}.`, "success");
+  });
+}
+
+/** A promotion code on the current plan alone: it replaces the subscription's discounts. */
+function applyCode() {
+  if (pending) return;
+  const code = promotionCode();
+  if (!code) {
+    say("Type a promotion code first.", "error", "INVALID_PROMOTION_CODE");
+    return;
+  }
+  confirmStep(
+    `Apply ${code}`,
+    `<p>Apply promotion code <code>${esc(code)}</code> to your ${esc(planName(current.planUid))} subscription?
+      It is checked at Stripe first, and replaces any discount you have.</p>`,
+    "Apply code",
+    () => busy(async () => {
+      const input = { planUid: current.planUid, billingInterval: current.billingInterval, promotionCode: code };
+      const data = await gql(CHANGE, { input });
+      unwrap(data.changeSubscriptionPlan, "SubscriptionPayload");
+      await refresh();
+      say(`Promotion code ${code} applied.`, "success");
+    }),
+  );
 }
 
 function act(mutation, done) {
@@ -450,8 +653,22 @@ for (const radio of document.querySelectorAll("input[name=interval]")) {
 $("#cancel-end").addEventListener("click", () =>
   act("cancelSubscription(atPeriodEnd: true)", (s) =>
     `Your subscription stays active until ${longDate(s.currentPeriodEnd || s.cancelAt)}, then ends.`));
-$("#cancel-now").addEventListener("click", () =>
-  act("cancelSubscription(atPeriodEnd: false)", () => "Your subscription is canceled."));
+$("#cancel-now").addEventListener("click", () => {
+  if (pending || !isLive(current)) return;
+  confirmStep(
+    "Cancel now",
+    `<p data-testid="cancel-now-warning">Your ${esc(planName(current.planUid))} subscription ends now: access stops at
+      once, and the rest of the period (to ${when(current.currentPeriodEnd)}) is not refunded. Usage so far is billed
+      on a final invoice. To keep access until then, cancel at the period end instead.</p>`,
+    "Cancel now",
+    () => act("cancelSubscription(atPeriodEnd: false)", () => "Your subscription is canceled: it has ended."),
+  );
+});
+$("#seats-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  changeSeats(Number($("#seats-quantity").value));
+});
+$("#promotion-apply").addEventListener("click", applyCode);
 $("#resume").addEventListener("click", () =>
   act("resumeSubscription", () => "Your subscription continues: the cancellation is withdrawn."));
 // The form is novalidate: a bad quantity is told in the message box, with a code, like the API's.

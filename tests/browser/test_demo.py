@@ -7,13 +7,13 @@ import json
 import os
 import re
 import shutil
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.browser.conftest import api
+from tests.browser.flows import long_date, pay, sign_in, start_checkout, subscribe
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -26,49 +26,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "docs" / "demo.png"
 
 STATUS = "{ subscriptionStatus { hasSubscription status isActive planUid currentPeriodEnd } }"
-
-
-def sign_in(page: Page, base: str, org: str, email: str = "") -> None:
-    from playwright.sync_api import expect
-
-    page.goto(f"{base}/demo/")
-    expect(page.get_by_test_id("choose-pro")).to_be_visible()
-    page.get_by_test_id("org").fill(org)
-    page.get_by_test_id("email").fill(email or f"{org}@example.com")
-    page.get_by_test_id("signin-submit").click()
-    expect(page.get_by_test_id("who")).to_have_text(f"signed in as {org}")
-    expect(page.locator("main")).to_have_attribute("aria-busy", "false")
-
-
-def start_checkout(page: Page, base: str, plan: str) -> None:
-    """Click the plan's button; the SPA follows ``checkoutUrl`` to the hosted page."""
-    from playwright.sync_api import expect
-
-    page.get_by_test_id(f"choose-{plan}").click()
-    page.wait_for_url(re.compile(re.escape(f"{base}/stripe-emulator/checkout/cs_")))
-    expect(page.get_by_role("heading", name="Checkout")).to_be_visible()
-
-
-def pay(page: Page, card: str) -> None:
-    page.locator(f"input[name=card][value={card}]").check()
-    page.get_by_role("button", name=re.compile(r"^Pay ")).click()
-
-
-def subscribe(page: Page, base: str, plan: str) -> None:
-    from playwright.sync_api import expect
-
-    start_checkout(page, base, plan)
-    pay(page, "pm_card_visa")
-    # Back on the SPA's success URL, which it verifies and then tidies away.
-    page.wait_for_url(f"{base}/demo/")
-    expect(page.get_by_test_id("message")).to_have_text(re.compile("^Payment received"))
-    expect(page.get_by_test_id("status")).to_have_text("active")
-
-
-def long_date(iso: str) -> str:
-    moment = datetime.fromisoformat(iso)
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return f"{moment:%B} {moment.day}, {moment.year}"
 
 
 def test_subscribe_pay_on_the_hosted_page_and_land_back_active(
