@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from revenue_engine.emulator import discounts
 from revenue_engine.emulator.billing import (
     current_period,
     end_as_scheduled,
@@ -53,7 +54,6 @@ _UNSUPPORTED = (
     "currency",
     "customer_account",
     "customer_details",
-    "discounts",
     "invoice_items",
     "issuer",
     "on_behalf_of",
@@ -157,6 +157,7 @@ def _create_preview(ctx: Ctx, p: Params) -> JSON:
             "customer",
             "subscription",
             "subscription_details",
+            "discounts",
             "preview_mode",
             "expand",
         )
@@ -187,9 +188,15 @@ def _create_preview(ctx: Ctx, p: Params) -> JSON:
             )
     when = ctx.state.now_for(sub)
     with _dry_run(ctx) as built:
-        if details is not None:
-            when = details.integer("proration_date", minimum=0) or when
-            subscriptions.update(ctx, details, sub_id)
+        if details is not None or p.has("discounts"):
+            # The preview's ``discounts`` replace the subscription's, as the change would.
+            data = dict(details.data) if details is not None else {}
+            if p.has("discounts"):
+                data["discounts"] = p.data["discounts"]
+            update = Params(data, details.name if details is not None else "")
+            if details is not None:
+                when = details.integer("proration_date", minimum=0) or when
+            subscriptions.update(ctx, update, sub_id)
         due = when
         if not built:
             # The change issues nothing at once: the next invoice is the schedule's.
@@ -200,7 +207,12 @@ def _create_preview(ctx: Ctx, p: Params) -> JSON:
                 code="invoice_upcoming_none",
                 status=404,
             )
-        return _shown(ctx, built[0], due)
+        shown = built[0]
+        # The invoice takes the subscription's discounts when it is issued (as a real one
+        # does when it is announced): worked out here on the draft.
+        current = ctx.store.require("subscription", sub_id)
+        discounts.discount_lines(ctx, shown, discounts.active_discounts(ctx, current, due))
+        return _shown(ctx, shown, due)
 
 
 ROUTES = [Route("POST", "/v1/invoices/create_preview", _create_preview)]

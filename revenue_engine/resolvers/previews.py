@@ -28,6 +28,7 @@ async def preview_subscription_change(
         overages=list(data.overages) if data.overages is not None else None,
         seats=data.seats,
         proration=subscriptions.ProrationBehavior(data.proration_behavior.value),
+        promotion_code=data.promotion_code,
     )
     return preview_type(preview)
 

@@ -14,6 +14,7 @@ from revenue_engine.schema.errors import (
     IdempotencyConflictError,
     NotFoundError,
     PaymentDeclinedError,
+    PromotionCodeError,
     ProviderRejectedError,
     RetryableError,
     ValidationError,
@@ -40,6 +41,9 @@ class InvoicePreview:
     date: datetime = strawberry.field(description="When Stripe issues it.")
     currency: str
     subtotal: int
+    discount_amount: int = strawberry.field(
+        description="What the discounts take off (the subtotal less the total before credit)."
+    )
     total: int
     amount_due: int = strawberry.field(
         description="The total less the customer's credit balance (never below 0)."
@@ -97,6 +101,7 @@ def preview_type(preview: ChangePreview) -> SubscriptionChangePreview:
             currency=invoice.currency,
             subtotal=invoice.subtotal,
             total=invoice.total,
+            discount_amount=invoice.discount_amount,
             amount_due=invoice.amount_due,
             lines=[_line(line) for line in invoice.lines],
         ),
@@ -114,6 +119,11 @@ class PreviewChangeInput:
         default=None, description="A per-seat plan's seats; null keeps the seats held."
     )
     proration_behavior: ProrationBehavior = ProrationBehavior.CREATE_PRORATIONS
+    promotion_code: str | None = strawberry.field(
+        default=None,
+        description="A promotion code the change would apply (checked at Stripe as the change "
+        "checks it); its discount shows in the preview.",
+    )
 
 
 PreviewChangeResult = Annotated[
@@ -122,7 +132,8 @@ PreviewChangeResult = Annotated[
     | NotFoundError
     | BillingStateError
     | RetryableError
-    | ProviderRejectedError,
+    | ProviderRejectedError
+    | PromotionCodeError,
     strawberry.union("PreviewChangeResult"),
 ]
 UpdateSeatsResult = Annotated[

@@ -56,6 +56,7 @@ class InvoicePreview:
     issued_at: datetime
     currency: str
     subtotal: int
+    discount_amount: int
     total: int
     amount_due: int
     lines: list[PreviewLine]
@@ -103,6 +104,11 @@ def _invoice(raw: dict[str, Any]) -> InvoicePreview:
         issued_at=_at(raw.get("created")),
         currency=str(raw.get("currency") or ""),
         subtotal=int(raw.get("subtotal") or 0),
+        discount_amount=sum(
+            int(d.get("amount") or 0)
+            for d in raw.get("total_discount_amounts") or []
+            if isinstance(d, dict)
+        ),
         total=int(raw.get("total") or 0),
         amount_due=int(raw.get("amount_due") or 0),
         lines=[_line(line) for line in lines if isinstance(line, dict)],
@@ -126,6 +132,7 @@ async def preview_subscription_change(
     overages: list[str] | None,
     seats: int | None,
     proration: ProrationBehavior,
+    promotion_code: str | None = None,
 ) -> ChangePreview:
     """Preview a change of the live subscription (see the module docstring). ``plan_uid`` and
     ``interval`` None keep the current ones, ``overages`` None the current add-ons, ``seats``
@@ -142,7 +149,8 @@ async def preview_subscription_change(
         )
     keys = sorted(set(overages)) if overages is not None else list(live.overages)
     same_plan = (target, every, keys) == (live.plan_uid, live.interval, live.overages)
-    if same_plan and seats is not None:
+    discounts: list[dict[str, str]] | None = None
+    if same_plan and seats is not None and promotion_code is None:
         # Only the seats change: exactly what updateSeats sends.
         items = await seat_items(live, seats, field="seats")
         if items is None:
@@ -160,21 +168,27 @@ async def preview_subscription_change(
             overages=overages,
             seats=seats,
             report_usage=False,
+            promotion_code=promotion_code,
         )
         items, keys = change.items, change.keys
+        if change.promotion is not None:
+            discounts = change.promotion.discounts()
         quantity = change.seats if change.plan.per_seat else None
     at = await _now(gateway, live)
-    raw = await gateway.preview_invoice(
-        {
-            "customer": live.stripe_customer_id,
-            "subscription": live.stripe_subscription_id,
-            "subscription_details": {
-                "items": items,
-                "proration_behavior": proration.value,
-                "proration_date": at,
-            },
-        }
-    )
+    params: dict[str, Any] = {
+        "customer": live.stripe_customer_id,
+        "subscription": live.stripe_subscription_id,
+        "subscription_details": {
+            "items": items,
+            "proration_behavior": proration.value,
+            "proration_date": at,
+        },
+    }
+    if not items:
+        del params["subscription_details"]["items"]  # only the code changes
+    if discounts is not None:
+        params["discounts"] = discounts
+    raw = await gateway.preview_invoice(params)
     invoice = _invoice(raw)
     prorations = [line for line in invoice.lines if line.proration]
     # When Stripe invoices a change at once (its docs: a new interval resets the billing cycle

@@ -24,6 +24,7 @@ from revenue_engine.documents import (
 )
 from revenue_engine.emulator import Emulator
 from tests.e2e.ops import CREATE_CUSTOMER, ERRORS, call, only
+from tests.e2e.test_promotion_codes import promotion
 
 START = datetime(2030, 3, 1, tzinfo=UTC)
 END = datetime(2030, 4, 1, tzinfo=UTC)
@@ -32,9 +33,9 @@ TEN_DAYS_IN = datetime(2030, 3, 11, tzinfo=UTC)
 PREVIEW = f"""query($input: PreviewChangeInput!) {{ previewSubscriptionChange(input: $input) {{
   __typename ... on SubscriptionChangePreview {{ planUid billingInterval overages seats
     prorationBehavior prorationDate amountDueNow prorationAmount
-    nextInvoice {{ date currency subtotal total amountDue
+    nextInvoice {{ date currency subtotal discountAmount total amountDue
       lines {{ description amount quantity periodStart periodEnd proration }} }} }}
-  {ERRORS} }} }}"""
+  {ERRORS} ... on PromotionCodeError {{ reason }} }} }}"""
 UPDATE_SEATS = """mutation($quantity: Int!) { updateSeats(quantity: $quantity) { __typename } }"""
 
 
@@ -253,3 +254,41 @@ async def test_nothing_billed_next_is_a_typed_answer(
 def stripe_quantity_is(emulator: Emulator, quantity: int) -> bool:
     [sub] = emulator.objects("subscription")
     return bool(sub["items"]["data"][0]["quantity"] == quantity)
+
+
+async def test_a_discount_shows_in_the_preview(
+    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
+) -> None:
+    await promotion(stripe_client, "QUARTER", {"percent_off": 25, "duration": "forever"})
+    await on_a_clock(engine, stripe_client, emulator, planUid="starter", promotionCode="QUARTER")
+    result = await preview(engine, planUid="pro")
+    # As without the code: 1,287 credited, 3,319 charged (prorations are not discounted), then
+    # the renewal at 4,900 less 25 % (1,225): a total of 6,932 - 1,225.
+    assert lines(result) == [(-1287, 1, True), (3319, 1, True), (4900, 1, False)]
+    assert result["nextInvoice"]["subtotal"] == 6932
+    assert result["nextInvoice"]["total"] == 6932 - 1225
+
+
+async def test_a_code_given_to_the_preview_shows_its_discount_and_is_not_redeemed(
+    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
+) -> None:
+    promo_id = await promotion(stripe_client, "HALF", {"percent_off": 50, "duration": "once"})
+    await on_a_clock(engine, stripe_client, emulator, planUid="starter")
+    await preview(engine, planUid="pro")  # Pro's prices are made at Stripe once (see above)
+    stored, at_stripe = await written(), stripe_state(emulator)
+    result = await preview(engine, planUid="starter", promotionCode="HALF")
+    assert result["__typename"] == "SubscriptionChangePreview", result
+    # Only the code changes: the renewal of 1,900 at half price.
+    assert lines(result) == [(1900, 1, False)]
+    invoice = result["nextInvoice"]
+    assert (invoice["subtotal"], invoice["discountAmount"], invoice["total"]) == (1900, 950, 950)
+    changed = await preview(engine, planUid="pro", promotionCode="HALF")
+    # The plan change's next invoice: 2,032 of prorations (not discounted) and the renewal
+    # of 4,900 at half price.
+    assert changed["nextInvoice"]["subtotal"] == 6932
+    assert changed["nextInvoice"]["discountAmount"] == 2450
+    assert (await written(), stripe_state(emulator)) == (stored, at_stripe)
+    promo = await stripe_client.v1.promotion_codes.retrieve_async(promo_id)
+    assert promo.times_redeemed == 0
+    unknown = await preview(engine, planUid="pro", promotionCode="NOPE")
+    assert (unknown["__typename"], unknown["reason"]) == ("PromotionCodeError", "UNKNOWN")

@@ -234,7 +234,6 @@ async def test_nothing_upcoming_for_an_ended_subscription(client: stripe.StripeC
 @pytest.mark.parametrize(
     ("params", "param"),
     [
-        ({"discounts": [{"coupon": "x"}]}, "discounts"),
         ({"invoice_items": [{"amount": 100, "currency": "usd"}]}, "invoice_items"),
         ({"subscription_details": {"cancel_now": True}}, "subscription_details[cancel_now]"),
         ({"preview_mode": "recurring"}, "preview_mode"),
@@ -273,3 +272,28 @@ async def test_another_customers_subscription_is_refused(client: stripe.StripeCl
             params={"customer": other.id, "subscription": sub.id}
         )
     assert refused.value.param == "subscription"
+
+
+async def test_a_preview_takes_the_subscriptions_discount_and_one_it_is_given(
+    client: stripe.StripeClient, emulator: Emulator
+) -> None:
+    tenth = await client.v1.coupons.create_async(params={"percent_off": 10, "duration": "forever"})
+    _, sub = await _team(client, discounts=[{"coupon": tenth.id}])
+    off = await client.v1.coupons.create_async(
+        params={"amount_off": 1000, "currency": "usd", "duration": "once"}
+    )
+    before = _state(emulator)
+    # The renewal: 3 x 1,200 = 3,600 less 10 % = 3,240.
+    renewal = await client.v1.invoices.create_preview_async(params={"subscription": sub.id})
+    assert (renewal.subtotal, renewal.total) == (3600, 3240)
+    assert [d.amount for d in renewal.total_discount_amounts or []] == [360]
+    # A preview given other discounts bills with those instead (as the update would): 3,600
+    # less 1,000 off once.
+    other = await client.v1.invoices.create_preview_async(
+        params={"subscription": sub.id, "discounts": [{"coupon": off.id}]}
+    )
+    assert (other.subtotal, other.total) == (3600, 2600)
+    after = _state(emulator)
+    assert after == before  # nothing kept: not the discount, not an event
+    stored = await client.v1.subscriptions.retrieve_async(sub.id)
+    assert len(stored.discounts) == 1
