@@ -75,8 +75,8 @@ const RETRY = "... on RetryableError { retryAfterSeconds }";
 const ERRORS = `${USER_ERROR} ${FIELDS} ... on PaymentDeclinedError { declineCode } ${RETRY}`;
 // Checkout and plan changes may also answer that the promotion code cannot be used, and why.
 const PROMO_ERRORS = `${ERRORS} ... on PromotionCodeError { promotionCode reason }`;
-// A preview changes nothing: it cannot be declined, nor conflict with a twin.
-const PREVIEW_ERRORS = `${USER_ERROR} ${FIELDS} ${RETRY}`;
+// A preview changes nothing: it cannot be declined, nor conflict with a twin; its code is checked.
+const PREVIEW_ERRORS = `${USER_ERROR} ${FIELDS} ${RETRY} ... on PromotionCodeError { promotionCode reason }`;
 
 /** The success payload of a union result, or throw the typed error with its own message. */
 function unwrap(result, success) {
@@ -403,7 +403,7 @@ $("#confirm").addEventListener("close", () => {
 
 const PREVIEW = `query($input: PreviewChangeInput!) { previewSubscriptionChange(input: $input) { __typename
   ... on SubscriptionChangePreview { planUid billingInterval overages seats amountDueNow prorationAmount
-    nextInvoice { date currency subtotal total amountDue
+    nextInvoice { date currency subtotal discountAmount total amountDue
       lines { description amount quantity periodStart periodEnd proration } } }
   ${PREVIEW_ERRORS} } }`;
 
@@ -423,20 +423,24 @@ function previewHtml(p, code) {
         <td class="amount">${esc(m(l.amount))}</td></tr>`)
     .join("");
   const due = invoice.amountDue === invoice.total ? "" : ` (${esc(m(invoice.amountDue))} due after your credit)`;
+  const discount = invoice.discountAmount
+    ? `<tr data-testid="preview-discount" class="discount"><td>Discount</td><td></td>
+        <td class="amount">${esc(m(-invoice.discountAmount))}</td></tr>`
+    : "";
   return `<dl>
       <dt>Due now</dt><dd data-testid="preview-due-now">${esc(m(p.amountDueNow))}</dd>
       <dt>Proration</dt><dd data-testid="preview-proration">${esc(proration)}</dd>
       <dt>Next invoice</dt><dd data-testid="preview-next-invoice">${when(invoice.date)} · ${esc(m(invoice.total))}${due}</dd>
     </dl>
-    <table class="lines" data-testid="preview-lines">${lines}</table>
-    ${code ? `<p class="note" data-testid="preview-code">Promotion code <code>${esc(code)}</code> is checked when you
-      confirm and replaces your discounts; these amounts do not include it.</p>` : ""}`;
+    <table class="lines" data-testid="preview-lines">${lines}${discount}</table>
+    ${code ? `<p class="note" data-testid="preview-code">Promotion code <code>${esc(code)}</code> is in these amounts;
+      it replaces your discounts when you confirm.</p>` : ""}`;
 }
 
-/** Preview ``input`` (PreviewChangeInput), then on Confirm run ``commit``. */
+/** Preview ``input`` (PreviewChangeInput) with the promotion code, then on Confirm run ``commit``. */
 function previewThen(title, input, code, commit) {
   busy(async () => {
-    const data = await gql(PREVIEW, { input });
+    const data = await gql(PREVIEW, { input: { ...input, ...(code ? { promotionCode: code } : {}) } });
     const preview = unwrap(data.previewSubscriptionChange, "SubscriptionChangePreview");
     say("");
     confirmStep(title, previewHtml(preview, code), "Confirm", () => busy(commit));
@@ -531,19 +535,13 @@ function applyCode() {
     say("Type a promotion code first.", "error", "INVALID_PROMOTION_CODE");
     return;
   }
-  confirmStep(
-    `Apply ${code}`,
-    `<p>Apply promotion code <code>${esc(code)}</code> to your ${esc(planName(current.planUid))} subscription?
-      It is checked at Stripe first, and replaces any discount you have.</p>`,
-    "Apply code",
-    () => busy(async () => {
-      const input = { planUid: current.planUid, billingInterval: current.billingInterval, promotionCode: code };
-      const data = await gql(CHANGE, { input });
-      unwrap(data.changeSubscriptionPlan, "SubscriptionPayload");
-      await refresh();
-      say(`Promotion code ${code} applied.`, "success");
-    }),
-  );
+  previewThen(`Apply ${code} to ${planName(current.planUid)}`, {}, code, async () => {
+    const input = { planUid: current.planUid, billingInterval: current.billingInterval, promotionCode: code };
+    const data = await gql(CHANGE, { input });
+    unwrap(data.changeSubscriptionPlan, "SubscriptionPayload");
+    await refresh();
+    say(`Promotion code ${code} applied.`, "success");
+  });
 }
 
 function act(mutation, done) {

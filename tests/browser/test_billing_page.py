@@ -294,20 +294,30 @@ def test_promotion_codes_at_checkout_and_on_the_subscription(page: Page, served:
     expect(discount).to_contain_text(re.compile(r"^LAUNCH20: 20% off for 3 months, until \w+ "))
     expect(page.get_by_test_id("invoices")).to_contain_text("paid · $39.20")
 
-    # A plan switch carries the code: the preview says it is checked on Confirm.
-    code.fill("NOSUCHCODE")
+    # The discount held shows in a switch's preview: 20% off the renewal, not the prorations.
+    code.fill("")
     page.get_by_test_id("choose-enterprise").click()
     dialog = confirm_step(page, "Switch to Enterprise (monthly)")
-    expect(dialog.get_by_test_id("preview-code")).to_contain_text("NOSUCHCODE")
-    close_step(page, "confirm-ok")
+    expect(dialog.get_by_test_id("preview-discount")).to_contain_text("-$39.80")
+    expect(dialog.get_by_test_id("preview-code")).to_have_count(0)
+    close_step(page, "confirm-cancel")
+
+    # A switch carries the code typed: one that cannot be used stops at the preview.
+    code.fill("NOSUCHCODE")
+    page.get_by_test_id("choose-enterprise").click()
+    idle(page)
     expect(message).to_have_attribute("data-code", "INVALID_PROMOTION_CODE")
     expect(message).to_have_attribute("data-reason", "UNKNOWN")
+    expect(page.get_by_test_id("confirm")).to_be_hidden()
     assert status(served, org)["planUid"] == "pro"
 
-    # A code on the current plan alone replaces the discount, after a confirm step.
+    # A code on the current plan alone replaces the discount, previewed like any change.
     code.fill("TENOFF")
     page.get_by_test_id("promotion-apply").click()
-    confirm_step(page, "Apply TENOFF")
+    dialog = confirm_step(page, "Apply TENOFF to Pro")
+    expect(dialog.get_by_test_id("preview-code")).to_contain_text("TENOFF")
+    expect(dialog.get_by_test_id("preview-discount")).to_contain_text("-$10.00")
+    expect(dialog.get_by_test_id("preview-next-invoice")).to_contain_text("$39.00")
     close_step(page, "confirm-ok")
     expect(message).to_have_text("Promotion code TENOFF applied.")
     expect(discount).to_have_attribute("data-code", "TENOFF")
