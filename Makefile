@@ -66,7 +66,7 @@ fast: $(STAMP)
 
 # Retake docs/demo.png (the README's picture) with the browser test.
 screenshot: $(STAMP) chromium
-	UPDATE_SCREENSHOT=1 $(BIN)/pytest -q tests/browser -k land_back
+	UPDATE_SCREENSHOT=1 $(BIN)/pytest -q tests/browser -k readme_shows
 
 # The benchmark (README "Performance"): about 30 minutes; BENCH_ARGS=--quick for about 15.
 bench: $(STAMP) $(NODE_STAMP)

@@ -3,10 +3,13 @@ Checkout page, read the confirm step, and make Stripe objects at the mounted emu
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -15,6 +18,10 @@ from revenue_engine.gateway import EMULATOR_API_KEY
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
+
+# The README shows it. Rewritten when missing or with UPDATE_SCREENSHOT=1 (`make screenshot`),
+# so that an ordinary test run leaves the work tree as it was.
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "demo.png"
 
 
 def sign_in(page: Page, base: str, org: str, email: str = "") -> None:
@@ -116,3 +123,13 @@ def promotion_code(base: str, code: str, **coupon: Any) -> str:
         {"code": code, "promotion[type]": "coupon", "promotion[coupon]": made["id"]},
     )
     return str(promo["id"])
+
+
+def readme_picture(page: Page, tmp_path: Path) -> None:
+    """Take the whole page; it becomes ``docs/demo.png`` when asked to (see SCREENSHOT)."""
+    shot = tmp_path / "demo.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.read_bytes().startswith(b"\x89PNG")
+    if os.environ.get("UPDATE_SCREENSHOT") or not SCREENSHOT.exists():
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        shutil.copyfile(shot, SCREENSHOT)

@@ -17,6 +17,7 @@ from tests.browser.flows import (
     long_date,
     pay,
     promotion_code,
+    readme_picture,
     sign_in,
     start_checkout,
     subscribe,
@@ -24,6 +25,8 @@ from tests.browser.flows import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from playwright.sync_api import Page
 
 pytestmark = pytest.mark.browser
@@ -231,6 +234,12 @@ def test_cancel_now_asks_first_and_leaves_an_ended_subscription(page: Page, serv
     expect(dialog.get_by_test_id("cancel-now-warning")).to_contain_text("access stops at once")
     close_step(page, "confirm-cancel")
     expect(page.get_by_test_id("status")).to_have_text("active")
+    # Enter at once presses the focused button, which is Cancel: a stray key cancels nothing.
+    page.get_by_test_id("cancel-now").click()
+    confirm_step(page, "Cancel now")
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("confirm")).to_be_hidden()
+    expect(page.get_by_test_id("message")).to_have_text("Nothing was changed.")
     assert status(served, org)["status"] == "active"
 
     page.get_by_test_id("cancel-now").click()
@@ -360,3 +369,24 @@ def test_the_billing_portal_updates_the_card_and_cancels_then_returns_to_the_spa
     expect(page.get_by_test_id("status")).to_have_text("active")
     expect(page.get_by_test_id("cancels")).to_have_text(f"at period end, {long_date(period_end)}")
     expect(page.get_by_test_id("resume")).to_be_visible()
+
+
+def test_the_subscribed_billing_page_as_the_readme_shows_it(
+    page: Page, served: str, tmp_path: Path
+) -> None:
+    """Eight seats of Business with a promotion code: every section of the page is filled."""
+    from playwright.sync_api import expect
+
+    org = "org_readme"
+    promotion_code(served, "WELCOME15", percent_off=15, duration="repeating", duration_in_months=6)
+    sign_in(page, served, org, "billing@readme.example")
+    page.get_by_test_id("seats-input-business").fill("8")
+    page.get_by_test_id("promotion-code").fill("WELCOME15")
+    subscribe(page, served, "business")
+    expect(page.get_by_test_id("seats")).to_have_text("8")
+    expect(page.get_by_test_id("discount")).to_contain_text("WELCOME15: 15% off for 6 months")
+    expect(page.get_by_test_id("seats-form")).to_be_visible()
+    expect(page.get_by_test_id("meter-api_calls")).to_be_visible()
+    expect(page.get_by_test_id("invoices")).to_contain_text("paid · $102.00")  # $120 less 15%
+    page.get_by_test_id("promotion-code").fill("")
+    readme_picture(page, tmp_path)
