@@ -39,6 +39,7 @@ from revenue_engine.emulator.resources import (
     payment_methods,
     portal,
     refunds,
+    setup_intents,
     subscriptions,
     test_clocks,
 )
@@ -56,6 +57,7 @@ ROUTER = Router(
         *invoices.ROUTES,
         *payment_methods.ROUTES,
         *payment_intents.ROUTES,
+        *setup_intents.ROUTES,
         *refunds.ROUTES,
         *portal.ROUTES,
         *events_api.ROUTES,
@@ -244,6 +246,7 @@ class Emulator:
             "charge",
             "refund",
             "payment_method",
+            "setup_intent",
             "event",
             "webhook_endpoint",
             "test_helpers.test_clock",
