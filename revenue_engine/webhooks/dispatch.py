@@ -41,6 +41,7 @@ from revenue_engine.webhooks.event import StripeEvent
 from revenue_engine.webhooks.handlers import catalog
 from revenue_engine.webhooks.handlers.billing import BILLING_HANDLERS
 from revenue_engine.webhooks.handlers.metering import METERING_HANDLERS
+from revenue_engine.webhooks.handlers.payment_methods import PAYMENT_METHOD_HANDLERS
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ HANDLERS: dict[str, Handler] = {
     "product.deleted": catalog.product_changed,
     **BILLING_HANDLERS,
     **METERING_HANDLERS,
+    **PAYMENT_METHOD_HANDLERS,
 }
 
 #: Handled types Stripe does not offer to a webhook endpoint by name (it sends them to event
