@@ -81,7 +81,6 @@ CreateSetupIntentResult = Annotated[
 ]
 _Change = (
     PaymentMethodsPayload
-    | ValidationError
     | NotFoundError
     | BillingStateError
     | RetryableError

@@ -3,8 +3,8 @@ the card paid at Checkout as the default for renewals, and the stored view of al
 
 * **Ownership.** An id from a client is checked at Stripe first: one Stripe does not know, or
   attached to another customer, is ``NOT_FOUND`` (the same answer, so it tells nothing about
-  other organizations), and nothing is written to Stripe. An id of the wrong shape is
-  ``VALIDATION`` before anything is sent.
+  other organizations), and nothing is written to Stripe. An id of the wrong shape gets the
+  same answer before anything is sent.
 * **Idempotency.** Changing the default is keyed by the customer's count of default changes
   made through the engine (``Customer.default_changes``): a double-submit shares the key (one
   change at Stripe) and bumps the count once; the next change is a new request. A method that
@@ -35,13 +35,11 @@ from revenue_engine.documents import AuditEntry, AuditSource, CheckoutSession, C
 from revenue_engine.documents.customer import SavedPaymentMethod
 from revenue_engine.documents.plan import utcnow
 from revenue_engine.errors import (
-    FieldProblem,
     NotFound,
     PaymentMethodInUse,
     PaymentProviderRejected,
     RateLimited,
     ServiceUnavailable,
-    ValidationFailed,
 )
 from revenue_engine.gateway import (
     CustomerDefaults,
@@ -152,10 +150,10 @@ async def list_payment_methods(
 
 
 def _check_id(payment_method_id: str) -> None:
+    # Answered as an id Stripe does not know (as invoice cursors are): an id's shape tells a
+    # caller nothing an unknown id would not, and nothing is sent.
     if not _METHOD_ID.fullmatch(payment_method_id):
-        raise ValidationFailed(
-            "invalid payment method", [FieldProblem("id", "expected a pm_… or card_… id")]
-        )
+        raise NotFound("payment method", payment_method_id)
 
 
 async def _owned(
@@ -262,15 +260,18 @@ async def detach_payment_method(
         pays = _id(subscription.get("default_payment_method")) or defaults.default
         if pays == payment_method_id:
             raise PaymentMethodInUse(payment_method_id)
-    await gateway.detach_payment_method(
-        payment_method_id, key=idempotency_key(org, "payment_method.detach", payment_method_id)
-    )
+    # The audit row first: a twin that finds the method detached a moment later answers as
+    # done (a row whose detach then failed is harmless: the method is still attached, so the
+    # row is never read for it).
     await AuditEntry(
         organization_id=org,
         kind=DETACHED,
         source=AuditSource.MUTATION,
         reference=payment_method_id,
     ).insert()
+    await gateway.detach_payment_method(
+        payment_method_id, key=idempotency_key(org, "payment_method.detach", payment_method_id)
+    )
     log.info("payment method detached organization_id=%s", org)
     return rows(await refresh_view(gateway, customer))
 
