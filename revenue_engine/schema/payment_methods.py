@@ -79,8 +79,11 @@ CreateSetupIntentResult = Annotated[
     | ProviderRejectedError,
     strawberry.union("CreateSetupIntentResult"),
 ]
+# ValidationError is listed though these answer none: clients spread one shared error fragment
+# (``... on ValidationError { fields … }``), which GraphQL refuses on a union without it.
 _Change = (
     PaymentMethodsPayload
+    | ValidationError
     | NotFoundError
     | BillingStateError
     | RetryableError
