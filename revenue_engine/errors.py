@@ -30,6 +30,7 @@ The tree (catch the narrowest you can handle)::
         ├── AlreadySubscribed        ALREADY_SUBSCRIBED a live subscription exists
         ├── NoActiveSubscription     NO_SUBSCRIPTION  nothing to cancel / resume / change
         ├── NoPaymentMethod          NO_PAYMENT_METHOD the customer has no default payment method
+        ├── PaymentMethodInUse       PAYMENT_METHOD_IN_USE the live subscription pays with it
         ├── OverageNotOffered        OVERAGE_NOT_OFFERED the plan sells no overage for a feature
         └── NotPerSeat               NOT_PER_SEAT     seats asked of a plan not priced per seat
 
@@ -254,3 +255,16 @@ class NotPerSeat(BillingStateError):
             f"the subscription's plan {plan_uid!r} is not priced per seat; its seats do not change"
         )
         self.plan_uid = plan_uid
+
+
+class PaymentMethodInUse(BillingStateError):
+    """Detaching the payment method a live subscription's renewals would charge."""
+
+    code = "PAYMENT_METHOD_IN_USE"
+
+    def __init__(self, payment_method_id: str) -> None:
+        super().__init__(
+            f"payment method {payment_method_id!r} pays for the live subscription; make another "
+            "one the default first"
+        )
+        self.payment_method_id = payment_method_id

@@ -20,7 +20,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from revenue_engine.emulator import api
 from revenue_engine.emulator.control import control_routes
-from revenue_engine.emulator.pages import checkout_routes, invoice_routes, portal_routes
+from revenue_engine.emulator.pages import (
+    checkout_routes,
+    invoice_routes,
+    portal_routes,
+    setup_routes,
+)
 from revenue_engine.emulator.urls import root_url
 
 if TYPE_CHECKING:
@@ -69,6 +74,7 @@ def build_app(emulator: Emulator) -> ASGIApp:
         *checkout_routes(emulator),
         *portal_routes(emulator),
         *invoice_routes(emulator),
+        *setup_routes(emulator),
         *control_routes(emulator),
     ]
     return _KeepRawSend(Starlette(routes=routes, lifespan=lifespan))

@@ -411,7 +411,11 @@ def _precheck_payment(ctx: Ctx, customer: JSON, pm_id: str | None, payment_behav
     """``error_if_incomplete``: refuse up front, creating nothing, when payment cannot succeed."""
     if payment_behavior != "error_if_incomplete":
         return
-    pm_id = pm_id or customer["invoice_settings"]["default_payment_method"]
+    pm_id = (
+        pm_id
+        or customer["invoice_settings"]["default_payment_method"]
+        or customer.get("default_source")
+    )
     pm = ctx.store.get("payment_method", pm_id) if pm_id else None
     if pm is None:
         raise invalid_request(

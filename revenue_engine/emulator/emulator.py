@@ -42,6 +42,7 @@ from revenue_engine.emulator.resources import (
     portal,
     promotion_codes,
     refunds,
+    setup_intents,
     subscriptions,
     test_clocks,
 )
@@ -63,6 +64,7 @@ ROUTER = Router(
         *invoices.ROUTES,
         *payment_methods.ROUTES,
         *payment_intents.ROUTES,
+        *setup_intents.ROUTES,
         *refunds.ROUTES,
         *portal.ROUTES,
         *events_api.ROUTES,
@@ -251,6 +253,7 @@ class Emulator:
             "charge",
             "refund",
             "payment_method",
+            "setup_intent",
             "event",
             "webhook_endpoint",
             "test_helpers.test_clock",

@@ -29,6 +29,9 @@ PREFIXES: dict[str, str] = {
     "pi_": "payment_intent",
     "ch_": "charge",
     "pm_": "payment_method",
+    "card_": "payment_method",  # a saved source, usable as a PaymentMethod
+    "seti_": "setup_intent",
+    "setatt_": "setup_attempt",
     "re_": "refund",
     "bps_": "billing_portal.session",
     "bpc_": "billing_portal.configuration",

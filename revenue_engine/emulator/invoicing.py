@@ -312,7 +312,8 @@ def invoice_intent(ctx: Ctx, inv: JSON) -> JSON:
 
 
 def default_payment_method(ctx: Ctx, inv: JSON) -> JSON | None:
-    """Invoice → subscription → customer default, the order Stripe uses."""
+    """Invoice → subscription → customer default (its default payment method, then its
+    default source), the order Stripe uses."""
     candidates: list[Any] = [inv.get("default_payment_method")]
     sub = subscription_of(ctx, inv)
     if sub is not None:
@@ -320,6 +321,7 @@ def default_payment_method(ctx: Ctx, inv: JSON) -> JSON | None:
     customer = ctx.store.get("customer", inv["customer"])
     if customer is not None:
         candidates.append(customer["invoice_settings"]["default_payment_method"])
+        candidates.append(customer.get("default_source"))
     for pm_id in candidates:
         if isinstance(pm_id, str):
             pm = ctx.store.get("payment_method", pm_id)

@@ -32,6 +32,7 @@ LABELS: dict[str, str] = {
     "billing_portal.session": "billing portal session",
     "payment_method": "PaymentMethod",
     "payment_intent": "payment_intent",
+    "setup_intent": "setupintent",
     "webhook_endpoint": "webhook endpoint",
     "subscription_item": "subscription item",
     "invoice_payment": "invoice payment",

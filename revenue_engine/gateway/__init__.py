@@ -12,14 +12,24 @@ from revenue_engine.gateway.errors import (
     MeterEventTimestampRefused,
     StripeNotFound,
 )
+from revenue_engine.gateway.payment_methods import (
+    CustomerDefaults,
+    SavedMethod,
+    SetupIntentView,
+    customer_defaults,
+)
 
 __all__ = [
     "EMULATOR_API_KEY",
     "EMULATOR_MOUNT",
+    "CustomerDefaults",
     "DuplicateMeterEvent",
     "MeterEventTimestampRefused",
     "PaymentMethodOwner",
+    "SavedMethod",
+    "SetupIntentView",
     "StripeGateway",
     "StripeNotFound",
+    "customer_defaults",
     "idempotency_key",
 ]

@@ -34,6 +34,7 @@ from revenue_engine.gateway.errors import (
     is_timestamp_refusal,
     translate,
 )
+from revenue_engine.gateway.payment_methods import PaymentMethodCalls
 from revenue_engine.settings import Settings
 from revenue_engine.timing import timed_stripe
 
@@ -90,8 +91,9 @@ def _plain(obj: Any) -> dict[str, Any]:
     return dict(obj)
 
 
-class StripeGateway:
-    """Async facade over the subset of Stripe the engine uses."""
+class StripeGateway(PaymentMethodCalls):
+    """Async facade over the subset of Stripe the engine uses (saved payment methods and
+    SetupIntents: ``PaymentMethodCalls``)."""
 
     def __init__(
         self,

@@ -215,7 +215,8 @@ async def invoices(info: Info, first: int, after: str | None) -> InvoiceConnecti
 
 # --- one-time payments -------------------------------------------------------------------
 async def payment_intent(info: Info, intent_id: strawberry.ID) -> PaymentIntent | None:
-    doc = await payments.get_payment(info.context.require_principal(), str(intent_id))
+    ctx = info.context
+    doc = await payments.current_payment(ctx.gateway, ctx.require_principal(), str(intent_id))
     return payment_type(doc) if doc else None
 
 

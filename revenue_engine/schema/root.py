@@ -9,6 +9,7 @@ import strawberry
 from revenue_engine.context import Info
 from revenue_engine.resolvers import billing
 from revenue_engine.resolvers import metering as metering_resolvers
+from revenue_engine.resolvers import payment_methods as payment_method_resolvers
 from revenue_engine.resolvers import plans as plan_resolvers
 from revenue_engine.resolvers import previews as preview_resolvers
 from revenue_engine.resolvers import usage as usage_resolvers
@@ -35,6 +36,12 @@ from revenue_engine.schema.billing import (
     VerifyCheckoutResult,
 )
 from revenue_engine.schema.metering import MeterErrorReport
+from revenue_engine.schema.payment_methods import (
+    CreateSetupIntentResult,
+    DetachPaymentMethodResult,
+    PaymentMethod,
+    SetDefaultPaymentMethodResult,
+)
 from revenue_engine.schema.plans import ArchivePlanResult, Plan, PlanInput, UpsertPlanResult
 from revenue_engine.schema.previews import (
     PreviewChangeInput,
@@ -112,6 +119,13 @@ class Query:
     @strawberry.field(description="One of the organization's one-time payments.")
     async def payment_intent(self, info: Info, id: strawberry.ID) -> PaymentIntent | None:
         return await billing.payment_intent(info, id)
+
+    @strawberry.field(
+        description="The payment methods saved to the organization's customer, newest first "
+        "(read from Stripe; the stored view while Stripe cannot be reached)."
+    )
+    async def payment_methods(self, info: Info) -> list[PaymentMethod]:
+        return await payment_method_resolvers.payment_method_list(info)
 
     @strawberry.field(
         description="Usage of the metered features in the current billing period of the "
@@ -264,6 +278,35 @@ class Mutation:
         self, info: Info, return_path: str | None = None
     ) -> PortalResult:
         return await billing.create_billing_portal_session(info, return_path)
+
+    @strawberry.mutation(
+        description="A SetupIntent to save a card for renewals: confirm it with Stripe.js "
+        "(against the emulator: open its `confirmationUrl`).",
+        extensions=[StripeRateLimit()],
+    )
+    async def create_setup_intent(
+        self, info: Info, return_path: str | None = None
+    ) -> CreateSetupIntentResult:
+        return await payment_method_resolvers.create_setup_intent(info, return_path)
+
+    @strawberry.mutation(
+        description="Make one of the customer's saved payment methods the default for "
+        "invoices and renewals.",
+        extensions=[StripeRateLimit()],
+    )
+    async def set_default_payment_method(
+        self, info: Info, id: strawberry.ID
+    ) -> SetDefaultPaymentMethodResult:
+        return await payment_method_resolvers.set_default_payment_method(info, id)
+
+    @strawberry.mutation(
+        description="Remove a saved payment method (not the one the live subscription pays with).",
+        extensions=[StripeRateLimit()],
+    )
+    async def detach_payment_method(
+        self, info: Info, id: strawberry.ID
+    ) -> DetachPaymentMethodResult:
+        return await payment_method_resolvers.detach_payment_method(info, id)
 
     @strawberry.mutation(
         description="Report one usage event (role `usage` or admin: any organization; members: "

@@ -28,6 +28,8 @@ from revenue_engine.errors import (
     FieldProblem,
     NotFound,
     PaymentProviderRejected,
+    RateLimited,
+    ServiceUnavailable,
     ValidationFailed,
 )
 from revenue_engine.gateway import StripeGateway, StripeNotFound, idempotency_key
@@ -35,6 +37,7 @@ from revenue_engine.services import promotions
 from revenue_engine.services.catalog import ensure_plan_prices
 from revenue_engine.services.customers import get_customer, get_or_create_customer
 from revenue_engine.services.paths import path_problem
+from revenue_engine.services.payment_methods import adopt_checkout_card
 from revenue_engine.services.purchase import (
     ensure_no_live_subscription,
     purchasable_plan,
@@ -358,6 +361,26 @@ async def record_session(
     return subscription
 
 
+async def _adopt_card(
+    gateway: StripeGateway,
+    document: CheckoutSession,
+    session: dict[str, Any],
+    request_id: str | None,
+) -> None:
+    """The card paid with becomes the customer's default; a Stripe outage does not fail the
+    verification (the session's webhook adopts it when Stripe redelivers)."""
+    try:
+        await adopt_checkout_card(
+            gateway, document, session, source=AuditSource.CHECKOUT_VERIFY, reference=request_id
+        )
+    except (ServiceUnavailable, RateLimited) as exc:
+        log.warning(
+            "checkout card not adopted yet organization_id=%s error=%s",
+            document.organization_id,
+            type(exc).__name__,
+        )
+
+
 async def get_checkout_session(principal: Principal, session_id: str) -> CheckoutSession | None:
     return await CheckoutSession.find_one(
         {"stripe_session_id": session_id, "organization_id": principal.organization_id}
@@ -384,6 +407,7 @@ async def verify_checkout_session(
     subscription = await record_session(
         document, session, reference=request_id, observed_at=observed_at
     )
+    await _adopt_card(gateway, document, session, request_id)
     if subscription is None and document.stripe_subscription_id:
         subscription = await Subscription.find_one(
             {

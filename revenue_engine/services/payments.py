@@ -25,7 +25,14 @@ from pymongo.errors import DuplicateKeyError
 from revenue_engine.auth import Principal
 from revenue_engine.documents import Payment
 from revenue_engine.documents.plan import utcnow
-from revenue_engine.errors import FieldProblem, NotFound, PaymentDeclined, ValidationFailed
+from revenue_engine.errors import (
+    FieldProblem,
+    NotFound,
+    PaymentDeclined,
+    RateLimited,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 from revenue_engine.gateway import StripeGateway, StripeNotFound, idempotency_key
 from revenue_engine.money import MAX_AMOUNT, charge_problem, normalize_currency
 from revenue_engine.services.customers import get_customer, get_or_create_customer
@@ -215,9 +222,55 @@ async def refresh_payment(gateway: StripeGateway, principal: Principal, intent_i
         intent = await gateway.retrieve_payment_intent(intent_id)
     except StripeNotFound:
         raise NotFound("payment intent", intent_id) from None
+    await _store_status(payment, intent)
+    return payment
+
+
+async def _store_status(payment: Payment, intent: dict[str, Any]) -> None:
     if _sync(payment, intent):
         payment.updated_at = utcnow()
-        await payment.save()
+        # Targeted: leaves the refund fields, which webhooks may be writing, alone.
+        await Payment.find_one({"_id": payment.id}).update(
+            {
+                "$set": {
+                    "status": payment.status,
+                    "failure_reason": payment.failure_reason,
+                    "updated_at": payment.updated_at,
+                }
+            }
+        )
+
+
+#: Stored statuses that may have moved at Stripe without our knowing yet (a payment confirmed
+#: in the browser with its client secret is ``succeeded`` there before its webhook arrives).
+#: ``canceled`` is final at Stripe.
+_MAY_HAVE_MOVED = frozenset(
+    {
+        "requires_payment_method",
+        "requires_confirmation",
+        "requires_action",
+        "processing",
+        "requires_capture",
+    }
+)
+
+
+async def current_payment(
+    gateway: StripeGateway, principal: Principal, intent_id: str
+) -> Payment | None:
+    """The organization's payment; re-read from Stripe when the stored status is one Stripe
+    may have moved on from (the stored one is answered while Stripe cannot be reached)."""
+    payment = await get_payment(principal, intent_id)
+    if payment is None or payment.status not in _MAY_HAVE_MOVED:
+        return payment
+    try:
+        intent = await gateway.retrieve_payment_intent(intent_id)
+    except (ServiceUnavailable, RateLimited, StripeNotFound) as exc:
+        log.warning(
+            "payment answered from the store payment=%s error=%s", intent_id, type(exc).__name__
+        )
+        return payment
+    await _store_status(payment, intent)
     return payment
 
 
@@ -299,6 +352,10 @@ async def refund_payment(
 ) -> Payment:
     """Refund all that is left, or ``amount`` of it; never more than what was paid."""
     payment = await _require(principal, intent_id)
+    if payment.status in _MAY_HAVE_MOVED:
+        # Stripe promises no delivery time for the webhook: ask it whether the payment went
+        # through (confirmed in the browser) before refusing the refund.
+        payment = await refresh_payment(gateway, principal, intent_id)
     left = payment.amount - payment.amount_refunded
     if payment.status != "succeeded":
         raise ValidationFailed(

@@ -33,7 +33,12 @@ from revenue_engine.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
-from revenue_engine.gateway import StripeGateway, StripeNotFound, idempotency_key
+from revenue_engine.gateway import (
+    StripeGateway,
+    StripeNotFound,
+    customer_defaults,
+    idempotency_key,
+)
 from revenue_engine.services import promotions
 from revenue_engine.services.catalog import ChosenPrice, ensure_plan_prices
 from revenue_engine.services.checkout import expire_open_sessions
@@ -167,7 +172,9 @@ async def _create_under_lease(
     await ensure_no_live_subscription(org)
     customer = await get_or_create_customer(gateway, principal)
     stripe_customer = await gateway.retrieve_customer(customer.stripe_customer_id)
-    default_pm = (stripe_customer.get("invoice_settings") or {}).get("default_payment_method")
+    # What Stripe charges when the subscription names no method: the default payment method,
+    # else a card saved as the default source (the legacy Sources API).
+    default_pm = customer_defaults(stripe_customer).default
     if not default_pm:
         raise NoPaymentMethod()
     # An open Checkout session could still be paid into a second subscription: expire it

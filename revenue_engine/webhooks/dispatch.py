@@ -42,6 +42,7 @@ from revenue_engine.webhooks.handlers import catalog
 from revenue_engine.webhooks.handlers.billing import BILLING_HANDLERS
 from revenue_engine.webhooks.handlers.discounts import DISCOUNT_HANDLERS
 from revenue_engine.webhooks.handlers.metering import METERING_HANDLERS
+from revenue_engine.webhooks.handlers.payment_methods import PAYMENT_METHOD_HANDLERS
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ HANDLERS: dict[str, Handler] = {
     **BILLING_HANDLERS,
     **DISCOUNT_HANDLERS,
     **METERING_HANDLERS,
+    **PAYMENT_METHOD_HANDLERS,
 }
 
 #: Handled types Stripe does not offer to a webhook endpoint by name (it sends them to event

@@ -10,11 +10,14 @@ actions are relative, so the pages work wherever the emulator is mounted.
 * ``POST|GET /checkout/{id}/cancel`` — 303 to ``cancel_url``; the session stays open.
 * ``GET  /billing_portal/{id}`` and ``POST …/cancel|renew|payment_method`` (``subscription``,
   ``card``) — portal actions, then 303 back (or to the flow's redirect).
+* ``GET  /setup/{id}?client_secret=…&return_url=…`` (+ ``POST …/confirm``, ``card``) — save a
+  test card for a SetupIntent, then 303 to ``return_url`` as Stripe.js's ``confirmSetup`` does.
 * ``GET  /invoices/{id}`` (+ ``POST …/pay``), ``GET /invoices/{id}/pdf``, ``GET /receipts/{id}``.
 """
 
 from revenue_engine.emulator.pages.checkout_page import checkout_routes
 from revenue_engine.emulator.pages.invoice_page import invoice_routes
 from revenue_engine.emulator.pages.portal_page import portal_routes
+from revenue_engine.emulator.pages.setup_page import setup_routes
 
-__all__ = ["checkout_routes", "invoice_routes", "portal_routes"]
+__all__ = ["checkout_routes", "invoice_routes", "portal_routes", "setup_routes"]

@@ -17,7 +17,12 @@ from revenue_engine.emulator.events import emit, emit_update
 from revenue_engine.emulator.forms import Params, merge_metadata
 from revenue_engine.emulator.ids import new_id
 from revenue_engine.emulator.lists import PAGINATION, created_filter, paginate
-from revenue_engine.emulator.resources.payment_methods import require_attached, resolve
+from revenue_engine.emulator.resources.payment_methods import (
+    add_source,
+    require_attached,
+    require_source,
+    resolve,
+)
 from revenue_engine.emulator.routing import Route
 from revenue_engine.emulator.search import search
 from revenue_engine.emulator.state import Ctx
@@ -102,6 +107,18 @@ def _invoice_settings(ctx: Ctx, customer: JSON, p: Params) -> None:
         customer["invoice_settings"]["footer"] = settings.string("footer")
 
 
+def _sources(ctx: Ctx, customer: JSON, p: Params) -> None:
+    """``source`` (a card token) saves a card; ``default_source`` picks one of the saved ones."""
+    token = p.string("source")
+    if token:
+        add_source(ctx, customer, token)
+    if p.has("default_source"):
+        ref = p.string("default_source")
+        customer["default_source"] = (
+            require_source(ctx, ref, customer["id"], param="default_source")["id"] if ref else None
+        )
+
+
 def _create(ctx: Ctx, p: Params) -> JSON:
     p.only((*_WRITABLE, "payment_method", "test_clock", "tax_id_data", "coupon", "promotion_code"))
     clock_id = p.string("test_clock")
@@ -144,6 +161,7 @@ def _create(ctx: Ctx, p: Params) -> JSON:
         resolve(ctx, pm_ref, param="payment_method", customer=customer["id"])
     before = snapshot(customer)
     _invoice_settings(ctx, customer, p)
+    _sources(ctx, customer, p)
     emit_update(ctx, "customer.updated", customer, before)
     return customer
 
@@ -170,6 +188,7 @@ def _update(ctx: Ctx, p: Params, id: str) -> JSON:
     before = snapshot(customer)
     _apply(ctx, customer, p, creating=False)
     _invoice_settings(ctx, customer, p)
+    _sources(ctx, customer, p)
     emit_update(ctx, "customer.updated", customer, before)
     return customer
 

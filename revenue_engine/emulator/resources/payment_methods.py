@@ -9,6 +9,11 @@ charged it (paid or declined) without saving it (``setup_future_usage``), or onc
 from its customer, Stripe refuses to use it again (:func:`require_usable`) or to attach it
 (:data:`ATTACH_AFTER_USE`). Both refusals are 400 ``invalid_request_error`` without a ``code``,
 the shape Stripe sends.
+
+Detaching sends ``payment_method.detached`` (``previous_attributes.customer`` names the customer)
+and clears the customer's ``invoice_settings.default_payment_method`` or ``default_source`` when
+it was that one (``customer.updated``). Cards saved with the legacy ``source`` parameter of a
+customer are ``card_…`` objects that this API serves too (:func:`add_source`).
 """
 
 from __future__ import annotations
@@ -86,10 +91,10 @@ def card_of(ctx: Ctx, pm: JSON) -> TestCard:
     return TestCard(card.brand, card.last4, decline_code=str(override), label=card.label)
 
 
-def _clone(ctx: Ctx, test_id: str, customer: str | None) -> JSON:
+def _clone(ctx: Ctx, test_id: str, customer: str | None, *, prefix: str = "pm_") -> JSON:
     card = TEST_CARDS[test_id]
     pm: JSON = {
-        "id": new_id("pm_"),
+        "id": new_id(prefix),
         "object": "payment_method",
         "allow_redisplay": "unspecified",
         "billing_details": billing_details(),
@@ -182,6 +187,77 @@ def attach(ctx: Ctx, pm: JSON, customer_id: str) -> JSON:
     return pm
 
 
+_SOURCE_BRANDS = {"visa": "Visa", "mastercard": "MasterCard", "amex": "American Express"}
+
+
+def sources_of(ctx: Ctx, customer_id: str) -> list[JSON]:
+    """The customer's cards saved through the legacy Sources API (``card_…``), newest first."""
+    return ctx.store.all(
+        "payment_method",
+        lambda pm: pm["customer"] == customer_id and str(pm["id"]).startswith("card_"),
+    )
+
+
+def source_card(pm: JSON) -> JSON:
+    """A saved source as the Sources API shows it (a ``card`` object)."""
+    card = pm["card"]
+    return {
+        "id": pm["id"],
+        "object": "card",
+        "address_city": None,
+        "address_country": None,
+        "address_line1": None,
+        "address_line1_check": None,
+        "address_line2": None,
+        "address_state": None,
+        "address_zip": None,
+        "address_zip_check": None,
+        "brand": _SOURCE_BRANDS.get(card["brand"], card["brand"]),
+        "country": card["country"],
+        "customer": pm["customer"],
+        "cvc_check": "pass",
+        "dynamic_last4": None,
+        "exp_month": card["exp_month"],
+        "exp_year": card["exp_year"],
+        "fingerprint": card["fingerprint"],
+        "funding": card["funding"],
+        "last4": card["last4"],
+        "metadata": {},
+        "name": pm["billing_details"]["name"],
+        "tokenization_method": None,
+        "regulated_status": None,
+    }
+
+
+def add_source(ctx: Ctx, customer: JSON, token: str, *, param: str = "source") -> JSON:
+    """``source=tok_visa`` on a customer (the legacy Sources API): the card is saved to the
+    customer (``customer.source.created``) and becomes its ``default_source`` when it has none,
+    as on Stripe. Like Stripe, the emulator lets a ``card_…`` be used wherever a PaymentMethod
+    is (retrieved, listed, charged, detached through the PaymentMethods API)."""
+    test_id = TOKENS.get(token)
+    if test_id is None:
+        raise invalid_request(f"No such token: '{token}'", param=param, code="resource_missing")
+    card = TEST_CARDS[test_id]
+    if card.attach_fails and card.decline_code:
+        raise card_error(card.error_code, card.message, decline_code=card.decline_code)
+    pm = _clone(ctx, test_id, customer["id"], prefix="card_")
+    pm["customer"] = customer["id"]
+    emit(ctx, "customer.source.created", source_card(pm))
+    if not customer.get("default_source"):
+        customer["default_source"] = pm["id"]
+    return pm
+
+
+def require_source(ctx: Ctx, ref: str, customer_id: str, *, param: str) -> JSON:
+    """One of the customer's saved sources (``default_source=card_…``)."""
+    for pm in sources_of(ctx, customer_id):
+        if pm["id"] == ref:
+            return pm
+    raise invalid_request(
+        f"No such source: '{ref}'", param=param, code="resource_missing", status=404
+    )
+
+
 def require_attached(ctx: Ctx, ref: str, customer_id: str, *, param: str) -> JSON:
     """A payment method usable as the customer's default (must belong to them)."""
     pm = resolve(ctx, ref, param=param, customer=customer_id)
@@ -258,13 +334,20 @@ def _detach(ctx: Ctx, p: Params, id: str) -> JSON:
             param="payment_method",
         )
     customer = ctx.store.get("customer", pm["customer"])
+    detached = snapshot(pm)
     pm["customer"] = None
     use_up(ctx, pm)  # a detached PaymentMethod cannot be used or attached again
-    if customer is not None and customer["invoice_settings"]["default_payment_method"] == id:
+    if customer is not None:
         before = snapshot(customer)
-        customer["invoice_settings"]["default_payment_method"] = None
+        if customer["invoice_settings"]["default_payment_method"] == id:
+            customer["invoice_settings"]["default_payment_method"] = None
+        if customer.get("default_source") == id:
+            # Stripe's rule for a deleted default card: the most recent other one takes over.
+            others = sources_of(ctx, customer["id"])
+            customer["default_source"] = others[0]["id"] if others else None
         emit_update(ctx, "customer.updated", customer, before)
-    emit(ctx, "payment_method.detached", pm)
+    # previous_attributes says whose it was: the object itself no longer does.
+    emit(ctx, "payment_method.detached", pm, detached)
     return pm
 
 

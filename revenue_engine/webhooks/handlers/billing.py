@@ -33,9 +33,10 @@ from revenue_engine.documents import (
     Subscription,
 )
 from revenue_engine.documents.plan import utcnow
-from revenue_engine.gateway import StripeNotFound
+from revenue_engine.gateway import StripeNotFound, customer_defaults
 from revenue_engine.services import payments
 from revenue_engine.services.checkout import record_session
+from revenue_engine.services.payment_methods import adopt_checkout_card, refresh_view
 from revenue_engine.services.reconcile import MalformedStripeObject, UnknownOrganization
 from revenue_engine.services.sync import refresh_subscription
 from revenue_engine.webhooks.context import HandlerContext
@@ -143,6 +144,10 @@ async def checkout_changed(event: StripeEvent, context: HandlerContext) -> None:
         raise TransientWebhookError(exc.message) from exc
     except MalformedStripeObject as exc:
         raise MalformedObject(exc.message) from exc
+    # The card paid with becomes the customer's default for renewals (once per session).
+    await adopt_checkout_card(
+        context.gateway, document, fresh, source=AuditSource.WEBHOOK, reference=event.id
+    )
 
 
 async def payment_intent_changed(event: StripeEvent, context: HandlerContext) -> None:
@@ -185,13 +190,15 @@ async def charge_refunded(event: StripeEvent, context: HandlerContext) -> None:
 
 
 async def customer_changed(event: StripeEvent, context: HandlerContext) -> None:
-    """customer.updated / customer.deleted — keep the organization's customer document true."""
+    """customer.updated / customer.deleted — keep the organization's customer document true
+    (email, name, and the payment-method view's defaults)."""
     customer_id = event.object_id
     if not customer_id or event.object.get("object") != "customer":
         raise MalformedObject("the event's object is not a customer")
     document = await Customer.find_one({"stripe_customer_id": customer_id})
     if document is None:
         raise IgnoredEvent("no organization has this customer")
+    observed_at = utcnow()
     try:
         fresh: dict[str, Any] | None = await context.gateway.retrieve_customer(customer_id)
     except StripeNotFound:
@@ -209,20 +216,17 @@ async def customer_changed(event: StripeEvent, context: HandlerContext) -> None:
         return
     if event.type == "customer.deleted":
         raise IgnoredEvent("the customer still exists at Stripe")
-    settings = fresh.get("invoice_settings") or {}
-    values = (fresh.get("email"), fresh.get("name"), _id(settings.get("default_payment_method")))
-    if values != (document.email, document.name, document.default_payment_method):
-        email, name, default_pm = values
+    values = (fresh.get("email"), fresh.get("name"))
+    if values != (document.email, document.name):
+        email, name = values
         await Customer.find_one({"_id": document.id}).update(
-            {
-                "$set": {
-                    "email": email,
-                    "name": name,
-                    "default_payment_method": default_pm,
-                    "updated_at": utcnow(),
-                }
-            }
+            {"$set": {"email": email, "name": name, "updated_at": utcnow()}}
         )
+    # The defaults (default payment method, default source) go into the payment-method view,
+    # with the moment before the re-read as its watermark.
+    await refresh_view(
+        context.gateway, document, defaults=customer_defaults(fresh), observed_at=observed_at
+    )
 
 
 BILLING_HANDLERS = {
