@@ -349,6 +349,37 @@ function renderInvoices(invoices) {
     : "<li>none yet</li>";
 }
 
+const CARD = "id type brand last4 expMonth expYear isDefault";
+let cards = [];
+const brandName = (brand) => (brand ? brand[0].toUpperCase() + brand.slice(1) : "Card");
+const cardName = (c) => `${brandName(c.brand)} •••• ${c.last4 || "????"}`;
+
+/** The saved payment methods: brand, last four, expiry, the default, and what can be done. */
+function renderCards(list) {
+  cards = list;
+  $("#cards-panel").hidden = false;
+  $("#cards").innerHTML = list.length
+    ? list
+        .map((c) => {
+          const expires = c.expMonth && c.expYear ? `expires ${String(c.expMonth).padStart(2, "0")}/${c.expYear}` : "";
+          return `<li data-testid="card" data-id="${esc(c.id)}" data-default="${c.isDefault}">
+            <strong data-testid="card-name">${esc(cardName(c))}</strong>
+            <span data-testid="card-expiry" class="muted">${esc(expires)}</span>
+            ${c.isDefault
+              ? '<span data-testid="card-default" class="badge active">default</span>'
+              : `<button type="button" data-testid="make-default" data-id="${esc(c.id)}">Make default</button>`}
+            <button type="button" data-testid="remove-card" data-id="${esc(c.id)}">Remove</button></li>`;
+        })
+        .join("")
+    : '<li data-testid="no-cards">none saved: renewals need a card (Checkout saves the one you pay with)</li>';
+  for (const button of document.querySelectorAll("#cards button[data-testid=make-default]")) {
+    button.addEventListener("click", () => makeDefault(button.dataset.id));
+  }
+  for (const button of document.querySelectorAll("#cards button[data-testid=remove-card]")) {
+    button.addEventListener("click", () => removeCard(button.dataset.id));
+  }
+}
+
 function showIdentity() {
   const who = identity();
   $("#who").textContent = who ? `signed in as ${who.org}` : "not signed in";
@@ -368,13 +399,16 @@ async function refresh() {
   if (identity()) {
     const s = await gql(`{ subscriptionStatus { ${STATUS} }
       usage { periodStart periodEnd planUid features { ${FEATURE_USAGE} } }
-      invoices(first: 5) { nodes { number status amountDue currency hostedInvoiceUrl invoicePdf } } }`);
+      invoices(first: 5) { nodes { number status amountDue currency hostedInvoiceUrl invoicePdf } }
+      paymentMethods { ${CARD} } }`);
     current = s.subscriptionStatus;
     renderSubscription(current);
     renderUsage(s.usage, current);
     renderInvoices(s.invoices.nodes);
+    renderCards(s.paymentMethods);
   } else {
     $("#subscription-panel").hidden = true;
+    $("#cards-panel").hidden = true;
   }
   renderPlans();
 }
@@ -544,6 +578,58 @@ function applyCode() {
   });
 }
 
+// Payment methods: a card is added on Stripe's side (a SetupIntent confirmed by Stripe.js; in
+// development, on the emulator's hosted page), then made the default or removed here.
+const CARD_ERRORS = `${USER_ERROR} ${FIELDS} ${RETRY}`;
+const CARDS_CHANGED = `__typename ... on PaymentMethodsPayload { paymentMethods { ${CARD} } } ${CARD_ERRORS}`;
+
+function addCard() {
+  if (pending) return;
+  busy(async () => {
+    const data = await gql(
+      `mutation($path: String) { createSetupIntent(returnPath: $path) { __typename
+        ... on SetupIntentPayload { setupIntentId confirmationUrl } ${CARD_ERRORS} } }`,
+      { path: location.pathname },
+    );
+    const payload = unwrap(data.createSetupIntent, "SetupIntentPayload");
+    if (!payload.confirmationUrl) {
+      // Against real Stripe: mount Stripe.js's Payment Element and call confirmSetup with clientSecret.
+      throw new ApiError("Confirm this SetupIntent with Stripe.js (clientSecret): no hosted page here.", "STRIPE_JS");
+    }
+    say("Taking you to the card page…");
+    window.location.assign(payload.confirmationUrl);
+  });
+}
+
+function makeDefault(id) {
+  if (pending) return;
+  const card = cards.find((c) => c.id === id);
+  busy(async () => {
+    const data = await gql(`mutation($id: ID!) { setDefaultPaymentMethod(id: $id) { ${CARDS_CHANGED} } }`, { id });
+    unwrap(data.setDefaultPaymentMethod, "PaymentMethodsPayload");
+    await refresh();
+    say(`${card ? cardName(card) : "The card"} is your default: renewals charge it.`, "success");
+  });
+}
+
+function removeCard(id) {
+  if (pending) return;
+  const card = cards.find((c) => c.id === id);
+  const name = card ? cardName(card) : "this card";
+  confirmStep(
+    `Remove ${name}`,
+    `<p data-testid="remove-card-warning">${esc(name)} is removed from your account for good: to pay with it
+      again you would enter it again.${card?.isDefault ? " It is your default: renewals then need another card." : ""}</p>`,
+    "Remove card",
+    () => busy(async () => {
+      const data = await gql(`mutation($id: ID!) { detachPaymentMethod(id: $id) { ${CARDS_CHANGED} } }`, { id });
+      unwrap(data.detachPaymentMethod, "PaymentMethodsPayload");
+      await refresh();
+      say(`${name} removed.`, "success");
+    }),
+  );
+}
+
 function act(mutation, done) {
   if (pending) return;
   busy(async () => {
@@ -616,6 +702,13 @@ async function verifyReturn() {
   const outcome = params.get("checkout");
   if (outcome) history.replaceState(null, "", location.pathname);
   if (outcome === "canceled") say("Checkout canceled: nothing was charged.");
+  // Back from confirming a SetupIntent (Stripe.js appends these; the secret leaves the URL).
+  const setup = params.get("redirect_status");
+  if (params.get("setup_intent")) {
+    history.replaceState(null, "", location.pathname);
+    if (setup === "succeeded") say("Card saved.", "success");
+    else say(`The card was not saved (${setup || "unknown"}).`, "error", "SETUP_NOT_SUCCEEDED");
+  }
   if (!sessionId) return null;
   say("Confirming your payment…");
   const data = await gql(
@@ -667,6 +760,7 @@ $("#seats-form").addEventListener("submit", (event) => {
   changeSeats(Number($("#seats-quantity").value));
 });
 $("#promotion-apply").addEventListener("click", applyCode);
+$("#add-card").addEventListener("click", addCard);
 $("#resume").addEventListener("click", () =>
   act("resumeSubscription", () => "Your subscription continues: the cancellation is withdrawn."));
 // The form is novalidate: a bad quantity is told in the message box, with a code, like the API's.

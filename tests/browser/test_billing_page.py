@@ -348,6 +348,8 @@ def test_the_billing_portal_updates_the_card_and_cancels_then_returns_to_the_spa
     page.get_by_test_id("portal").click()
     portal = re.compile(re.escape(f"{served}/stripe-emulator/billing_portal/bps_") + r"\w+$")
     page.wait_for_url(portal)
+    # The card paid at Checkout is the customer's default: renewals are paid with it.
+    expect(page.locator("body")).to_contain_text("Payment method: visa •••• 4242")
     # A card that cannot be attached: the reason on the portal page, which still works.
     page.locator("input[name=card][value=pm_card_chargeDeclined]").check()
     page.get_by_role("button", name="Update payment method").click()
@@ -369,6 +371,9 @@ def test_the_billing_portal_updates_the_card_and_cancels_then_returns_to_the_spa
     expect(page.get_by_test_id("status")).to_have_text("active")
     expect(page.get_by_test_id("cancels")).to_have_text(f"at period end, {long_date(period_end)}")
     expect(page.get_by_test_id("resume")).to_be_visible()
+    # The card chosen in the portal is the default the SPA lists.
+    default = page.get_by_test_id("card").filter(has=page.get_by_test_id("card-default"))
+    expect(default.get_by_test_id("card-name")).to_have_text("Visa •••• 0341")
 
 
 def test_the_subscribed_billing_page_as_the_readme_shows_it(
@@ -388,5 +393,72 @@ def test_the_subscribed_billing_page_as_the_readme_shows_it(
     expect(page.get_by_test_id("seats-form")).to_be_visible()
     expect(page.get_by_test_id("meter-api_calls")).to_be_visible()
     expect(page.get_by_test_id("invoices")).to_contain_text("paid · $102.00")  # $120 less 15%
+    expect(page.get_by_test_id("card-default")).to_be_visible()
     page.get_by_test_id("promotion-code").fill("")
     readme_picture(page, tmp_path)
+
+
+CARDS = "{ paymentMethods { id brand last4 isDefault } }"
+
+
+def test_payment_methods_are_added_made_default_and_removed(page: Page, served: str) -> None:
+    from playwright.sync_api import expect
+
+    org = "org_cards_page"
+    sign_in(page, served, org)
+    expect(page.get_by_test_id("no-cards")).to_be_visible()
+    subscribe(page, served, "pro")
+    cards = page.get_by_test_id("cards").get_by_test_id("card")
+    message = page.get_by_test_id("message")
+    # The card paid at Checkout is saved and is the default for renewals.
+    expect(cards).to_have_count(1)
+    visa = cards.filter(has_text="Visa •••• 4242")
+    expect(visa.get_by_test_id("card-default")).to_have_text("default")
+    expect(visa.get_by_test_id("card-expiry")).to_have_text(re.compile(r"^expires \d\d/20\d\d$"))
+    expect(visa.get_by_test_id("make-default")).to_have_count(0)
+
+    # Add a card: a SetupIntent confirmed on the emulator's hosted page, then back.
+    page.get_by_test_id("add-card").click()
+    page.wait_for_url(re.compile(re.escape(f"{served}/stripe-emulator/setup/seti_")))
+    page.locator("input[name=card][value=pm_card_chargeDeclined]").check()
+    page.get_by_role("button", name="Save card").click()
+    expect(page.get_by_role("alert")).to_have_text("Your card was declined.")
+    page.locator("input[name=card][value=pm_card_chargeCustomerFail]").check()
+    page.get_by_role("button", name="Save card").click()
+    page.wait_for_url(f"{served}/demo/")  # the SetupIntent's secret is tidied away
+    expect(message).to_have_text("Card saved.")
+    idle(page)
+    expect(cards).to_have_count(2)
+    other = cards.filter(has_text="Visa •••• 0341")
+    expect(other.get_by_test_id("card-default")).to_have_count(0)
+    expect(visa.get_by_test_id("card-default")).to_be_visible()
+
+    other.get_by_test_id("make-default").click()
+    expect(message).to_have_text("Visa •••• 0341 is your default: renewals charge it.")
+    expect(other.get_by_test_id("card-default")).to_be_visible()
+    expect(visa.get_by_test_id("card-default")).to_have_count(0)
+    saved = {c["last4"]: c["isDefault"] for c in api(served, CARDS, org)["paymentMethods"]}
+    assert saved == {"4242": False, "0341": True}
+
+    # Removing asks first; Cancel keeps the card.
+    visa.get_by_test_id("remove-card").click()
+    dialog = confirm_step(page, "Remove Visa •••• 4242")
+    expect(dialog.get_by_test_id("remove-card-warning")).to_contain_text("for good")
+    close_step(page, "confirm-cancel")
+    expect(cards).to_have_count(2)
+    visa.get_by_test_id("remove-card").click()
+    confirm_step(page, "Remove Visa •••• 4242")
+    close_step(page, "confirm-ok")
+    expect(message).to_have_text("Visa •••• 4242 removed.")
+    expect(cards).to_have_count(1)
+    assert [c["last4"] for c in api(served, CARDS, org)["paymentMethods"]] == ["0341"]
+
+    # The card the live subscription pays with stays: the engine says why.
+    other.get_by_test_id("remove-card").click()
+    dialog = confirm_step(page, "Remove Visa •••• 0341")
+    expect(dialog.get_by_test_id("remove-card-warning")).to_contain_text("It is your default")
+    close_step(page, "confirm-ok")
+    expect(message).to_have_attribute("data-code", "PAYMENT_METHOD_IN_USE")
+    expect(message).to_have_class("error")
+    expect(cards).to_have_count(1)
+    assert [c["last4"] for c in api(served, CARDS, org)["paymentMethods"]] == ["0341"]
