@@ -395,6 +395,7 @@ def test_the_subscribed_billing_page_as_the_readme_shows_it(
     expect(page.get_by_test_id("invoices")).to_contain_text("paid · $102.00")  # $120 less 15%
     expect(page.get_by_test_id("card-default")).to_be_visible()
     page.get_by_test_id("promotion-code").fill("")
+    page.get_by_test_id("promotion-code").blur()
     readme_picture(page, tmp_path)
 
 
