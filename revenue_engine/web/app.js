@@ -151,8 +151,14 @@ function addOnText(addon, price) {
 const per = () => (interval() === "YEAR" ? "year" : "month");
 const seatRange = (plan) =>
   plan.maxSeats ? `${count(plan.minSeats)} to ${count(plan.maxSeats)} seats` : `from ${count(plan.minSeats)} seats`;
-/** The add-on keys checked on a plan card (a disabled one counts: it is kept as it is). */
-const checkedAddOns = (card) => [...card.querySelectorAll("input[type=checkbox]:checked")].map((i) => i.value).sort();
+/** The add-on keys chosen on a plan card; a disabled one (a metered add-on of the current plan)
+ * is kept as the subscription holds it. */
+const checkedAddOns = (card) =>
+  [...card.querySelectorAll("input[type=checkbox]")]
+    .filter((i) => (i.disabled ? i.dataset.held === "true" : i.checked))
+    .map((i) => i.value)
+    .sort();
+const overageOn = (feature) => Boolean(usage?.features.find((f) => f.feature === feature)?.overageEnabled);
 const sameKeys = (a, b) => a.length === b.length && a.every((key, i) => key === b[i]);
 
 function renderPlans() {
@@ -171,7 +177,7 @@ function renderPlans() {
     const held = isCurrent ? [...current.overages].sort() : [];
     // On the current plan the checkboxes say what it holds, and changing them is a change of
     // add-ons. A metered add-on there is the overage switch of its meter (setOverage), which
-    // knows what this period still has to bill: its checkbox only shows it.
+    // knows what this period still has to bill: its checkbox only shows whether overage is on.
     const addOns = plan.overages
       .map((o) => [o, o.prices.find((p) => p.interval === interval())])
       .filter(([, p]) => p)
@@ -182,7 +188,8 @@ function renderPlans() {
           : o.kind === "METERED" ? "Chosen: overage is on from the start; you can switch it later." : "";
         return `<label data-testid="addon-${esc(plan.uid)}-${esc(o.key)}" data-kind="${esc(o.kind)}"
           ${title ? `title="${esc(title)}"` : ""}>
-          <input type="checkbox" value="${esc(o.key)}" ${held.includes(o.key) ? "checked" : ""}
+          <input type="checkbox" value="${esc(o.key)}" data-held="${held.includes(o.key)}"
+            ${(meteredHere ? overageOn(o.feature) : held.includes(o.key)) ? "checked" : ""}
             ${meteredHere ? "disabled" : ""}> ${esc(o.name)}
           <small>${esc(addOnText(o, p))}${meteredHere ? " · switch it under Usage" : ""}</small></label>`;
       })
@@ -486,8 +493,9 @@ const promotionCode = () => $("#promotion-code").value.trim() || null;
 
 /** The seats chosen on a per-seat plan's card: a whole number, or null after saying why not. */
 function cardSeats(plan, card) {
-  if (!plan.perSeat) return undefined;
-  const seats = Number(card.querySelector("input[type=number]").value);
+  const input = card.querySelector("input[type=number]");
+  if (!plan.perSeat || !input) return undefined; // the current plan's card: the seats held stay
+  const seats = Number(input.value);
   if (!Number.isInteger(seats) || seats < 1) {
     say(`Seats: a whole number, ${seatRange(plan)}.`, "error", "INVALID_SEATS");
     return null;

@@ -240,6 +240,11 @@ def test_usage_meter_quota_then_overage_on_and_off(page: Page, served: str) -> N
     toggle.click()
     expect(message).to_contain_text("Overage on for api_calls")
     expect(page.get_by_test_id("overage-state-api_calls")).to_have_text("Overage: on")
+    # The plan card's metered add-on shows the switch; it is not a change of add-ons.
+    addon_box = metered_addon.locator("input[type=checkbox]")
+    expect(addon_box).to_be_checked()
+    expect(addon_box).to_be_disabled()
+    expect(page.get_by_test_id("choose-pro")).to_have_text("Current plan")
     expect(toggle).to_have_text("Switch overage off")
     simulate(page, 10_000)
     expect(message).to_have_attribute("data-code", "ACCEPTED")
@@ -257,6 +262,8 @@ def test_usage_meter_quota_then_overage_on_and_off(page: Page, served: str) -> N
     expect(page.get_by_test_id("overage-pending-api_calls")).to_have_text(
         "overage off — this period's overage is still billed at its end"
     )
+    expect(addon_box).not_to_be_checked()
+    expect(page.get_by_test_id("choose-pro")).to_be_disabled()
     expect(page.get_by_test_id("overage-so-far-api_calls")).to_have_text(
         "Overage so far: 1 package, $15.00"
     )
