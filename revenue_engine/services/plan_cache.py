@@ -16,18 +16,26 @@ written moments ago by another instance) is read from the store, so a new plan i
 reported missing. A cache older than ``MAX_AGE`` rebuilds whatever the version says: a
 writer that stopped between its write and its increment is seen then.
 
+While the store is unreachable, a failed version check keeps the catalog as last checked: the
+plans are served from memory for up to ``MAX_AGE`` after the cache was built (a rebuild needs
+the store, and fails as every store read does).
+
 The plans handed out are shared: callers read them and never change them (a writer reads
 its own copy from the store, as ``services.plans`` does).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from revenue_engine.db import StoreError
 from revenue_engine.documents import SubscriptionPlan
 from revenue_engine.documents.plan import catalog_version, local_catalog_changes
+
+log = logging.getLogger(__name__)
 
 #: Seconds between two checks of the catalog's version in the store.
 CHECK_INTERVAL = 0.5
@@ -80,7 +88,14 @@ async def _current() -> _Catalog:
         catalog = _catalog = await _build(collection)
     elif now - catalog.checked_at >= CHECK_INTERVAL:
         catalog.checked_at = now
-        if await catalog_version() != catalog.version:
+        try:
+            version = await catalog_version()
+        except StoreError as exc:
+            # The store is unreachable: the catalog as last checked is served (up to MAX_AGE
+            # after it was built); the next interval checks again.
+            log.warning("plan catalog version check failed error=%s", type(exc).__name__)
+            return catalog
+        if version != catalog.version:
             catalog = _catalog = await _build(collection)
     return catalog
 

@@ -18,7 +18,7 @@ from revenue_engine.documents import CheckoutSession, Subscription, Subscription
 from revenue_engine.emulator import Emulator
 from revenue_engine.emulator.server import EmulatorServer
 from revenue_engine.settings import Settings
-from tests.e2e.conftest import engine_settings, pay
+from tests.e2e.conftest import engine_settings, pay, settled
 from tests.e2e.ops import ERRORS, VERIFY, call, only
 from tests.e2e.test_subscriptions import customer_with_card
 from tests.stripe_events import SECRET, event, post
@@ -48,6 +48,7 @@ async def engine(
     client: httpx.AsyncClient = await client_for(
         engine_settings(emulator_server, stripe_webhook_secrets=[SECRET])
     )
+    await settled(client, emulator)
     return client
 
 

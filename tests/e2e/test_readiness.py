@@ -38,7 +38,8 @@ async def test_readiness_reads_the_last_probe_without_calling_stripe(
     probes = emulator.request_count("GET", "/v1/events")
     for _ in range(5):
         assert (await engine.get("/readyz")).json() == first.json()
-    assert emulator.request_count("GET", "/v1/events") == probes == 1
+    # (The start-up probe itself was counted before the test began: see ``settled``.)
+    assert emulator.request_count("GET", "/v1/events") == probes
 
 
 async def test_a_refused_key_is_reported(

@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import pytest
+from pymongo.errors import ServerSelectionTimeoutError
 
 from revenue_engine.db import connect
 from revenue_engine.documents import SubscriptionPlan
@@ -131,3 +132,21 @@ async def test_each_database_has_its_own_cache(clock: Clock, store_settings: Set
         assert await plan_cache.plans(["metered"]) == {}
     finally:
         other.close()
+
+
+async def test_an_unreachable_store_serves_the_catalog_as_last_checked(
+    clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await save_plan()
+    first = await plan_cache.plan("metered")
+
+    async def unreachable() -> int:
+        raise ServerSelectionTimeoutError("no server")
+
+    monkeypatch.setattr(plan_cache, "catalog_version", unreachable)
+    clock.now += plan_cache.CHECK_INTERVAL * 2
+    assert await plan_cache.plan("metered") is first
+    # Past its maximum age the cache must be rebuilt, which needs the store.
+    clock.now += plan_cache.MAX_AGE
+    with pytest.raises(ServerSelectionTimeoutError):
+        await plan_cache.plan("metered")
