@@ -40,6 +40,7 @@ client sees a masked message. Later modules (gateway, billing) extend the tree b
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 
@@ -232,6 +233,20 @@ class OverageNotOffered(BillingStateError):
     def __init__(self, feature: str) -> None:
         super().__init__(f"the plan offers no overage for {feature!r}")
         self.feature = feature
+
+
+class PromotionCodeProblem(enum.StrEnum):
+    """Why a promotion code cannot be used (``PromotionCodeRejected.reason``)."""
+
+    UNKNOWN = "UNKNOWN"
+    INACTIVE = "INACTIVE"
+    EXPIRED = "EXPIRED"
+    EXHAUSTED = "EXHAUSTED"
+    NOT_APPLICABLE = "NOT_APPLICABLE"
+    MINIMUM_NOT_MET = "MINIMUM_NOT_MET"
+    FIRST_TIME_ONLY = "FIRST_TIME_ONLY"
+    #: Passed the engine's check, refused by Stripe when used.
+    REFUSED = "REFUSED"
 
 
 class PromotionCodeRejected(DomainError):

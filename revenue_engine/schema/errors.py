@@ -7,7 +7,6 @@ error surfaces as a top-level error with ``extensions.code`` (see ``schema.exten
 
 from __future__ import annotations
 
-import enum
 import logging
 from typing import Any
 
@@ -286,16 +285,8 @@ ERROR_TYPES = (*ERROR_TYPES, QuotaExceededError, UsageRejectedError)
 
 
 # --- promotion codes ---------------------------------------------------------------------
-@strawberry.enum(description="Why a promotion code cannot be used.")
-class PromotionCodeProblem(enum.Enum):
-    UNKNOWN = "UNKNOWN"
-    INACTIVE = "INACTIVE"
-    EXPIRED = "EXPIRED"
-    EXHAUSTED = "EXHAUSTED"
-    NOT_APPLICABLE = "NOT_APPLICABLE"
-    MINIMUM_NOT_MET = "MINIMUM_NOT_MET"
-    FIRST_TIME_ONLY = "FIRST_TIME_ONLY"
-    REFUSED = "REFUSED"
+# The domain's enum, exposed as it is (strawberry.enum registers it on the class).
+strawberry.enum(errors.PromotionCodeProblem, description="Why a promotion code cannot be used.")
 
 
 @strawberry.type(
@@ -304,7 +295,7 @@ class PromotionCodeProblem(enum.Enum):
 )
 class PromotionCodeError(UserError):
     promotion_code: str
-    reason: PromotionCodeProblem
+    reason: errors.PromotionCodeProblem
 
 
 class PromotionCodeHandler(
@@ -317,7 +308,7 @@ class PromotionCodeHandler(
             message=exception.message,
             code=exception.code,
             promotion_code=exception.promotion_code,
-            reason=PromotionCodeProblem(exception.reason),
+            reason=errors.PromotionCodeProblem(exception.reason),
         )
 
 

@@ -29,7 +29,6 @@ server that ignored the filter must not hand out another code's discount).
 from __future__ import annotations
 
 import contextlib
-import enum
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,23 +36,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 from revenue_engine.documents import AddonKind, BillingInterval, Payment, SubscriptionPlan
-from revenue_engine.errors import FieldProblem, PaymentProviderRejected, PromotionCodeRejected
+from revenue_engine.errors import (
+    FieldProblem,
+    PaymentProviderRejected,
+    PromotionCodeProblem,
+    PromotionCodeRejected,
+)
 from revenue_engine.gateway import StripeGateway
 
 #: What Stripe accepts as a code: letters, digits and dashes (we take up to 200 of them).
 CODE = re.compile(r"[A-Za-z0-9-]{1,200}")
 
 
-class Problem(enum.StrEnum):
-    UNKNOWN = "UNKNOWN"
-    INACTIVE = "INACTIVE"
-    EXPIRED = "EXPIRED"
-    EXHAUSTED = "EXHAUSTED"
-    NOT_APPLICABLE = "NOT_APPLICABLE"
-    MINIMUM_NOT_MET = "MINIMUM_NOT_MET"
-    FIRST_TIME_ONLY = "FIRST_TIME_ONLY"
-    #: Passed our check, refused by Stripe when used (see ``refused_by_stripe``).
-    REFUSED = "REFUSED"
+#: Why a code cannot be used (the domain's vocabulary, in ``errors``).
+Problem = PromotionCodeProblem
 
 
 _MESSAGES = {
