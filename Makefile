@@ -50,6 +50,7 @@ emulator: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check revenue_engine tests scripts
 	$(BIN)/ruff format --check revenue_engine tests scripts
+	$(BIN)/lint-imports --no-logo  # the import contracts in pyproject.toml (docs/architecture.md)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -76,4 +77,4 @@ schema: $(STAMP)
 	$(BIN)/revenue-engine export-schema > schema.graphql
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .coverage .import_linter_cache
