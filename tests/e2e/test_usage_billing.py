@@ -132,7 +132,7 @@ class Tenant:
         self.started = 0
 
     async def gql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        async with httpx.AsyncClient(timeout=20) as client:
+        async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT) as client:
             response = await client.post(
                 f"{self.served.url}/graphql",
                 json={"query": query, "variables": variables or {}},
@@ -276,8 +276,13 @@ class Tenant:
         return sum(int(s.aggregated_value) for s in summaries.data)
 
 
+#: Seconds a request may take: a 1,000-event batch on the in-memory store checks its unique
+#: index by scanning every stored event, seconds per batch here, more on a busy machine.
+REQUEST_TIMEOUT = 120
+
+
 async def post_raw(served: Served, content: str, headers: dict[str, str]) -> httpx.Response:
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT) as client:
         response = await client.post(f"{served.url}/v1/usage", content=content, headers=headers)
     assert response.status_code != 500, response.text
     return response
