@@ -61,8 +61,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         settings = with_development_secret(settings)
         # Where the secret is, never the secret: `token` in this directory signs with it.
         logging.getLogger("revenue_engine.cli").info(
-            "bearer tokens: signed with the development secret in %s;"
-            " `revenue-engine token --org ORG` prints one",
+            "JWTs are verified with the development secret in %s;"
+            " run `revenue-engine token --org ORG` in this directory for one",
             DEV_SECRET_FILE,
         )
     uvicorn.run(
