@@ -1,20 +1,31 @@
 # The two commands a newcomer needs: `make run` and `make test`.
-# Both create/refresh the virtualenv in .venv from pyproject.toml.
+# Both create/refresh the virtualenv in .venv from pyproject.toml: `make run` installs the
+# runtime only (RUN_STAMP), `make test` and the other development targets add the dev extra
+# (STAMP: tests, linters, type checker, Playwright).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-runtime
 NODE_STAMP := node_modules/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .PHONY: run test lint typecheck pytest fast chromium screenshot emulator bench schema clean
 
+# The runtime: what `revenue-engine serve` needs, the embedded default included.
+$(RUN_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e .
+	touch $(RUN_STAMP)
+
+# The runtime and the development tools (a superset: it satisfies RUN_STAMP too).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
-	touch $(STAMP)
+	touch $(STAMP) $(RUN_STAMP)
 
 # Test-only: the MongoDB wire-protocol server used by the wire test run. Without npm the wire
 # tests are skipped with the reason (and fail under CI, which must run them).
@@ -41,10 +52,10 @@ chromium:
 	fi
 
 # Checkout success/cancel URLs and the emulator's pages follow the address served here.
-run: $(STAMP)
+run: $(RUN_STAMP)
 	PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} $(BIN)/revenue-engine serve --host $(HOST) --port $(PORT)
 
-emulator: $(STAMP)
+emulator: $(RUN_STAMP)
 	$(BIN)/revenue-engine emulator --port 12111
 
 lint: $(STAMP)
@@ -69,11 +80,11 @@ fast: $(STAMP)
 screenshot: $(STAMP) chromium
 	UPDATE_SCREENSHOT=1 $(BIN)/pytest -q tests/browser -k readme_shows
 
-# The benchmark (README "Performance"): about 30 minutes; BENCH_ARGS=--quick for about 15.
+# The benchmark (docs/performance.md): about 30 minutes; BENCH_ARGS=--quick for about 15.
 bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
 
-schema: $(STAMP)
+schema: $(RUN_STAMP)
 	$(BIN)/revenue-engine export-schema > schema.graphql
 
 clean:

@@ -1,22 +1,14 @@
-"""The ``revenue-engine`` command line.
+"""The ``revenue-engine`` command line: :func:`build_parser` and :func:`main`.
 
-revenue-engine serve [--host H] [--port P]     run the API (uvicorn, one process)
-revenue-engine emulator [--port 12111]         run the Stripe emulator on its own
-revenue-engine export-schema                   print the GraphQL SDL
-revenue-engine plans check [FILE]              validate a plans file, write nothing
-revenue-engine plans load [FILE]               upsert a plans file into the database
-revenue-engine plans sync [FILE]               load, then create missing Stripe prices and meters
-revenue-engine token --org ORG [--admin]       print a development JWT (AUTH_JWT_SECRET)
-revenue-engine events replay --failed | --id EVT  dispatch stored webhook events again
-revenue-engine events backfill --since 3d [--all]  process events Stripe could not deliver
-revenue-engine reconcile [--organization ORG] [--dry-run]  repair drift against Stripe
-revenue-engine usage report                    report due usage to Stripe (one pass)
+``--help`` and each command's ``--help`` print plain text (:data:`DESCRIPTION`,
+:data:`EXAMPLES`), never this docstring's markup.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,9 +16,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from revenue_engine.dev_secret import (
+    DEV_SECRET_FILE,
+    wants_development_secret,
+    with_development_secret,
+)
 from revenue_engine.errors import DomainError, ValidationFailed
 from revenue_engine.gateway import StripeGateway
 from revenue_engine.settings import Settings, SettingsError, get_settings
+
+DESCRIPTION = "revenue-engine: a GraphQL subscription-billing API on Stripe."
+
+#: The epilog of ``--help``: a few commands to start from, as plain text.
+EXAMPLES = """\
+examples:
+  revenue-engine serve --port 8000                  the API (what make run starts)
+  revenue-engine token --org org_demo --admin       a bearer token the server accepts
+  revenue-engine plans check plans.yaml             list every problem of a plans file
+  revenue-engine events replay --failed             dispatch failed webhook events again
+  revenue-engine reconcile --dry-run                compare subscriptions with Stripe
+
+Run "revenue-engine COMMAND --help" for a command's options. Settings come from the
+environment or a .env file (.env.example lists them)."""
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -46,6 +57,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             print(f"  {problem.field}: {problem.message}", file=sys.stderr)
         return 1
     configure_logging(settings.log_level, settings.log_format)
+    if wants_development_secret(settings):
+        settings = with_development_secret(settings)
+        # Where the secret is, never the secret: `token` in this directory signs with it.
+        logging.getLogger("revenue_engine.cli").info(
+            "JWTs are verified with the development secret in %s;"
+            " run `revenue-engine token --org ORG` in this directory for one",
+            DEV_SECRET_FILE,
+        )
     uvicorn.run(
         create_app(settings),
         host=args.host,
@@ -118,8 +137,13 @@ def _plans(args: argparse.Namespace, settings: Settings) -> int:
 def _token(args: argparse.Namespace, settings: Settings) -> int:
     from revenue_engine.auth import issue_token
 
+    settings = with_development_secret(settings)
     if settings.auth_jwt_secret is None:
-        print("error: set AUTH_JWT_SECRET to sign tokens", file=sys.stderr)
+        print(
+            "error: set AUTH_JWT_SECRET to sign tokens (in development without one, the secret"
+            f" in {DEV_SECRET_FILE} is used)",
+            file=sys.stderr,
+        )
         return 1
     roles = ["admin"] if args.admin else []
     print(issue_token(settings, args.org, email=args.email, roles=roles, ttl_seconds=args.ttl))
@@ -277,42 +301,66 @@ def _usage(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="revenue-engine", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="revenue-engine",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(title="commands", dest="command", required=True, metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="run the API")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    def command(
+        parent: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str
+    ) -> argparse.ArgumentParser:
+        # The one-line help in the list above doubles as the command's own description.
+        return parent.add_parser(
+            name,
+            help=summary,
+            description=summary[:1].upper() + summary[1:] + ".",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    serve = command(sub, "serve", "run the API")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to bind (8000)")
     serve.set_defaults(func=_serve)
 
-    emulator = sub.add_parser("emulator", help="run the Stripe emulator on its own")
-    emulator.add_argument("--host", default="127.0.0.1")
-    emulator.add_argument("--port", type=int, default=12111)
+    emulator = command(sub, "emulator", "run the Stripe emulator on its own")
+    emulator.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    emulator.add_argument("--port", type=int, default=12111, help="port to bind (12111)")
     emulator.set_defaults(func=_emulator)
 
-    export = sub.add_parser("export-schema", help="print the GraphQL SDL")
+    export = command(sub, "export-schema", "print the GraphQL SDL")
     export.set_defaults(func=_export_schema)
 
-    plans = sub.add_parser("plans", help="the plans file")
-    plans.add_argument("action", choices=["check", "load", "sync"])
+    plans = command(sub, "plans", "check, load or sync a plans file")
+    plans.add_argument(
+        "action",
+        choices=["check", "load", "sync"],
+        help="check: validate; load: upsert into the database; sync: load, then Stripe prices",
+    )
     plans.add_argument("file", nargs="?", help="defaults to PLANS_FILE or the demo plans")
     plans.set_defaults(func=_plans)
 
-    token = sub.add_parser("token", help="print a development JWT signed with AUTH_JWT_SECRET")
-    token.add_argument("--org", required=True)
-    token.add_argument("--email")
-    token.add_argument("--admin", action="store_true")
-    token.add_argument("--ttl", type=int, default=3600)
+    token = command(sub, "token", "print a development bearer token (a JWT)")
+    token.epilog = (
+        "Signed (HS256) with AUTH_JWT_SECRET; in development without one, with the secret in\n"
+        f'{DEV_SECRET_FILE} that "revenue-engine serve" in the same directory uses.'
+    )
+    token.add_argument("--org", required=True, help="the organization (the org_id claim)")
+    token.add_argument("--email", help="the customer's email (the email claim)")
+    token.add_argument("--admin", action="store_true", help="add the admin role")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (3600)")
     token.set_defaults(func=_token)
 
-    events = sub.add_parser("events", help="the Stripe webhook event ledger")
-    events_sub = events.add_subparsers(dest="action", required=True)
-    replay = events_sub.add_parser("replay", help="dispatch stored events again")
+    events = command(sub, "events", "the Stripe webhook event ledger")
+    events_sub = events.add_subparsers(dest="action", required=True, metavar="ACTION")
+    replay = command(events_sub, "replay", "dispatch stored events again")
     which = replay.add_mutually_exclusive_group(required=True)
     which.add_argument("--failed", action="store_true", help="every event whose status is failed")
     which.add_argument("--id", metavar="EVT", help="one event by its Stripe id (evt_…)")
     replay.set_defaults(func=_events)
-    backfill = events_sub.add_parser("backfill", help="process events Stripe could not deliver")
+    backfill = command(events_sub, "backfill", "process events Stripe could not deliver")
     backfill.add_argument(
         "--since",
         required=True,
@@ -324,13 +372,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backfill.set_defaults(func=_events)
 
-    reconcile = sub.add_parser("reconcile", help="compare subscriptions with Stripe and repair")
+    reconcile = command(sub, "reconcile", "compare subscriptions with Stripe and repair")
     reconcile.add_argument("--organization", metavar="ORG", help="only this organization")
     reconcile.add_argument("--dry-run", action="store_true", help="report, change nothing")
     reconcile.add_argument("--starting-after", metavar="SUB", help="resume after this sub_…")
     reconcile.set_defaults(func=_reconcile)
 
-    usage = sub.add_parser("usage", help="usage-based billing")
+    usage = command(sub, "usage", "report usage-based billing to Stripe")
     usage.add_argument("action", choices=["report"], help="report: one pass of usage reports")
     usage.set_defaults(func=_usage)
     return parser

@@ -1,7 +1,7 @@
 """How long the engine waits for MongoDB: the driver options behind ``MONGODB_TIMEOUT_MS``, and
 the deadline of an operation that waits for a worker thread.
 
-Two promises rest on this module (README, "Security and limits"):
+Two promises rest on this module (docs/security.md, "Store outages"):
 
 * **During an outage every request answers within ``MONGODB_TIMEOUT_MS`` + 1 s.**
   ``timeoutMS`` (PyMongo's client-side operation timeout) bounds one operation as a whole:

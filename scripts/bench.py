@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The benchmark behind ``make bench`` (README "Performance").
+"""The benchmark behind ``make bench`` (docs/performance.md).
 
 It starts the engine with uvicorn (one worker) on loopback in a subprocess — ``bench.py serve``,
 which is the engine app plus two bare Starlette routes doing the same database reads as the

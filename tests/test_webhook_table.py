@@ -1,6 +1,6 @@
 """The dispatch table: every key is a real Stripe event type (or one Stripe sends to event
-destinations only), and the README lists exactly the events to enable on the Stripe endpoint
-— and names the others."""
+destinations only), and docs/webhooks.md lists exactly the events to enable on the Stripe
+endpoint — and names the others."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from revenue_engine.webhooks.dispatch import (
     HANDLERS,
 )
 
-README = Path(__file__).parent.parent / "README.md"
+WEBHOOKS_PAGE = Path(__file__).parent.parent / "docs" / "webhooks.md"
 
 
 def stripe_event_types() -> set[str]:
@@ -26,9 +26,9 @@ def stripe_event_types() -> set[str]:
     return set(typing.get_args(literal)) - {"*"}
 
 
-def readme_event_types() -> list[str]:
-    text = README.read_text(encoding="utf-8")
-    section = text.split("### Events to enable on the Stripe endpoint", 1)[1].split("\n#", 1)[0]
+def documented_event_types() -> list[str]:
+    text = WEBHOOKS_PAGE.read_text(encoding="utf-8")
+    section = text.split("## Events to enable on the Stripe endpoint", 1)[1].split("\n#", 1)[0]
     return re.findall(r"^- `([a-z0-9_.]+)`$", section, flags=re.MULTILINE)
 
 
@@ -41,12 +41,12 @@ def test_every_handled_type_is_a_real_stripe_event_type() -> None:
     assert set(HANDLERS) >= DESTINATION_EVENT_TYPES
 
 
-def test_the_readme_lists_exactly_the_handled_types() -> None:
+def test_the_webhooks_page_lists_exactly_the_handled_types() -> None:
     assert (
-        readme_event_types()
+        documented_event_types()
         == ENDPOINT_EVENT_TYPES
         == sorted(set(HANDLERS) - DESTINATION_EVENT_TYPES)
     )
-    text = README.read_text(encoding="utf-8").split("## Webhooks", 1)[1]
+    text = WEBHOOKS_PAGE.read_text(encoding="utf-8")
     for name in DESTINATION_EVENT_TYPES:
         assert f"`{name}`" in text

@@ -1,7 +1,7 @@
 """The dispatch table and the one place that turns a handler's result into a ledger outcome.
 
 ``HANDLERS`` maps a Stripe event type to ``async def handler(event, context) -> None``.
-Register a handler by adding its types here (and to the README's list of events to enable on
+Register a handler by adding its types here (and to docs/webhooks.md's list of events to enable on
 the Stripe endpoint; a test keeps the two in step and checks every key is a real event type,
 or one of ``DESTINATION_EVENT_TYPES``).
 
@@ -65,7 +65,7 @@ HANDLERS: dict[str, Handler] = {
 #: destinations, as ``v1.``-prefixed thin events): left out of the endpoint's
 #: ``enabled_events`` and of backfill's listing, which Stripe (and the emulator) refuse them in.
 DESTINATION_EVENT_TYPES = frozenset({"billing.meter.error_report_triggered"})
-#: The types to enable on the Stripe webhook endpoint (the README lists them).
+#: The types to enable on the Stripe webhook endpoint (docs/webhooks.md lists them).
 ENDPOINT_EVENT_TYPES = sorted(set(HANDLERS) - DESTINATION_EVENT_TYPES)
 
 #: Claims of one event after which a transient failure parks it as ``failed`` (W7: bounded).
