@@ -18,12 +18,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from revenue_engine.clock import unix_now
 from revenue_engine.errors import DomainError, ValidationFailed
 from revenue_engine.gateway import StripeGateway
 from revenue_engine.settings import Settings, SettingsError, get_settings
@@ -224,7 +224,7 @@ def parse_since(value: str) -> int:
     """``7d`` / ``12h`` / ``30m`` ago, an ISO date(-time) in UTC, or a unix timestamp."""
     units = {"d": 86400, "h": 3600, "m": 60}
     if value[:-1].isdigit() and value[-1:] in units:
-        return int(time.time()) - int(value[:-1]) * units[value[-1]]
+        return int(unix_now()) - int(value[:-1]) * units[value[-1]]
     if value.isdigit():
         return int(value)
     try:

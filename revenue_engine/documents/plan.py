@@ -16,25 +16,18 @@ Every add-on does one of two things to one feature:
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pymongo
 from beanie import Delete, Document, Insert, Replace, Save, SaveChanges, Update, after_event
 from pydantic import BaseModel, Field, model_validator
 from pymongo import IndexModel
 
+from revenue_engine.clock import utcnow
+
 #: The unique index on ``SubscriptionPlan.lookup_keys``; a duplicate key error naming it means
 #: another plan claims one of the keys.
 LOOKUP_KEYS_INDEX = "lookup_keys_unique"
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def as_utc(moment: datetime) -> datetime:
-    """``moment`` as an aware UTC datetime (a store that drops tz info returns naive UTC)."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class BillingInterval(enum.StrEnum):

@@ -27,8 +27,9 @@ from typing import Any
 from beanie import PydanticObjectId
 from pydantic import BaseModel, ConfigDict
 
+from revenue_engine.clock import utcnow
 from revenue_engine.documents import AddonKind, BillingMeter, Overage, PlanPrice, SubscriptionPlan
-from revenue_engine.documents.plan import catalog_changed, utcnow
+from revenue_engine.documents.plan import catalog_changed
 from revenue_engine.errors import ServiceUnavailable
 
 _CAS_ATTEMPTS = 5

@@ -15,6 +15,7 @@ from typing import Any
 from pymongo.errors import DuplicateKeyError
 
 from revenue_engine.auth import Principal
+from revenue_engine.clock import as_utc, utcnow
 from revenue_engine.documents import (
     AuditSource,
     BillingInterval,
@@ -23,7 +24,6 @@ from revenue_engine.documents import (
     Subscription,
     SubscriptionPlan,
 )
-from revenue_engine.documents.plan import as_utc, utcnow
 from revenue_engine.errors import (
     FieldProblem,
     NotFound,

@@ -8,8 +8,8 @@ import re
 from pymongo.errors import DuplicateKeyError
 
 from revenue_engine.auth import Principal
+from revenue_engine.clock import utcnow
 from revenue_engine.documents import AuditEntry, AuditSource, Customer, Subscription
-from revenue_engine.documents.plan import utcnow
 from revenue_engine.documents.subscription import LIVE_STATUSES
 from revenue_engine.errors import AlreadySubscribed, FieldProblem, NotFound, ValidationFailed
 from revenue_engine.gateway import StripeGateway, StripeNotFound, idempotency_key

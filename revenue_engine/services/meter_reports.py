@@ -50,9 +50,9 @@ from typing import Any
 
 from bson import Int64
 
+from revenue_engine.clock import as_utc, utcnow
 from revenue_engine.db import StoreError
 from revenue_engine.documents import Subscription, UsageCounter
-from revenue_engine.documents.plan import as_utc, utcnow
 from revenue_engine.documents.usage import MeterReport
 from revenue_engine.errors import Busy, DomainError, RateLimited, ServiceUnavailable
 from revenue_engine.gateway import (

@@ -23,8 +23,8 @@ from typing import Any
 from pymongo.errors import DuplicateKeyError
 
 from revenue_engine.auth import Principal
+from revenue_engine.clock import utcnow
 from revenue_engine.documents import Payment
-from revenue_engine.documents.plan import utcnow
 from revenue_engine.errors import (
     FieldProblem,
     NotFound,

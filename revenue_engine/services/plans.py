@@ -23,6 +23,7 @@ import yaml
 from pydantic import ValidationError
 from pymongo.errors import DuplicateKeyError
 
+from revenue_engine.clock import utcnow
 from revenue_engine.documents import (
     AddonKind,
     BillingInterval,
@@ -30,7 +31,7 @@ from revenue_engine.documents import (
     PlanPrice,
     SubscriptionPlan,
 )
-from revenue_engine.documents.plan import LOOKUP_KEYS_INDEX, catalog_changed, utcnow
+from revenue_engine.documents.plan import LOOKUP_KEYS_INDEX, catalog_changed
 from revenue_engine.errors import (
     AlreadyExists,
     FieldProblem,

@@ -26,12 +26,12 @@ The answer:
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from revenue_engine.auth import Principal
+from revenue_engine.clock import unix_now
 from revenue_engine.documents import BillingInterval, Subscription
 from revenue_engine.errors import FieldProblem, NoActiveSubscription, ValidationFailed
 from revenue_engine.gateway import StripeGateway
@@ -119,7 +119,7 @@ async def _now(gateway: StripeGateway, live: Subscription) -> int:
     """Now for the subscription at Stripe: its test clock's time, or the wall clock."""
     if live.test_clock:
         return await gateway.test_clock_time(live.test_clock)
-    return int(time.time())
+    return int(unix_now())
 
 
 async def preview_subscription_change(

@@ -26,6 +26,7 @@ from bson import ObjectId
 from pydantic import BaseModel
 from pymongo.errors import DuplicateKeyError
 
+from revenue_engine.clock import as_utc, utcnow
 from revenue_engine.documents import (
     TERMINAL_STATUSES,
     AddonKind,
@@ -37,7 +38,6 @@ from revenue_engine.documents import (
     SubscriptionItem,
     SubscriptionPlan,
 )
-from revenue_engine.documents.plan import as_utc, utcnow
 from revenue_engine.errors import DomainError
 from revenue_engine.services import entitlements
 from revenue_engine.services.discounts import applied_discounts

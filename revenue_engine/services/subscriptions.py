@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from revenue_engine.auth import Principal
+from revenue_engine.clock import as_utc, utcnow
 from revenue_engine.documents import (
     AddonKind,
     AuditEntry,
@@ -23,7 +24,6 @@ from revenue_engine.documents import (
     SubscriptionPlan,
     UsageCounter,
 )
-from revenue_engine.documents.plan import as_utc, utcnow
 from revenue_engine.errors import (
     BillingStateError,
     FieldProblem,

@@ -56,6 +56,7 @@ from typing import Any
 from bson import Int64, ObjectId
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from revenue_engine.clock import as_utc, utcnow
 from revenue_engine.documents import (
     LIVE_STATUSES,
     BillingInterval,
@@ -65,7 +66,6 @@ from revenue_engine.documents import (
     UsageCounter,
     UsageEvent,
 )
-from revenue_engine.documents.plan import as_utc, utcnow
 from revenue_engine.documents.usage import counter_id
 from revenue_engine.errors import ServiceUnavailable
 from revenue_engine.services import plan_cache

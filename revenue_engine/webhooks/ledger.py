@@ -35,9 +35,9 @@ from beanie.odm.queries.update import UpdateResponse
 from bson.errors import InvalidId
 from pydantic import BaseModel
 
+from revenue_engine.clock import as_utc, utcnow
 from revenue_engine.db import DuplicateKeyError
 from revenue_engine.documents import WebhookEvent, WebhookEventStatus
-from revenue_engine.documents.plan import as_utc, utcnow
 from revenue_engine.errors import ValidationFailed
 from revenue_engine.webhooks.event import StripeEvent
 
