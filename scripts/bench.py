@@ -147,7 +147,8 @@ def serve(port: int, *, seed: int = 0, loop: str = "asyncio", http: str = "h11")
 
     async def bare_status(request: HTTPRequest) -> JSONResponse:
         principal = await authenticator.authenticate(request.headers)
-        assert principal is not None
+        if principal is None:
+            raise RuntimeError("the bench token did not authenticate")
         doc = await subscriptions.current_subscription(principal)
         if doc is None:
             return JSONResponse({"status": None})
@@ -167,7 +168,8 @@ def serve(port: int, *, seed: int = 0, loop: str = "asyncio", http: str = "h11")
 
     async def bare_usage(request: HTTPRequest) -> JSONResponse:
         principal = await authenticator.authenticate(request.headers)
-        assert principal is not None
+        if principal is None:
+            raise RuntimeError("the bench token did not authenticate")
         summary = await usage_reads.current_usage(principal.organization_id)
         if summary is None:
             return JSONResponse({"usage": None})
@@ -940,9 +942,8 @@ async def subscribed_org(server: Server, client: Any, overages: Sequence[str] = 
         },
         headers=auth,
     )
-    assert created.json()["data"]["createSubscription"]["__typename"] == "SubscriptionPayload", (
-        created.text
-    )
+    if created.json()["data"]["createSubscription"]["__typename"] != "SubscriptionPayload":
+        raise RuntimeError(f"the bench subscription was not created: {created.text}")
     return org
 
 
@@ -966,8 +967,8 @@ async def read_requests(server: Server, client: Any) -> dict[str, Request]:
     pool = Pool(server.port)
     check = (await gql_status(pool, 0)).json()["data"]["subscriptionStatus"]
     pool.close()
-    assert check["isActive"], check
-    assert check["entitlements"], check
+    if not (check["isActive"] and check["entitlements"]):
+        raise RuntimeError(f"the bench subscription is not active with entitlements: {check}")
     return {
         "plans": gql_plans,
         "plans (bare route)": bare_plans,
@@ -1452,7 +1453,8 @@ async def validation_cache(n: int) -> dict[str, Any]:
         started = time.perf_counter()
         for _ in range(n):
             result = await schema.execute(PLANS_QUERY)
-            assert not result.errors
+            if result.errors:
+                raise RuntimeError(f"the plans query failed: {result.errors}")
         return (time.perf_counter() - started) / n * 1e6
 
     out = {

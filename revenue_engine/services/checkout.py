@@ -33,6 +33,7 @@ from revenue_engine.errors import (
     ValidationFailed,
 )
 from revenue_engine.gateway import StripeGateway, StripeNotFound, idempotency_key
+from revenue_engine.invariants import present
 from revenue_engine.services import promotions
 from revenue_engine.services.catalog import ensure_plan_prices
 from revenue_engine.services.customers import get_customer, get_or_create_customer
@@ -258,8 +259,7 @@ async def _create_under_lease(
         existing = await CheckoutSession.find_one(
             {"stripe_session_id": session["id"], "organization_id": org}
         )
-        assert existing is not None
-        return existing
+        return present(existing, f"checkout session {session['id']} after a duplicate insert")
     log.info("checkout created organization_id=%s session=%s plan=%s", org, session["id"], plan.uid)
     return document
 

@@ -34,6 +34,7 @@ from revenue_engine.errors import (
     ValidationFailed,
 )
 from revenue_engine.gateway import StripeGateway, StripeNotFound, idempotency_key
+from revenue_engine.invariants import present
 from revenue_engine.money import MAX_AMOUNT, charge_problem, normalize_currency
 from revenue_engine.services.customers import get_customer, get_or_create_customer
 from revenue_engine.settings import Settings
@@ -86,9 +87,8 @@ def _validate(amount: int, currency: str, metadata: dict[str, str]) -> str:
         if amount_problem:
             problems.append(FieldProblem("amount", amount_problem))
     problems.extend(metadata_problems(metadata))
-    if problems:
+    if problems or code is None:  # an unknown currency is always one of the problems
         raise ValidationFailed("invalid payment", problems)
-    assert code is not None
     return code
 
 
@@ -190,8 +190,7 @@ async def create_payment_intent(
         existing = await Payment.find_one(
             {"stripe_payment_intent_id": intent["id"], "organization_id": org}
         )
-        assert existing is not None
-        payment = existing
+        payment = present(existing, f"payment {intent['id']} after a duplicate insert")
     return payment, intent.get("client_secret")
 
 
@@ -381,9 +380,7 @@ async def refund_payment(
         {"$addToSet": {"refund_ids": refund_id}, "$set": {"updated_at": utcnow()}}
     )
     await raise_refunded(payment, min(total, payment.amount))
-    fresh = await Payment.get(payment.id)
-    assert fresh is not None
-    payment = fresh
+    payment = present(await Payment.get(payment.id), f"payment {payment.id} after its refund")
     log.info(
         "refund created organization_id=%s payment=%s amount=%d",
         principal.organization_id,

@@ -39,6 +39,7 @@ from revenue_engine.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
+from revenue_engine.invariants import InvariantError
 from revenue_engine.money import normalize_currency
 from revenue_engine.services import plan_cache
 from revenue_engine.services.plan_spec import (
@@ -75,11 +76,10 @@ _CAS_ATTEMPTS = 8
 
 
 def _price(spec: PriceSpec, default_lookup_key: str, old: PlanPrice | None) -> PlanPrice:
-    assert spec.interval is not None
-    assert spec.amount is not None
-    assert spec.currency is not None
-    currency = normalize_currency(spec.currency)
-    assert currency is not None
+    # ``validate_spec`` has refused a price without interval, amount or a known currency.
+    currency = normalize_currency(spec.currency) if spec.currency is not None else None
+    if spec.interval is None or spec.amount is None or currency is None:
+        raise InvariantError(f"price {spec!r} reached the store unvalidated")
     price = PlanPrice(
         interval=BillingInterval(spec.interval),
         amount=spec.amount,

@@ -39,6 +39,7 @@ from revenue_engine.documents import (
     SubscriptionPlan,
 )
 from revenue_engine.errors import DomainError
+from revenue_engine.invariants import present
 from revenue_engine.services import entitlements
 from revenue_engine.services.discounts import applied_discounts
 
@@ -382,8 +383,7 @@ async def apply_subscription(
         ).update({"$set": update, "$inc": {"version": 1}})
         if not getattr(result, "matched_count", 0):
             continue  # someone else wrote in between: re-read and decide again
-        fresh = await Subscription.get(current.id)
-        assert fresh is not None
+        fresh = present(await Subscription.get(current.id), f"subscription {current.id}")
         await flush_audit(fresh)
         log.info(
             "subscription applied organization_id=%s subscription=%s from=%s to=%s source=%s",
