@@ -34,7 +34,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from revenue_engine.app import create_app
     from revenue_engine.logs import configure_logging
-    from revenue_engine.services.plans import read_plans_file
+    from revenue_engine.services.plans_file import read_plans_file
 
     # The plans file is loaded once the database answers; check it first, so a bad file is a
     # list of problems and an exit status, not a failed start-up.
@@ -74,7 +74,7 @@ def _export_schema(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _plans(args: argparse.Namespace, settings: Settings) -> int:
-    from revenue_engine.services.plans import load_plans_file, read_plans_file
+    from revenue_engine.services.plans_file import load_plans_file, read_plans_file
 
     path = Path(args.file) if args.file else settings.plans_path
     try:

@@ -115,7 +115,7 @@ def serve(port: int, *, seed: int = 0, loop: str = "asyncio", http: str = "h11")
     from revenue_engine.app import create_app
     from revenue_engine.auth import Authenticator
     from revenue_engine.logs import configure_logging
-    from revenue_engine.services import plans, subscriptions, usage_reads
+    from revenue_engine.services import plan_store, subscriptions, usage_reads
     from revenue_engine.settings import get_settings
 
     settings = get_settings()
@@ -124,7 +124,7 @@ def serve(port: int, *, seed: int = 0, loop: str = "asyncio", http: str = "h11")
     authenticator = Authenticator(settings)
 
     async def bare_plans(request: HTTPRequest) -> JSONResponse:
-        rows = await plans.list_plans(active_only=True)
+        rows = await plan_store.list_plans(active_only=True)
         return JSONResponse(
             {
                 "plans": [
@@ -298,7 +298,7 @@ async def seed_store(uri: str, database_name: str, count: int) -> None:
     the plans file loaded as the engine loads it at startup, then ``seed_ledger``. Its own
     client allows each insert of a batch the longest operation timeout the settings take."""
     from revenue_engine.db import connect
-    from revenue_engine.services.plans import load_plans_file
+    from revenue_engine.services.plans_file import load_plans_file
     from revenue_engine.settings import DEMO_PLANS_FILE, Settings
 
     settings = Settings(
@@ -532,7 +532,7 @@ def token(organization_id: str) -> str:
 
 def catalog_prices() -> list[tuple[str, str, int, str]]:
     """(lookup_key, interval, amount, currency) of every price in the demo catalog."""
-    from revenue_engine.services.plans import read_plans_file
+    from revenue_engine.services.plans_file import read_plans_file
     from revenue_engine.settings import DEMO_PLANS_FILE
 
     found = []
@@ -1421,7 +1421,7 @@ async def validation_cache(n: int) -> dict[str, Any]:
     from revenue_engine import schema as schema_module
     from revenue_engine.db import connect
     from revenue_engine.schema.query_cost import QueryCostRule
-    from revenue_engine.services.plans import load_plans_file
+    from revenue_engine.services.plans_file import load_plans_file
     from revenue_engine.settings import DEMO_PLANS_FILE, Settings
 
     database = await connect(Settings(_env_file=None, mongodb_database="bench_validation"))

@@ -99,7 +99,7 @@ class SubscriptionPlan(Document):
     #: The lookup keys this plan claims: every key of its prices and overage prices, kept here
     #: so a unique (multikey) index makes one key one plan's. Derived from the prices when a
     #: stored plan predates the field; loading the plans file at start writes it
-    #: (``services.plans.backfill_lookup_keys``).
+    #: (``services.plans_file.backfill_lookup_keys``).
     lookup_keys: list[str] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

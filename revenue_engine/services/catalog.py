@@ -28,7 +28,7 @@ from revenue_engine.errors import ServiceUnavailable
 from revenue_engine.gateway import StripeGateway, idempotency_key
 from revenue_engine.invariants import present
 from revenue_engine.services.meters import CATALOG, ensure_meter
-from revenue_engine.services.plans import save_if_unchanged
+from revenue_engine.services.plan_store import save_if_unchanged
 from revenue_engine.settings import Settings
 
 log = logging.getLogger(__name__)
