@@ -136,32 +136,30 @@ async def create_subscription(
             base_quantity=quantity,
         )
         promotion = await promotions.check_promotion_code(gateway, code, purchase)
+    order = _Order(plan, interval, keys, trial_days, promotion, quantity)
     async with purchase_lease(org):
-        return await _create_under_lease(
-            gateway,
-            settings,
-            principal,
-            plan,
-            interval,
-            keys,
-            trial_days,
-            request_id,
-            promotion,
-            quantity,
-        )
+        return await _create_under_lease(gateway, settings, principal, order, request_id)
+
+
+@dataclass(frozen=True, slots=True)
+class _Order:
+    """A direct subscription as asked and validated: the plan at an interval, the add-ons'
+    keys (sorted), the trial, the checked promotion code and the seats."""
+
+    plan: SubscriptionPlan
+    interval: BillingInterval
+    keys: list[str]
+    trial_days: int | None
+    promotion: promotions.Promotion | None
+    seats: int
 
 
 async def _create_under_lease(
     gateway: StripeGateway,
     settings: Settings,
     principal: Principal,
-    plan: SubscriptionPlan,
-    interval: BillingInterval,
-    keys: list[str],
-    trial_days: int | None,
+    order: _Order,
     request_id: str | None,
-    promotion: promotions.Promotion | None = None,
-    seats: int = 1,
 ) -> Subscription:
     """The purchase itself, under the organization's purchase lease (as in checkout)."""
     org = principal.organization_id
@@ -170,65 +168,100 @@ async def _create_under_lease(
     # the check, or else sends the same idempotency key.
     attempt = await Subscription.find({"organization_id": org}).count()
     await ensure_no_live_subscription(org)
-    customer = await get_or_create_customer(gateway, principal)
-    stripe_customer = await gateway.retrieve_customer(customer.stripe_customer_id)
-    # What Stripe charges when the subscription names no method: the default payment method,
-    # else a card saved as the default source (the legacy Sources API).
-    default_pm = customer_defaults(stripe_customer).default
-    if not default_pm:
-        raise NoPaymentMethod()
+    customer_id, default_pm = await _paying_customer(gateway, principal)
     # An open Checkout session could still be paid into a second subscription: expire it
     # first (one completed meanwhile is applied, and the check below refuses).
     await expire_open_sessions(gateway, org)
     await ensure_no_live_subscription(org)
-    chosen = with_seats(await ensure_plan_prices(gateway, settings, plan, interval, keys), seats)
-    metadata = {"organization_id": org, "plan_uid": plan.uid, "interval": interval.value}
+    chosen = await ensure_plan_prices(gateway, settings, order.plan, order.interval, order.keys)
+    params = _subscription_params(org, customer_id, order, with_seats(chosen, order.seats))
+    key = await _purchase_key(org, order, attempt, default_pm)
+    observed_at = utcnow()
+    created = await _create_at_stripe(gateway, params, key, org, order, request_id)
+    return await apply_subscription(
+        created, source=AuditSource.MUTATION, reference=request_id, observed_at=observed_at
+    )
+
+
+async def _paying_customer(gateway: StripeGateway, principal: Principal) -> tuple[str, str]:
+    """The organization's Stripe customer (created on first purchase) and what Stripe charges
+    when the subscription names no method: the default payment method, else a card saved as
+    the default source (the legacy Sources API). ``NoPaymentMethod`` when there is neither."""
+    customer = await get_or_create_customer(gateway, principal)
+    stripe_customer = await gateway.retrieve_customer(customer.stripe_customer_id)
+    default_pm = customer_defaults(stripe_customer).default
+    if not default_pm:
+        raise NoPaymentMethod()
+    return customer.stripe_customer_id, default_pm
+
+
+def _subscription_params(
+    org: str, customer_id: str, order: _Order, chosen: list[ChosenPrice]
+) -> dict[str, Any]:
+    """Stripe's ``create subscription`` parameters for ``order`` at the ``chosen`` prices."""
     params: dict[str, Any] = {
-        "customer": customer.stripe_customer_id,
+        "customer": customer_id,
         # A metered add-on's price has no quantity: overage is on from the start.
         "items": [c.item() for c in chosen],
-        "metadata": metadata,
+        "metadata": {
+            "organization_id": org,
+            "plan_uid": order.plan.uid,
+            "interval": order.interval.value,
+        },
         # Declines surface now as a typed error instead of an incomplete subscription.
         "payment_behavior": "error_if_incomplete",
         "expand": ["latest_invoice"],
     }
-    if trial_days:
-        params["trial_period_days"] = trial_days
-    if promotion is not None:
-        params["discounts"] = promotion.discounts()
-    # The intent: this purchase, with this card, after so many subscriptions and declines — a
-    # retry after a decline (new card, or the same card topped up) is a new request to Stripe.
+    if order.trial_days:
+        params["trial_period_days"] = order.trial_days
+    if order.promotion is not None:
+        params["discounts"] = order.promotion.discounts()
+    return params
+
+
+async def _purchase_key(org: str, order: _Order, attempt: int, default_pm: str) -> str:
+    """The idempotency key of the intent: this purchase, with this card, after so many
+    subscriptions and declines — a retry after a decline (new card, or the same card topped
+    up) is a new request to Stripe, a double-submit the same one."""
     declines = await AuditEntry.find({"organization_id": org, "kind": DECLINED}).count()
     intent: list[object] = [
-        plan.uid,
-        interval.value,
-        keys,
-        trial_days,
+        order.plan.uid,
+        order.interval.value,
+        order.keys,
+        order.trial_days,
         attempt,
-        str(default_pm),
+        default_pm,
         declines,
         # The seats are part of a per-seat purchase (other plans' keys stay as they were).
-        *([seats] if plan.per_seat else []),
+        *([order.seats] if order.plan.per_seat else []),
     ]
-    if promotion is not None:
-        intent.append(promotion.id)  # appended only: keys without a code stay as they were
-    key = idempotency_key(org, "subscription.create", *intent)
-    observed_at = utcnow()
+    if order.promotion is not None:
+        intent.append(order.promotion.id)  # appended only: keys without a code stay as they were
+    return idempotency_key(org, "subscription.create", *intent)
+
+
+async def _create_at_stripe(
+    gateway: StripeGateway,
+    params: dict[str, Any],
+    key: str,
+    org: str,
+    order: _Order,
+    request_id: str | None,
+) -> dict[str, Any]:
+    """Create the subscription at Stripe; a decline is audited (it changes the next
+    attempt's key) and re-raised."""
     try:
-        with promotions.refused_by_stripe(promotion):
-            created = await gateway.create_subscription(params, key=key)
+        with promotions.refused_by_stripe(order.promotion):
+            return await gateway.create_subscription(params, key=key)
     except PaymentDeclined as exc:
         await AuditEntry(
             organization_id=org,
             kind=DECLINED,
             source=AuditSource.MUTATION,
             reference=request_id,
-            changes={"decline_code": exc.decline_code, "plan_uid": plan.uid},
+            changes={"decline_code": exc.decline_code, "plan_uid": order.plan.uid},
         ).insert()
         raise
-    return await apply_subscription(
-        created, source=AuditSource.MUTATION, reference=request_id, observed_at=observed_at
-    )
 
 
 async def cancel_subscription(
