@@ -444,13 +444,7 @@ async def plan_change(
     code (``code_only``)."""
     problems: list[FieldProblem] = []
     code = promotions.normalize(promotion_code, problems)
-    target = await SubscriptionPlan.find_one({"uid": plan_uid})
-    if overages is not None:
-        keys = sorted(set(overages))
-    elif target is not None:
-        keys = await _kept_addons(live, target)
-    else:
-        keys = sorted(live.overages)
+    keys = await _target_addons(live, plan_uid, overages)
     plan = await purchasable_plan(plan_uid, interval, keys, problems)
     current = await SubscriptionPlan.find_one({"uid": live.plan_uid}) if live.plan_uid else None
     quantity = seats_for(plan, seats, problems, current=held_seats(live, current))
@@ -469,54 +463,100 @@ async def plan_change(
         )
     promotion = None
     if code is not None:
-        promotion = await promotions.check_promotion_code(
-            gateway,
-            code,
-            promotions.purchase_of(
-                live.organization_id,
-                live.stripe_customer_id,
-                plan,
-                interval,
-                keys,
-                subscription_now(live),
-                base_quantity=quantity,
-            ),
-            applied=frozenset(d.promotion_code_id for d in live.discounts if d.promotion_code_id),
-        )
-    if same_plan:
-        if promotion is None:
-            raise ServiceUnavailable("a same-plan change without a promotion code")
-        if any(d.promotion_code_id == promotion.id for d in live.discounts):
-            raise ValidationFailed(
-                "nothing to change",
-                [FieldProblem("promotionCode", "this code is already applied")],
-            )
-        return PlanChange(plan, interval, keys, quantity, [], [], [], promotion, code_only=True)
+        promotion = await _checked_promotion(gateway, live, code, plan, interval, keys, quantity)
+        if same_plan:
+            return _code_only(live, plan, interval, keys, quantity, promotion)
     if interval != live.interval and any(i.metered_feature for i in live.items):
-        # A new interval starts a new period at once, and Stripe bills a metered item that is
-        # re-priced only for usage after the change: overage of this period would go unbilled.
-        if report_usage:
-            await _report_first(gateway, settings, live)
-        billed = await _period_overage(live)
-        if billed:
-            ends = live.current_period_end
-            when = f" after {as_utc(ends).date().isoformat()}" if ends else " next period"
-            raise ValidationFailed(
-                "the interval cannot change while this period has overage to bill",
-                [
-                    FieldProblem(
-                        "billingInterval",
-                        f"{units} units of {feature} overage are billed at the end of this "
-                        f"period; change the interval{when}",
-                    )
-                    for feature, units in billed
-                ],
-            )
+        await _refuse_unbilled_overage(gateway, settings, live, report_usage=report_usage)
     chosen = await ensure_plan_prices(gateway, settings, plan, interval, keys)
     items, held, switched_off = _change_items(
         live, with_seats(chosen, quantity), same_interval=interval == live.interval
     )
     return PlanChange(plan, interval, keys, quantity, items, held, switched_off, promotion)
+
+
+async def _target_addons(
+    live: Subscription, plan_uid: str, overages: list[str] | None
+) -> list[str]:
+    """The add-on keys of the plan changed to: those asked, else the current ones the target
+    plan still offers (``_kept_addons``), else (no such plan: validation says so) the current."""
+    if overages is not None:
+        return sorted(set(overages))
+    target = await SubscriptionPlan.find_one({"uid": plan_uid})
+    if target is not None:
+        return await _kept_addons(live, target)
+    return sorted(live.overages)
+
+
+async def _checked_promotion(
+    gateway: StripeGateway,
+    live: Subscription,
+    code: str,
+    plan: SubscriptionPlan,
+    interval: BillingInterval,
+    keys: list[str],
+    quantity: int,
+) -> promotions.Promotion:
+    """``code`` checked at Stripe against the purchase of the new plan (on the subscription's
+    own time), knowing the codes the subscription already has applied."""
+    return await promotions.check_promotion_code(
+        gateway,
+        code,
+        promotions.purchase_of(
+            live.organization_id,
+            live.stripe_customer_id,
+            plan,
+            interval,
+            keys,
+            subscription_now(live),
+            base_quantity=quantity,
+        ),
+        applied=frozenset(d.promotion_code_id for d in live.discounts if d.promotion_code_id),
+    )
+
+
+def _code_only(
+    live: Subscription,
+    plan: SubscriptionPlan,
+    interval: BillingInterval,
+    keys: list[str],
+    quantity: int,
+    promotion: promotions.Promotion,
+) -> PlanChange:
+    """The same plan with a promotion code: only the code is applied (refused when it is
+    already)."""
+    if any(d.promotion_code_id == promotion.id for d in live.discounts):
+        raise ValidationFailed(
+            "nothing to change",
+            [FieldProblem("promotionCode", "this code is already applied")],
+        )
+    return PlanChange(plan, interval, keys, quantity, [], [], [], promotion, code_only=True)
+
+
+async def _refuse_unbilled_overage(
+    gateway: StripeGateway, settings: Settings, live: Subscription, *, report_usage: bool
+) -> None:
+    """Refuse an interval change while the period has overage to bill: a new interval starts a
+    new period at once, and Stripe bills a metered item that is re-priced only for usage after
+    the change, so this period's overage would go unbilled. With ``report_usage`` the period's
+    usage is reported first (the change itself; a preview reads only what was reported)."""
+    if report_usage:
+        await _report_first(gateway, settings, live)
+    billed = await _period_overage(live)
+    if billed:
+        ends = live.current_period_end
+        when = f" after {as_utc(ends).date().isoformat()}" if ends else " next period"
+        raise ValidationFailed(
+            "the interval cannot change while this period has overage to bill",
+            [
+                FieldProblem(
+                    "billingInterval",
+                    f"{units} units of {feature} overage are billed at the end of this "
+                    f"period; change the interval{when}",
+                )
+                for feature, units in billed
+            ],
+        )
 
 
 async def change_subscription_plan(
