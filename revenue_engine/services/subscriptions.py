@@ -588,46 +588,61 @@ async def change_subscription_plan(
     )
     if change.code_only and change.promotion is not None:
         return await _apply_promotion(gateway, principal, live, change.promotion, request_id)
-    plan, keys = change.plan, change.keys
     sid = live.stripe_subscription_id
-    metadata = {
-        "organization_id": principal.organization_id,
-        "plan_uid": plan.uid,
-        "interval": interval.value,
-    }
-    intent: list[object] = [
-        sid,
-        plan.uid,
-        interval.value,
-        keys,
-        proration.value,
-        live.version,
-        *([change.seats] if plan.per_seat else []),
-    ]
-    params: dict[str, Any] = {
-        "items": change.items,
-        "proration_behavior": proration.value,
-        "metadata": metadata,
-    }
-    promotion = change.promotion
-    if promotion is not None:
-        params["discounts"] = promotion.discounts()
-        intent.append(promotion.id)  # appended only: keys without a code stay as they were
-    key = idempotency_key(principal.organization_id, "subscription.change", *intent)
+    params = _change_params(principal.organization_id, change, proration)
+    key = _change_key(principal.organization_id, live, change, proration)
     observed_at = utcnow()
-    with promotions.refused_by_stripe(promotion):
+    with promotions.refused_by_stripe(change.promotion):
         result = await gateway.update_subscription(sid, params, key=key)
     if change.held:
-        # ``services.overage`` owns these fields and finishes the change after the period.
-        update: dict[str, Any] = {"$set": {"overage_settle": True}}
-        if change.switched_off:
-            update["$addToSet"] = {"overage_off": {"$each": change.switched_off}}
-        await Subscription.get_motor_collection().update_one(
-            {"stripe_subscription_id": sid}, update
-        )
+        await _hold_overage(sid, change)
     return await apply_subscription(
         result, source=AuditSource.MUTATION, reference=request_id, observed_at=observed_at
     )
+
+
+def _change_params(org: str, change: PlanChange, proration: ProrationBehavior) -> dict[str, Any]:
+    """Stripe's ``update subscription`` parameters for ``change``."""
+    params: dict[str, Any] = {
+        "items": change.items,
+        "proration_behavior": proration.value,
+        "metadata": {
+            "organization_id": org,
+            "plan_uid": change.plan.uid,
+            "interval": change.interval.value,
+        },
+    }
+    if change.promotion is not None:
+        params["discounts"] = change.promotion.discounts()
+    return params
+
+
+def _change_key(
+    org: str, live: Subscription, change: PlanChange, proration: ProrationBehavior
+) -> str:
+    """The idempotency key of the change: this change of this version of the subscription."""
+    intent: list[object] = [
+        live.stripe_subscription_id,
+        change.plan.uid,
+        change.interval.value,
+        change.keys,
+        proration.value,
+        live.version,
+        *([change.seats] if change.plan.per_seat else []),
+    ]
+    if change.promotion is not None:
+        intent.append(change.promotion.id)  # appended only: keys without a code stay as they were
+    return idempotency_key(org, "subscription.change", *intent)
+
+
+async def _hold_overage(sid: str, change: PlanChange) -> None:
+    """Mark the metered items ``change`` keeps to the period end (and the overage it switches
+    off meanwhile): ``services.overage`` owns these fields and finishes the change after the
+    period."""
+    update: dict[str, Any] = {"$set": {"overage_settle": True}}
+    if change.switched_off:
+        update["$addToSet"] = {"overage_off": {"$each": change.switched_off}}
+    await Subscription.get_motor_collection().update_one({"stripe_subscription_id": sid}, update)
 
 
 async def _apply_promotion(
