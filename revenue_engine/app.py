@@ -41,7 +41,7 @@ from revenue_engine.request_checks import (
 from revenue_engine.schema import build_schema
 from revenue_engine.schema.error_policy import shape_errors
 from revenue_engine.services import background
-from revenue_engine.services.plans import load_plans_file
+from revenue_engine.services.plans_file import load_plans_file
 from revenue_engine.settings import Settings, get_settings
 from revenue_engine.transport import http_middleware
 from revenue_engine.usage_endpoint import PATH as USAGE_PATH

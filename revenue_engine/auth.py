@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from typing import Any
 
 import jwt
 
+from revenue_engine.clock import unix_now
 from revenue_engine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ class TokenCache:
         if entry is None:
             return None
         principal, until = entry
-        if (time.time() if now is None else now) >= until:
+        if (unix_now() if now is None else now) >= until:
             del self._entries[token]
             return None
         self._entries.move_to_end(token)
@@ -124,7 +124,7 @@ class TokenCache:
     def put(
         self, token: str, principal: Principal, expires: float, now: float | None = None
     ) -> None:
-        now = time.time() if now is None else now
+        now = unix_now() if now is None else now
         self._entries[token] = (principal, min(expires + LEEWAY_SECONDS, now + self.max_age))
         self._entries.move_to_end(token)
         while len(self._entries) > self.size:
@@ -242,11 +242,9 @@ def issue_token(
     ttl_seconds: int = 3600,
 ) -> str:
     """Sign an HS256 token with ``AUTH_JWT_SECRET`` (development and tests; the CLI's ``token``)."""
-    import time
-
     if settings.auth_jwt_secret is None:
         raise ValueError("AUTH_JWT_SECRET is not set")
-    now = int(time.time())
+    now = int(unix_now())
     claims: dict[str, Any] = {
         "sub": email or organization_id,
         settings.auth_org_claim: organization_id,

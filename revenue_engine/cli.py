@@ -10,12 +10,12 @@ import argparse
 import asyncio
 import logging
 import sys
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from revenue_engine.clock import unix_now
 from revenue_engine.dev_secret import (
     DEV_SECRET_FILE,
     wants_development_secret,
@@ -45,7 +45,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from revenue_engine.app import create_app
     from revenue_engine.logs import configure_logging
-    from revenue_engine.services.plans import read_plans_file
+    from revenue_engine.services.plans_file import read_plans_file
 
     # The plans file is loaded once the database answers; check it first, so a bad file is a
     # list of problems and an exit status, not a failed start-up.
@@ -93,7 +93,7 @@ def _export_schema(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _plans(args: argparse.Namespace, settings: Settings) -> int:
-    from revenue_engine.services.plans import load_plans_file, read_plans_file
+    from revenue_engine.services.plans_file import load_plans_file, read_plans_file
 
     path = Path(args.file) if args.file else settings.plans_path
     try:
@@ -248,7 +248,7 @@ def parse_since(value: str) -> int:
     """``7d`` / ``12h`` / ``30m`` ago, an ISO date(-time) in UTC, or a unix timestamp."""
     units = {"d": 86400, "h": 3600, "m": 60}
     if value[:-1].isdigit() and value[-1:] in units:
-        return int(time.time()) - int(value[:-1]) * units[value[-1]]
+        return int(unix_now()) - int(value[:-1]) * units[value[-1]]
     if value.isdigit():
         return int(value)
     try:

@@ -277,7 +277,8 @@ def _instrument_motor() -> None:
 
 
 def _client(settings: Settings) -> tuple[Any, bool]:
-    if settings.uses_memory_store:
+    uri = settings.mongodb_uri
+    if settings.uses_memory_store or uri is None:  # no URI is the in-memory store
         from mongomock_motor import AsyncMongoMockClient
 
         _instrument_memory_store()
@@ -288,9 +289,8 @@ def _client(settings: Settings) -> tuple[Any, bool]:
 
     _instrument_motor()
 
-    assert settings.mongodb_uri is not None
     client: Any = AsyncIOMotorClient(
-        settings.mongodb_uri.get_secret_value(),
+        uri.get_secret_value(),
         tz_aware=True,
         appname="revenue-engine",
         **store_timeouts.client_options(settings.mongodb_timeout_ms),

@@ -115,7 +115,7 @@ def serve(port: int, *, seed: int = 0, loop: str = "asyncio", http: str = "h11")
     from revenue_engine.app import create_app
     from revenue_engine.auth import Authenticator
     from revenue_engine.logs import configure_logging
-    from revenue_engine.services import plans, subscriptions, usage_reads
+    from revenue_engine.services import plan_store, subscriptions, usage_reads
     from revenue_engine.settings import get_settings
 
     settings = get_settings()
@@ -124,7 +124,7 @@ def serve(port: int, *, seed: int = 0, loop: str = "asyncio", http: str = "h11")
     authenticator = Authenticator(settings)
 
     async def bare_plans(request: HTTPRequest) -> JSONResponse:
-        rows = await plans.list_plans(active_only=True)
+        rows = await plan_store.list_plans(active_only=True)
         return JSONResponse(
             {
                 "plans": [
@@ -147,7 +147,8 @@ def serve(port: int, *, seed: int = 0, loop: str = "asyncio", http: str = "h11")
 
     async def bare_status(request: HTTPRequest) -> JSONResponse:
         principal = await authenticator.authenticate(request.headers)
-        assert principal is not None
+        if principal is None:
+            raise RuntimeError("the bench token did not authenticate")
         doc = await subscriptions.current_subscription(principal)
         if doc is None:
             return JSONResponse({"status": None})
@@ -167,7 +168,8 @@ def serve(port: int, *, seed: int = 0, loop: str = "asyncio", http: str = "h11")
 
     async def bare_usage(request: HTTPRequest) -> JSONResponse:
         principal = await authenticator.authenticate(request.headers)
-        assert principal is not None
+        if principal is None:
+            raise RuntimeError("the bench token did not authenticate")
         summary = await usage_reads.current_usage(principal.organization_id)
         if summary is None:
             return JSONResponse({"usage": None})
@@ -296,7 +298,7 @@ async def seed_store(uri: str, database_name: str, count: int) -> None:
     the plans file loaded as the engine loads it at startup, then ``seed_ledger``. Its own
     client allows each insert of a batch the longest operation timeout the settings take."""
     from revenue_engine.db import connect
-    from revenue_engine.services.plans import load_plans_file
+    from revenue_engine.services.plans_file import load_plans_file
     from revenue_engine.settings import DEMO_PLANS_FILE, Settings
 
     settings = Settings(
@@ -530,7 +532,7 @@ def token(organization_id: str) -> str:
 
 def catalog_prices() -> list[tuple[str, str, int, str]]:
     """(lookup_key, interval, amount, currency) of every price in the demo catalog."""
-    from revenue_engine.services.plans import read_plans_file
+    from revenue_engine.services.plans_file import read_plans_file
     from revenue_engine.settings import DEMO_PLANS_FILE
 
     found = []
@@ -940,9 +942,8 @@ async def subscribed_org(server: Server, client: Any, overages: Sequence[str] = 
         },
         headers=auth,
     )
-    assert created.json()["data"]["createSubscription"]["__typename"] == "SubscriptionPayload", (
-        created.text
-    )
+    if created.json()["data"]["createSubscription"]["__typename"] != "SubscriptionPayload":
+        raise RuntimeError(f"the bench subscription was not created: {created.text}")
     return org
 
 
@@ -966,8 +967,8 @@ async def read_requests(server: Server, client: Any) -> dict[str, Request]:
     pool = Pool(server.port)
     check = (await gql_status(pool, 0)).json()["data"]["subscriptionStatus"]
     pool.close()
-    assert check["isActive"], check
-    assert check["entitlements"], check
+    if not (check["isActive"] and check["entitlements"]):
+        raise RuntimeError(f"the bench subscription is not active with entitlements: {check}")
     return {
         "plans": gql_plans,
         "plans (bare route)": bare_plans,
@@ -1420,7 +1421,7 @@ async def validation_cache(n: int) -> dict[str, Any]:
     from revenue_engine import schema as schema_module
     from revenue_engine.db import connect
     from revenue_engine.schema.query_cost import QueryCostRule
-    from revenue_engine.services.plans import load_plans_file
+    from revenue_engine.services.plans_file import load_plans_file
     from revenue_engine.settings import DEMO_PLANS_FILE, Settings
 
     database = await connect(Settings(_env_file=None, mongodb_database="bench_validation"))
@@ -1452,7 +1453,8 @@ async def validation_cache(n: int) -> dict[str, Any]:
         started = time.perf_counter()
         for _ in range(n):
             result = await schema.execute(PLANS_QUERY)
-            assert not result.errors
+            if result.errors:
+                raise RuntimeError(f"the plans query failed: {result.errors}")
         return (time.perf_counter() - started) / n * 1e6
 
     out = {

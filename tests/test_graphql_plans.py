@@ -289,12 +289,12 @@ async def test_depth_and_alias_limits(client: httpx.AsyncClient) -> None:
 async def test_unexpected_errors_are_masked_with_the_request_id(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from revenue_engine.services import plans as service
+    from revenue_engine.services import plan_store
 
     async def broken(**_: object) -> list[object]:
         raise RuntimeError("mongodb://admin:hunter2@db.internal/prod exploded")
 
-    monkeypatch.setattr(service, "list_plans", broken)
+    monkeypatch.setattr(plan_store, "list_plans", broken)
     response = await client.post(
         "/graphql", json={"query": "{ plans { uid } }"}, headers={"x-request-id": "req-42"}
     )
@@ -359,12 +359,12 @@ async def test_a_store_outage_in_a_query_is_unavailable_not_masked(
 ) -> None:
     from pymongo.errors import ServerSelectionTimeoutError
 
-    from revenue_engine.services import plans as service
+    from revenue_engine.services import plan_store
 
     async def down(**_: object) -> list[object]:
         raise ServerSelectionTimeoutError("db.internal:27017: timed out")
 
-    monkeypatch.setattr(service, "list_plans", down)
+    monkeypatch.setattr(plan_store, "list_plans", down)
     body = await gql(client, "{ plans { uid } }")
     error = body["errors"][0]
     assert error["extensions"]["code"] == "UNAVAILABLE"

@@ -10,7 +10,7 @@ from revenue_engine.db import Database
 from revenue_engine.documents import AddonKind, Overage, SubscriptionItem, SubscriptionPlan
 from revenue_engine.errors import ValidationFailed
 from revenue_engine.services import entitlements
-from revenue_engine.services.plans import read_plans_file
+from revenue_engine.services.plans_file import read_plans_file
 from revenue_engine.settings import DEMO_PLANS_FILE
 
 

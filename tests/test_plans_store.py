@@ -12,11 +12,11 @@ from pymongo.errors import DuplicateKeyError
 from revenue_engine.db import Database
 from revenue_engine.documents import SubscriptionPlan
 from revenue_engine.errors import AlreadyExists, NotFound, ValidationFailed
-from revenue_engine.services import plans
+from revenue_engine.services import plan_spec, plan_store, plans_file
 from revenue_engine.settings import DEMO_PLANS_FILE
 
 
-def spec(uid: str = "basic", **overrides: object) -> plans.PlanSpec:
+def spec(uid: str = "basic", **overrides: object) -> plan_spec.PlanSpec:
     data: dict[str, object] = {
         "uid": uid,
         "name": "Basic",
@@ -38,19 +38,19 @@ def spec(uid: str = "basic", **overrides: object) -> plans.PlanSpec:
         ],
     }
     data.update(overrides)
-    return plans.PlanSpec.model_validate(data)
+    return plan_spec.PlanSpec.model_validate(data)
 
 
 async def test_upsert_creates_then_updates_one_document(database: Database) -> None:
-    created = await plans.upsert_plan(spec())
+    created = await plan_store.upsert_plan(spec())
     assert created.prices[0].currency == "usd"
     assert created.prices[0].lookup_key == "basic_month"
     assert created.overages[0].prices[0].lookup_key == "basic_api_calls_month"
 
-    updated = await plans.upsert_plan(spec(name="Basic 2"))
+    updated = await plan_store.upsert_plan(spec(name="Basic 2"))
     assert updated.id == created.id
     assert await SubscriptionPlan.find_all().count() == 1
-    stored = await plans.get_plan("basic")
+    stored = await plan_store.get_plan("basic")
     assert stored is not None
     assert stored.name == "Basic 2"
     assert stored.entitlements == {"seats": 2, "api_calls": 1000, "sso": False}
@@ -60,7 +60,7 @@ async def test_upsert_creates_then_updates_one_document(database: Database) -> N
 
 
 async def test_stripe_price_id_survives_only_unchanged_amounts(database: Database) -> None:
-    plan = await plans.upsert_plan(spec())
+    plan = await plan_store.upsert_plan(spec())
     plan.prices[0].stripe_price_id = "price_month"
     plan.prices[1].stripe_price_id = "price_year"
     await plan.save()
@@ -68,30 +68,30 @@ async def test_stripe_price_id_survives_only_unchanged_amounts(database: Databas
         {"interval": "month", "amount": 1000, "currency": "usd"},
         {"interval": "year", "amount": 12000, "currency": "usd"},
     ]
-    updated = await plans.upsert_plan(spec(prices=new_prices))
+    updated = await plan_store.upsert_plan(spec(prices=new_prices))
     assert updated.prices[0].stripe_price_id == "price_month"
     assert updated.prices[1].stripe_price_id is None
 
 
 async def test_unique_uid_index_rejects_a_second_document(database: Database) -> None:
-    await plans.upsert_plan(spec())
+    await plan_store.upsert_plan(spec())
     with pytest.raises(DuplicateKeyError):
         await SubscriptionPlan(uid="basic", name="Copy").insert()
     assert await SubscriptionPlan.find_all().count() == 1
 
 
 async def test_create_only_refuses_a_duplicate_uid(database: Database) -> None:
-    await plans.upsert_plan(spec(), create_only=True)
+    await plan_store.upsert_plan(spec(), create_only=True)
     with pytest.raises(AlreadyExists):
-        await plans.upsert_plan(spec(name="Other"), create_only=True)
-    stored = await plans.get_plan("basic")
+        await plan_store.upsert_plan(spec(name="Other"), create_only=True)
+    stored = await plan_store.get_plan("basic")
     assert stored is not None
     assert stored.name == "Basic"
 
 
 async def test_concurrent_creates_leave_one_plan(database: Database) -> None:
     results = await asyncio.gather(
-        *(plans.upsert_plan(spec(name=f"n{i}")) for i in range(5)), return_exceptions=True
+        *(plan_store.upsert_plan(spec(name=f"n{i}")) for i in range(5)), return_exceptions=True
     )
     assert not [r for r in results if isinstance(r, BaseException)]
     assert await SubscriptionPlan.find_all().count() == 1
@@ -122,7 +122,7 @@ async def test_invalid_plans_are_refused_and_nothing_is_written(
 ) -> None:
     bad = spec(**overrides)
     with pytest.raises(ValidationFailed) as caught:
-        await plans.upsert_plan(bad)
+        await plan_store.upsert_plan(bad)
     assert field in [p.field for p in caught.value.problems]
     assert await SubscriptionPlan.find_all().count() == 0
 
@@ -142,7 +142,7 @@ async def test_a_plan_price_stripe_would_not_charge_is_refused_when_saved(
 ) -> None:
     bad = spec(prices=[{"interval": "month", "amount": amount, "currency": currency}], overages=[])
     with pytest.raises(ValidationFailed) as caught:
-        await plans.upsert_plan(bad)
+        await plan_store.upsert_plan(bad)
     assert [(p.field, p.message) for p in caught.value.problems] == [("prices.0.amount", message)]
     assert await SubscriptionPlan.find_all().count() == 0
 
@@ -151,25 +151,25 @@ async def test_free_plans_small_overage_unit_prices_and_large_rupiah_are_accepte
     database: Database,
 ) -> None:
     free = spec("free", prices=[{"interval": "month", "amount": 0, "currency": "usd"}])
-    assert (await plans.upsert_plan(free)).prices[0].amount == 0  # its overage costs 5 cents
+    assert (await plan_store.upsert_plan(free)).prices[0].amount == 0  # its overage costs 5 cents
     rupiah = [{"interval": "month", "amount": 999_999_999_999, "currency": "idr"}]
-    big = await plans.upsert_plan(spec("big", prices=rupiah, overages=[]))
+    big = await plan_store.upsert_plan(spec("big", prices=rupiah, overages=[]))
     assert big.prices[0].amount == 999_999_999_999
 
 
 async def test_a_lookup_key_of_another_plan_is_refused(database: Database) -> None:
-    await plans.upsert_plan(spec("a"))
+    await plan_store.upsert_plan(spec("a"))
     taken = [
         {"interval": "month", "amount": 100, "currency": "usd", "lookup_key": "a_api_calls_month"}
     ]
     with pytest.raises(ValidationFailed) as caught:
-        await plans.upsert_plan(spec("b", prices=taken, overages=[]))
+        await plan_store.upsert_plan(spec("b", prices=taken, overages=[]))
     assert [(p.field, p.message) for p in caught.value.problems] == [
         ("prices.0.lookup_key", "lookup key 'a_api_calls_month' is used by plan 'a'")
     ]
-    assert await plans.get_plan("b") is None
+    assert await plan_store.get_plan("b") is None
     # Saving a plan again with its own keys is not a clash.
-    await plans.upsert_plan(spec("a", name="Again"))
+    await plan_store.upsert_plan(spec("a", name="Again"))
 
 
 async def test_overage_for_an_interval_the_plan_lacks_is_refused(database: Database) -> None:
@@ -187,31 +187,31 @@ async def test_overage_for_an_interval_the_plan_lacks_is_refused(database: Datab
         ],
     )
     with pytest.raises(ValidationFailed) as caught:
-        await plans.upsert_plan(bad)
+        await plan_store.upsert_plan(bad)
     assert [p.field for p in caught.value.problems] == ["overages.0.prices"]
 
 
 async def test_archive_hides_a_plan_from_active_listing(database: Database) -> None:
-    await plans.upsert_plan(spec("a", sort_order=2))
-    await plans.upsert_plan(spec("b", sort_order=1))
-    archived = await plans.archive_plan("a")
+    await plan_store.upsert_plan(spec("a", sort_order=2))
+    await plan_store.upsert_plan(spec("b", sort_order=1))
+    archived = await plan_store.archive_plan("a")
     assert archived.active is False
-    assert [p.uid for p in await plans.list_plans()] == ["b"]
-    assert [p.uid for p in await plans.list_plans(active_only=False)] == ["b", "a"]
+    assert [p.uid for p in await plan_store.list_plans()] == ["b"]
+    assert [p.uid for p in await plan_store.list_plans(active_only=False)] == ["b", "a"]
     with pytest.raises(NotFound):
-        await plans.archive_plan("missing")
+        await plan_store.archive_plan("missing")
 
 
 async def test_demo_plans_load_idempotently(database: Database) -> None:
-    first = await plans.load_plans_file(DEMO_PLANS_FILE)
-    second = await plans.load_plans_file(DEMO_PLANS_FILE)
+    first = await plans_file.load_plans_file(DEMO_PLANS_FILE)
+    second = await plans_file.load_plans_file(DEMO_PLANS_FILE)
     assert [p.uid for p in first] == ["starter", "pro", "business", "enterprise"]
     assert [p.id for p in first] == [p.id for p in second]
     assert await SubscriptionPlan.find_all().count() == 4
-    business = await plans.get_plan("business")
+    business = await plan_store.get_plan("business")
     assert business is not None
     assert (business.per_seat, business.min_seats, business.max_seats) == (True, 5, 500)
-    pro = await plans.get_plan("pro")
+    pro = await plan_store.get_plan("pro")
     assert pro is not None
     assert {o.key for o in pro.overages} == {"bandwidth", "api_calls"}
     assert {p.interval.value for p in pro.prices} == {"month", "year"}
@@ -220,10 +220,10 @@ async def test_demo_plans_load_idempotently(database: Database) -> None:
 async def test_loading_the_file_never_brings_back_an_archived_plan(
     database: Database, tmp_path: Path
 ) -> None:
-    await plans.load_plans_file(DEMO_PLANS_FILE)
-    await plans.archive_plan("pro")
-    await plans.load_plans_file(DEMO_PLANS_FILE)
-    assert [p.uid for p in await plans.list_plans()] == ["starter", "business", "enterprise"]
+    await plans_file.load_plans_file(DEMO_PLANS_FILE)
+    await plan_store.archive_plan("pro")
+    await plans_file.load_plans_file(DEMO_PLANS_FILE)
+    assert [p.uid for p in await plan_store.list_plans()] == ["starter", "business", "enterprise"]
 
     # The file itself may archive a plan (and name a new one archived from the start).
     path = tmp_path / "plans.yaml"
@@ -235,9 +235,9 @@ async def test_loading_the_file_never_brings_back_an_archived_plan(
         "    prices: [{interval: month, amount: 900, currency: usd}]\n",
         encoding="utf-8",
     )
-    await plans.load_plans_file(path)
-    assert [p.uid for p in await plans.list_plans()] == ["business", "enterprise"]
-    assert {p.uid: p.active for p in await plans.list_plans(active_only=False)} == {
+    await plans_file.load_plans_file(path)
+    assert [p.uid for p in await plan_store.list_plans()] == ["business", "enterprise"]
+    assert {p.uid: p.active for p in await plan_store.list_plans(active_only=False)} == {
         "starter": False,
         "pro": False,
         "business": True,
@@ -245,54 +245,54 @@ async def test_loading_the_file_never_brings_back_an_archived_plan(
         "legacy": False,
     }
     # An admin brings a plan back explicitly (upsertPlan); the next start leaves it active.
-    pro = await plans.get_plan("pro")
+    pro = await plan_store.get_plan("pro")
     assert pro is not None
-    await plans.upsert_plan(
+    await plan_store.upsert_plan(
         spec(
             "pro",
             prices=[p.model_dump(exclude={"stripe_price_id"}) for p in pro.prices],
             overages=[],
         )
     )
-    await plans.load_plans_file(DEMO_PLANS_FILE)
+    await plans_file.load_plans_file(DEMO_PLANS_FILE)
     # Starter was archived (by the file): a file without `active` does not bring it back.
-    assert [p.uid for p in await plans.list_plans()] == ["pro", "business", "enterprise"]
+    assert [p.uid for p in await plan_store.list_plans()] == ["pro", "business", "enterprise"]
 
 
 async def test_a_stale_copy_never_overwrites_a_newer_plan(database: Database) -> None:
-    await plans.upsert_plan(spec())
-    stale = await plans.get_plan("basic")
-    fresh = await plans.get_plan("basic")
+    await plan_store.upsert_plan(spec())
+    stale = await plan_store.get_plan("basic")
+    fresh = await plan_store.get_plan("basic")
     assert stale is not None
     assert fresh is not None
     # Another writer (say, a catalog webhook) links the Stripe price first.
     fresh.prices[0].stripe_price_id = "price_from_webhook"
-    assert await plans.save_if_unchanged(fresh, fresh.updated_at)
+    assert await plan_store.save_if_unchanged(fresh, fresh.updated_at)
     stale.name = "Stale rename"
-    assert not await plans.save_if_unchanged(stale, stale.updated_at)
-    stored = await plans.get_plan("basic")
+    assert not await plan_store.save_if_unchanged(stale, stale.updated_at)
+    stored = await plan_store.get_plan("basic")
     assert stored is not None
     assert (stored.name, stored.prices[0].stripe_price_id) == ("Basic", "price_from_webhook")
     # The admin path re-reads and keeps the link.
-    await plans.upsert_plan(spec(name="Renamed"))
-    stored = await plans.get_plan("basic")
+    await plan_store.upsert_plan(spec(name="Renamed"))
+    stored = await plan_store.get_plan("basic")
     assert stored is not None
     assert (stored.name, stored.prices[0].stripe_price_id) == ("Renamed", "price_from_webhook")
 
 
 async def test_a_new_kind_of_stripe_price_forgets_the_old_price_ids(database: Database) -> None:
-    plan = await plans.upsert_plan(spec())
+    plan = await plan_store.upsert_plan(spec())
     plan.overages[0].prices[0].stripe_price_id = "price_metered_100"
     plan.overages[0].stripe_product_id = "prod_calls"
     await plan.save()
     renamed = spec(overages=[{**spec().overages[0].model_dump(exclude_none=True), "name": "Calls"}])
-    same = await plans.upsert_plan(renamed)
+    same = await plan_store.upsert_plan(renamed)
     assert same.overages[0].prices[0].stripe_price_id == "price_metered_100"
     # Another package size is another Stripe price (its transform_quantity); the product stays.
     bigger = spec(
         overages=[{**spec().overages[0].model_dump(exclude_none=True), "package_size": 1000}]
     )
-    changed = await plans.upsert_plan(bigger)
+    changed = await plan_store.upsert_plan(bigger)
     assert changed.overages[0].prices[0].stripe_price_id is None
     assert changed.overages[0].stripe_product_id == "prod_calls"
 
@@ -334,12 +334,12 @@ async def test_an_add_on_stored_before_kinds_still_loads_and_converts_on_load(
             "updated_at": datetime.now(UTC),
         }
     )
-    old = await plans.get_plan("pro")
+    old = await plan_store.get_plan("pro")
     assert old is not None
     assert [(o.key, o.kind) for o in old.overages] == [("bandwidth", None), ("api_calls", None)]
     assert old.metered == []
-    await plans.load_plans_file(DEMO_PLANS_FILE)
-    pro = await plans.get_plan("pro")
+    await plans_file.load_plans_file(DEMO_PLANS_FILE)
+    pro = await plan_store.get_plan("pro")
     assert pro is not None
     by_key = {o.key: o for o in pro.overages}
     # The pack is still a licensed price per unit: its Stripe price is kept. The metered

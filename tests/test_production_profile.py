@@ -180,12 +180,12 @@ async def test_production_ignores_development_headers(prod: httpx.AsyncClient) -
 async def test_production_masks_unexpected_errors_with_the_request_id(
     prod: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from revenue_engine.services import plans as service
+    from revenue_engine.services import plan_store
 
     async def broken(**_: object) -> list[object]:
         raise KeyError("internal detail")
 
-    monkeypatch.setattr(service, "list_plans", broken)
+    monkeypatch.setattr(plan_store, "list_plans", broken)
     response = await prod.post("/graphql", json=PLANS, headers={"x-request-id": "prod-7"})
     assert response.status_code == 200
     assert response.json()["errors"] == [

@@ -12,7 +12,7 @@ import pytest
 
 from revenue_engine.documents import BillingInterval, BillingMeter, PlanPrice, SubscriptionPlan
 from revenue_engine.documents import WebhookEvent as WebhookEventDoc
-from revenue_engine.services import plans
+from revenue_engine.services import plan_spec, plan_store
 from revenue_engine.settings import Settings
 from revenue_engine.webhooks.context import HandlerContext
 from revenue_engine.webhooks.replay import replay_event
@@ -50,7 +50,7 @@ def product(**overrides: Any) -> dict[str, Any]:
 
 
 async def get_plan(uid: str) -> SubscriptionPlan:
-    found = await plans.get_plan(uid)
+    found = await plan_store.get_plan(uid)
     assert found is not None
     return found
 
@@ -185,12 +185,12 @@ async def test_replay_after_fixing_the_catalog_links_the_price(
     wrong = event("price.created", price("price_new", lookup_key="starter_month", amount=2500))
     assert (await send(client, wrong))["status"] == "failed"
     # An admin corrects the plan to the price that exists in Stripe, then replays the event.
-    spec = plans.PlanSpec(
+    spec = plan_spec.PlanSpec(
         uid="starter",
         name="Starter",
-        prices=[plans.PriceSpec(interval="month", amount=2500, currency="usd")],
+        prices=[plan_spec.PriceSpec(interval="month", amount=2500, currency="usd")],
     )
-    await plans.upsert_plan(spec)
+    await plan_store.upsert_plan(spec)
     outcome, row = await replay_event(wrong["id"], HandlerContext.from_settings(store_settings))
     assert outcome == "processed"
     assert row.status == "processed"

@@ -14,7 +14,7 @@ import pytest
 from revenue_engine.cli import build_parser, main, replay_events
 from revenue_engine.db import Database, connect
 from revenue_engine.documents import WebhookEvent, WebhookEventStatus
-from revenue_engine.services import plans
+from revenue_engine.services import plan_spec, plan_store
 from revenue_engine.settings import Settings
 from revenue_engine.webhooks import dispatch
 from revenue_engine.webhooks.backfill import backfill
@@ -126,12 +126,12 @@ async def test_the_command_replays_a_fixed_catalog_event_on_a_real_database(
     settings = make_settings(mongodb_uri=wire_server.uri, mongodb_database=name)
     database = await connect(settings)
     try:
-        spec = plans.PlanSpec(
+        spec = plan_spec.PlanSpec(
             uid="solo",
             name="Solo",
-            prices=[plans.PriceSpec(interval="month", amount=900, currency="usd")],
+            prices=[plan_spec.PriceSpec(interval="month", amount=900, currency="usd")],
         )
-        await plans.upsert_plan(spec)
+        await plan_store.upsert_plan(spec)
         price = stripe_object(
             "price",
             id="price_solo",
@@ -144,13 +144,13 @@ async def test_the_command_replays_a_fixed_catalog_event_on_a_real_database(
         assert row is not None
         assert row.status is WebhookEventStatus.FAILED  # 1200 in Stripe, 900 in the catalog
         spec.prices[0].amount = 1200  # the catalog is corrected
-        await plans.upsert_plan(spec)
+        await plan_store.upsert_plan(spec)
 
         result = run("--failed", env={"MONGODB_URI": wire_server.uri, "MONGODB_DATABASE": name})
         assert result.returncode == 0, result.stderr
         assert result.stdout.startswith("1/1 replayed (")
         assert result.stdout.rstrip().endswith("processed=1")
-        solo = await plans.get_plan("solo")
+        solo = await plan_store.get_plan("solo")
         assert solo is not None
         assert solo.prices[0].stripe_price_id == "price_solo"
     finally:

@@ -16,9 +16,9 @@ import pymongo
 import pytest
 from pymongo.errors import AutoReconnect
 
+from revenue_engine.clock import utcnow
 from revenue_engine.db import Database
 from revenue_engine.documents import WebhookEvent, WebhookEventStatus
-from revenue_engine.documents.plan import utcnow
 from revenue_engine.gateway import StripeGateway
 from revenue_engine.settings import Settings
 from revenue_engine.webhooks import dispatch, ledger

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
+from revenue_engine.clock import as_utc
 from revenue_engine.documents import WebhookEvent
-from revenue_engine.documents.plan import as_utc
 from revenue_engine.settings import Settings
 from tests.stripe_events import event, post, with_secrets
 

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
+from revenue_engine.clock import utcnow
 from revenue_engine.documents import WebhookEvent, WebhookEventStatus
-from revenue_engine.documents.plan import utcnow
 from revenue_engine.settings import Settings
 from revenue_engine.webhooks import dispatch, ledger
 from revenue_engine.webhooks.context import HandlerContext

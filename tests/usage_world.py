@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from revenue_engine.clock import utcnow
 from revenue_engine.documents import (
     AddonKind,
     BillingInterval,
@@ -20,7 +21,6 @@ from revenue_engine.documents import (
     SubscriptionItem,
     SubscriptionPlan,
 )
-from revenue_engine.documents.plan import utcnow
 from revenue_engine.services import entitlements
 from revenue_engine.services.usage_rules import shift_months
 

@@ -10,7 +10,8 @@ from beanie import Document
 from pydantic import Field
 from pymongo import IndexModel
 
-from revenue_engine.documents.plan import BillingInterval, utcnow
+from revenue_engine.clock import utcnow
+from revenue_engine.documents.plan import BillingInterval
 
 
 class CheckoutStatus(enum.StrEnum):

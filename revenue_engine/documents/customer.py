@@ -10,7 +10,7 @@ from beanie import Document
 from pydantic import BaseModel, Field
 from pymongo import IndexModel
 
-from revenue_engine.documents.plan import utcnow
+from revenue_engine.clock import utcnow
 
 
 class SavedPaymentMethod(BaseModel):

@@ -9,7 +9,7 @@ from beanie import Document
 from pydantic import Field
 from pymongo import IndexModel
 
-from revenue_engine.documents.plan import utcnow
+from revenue_engine.clock import utcnow
 
 
 class Payment(Document):

@@ -16,25 +16,18 @@ Every add-on does one of two things to one feature:
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pymongo
 from beanie import Delete, Document, Insert, Replace, Save, SaveChanges, Update, after_event
 from pydantic import BaseModel, Field, model_validator
 from pymongo import IndexModel
 
+from revenue_engine.clock import utcnow
+
 #: The unique index on ``SubscriptionPlan.lookup_keys``; a duplicate key error naming it means
 #: another plan claims one of the keys.
 LOOKUP_KEYS_INDEX = "lookup_keys_unique"
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def as_utc(moment: datetime) -> datetime:
-    """``moment`` as an aware UTC datetime (a store that drops tz info returns naive UTC)."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class BillingInterval(enum.StrEnum):
@@ -106,7 +99,7 @@ class SubscriptionPlan(Document):
     #: The lookup keys this plan claims: every key of its prices and overage prices, kept here
     #: so a unique (multikey) index makes one key one plan's. Derived from the prices when a
     #: stored plan predates the field; loading the plans file at start writes it
-    #: (``services.plans.backfill_lookup_keys``).
+    #: (``services.plans_file.backfill_lookup_keys``).
     lookup_keys: list[str] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

@@ -14,8 +14,9 @@ from beanie import Document
 from pydantic import BaseModel, Field
 from pymongo import IndexModel
 
+from revenue_engine.clock import utcnow
 from revenue_engine.documents.discount import AppliedDiscount
-from revenue_engine.documents.plan import BillingInterval, utcnow
+from revenue_engine.documents.plan import BillingInterval
 
 #: Statuses in which a subscription still exists and may bill: one per organization at a time
 #: (a new purchase is refused; cancel / resume / change act on it).

@@ -24,7 +24,7 @@ from beanie import Document
 from pydantic import BaseModel, Field
 from pymongo import IndexModel
 
-from revenue_engine.documents.plan import utcnow
+from revenue_engine.clock import utcnow
 
 #: The unique index on (organization, caller's event id).
 USAGE_EVENT_INDEX = "usage_event_unique"

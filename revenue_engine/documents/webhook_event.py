@@ -17,7 +17,7 @@ from beanie import Document
 from pydantic import Field
 from pymongo import IndexModel
 
-from revenue_engine.documents.plan import utcnow
+from revenue_engine.clock import utcnow
 
 
 class WebhookEventStatus(enum.StrEnum):

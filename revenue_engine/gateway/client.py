@@ -32,6 +32,7 @@ from revenue_engine.gateway.errors import (
     MeterEventTimestampRefused,
     is_duplicate_identifier,
     is_timestamp_refusal,
+    rate_limited,
     translate,
 )
 from revenue_engine.gateway.payment_methods import PaymentMethodCalls
@@ -142,9 +143,7 @@ class StripeGateway(PaymentMethodCalls):
                 return await make()
             except stripe.RateLimitError as exc:
                 if attempt == RATE_LIMIT_ATTEMPTS:
-                    domain = translate(exc)
-                    assert domain is not None
-                    raise domain from exc
+                    raise rate_limited(exc) from exc
                 delay = RATE_LIMIT_BASE_DELAY * 2 ** (attempt - 1)
                 await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter
             except stripe.StripeError as exc:

@@ -66,19 +66,24 @@ def is_duplicate_identifier(exc: BaseException | None) -> bool:
     )
 
 
+def rate_limited(exc: stripe.RateLimitError) -> errors.RateLimited:
+    """Stripe's 429, with its ``Retry-After`` (one second when absent or unreadable)."""
+    retry_after = 1.0
+    if exc.headers and exc.headers.get("retry-after"):
+        try:
+            retry_after = float(exc.headers["retry-after"])
+        except ValueError:
+            retry_after = 1.0
+    return errors.RateLimited("Stripe is rate limiting requests; retry later", retry_after)
+
+
 def translate(exc: stripe.StripeError) -> errors.DomainError | None:
     """The domain error for ``exc``, or ``None`` when it is not in the table (caller re-raises)."""
     if isinstance(exc, stripe.CardError):
         decline = getattr(exc.error, "decline_code", None) if exc.error else None
         return errors.PaymentDeclined(exc.user_message or "the card was declined", decline)
     if isinstance(exc, stripe.RateLimitError):
-        retry_after = 1.0
-        if exc.headers and exc.headers.get("retry-after"):
-            try:
-                retry_after = float(exc.headers["retry-after"])
-            except ValueError:
-                retry_after = 1.0
-        return errors.RateLimited("Stripe is rate limiting requests; retry later", retry_after)
+        return rate_limited(exc)
     if isinstance(exc, stripe.IdempotencyError):
         return errors.IdempotencyConflict()
     if isinstance(exc, stripe.APIConnectionError):

@@ -14,8 +14,7 @@ from revenue_engine.schema.plans import (
     PriceInput,
     plan_type,
 )
-from revenue_engine.services import plan_cache
-from revenue_engine.services import plans as service
+from revenue_engine.services import plan_cache, plan_spec, plan_store
 
 
 def _entitlement_value(item: EntitlementInput) -> int | bool | None:
@@ -26,8 +25,8 @@ def _entitlement_value(item: EntitlementInput) -> int | bool | None:
     return item.limit if item.limit is not None else True
 
 
-def _price_spec(price: PriceInput) -> service.PriceSpec:
-    return service.PriceSpec(
+def _price_spec(price: PriceInput) -> plan_spec.PriceSpec:
+    return plan_spec.PriceSpec(
         interval=price.interval.value,
         amount=price.amount,
         currency=price.currency,
@@ -35,8 +34,8 @@ def _price_spec(price: PriceInput) -> service.PriceSpec:
     )
 
 
-def spec_from_input(data: PlanInput) -> service.PlanSpec:
-    return service.PlanSpec(
+def spec_from_input(data: PlanInput) -> plan_spec.PlanSpec:
+    return plan_spec.PlanSpec(
         uid=str(data.uid),
         name=data.name,
         description=data.description,
@@ -47,7 +46,7 @@ def spec_from_input(data: PlanInput) -> service.PlanSpec:
         sort_order=data.sort_order,
         prices=[_price_spec(p) for p in data.prices],
         overages=[
-            service.OverageSpec(
+            plan_spec.OverageSpec(
                 key=o.key,
                 name=o.name,
                 unit=o.unit,
@@ -66,7 +65,7 @@ def spec_from_input(data: PlanInput) -> service.PlanSpec:
 
 
 async def plans(info: Info, active_only: bool = True) -> list[Plan]:
-    return [plan_type(p) for p in await service.list_plans(active_only=active_only)]
+    return [plan_type(p) for p in await plan_store.list_plans(active_only=active_only)]
 
 
 async def plan(info: Info, uid: strawberry.ID) -> Plan | None:
@@ -84,7 +83,7 @@ def _input_path(field: str, entitlements: dict[str, int]) -> str:
     ``entitlements.<index>.limit`` (or ``.key``), other segments camelCase (``lookupKey``)."""
     head, _, rest = field.partition(".")
     if head == "entitlements" and rest in entitlements:
-        part = "limit" if service.is_valid_key(rest) else "key"
+        part = "limit" if plan_spec.is_valid_key(rest) else "key"
         return f"entitlements.{entitlements[rest]}.{part}"
     return ".".join(_camel(segment) for segment in field.split("."))
 
@@ -114,8 +113,8 @@ async def upsert_plan(info: Info, data: PlanInput, create_only: bool = False) ->
     index, duplicates = _entitlement_problems(data)
     try:
         if duplicates:
-            raise ValidationFailed(f"plan {spec.uid!r} is invalid", service.validate_spec(spec))
-        saved = await service.upsert_plan(spec, create_only=create_only)
+            raise ValidationFailed(f"plan {spec.uid!r} is invalid", plan_spec.validate_spec(spec))
+        saved = await plan_store.upsert_plan(spec, create_only=create_only)
     except ValidationFailed as exc:
         problems = [FieldProblem(_input_path(p.field, index), p.message) for p in exc.problems]
         raise ValidationFailed(exc.message, [*duplicates, *problems]) from None
@@ -124,4 +123,4 @@ async def upsert_plan(info: Info, data: PlanInput, create_only: bool = False) ->
 
 async def archive_plan(info: Info, uid: str) -> PlanPayload:
     info.context.require_admin()
-    return PlanPayload(plan=plan_type(await service.archive_plan(uid)))
+    return PlanPayload(plan=plan_type(await plan_store.archive_plan(uid)))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from revenue_engine.context import Context, Info
 from revenue_engine.errors import Forbidden, QuotaExceeded, UsageRejected
+from revenue_engine.invariants import present
 from revenue_engine.resolvers.billing import subscription_status_type
 from revenue_engine.schema.usage import (
     OveragePayload,
@@ -55,13 +56,12 @@ async def record_usage(info: Info, data: UsageEventInput) -> UsageRecorded:
     batch = await record_batch([event], grace_seconds=context.settings.usage_late_grace_seconds)
     result = batch.results[0]
     if result.status == REJECTED and result.reason is not Reason.QUOTA_EXCEEDED:
-        assert result.reason is not None
-        raise UsageRejected(result.reason.value, result.message or result.reason.value)
+        reason = present(result.reason, "the reason of a rejected usage event")
+        raise UsageRejected(reason.value, result.message or reason.value)
     # Counted, a duplicate, or over the cap: the organization has a live subscription whose
     # plan meters the feature.
     live = batch.live[org]
-    plan = live.plan
-    assert plan is not None
+    plan = present(live.plan, f"the plan of live subscription {live.subscription.id}")
     summary = await usage_reads.summarize(live.subscription, plan, [data.feature])
     row = (
         summary.features[0]

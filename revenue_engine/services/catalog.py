@@ -26,8 +26,9 @@ from revenue_engine.documents import (
 )
 from revenue_engine.errors import ServiceUnavailable
 from revenue_engine.gateway import StripeGateway, idempotency_key
+from revenue_engine.invariants import present
 from revenue_engine.services.meters import CATALOG, ensure_meter
-from revenue_engine.services.plans import save_if_unchanged
+from revenue_engine.services.plan_store import save_if_unchanged
 from revenue_engine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -190,10 +191,10 @@ async def _metering(
     if addon is None or addon.kind is not AddonKind.METERED:
         return None
     # Validated on every save: a metered add-on names its feature and package size.
-    assert addon.feature is not None
-    assert addon.package_size is not None
-    meter = await ensure_meter(gateway, settings, addon.feature)
-    return Metering(meter.stripe_meter_id, addon.package_size)
+    feature = present(addon.feature, f"the feature of metered add-on {addon.key!r}")
+    package_size = present(addon.package_size, f"the package size of add-on {addon.key!r}")
+    meter = await ensure_meter(gateway, settings, feature)
+    return Metering(meter.stripe_meter_id, package_size)
 
 
 async def _ensure(
@@ -208,8 +209,8 @@ async def _ensure(
         plan.stripe_product_id = await _ensure_product(gateway, plan, "plan", plan.name)
         changed = True
     wanted: list[tuple[PlanPrice, str, Overage | None]] = []
-    base = plan.price_for(interval)
-    assert base is not None
+    # Callers choose an interval the plan is offered at.
+    base = present(plan.price_for(interval), f"plan {plan.uid!r}'s {interval.value} price")
     wanted.append((base, plan.stripe_product_id, None))
     for overage in plan.overages:
         if overage.key not in overage_keys:
@@ -219,8 +220,9 @@ async def _ensure(
                 gateway, plan, f"overage:{overage.key}", f"{plan.name}: {overage.name}"
             )
             changed = True
-        price = overage.price_for(interval)
-        assert price is not None
+        price = present(
+            overage.price_for(interval), f"add-on {overage.key!r}'s {interval.value} price"
+        )
         wanted.append((price, overage.stripe_product_id, overage))
     chosen: list[ChosenPrice] = []
     for price, product_id, addon in wanted:

@@ -27,9 +27,11 @@ from typing import Any
 from beanie import PydanticObjectId
 from pydantic import BaseModel, ConfigDict
 
+from revenue_engine.clock import utcnow
 from revenue_engine.documents import AddonKind, BillingMeter, Overage, PlanPrice, SubscriptionPlan
-from revenue_engine.documents.plan import catalog_changed, utcnow
+from revenue_engine.documents.plan import catalog_changed
 from revenue_engine.errors import ServiceUnavailable
+from revenue_engine.invariants import present
 
 _CAS_ATTEMPTS = 5
 
@@ -251,8 +253,7 @@ async def _sync(query: list[dict[str, Any]], mutate: Mutation) -> CatalogSync:
     sync = CatalogSync()
     plans = await SubscriptionPlan.find({"$or": query}).sort("uid").to_list()
     for plan in plans:
-        assert plan.id is not None
-        await _update_plan(plan.id, mutate, sync)
+        await _update_plan(present(plan.id, f"the id of stored plan {plan.uid!r}"), mutate, sync)
     return sync
 
 

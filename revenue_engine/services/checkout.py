@@ -15,6 +15,7 @@ from typing import Any
 from pymongo.errors import DuplicateKeyError
 
 from revenue_engine.auth import Principal
+from revenue_engine.clock import as_utc, utcnow
 from revenue_engine.documents import (
     AuditSource,
     BillingInterval,
@@ -23,7 +24,6 @@ from revenue_engine.documents import (
     Subscription,
     SubscriptionPlan,
 )
-from revenue_engine.documents.plan import as_utc, utcnow
 from revenue_engine.errors import (
     FieldProblem,
     NotFound,
@@ -33,8 +33,9 @@ from revenue_engine.errors import (
     ValidationFailed,
 )
 from revenue_engine.gateway import StripeGateway, StripeNotFound, idempotency_key
+from revenue_engine.invariants import present
 from revenue_engine.services import promotions
-from revenue_engine.services.catalog import ensure_plan_prices
+from revenue_engine.services.catalog import ChosenPrice, ensure_plan_prices
 from revenue_engine.services.customers import get_customer, get_or_create_customer
 from revenue_engine.services.paths import path_problem
 from revenue_engine.services.payment_methods import adopt_checkout_card
@@ -126,128 +127,171 @@ async def create_checkout_session(
             base_quantity=seats,
         )
         promotion = await promotions.check_promotion_code(gateway, code, purchase)
+    order = _Order(
+        plan,
+        request.interval,
+        overages,
+        request.trial_days,
+        success,
+        cancel,
+        promotion,
+        seats,
+    )
     async with purchase_lease(org):
-        return await _create_under_lease(
-            gateway,
-            settings,
-            principal,
-            request,
-            plan,
-            overages,
-            (success, cancel),
-            promotion,
-            seats,
+        return await _create_under_lease(gateway, settings, principal, order)
+
+
+@dataclass(frozen=True, slots=True)
+class _Order:
+    """A checkout as asked and validated: the plan at an interval, the add-ons' keys (sorted),
+    the trial, the return paths, the checked promotion code and the seats."""
+
+    plan: SubscriptionPlan
+    interval: BillingInterval
+    overages: list[str]
+    trial_days: int | None
+    success: str
+    cancel: str
+    promotion: promotions.Promotion | None
+    seats: int
+
+    @property
+    def promotion_id(self) -> str | None:
+        return self.promotion.id if self.promotion else None
+
+    def is_bought_by(self, pending: CheckoutSession) -> bool:
+        """Whether the stored ``pending`` session buys exactly this."""
+        return (
+            pending.plan_uid,
+            pending.interval,
+            pending.overages,
+            pending.trial_days,
+            pending.success_path,
+            pending.cancel_path,
+            pending.promotion_code_id,
+            pending.seats,
+        ) == (
+            self.plan.uid,
+            self.interval,
+            self.overages,
+            self.trial_days,
+            self.success,
+            self.cancel,
+            self.promotion_id,
+            self.seats,
         )
 
 
 async def _create_under_lease(
-    gateway: StripeGateway,
-    settings: Settings,
-    principal: Principal,
-    request: CheckoutRequest,
-    plan: SubscriptionPlan,
-    overages: list[str],
-    paths: tuple[str, str],
-    promotion: promotions.Promotion | None,
-    seats: int = 1,
+    gateway: StripeGateway, settings: Settings, principal: Principal, order: _Order
 ) -> CheckoutSession:
     """The purchase itself; its caller holds the organization's purchase lease, so no other
     purchase of the organization runs between the checks below and the stored session."""
     org = principal.organization_id
-    success, cancel = paths
-    promotion_id = promotion.id if promotion else None
     await ensure_no_live_subscription(org)
-    # An open session for the very same purchase is handed out again (no new Stripe object);
-    # any other open session of the organization is expired first, so two sessions can never
-    # both be paid into two subscriptions.
     # Counted before looking for an open session: a twin that got past the lease (one whose
     # holder died) either counted the same and derives the same key (Stripe answers with one
     # session), or had already stored its session, which the scan below then finds and reuses.
     attempt = await CheckoutSession.find({"organization_id": org}).count()
-    fresh_since = utcnow() - timedelta(seconds=REUSE_SECONDS)
-    reusable = await expire_open_sessions(
-        gateway,
-        org,
-        keep=lambda pending: (
-            (
-                pending.plan_uid,
-                pending.interval,
-                pending.overages,
-                pending.trial_days,
-                pending.success_path,
-                pending.cancel_path,
-                pending.promotion_code_id,
-                pending.seats,
-            )
-            == (
-                plan.uid,
-                request.interval,
-                overages,
-                request.trial_days,
-                success,
-                cancel,
-                promotion_id,
-                seats,
-            )
-            and bool(pending.url)
-            and as_utc(pending.created_at) > fresh_since
-        ),
-    )
+    reusable = await _reusable_session(gateway, org, order)
     if reusable is not None:
         return reusable
     await ensure_no_live_subscription(org)  # a session paid meanwhile made one
     customer = await get_or_create_customer(gateway, principal)
-    chosen = with_seats(
-        await ensure_plan_prices(gateway, settings, plan, request.interval, overages), seats
+    chosen = await ensure_plan_prices(gateway, settings, order.plan, order.interval, order.overages)
+    params = _checkout_params(
+        settings, org, customer.stripe_customer_id, order, with_seats(chosen, order.seats)
     )
-    metadata = {"organization_id": org, "plan_uid": plan.uid, "interval": request.interval.value}
+    key = _checkout_key(org, order, attempt)
+    with promotions.refused_by_stripe(order.promotion):
+        session = await gateway.create_checkout_session(params, key=key)
+    return await _store_session(session, org, customer.stripe_customer_id, order, attempt)
+
+
+async def _reusable_session(
+    gateway: StripeGateway, org: str, order: _Order
+) -> CheckoutSession | None:
+    """An open session for the very same purchase, recent and with its URL, is handed out
+    again (no new Stripe object); any other open session of the organization is expired, so
+    two sessions can never both be paid into two subscriptions."""
+    fresh_since = utcnow() - timedelta(seconds=REUSE_SECONDS)
+    return await expire_open_sessions(
+        gateway,
+        org,
+        keep=lambda pending: (
+            order.is_bought_by(pending)
+            and bool(pending.url)
+            and as_utc(pending.created_at) > fresh_since
+        ),
+    )
+
+
+def _checkout_params(
+    settings: Settings, org: str, customer_id: str, order: _Order, chosen: list[ChosenPrice]
+) -> dict[str, object]:
+    """Stripe's ``create checkout session`` parameters for ``order`` at the ``chosen`` prices."""
+    metadata = {
+        "organization_id": org,
+        "plan_uid": order.plan.uid,
+        "interval": order.interval.value,
+    }
     params: dict[str, object] = {
         "mode": "subscription",
-        "customer": customer.stripe_customer_id,
+        "customer": customer_id,
         # A metered add-on's price has no quantity: overage is on from the start.
         "line_items": [c.item() for c in chosen],
-        "success_url": _url(settings, success, with_session=True),
-        "cancel_url": _url(settings, cancel, with_session=False),
+        "success_url": _url(settings, order.success, with_session=True),
+        "cancel_url": _url(settings, order.cancel, with_session=False),
         "client_reference_id": org,
         "metadata": metadata,
         "subscription_data": {"metadata": metadata},
     }
-    if request.trial_days:
+    if order.trial_days:
         # Nothing is charged today: Stripe completes the session with no_payment_required.
         params["subscription_data"] = {
             "metadata": metadata,
-            "trial_period_days": request.trial_days,
+            "trial_period_days": order.trial_days,
         }
-    if promotion is not None:
-        params["discounts"] = promotion.discounts()
+    if order.promotion is not None:
+        params["discounts"] = order.promotion.discounts()
+    return params
+
+
+def _checkout_key(org: str, order: _Order, attempt: int) -> str:
+    """The idempotency key of the intent: this purchase after so many sessions (a
+    double-submit shares it; a purchase after an expired session does not)."""
     intent: list[object] = [
-        plan.uid,
-        request.interval.value,
-        overages,
-        success,
-        cancel,
-        request.trial_days,
+        order.plan.uid,
+        order.interval.value,
+        order.overages,
+        order.success,
+        order.cancel,
+        order.trial_days,
         attempt,
         # The seats are part of a per-seat purchase (other plans' keys stay as they were).
-        *([seats] if plan.per_seat else []),
+        *([order.seats] if order.plan.per_seat else []),
     ]
-    if promotion_id is not None:
-        intent.append(promotion_id)  # appended only: keys without a code stay as they were
-    key = idempotency_key(org, "checkout.create", *intent)
-    with promotions.refused_by_stripe(promotion):
-        session = await gateway.create_checkout_session(params, key=key)
+    if order.promotion_id is not None:
+        intent.append(order.promotion_id)  # appended only: keys without a code stay as they were
+    return idempotency_key(org, "checkout.create", *intent)
+
+
+async def _store_session(
+    session: dict[str, Any], org: str, customer_id: str, order: _Order, attempt: int
+) -> CheckoutSession:
+    """Store the session Stripe created; a double-submit that stored the same one first wins."""
     document = CheckoutSession(
         stripe_session_id=session["id"],
         organization_id=org,
-        stripe_customer_id=customer.stripe_customer_id,
-        plan_uid=plan.uid,
-        interval=request.interval,
-        overages=overages,
-        trial_days=request.trial_days,
-        promotion_code_id=promotion_id,
-        seats=seats,
-        success_path=success,
-        cancel_path=cancel,
+        stripe_customer_id=customer_id,
+        plan_uid=order.plan.uid,
+        interval=order.interval,
+        overages=order.overages,
+        trial_days=order.trial_days,
+        promotion_code_id=order.promotion_id,
+        seats=order.seats,
+        success_path=order.success,
+        cancel_path=order.cancel,
         url=session.get("url"),
         attempt=attempt,
     )
@@ -258,9 +302,10 @@ async def _create_under_lease(
         existing = await CheckoutSession.find_one(
             {"stripe_session_id": session["id"], "organization_id": org}
         )
-        assert existing is not None
-        return existing
-    log.info("checkout created organization_id=%s session=%s plan=%s", org, session["id"], plan.uid)
+        return present(existing, f"checkout session {session['id']} after a duplicate insert")
+    log.info(
+        "checkout created organization_id=%s session=%s plan=%s", org, session["id"], order.plan.uid
+    )
     return document
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from revenue_engine.clock import as_utc, utcnow
 from revenue_engine.documents import Subscription
-from revenue_engine.documents.plan import as_utc, utcnow
 
 
 def subscription_now(subscription: Subscription) -> datetime:

@@ -8,11 +8,12 @@ import re
 from pymongo.errors import DuplicateKeyError
 
 from revenue_engine.auth import Principal
+from revenue_engine.clock import utcnow
 from revenue_engine.documents import AuditEntry, AuditSource, Customer, Subscription
-from revenue_engine.documents.plan import utcnow
 from revenue_engine.documents.subscription import LIVE_STATUSES
 from revenue_engine.errors import AlreadySubscribed, FieldProblem, NotFound, ValidationFailed
 from revenue_engine.gateway import StripeGateway, StripeNotFound, idempotency_key
+from revenue_engine.invariants import present
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +80,7 @@ async def get_or_create_customer(
         await customer.insert()
     except DuplicateKeyError:
         winner = await get_customer(principal)
-        assert winner is not None
-        return winner
+        return present(winner, f"the customer of {org} after a duplicate insert")
     log.info("customer created organization_id=%s customer=%s", org, customer.stripe_customer_id)
     return customer
 

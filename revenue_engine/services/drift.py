@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from revenue_engine.clock import utcnow
 from revenue_engine.documents import AuditSource, Customer, Subscription
-from revenue_engine.documents.plan import utcnow
 from revenue_engine.gateway import StripeGateway
 from revenue_engine.services.reconcile import (
     MalformedStripeObject,

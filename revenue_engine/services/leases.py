@@ -23,9 +23,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
+from revenue_engine.clock import utcnow
 from revenue_engine.db import DuplicateKeyError, StoreError
 from revenue_engine.documents import Lease
-from revenue_engine.documents.plan import utcnow
 from revenue_engine.errors import Busy
 
 log = logging.getLogger(__name__)

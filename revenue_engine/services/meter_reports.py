@@ -50,9 +50,9 @@ from typing import Any
 
 from bson import Int64
 
+from revenue_engine.clock import as_utc, utcnow
 from revenue_engine.db import StoreError
 from revenue_engine.documents import Subscription, UsageCounter
-from revenue_engine.documents.plan import as_utc, utcnow
 from revenue_engine.documents.usage import MeterReport
 from revenue_engine.errors import Busy, DomainError, RateLimited, ServiceUnavailable
 from revenue_engine.gateway import (
@@ -211,10 +211,10 @@ async def _claim_range(counter: UsageCounter, target: int, now: datetime) -> Met
     return report if result.matched_count else None
 
 
-async def _send(gateway: StripeGateway, settings: Settings, counter: UsageCounter) -> None:
-    """Send the counter's inflight report; a duplicate identifier is Stripe having it."""
-    report = counter.inflight
-    assert report is not None
+async def _send(
+    gateway: StripeGateway, settings: Settings, counter: UsageCounter, report: MeterReport
+) -> None:
+    """Send ``report``, the counter's inflight one; a duplicate identifier is Stripe having it."""
     params = {
         "event_name": event_name(settings, counter.feature),
         "payload": {
@@ -238,9 +238,8 @@ async def _send(gateway: StripeGateway, settings: Settings, counter: UsageCounte
         )
 
 
-async def _acknowledge(counter: UsageCounter) -> bool:
-    report = counter.inflight
-    assert report is not None
+async def _acknowledge(counter: UsageCounter, report: MeterReport) -> bool:
+    """Mark ``report`` (the counter's inflight one) sent; False when another sender did."""
     result = await _collection().update_one(
         {"_id": counter.id, "inflight.identifier": report.identifier, "reported": report.start},
         {
@@ -314,13 +313,11 @@ async def _clear_due(counter: UsageCounter) -> None:
     )
 
 
-async def _redate(counter: UsageCounter, now: datetime) -> UsageCounter | None:
-    """The inflight report dated ``now`` (Stripe's) within its period instead of the date
+async def _redate(counter: UsageCounter, report: MeterReport, now: datetime) -> UsageCounter | None:
+    """The inflight ``report`` dated ``now`` (Stripe's) within its period instead of the date
     Stripe refused, written first (a compare-and-set on its identifier); ``None`` when no other
     date would do: the one the period allows is the refused one, or is more than 35 days back
     (so no date inside the period is one Stripe takes)."""
-    report = counter.inflight
-    assert report is not None
     stamp = _timestamp(counter, now)
     if stamp == as_utc(report.timestamp) or stamp < now - STRIPE_PAST_WINDOW + REDATE_MARGIN:
         return None
@@ -343,12 +340,10 @@ async def _redate(counter: UsageCounter, now: datetime) -> UsageCounter | None:
     return redated
 
 
-async def _give_up(counter: UsageCounter, reason: str) -> None:
+async def _give_up(counter: UsageCounter, report: MeterReport, reason: str) -> None:
     """Stop reporting a counter whose period Stripe no longer takes usage for: its inflight
-    report stays (what was not billed remains visible) with ``last_report_error`` saying why,
+    ``report`` stays (what was not billed remains visible) with ``last_report_error`` saying why,
     logged at ERROR once, and the counter is no longer due (no retry could ever succeed)."""
-    report = counter.inflight
-    assert report is not None
     message = (
         f"not billed: Stripe takes no meter event dated more than 35 days back, and the period "
         f"ended {as_utc(counter.period_end).isoformat()}; {report.end - report.start} units "
@@ -387,7 +382,8 @@ async def report_counter(
     for _ in range(MAX_REPORTS_PER_CALL):
         if current is None:
             return outcome
-        if current.inflight is None:
+        report = current.inflight
+        if report is None:
             target = await _target(current, sub)
             if target is None:
                 reason = f"subscription {current.stripe_subscription_id} or its plan is unknown"
@@ -397,22 +393,22 @@ async def report_counter(
             if target <= current.reported:
                 await _clear_due(current)
                 return outcome
-            report = await _claim_range(current, target, _stripe_now(sub))
-            if report is None:
+            claimed = await _claim_range(current, target, _stripe_now(sub))
+            if claimed is None:
                 return outcome  # another drainer cut this range; it sends it
+            report = claimed
             current = current.model_copy(update={"inflight": report})
-        assert current.inflight is not None
         try:
-            await _send(gateway, settings, current)
+            await _send(gateway, settings, current, report)
         except MeterEventTimestampRefused as exc:
             # Dated by an older version on our wall clock rather than a test clock's, or left
             # inflight past Stripe's 35 days: the same units dated now, if their period allows.
-            redated = await _redate(current, _stripe_now(sub))
+            redated = await _redate(current, report, _stripe_now(sub))
             if redated is not None:
                 current = redated
                 continue
             if as_utc(current.period_end) < _stripe_now(sub) - STRIPE_PAST_WINDOW + REDATE_MARGIN:
-                await _give_up(current, _describe(exc))
+                await _give_up(current, report, _describe(exc))
             else:
                 await _record_failure(current, permanent=True, reason=_describe(exc))
             outcome.failed = True
@@ -425,11 +421,9 @@ async def report_counter(
             await _record_failure(current, permanent=not transient, reason=_describe(exc))
             outcome.failed = True
             return outcome
-        sent = current.inflight
-        assert sent is not None
-        if await _acknowledge(current):
+        if await _acknowledge(current, report):
             outcome.events += 1
-            outcome.units += sent.end - sent.start
+            outcome.units += report.end - report.start
         current = await _reload(current.id)
     return outcome
 

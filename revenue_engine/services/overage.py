@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from revenue_engine.auth import Principal
+from revenue_engine.clock import as_utc, utcnow
 from revenue_engine.db import StoreError
 from revenue_engine.documents import (
     AuditSource,
@@ -45,7 +46,6 @@ from revenue_engine.documents import (
     SubscriptionPlan,
     UsageCounter,
 )
-from revenue_engine.documents.plan import as_utc, utcnow
 from revenue_engine.documents.usage import counter_id
 from revenue_engine.errors import (
     DomainError,

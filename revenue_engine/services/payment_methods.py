@@ -31,9 +31,9 @@ from datetime import datetime
 from typing import Any
 
 from revenue_engine.auth import Principal
+from revenue_engine.clock import utcnow
 from revenue_engine.documents import AuditEntry, AuditSource, CheckoutSession, Customer
 from revenue_engine.documents.customer import SavedPaymentMethod
-from revenue_engine.documents.plan import utcnow
 from revenue_engine.errors import (
     NotFound,
     PaymentMethodInUse,

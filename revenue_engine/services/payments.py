@@ -23,8 +23,8 @@ from typing import Any
 from pymongo.errors import DuplicateKeyError
 
 from revenue_engine.auth import Principal
+from revenue_engine.clock import utcnow
 from revenue_engine.documents import Payment
-from revenue_engine.documents.plan import utcnow
 from revenue_engine.errors import (
     FieldProblem,
     NotFound,
@@ -34,6 +34,7 @@ from revenue_engine.errors import (
     ValidationFailed,
 )
 from revenue_engine.gateway import StripeGateway, StripeNotFound, idempotency_key
+from revenue_engine.invariants import present
 from revenue_engine.money import MAX_AMOUNT, charge_problem, normalize_currency
 from revenue_engine.services.customers import get_customer, get_or_create_customer
 from revenue_engine.settings import Settings
@@ -86,9 +87,8 @@ def _validate(amount: int, currency: str, metadata: dict[str, str]) -> str:
         if amount_problem:
             problems.append(FieldProblem("amount", amount_problem))
     problems.extend(metadata_problems(metadata))
-    if problems:
+    if problems or code is None:  # an unknown currency is always one of the problems
         raise ValidationFailed("invalid payment", problems)
-    assert code is not None
     return code
 
 
@@ -132,37 +132,9 @@ async def create_payment_intent(
     bucket = await Payment.find({"organization_id": org, "fingerprint": fingerprint}).count()
     window = settings.payment_dedup_window_seconds
     if window:
-        recent = (
-            await Payment.find(
-                {
-                    "organization_id": org,
-                    "fingerprint": fingerprint,
-                    "created_at": {"$gte": utcnow() - timedelta(seconds=window)},
-                    "status": {"$nin": sorted(_SPENT)},
-                }
-            )
-            .sort("-created_at")
-            .to_list()
-        )
-        for candidate in recent:
-            # Stripe may have moved on before its webhook reached us (paid or canceled from
-            # Stripe.js or the dashboard): store what Stripe says, and hand out only an intent
-            # that can still be paid.
-            again = await gateway.retrieve_payment_intent(candidate.stripe_payment_intent_id)
-            if _sync(candidate, again):
-                candidate.updated_at = utcnow()
-                # Targeted: leaves the refund fields, which webhooks may be writing, alone.
-                await Payment.find_one({"_id": candidate.id}).update(
-                    {
-                        "$set": {
-                            "status": candidate.status,
-                            "failure_reason": candidate.failure_reason,
-                            "updated_at": candidate.updated_at,
-                        }
-                    }
-                )
-            if candidate.status not in _SPENT:
-                return candidate, again.get("client_secret")
+        reused = await _payable_recent(gateway, org, fingerprint, window)
+        if reused is not None:
+            return reused
     customer = await get_or_create_customer(gateway, principal)
     intent = await gateway.create_payment_intent(
         {
@@ -184,15 +156,63 @@ async def create_payment_intent(
         fingerprint=fingerprint,
         metadata=metadata,
     )
+    return await _stored(payment), intent.get("client_secret")
+
+
+async def _payable_recent(
+    gateway: StripeGateway, org: str, fingerprint: str, window: int
+) -> tuple[Payment, str | None] | None:
+    """The newest identical payment of the last ``window`` seconds that can still be paid,
+    with its ``client_secret``; None when there is none. Stripe may have moved on before its
+    webhook reached us (paid or canceled from Stripe.js or the dashboard): what Stripe says is
+    stored on each candidate looked at, and only an intent that can still be paid is handed
+    out."""
+    recent = (
+        await Payment.find(
+            {
+                "organization_id": org,
+                "fingerprint": fingerprint,
+                "created_at": {"$gte": utcnow() - timedelta(seconds=window)},
+                "status": {"$nin": sorted(_SPENT)},
+            }
+        )
+        .sort("-created_at")
+        .to_list()
+    )
+    for candidate in recent:
+        again = await gateway.retrieve_payment_intent(candidate.stripe_payment_intent_id)
+        if _sync(candidate, again):
+            candidate.updated_at = utcnow()
+            # Targeted: leaves the refund fields, which webhooks may be writing, alone.
+            await Payment.find_one({"_id": candidate.id}).update(
+                {
+                    "$set": {
+                        "status": candidate.status,
+                        "failure_reason": candidate.failure_reason,
+                        "updated_at": candidate.updated_at,
+                    }
+                }
+            )
+        if candidate.status not in _SPENT:
+            return candidate, again.get("client_secret")
+    return None
+
+
+async def _stored(payment: Payment) -> Payment:
+    """``payment`` inserted; a concurrent double-submit that stored the same intent first wins."""
     try:
         await payment.insert()
     except DuplicateKeyError:
         existing = await Payment.find_one(
-            {"stripe_payment_intent_id": intent["id"], "organization_id": org}
+            {
+                "stripe_payment_intent_id": payment.stripe_payment_intent_id,
+                "organization_id": payment.organization_id,
+            }
         )
-        assert existing is not None
-        payment = existing
-    return payment, intent.get("client_secret")
+        return present(
+            existing, f"payment {payment.stripe_payment_intent_id} after a duplicate insert"
+        )
+    return payment
 
 
 async def raise_refunded(payment: Payment, total: int) -> None:
@@ -381,9 +401,7 @@ async def refund_payment(
         {"$addToSet": {"refund_ids": refund_id}, "$set": {"updated_at": utcnow()}}
     )
     await raise_refunded(payment, min(total, payment.amount))
-    fresh = await Payment.get(payment.id)
-    assert fresh is not None
-    payment = fresh
+    payment = present(await Payment.get(payment.id), f"payment {payment.id} after its refund")
     log.info(
         "refund created organization_id=%s payment=%s amount=%d",
         principal.organization_id,

@@ -21,7 +21,7 @@ plans are served from memory for up to ``MAX_AGE`` after the cache was built (a 
 the store, and fails as every store read does).
 
 The plans handed out are shared: callers read them and never change them (a writer reads
-its own copy from the store, as ``services.plans`` does).
+its own copy from the store, as ``services.plan_store`` does).
 """
 
 from __future__ import annotations

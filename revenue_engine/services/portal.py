@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 from revenue_engine.auth import Principal
+from revenue_engine.clock import unix_now
 from revenue_engine.errors import FieldProblem, NotFound, ValidationFailed
 from revenue_engine.gateway import StripeGateway, idempotency_key
 from revenue_engine.services.customers import get_customer
@@ -25,7 +24,7 @@ async def create_portal_session(
     if customer is None:
         raise NotFound("customer", principal.organization_id)
     # Portal sessions are short-lived: one per minute per return path is plenty.
-    key = idempotency_key(principal.organization_id, "portal.create", path, int(time.time()) // 60)
+    key = idempotency_key(principal.organization_id, "portal.create", path, int(unix_now()) // 60)
     session = await gateway.create_portal_session(
         {
             "customer": customer.stripe_customer_id,

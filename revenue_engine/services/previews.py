@@ -26,12 +26,12 @@ The answer:
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from revenue_engine.auth import Principal
+from revenue_engine.clock import unix_now
 from revenue_engine.documents import BillingInterval, Subscription
 from revenue_engine.errors import FieldProblem, NoActiveSubscription, ValidationFailed
 from revenue_engine.gateway import StripeGateway
@@ -119,7 +119,79 @@ async def _now(gateway: StripeGateway, live: Subscription) -> int:
     """Now for the subscription at Stripe: its test clock's time, or the wall clock."""
     if live.test_clock:
         return await gateway.test_clock_time(live.test_clock)
-    return int(time.time())
+    return int(unix_now())
+
+
+@dataclass(frozen=True, slots=True)
+class _PreviewedChange:
+    """What a previewed change sends: the subscription items, the add-ons' keys after it, the
+    seats (None unless the plan is per seat) and the discounts (None keeps the current)."""
+
+    items: list[dict[str, Any]]
+    keys: list[str]
+    seats: int | None
+    discounts: list[dict[str, str]] | None
+
+
+async def _preview_change(
+    gateway: StripeGateway,
+    settings: Settings,
+    live: Subscription,
+    target: str,
+    every: BillingInterval,
+    *,
+    overages: list[str] | None,
+    seats: int | None,
+    promotion_code: str | None,
+) -> _PreviewedChange:
+    """The change as the mutation would send it: only the seats (exactly what updateSeats
+    sends) when nothing else changes, else the plan change (usage is not reported first)."""
+    keys = sorted(set(overages)) if overages is not None else list(live.overages)
+    same_plan = (target, every, keys) == (live.plan_uid, live.interval, live.overages)
+    if same_plan and seats is not None and promotion_code is None:
+        items = await seat_items(live, seats, field="seats")
+        if items is None:
+            raise ValidationFailed(
+                "nothing to change", [FieldProblem("seats", "the subscription holds these seats")]
+            )
+        return _PreviewedChange(items, keys, seats, None)
+    change = await plan_change(
+        gateway,
+        settings,
+        live,
+        plan_uid=target,
+        interval=every,
+        overages=overages,
+        seats=seats,
+        report_usage=False,
+        promotion_code=promotion_code,
+    )
+    return _PreviewedChange(
+        change.items,
+        change.keys,
+        change.seats if change.plan.per_seat else None,
+        change.promotion.discounts() if change.promotion is not None else None,
+    )
+
+
+def _preview_params(
+    live: Subscription, change: _PreviewedChange, proration: ProrationBehavior, at: int
+) -> dict[str, Any]:
+    """Stripe's ``create preview invoice`` parameters for ``change`` of ``live`` at ``at``."""
+    params: dict[str, Any] = {
+        "customer": live.stripe_customer_id,
+        "subscription": live.stripe_subscription_id,
+        "subscription_details": {
+            "items": change.items,
+            "proration_behavior": proration.value,
+            "proration_date": at,
+        },
+    }
+    if not change.items:
+        del params["subscription_details"]["items"]  # only the code changes
+    if change.discounts is not None:
+        params["discounts"] = change.discounts
+    return params
 
 
 async def preview_subscription_change(
@@ -147,47 +219,18 @@ async def preview_subscription_change(
             "invalid change preview",
             [FieldProblem("planUid", "the subscription's plan is not in the catalog: name one")],
         )
-    keys = sorted(set(overages)) if overages is not None else list(live.overages)
-    same_plan = (target, every, keys) == (live.plan_uid, live.interval, live.overages)
-    discounts: list[dict[str, str]] | None = None
-    if same_plan and seats is not None and promotion_code is None:
-        # Only the seats change: exactly what updateSeats sends.
-        items = await seat_items(live, seats, field="seats")
-        if items is None:
-            raise ValidationFailed(
-                "nothing to change", [FieldProblem("seats", "the subscription holds these seats")]
-            )
-        quantity: int | None = seats
-    else:
-        change = await plan_change(
-            gateway,
-            settings,
-            live,
-            plan_uid=target,
-            interval=every,
-            overages=overages,
-            seats=seats,
-            report_usage=False,
-            promotion_code=promotion_code,
-        )
-        items, keys = change.items, change.keys
-        if change.promotion is not None:
-            discounts = change.promotion.discounts()
-        quantity = change.seats if change.plan.per_seat else None
+    change = await _preview_change(
+        gateway,
+        settings,
+        live,
+        target,
+        every,
+        overages=overages,
+        seats=seats,
+        promotion_code=promotion_code,
+    )
     at = await _now(gateway, live)
-    params: dict[str, Any] = {
-        "customer": live.stripe_customer_id,
-        "subscription": live.stripe_subscription_id,
-        "subscription_details": {
-            "items": items,
-            "proration_behavior": proration.value,
-            "proration_date": at,
-        },
-    }
-    if not items:
-        del params["subscription_details"]["items"]  # only the code changes
-    if discounts is not None:
-        params["discounts"] = discounts
+    params = _preview_params(live, change, proration, at)
     raw = await gateway.preview_invoice(params)
     invoice = _invoice(raw)
     prorations = [line for line in invoice.lines if line.proration]
@@ -199,8 +242,8 @@ async def preview_subscription_change(
     return ChangePreview(
         plan_uid=target,
         interval=every,
-        overages=keys,
-        seats=quantity,
+        overages=change.keys,
+        seats=change.seats,
         proration_behavior=proration,
         proration_date=_at(at),
         amount_due_now=invoice.amount_due if now else 0,

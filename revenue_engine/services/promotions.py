@@ -43,6 +43,7 @@ from revenue_engine.errors import (
     PromotionCodeRejected,
 )
 from revenue_engine.gateway import StripeGateway
+from revenue_engine.invariants import present
 
 #: What Stripe accepts as a code: letters, digits and dashes (we take up to 200 of them).
 CODE = re.compile(r"[A-Za-z0-9-]{1,200}")
@@ -137,8 +138,7 @@ def purchase_of(
     """The purchase of ``plan`` at ``interval`` with ``addon_keys`` (checked to be offered):
     the base price times ``base_quantity`` plus one of each pack; a metered add-on costs
     nothing up front but is one of the products bought."""
-    price = plan.price_for(interval)
-    assert price is not None
+    price = present(plan.price_for(interval), f"plan {plan.uid!r}'s {interval.value} price")
     products = {plan.stripe_product_id} if plan.stripe_product_id else set()
     amount = price.amount * base_quantity
     for key in addon_keys:

@@ -15,12 +15,12 @@ under a request that is counting in it (see ``documents.rate_limit``).
 from __future__ import annotations
 
 import math
-import time
 from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ReturnDocument
 
+from revenue_engine.clock import unix_now
 from revenue_engine.db import DuplicateKeyError, StoreError
 from revenue_engine.documents import RateLimitCounter
 from revenue_engine.errors import RateLimited
@@ -52,7 +52,7 @@ async def hit(
     ``StoreError`` (answered as retryable ``UNAVAILABLE``) if the store keeps losing the row."""
     if limit <= 0:
         return 0
-    now = time.time() if now is None else now
+    now = unix_now() if now is None else now
     start = int(now // window_seconds) * window_seconds
     count = await _count(
         f"{organization_id}:{bucket}:{start}",

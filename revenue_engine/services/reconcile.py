@@ -26,6 +26,7 @@ from bson import ObjectId
 from pydantic import BaseModel
 from pymongo.errors import DuplicateKeyError
 
+from revenue_engine.clock import as_utc, utcnow
 from revenue_engine.documents import (
     TERMINAL_STATUSES,
     AddonKind,
@@ -37,8 +38,8 @@ from revenue_engine.documents import (
     SubscriptionItem,
     SubscriptionPlan,
 )
-from revenue_engine.documents.plan import as_utc, utcnow
 from revenue_engine.errors import DomainError
+from revenue_engine.invariants import present
 from revenue_engine.services import entitlements
 from revenue_engine.services.discounts import applied_discounts
 
@@ -327,32 +328,9 @@ async def apply_subscription(
     for _ in range(_MAX_ATTEMPTS):
         current = await Subscription.find_one({"stripe_subscription_id": stripe_id})
         if current is None:
-            created = Subscription(
-                stripe_subscription_id=stripe_id,
-                observed_at=observed,
-                pending_audit=_audit_row(
-                    fields["organization_id"],
-                    stripe_id,
-                    None,
-                    fields["status"],
-                    {"status": fields["status"]},
-                    source,
-                    reference,
-                ),
-                **fields,
-            )
-            try:
-                await created.insert()
-            except DuplicateKeyError:
+            created = await _insert_new(stripe_id, fields, observed, source, reference)
+            if created is None:
                 continue  # a concurrent applier inserted it: compare against theirs
-            await flush_audit(created)
-            log.info(
-                "subscription applied organization_id=%s subscription=%s status=%s source=%s",
-                created.organization_id,
-                stripe_id,
-                created.status,
-                source.value,
-            )
             return created
         await flush_audit(current)  # a change applied before a crash keeps its audit row
         reason = _stale(current, fields, observed)
@@ -363,35 +341,89 @@ async def apply_subscription(
                     "subscription observation skipped subscription=%s reason=%s", stripe_id, reason
                 )
             return current
-        update = Subscription(
-            stripe_subscription_id=stripe_id, observed_at=observed, **fields
-        ).model_dump(include=(set(_TRACKED) & set(fields)) | {"observed_at", "organization_id"})
-        update["updated_at"] = utcnow()
-        # The change and its audit row in one single-document write (see ``pending_audit``).
-        update["pending_audit"] = _audit_row(
-            current.organization_id,
+        fresh = await _write_change(current, fields, diff, observed, source, reference)
+        if fresh is not None:
+            return fresh
+        # Someone else wrote in between: re-read and decide again.
+    raise RuntimeError(f"subscription {stripe_id}: too much write contention")
+
+
+async def _insert_new(
+    stripe_id: str,
+    fields: dict[str, Any],
+    observed: datetime,
+    source: AuditSource,
+    reference: str | None,
+) -> Subscription | None:
+    """Store a subscription seen for the first time, with its audit row; None when a
+    concurrent applier inserted it first."""
+    created = Subscription(
+        stripe_subscription_id=stripe_id,
+        observed_at=observed,
+        pending_audit=_audit_row(
+            fields["organization_id"],
             stripe_id,
-            current.status,
+            None,
             fields["status"],
-            diff,
+            {"status": fields["status"]},
             source,
             reference,
-        )
-        result = await Subscription.find_one(
-            {"_id": current.id, "version": current.version}
-        ).update({"$set": update, "$inc": {"version": 1}})
-        if not getattr(result, "matched_count", 0):
-            continue  # someone else wrote in between: re-read and decide again
-        fresh = await Subscription.get(current.id)
-        assert fresh is not None
-        await flush_audit(fresh)
-        log.info(
-            "subscription applied organization_id=%s subscription=%s from=%s to=%s source=%s",
-            fresh.organization_id,
-            stripe_id,
-            current.status,
-            fresh.status,
-            source.value,
-        )
-        return fresh
-    raise RuntimeError(f"subscription {stripe_id}: too much write contention")
+        ),
+        **fields,
+    )
+    try:
+        await created.insert()
+    except DuplicateKeyError:
+        return None
+    await flush_audit(created)
+    log.info(
+        "subscription applied organization_id=%s subscription=%s status=%s source=%s",
+        created.organization_id,
+        stripe_id,
+        created.status,
+        source.value,
+    )
+    return created
+
+
+async def _write_change(
+    current: Subscription,
+    fields: dict[str, Any],
+    diff: dict[str, Any],
+    observed: datetime,
+    source: AuditSource,
+    reference: str | None,
+) -> Subscription | None:
+    """Write ``diff`` onto ``current`` with its audit row, a compare-and-set on its
+    ``version``; the subscription as written, or None when someone else wrote in between."""
+    stripe_id = current.stripe_subscription_id
+    update = Subscription(
+        stripe_subscription_id=stripe_id, observed_at=observed, **fields
+    ).model_dump(include=(set(_TRACKED) & set(fields)) | {"observed_at", "organization_id"})
+    update["updated_at"] = utcnow()
+    # The change and its audit row in one single-document write (see ``pending_audit``).
+    update["pending_audit"] = _audit_row(
+        current.organization_id,
+        stripe_id,
+        current.status,
+        fields["status"],
+        diff,
+        source,
+        reference,
+    )
+    result = await Subscription.find_one({"_id": current.id, "version": current.version}).update(
+        {"$set": update, "$inc": {"version": 1}}
+    )
+    if not getattr(result, "matched_count", 0):
+        return None
+    fresh = present(await Subscription.get(current.id), f"subscription {current.id}")
+    await flush_audit(fresh)
+    log.info(
+        "subscription applied organization_id=%s subscription=%s from=%s to=%s source=%s",
+        fresh.organization_id,
+        stripe_id,
+        current.status,
+        fresh.status,
+        source.value,
+    )
+    return fresh

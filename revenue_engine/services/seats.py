@@ -13,8 +13,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from revenue_engine.auth import Principal
+from revenue_engine.clock import utcnow
 from revenue_engine.documents import AuditSource, Subscription, SubscriptionItem, SubscriptionPlan
-from revenue_engine.documents.plan import utcnow
 from revenue_engine.errors import (
     FieldProblem,
     NoActiveSubscription,

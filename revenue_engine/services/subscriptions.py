@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from revenue_engine.auth import Principal
+from revenue_engine.clock import as_utc, utcnow
 from revenue_engine.documents import (
     AddonKind,
     AuditEntry,
@@ -23,7 +24,6 @@ from revenue_engine.documents import (
     SubscriptionPlan,
     UsageCounter,
 )
-from revenue_engine.documents.plan import as_utc, utcnow
 from revenue_engine.errors import (
     BillingStateError,
     FieldProblem,
@@ -136,32 +136,30 @@ async def create_subscription(
             base_quantity=quantity,
         )
         promotion = await promotions.check_promotion_code(gateway, code, purchase)
+    order = _Order(plan, interval, keys, trial_days, promotion, quantity)
     async with purchase_lease(org):
-        return await _create_under_lease(
-            gateway,
-            settings,
-            principal,
-            plan,
-            interval,
-            keys,
-            trial_days,
-            request_id,
-            promotion,
-            quantity,
-        )
+        return await _create_under_lease(gateway, settings, principal, order, request_id)
+
+
+@dataclass(frozen=True, slots=True)
+class _Order:
+    """A direct subscription as asked and validated: the plan at an interval, the add-ons'
+    keys (sorted), the trial, the checked promotion code and the seats."""
+
+    plan: SubscriptionPlan
+    interval: BillingInterval
+    keys: list[str]
+    trial_days: int | None
+    promotion: promotions.Promotion | None
+    seats: int
 
 
 async def _create_under_lease(
     gateway: StripeGateway,
     settings: Settings,
     principal: Principal,
-    plan: SubscriptionPlan,
-    interval: BillingInterval,
-    keys: list[str],
-    trial_days: int | None,
+    order: _Order,
     request_id: str | None,
-    promotion: promotions.Promotion | None = None,
-    seats: int = 1,
 ) -> Subscription:
     """The purchase itself, under the organization's purchase lease (as in checkout)."""
     org = principal.organization_id
@@ -170,65 +168,100 @@ async def _create_under_lease(
     # the check, or else sends the same idempotency key.
     attempt = await Subscription.find({"organization_id": org}).count()
     await ensure_no_live_subscription(org)
-    customer = await get_or_create_customer(gateway, principal)
-    stripe_customer = await gateway.retrieve_customer(customer.stripe_customer_id)
-    # What Stripe charges when the subscription names no method: the default payment method,
-    # else a card saved as the default source (the legacy Sources API).
-    default_pm = customer_defaults(stripe_customer).default
-    if not default_pm:
-        raise NoPaymentMethod()
+    customer_id, default_pm = await _paying_customer(gateway, principal)
     # An open Checkout session could still be paid into a second subscription: expire it
     # first (one completed meanwhile is applied, and the check below refuses).
     await expire_open_sessions(gateway, org)
     await ensure_no_live_subscription(org)
-    chosen = with_seats(await ensure_plan_prices(gateway, settings, plan, interval, keys), seats)
-    metadata = {"organization_id": org, "plan_uid": plan.uid, "interval": interval.value}
+    chosen = await ensure_plan_prices(gateway, settings, order.plan, order.interval, order.keys)
+    params = _subscription_params(org, customer_id, order, with_seats(chosen, order.seats))
+    key = await _purchase_key(org, order, attempt, default_pm)
+    observed_at = utcnow()
+    created = await _create_at_stripe(gateway, params, key, org, order, request_id)
+    return await apply_subscription(
+        created, source=AuditSource.MUTATION, reference=request_id, observed_at=observed_at
+    )
+
+
+async def _paying_customer(gateway: StripeGateway, principal: Principal) -> tuple[str, str]:
+    """The organization's Stripe customer (created on first purchase) and what Stripe charges
+    when the subscription names no method: the default payment method, else a card saved as
+    the default source (the legacy Sources API). ``NoPaymentMethod`` when there is neither."""
+    customer = await get_or_create_customer(gateway, principal)
+    stripe_customer = await gateway.retrieve_customer(customer.stripe_customer_id)
+    default_pm = customer_defaults(stripe_customer).default
+    if not default_pm:
+        raise NoPaymentMethod()
+    return customer.stripe_customer_id, default_pm
+
+
+def _subscription_params(
+    org: str, customer_id: str, order: _Order, chosen: list[ChosenPrice]
+) -> dict[str, Any]:
+    """Stripe's ``create subscription`` parameters for ``order`` at the ``chosen`` prices."""
     params: dict[str, Any] = {
-        "customer": customer.stripe_customer_id,
+        "customer": customer_id,
         # A metered add-on's price has no quantity: overage is on from the start.
         "items": [c.item() for c in chosen],
-        "metadata": metadata,
+        "metadata": {
+            "organization_id": org,
+            "plan_uid": order.plan.uid,
+            "interval": order.interval.value,
+        },
         # Declines surface now as a typed error instead of an incomplete subscription.
         "payment_behavior": "error_if_incomplete",
         "expand": ["latest_invoice"],
     }
-    if trial_days:
-        params["trial_period_days"] = trial_days
-    if promotion is not None:
-        params["discounts"] = promotion.discounts()
-    # The intent: this purchase, with this card, after so many subscriptions and declines — a
-    # retry after a decline (new card, or the same card topped up) is a new request to Stripe.
+    if order.trial_days:
+        params["trial_period_days"] = order.trial_days
+    if order.promotion is not None:
+        params["discounts"] = order.promotion.discounts()
+    return params
+
+
+async def _purchase_key(org: str, order: _Order, attempt: int, default_pm: str) -> str:
+    """The idempotency key of the intent: this purchase, with this card, after so many
+    subscriptions and declines — a retry after a decline (new card, or the same card topped
+    up) is a new request to Stripe, a double-submit the same one."""
     declines = await AuditEntry.find({"organization_id": org, "kind": DECLINED}).count()
     intent: list[object] = [
-        plan.uid,
-        interval.value,
-        keys,
-        trial_days,
+        order.plan.uid,
+        order.interval.value,
+        order.keys,
+        order.trial_days,
         attempt,
-        str(default_pm),
+        default_pm,
         declines,
         # The seats are part of a per-seat purchase (other plans' keys stay as they were).
-        *([seats] if plan.per_seat else []),
+        *([order.seats] if order.plan.per_seat else []),
     ]
-    if promotion is not None:
-        intent.append(promotion.id)  # appended only: keys without a code stay as they were
-    key = idempotency_key(org, "subscription.create", *intent)
-    observed_at = utcnow()
+    if order.promotion is not None:
+        intent.append(order.promotion.id)  # appended only: keys without a code stay as they were
+    return idempotency_key(org, "subscription.create", *intent)
+
+
+async def _create_at_stripe(
+    gateway: StripeGateway,
+    params: dict[str, Any],
+    key: str,
+    org: str,
+    order: _Order,
+    request_id: str | None,
+) -> dict[str, Any]:
+    """Create the subscription at Stripe; a decline is audited (it changes the next
+    attempt's key) and re-raised."""
     try:
-        with promotions.refused_by_stripe(promotion):
-            created = await gateway.create_subscription(params, key=key)
+        with promotions.refused_by_stripe(order.promotion):
+            return await gateway.create_subscription(params, key=key)
     except PaymentDeclined as exc:
         await AuditEntry(
             organization_id=org,
             kind=DECLINED,
             source=AuditSource.MUTATION,
             reference=request_id,
-            changes={"decline_code": exc.decline_code, "plan_uid": plan.uid},
+            changes={"decline_code": exc.decline_code, "plan_uid": order.plan.uid},
         ).insert()
         raise
-    return await apply_subscription(
-        created, source=AuditSource.MUTATION, reference=request_id, observed_at=observed_at
-    )
 
 
 async def cancel_subscription(
@@ -411,13 +444,7 @@ async def plan_change(
     code (``code_only``)."""
     problems: list[FieldProblem] = []
     code = promotions.normalize(promotion_code, problems)
-    target = await SubscriptionPlan.find_one({"uid": plan_uid})
-    if overages is not None:
-        keys = sorted(set(overages))
-    elif target is not None:
-        keys = await _kept_addons(live, target)
-    else:
-        keys = sorted(live.overages)
+    keys = await _target_addons(live, plan_uid, overages)
     plan = await purchasable_plan(plan_uid, interval, keys, problems)
     current = await SubscriptionPlan.find_one({"uid": live.plan_uid}) if live.plan_uid else None
     quantity = seats_for(plan, seats, problems, current=held_seats(live, current))
@@ -436,54 +463,100 @@ async def plan_change(
         )
     promotion = None
     if code is not None:
-        promotion = await promotions.check_promotion_code(
-            gateway,
-            code,
-            promotions.purchase_of(
-                live.organization_id,
-                live.stripe_customer_id,
-                plan,
-                interval,
-                keys,
-                subscription_now(live),
-                base_quantity=quantity,
-            ),
-            applied=frozenset(d.promotion_code_id for d in live.discounts if d.promotion_code_id),
-        )
-    if same_plan:
-        if promotion is None:
-            raise ServiceUnavailable("a same-plan change without a promotion code")
-        if any(d.promotion_code_id == promotion.id for d in live.discounts):
-            raise ValidationFailed(
-                "nothing to change",
-                [FieldProblem("promotionCode", "this code is already applied")],
-            )
-        return PlanChange(plan, interval, keys, quantity, [], [], [], promotion, code_only=True)
+        promotion = await _checked_promotion(gateway, live, code, plan, interval, keys, quantity)
+        if same_plan:
+            return _code_only(live, plan, interval, keys, quantity, promotion)
     if interval != live.interval and any(i.metered_feature for i in live.items):
-        # A new interval starts a new period at once, and Stripe bills a metered item that is
-        # re-priced only for usage after the change: overage of this period would go unbilled.
-        if report_usage:
-            await _report_first(gateway, settings, live)
-        billed = await _period_overage(live)
-        if billed:
-            ends = live.current_period_end
-            when = f" after {as_utc(ends).date().isoformat()}" if ends else " next period"
-            raise ValidationFailed(
-                "the interval cannot change while this period has overage to bill",
-                [
-                    FieldProblem(
-                        "billingInterval",
-                        f"{units} units of {feature} overage are billed at the end of this "
-                        f"period; change the interval{when}",
-                    )
-                    for feature, units in billed
-                ],
-            )
+        await _refuse_unbilled_overage(gateway, settings, live, report_usage=report_usage)
     chosen = await ensure_plan_prices(gateway, settings, plan, interval, keys)
     items, held, switched_off = _change_items(
         live, with_seats(chosen, quantity), same_interval=interval == live.interval
     )
     return PlanChange(plan, interval, keys, quantity, items, held, switched_off, promotion)
+
+
+async def _target_addons(
+    live: Subscription, plan_uid: str, overages: list[str] | None
+) -> list[str]:
+    """The add-on keys of the plan changed to: those asked, else the current ones the target
+    plan still offers (``_kept_addons``), else (no such plan: validation says so) the current."""
+    if overages is not None:
+        return sorted(set(overages))
+    target = await SubscriptionPlan.find_one({"uid": plan_uid})
+    if target is not None:
+        return await _kept_addons(live, target)
+    return sorted(live.overages)
+
+
+async def _checked_promotion(
+    gateway: StripeGateway,
+    live: Subscription,
+    code: str,
+    plan: SubscriptionPlan,
+    interval: BillingInterval,
+    keys: list[str],
+    quantity: int,
+) -> promotions.Promotion:
+    """``code`` checked at Stripe against the purchase of the new plan (on the subscription's
+    own time), knowing the codes the subscription already has applied."""
+    return await promotions.check_promotion_code(
+        gateway,
+        code,
+        promotions.purchase_of(
+            live.organization_id,
+            live.stripe_customer_id,
+            plan,
+            interval,
+            keys,
+            subscription_now(live),
+            base_quantity=quantity,
+        ),
+        applied=frozenset(d.promotion_code_id for d in live.discounts if d.promotion_code_id),
+    )
+
+
+def _code_only(
+    live: Subscription,
+    plan: SubscriptionPlan,
+    interval: BillingInterval,
+    keys: list[str],
+    quantity: int,
+    promotion: promotions.Promotion,
+) -> PlanChange:
+    """The same plan with a promotion code: only the code is applied (refused when it is
+    already)."""
+    if any(d.promotion_code_id == promotion.id for d in live.discounts):
+        raise ValidationFailed(
+            "nothing to change",
+            [FieldProblem("promotionCode", "this code is already applied")],
+        )
+    return PlanChange(plan, interval, keys, quantity, [], [], [], promotion, code_only=True)
+
+
+async def _refuse_unbilled_overage(
+    gateway: StripeGateway, settings: Settings, live: Subscription, *, report_usage: bool
+) -> None:
+    """Refuse an interval change while the period has overage to bill: a new interval starts a
+    new period at once, and Stripe bills a metered item that is re-priced only for usage after
+    the change, so this period's overage would go unbilled. With ``report_usage`` the period's
+    usage is reported first (the change itself; a preview reads only what was reported)."""
+    if report_usage:
+        await _report_first(gateway, settings, live)
+    billed = await _period_overage(live)
+    if billed:
+        ends = live.current_period_end
+        when = f" after {as_utc(ends).date().isoformat()}" if ends else " next period"
+        raise ValidationFailed(
+            "the interval cannot change while this period has overage to bill",
+            [
+                FieldProblem(
+                    "billingInterval",
+                    f"{units} units of {feature} overage are billed at the end of this "
+                    f"period; change the interval{when}",
+                )
+                for feature, units in billed
+            ],
+        )
 
 
 async def change_subscription_plan(
@@ -515,46 +588,61 @@ async def change_subscription_plan(
     )
     if change.code_only and change.promotion is not None:
         return await _apply_promotion(gateway, principal, live, change.promotion, request_id)
-    plan, keys = change.plan, change.keys
     sid = live.stripe_subscription_id
-    metadata = {
-        "organization_id": principal.organization_id,
-        "plan_uid": plan.uid,
-        "interval": interval.value,
-    }
-    intent: list[object] = [
-        sid,
-        plan.uid,
-        interval.value,
-        keys,
-        proration.value,
-        live.version,
-        *([change.seats] if plan.per_seat else []),
-    ]
-    params: dict[str, Any] = {
-        "items": change.items,
-        "proration_behavior": proration.value,
-        "metadata": metadata,
-    }
-    promotion = change.promotion
-    if promotion is not None:
-        params["discounts"] = promotion.discounts()
-        intent.append(promotion.id)  # appended only: keys without a code stay as they were
-    key = idempotency_key(principal.organization_id, "subscription.change", *intent)
+    params = _change_params(principal.organization_id, change, proration)
+    key = _change_key(principal.organization_id, live, change, proration)
     observed_at = utcnow()
-    with promotions.refused_by_stripe(promotion):
+    with promotions.refused_by_stripe(change.promotion):
         result = await gateway.update_subscription(sid, params, key=key)
     if change.held:
-        # ``services.overage`` owns these fields and finishes the change after the period.
-        update: dict[str, Any] = {"$set": {"overage_settle": True}}
-        if change.switched_off:
-            update["$addToSet"] = {"overage_off": {"$each": change.switched_off}}
-        await Subscription.get_motor_collection().update_one(
-            {"stripe_subscription_id": sid}, update
-        )
+        await _hold_overage(sid, change)
     return await apply_subscription(
         result, source=AuditSource.MUTATION, reference=request_id, observed_at=observed_at
     )
+
+
+def _change_params(org: str, change: PlanChange, proration: ProrationBehavior) -> dict[str, Any]:
+    """Stripe's ``update subscription`` parameters for ``change``."""
+    params: dict[str, Any] = {
+        "items": change.items,
+        "proration_behavior": proration.value,
+        "metadata": {
+            "organization_id": org,
+            "plan_uid": change.plan.uid,
+            "interval": change.interval.value,
+        },
+    }
+    if change.promotion is not None:
+        params["discounts"] = change.promotion.discounts()
+    return params
+
+
+def _change_key(
+    org: str, live: Subscription, change: PlanChange, proration: ProrationBehavior
+) -> str:
+    """The idempotency key of the change: this change of this version of the subscription."""
+    intent: list[object] = [
+        live.stripe_subscription_id,
+        change.plan.uid,
+        change.interval.value,
+        change.keys,
+        proration.value,
+        live.version,
+        *([change.seats] if change.plan.per_seat else []),
+    ]
+    if change.promotion is not None:
+        intent.append(change.promotion.id)  # appended only: keys without a code stay as they were
+    return idempotency_key(org, "subscription.change", *intent)
+
+
+async def _hold_overage(sid: str, change: PlanChange) -> None:
+    """Mark the metered items ``change`` keeps to the period end (and the overage it switches
+    off meanwhile): ``services.overage`` owns these fields and finishes the change after the
+    period."""
+    update: dict[str, Any] = {"$set": {"overage_settle": True}}
+    if change.switched_off:
+        update["$addToSet"] = {"overage_off": {"$each": change.switched_off}}
+    await Subscription.get_motor_collection().update_one({"stripe_subscription_id": sid}, update)
 
 
 async def _apply_promotion(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from revenue_engine.clock import utcnow
 from revenue_engine.documents import AuditSource, Subscription
-from revenue_engine.documents.plan import utcnow
 from revenue_engine.gateway import StripeGateway
 from revenue_engine.services.reconcile import apply_subscription
 

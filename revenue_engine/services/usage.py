@@ -56,6 +56,7 @@ from typing import Any
 from bson import Int64, ObjectId
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from revenue_engine.clock import as_utc, utcnow
 from revenue_engine.documents import (
     LIVE_STATUSES,
     BillingInterval,
@@ -65,9 +66,9 @@ from revenue_engine.documents import (
     UsageCounter,
     UsageEvent,
 )
-from revenue_engine.documents.plan import as_utc, utcnow
 from revenue_engine.documents.usage import counter_id
 from revenue_engine.errors import ServiceUnavailable
+from revenue_engine.invariants import InvariantError
 from revenue_engine.services import plan_cache
 from revenue_engine.services.clock import subscription_now
 from revenue_engine.services.usage_rules import (
@@ -366,7 +367,8 @@ def _decide(
             event.state = _DUP_STORED
             continue
         counter = event.counter
-        assert counter is not None
+        if counter is None:
+            raise InvariantError(f"usage event {event.id!r} was accepted without a counter")
         if not counter.fits(counter.running, event.qty):
             event.state = _OVER
             continue
@@ -438,7 +440,8 @@ async def _insert(events: list[_Event], batch: str, now: datetime) -> None:
     docs: list[dict[str, Any]] = []
     for event in events:
         counter = event.counter
-        assert counter is not None
+        if counter is None:
+            raise InvariantError(f"usage event {event.id!r} was accepted without a counter")
         event.doc_id = ObjectId()
         docs.append(
             {

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from revenue_engine.clock import as_utc
 from revenue_engine.documents import BillingInterval, Subscription, SubscriptionPlan, UsageCounter
-from revenue_engine.documents.plan import as_utc
 from revenue_engine.documents.usage import counter_id
 from revenue_engine.services import entitlements, plan_cache
 from revenue_engine.services.purchase import live_subscription

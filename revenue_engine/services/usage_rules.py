@@ -25,8 +25,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from revenue_engine.clock import as_utc
 from revenue_engine.documents import BillingInterval, Subscription, SubscriptionPlan
-from revenue_engine.documents.plan import as_utc
 from revenue_engine.services import entitlements
 
 #: How far ahead of the subscription's now an event may be dated (clock skew).

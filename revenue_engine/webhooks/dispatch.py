@@ -134,7 +134,8 @@ async def process(event: StripeEvent, claim: ledger.Claim, context: HandlerConte
 
     Store errors while recording propagate: the caller answers 503 and the lease expires.
     """
-    assert claim.owned
+    if not claim.owned:
+        raise ValueError(f"event {claim.event_id}: processing needs an owned claim")
     ignored = ignore_reason(event, context)
     if ignored is not None:
         return await _finish(claim, WebhookEventStatus.IGNORED, ignored, Outcome.IGNORED)

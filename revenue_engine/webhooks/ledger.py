@@ -35,10 +35,11 @@ from beanie.odm.queries.update import UpdateResponse
 from bson.errors import InvalidId
 from pydantic import BaseModel
 
+from revenue_engine.clock import as_utc, utcnow
 from revenue_engine.db import DuplicateKeyError
 from revenue_engine.documents import WebhookEvent, WebhookEventStatus
-from revenue_engine.documents.plan import as_utc, utcnow
 from revenue_engine.errors import ValidationFailed
+from revenue_engine.invariants import present
 from revenue_engine.webhooks.event import StripeEvent
 
 #: How long a claim protects an event from being re-taken by another delivery.
@@ -176,9 +177,8 @@ async def claim(event: StripeEvent, payload: str, *, ignored: str | None = None)
     try:
         await row.insert()
     except DuplicateKeyError:
-        taken = await take(event.id)
-        assert taken is not None  # the row exists: the index just said so
-        return taken
+        # The row exists: the index just said so.
+        return present(await take(event.id), f"the ledger row of event {event.id}")
     return Claim(
         event.id, token, row.status, attempts=1, recorded=ignored is not None, received_at=now
     )
@@ -233,8 +233,10 @@ async def finish(
 
     ``parked_for_age``: failed only because Stripe is thought to have stopped redelivering.
     """
-    assert status in FINISHED
-    assert not parked_for_age or status is WebhookEventStatus.FAILED
+    if status not in FINISHED:
+        raise ValueError(f"{status} is not a finished status")
+    if parked_for_age and status is not WebhookEventStatus.FAILED:
+        raise ValueError("only a failed event is parked for its age")
     result = await WebhookEvent.find_one(
         {"event_id": claim.event_id, "claim_token": claim.token}
     ).update(

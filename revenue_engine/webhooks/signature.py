@@ -11,11 +11,11 @@ so a captured request signed "far ahead" would stay replayable: we also reject `
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import stripe
 
+from revenue_engine.clock import unix_now
 from revenue_engine.webhooks.errors import InvalidSignature
 
 #: Maximum age (and maximum lead) of a signature's timestamp, in seconds.
@@ -43,7 +43,7 @@ def verify_signature(body: bytes, header: str | None, secrets: Sequence[str]) ->
         timestamp = _timestamp(header)
     except (UnicodeDecodeError, ValueError):
         raise InvalidSignature() from None
-    if timestamp > time.time() + TOLERANCE_SECONDS:
+    if timestamp > unix_now() + TOLERANCE_SECONDS:
         raise InvalidSignature()
     for secret in secrets:
         try:

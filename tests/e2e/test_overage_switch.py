@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import stripe
 
+from revenue_engine.clock import as_utc
 from revenue_engine.documents import Subscription, UsageCounter
-from revenue_engine.documents.plan import as_utc
 from revenue_engine.documents.usage import counter_id
 from revenue_engine.emulator import EmulatorServer
 from revenue_engine.gateway import StripeGateway

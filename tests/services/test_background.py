@@ -13,13 +13,13 @@ from typing import Any, cast
 
 import pytest
 
+from revenue_engine.clock import utcnow
 from revenue_engine.documents import (
     BillingInterval,
     Subscription,
     SubscriptionPlan,
     UsageCounter,
 )
-from revenue_engine.documents.plan import utcnow
 from revenue_engine.documents.usage import counter_id
 from revenue_engine.gateway import StripeGateway
 from revenue_engine.services.background import Job, run_job, run_periodically, usage_jobs

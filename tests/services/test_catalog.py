@@ -15,7 +15,8 @@ from revenue_engine.documents import BillingInterval, BillingMeter, Subscription
 from revenue_engine.gateway import idempotency_key
 from revenue_engine.services.catalog import ensure_addon_price, ensure_plan_prices, sync_catalog
 from revenue_engine.services.meters import ensure_meter
-from revenue_engine.services.plans import get_plan, load_plans_file
+from revenue_engine.services.plan_store import get_plan
+from revenue_engine.services.plans_file import load_plans_file
 from revenue_engine.settings import DEMO_PLANS_FILE
 from tests.conftest import make_settings
 from tests.services.fake_stripe import FakeCatalogGateway

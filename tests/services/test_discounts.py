@@ -15,7 +15,7 @@ from revenue_engine.services.discounts import (
     invoice_discount_total,
     line_discount_total,
 )
-from revenue_engine.services.plans import load_plans_file
+from revenue_engine.services.plans_file import load_plans_file
 from revenue_engine.services.reconcile import apply_subscription
 from revenue_engine.settings import DEMO_PLANS_FILE
 from tests.stripe_events import stripe_object

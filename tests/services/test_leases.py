@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import pytest
 
+from revenue_engine.clock import utcnow
 from revenue_engine.db import Database
 from revenue_engine.documents import Lease
-from revenue_engine.documents.plan import utcnow
 from revenue_engine.errors import Busy, RateLimited
 from revenue_engine.services import leases
 

@@ -14,6 +14,7 @@ from typing import Any, cast
 import pytest
 from bson import Int64
 
+from revenue_engine.clock import as_utc, utcnow
 from revenue_engine.db import Database
 from revenue_engine.documents import (
     AddonKind,
@@ -25,7 +26,6 @@ from revenue_engine.documents import (
     SubscriptionPlan,
     UsageCounter,
 )
-from revenue_engine.documents.plan import as_utc, utcnow
 from revenue_engine.documents.usage import counter_id
 from revenue_engine.errors import PaymentProviderRejected, RateLimited, ServiceUnavailable
 from revenue_engine.gateway import DuplicateMeterEvent, StripeGateway, idempotency_key

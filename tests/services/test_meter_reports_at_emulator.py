@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from bson import Int64
 
+from revenue_engine.clock import utcnow
 from revenue_engine.db import Database
 from revenue_engine.documents import (
     BillingInterval,
@@ -19,7 +20,6 @@ from revenue_engine.documents import (
     SubscriptionItem,
     UsageCounter,
 )
-from revenue_engine.documents.plan import utcnow
 from revenue_engine.documents.usage import MeterReport, counter_id
 from revenue_engine.emulator import EmulatorServer
 from revenue_engine.gateway import StripeGateway

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from revenue_engine.auth import Principal
+from revenue_engine.clock import as_utc
 from revenue_engine.db import Database
 from revenue_engine.documents import Subscription, UsageCounter
-from revenue_engine.documents.plan import as_utc
 from revenue_engine.documents.usage import counter_id
 from revenue_engine.gateway import StripeGateway
 from revenue_engine.services import overage

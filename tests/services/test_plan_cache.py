@@ -12,7 +12,7 @@ from pymongo.errors import ServerSelectionTimeoutError
 from revenue_engine.db import connect
 from revenue_engine.documents import SubscriptionPlan
 from revenue_engine.documents.plan import CATALOG_VERSIONS, catalog_version
-from revenue_engine.services import plan_cache, plans
+from revenue_engine.services import plan_cache, plan_store
 from revenue_engine.services.plan_spec import PlanSpec, PriceSpec
 from revenue_engine.settings import Settings
 from tests.usage_world import metered_plan, save_plan
@@ -56,11 +56,11 @@ def spec(uid: str, name: str) -> PlanSpec:
 
 
 async def test_this_instances_writes_are_seen_at_once(clock: Clock) -> None:
-    await plans.upsert_plan(spec("basic", "Basic"))
+    await plan_store.upsert_plan(spec("basic", "Basic"))
     assert (await plan_cache.plan("basic")).name == "Basic"  # type: ignore[union-attr]
-    await plans.upsert_plan(spec("basic", "Basic II"))
+    await plan_store.upsert_plan(spec("basic", "Basic II"))
     assert (await plan_cache.plan("basic")).name == "Basic II"  # type: ignore[union-attr]
-    await plans.archive_plan("basic")
+    await plan_store.archive_plan("basic")
     assert (await plan_cache.plan("basic")).active is False  # type: ignore[union-attr]
     assert await catalog_version() >= 3
 

@@ -13,7 +13,7 @@ from revenue_engine.auth import Principal
 from revenue_engine.db import Database
 from revenue_engine.documents import BillingInterval, Subscription
 from revenue_engine.errors import ValidationFailed
-from revenue_engine.services import plans
+from revenue_engine.services import plan_spec, plan_store, plans_file
 from revenue_engine.services.checkout import CheckoutRequest, create_checkout_session
 from revenue_engine.services.entitlements import overage_on
 from revenue_engine.services.subscriptions import (
@@ -32,7 +32,7 @@ ORG = Principal(organization_id="org_a", email="a@example.com")
 
 @pytest.fixture
 async def catalog(database: Database) -> Database:
-    await plans.load_plans_file(DEMO_PLANS_FILE)
+    await plans_file.load_plans_file(DEMO_PLANS_FILE)
     return database
 
 
@@ -108,7 +108,7 @@ async def test_a_direct_subscription_with_overage_has_it_on_from_the_start(
 
 
 async def test_an_add_on_stored_without_kind_cannot_be_bought(catalog: Database) -> None:
-    pro = await plans.get_plan("pro")
+    pro = await plan_store.get_plan("pro")
     assert pro is not None
     pro.overages[0].kind = None  # as stored before add-ons had kinds
     await pro.save()
@@ -145,7 +145,7 @@ async def test_an_interval_change_keeps_the_add_ons_at_the_new_interval(
 async def test_a_plan_change_maps_overage_to_the_new_plans_add_on_of_the_feature(
     catalog: Database,
 ) -> None:
-    team = plans.PlanSpec.model_validate(
+    team = plan_spec.PlanSpec.model_validate(
         {
             "uid": "team",
             "name": "Team",
@@ -164,7 +164,7 @@ async def test_a_plan_change_maps_overage_to_the_new_plans_add_on_of_the_feature
             ],
         }
     )
-    await plans.upsert_plan(team)
+    await plan_store.upsert_plan(team)
     fake = FakeBillingGateway()
     before = await subscribe(fake, "starter", ["api_calls"])
     moved = await change(fake, "team", None)
@@ -174,7 +174,7 @@ async def test_a_plan_change_maps_overage_to_the_new_plans_add_on_of_the_feature
     assert all(i.get("id") != metered.stripe_item_id for i in last_items(fake))
     assert {"price": price_ids(fake)["team_calls_overage_month"]} not in last_items(fake)
     assert [i.metered_feature for i in moved.items] == [None, "api_calls"]
-    team_plan = await plans.get_plan("team")
+    team_plan = await plan_store.get_plan("team")
     assert team_plan is not None
     assert overage_on(team_plan, moved, "api_calls")
     assert moved.overage_off == []
@@ -189,7 +189,7 @@ async def test_overage_is_switched_off_where_the_new_plan_bills_none(catalog: Da
     assert fresh is not None
     assert fresh.overage_off == ["api_calls"]
     assert fresh.entitlements["api_calls"] is None
-    enterprise = await plans.get_plan("enterprise")
+    enterprise = await plan_store.get_plan("enterprise")
     assert enterprise is not None
     assert not overage_on(enterprise, fresh, "api_calls")
 

@@ -9,7 +9,7 @@ import pytest
 
 from revenue_engine.db import Database
 from revenue_engine.documents import AuditEntry, AuditSource, Customer, Subscription
-from revenue_engine.services.plans import load_plans_file
+from revenue_engine.services.plans_file import load_plans_file
 from revenue_engine.services.reconcile import (
     MalformedStripeObject,
     UnknownOrganization,

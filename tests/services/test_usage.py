@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from revenue_engine.clock import as_utc, utcnow
 from revenue_engine.db import Database, StoreError
 from revenue_engine.documents import BillingInterval, Subscription, UsageCounter, UsageEvent
-from revenue_engine.documents.plan import as_utc, utcnow
 from revenue_engine.documents.usage import counter_id
 from revenue_engine.services import usage
 from revenue_engine.services.usage import complete_pending_batches, record_usage, trim_marks

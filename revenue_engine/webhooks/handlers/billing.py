@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from revenue_engine.clock import utcnow
 from revenue_engine.documents import (
     AuditEntry,
     AuditSource,
@@ -32,7 +33,6 @@ from revenue_engine.documents import (
     Payment,
     Subscription,
 )
-from revenue_engine.documents.plan import utcnow
 from revenue_engine.gateway import StripeNotFound, customer_defaults
 from revenue_engine.services import payments
 from revenue_engine.services.checkout import record_session
