@@ -67,6 +67,27 @@ def invalid_request(
     return StripeError(status, "invalid_request_error", message, code=code, param=param)
 
 
+#: An intent's Stripe name and its error codes' prefix, by ``object``.
+_INTENTS = {"setup_intent": "SetupIntent", "payment_intent": "PaymentIntent"}
+#: What a succeeded or canceled intent still accepts on update.
+_FINAL_UPDATABLE = frozenset({"metadata", "description", "expand"})
+
+
+def unexpected_state(intent: dict[str, Any], action: str) -> StripeError:
+    """Stripe's refusal to ``action`` a Setup/PaymentIntent in its current status."""
+    kind = str(intent["object"])
+    return invalid_request(
+        f"You cannot {action} this {_INTENTS[kind]} because it has a status of {intent['status']}.",
+        code=f"{kind}_unexpected_state",
+    )
+
+
+def check_updatable(intent: dict[str, Any], params: dict[str, Any]) -> None:
+    """A succeeded or canceled intent takes only metadata and a description (as Stripe)."""
+    if intent["status"] in ("succeeded", "canceled") and set(params) - _FINAL_UPDATABLE:
+        raise unexpected_state(intent, "update")
+
+
 def parameter_missing(param: str) -> StripeError:
     return invalid_request(
         f"Missing required param: {param}.", param=param, code="parameter_missing"

@@ -15,6 +15,7 @@ import stripe
 from revenue_engine.emulator import Emulator, EmulatorServer
 from revenue_engine.settings import Settings
 from tests.conftest import make_settings
+from tests.stripe_events import SECRET
 
 ENGINE_URL = "http://testserver"
 
@@ -50,6 +51,19 @@ async def engine(
 ) -> httpx.AsyncClient:
     """The engine app on the embedded store, talking to the emulator through the real SDK."""
     client: httpx.AsyncClient = await client_for(engine_settings(emulator_server))
+    await settled(client, emulator)
+    return client
+
+
+@pytest.fixture
+async def signed_engine(
+    client_for: Callable[[Settings], Any], emulator_server: EmulatorServer, emulator: Emulator
+) -> httpx.AsyncClient:
+    """``engine`` with a webhook signing secret, so a test can deliver signed events
+    (``tests.stripe_events.post``)."""
+    client: httpx.AsyncClient = await client_for(
+        engine_settings(emulator_server, stripe_webhook_secrets=[SECRET])
+    )
     await settled(client, emulator)
     return client
 

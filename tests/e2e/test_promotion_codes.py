@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -16,12 +15,10 @@ import stripe
 
 from revenue_engine.documents import CheckoutSession, Subscription, SubscriptionPlan
 from revenue_engine.emulator import Emulator
-from revenue_engine.emulator.server import EmulatorServer
-from revenue_engine.settings import Settings
-from tests.e2e.conftest import engine_settings, pay, settled
+from tests.e2e.conftest import pay
 from tests.e2e.ops import ERRORS, VERIFY, call, only
 from tests.e2e.test_subscriptions import customer_with_card
-from tests.stripe_events import SECRET, event, post
+from tests.stripe_events import event, post
 
 DAY = 86_400
 PROMO_ERROR = "... on PromotionCodeError { promotionCode reason }"
@@ -41,15 +38,9 @@ INVOICES = """query { invoices(first: 10) { nodes { id status subtotal discountA
 
 
 @pytest.fixture
-async def engine(
-    client_for: Callable[[Settings], Any], emulator_server: EmulatorServer, emulator: Emulator
-) -> httpx.AsyncClient:
-    """The engine with a webhook secret, so the tests can deliver signed events."""
-    client: httpx.AsyncClient = await client_for(
-        engine_settings(emulator_server, stripe_webhook_secrets=[SECRET])
-    )
-    await settled(client, emulator)
-    return client
+def engine(signed_engine: httpx.AsyncClient) -> httpx.AsyncClient:
+    """The engine with a webhook secret (``tests.e2e.conftest.signed_engine``)."""
+    return signed_engine
 
 
 async def promotion(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -23,10 +22,8 @@ from revenue_engine.documents import (
     WebhookEvent,
 )
 from revenue_engine.emulator import Emulator
-from revenue_engine.emulator.server import EmulatorServer
-from revenue_engine.settings import Settings
 from revenue_engine.webhooks.dispatch import MAX_ATTEMPTS
-from tests.e2e.conftest import engine_settings, pay
+from tests.e2e.conftest import pay
 from tests.e2e.ops import (
     CHECKOUT,
     CONFIRM_PI,
@@ -40,17 +37,13 @@ from tests.e2e.ops import (
     plan_price_at_stripe,
 )
 from tests.e2e.test_subscriptions import customer_with_card, subscribe
-from tests.stripe_events import SECRET, event, post
+from tests.stripe_events import event, post
 
 
 @pytest.fixture
-async def engine(
-    client_for: Callable[[Settings], Any], emulator_server: EmulatorServer, emulator: Emulator
-) -> httpx.AsyncClient:
-    client: httpx.AsyncClient = await client_for(
-        engine_settings(emulator_server, stripe_webhook_secrets=[SECRET])
-    )
-    return client
+def engine(signed_engine: httpx.AsyncClient) -> httpx.AsyncClient:
+    """The engine with a webhook secret (``tests.e2e.conftest.signed_engine``)."""
+    return signed_engine
 
 
 def sub_event(type_: str, obj: dict[str, Any], created: int) -> dict[str, Any]:

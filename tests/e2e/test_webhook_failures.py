@@ -5,7 +5,6 @@ stops retrying), recorded with its reason for a replay, and changes nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -14,21 +13,13 @@ import pytest
 from revenue_engine.documents import Customer, Payment, Subscription, WebhookEvent
 from revenue_engine.documents.webhook_event import WebhookEventStatus
 from revenue_engine.emulator import Emulator
-from revenue_engine.emulator.server import EmulatorServer
-from revenue_engine.settings import Settings
-from tests.e2e.conftest import engine_settings, settled
-from tests.stripe_events import SECRET, event, post, stripe_object
+from tests.stripe_events import event, post, stripe_object
 
 
 @pytest.fixture
-async def engine(
-    client_for: Callable[[Settings], Any], emulator_server: EmulatorServer, emulator: Emulator
-) -> httpx.AsyncClient:
-    client: httpx.AsyncClient = await client_for(
-        engine_settings(emulator_server, stripe_webhook_secrets=[SECRET])
-    )
-    await settled(client, emulator)
-    return client
+def engine(signed_engine: httpx.AsyncClient) -> httpx.AsyncClient:
+    """The engine with a webhook secret (``tests.e2e.conftest.signed_engine``)."""
+    return signed_engine
 
 
 async def failed_with(engine: httpx.AsyncClient, payload: dict[str, Any], reason: str) -> None:

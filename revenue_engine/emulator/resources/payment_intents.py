@@ -19,7 +19,13 @@ from revenue_engine.emulator.cards import (
     charge_bank_details,
     charge_card_details,
 )
-from revenue_engine.emulator.errors import StripeError, card_error, invalid_request
+from revenue_engine.emulator.errors import (
+    StripeError,
+    card_error,
+    check_updatable,
+    invalid_request,
+    unexpected_state,
+)
 from revenue_engine.emulator.events import emit
 from revenue_engine.emulator.forms import Params, merge_metadata
 from revenue_engine.emulator.ids import client_secret, new_id
@@ -424,12 +430,7 @@ def _update(ctx: Ctx, p: Params, id: str) -> JSON:
         )
     )
     pi = ctx.store.require("payment_intent", id, param="intent")
-    if pi["status"] in ("succeeded", "canceled") and set(p.data) - {
-        "metadata",
-        "description",
-        "expand",
-    }:
-        raise _unexpected_state(pi, "update")
+    check_updatable(pi, p.data)
     if p.has("currency"):
         pi["currency"] = reference.currency(p.string("currency") or pi["currency"])
     if p.has("amount"):
@@ -453,14 +454,6 @@ def _update(ctx: Ctx, p: Params, id: str) -> JSON:
     return pi
 
 
-def _unexpected_state(pi: JSON, action: str) -> StripeError:
-    return invalid_request(
-        f"You cannot {action} this PaymentIntent because it has a status of {pi['status']}.",
-        code="payment_intent_unexpected_state",
-        param=None,
-    )
-
-
 def _confirm(ctx: Ctx, p: Params, id: str) -> JSON:
     p.only(
         (
@@ -479,7 +472,7 @@ def _confirm(ctx: Ctx, p: Params, id: str) -> JSON:
     )
     pi = ctx.store.require("payment_intent", id, param="intent")
     if pi["status"] not in ("requires_payment_method", "requires_confirmation"):
-        raise _unexpected_state(pi, "confirm")
+        raise unexpected_state(pi, "confirm")
     ref = p.string("payment_method") or pi["payment_method"]
     if ref is None:
         raise invalid_request(
@@ -507,7 +500,7 @@ def _cancel(ctx: Ctx, p: Params, id: str) -> JSON:
     p.only(("cancellation_reason", "expand"))
     pi = ctx.store.require("payment_intent", id, param="intent")
     if pi["status"] not in CANCELABLE:
-        raise _unexpected_state(pi, "cancel")
+        raise unexpected_state(pi, "cancel")
     pi.update(
         status="canceled",
         canceled_at=ctx.state.now_for_customer(pi["customer"]),

@@ -17,7 +17,14 @@ refused.
 from __future__ import annotations
 
 from revenue_engine.emulator import reference
-from revenue_engine.emulator.errors import StripeError, card_error, invalid_request, unsupported
+from revenue_engine.emulator.errors import (
+    StripeError,
+    card_error,
+    check_updatable,
+    invalid_request,
+    unexpected_state,
+    unsupported,
+)
 from revenue_engine.emulator.events import emit
 from revenue_engine.emulator.forms import Params, merge_metadata
 from revenue_engine.emulator.ids import client_secret, new_id
@@ -63,13 +70,6 @@ def _types(p: Params) -> list[str] | None:
         if kind != "card":
             raise unsupported("payment_method_types", f" ({kind!r}; only card)")
     return types or ["card"]
-
-
-def _unexpected_state(seti: JSON, action: str) -> StripeError:
-    return invalid_request(
-        f"You cannot {action} this SetupIntent because it has a status of {seti['status']}.",
-        code="setup_intent_unexpected_state",
-    )
 
 
 def _set_payment_method(ctx: Ctx, seti: JSON, ref: str | None) -> JSON | None:
@@ -211,7 +211,7 @@ def confirm_setup(
     if seti["status"] not in CONFIRMABLE and not (
         authenticated and seti["status"] == "requires_action"
     ):
-        raise _unexpected_state(seti, "confirm")
+        raise unexpected_state(seti, "confirm")
     if pm["customer"] is not None and seti["customer"] not in (None, pm["customer"]):
         raise invalid_request(
             "The provided PaymentMethod belongs to a different customer.", param="payment_method"
@@ -272,12 +272,7 @@ def _update(ctx: Ctx, p: Params, id: str) -> JSON:
         )
     )
     seti = ctx.store.require("setup_intent", id, param="intent")
-    if seti["status"] in ("succeeded", "canceled") and set(p.data) - {
-        "metadata",
-        "description",
-        "expand",
-    }:
-        raise _unexpected_state(seti, "update")
+    check_updatable(seti, p.data)
     if p.has("customer"):
         customer = p.string("customer")
         if customer:
@@ -308,7 +303,7 @@ def _confirm(ctx: Ctx, p: Params, id: str) -> JSON:
             param="client_secret",
         )
     if seti["status"] not in CONFIRMABLE:
-        raise _unexpected_state(seti, "confirm")
+        raise unexpected_state(seti, "confirm")
     reference.url(p.string("return_url"), param="return_url")
     ref = p.string("payment_method") or seti["payment_method"]
     if ref is None:
@@ -329,7 +324,7 @@ def _cancel(ctx: Ctx, p: Params, id: str) -> JSON:
     p.only(("cancellation_reason", "expand"))
     seti = ctx.store.require("setup_intent", id, param="intent")
     if seti["status"] not in CANCELABLE:
-        raise _unexpected_state(seti, "cancel")
+        raise unexpected_state(seti, "cancel")
     seti.update(
         status="canceled",
         next_action=None,
