@@ -38,7 +38,7 @@ from revenue_engine.request_checks import (
     check_text,
     decode_request_json,
 )
-from revenue_engine.schema import build_schema
+from revenue_engine.schema import build_schema, http_cache
 from revenue_engine.schema.error_policy import shape_errors
 from revenue_engine.services import background
 from revenue_engine.services.plans_file import load_plans_file
@@ -91,9 +91,10 @@ class EngineGraphQL(GraphQL[Context, None]):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
+        request = Request(scope=scope, receive=receive)
         try:
             with store_timeouts.request_scope():
-                response = await self.run(Request(scope=scope, receive=receive))
+                response = await self._conditional(request) or await self.run(request)
         except BadUserInput as exc:
             # Answered like a variable that does not fit its type (graphql-core's coercion
             # errors): the request is readable, one of its values is not acceptable.
@@ -112,7 +113,39 @@ class EngineGraphQL(GraphQL[Context, None]):
                 {"errors": [{"message": exc.reason, "extensions": {"code": code}}]},
                 status_code=exc.status_code,
             )
+        if request.scope.get("state", {}).get(http_cache.GET_REFUSED):
+            response = JSONResponse(
+                {
+                    "errors": [
+                        {"message": http_cache.GET_REFUSED, "extensions": {"code": "BAD_REQUEST"}}
+                    ]
+                },
+                status_code=400,
+            )
+        self._cache_headers(request, response)
         await response(scope, receive, send)
+
+    async def _conditional(self, request: Request) -> Response | None:
+        """``304 Not Modified`` for a catalog query over GET whose tag the client holds
+        (``schema.http_cache``), without executing it; else ``None``."""
+        if_none_match = request.headers.get("if-none-match")
+        if request.method != "GET" or not if_none_match:
+            return None
+        tag = await http_cache.conditional_tag(self.schema, request.query_params)
+        if tag is None or not http_cache.matches(if_none_match, tag):
+            return None
+        return Response(status_code=304, headers=self._catalog_headers(tag))
+
+    def _catalog_headers(self, tag: str) -> dict[str, str]:
+        max_age = self.settings.catalog_cache_seconds
+        return {"etag": tag, "cache-control": f"public, max-age={max_age}"}
+
+    def _cache_headers(self, request: Request, response: Response) -> None:
+        tag = request.scope.get("state", {}).get(http_cache.STATE_KEY)
+        if tag is not None and response.status_code == 200:
+            response.headers.update(self._catalog_headers(tag))
+        elif response.status_code != 304:
+            response.headers["cache-control"] = "no-store"
 
     def decode_json(self, data: str | bytes) -> object:
         # Every JSON the view reads (a POST body, a GET request's variables and extensions).
@@ -327,7 +360,8 @@ def create_app(settings: Settings | None = None, *, database_name: str | None = 
     graphql = EngineGraphQL(
         settings,
         graphql_ide="graphiql" if settings.graphiql_enabled else None,
-        allow_queries_via_get=not settings.is_production,
+        # In production only catalog queries (schema.http_cache), which HTTP caches may reuse.
+        allow_queries_via_get=True,
         multipart_uploads_enabled=False,
     )
     authenticator = Authenticator(settings)

@@ -152,6 +152,8 @@ class Settings(BaseSettings):
     http_max_body_bytes: int = Field(default=262_144, ge=1024, le=16_777_216)  # else 413
     # Largest GraphQL answer; above it the answer is one RESPONSE_TOO_LARGE error.
     graphql_max_response_bytes: int = Field(default=4_194_304, ge=65_536, le=268_435_456)
+    # Seconds a browser or CDN may reuse a catalog answer to a GraphQL GET (Cache-Control max-age).
+    catalog_cache_seconds: int = Field(default=30, ge=0, le=86_400)
     cors_allow_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     cors_allow_credentials: bool = False
     server_timing: bool = True

@@ -1,5 +1,5 @@
 """The production profile through the real app (S4, S5): no IDE, no introspection, no field
-suggestions, no queries over GET, no batching or multipart, development headers ignored —
+suggestions, no queries over GET but the catalog's, no batching or multipart, development headers ignored —
 while development keeps its conveniences. Mutations over GET and non-JSON POSTs are refused
 in every environment.
 
@@ -106,15 +106,26 @@ async def test_production_gives_no_value_suggestions(
     assert "Did you mean" in str(dev)
 
 
-async def test_production_refuses_queries_over_get(
+async def test_production_serves_only_catalog_queries_over_get(
     prod: httpx.AsyncClient, client: httpx.AsyncClient
 ) -> None:
-    response = await prod.get("/graphql", params=PLANS)
-    assert response.status_code == 400
-    assert "data" not in response.json()
-    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
-    # Development allows a GET query (handy with curl); it is still read-only.
-    assert (await client.get("/graphql", params=PLANS)).json()["data"]["plans"]
+    # The public catalog over GET, cacheable by a browser or CDN (schema.http_cache) ...
+    served = await prod.get("/graphql", params=PLANS)
+    assert served.status_code == 200
+    assert served.json()["data"]["plans"]
+    assert served.headers["etag"]
+    assert served.headers["cache-control"].startswith("public")
+    # ... and nothing else: any other query over GET is refused unexecuted, as before.
+    for query in ("{ viewer { organizationId } }", "{ plans { uid } viewer { organizationId } }"):
+        response = await prod.get("/graphql", params={"query": query})
+        assert response.status_code == 400, response.text
+        assert "data" not in response.json()
+        assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+        assert response.headers["cache-control"] == "no-store"
+    # Development allows any GET query (handy with curl); it is still read-only.
+    dev = await client.get("/graphql", params={"query": "{ viewer { organizationId } }"})
+    assert dev.status_code == 200
+    assert "data" in dev.json()
 
 
 @pytest.mark.parametrize("profile", ["production", "development"])

@@ -19,6 +19,7 @@ from revenue_engine.schema.caches import (
     TextValidationCache,
 )
 from revenue_engine.schema.errors import ERROR_TYPES, EXCEPTION_HANDLERS
+from revenue_engine.schema.http_cache import CatalogCaching
 from revenue_engine.schema.query_cost import (
     MAX_ALIASES,
     MAX_DEPTH,
@@ -93,6 +94,8 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         QueryLimits,
         TextValidationCache,
     ]
+    catalog_gets_only = settings is not None and settings.is_production
+    extensions.append(lambda: CatalogCaching(catalog_gets_only=catalog_gets_only))
     if settings is not None and settings.is_production:
         extensions.append(DisableIntrospection)  # and no "Did you mean …?" (config below)
     production = settings is not None and settings.is_production

@@ -26,6 +26,8 @@ its own copy from the store, as ``services.plan_store`` does).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -53,6 +55,8 @@ class _Catalog:
     built_at: float
     checked_at: float
     by_uid: dict[str, SubscriptionPlan] = field(default_factory=dict)
+    #: A digest of the plans as stored: any change to any plan changes it.
+    digest: str = ""
 
 
 _catalog: _Catalog | None = None
@@ -63,6 +67,8 @@ async def _build(collection: Any) -> _Catalog:
     version = await catalog_version()
     rows = await collection.find({}).to_list(None)
     plans = [SubscriptionPlan.model_validate(row) for row in rows]
+    rows.sort(key=lambda row: str(row.get("uid")))
+    content = json.dumps(rows, sort_keys=True, default=str).encode("utf-8", "surrogatepass")
     now = time.monotonic()
     return _Catalog(
         collection=collection,
@@ -71,6 +77,7 @@ async def _build(collection: Any) -> _Catalog:
         built_at=now,
         checked_at=now,
         by_uid={p.uid: p for p in plans},
+        digest=hashlib.sha256(content).hexdigest(),
     )
 
 
@@ -119,6 +126,11 @@ async def plans(uids: list[str]) -> dict[str, SubscriptionPlan]:
         for p in await SubscriptionPlan.find({"uid": {"$in": missing}}).to_list():
             found[p.uid] = p
     return found
+
+
+async def catalog_digest() -> str:
+    """A digest of the catalog as this cache holds it (HTTP entity tags are made from it)."""
+    return (await _current()).digest
 
 
 async def catalog(*, active_only: bool = True) -> list[SubscriptionPlan]:

@@ -1,0 +1,189 @@
+"""HTTP caching of the public catalog: a GraphQL query over GET that reads only the catalog
+(``plans``, ``plan``, ``__typename`` at its root, through fragments too) is answered with an
+``ETag`` and ``Cache-Control: public, max-age=CATALOG_CACHE_SECONDS``, so a browser or a CDN can
+answer repeat requests; a repeat with a matching ``If-None-Match`` is answered ``304 Not
+Modified`` without executing the query. Every other GraphQL answer says ``Cache-Control:
+no-store`` (it may depend on who asks).
+
+The entity tag digests the request (query text, variables and operation name as sent), the
+schema and the catalog's content (``services.plan_cache.catalog_digest``). The catalog's digest
+is taken *before* the query executes: the answer is at least as new as its tag, so a tag never
+vouches for an answer older than the catalog it names. A change to the catalog changes the
+digest — at once in the instance that wrote it, within the plan cache's check interval (at most
+1 s) in the others.
+
+A query text becomes known as catalog-only once it has executed without errors (it has passed
+parsing, the limits and validation then); only known texts are answered 304 unexecuted, so the
+conditional path never parses what the limits have not seen. Known texts are kept in an LRU of
+``KNOWN_SIZE`` entries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+)
+from strawberry.extensions import SchemaExtension
+
+from revenue_engine.services import plan_cache
+
+#: Root fields whose answers depend on the catalog alone (not on the caller).
+CATALOG_FIELDS = frozenset({"plans", "plan", "__typename"})
+#: Query texts remembered as catalog-only.
+KNOWN_SIZE = 256
+#: Where the tag of a cacheable answer waits for the HTTP view (the request's scope state).
+STATE_KEY = "catalog_etag"
+#: Marks (in the request's scope state) a GET of another query where only catalog ones are served.
+GET_REFUSED = "Only catalog queries (plans, plan) are served over GET here: send this one by POST"
+
+
+class _Known:
+    """Query texts that executed as catalog-only queries (an LRU; thread-safe)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.texts: OrderedDict[str, None] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def __contains__(self, text: str) -> bool:
+        with self.lock:
+            if text not in self.texts:
+                return False
+            self.texts.move_to_end(text)
+            return True
+
+    def add(self, text: str) -> None:
+        with self.lock:
+            self.texts[text] = None
+            self.texts.move_to_end(text)
+            while len(self.texts) > self.size:
+                self.texts.popitem(last=False)
+
+
+KNOWN = _Known(KNOWN_SIZE)
+
+
+def catalog_only(document: DocumentNode, operation_name: str | None) -> bool:
+    """Whether the operation to run is a query whose root reads only ``CATALOG_FIELDS``."""
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is not None:
+        operations = [o for o in operations if o.name and o.name.value == operation_name]
+    if len(operations) != 1 or operations[0].operation is not OperationType.QUERY:
+        return False
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    return _reads_catalog_only(operations[0].selection_set, fragments, set())
+
+
+def _reads_catalog_only(
+    selections: SelectionSetNode,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    seen: set[str],
+) -> bool:
+    for selection in selections.selections:
+        if isinstance(selection, FieldNode):
+            if selection.name.value not in CATALOG_FIELDS:
+                return False
+        elif isinstance(selection, InlineFragmentNode):
+            if not _reads_catalog_only(selection.selection_set, fragments, seen):
+                return False
+        elif isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            if name in seen:
+                continue
+            seen.add(name)
+            fragment = fragments.get(name)
+            if fragment is None or not _reads_catalog_only(fragment.selection_set, fragments, seen):
+                return False
+        else:
+            return False
+    return True
+
+
+def _schema_digest(schema: Any) -> str:
+    """A digest of the schema's SDL (the same in every instance running this code)."""
+    found: str | None = getattr(schema, "_catalog_tag_seed", None)
+    if found is None:
+        found = hashlib.sha256(schema.as_str().encode()).hexdigest()
+        schema._catalog_tag_seed = found
+    return found
+
+
+def entity_tag(schema: Any, catalog: str, params: Mapping[str, str]) -> str:
+    """The ``ETag`` of a catalog answer: the request as sent, the schema, the catalog."""
+    digest = hashlib.sha256()
+    for part in (
+        _schema_digest(schema),
+        catalog,
+        params.get("query", ""),
+        params.get("variables", ""),
+        params.get("operationName", ""),
+    ):
+        digest.update(part.encode("utf-8", "surrogatepass"))
+        digest.update(b"\0")
+    return f'"{digest.hexdigest()[:32]}"'
+
+
+def matches(if_none_match: str, tag: str) -> bool:
+    """RFC 9110's weak comparison of ``If-None-Match`` (a list of tags, or ``*``) with ``tag``."""
+    for candidate in if_none_match.split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate.removeprefix("W/") == tag:
+            return True
+    return False
+
+
+async def conditional_tag(schema: Any, params: Mapping[str, str]) -> str | None:
+    """The current tag of a GET request's answer, when its query text is known catalog-only
+    (else ``None``: it must execute)."""
+    query = params.get("query")
+    if query is None or query not in KNOWN:
+        return None
+    return entity_tag(schema, await plan_cache.catalog_digest(), params)
+
+
+class CatalogCaching(SchemaExtension):
+    """Tags the answer of a catalog-only query over GET (see the module docstring). With
+    ``catalog_gets_only`` (production) any other query over GET is refused unexecuted: the
+    view answers it 400 (``GET_REFUSED`` in the request's state)."""
+
+    def __init__(self, *, catalog_gets_only: bool = False) -> None:
+        super().__init__()
+        self.catalog_gets_only = catalog_gets_only
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        context = self.execution_context
+        request = getattr(context.context, "request", None)
+        document = context.graphql_document
+        if request is None or request.method != "GET" or context.query is None or document is None:
+            yield
+            return
+        if not catalog_only(document, context.operation_name):
+            if self.catalog_gets_only:
+                request.scope.setdefault("state", {})[GET_REFUSED] = True
+                context.result = ExecutionResult(data=None, errors=[GraphQLError(GET_REFUSED)])
+            yield
+            return
+        # Before executing: the answer is at least as new as the catalog its tag names.
+        tag = entity_tag(context.schema, await plan_cache.catalog_digest(), request.query_params)
+        yield
+        result = context.result
+        if result is not None and not getattr(result, "errors", None):
+            KNOWN.add(context.query)
+            request.scope.setdefault("state", {})[STATE_KEY] = tag

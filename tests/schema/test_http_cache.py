@@ -1,0 +1,189 @@
+"""HTTP caching of the public catalog (``schema.http_cache``): a catalog query over GET carries an
+``ETag`` and ``Cache-Control: public``; a repeat with the tag is ``304`` without executing the
+query; a change to the catalog changes the tag; every other answer is ``no-store``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from revenue_engine.documents import SubscriptionPlan
+from revenue_engine.documents.plan import CATALOG_VERSIONS
+from revenue_engine.schema import http_cache
+from revenue_engine.services import plan_cache, plan_store
+from tests.gql import ADMIN, MEMBER
+
+PLANS = {"query": "{ plans { uid name } }"}
+
+
+@pytest.fixture
+def list_plans_calls(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Each execution of the ``plans`` resolver appends to this (the real read still runs)."""
+    calls: list[bool] = []
+    real = plan_store.list_plans
+
+    async def counted(**kwargs: Any) -> Any:
+        calls.append(True)
+        return await real(**kwargs)
+
+    monkeypatch.setattr(plan_store, "list_plans", counted)
+    return calls
+
+
+async def get(client: httpx.AsyncClient, params: dict[str, str], **headers: str) -> httpx.Response:
+    return await client.get("/graphql", params=params, headers=headers)
+
+
+async def test_a_repeat_with_the_tag_is_304_without_executing(
+    client: httpx.AsyncClient, list_plans_calls: list[bool]
+) -> None:
+    first = await get(client, PLANS)
+    assert first.status_code == 200
+    assert first.json()["data"]["plans"]
+    tag = first.headers["etag"]
+    assert tag.startswith('"')
+    assert tag.endswith('"')
+    assert first.headers["cache-control"] == "public, max-age=30"
+    assert len(list_plans_calls) == 1
+
+    again = await get(client, PLANS, **{"if-none-match": tag})
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again.headers["etag"] == tag
+    assert again.headers["cache-control"] == "public, max-age=30"
+    assert len(list_plans_calls) == 1  # not executed
+
+    # A weak tag, a list holding it, and "*" match too (RFC 9110's weak comparison).
+    for header in (f"W/{tag}", f'"other", {tag}', "*"):
+        assert (await get(client, PLANS, **{"if-none-match": header})).status_code == 304
+    # A tag of something else: the query runs and answers in full, with the same tag.
+    other = await get(client, PLANS, **{"if-none-match": '"0123"'})
+    assert other.status_code == 200
+    assert other.headers["etag"] == tag
+    assert len(list_plans_calls) == 2
+
+
+async def test_a_change_to_the_catalog_changes_the_tag(client: httpx.AsyncClient) -> None:
+    tag = (await get(client, PLANS)).headers["etag"]
+    body = {
+        "query": 'mutation { archivePlan(uid: "starter") { __typename } }',
+    }
+    archived = await client.post("/graphql", json=body, headers=ADMIN)
+    assert archived.json()["data"]["archivePlan"]["__typename"] == "PlanPayload"
+
+    stale = await get(client, PLANS, **{"if-none-match": tag})
+    assert stale.status_code == 200  # this instance's write is seen at once
+    assert "starter" not in [p["uid"] for p in stale.json()["data"]["plans"]]
+    assert stale.headers["etag"] != tag
+
+
+async def test_another_instances_write_changes_the_tag_within_the_check_interval(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1_000.0]
+    monkeypatch.setattr(plan_cache.time, "monotonic", lambda: now[0])
+    tag = (await get(client, PLANS)).headers["etag"]
+    # What another engine process does: a write and the version increment, not counted here.
+    collection = SubscriptionPlan.get_motor_collection()
+    await collection.update_one({"uid": "pro"}, {"$set": {"name": "Pro 2"}})
+    await collection.database[CATALOG_VERSIONS].update_one(
+        {"_id": "plans"}, {"$inc": {"version": 1}}, upsert=True
+    )
+    now[0] += plan_cache.CHECK_INTERVAL / 2
+    assert (await get(client, PLANS, **{"if-none-match": tag})).status_code == 304
+    now[0] += plan_cache.CHECK_INTERVAL
+    fresh = await get(client, PLANS, **{"if-none-match": tag})
+    assert fresh.status_code == 200
+    assert "Pro 2" in [p["name"] for p in fresh.json()["data"]["plans"]]
+    assert fresh.headers["etag"] != tag
+
+
+async def test_the_tag_names_the_request_as_sent(client: httpx.AsyncClient) -> None:
+    query = "query($uid: ID!) { plan(uid: $uid) { uid } }"
+    pro = await get(client, {"query": query, "variables": '{"uid": "pro"}'})
+    starter = await get(client, {"query": query, "variables": '{"uid": "starter"}'})
+    assert pro.json()["data"]["plan"]["uid"] == "pro"
+    assert pro.headers["etag"] != starter.headers["etag"]
+    # pro's tag does not stand for starter's answer
+    crossed = await get(
+        client,
+        {"query": query, "variables": '{"uid": "starter"}'},
+        **{"if-none-match": pro.headers["etag"]},
+    )
+    assert crossed.status_code == 200
+    assert crossed.json()["data"]["plan"]["uid"] == "starter"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "{ plans { uid } __typename }",
+        "query Catalog { ...F } fragment F on Query { plans { uid } }",
+        '{ ... on Query { plan(uid: "pro") { uid } } }',
+    ],
+)
+async def test_catalog_only_shapes_are_cacheable(client: httpx.AsyncClient, query: str) -> None:
+    response = await get(client, {"query": query})
+    assert "errors" not in response.json()
+    assert response.headers["cache-control"].startswith("public")
+    assert "etag" in response.headers
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"query": "{ plans { uid } subscriptionStatus { hasSubscription } }"},
+        {"query": "{ ...F } fragment F on Query { viewer { organizationId } }"},
+        {
+            "query": "query A { plans { uid } } query B { viewer { organizationId } }",
+            "operationName": "B",
+        },
+        {"query": "{ plans { uid nope } }"},  # fails validation: an error is never cached
+    ],
+)
+async def test_everything_else_is_no_store_without_a_tag(
+    client: httpx.AsyncClient, params: dict[str, str]
+) -> None:
+    response = await get(client, params, **MEMBER)
+    assert response.status_code in (200, 400)
+    assert response.headers["cache-control"] == "no-store"
+    assert "etag" not in response.headers
+
+
+async def test_posts_and_mutations_are_never_cacheable(client: httpx.AsyncClient) -> None:
+    posted = await client.post("/graphql", json=PLANS)
+    assert posted.json()["data"]["plans"]
+    assert posted.headers["cache-control"] == "no-store"
+    assert "etag" not in posted.headers
+    mutation = await get(
+        client, {"query": 'mutation { archivePlan(uid: "pro") { __typename } }'}, **ADMIN
+    )
+    assert mutation.status_code in (400, 405)
+    assert "etag" not in mutation.headers
+    assert (await SubscriptionPlan.find_one({"uid": "pro"})).active  # type: ignore[union-attr]
+
+
+async def test_an_unknown_query_text_is_executed_whatever_tag_it_brings(
+    client: httpx.AsyncClient, list_plans_calls: list[bool]
+) -> None:
+    """A conditional request of a text never executed here is not answered from the tag: it
+    runs (so the conditional path never parses what the limits have not seen)."""
+    first = await get(client, PLANS)
+    http_cache.KNOWN.texts.clear()  # a new instance, or the text fell out of the LRU
+    again = await get(client, PLANS, **{"if-none-match": first.headers["etag"]})
+    assert again.status_code == 200
+    assert len(list_plans_calls) == 2
+
+
+async def test_hostile_conditional_headers_are_plain_misses(client: httpx.AsyncClient) -> None:
+    await get(client, PLANS)
+    for header in ("", ",,,", "W/", '"' + "x" * 4000 + '"', "\u00e9t\u00e9"):
+        response = await client.get(
+            "/graphql",
+            params=PLANS,
+            headers=[(b"if-none-match", header.encode("utf-8"))],
+        )
+        assert response.status_code == 200, header
+        assert response.json()["data"]["plans"]
