@@ -40,7 +40,7 @@ from revenue_engine.documents import (
 )
 from revenue_engine.errors import DomainError
 from revenue_engine.invariants import present
-from revenue_engine.services import entitlements
+from revenue_engine.services import entitlements, plan_cache
 from revenue_engine.services.discounts import applied_discounts
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,12 @@ def _id(value: Any) -> str | None:
 
 
 async def _plans_for(prices: list[dict[str, Any]]) -> list[SubscriptionPlan]:
+    """The plans that sell ``prices``: from the plan cache when it knows every one of them (no
+    store read per event); else from the store, where a price another instance linked moments
+    ago is already (the cache sees it within its check interval)."""
+    cached = await plan_cache.catalog(active_only=False)
+    if all(_match(cached, price) for price in prices):
+        return cached
     keys = [p["lookup_key"] for p in prices if p.get("lookup_key")]
     ids = [p["id"] for p in prices if p.get("id")]
     return await SubscriptionPlan.find(
@@ -202,7 +208,7 @@ async def snapshot(obj: dict[str, Any]) -> dict[str, Any]:
         )
     if plan is None:
         plan_uid = (obj.get("metadata") or {}).get("plan_uid")
-        plan = await SubscriptionPlan.find_one({"uid": plan_uid}) if plan_uid else None
+        plan = await plan_cache.plan(plan_uid)
     # Since API 2025-03-31 periods live on the items; the base item's period is the plan's.
     base = next((i for i in items if i.overage_key is None), items[0] if items else None)
     fields: dict[str, Any] = {
