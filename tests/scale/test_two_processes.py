@@ -3,7 +3,8 @@
 idempotency of Stripe writes (one object for a double-submit spread over both), the purchase
 lease (two different purchases spread over both leave one payable session), usage events (the
 same batches posted to both are counted once, and their billable units reported to Stripe
-once by the two background reporters)."""
+once by the two background reporters), the plan catalog (a change written through one is
+served by the other within 1 s, under the same HTTP entity tag)."""
 
 from __future__ import annotations
 
@@ -300,3 +301,37 @@ async def test_the_same_usage_to_both_instances_counts_and_reports_once(
     final = await UsageCounter.get(counter.id)
     assert final is not None
     assert (final.used, final.reported) == (distinct_calls, billable)
+
+
+async def test_a_catalog_change_on_one_instance_is_served_by_the_other_within_a_second(
+    engines: tuple[list[str], str],
+) -> None:
+    """The plan cache's promise (``services.plan_cache``): the writing instance serves the
+    change at once, every other one within 1 s; their HTTP entity tags agree."""
+    urls, _ = engines
+    admin = {**HEADERS, "x-roles": "admin"}
+    plans = {"query": "{ plans { uid } }"}
+
+    async def on_sale(client: httpx.AsyncClient, url: str) -> list[str]:
+        response = await client.get(f"{url}/graphql", params=plans)
+        assert response.status_code == 200, response.text
+        return [p["uid"] for p in response.json()["data"]["plans"]]
+
+    async with httpx.AsyncClient(timeout=30) as client:
+        for url in urls:  # both caches built, before the write
+            assert "starter" in await on_sale(client, url)
+        archived = await client.post(
+            f"{urls[0]}/graphql",
+            json={"query": 'mutation { archivePlan(uid: "starter") { __typename } }'},
+            headers=admin,
+        )
+        written = time.perf_counter()
+        assert archived.json()["data"]["archivePlan"]["__typename"] == "PlanPayload"
+        assert "starter" not in await on_sale(client, urls[0])  # the writer: at once
+        while "starter" in await on_sale(client, urls[1]):
+            assert time.perf_counter() - written <= 1.0, "the other instance still sells it"
+            await asyncio.sleep(0.02)
+        seen_after = time.perf_counter() - written
+        tags = [(await client.get(f"{url}/graphql", params=plans)).headers["etag"] for url in urls]
+    assert seen_after <= 1.0
+    assert tags[0] == tags[1]  # one catalog, one tag: a CDN in front of both can revalidate
