@@ -16,6 +16,11 @@ backend when one is available) it measures:
   before it accepts connections (``seed_ledger``: the rows the engine writes for these events,
   through its own documents), then a fixed number of new events is measured there. Every
   phase has a time cap, so a slow store cannot hang the run;
+* re-reading webhook events (``customer.subscription.updated`` and ``invoice.paid`` of a real
+  subscription, each re-read from Stripe and reconciled) one at a time on ledgers of 0 and of
+  each mark (seeded as above), with Stripe — the emulator in a process of its own — apart:
+  engine, Stripe and store time per event from ``Server-Timing`` and the server process's CPU
+  per event (from ``/proc``);
 * GraphQL reads (req/s, p50/p99) at 16 connections next to the bare routes, with the ratio;
 * the checkout mutation against the in-process Stripe emulator (req/s, p99);
 * usage ingestion (``POST /v1/usage`` with a ``USAGE_API_KEYS`` key, for a Pro subscription
@@ -30,7 +35,8 @@ backend when one is available) it measures:
 * the in-process validation cost of prebuilt limit rules vs. rules built per request;
 * peak RSS of the server process.
 
-``--only usage`` (or ``api``, ``webhooks``, ``validation``, comma-separated) runs some phases.
+``--only usage`` (or ``api``, ``webhooks``, ``rereads``, ``validation``, comma-separated) runs
+some phases.
 
 With ``--uvloop`` (needs ``uvicorn[standard]``, which the engine does not depend on) engine time
 and the reads at 16 connections are also measured side by side under uvicorn's asyncio loop + h11
@@ -92,9 +98,12 @@ USAGE_QUERY = (
     "overageAvailable overageEnabled packageSize overageUnits overagePackages overageAmount "
     "currency reportedUnits } } }"
 )
-#: Issue 12's targets: engine time per event in a 1,000-event batch, and the ``usage`` query.
+#: Targets: engine time per event in a 1,000-event usage batch, the ``usage`` query, and a
+#: webhook event that re-reads from Stripe.
 INGEST_TARGET_US = 20.0
 USAGE_QUERY_TARGET_MS = 0.5
+REREAD_TARGET_MS = 1.5
+EMULATOR_KEY = "sk_test_bench"
 #: Times a batch answered 503 is sent again before the run fails.
 USAGE_RETRIES = 5
 #: How long the counter may take to hold every accepted unit after a retried batch: the
@@ -105,9 +114,12 @@ USAGE_SETTLE_S = 120.0
 # --- the server side ---------------------------------------------------------------------
 
 
-def serve(port: int, *, seed: int = 0, loop: str = "asyncio", http: str = "h11") -> None:
+def serve(
+    port: int, *, seed: int = 0, link: bool = True, loop: str = "asyncio", http: str = "h11"
+) -> None:
     """Run the engine (settings from the environment) plus the framework-floor routes; with
-    ``seed``, the ledger holds that many events before the server accepts connections."""
+    ``seed``, the ledger holds that many events before the server accepts connections (and,
+    with ``link``, the catalog is linked to the newest of their prices)."""
     import uvicorn
     from starlette.requests import Request as HTTPRequest
     from starlette.responses import JSONResponse
@@ -211,7 +223,7 @@ def serve(port: int, *, seed: int = 0, loop: str = "asyncio", http: str = "h11")
             async with engine_lifespan(app):
                 runtime = app.state.runtime
                 await runtime.ready.wait()
-                await seed_ledger(seed, runtime.database)
+                await seed_ledger(seed, runtime.database, link=link)
                 yield
 
         app.router.lifespan_context = seeded_lifespan
@@ -231,7 +243,7 @@ def serve(port: int, *, seed: int = 0, loop: str = "asyncio", http: str = "h11")
 SEED_BATCH = 1000
 
 
-async def seed_ledger(count: int, database: Any) -> None:
+async def seed_ledger(count: int, database: Any, *, link: bool = True) -> None:
     """Fill the store with what the engine leaves after processing ``count`` of the bench's
     ``price.updated`` events, one a second up to now: a ``processed`` ledger row per event
     (its payload as signed), a version watermark per price, and the catalog linked to the
@@ -244,7 +256,9 @@ async def seed_ledger(count: int, database: Any) -> None:
     Rows are written in batches. On the in-memory store
     the two collections' indexes are dropped first and built again afterwards by the engine's
     own initialisation: it checks a unique index by scanning the whole collection on every
-    insert, so loading 20,000 events under the index would take longer than measuring them."""
+    insert, so loading 20,000 events under the index would take longer than measuring them.
+    Without ``link`` the catalog is left as it was (its prices are not at any Stripe: a phase
+    that buys a plan at a Stripe of its own needs the catalog unlinked)."""
     from revenue_engine.documents import StripeObjectVersion, WebhookEvent, WebhookEventStatus
     from revenue_engine.services import catalog_sync
     from revenue_engine.services.catalog_sync import StripePrice
@@ -288,12 +302,12 @@ async def seed_ledger(count: int, database: Any) -> None:
         await StripeObjectVersion.insert_many(versions)
     if database.in_memory:
         await database.initialise()  # the indexes, as at startup
-    for index in range(max(0, count - len(events.prices)), count):
+    for index in range(max(0, count - len(events.prices)) if link else count, count):
         price = json.loads(events.body(index))["data"]["object"]
         await catalog_sync.sync_price(StripePrice.model_validate(price))
 
 
-async def seed_store(uri: str, database_name: str, count: int) -> None:
+async def seed_store(uri: str, database_name: str, count: int, *, link: bool = True) -> None:
     """Seed a database on a MongoDB server from the driver, before the engine starts on it:
     the plans file loaded as the engine loads it at startup, then ``seed_ledger``. Its own
     client allows each insert of a batch the longest operation timeout the settings take."""
@@ -310,7 +324,7 @@ async def seed_store(uri: str, database_name: str, count: int) -> None:
     database = await connect(settings)
     try:
         await load_plans_file(DEMO_PLANS_FILE)
-        await seed_ledger(count, database)
+        await seed_ledger(count, database, link=link)
     finally:
         database.close()
 
@@ -596,13 +610,7 @@ class Events:
         return json.dumps(event, indent=2).encode()
 
     def headers(self, body: bytes) -> dict[str, str]:
-        t = int(time.time())
-        v1 = hmac.new(WEBHOOK_SECRET.encode(), f"{t}.".encode() + body, hashlib.sha256)
-        return {
-            "content-type": "application/json; charset=utf-8",
-            "stripe-signature": f"t={t},v1={v1.hexdigest()}",
-            "user-agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
-        }
+        return signed_headers(body)
 
     def sender(self, offset: int) -> Request:
         async def send(pool: Pool, i: int) -> Response:
@@ -612,6 +620,107 @@ class Events:
             )
 
         return send
+
+
+def signed_headers(body: bytes) -> dict[str, str]:
+    """The headers of a delivery of ``body``, signed as Stripe signs it."""
+    t = int(time.time())
+    v1 = hmac.new(WEBHOOK_SECRET.encode(), f"{t}.".encode() + body, hashlib.sha256)
+    return {
+        "content-type": "application/json; charset=utf-8",
+        "stripe-signature": f"t={t},v1={v1.hexdigest()}",
+        "user-agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+    }
+
+
+class RereadEvents:
+    """``customer.subscription.updated`` and ``invoice.paid`` events, alternating, of one real
+    subscription (its object and its latest invoice as Stripe holds them). Each names the
+    subscription, so the engine re-reads it from Stripe and reconciles; ``created`` never goes
+    back, so no event is skipped as older than one already applied."""
+
+    def __init__(self, subscription: dict[str, Any], invoice: dict[str, Any]) -> None:
+        self.subscription, self.invoice = subscription, invoice
+        self.run = uuid.uuid4().hex[:8]
+
+    def body(self, index: int) -> bytes:
+        kind = "customer.subscription.updated" if index % 2 == 0 else "invoice.paid"
+        obj = self.subscription if index % 2 == 0 else self.invoice
+        event = {
+            "id": f"evt_re{self.run}{index:07d}",
+            "object": "event",
+            "api_version": API_VERSION,
+            "created": int(time.time()),
+            "data": {"object": obj, "previous_attributes": {}},
+            "livemode": False,
+            "pending_webhooks": 1,
+            "request": {"id": None, "idempotency_key": None},
+            "type": kind,
+        }
+        return json.dumps(event, indent=2).encode()
+
+    def sender(self, offset: int) -> Request:
+        async def send(pool: Pool, i: int) -> Response:
+            body = self.body(offset + i)
+            return await pool.request(
+                "POST", "/webhooks/stripe", body=body, headers=signed_headers(body)
+            )
+
+        return send
+
+
+class EmulatorProcess:
+    """The Stripe emulator in a process of its own (``revenue-engine emulator``), so its CPU is
+    not the server's."""
+
+    def __init__(self, log_dir: Path, name: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = (log_dir / f"emulator-{name}.log").open("w")
+        path = os.pathsep.join(x for x in (str(ROOT), os.environ.get("PYTHONPATH")) if x)
+        env = {**os.environ, "PYTHONPATH": path, "LOG_LEVEL": "WARNING"}
+        command = [sys.executable, "-m", "revenue_engine", "emulator", "--port", str(self.port)]
+        self.process = subprocess.Popen(  # noqa: S603 - our own command
+            command, env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT
+        )
+
+    async def ready(self, within: float = 30) -> None:
+        import httpx
+
+        deadline = time.monotonic() + within
+        async with httpx.AsyncClient(timeout=2) as client:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"emulator exited: see {self.log.name}")
+                with contextlib.suppress(httpx.HTTPError):
+                    await client.get(f"{self.url}/v1/customers", headers=self.auth)
+                    return
+                await asyncio.sleep(0.2)
+        raise TimeoutError(f"emulator not ready within {within:.0f} s")
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {EMULATOR_KEY}"}
+
+    async def objects(self, customer_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The customer's subscription and its latest invoice, as Stripe sends them."""
+        import httpx
+
+        async with httpx.AsyncClient(base_url=self.url, headers=self.auth, timeout=10) as client:
+            listed = await client.get("/v1/subscriptions", params={"customer": customer_id})
+            subscription: dict[str, Any] = listed.json()["data"][0]
+            invoice_id = subscription["latest_invoice"]
+            invoice: dict[str, Any] = (await client.get(f"/v1/invoices/{invoice_id}")).json()
+        return subscription, invoice
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
 
 
 def webhook_outcome(response: Any) -> str:
@@ -809,6 +918,8 @@ class Server:
         seed: int = 0,
         flavour: Flavour = DEFAULT,
         database: str | None = None,
+        stripe_api_base: str | None = None,
+        seed_linked: bool = True,
     ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -830,6 +941,8 @@ class Server:
         )
         if mongodb_uri:
             env["MONGODB_URI"] = mongodb_uri
+        if stripe_api_base:  # a Stripe of its own (another process), not the embedded emulator
+            env.update(STRIPE_API_BASE=stripe_api_base, STRIPE_SECRET_KEY=EMULATOR_KEY)
         self.mongodb_uri = mongodb_uri
         self.database = env["MONGODB_DATABASE"]
         self.settings = {k: env[k] for k in ("ENVIRONMENT", "LOG_LEVEL") if k in env}
@@ -838,6 +951,8 @@ class Server:
         command += ["--loop", flavour.loop, "--http", flavour.http]
         if seed:
             command += ["--seed-ledger", str(seed)]
+            if not seed_linked:
+                command.append("--seed-unlinked")
         self.process = subprocess.Popen(  # noqa: S603 - our own script
             command,
             env=env,
@@ -858,6 +973,11 @@ class Server:
                     return
             await asyncio.sleep(0.2)
         raise TimeoutError(f"server not ready within {within:.0f} s")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU the server process has used so far."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def memory(self) -> dict[str, float]:
         """Current and peak resident set size of the server process, in MB."""
@@ -886,10 +1006,22 @@ async def running(
     ready_within: float = 60,
     flavour: Flavour = DEFAULT,
     database: str | None = None,
+    stripe_api_base: str | None = None,
+    seed_linked: bool = True,
 ) -> Any:
     import httpx
 
-    server = Server(store, uri, log_dir, name, seed=seed, flavour=flavour, database=database)
+    server = Server(
+        store,
+        uri,
+        log_dir,
+        name,
+        seed=seed,
+        flavour=flavour,
+        database=database,
+        stripe_api_base=stripe_api_base,
+        seed_linked=seed_linked,
+    )
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
     client = httpx.AsyncClient(base_url=server.base, timeout=60, limits=limits)
     try:
@@ -906,6 +1038,15 @@ async def running(
 async def subscribed_org(server: Server, client: Any, overages: Sequence[str] = ()) -> str:
     """An organization with an active monthly Pro subscription (with the add-ons ``overages``:
     ``api_calls`` is metered overage on), made through the API and the emulator."""
+    org, _ = await subscribe(server, client, overages)
+    return org
+
+
+async def subscribe(
+    server: Server, client: Any, overages: Sequence[str] = (), stripe_base: str | None = None
+) -> tuple[str, str]:
+    """``subscribed_org``'s organization and its Stripe customer id; ``stripe_base``: the
+    Stripe the server talks to, when not its embedded emulator."""
     import stripe
 
     org = f"org_bench_{uuid.uuid4().hex[:6]}"
@@ -918,10 +1059,10 @@ async def subscribed_org(server: Server, client: Any, overages: Sequence[str] = 
         headers=auth,
     )
     customer_id = made.json()["data"]["createCustomer"]["customer"]["id"]
-    base = server.base + "/stripe-emulator"
+    base = stripe_base or server.base + "/stripe-emulator"
     http = stripe.HTTPXClient(timeout=10)
     sdk = stripe.StripeClient(
-        "sk_test_emulator",
+        EMULATOR_KEY if stripe_base else "sk_test_emulator",
         stripe_version=API_VERSION,
         http_client=http,
         base_addresses={"api": base, "connect": base, "files": base, "meter_events": base},
@@ -944,7 +1085,7 @@ async def subscribed_org(server: Server, client: Any, overages: Sequence[str] = 
     )
     if created.json()["data"]["createSubscription"]["__typename"] != "SubscriptionPayload":
         raise RuntimeError(f"the bench subscription was not created: {created.text}")
-    return org
+    return org, customer_id
 
 
 async def read_requests(server: Server, client: Any) -> dict[str, Request]:
@@ -1198,6 +1339,81 @@ async def webhook_marks(
             *(s.get("memory", {}).get("peak_rss_mb", 0) for s in result["ledger_growth_32"]),
         ]
     )
+    return result
+
+
+async def rereads_on(
+    server: Server, client: Any, emulator: EmulatorProcess, events_per_mark: int, cap: float
+) -> dict[str, Any]:
+    """On a started server: a subscription of its own, 20 warm-up events, then
+    ``events_per_mark`` re-reading events one at a time, with the server's CPU around them."""
+    _, customer_id = await subscribe(server, client, stripe_base=emulator.url)
+    subscription, invoice = await emulator.objects(customer_id)
+    events = RereadEvents(subscription, invoice)
+    pool = Pool(server.port)
+    await load(pool, events.sender(0), concurrency=1, total=20, outcome=webhook_outcome)
+    cpu = server.cpu_seconds()
+    sample = await load(
+        pool,
+        events.sender(20),
+        concurrency=1,
+        total=events_per_mark,
+        seconds=cap,
+        outcome=webhook_outcome,
+    )
+    cpu = server.cpu_seconds() - cpu
+    pool.close()
+    if set(sample.outcomes) != {"processed"}:
+        raise BenchFailure(f"re-reading events not all processed: {dict(sample.outcomes)}")
+    summary = sample.summary()
+    summary["cpu_ms_per_event"] = round(1000 * cpu / max(len(sample.latencies), 1), 2)
+    summary["memory"] = server.memory()
+    return summary
+
+
+async def reread_scenarios(
+    store: str,
+    uri: str | None,
+    log_dir: Path,
+    name: str,
+    sizes: list[int],
+    events_per_mark: int,
+    cap: float,
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
+    """Re-reading webhook events on a fresh ledger and on ledgers seeded to each mark, Stripe
+    being the emulator in another process."""
+    emulator = EmulatorProcess(log_dir, name)
+    result: dict[str, Any] = {"stripe": "the emulator, in a process of its own", "marks": []}
+    try:
+        await emulator.ready()
+        for mark in [0, *sizes]:
+            progress(f"re-reading webhook events on a ledger of {mark}")
+            database = database_name()
+            seeding: dict[str, Any] = {}
+            if mark and uri is None:
+                seeding = {"seed": mark, "ready_within": 60 + cap, "seed_linked": False}
+            elif mark:
+                seeded = seed_store(uri or "", database, mark, link=False)
+                try:
+                    await asyncio.wait_for(seeded, 60 + cap)
+                except TimeoutError:
+                    result["marks"].append({"ledger_size": mark, "not_reached": "seeding"})
+                    break
+            async with running(
+                store,
+                uri,
+                log_dir,
+                f"{name}-{mark}",
+                database=database,
+                stripe_api_base=emulator.url,
+                **seeding,
+            ) as (server, client):
+                summary = await rereads_on(server, client, emulator, events_per_mark, cap)
+            summary["ledger_size"] = mark
+            result["marks"].append(summary)
+    finally:
+        emulator.stop()
     return result
 
 
@@ -1595,6 +1811,20 @@ def webhook_rows(hooks: dict[str, Any]) -> Iterator[tuple[str, ...]]:
         yield from burst_rows(hooks)
 
 
+def reread_rows(rereads: dict[str, Any]) -> Iterator[tuple[str, ...]]:
+    for s in rereads.get("marks", []):
+        if "not_reached" in s:
+            yield (f"re-reading webhook, ledger {s['ledger_size']}", s["not_reached"], "", "", "")
+            continue
+        yield (
+            f"re-reading webhook, ledger {s['ledger_size']}",
+            f"app p50 {s.get('app_p50_ms')} ms {target(s.get('app_p50_ms'), REREAD_TARGET_MS)}",
+            f"stripe p50 {s.get('stripe_p50_ms')} ms",
+            f"db p50 {s.get('db_p50_ms')} ms",
+            f"server CPU {s['cpu_ms_per_event']} ms/event, client p50 {s['p50_ms']} ms",
+        )
+
+
 def burst_rows(hooks: dict[str, Any]) -> Iterator[tuple[str, ...]]:
     if hooks.get("burst_1000"):
         s = hooks["burst_1000"]
@@ -1676,10 +1906,12 @@ def rows(results: dict[str, Any]) -> Iterator[tuple[str, ...]]:
             {**api.get("engine_time", {}), "webhook event": hooks.get("engine_time", {})}
         )
         yield from webhook_rows(hooks)
+        yield from reread_rows(data.get("rereads", {}))
         yield from read_rows(api)
         yield from usage_rows(data.get("usage", {}))
         ingested = data.get("usage", {}).get("ingestion", {}).values()
-        parts = [api, hooks, *(phase for phases in ingested for phase in phases.values())]
+        rereads = data.get("rereads", {}).get("marks", [])
+        parts = [api, hooks, *rereads, *(p for phases in ingested for p in phases.values())]
         peak = max((part.get("memory", {}).get("peak_rss_mb", 0) for part in parts), default=0)
         yield ("peak RSS (server)", f"{peak:.0f} MB", "", "", "")
         for label, other in data.get("flavours", {}).items():
@@ -1785,6 +2017,17 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 data["webhooks"] = await webhook_marks(
                     store, uri, out_dir, stamp + "-webhooks", sizes, new_events, args.cap, progress
                 )
+            if "rereads" in phases:
+                data["rereads"] = await reread_scenarios(
+                    store,
+                    uri,
+                    out_dir,
+                    stamp + "-rereads",
+                    sizes,
+                    new_events,
+                    args.cap,
+                    progress,
+                )
             if "usage" in phases:
                 data["usage"] = await usage_scenarios(
                     store, uri, out_dir, stamp + "-usage", args.quick, args.cap, progress
@@ -1811,7 +2054,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
-PHASES = ("api", "webhooks", "usage", "validation")
+PHASES = ("api", "webhooks", "rereads", "usage", "validation")
 
 
 def phase_list(text: str) -> list[str]:
@@ -1830,6 +2073,7 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser = sub.add_parser("serve", help="(internal) run the server under test")
     serve_parser.add_argument("--port", type=int, required=True)
     serve_parser.add_argument("--seed-ledger", type=int, default=0)
+    serve_parser.add_argument("--seed-unlinked", action="store_true")
     serve_parser.add_argument("--loop", default=DEFAULT.loop)
     serve_parser.add_argument("--http", default=DEFAULT.http)
     parser.add_argument("--quick", action="store_true", help="smaller counts (about a minute)")
@@ -1863,7 +2107,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.command == "serve":
-        serve(args.port, seed=args.seed_ledger, loop=args.loop, http=args.http)
+        serve(
+            args.port,
+            seed=args.seed_ledger,
+            link=not args.seed_unlinked,
+            loop=args.loop,
+            http=args.http,
+        )
         return 0
     asyncio.run(bench(args))
     return 0
