@@ -16,11 +16,18 @@ A query text becomes known as catalog-only once it has executed without errors (
 parsing, the limits and validation then); only known texts are answered 304 unexecuted, so the
 conditional path never parses what the limits have not seen. Known texts are kept in an LRU of
 ``KNOWN_SIZE`` entries.
+
+Over GET or POST, the answer of a catalog-only query is kept in memory (``RESULTS``, an LRU)
+under the same digests — schema, catalog, query text, variables, operation name — and a repeat
+is answered from it without executing the query again: parsing and validation are cached by
+query text already, so a repeated catalog read costs the auth, the limits' cached verdicts and
+encoding the JSON. Only answers without errors are kept, each at most ``RESULT_MAX_BYTES``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
@@ -158,8 +165,53 @@ async def conditional_tag(schema: Any, params: Mapping[str, str]) -> str | None:
     return entity_tag(schema, await plan_cache.catalog_digest(), params)
 
 
+class _Results:
+    """Answers of catalog-only queries, by (schema, catalog digest, query, variables,
+    operation name): an LRU of ``RESULTS_SIZE`` entries, each at most ``RESULT_MAX_BYTES`` of
+    JSON (thread-safe)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.entries: OrderedDict[tuple[str, ...], ExecutionResult] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple[str, ...]) -> ExecutionResult | None:
+        with self.lock:
+            found = self.entries.get(key)
+            if found is not None:
+                self.entries.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[str, ...], result: ExecutionResult) -> None:
+        with self.lock:
+            self.entries[key] = result
+            self.entries.move_to_end(key)
+            while len(self.entries) > self.size:
+                self.entries.popitem(last=False)
+
+
+#: Catalog answers kept, and the largest kept (a catalog page is a few KiB).
+RESULTS_SIZE = 256
+RESULT_MAX_BYTES = 65_536
+RESULTS = _Results(RESULTS_SIZE)
+
+
+def _result_key(context: Any, catalog: str) -> tuple[str, ...] | None:
+    try:
+        variables = json.dumps(context.variables or {}, sort_keys=True, ensure_ascii=True)
+    except (TypeError, ValueError):  # not JSON-shaped: not worth a key
+        return None
+    return (
+        _schema_digest(context.schema),
+        catalog,
+        context.query,
+        variables,
+        context.operation_name or "",
+    )
+
+
 class CatalogCaching(SchemaExtension):
-    """Tags the answer of a catalog-only query over GET (see the module docstring). With
+    """The catalog's answers from memory, and tagged over GET (see the module docstring). With
     ``catalog_gets_only`` (production) any other query over GET is refused unexecuted: the
     view answers it 400 (``GET_REFUSED`` in the request's state)."""
 
@@ -171,19 +223,31 @@ class CatalogCaching(SchemaExtension):
         context = self.execution_context
         request = getattr(context.context, "request", None)
         document = context.graphql_document
-        if request is None or request.method != "GET" or context.query is None or document is None:
+        if request is None or context.query is None or document is None:
             yield
             return
+        get = request.method == "GET"
         if not catalog_only(document, context.operation_name):
-            if self.catalog_gets_only:
+            if get and self.catalog_gets_only:
                 request.scope.setdefault("state", {})[GET_REFUSED] = True
                 context.result = ExecutionResult(data=None, errors=[GraphQLError(GET_REFUSED)])
             yield
             return
-        # Before executing: the answer is at least as new as the catalog its tag names.
-        tag = entity_tag(context.schema, await plan_cache.catalog_digest(), request.query_params)
+        # Before executing: the answer is at least as new as the catalog its digest names.
+        catalog = await plan_cache.catalog_digest()
+        key = _result_key(context, catalog)
+        cached = RESULTS.get(key) if key is not None else None
+        if cached is not None:
+            context.result = cached  # not executed again: the same catalog, the same request
         yield
         result = context.result
-        if result is not None and not getattr(result, "errors", None):
+        if result is None or getattr(result, "errors", None):
+            return
+        if cached is None and key is not None and isinstance(result, ExecutionResult):
+            size = len(json.dumps(result.data, ensure_ascii=True, default=str))
+            if size <= RESULT_MAX_BYTES:
+                RESULTS.put(key, result)
+        if get:
             KNOWN.add(context.query)
+            tag = entity_tag(context.schema, catalog, request.query_params)
             request.scope.setdefault("state", {})[STATE_KEY] = tag

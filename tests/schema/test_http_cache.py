@@ -1,6 +1,8 @@
 """HTTP caching of the public catalog (``schema.http_cache``): a catalog query over GET carries an
 ``ETag`` and ``Cache-Control: public``; a repeat with the tag is ``304`` without executing the
-query; a change to the catalog changes the tag; every other answer is ``no-store``."""
+query; a change to the catalog changes the tag; every other answer is ``no-store``. And the
+catalog's answers from memory: a repeated catalog query, GET or POST, is not executed again
+until the catalog changes."""
 
 from __future__ import annotations
 
@@ -58,11 +60,11 @@ async def test_a_repeat_with_the_tag_is_304_without_executing(
     # A weak tag, a list holding it, and "*" match too (RFC 9110's weak comparison).
     for header in (f"W/{tag}", f'"other", {tag}', "*"):
         assert (await get(client, PLANS, **{"if-none-match": header})).status_code == 304
-    # A tag of something else: the query runs and answers in full, with the same tag.
+    # A tag of something else: answered in full (from the answers kept), with the same tag.
     other = await get(client, PLANS, **{"if-none-match": '"0123"'})
     assert other.status_code == 200
+    assert other.json() == first.json()
     assert other.headers["etag"] == tag
-    assert len(list_plans_calls) == 2
 
 
 async def test_a_change_to_the_catalog_changes_the_tag(client: httpx.AsyncClient) -> None:
@@ -172,6 +174,7 @@ async def test_an_unknown_query_text_is_executed_whatever_tag_it_brings(
     runs (so the conditional path never parses what the limits have not seen)."""
     first = await get(client, PLANS)
     http_cache.KNOWN.texts.clear()  # a new instance, or the text fell out of the LRU
+    http_cache.RESULTS.entries.clear()
     again = await get(client, PLANS, **{"if-none-match": first.headers["etag"]})
     assert again.status_code == 200
     assert len(list_plans_calls) == 2
@@ -187,3 +190,40 @@ async def test_hostile_conditional_headers_are_plain_misses(client: httpx.AsyncC
         )
         assert response.status_code == 200, header
         assert response.json()["data"]["plans"]
+
+
+async def test_a_repeated_catalog_query_is_answered_from_memory_until_the_catalog_changes(
+    client: httpx.AsyncClient, list_plans_calls: list[bool]
+) -> None:
+    answers = [(await client.post("/graphql", json=PLANS)).json() for _ in range(3)]
+    assert answers[0] == answers[1] == answers[2]
+    assert answers[0]["data"]["plans"]
+    assert len(list_plans_calls) == 1
+    # Other variables or another operation name are another answer.
+    named = {"query": "query Catalog { plans { uid name } }", "operationName": "Catalog"}
+    assert (await client.post("/graphql", json=named)).json() == answers[0]
+    assert len(list_plans_calls) == 2
+    # A change to the catalog: executed again, and the change is in the answer.
+    body = {"query": 'mutation { archivePlan(uid: "pro") { __typename } }'}
+    assert (await client.post("/graphql", json=body, headers=ADMIN)).status_code == 200
+    fresh = (await client.post("/graphql", json=PLANS)).json()
+    assert "pro" not in [p["uid"] for p in fresh["data"]["plans"]]
+    assert len(list_plans_calls) == 3
+
+
+async def test_answers_with_errors_and_large_answers_are_not_kept(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    http_cache.RESULTS.entries.clear()
+    bad = {"query": "query($uid: ID!) { plan(uid: $uid) { uid } }", "variables": {}}
+    assert "errors" in (await client.post("/graphql", json=bad)).json()
+    assert not http_cache.RESULTS.entries
+    monkeypatch.setattr(http_cache, "RESULT_MAX_BYTES", 10)
+    assert (await client.post("/graphql", json=PLANS)).json()["data"]["plans"]
+    assert not http_cache.RESULTS.entries
+    monkeypatch.setattr(http_cache, "RESULTS", http_cache._Results(2))
+    monkeypatch.setattr(http_cache, "RESULT_MAX_BYTES", 65_536)
+    for uid in ("starter", "pro", "business"):
+        query = {"query": "query($u: ID!) { plan(uid: $u) { uid } }", "variables": {"u": uid}}
+        assert (await client.post("/graphql", json=query)).json()["data"]["plan"]["uid"] == uid
+    assert len(http_cache.RESULTS.entries) == 2  # the LRU keeps its bound

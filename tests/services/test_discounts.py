@@ -97,5 +97,6 @@ async def test_the_reconciler_keeps_discounts_it_cannot_read(catalog: Database) 
         emptied, source=AuditSource.WEBHOOK, observed_at=T0 + timedelta(seconds=2)
     )
     assert doc.discounts == []
-    last = (await AuditEntry.find({}).sort("-at").limit(1).to_list())[0]
+    # Newest first; two rows written within one millisecond tie on "at": then by insertion.
+    last = (await AuditEntry.find({}).sort("-at", "-_id").limit(1).to_list())[0]
     assert list(last.changes) == ["discounts"]
