@@ -15,7 +15,7 @@ import pytest
 from revenue_engine.auth import issue_token
 from revenue_engine.logs import JsonFormatter, KeyValueFormatter, configure_logging, scrub
 from revenue_engine.settings import Settings
-from tests.test_production_profile import production
+from tests.test_app_production import production
 
 Start = Callable[[Settings], Any]
 

@@ -16,7 +16,7 @@ from revenue_engine.webhooks.dispatch import (
     HANDLERS,
 )
 
-WEBHOOKS_PAGE = Path(__file__).parent.parent / "docs" / "webhooks.md"
+WEBHOOKS_PAGE = Path(__file__).parents[2] / "docs" / "webhooks.md"
 
 
 def stripe_event_types() -> set[str]:

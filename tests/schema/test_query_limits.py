@@ -28,7 +28,7 @@ from revenue_engine.schema import (
 from revenue_engine.settings import Settings
 from tests.conftest import make_settings
 from tests.gql import ADMIN
-from tests.test_production_profile import production
+from tests.test_app_production import production
 
 Start = Callable[[Settings], Any]
 

@@ -25,7 +25,7 @@ from revenue_engine.settings import Settings
 from tests.conftest import make_settings
 from tests.usage_world import save_plan, subscribe
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "bench.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench.py"
 
 
 @pytest.fixture(scope="module")

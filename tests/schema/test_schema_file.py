@@ -8,5 +8,5 @@ from revenue_engine.schema import export_sdl
 
 
 def test_schema_file_is_current() -> None:
-    committed = (Path(__file__).parent.parent / "schema.graphql").read_text(encoding="utf-8")
+    committed = (Path(__file__).parents[2] / "schema.graphql").read_text(encoding="utf-8")
     assert committed == export_sdl(), "schema.graphql is stale: run `make schema`"

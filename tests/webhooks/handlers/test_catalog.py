@@ -247,6 +247,29 @@ async def test_a_malformed_price_object_fails_with_the_reason(client: httpx.Asyn
     assert reason.startswith("MALFORMED_OBJECT: price object is missing or has invalid: id")
 
 
+@pytest.mark.parametrize(
+    ("type_", "obj", "expected"),
+    [
+        ("price.updated", "product", "price"),
+        ("product.updated", "price", "product"),
+    ],
+)
+async def test_an_object_of_another_kind_fails_for_good_and_links_nothing(
+    client: httpx.AsyncClient, type_: str, obj: str, expected: str
+) -> None:
+    """A price event must carry a price (and a product event a product) even where the object
+    it carries would match the catalog: nothing is linked, the row says what came."""
+    sent = price() if obj == "price" else product(metadata={"plan_uid": "pro"})
+    wrong = event(type_, sent)
+    assert (await send(client, wrong))["status"] == "failed"
+    assert await last_error(wrong["id"]) == (
+        f"MALFORMED_OBJECT: expected a {expected} object, got {obj!r}"
+    )
+    pro = await get_plan("pro")
+    assert pro.stripe_product_id is None
+    assert slot(pro).stripe_price_id is None
+
+
 # --- order (W5 / W6 for the catalog) --------------------------------------------------------
 
 

@@ -169,11 +169,20 @@ async def test_non_admins_are_refused(client: httpx.AsyncClient) -> None:
         {"developer_message_summary": "no reason"},
         error_report(reason={"error_count": -1}),
         error_report(reason={"error_count": 1, "error_types": "many"}),
+        error_report(reason={"error_count": 1, "error_types": ["meter_event_customer_not_found"]}),
         error_report(validation_start="yesterday"),
         error_report(validation_start=10**30),
         error_report(developer_message_summary=["not", "text"]),
     ],
-    ids=["no-reason", "negative-count", "types-not-a-list", "bad-time", "huge-time", "summary"],
+    ids=[
+        "no-reason",
+        "negative-count",
+        "types-not-a-list",
+        "type-not-an-object",
+        "bad-time",
+        "huge-time",
+        "summary",
+    ],
 )
 async def test_a_malformed_report_is_failed_and_records_nothing(
     client: httpx.AsyncClient, report: dict[str, Any]
