@@ -2,7 +2,7 @@
 
 The emulator keeps its own copies (it never imports the engine): the currencies Stripe accepts
 for presentment, every API version Stripe has published, and every event type a webhook endpoint
-may subscribe to. ``tests/emulator/test_validation.py`` checks the last two against the SDK's own
+may subscribe to. ``tests/test_validation.py`` checks the last two against the SDK's own
 lists, so an SDK upgrade that adds a version or an event type shows up as a failing test.
 
 The emulator renders objects in one shape, that of :data:`EMULATED_API_VERSIONS` (the ``endive``
