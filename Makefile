@@ -1,7 +1,8 @@
 # The two commands a newcomer needs: `make run` and `make test`.
 # Both create/refresh the virtualenv in .venv from pyproject.toml: `make run` installs the
-# runtime only (RUN_STAMP), `make test` and the other development targets add the dev extra
-# (STAMP: tests, linters, type checker, Playwright).
+# runtime and the embedded extra, the Stripe emulator of stripe-emulator/ (RUN_STAMP);
+# `make test` and the other development targets add the dev extra (STAMP: tests, linters, type
+# checker, Playwright). pip installs the emulator from this repository in the same command.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -13,18 +14,20 @@ PORT ?= 8000
 
 .PHONY: run test lint typecheck pytest fast chromium screenshot emulator bench schema clean
 
-# The runtime: what `revenue-engine serve` needs, the embedded default included.
-$(RUN_STAMP): pyproject.toml
+EMULATOR := stripe-emulator
+
+# The runtime: what `revenue-engine serve` needs, the embedded default (its emulator) included.
+$(RUN_STAMP): pyproject.toml $(EMULATOR)/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q -e './$(EMULATOR)' -e '.[embedded]'
 	touch $(RUN_STAMP)
 
 # The runtime and the development tools (a superset: it satisfies RUN_STAMP too).
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(EMULATOR)/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e './$(EMULATOR)' -e '.[dev,embedded]'
 	touch $(STAMP) $(RUN_STAMP)
 
 # Test-only: the MongoDB wire-protocol server used by the wire test run. Without npm the wire
@@ -59,12 +62,12 @@ emulator: $(RUN_STAMP)
 	$(BIN)/revenue-engine emulator --port 12111
 
 lint: $(STAMP)
-	$(BIN)/ruff check revenue_engine tests scripts
-	$(BIN)/ruff format --check revenue_engine tests scripts
+	$(BIN)/ruff check revenue_engine tests scripts $(EMULATOR)
+	$(BIN)/ruff format --check revenue_engine tests scripts $(EMULATOR)
 	$(BIN)/lint-imports --no-logo  # the import contracts in pyproject.toml (docs/architecture.md)
 
 typecheck: $(STAMP)
-	$(BIN)/mypy
+	$(BIN)/mypy  # the engine and the emulator ([tool.mypy] in pyproject.toml)
 	$(BIN)/mypy scripts
 
 pytest: $(STAMP) $(NODE_STAMP) chromium

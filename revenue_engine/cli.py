@@ -44,9 +44,17 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from revenue_engine.app import create_app
+    from revenue_engine.embedded import EMBEDDED_HINT, EmulatorNotInstalled, require_emulator
     from revenue_engine.logs import configure_logging
     from revenue_engine.services.plans_file import read_plans_file
 
+    # The embedded default needs the emulator's distribution (the `embedded` extra).
+    if settings.embedded_emulator:
+        try:
+            require_emulator(EMBEDDED_HINT)
+        except EmulatorNotInstalled as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     # The plans file is loaded once the database answers; check it first, so a bad file is a
     # list of problems and an exit status, not a failed start-up.
     try:
@@ -77,8 +85,15 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _emulator(args: argparse.Namespace, settings: Settings) -> int:
-    from revenue_engine.emulator import run_standalone
+    from revenue_engine.embedded import EmulatorNotInstalled, require_emulator
     from revenue_engine.logs import configure_logging
+
+    try:
+        require_emulator()
+    except EmulatorNotInstalled as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from stripe_emulator import run_standalone
 
     configure_logging(settings.log_level, settings.log_format)
     run_standalone(args.host, args.port)

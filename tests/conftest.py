@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 from starlette.applications import Starlette
+from stripe_emulator.server import UvicornThread
 
 from revenue_engine.app import create_app
 from revenue_engine.db import Database, connect
-from revenue_engine.emulator.server import UvicornThread
 from revenue_engine.settings import Settings
 from tests.wire import WireServer, free_port, start_wire_server
 

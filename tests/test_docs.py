@@ -14,6 +14,7 @@ from revenue_engine.settings import Settings
 ROOT = Path(__file__).parent.parent
 README = ROOT / "README.md"
 PAGES = sorted((ROOT / "docs").glob("*.md"))
+EMULATOR_README = ROOT / "stripe-emulator" / "README.md"
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
 
@@ -40,7 +41,9 @@ def test_the_readme_is_short_and_shows_the_demo() -> None:
     assert (ROOT / "docs" / "demo.png").is_file()
 
 
-@pytest.mark.parametrize("page", [README, *PAGES], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "page", [README, EMULATOR_README, *PAGES], ids=lambda p: p.relative_to(ROOT).as_posix()
+)
 def test_every_relative_link_resolves(page: Path) -> None:
     for target in LINK.findall(page.read_text(encoding="utf-8")):
         if re.match(r"^[a-z]+:", target):

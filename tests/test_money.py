@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from stripe_emulator import reference
+
 from revenue_engine import money
-from revenue_engine.emulator import reference
 
 
 def test_the_engine_and_the_emulator_agree_on_stripes_money_rules() -> None:

@@ -29,9 +29,9 @@ from graphql import (
     get_named_type,
     is_composite_type,
 )
+from stripe_emulator import Emulator, EmulatorServer
 
 from revenue_engine.documents import DOCUMENT_MODELS
-from revenue_engine.emulator import Emulator, EmulatorServer
 from revenue_engine.settings import Settings
 from tests.conftest import make_settings
 from tests.gql import ADMIN, MEMBER

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 import stripe
+from stripe_emulator import Emulator, EmulatorServer
 
-from revenue_engine.emulator import Emulator, EmulatorServer
 from revenue_engine.settings import Settings
 from tests.conftest import make_settings
 from tests.stripe_events import SECRET

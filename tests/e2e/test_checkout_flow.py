@@ -6,10 +6,10 @@ import asyncio
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+from stripe_emulator import Emulator
+from stripe_emulator.server import EmulatorServer
 
 from revenue_engine.documents import AuditEntry, CheckoutSession, Subscription
-from revenue_engine.emulator import Emulator
-from revenue_engine.emulator.server import EmulatorServer
 from tests.e2e.conftest import ENGINE_URL, pay
 from tests.e2e.ops import CHECKOUT, STATUS_QUERY, VERIFY, call, only
 

@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 import stripe
+from stripe_emulator import Emulator
+from stripe_emulator.server import UvicornThread
 
 from revenue_engine.app import create_app
-from revenue_engine.emulator import Emulator
-from revenue_engine.emulator.server import UvicornThread
 from tests.conftest import make_settings
 from tests.wire import free_port
 

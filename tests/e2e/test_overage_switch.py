@@ -10,11 +10,11 @@ from typing import Any
 
 import httpx
 import stripe
+from stripe_emulator import EmulatorServer
 
 from revenue_engine.clock import as_utc
 from revenue_engine.documents import Subscription, UsageCounter
 from revenue_engine.documents.usage import counter_id
-from revenue_engine.emulator import EmulatorServer
 from revenue_engine.gateway import StripeGateway
 from revenue_engine.services.overage import settle_overage_switches
 from revenue_engine.services.usage_rules import shift_months

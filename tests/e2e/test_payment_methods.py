@@ -13,10 +13,10 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 import stripe
+from stripe_emulator import Emulator
+from stripe_emulator.server import EmulatorServer
 
 from revenue_engine.documents import Customer
-from revenue_engine.emulator import Emulator
-from revenue_engine.emulator.server import EmulatorServer
 from revenue_engine.settings import Settings
 from tests.conftest import serving_app
 from tests.e2e.conftest import ENGINE_URL, engine_settings, pay

@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import pytest
 import stripe
+from stripe_emulator import Emulator
+from stripe_emulator.server import EmulatorServer
 
 from revenue_engine.documents import Payment
-from revenue_engine.emulator import Emulator
-from revenue_engine.emulator.server import EmulatorServer
 from revenue_engine.settings import Settings
 from tests.e2e.conftest import engine_settings
 from tests.e2e.ops import (

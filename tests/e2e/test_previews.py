@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import stripe
+from stripe_emulator import Emulator
 
 from revenue_engine.documents import (
     AuditEntry,
@@ -22,7 +23,6 @@ from revenue_engine.documents import (
     Subscription,
     SubscriptionPlan,
 )
-from revenue_engine.emulator import Emulator
 from tests.e2e.ops import CREATE_CUSTOMER, ERRORS, call, only
 from tests.e2e.test_promotion_codes import promotion
 

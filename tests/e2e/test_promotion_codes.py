@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 import stripe
+from stripe_emulator import Emulator
 
 from revenue_engine.documents import CheckoutSession, Subscription, SubscriptionPlan
-from revenue_engine.emulator import Emulator
 from tests.e2e.conftest import pay
 from tests.e2e.ops import ERRORS, VERIFY, call, only
 from tests.e2e.test_subscriptions import customer_with_card

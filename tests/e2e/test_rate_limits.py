@@ -9,9 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from stripe_emulator import Emulator
+from stripe_emulator.server import EmulatorServer
 
-from revenue_engine.emulator import Emulator
-from revenue_engine.emulator.server import EmulatorServer
 from revenue_engine.settings import Settings
 from tests.e2e.conftest import engine_settings
 from tests.e2e.ops import CHECKOUT, CREATE_CUSTOMER, call, only

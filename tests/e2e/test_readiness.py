@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
+from stripe_emulator import Emulator, EmulatorServer
 
 from revenue_engine import app as app_module
-from revenue_engine.emulator import Emulator, EmulatorServer
 from revenue_engine.settings import Settings
 from tests.e2e.conftest import engine_settings
 from tests.wire import free_port

@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 import stripe
+from stripe_emulator import Emulator
+from stripe_emulator.server import EmulatorServer
 
 from revenue_engine.documents import AuditEntry, Subscription, WebhookEvent
-from revenue_engine.emulator import Emulator
-from revenue_engine.emulator.server import EmulatorServer
 from revenue_engine.gateway import StripeGateway
 from revenue_engine.services.drift import reconcile_subscriptions
 from revenue_engine.settings import Settings

@@ -12,10 +12,10 @@ import pytest
 import stripe
 from beanie import Document
 from pymongo.errors import ServerSelectionTimeoutError
+from stripe_emulator import Emulator
+from stripe_emulator.server import EmulatorServer
 
 from revenue_engine.documents import CheckoutSession, Customer, Payment, Subscription
-from revenue_engine.emulator import Emulator
-from revenue_engine.emulator.server import EmulatorServer
 from revenue_engine.settings import Settings
 from tests.e2e.conftest import engine_settings
 from tests.e2e.ops import (

@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import pytest
 import stripe
+from stripe_emulator import Emulator
+from stripe_emulator.server import EmulatorServer
 
 from revenue_engine.documents import AuditEntry, CheckoutSession, Subscription
-from revenue_engine.emulator import Emulator
-from revenue_engine.emulator.server import EmulatorServer
 from revenue_engine.settings import Settings
 from tests.e2e.conftest import engine_settings, pay
 from tests.e2e.ops import CHECKOUT, ERRORS, STATUS, VERIFY, call, only

@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 import pytest
 import stripe
+from stripe_emulator import Emulator
+from stripe_emulator.forms import Params
+from stripe_emulator.routing import Route, Router
 
 from revenue_engine.documents import BillingInterval, Payment, SubscriptionPlan
-from revenue_engine.emulator import Emulator
-from revenue_engine.emulator.forms import Params
-from revenue_engine.emulator.routing import Route, Router
 from tests.e2e.ops import (
     CHECKOUT,
     CREATE_CUSTOMER,

@@ -6,9 +6,9 @@ import asyncio
 
 import httpx
 import stripe
+from stripe_emulator import Emulator
 
 from revenue_engine.documents import AuditEntry, Subscription
-from revenue_engine.emulator import Emulator
 from tests.e2e.ops import (
     CANCEL,
     CHANGE,

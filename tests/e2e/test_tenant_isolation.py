@@ -35,6 +35,8 @@ from graphql import (
     Undefined,
     get_nullable_type,
 )
+from stripe_emulator import Emulator
+from stripe_emulator.server import EmulatorServer
 
 from revenue_engine.documents import (
     CheckoutSession,
@@ -44,8 +46,6 @@ from revenue_engine.documents import (
     UsageCounter,
     UsageEvent,
 )
-from revenue_engine.emulator import Emulator
-from revenue_engine.emulator.server import EmulatorServer
 from revenue_engine.schema import build_schema
 from revenue_engine.settings import Settings
 from tests.e2e.conftest import engine_settings

@@ -21,11 +21,11 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 import stripe
+from stripe_emulator import Emulator
+from stripe_emulator.server import UvicornThread
 
 from revenue_engine.app import create_app
 from revenue_engine.documents import Subscription, UsageCounter, UsageEvent, WebhookEvent
-from revenue_engine.emulator import Emulator
-from revenue_engine.emulator.server import UvicornThread
 from revenue_engine.settings import Settings
 from tests.conftest import make_settings
 from tests.wire import free_port

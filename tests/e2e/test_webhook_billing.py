@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import stripe
+from stripe_emulator import Emulator
 
 from revenue_engine.documents import (
     AuditEntry,
@@ -21,7 +22,6 @@ from revenue_engine.documents import (
     Subscription,
     WebhookEvent,
 )
-from revenue_engine.emulator import Emulator
 from revenue_engine.webhooks.dispatch import MAX_ATTEMPTS
 from tests.e2e.conftest import pay
 from tests.e2e.ops import (

@@ -9,10 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
+from stripe_emulator import Emulator
 
 from revenue_engine.documents import Customer, Payment, Subscription, WebhookEvent
 from revenue_engine.documents.webhook_event import WebhookEventStatus
-from revenue_engine.emulator import Emulator
 from tests.stripe_events import event, post, stripe_object
 
 

@@ -7,8 +7,8 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from stripe_emulator import Emulator, EmulatorServer
 
-from revenue_engine.emulator import Emulator, EmulatorServer
 from revenue_engine.settings import Settings
 from tests.fuzz.engine import BASE_URL
 

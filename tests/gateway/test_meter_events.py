@@ -13,9 +13,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from stripe_emulator.server import UvicornThread
 
 from revenue_engine import errors
-from revenue_engine.emulator.server import UvicornThread
 from revenue_engine.gateway import DuplicateMeterEvent, MeterEventTimestampRefused, StripeGateway
 from revenue_engine.gateway.errors import is_duplicate_identifier, is_timestamp_refusal
 from revenue_engine.settings import STRIPE_API_VERSION

@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx
 import pytest
+import stripe
+from stripe_emulator import Emulator, EmulatorServer
 
 from revenue_engine.db import connect
 from revenue_engine.documents import (
@@ -28,9 +30,7 @@ from revenue_engine.documents import (
     UsageEvent,
     WebhookEvent,
 )
-from revenue_engine.emulator import Emulator, EmulatorServer
 from tests.conftest import make_settings
-from tests.emulator.helpers import sdk_client
 from tests.stripe_events import SECRET, event, post
 from tests.wire import WireServer, free_port
 
@@ -254,13 +254,22 @@ async def test_the_same_usage_to_both_instances_counts_and_reports_once(
             "mutation { createCustomer { ... on CustomerPayload { customer { id } } } }",
         )
         customer = created["createCustomer"]["customer"]["id"]
-        async with sdk_client(stripe_server.url, api_key="sk_test_scale") as sdk:
+        url = stripe_server.url
+        http_client = stripe.HTTPXClient(timeout=5)
+        sdk = stripe.StripeClient(
+            "sk_test_scale",
+            http_client=http_client,
+            base_addresses={"api": url, "connect": url, "files": url, "meter_events": url},
+        )
+        try:
             pm = await sdk.v1.payment_methods.attach_async(
                 "pm_card_visa", params={"customer": customer}
             )
             await sdk.v1.customers.update_async(
                 customer, params={"invoice_settings": {"default_payment_method": pm.id}}
             )
+        finally:
+            await http_client.close_async()
         subscribed = (await gql(client, urls[1], SUBSCRIBE_PRO_WITH_OVERAGE))["createSubscription"]
         assert subscribed["__typename"] == "SubscriptionPayload", subscribed
 

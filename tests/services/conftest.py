@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from stripe_emulator import Emulator, EmulatorServer
 
-from revenue_engine.emulator import Emulator, EmulatorServer
 from revenue_engine.gateway import StripeGateway
 from tests.conftest import make_settings
 

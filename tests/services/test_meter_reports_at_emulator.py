@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from bson import Int64
+from stripe_emulator import EmulatorServer
 
 from revenue_engine.clock import utcnow
 from revenue_engine.db import Database
@@ -21,7 +22,6 @@ from revenue_engine.documents import (
     UsageCounter,
 )
 from revenue_engine.documents.usage import MeterReport, counter_id
-from revenue_engine.emulator import EmulatorServer
 from revenue_engine.gateway import StripeGateway
 from revenue_engine.services.meter_reports import (
     drain_once,
