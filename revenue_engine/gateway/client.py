@@ -26,10 +26,8 @@ from typing import Any, TypeVar
 
 import stripe
 
-from revenue_engine.errors import DomainError
+from revenue_engine.errors import DomainError, DuplicateMeterEvent, MeterEventTimestampRefused
 from revenue_engine.gateway.errors import (
-    DuplicateMeterEvent,
-    MeterEventTimestampRefused,
     is_duplicate_identifier,
     is_timestamp_refusal,
     rate_limited,
