@@ -1,4 +1,4 @@
-"""Domain exceptions: what services raise and what the schema turns into typed results.
+"""Domain exceptions: what services raise for callers to act on, in one tree.
 
 The tree (catch the narrowest you can handle)::
 
@@ -8,7 +8,10 @@ The tree (catch the narrowest you can handle)::
     │                                                 its variables are too many: refused before
     │                                                 the request is parsed or run
     ├── NotFound                     NOT_FOUND        missing, or another organization's
+    │   └── StripeNotFound           NOT_FOUND        Stripe has no such object (resource_missing)
     ├── AlreadyExists                ALREADY_EXISTS   a unique thing exists already
+    │   └── DuplicateMeterEvent      ALREADY_EXISTS   Stripe counted a meter event with this
+    │                                                 identifier already (delivered, for the sender)
     ├── Unauthenticated              UNAUTHENTICATED  no (valid) principal
     ├── Forbidden                    FORBIDDEN        principal lacks a role
     ├── ResponseTooLarge             RESPONSE_TOO_LARGE the answer would exceed
@@ -20,22 +23,51 @@ The tree (catch the narrowest you can handle)::
     ├── PaymentDeclined              PAYMENT_DECLINED the card was declined (``decline_code``)
     ├── IdempotencyConflict          IDEMPOTENCY_CONFLICT same operation, different parameters
     ├── PaymentProviderRejected      PROVIDER_REJECTED Stripe refused the request as invalid
+    │   └── MeterEventTimestampRefused PROVIDER_REJECTED a meter event's timestamp is outside
+    │                                                 Stripe's window (35 days back, 5 min ahead)
     ├── PromotionCodeRejected        INVALID_PROMOTION_CODE the code cannot be used (``reason``:
     │                                                 UNKNOWN, EXPIRED, INACTIVE, …); nothing
     │                                                 was written
     ├── UsageRejected                (its reason)     a usage event was refused, nothing recorded:
     │   │                                             INVALID_QUANTITY, UNKNOWN_FEATURE, …
     │   └── QuotaExceeded            QUOTA_EXCEEDED   beyond the included quantity, overage off
+    ├── UnknownOrganization          UNKNOWN_ORGANIZATION a Stripe subscription's customer is no
+    │                                                 organization's (yet): webhooks retry it
+    ├── MalformedStripeObject        MALFORMED_OBJECT a Stripe object is not one we can read
     └── BillingStateError            (subclasses)     the request does not fit the current state
         ├── AlreadySubscribed        ALREADY_SUBSCRIBED a live subscription exists
         ├── NoActiveSubscription     NO_SUBSCRIPTION  nothing to cancel / resume / change
+        ├── NotScheduledToCancel     NOT_SCHEDULED_TO_CANCEL nothing to resume
         ├── NoPaymentMethod          NO_PAYMENT_METHOD the customer has no default payment method
         ├── PaymentMethodInUse       PAYMENT_METHOD_IN_USE the live subscription pays with it
+        ├── PlanArchived             PLAN_ARCHIVED    the plan is no longer for sale
         ├── OverageNotOffered        OVERAGE_NOT_OFFERED the plan sells no overage for a feature
         └── NotPerSeat               NOT_PER_SEAT     seats asked of a plan not priced per seat
 
 Anything that is not a ``DomainError`` is unexpected: it is logged with the request id and the
-client sees a masked message. Later modules (gateway, billing) extend the tree below these roots.
+client sees a masked message.
+
+Who turns these into answers, each in one table:
+
+* GraphQL: ``schema.errors.ERROR_TABLE`` maps each class to the error type of a mutation's result
+  union (a mutation's union lists the types it can answer; an error outside it becomes a
+  top-level error with ``extensions.code``, see ``schema.error_policy``);
+* webhooks: ``webhooks.errors.OUTCOMES`` maps each class to a delivery's outcome (failed with a
+  reason, retried with a 503, or ignored);
+* ``POST /v1/usage`` answers ``UsageRejected`` codes per event (``usage_endpoint``).
+
+Not domain errors, so not here (each is caught where it is raised, or is the driver's):
+
+* ``db.StoreError`` — the database driver's own error class (``PyMongoError``): the store is
+  down or refused; this module is a leaf and knows no driver. Answered as retryable everywhere.
+* ``auth.AuthError`` and its subclasses — a rejected credential, answered by the HTTP layer
+  (401/403/503) before any resolver runs.
+* ``webhooks.errors`` — the webhook handlers' signals to the dispatcher (``WebhookError``,
+  ``IgnoredEvent``, ``TransientWebhookError``) and the endpoint's 400s (``InvalidSignature``,
+  ``MalformedEvent``); ``webhooks.body``'s request-body errors.
+* ``json_input.JsonTooLarge`` / ``JsonTooDeep`` (parser limits), ``settings.SettingsError``
+  (configuration at start-up), ``invariants.InvariantError`` (a bug), and the private
+  ``transport._TooLarge`` / ``usage_endpoint._Refused`` (early HTTP answers).
 """
 
 from __future__ import annotations
@@ -86,6 +118,13 @@ class NotFound(DomainError):
         self.key = key
 
 
+class StripeNotFound(NotFound):
+    """Stripe has no such object (``resource_missing``)."""
+
+    def __init__(self, param: str | None) -> None:
+        super().__init__("stripe object", param or "-")
+
+
 class AlreadyExists(DomainError):
     code = "ALREADY_EXISTS"
 
@@ -93,6 +132,14 @@ class AlreadyExists(DomainError):
         super().__init__(f"{kind} {key!r} already exists")
         self.kind = kind
         self.key = key
+
+
+class DuplicateMeterEvent(AlreadyExists):
+    """Stripe already has a meter event with this ``identifier``: it counted the first one, so
+    for the sender the report is delivered."""
+
+    def __init__(self, identifier: str) -> None:
+        super().__init__("meter event", identifier)
 
 
 class Unauthenticated(DomainError):
@@ -171,6 +218,28 @@ class PaymentProviderRejected(DomainError):
         self.param = param
 
 
+class MeterEventTimestampRefused(PaymentProviderRejected):
+    """Stripe refuses a meter event's ``timestamp``: it takes one "within the past 35 calendar
+    days or up to 5 minutes in the future" of its now (a test clock's time for a customer on
+    one). The same event dated otherwise may be taken."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "timestamp")
+
+
+class UnknownOrganization(DomainError):
+    """A Stripe subscription's customer belongs to no organization we know (the customer
+    document may be written a moment later by the mutation that created it)."""
+
+    code = "UNKNOWN_ORGANIZATION"
+
+
+class MalformedStripeObject(DomainError):
+    """The object is not a subscription we can read (permanent)."""
+
+    code = "MALFORMED_OBJECT"
+
+
 class BillingStateError(DomainError):
     """The request is valid but does not fit the organization's billing state."""
 
@@ -192,6 +261,20 @@ class NoActiveSubscription(BillingStateError):
 
     def __init__(self, message: str = "the organization has no live subscription") -> None:
         super().__init__(message)
+
+
+class NotScheduledToCancel(BillingStateError):
+    code = "NOT_SCHEDULED_TO_CANCEL"
+
+    def __init__(self) -> None:
+        super().__init__("the subscription is not scheduled to cancel; nothing to resume")
+
+
+class PlanArchived(BillingStateError):
+    code = "PLAN_ARCHIVED"
+
+    def __init__(self, uid: str) -> None:
+        super().__init__(f"plan {uid!r} is archived and cannot be bought")
 
 
 class NoPaymentMethod(BillingStateError):

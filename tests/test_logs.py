@@ -146,9 +146,10 @@ def test_a_store_that_refuses_an_operation_is_logged_as_an_error_with_its_code(
 
     from pymongo.errors import NetworkTimeout, OperationFailure
 
-    from revenue_engine.schema.errors import StoreUnavailableHandler
+    from revenue_engine.db import StoreError
+    from revenue_engine.schema.errors import EXCEPTION_HANDLERS
 
-    handler = StoreUnavailableHandler()
+    [handler] = [h for h in EXCEPTION_HANDLERS if h.exception_type is StoreError]
     field: Any = SimpleNamespace(python_name="refund_payment")
     with caplog.at_level("WARNING", logger="revenue_engine"):
         refused = handler.handle(OperationFailure("unsupported", code=14), field=field, info=None)

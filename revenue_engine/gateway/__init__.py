@@ -7,11 +7,6 @@ from revenue_engine.gateway.client import (
     StripeGateway,
     idempotency_key,
 )
-from revenue_engine.gateway.errors import (
-    DuplicateMeterEvent,
-    MeterEventTimestampRefused,
-    StripeNotFound,
-)
 from revenue_engine.gateway.payment_methods import (
     CustomerDefaults,
     SavedMethod,
@@ -23,13 +18,10 @@ __all__ = [
     "EMULATOR_API_KEY",
     "EMULATOR_MOUNT",
     "CustomerDefaults",
-    "DuplicateMeterEvent",
-    "MeterEventTimestampRefused",
     "PaymentMethodOwner",
     "SavedMethod",
     "SetupIntentView",
     "StripeGateway",
-    "StripeNotFound",
     "customer_defaults",
     "idempotency_key",
 ]

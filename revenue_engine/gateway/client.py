@@ -28,10 +28,8 @@ from urllib.parse import quote
 
 import stripe
 
-from revenue_engine.errors import DomainError
+from revenue_engine.errors import DomainError, DuplicateMeterEvent, MeterEventTimestampRefused
 from revenue_engine.gateway.errors import (
-    DuplicateMeterEvent,
-    MeterEventTimestampRefused,
     is_duplicate_identifier,
     is_timestamp_refusal,
     rate_limited,

@@ -12,30 +12,6 @@ import stripe
 from revenue_engine import errors
 
 
-class StripeNotFound(errors.NotFound):
-    """Stripe has no such object (``resource_missing``)."""
-
-    def __init__(self, param: str | None) -> None:
-        super().__init__("stripe object", param or "-")
-
-
-class DuplicateMeterEvent(errors.AlreadyExists):
-    """Stripe already has a meter event with this ``identifier``: it counted the first one, so
-    for the sender the report is delivered."""
-
-    def __init__(self, identifier: str) -> None:
-        super().__init__("meter event", identifier)
-
-
-class MeterEventTimestampRefused(errors.PaymentProviderRejected):
-    """Stripe refuses a meter event's ``timestamp``: it takes one "within the past 35 calendar
-    days or up to 5 minutes in the future" of its now (a test clock's time for a customer on
-    one). The same event dated otherwise may be taken."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, "timestamp")
-
-
 def is_timestamp_refusal(exc: BaseException | None) -> bool:
     """Is ``exc`` Stripe refusing a meter event's timestamp? A 400 on ``param: timestamp``, or
     with the codes its error reports use for it, or — Stripe documents neither — its message
@@ -92,7 +68,7 @@ def translate(exc: stripe.StripeError) -> errors.DomainError | None:
         return errors.ServiceUnavailable("the payment provider failed; retry later")
     if isinstance(exc, stripe.InvalidRequestError):
         if exc.code == "resource_missing":
-            return StripeNotFound(exc.param)
+            return errors.StripeNotFound(exc.param)
         if exc.code == "idempotency_key_in_use" or exc.http_status == 409:
             return errors.ServiceUnavailable("the same request is in progress; retry shortly")
         return errors.PaymentProviderRejected(

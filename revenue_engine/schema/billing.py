@@ -403,26 +403,80 @@ class PortalPayload:
     url: str
 
 
-_E = (
-    ValidationError
+# Each mutation's union lists the errors it can answer (docs/api.md, "Errors by mutation").
+# Every one that reaches Stripe or the store can answer RetryableError (RATE_LIMITED, BUSY,
+# UNAVAILABLE) and, calling Stripe, ProviderRejectedError; IdempotencyConflictError where it
+# writes to Stripe (every write is keyed).
+_STRIPE_WRITE = RetryableError | IdempotencyConflictError | ProviderRejectedError
+CreateCustomerResult = Annotated[
+    CustomerPayload | ValidationError | _STRIPE_WRITE, strawberry.union("CreateCustomerResult")
+]
+UpdateCustomerResult = Annotated[
+    CustomerPayload | ValidationError | NotFoundError | _STRIPE_WRITE,
+    strawberry.union("UpdateCustomerResult"),
+]
+DeleteCustomerResult = Annotated[
+    DeletedPayload | NotFoundError | AlreadySubscribedError | _STRIPE_WRITE,
+    strawberry.union("DeleteCustomerResult"),
+]
+CheckoutResult = Annotated[
+    CheckoutPayload
+    | ValidationError
+    | NotFoundError
+    | AlreadySubscribedError
+    | BillingStateError
+    | PromotionCodeError
+    | _STRIPE_WRITE,
+    strawberry.union("CheckoutResult"),
+]
+VerifyCheckoutResult = Annotated[
+    VerifyCheckoutPayload | NotFoundError | _STRIPE_WRITE, strawberry.union("VerifyCheckoutResult")
+]
+CreateSubscriptionResult = Annotated[
+    SubscriptionPayload
+    | ValidationError
     | NotFoundError
     | AlreadySubscribedError
     | BillingStateError
     | PaymentDeclinedError
-    | RetryableError
-    | IdempotencyConflictError
-    | ProviderRejectedError
-)
-CustomerResult = Annotated[CustomerPayload | _E, strawberry.union("CustomerResult")]
-DeleteCustomerResult = Annotated[DeletedPayload | _E, strawberry.union("DeleteCustomerResult")]
-CheckoutResult = Annotated[
-    CheckoutPayload | _E | PromotionCodeError, strawberry.union("CheckoutResult")
+    | PromotionCodeError
+    | _STRIPE_WRITE,
+    strawberry.union("CreateSubscriptionResult"),
 ]
-VerifyCheckoutResult = Annotated[
-    VerifyCheckoutPayload | _E, strawberry.union("VerifyCheckoutResult")
+CancelSubscriptionResult = Annotated[
+    SubscriptionPayload | NotFoundError | BillingStateError | _STRIPE_WRITE,
+    strawberry.union("CancelSubscriptionResult"),
 ]
-SubscriptionResult = Annotated[
-    SubscriptionPayload | _E | PromotionCodeError, strawberry.union("SubscriptionResult")
+ResumeSubscriptionResult = Annotated[
+    SubscriptionPayload | NotFoundError | BillingStateError | _STRIPE_WRITE,
+    strawberry.union("ResumeSubscriptionResult"),
 ]
-PaymentIntentResult = Annotated[PaymentIntentPayload | _E, strawberry.union("PaymentIntentResult")]
-PortalResult = Annotated[PortalPayload | _E, strawberry.union("PortalResult")]
+ChangeSubscriptionPlanResult = Annotated[
+    SubscriptionPayload
+    | ValidationError
+    | NotFoundError
+    | BillingStateError
+    | PromotionCodeError
+    | _STRIPE_WRITE,
+    strawberry.union("ChangeSubscriptionPlanResult"),
+]
+CreatePaymentIntentResult = Annotated[
+    PaymentIntentPayload | ValidationError | NotFoundError | _STRIPE_WRITE,
+    strawberry.union("CreatePaymentIntentResult"),
+]
+ConfirmPaymentIntentResult = Annotated[
+    PaymentIntentPayload | ValidationError | NotFoundError | PaymentDeclinedError | _STRIPE_WRITE,
+    strawberry.union("ConfirmPaymentIntentResult"),
+]
+CancelPaymentIntentResult = Annotated[
+    PaymentIntentPayload | NotFoundError | _STRIPE_WRITE,
+    strawberry.union("CancelPaymentIntentResult"),
+]
+RefundPaymentResult = Annotated[
+    PaymentIntentPayload | ValidationError | NotFoundError | _STRIPE_WRITE,
+    strawberry.union("RefundPaymentResult"),
+]
+PortalResult = Annotated[
+    PortalPayload | ValidationError | NotFoundError | _STRIPE_WRITE,
+    strawberry.union("PortalResult"),
+]

@@ -1,13 +1,42 @@
-"""Typed errors in the schema: the ``UserError`` interface, its members, and the handlers that
-turn a raised ``DomainError`` into the matching union member (``strawberry.ExceptionHandler``).
+"""Typed errors in the schema: the ``UserError`` interface, its members, and ``ERROR_TABLE``,
+the one table that turns a raised domain error into the matching union member.
 
-A handler only applies to fields whose return union lists its error type; elsewhere the domain
-error surfaces as a top-level error with ``extensions.code`` (see ``schema.extensions``).
+=================================  ============================  ===============================
+raised (``revenue_engine.errors``)  GraphQL type                  its fields besides message, code
+=================================  ============================  ===============================
+``ValidationFailed``               ``ValidationError``           ``fields``
+``NotFound`` (``StripeNotFound``)  ``NotFoundError``             ``kind``, ``key``
+``AlreadyExists``                  ``AlreadyExistsError``        ``kind``, ``key``
+``PaymentDeclined``                ``PaymentDeclinedError``      ``declineCode``
+``RateLimited`` (``Busy``)         ``RetryableError``            ``retryAfterSeconds``
+``ServiceUnavailable``             ``RetryableError``            ``retryAfterSeconds`` (null)
+``db.StoreError``                  ``RetryableError``            ``retryAfterSeconds``; message
+                                                                 and code of ``UNAVAILABLE``
+``IdempotencyConflict``            ``IdempotencyConflictError``
+``PaymentProviderRejected``        ``ProviderRejectedError``     ``param``
+``AlreadySubscribed``              ``AlreadySubscribedError``    ``subscriptionId``, ``status``
+other ``BillingStateError``        ``BillingStateError``         (``code`` says which)
+``QuotaExceeded``                  ``QuotaExceededError``        ``feature``, ``included``, ``used``
+other ``UsageRejected``            ``UsageRejectedError``        (``code`` says why)
+``PromotionCodeRejected``          ``PromotionCodeError``        ``promotionCode``, ``reason``
+=================================  ============================  ===============================
+
+An error is answered by the row of its nearest class in the table (``row_for``). A row only
+applies to fields whose result union lists its type, and each mutation's union lists the types
+it can answer; any other error, and one whose row's type the field does not list, surfaces as a
+top-level error with ``extensions.code`` (``schema.error_policy``). Strawberry asks the
+handlers that apply to a field in order, takes the first whose class matches, and asks no other
+when it declines. So ``EXCEPTION_HANDLERS`` puts a subclass's row before its base's (on
+``recordUsage`` a ``QuotaExceeded`` meets the ``QuotaExceededError`` row first), and a row's
+handler declines an error whose nearest row is another (an ``AlreadySubscribed`` on a field
+that lists ``BillingStateError`` but not ``AlreadySubscribedError`` stays top-level).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import strawberry
@@ -49,45 +78,6 @@ class AlreadyExistsError(UserError):
     key: str
 
 
-class ValidationHandler(strawberry.ExceptionHandler[errors.ValidationFailed, ValidationError]):
-    def handle(
-        self, exception: errors.ValidationFailed, *, field: StrawberryField, info: Any
-    ) -> ValidationError:
-        return ValidationError(
-            message=exception.message,
-            code=exception.code,
-            fields=[FieldError(field=p.field, message=p.message) for p in exception.problems],
-        )
-
-
-class NotFoundHandler(strawberry.ExceptionHandler[errors.NotFound, NotFoundError]):
-    def handle(
-        self, exception: errors.NotFound, *, field: StrawberryField, info: Any
-    ) -> NotFoundError:
-        return NotFoundError(
-            message=exception.message, code=exception.code, kind=exception.kind, key=exception.key
-        )
-
-
-class AlreadyExistsHandler(strawberry.ExceptionHandler[errors.AlreadyExists, AlreadyExistsError]):
-    def handle(
-        self, exception: errors.AlreadyExists, *, field: StrawberryField, info: Any
-    ) -> AlreadyExistsError:
-        return AlreadyExistsError(
-            message=exception.message, code=exception.code, kind=exception.kind, key=exception.key
-        )
-
-
-EXCEPTION_HANDLERS: tuple[strawberry.ExceptionHandler[Any, Any], ...] = (
-    ValidationHandler(),
-    NotFoundHandler(),
-    AlreadyExistsHandler(),
-)
-
-#: Concrete error types every schema registers (so unions can list them).
-ERROR_TYPES: tuple[type, ...] = (ValidationError, NotFoundError, AlreadyExistsError)
-
-
 @strawberry.type(description="The card was declined; `declineCode` says why when Stripe tells.")
 class PaymentDeclinedError(UserError):
     decline_code: str | None
@@ -122,123 +112,6 @@ class BillingStateError(UserError):
     pass
 
 
-class PaymentDeclinedHandler(
-    strawberry.ExceptionHandler[errors.PaymentDeclined, PaymentDeclinedError]
-):
-    def handle(
-        self, exception: errors.PaymentDeclined, *, field: StrawberryField, info: Any
-    ) -> PaymentDeclinedError:
-        return PaymentDeclinedError(
-            message=exception.message, code=exception.code, decline_code=exception.decline_code
-        )
-
-
-class RetryableHandler(
-    strawberry.ExceptionHandler[errors.RateLimited | errors.ServiceUnavailable, RetryableError]
-):
-    def handle(
-        self,
-        exception: errors.RateLimited | errors.ServiceUnavailable,
-        *,
-        field: StrawberryField,
-        info: Any,
-    ) -> RetryableError:
-        retry_after = exception.retry_after if isinstance(exception, errors.RateLimited) else None
-        return RetryableError(
-            message=exception.message, code=exception.code, retry_after_seconds=retry_after
-        )
-
-
-class StoreUnavailableHandler(strawberry.ExceptionHandler[StoreError, RetryableError]):
-    """The database failed mid-request: nothing half-done is exposed, the client retries
-    (every Stripe write is keyed, so the retry completes the work without a duplicate)."""
-
-    def handle(self, exception: StoreError, *, field: StrawberryField, info: Any) -> RetryableError:
-        code = getattr(exception, "code", None)  # set when the server answered with an error
-        if code is not None:
-            # Reachable but refusing (an unsupported operator, a lost write, a bad query): a
-            # bug or a server to look at, not an outage; the client still just retries.
-            log.error(
-                "store refused an operation field=%s error=%s code=%s",
-                field.python_name,
-                type(exception).__name__,
-                code,
-            )
-        else:
-            log.warning(
-                "store error field=%s error=%s", field.python_name, type(exception).__name__
-            )
-        return RetryableError(
-            message=errors.STORE_UNAVAILABLE_MESSAGE,
-            code=errors.ServiceUnavailable.code,
-            retry_after_seconds=errors.STORE_RETRY_AFTER_SECONDS,
-        )
-
-
-class IdempotencyConflictHandler(
-    strawberry.ExceptionHandler[errors.IdempotencyConflict, IdempotencyConflictError]
-):
-    def handle(
-        self, exception: errors.IdempotencyConflict, *, field: StrawberryField, info: Any
-    ) -> IdempotencyConflictError:
-        return IdempotencyConflictError(message=exception.message, code=exception.code)
-
-
-class ProviderRejectedHandler(
-    strawberry.ExceptionHandler[errors.PaymentProviderRejected, ProviderRejectedError]
-):
-    def handle(
-        self, exception: errors.PaymentProviderRejected, *, field: StrawberryField, info: Any
-    ) -> ProviderRejectedError:
-        return ProviderRejectedError(
-            message=exception.message, code=exception.code, param=exception.param
-        )
-
-
-class AlreadySubscribedHandler(
-    strawberry.ExceptionHandler[errors.AlreadySubscribed, AlreadySubscribedError]
-):
-    def handle(
-        self, exception: errors.AlreadySubscribed, *, field: StrawberryField, info: Any
-    ) -> AlreadySubscribedError:
-        return AlreadySubscribedError(
-            message=exception.message,
-            code=exception.code,
-            subscription_id=exception.subscription_id,
-            status=exception.status,
-        )
-
-
-class BillingStateHandler(strawberry.ExceptionHandler[errors.BillingStateError, BillingStateError]):
-    def handle(
-        self, exception: errors.BillingStateError, *, field: StrawberryField, info: Any
-    ) -> BillingStateError | None:
-        if isinstance(exception, errors.AlreadySubscribed):
-            return None  # AlreadySubscribedHandler answers it where the union lists it
-        return BillingStateError(message=exception.message, code=exception.code)
-
-
-EXCEPTION_HANDLERS = (
-    *EXCEPTION_HANDLERS,
-    PaymentDeclinedHandler(),
-    RetryableHandler(),
-    StoreUnavailableHandler(),
-    IdempotencyConflictHandler(),
-    ProviderRejectedHandler(),
-    AlreadySubscribedHandler(),
-    BillingStateHandler(),
-)
-ERROR_TYPES = (
-    *ERROR_TYPES,
-    PaymentDeclinedError,
-    RetryableError,
-    IdempotencyConflictError,
-    ProviderRejectedError,
-    AlreadySubscribedError,
-    BillingStateError,
-)
-
-
 # --- usage -------------------------------------------------------------------------------
 @strawberry.type(
     description="The usage event was refused and nothing was recorded; `code` says why "
@@ -259,31 +132,6 @@ class QuotaExceededError(UserError):
     used: Count = strawberry.field(description="Used in the current period so far.")
 
 
-class QuotaExceededHandler(strawberry.ExceptionHandler[errors.QuotaExceeded, QuotaExceededError]):
-    def handle(
-        self, exception: errors.QuotaExceeded, *, field: StrawberryField, info: Any
-    ) -> QuotaExceededError:
-        return QuotaExceededError(
-            message=exception.message,
-            code=exception.code,
-            feature=exception.feature,
-            included=Count(exception.included),
-            used=Count(exception.used),
-        )
-
-
-class UsageRejectedHandler(strawberry.ExceptionHandler[errors.UsageRejected, UsageRejectedError]):
-    def handle(
-        self, exception: errors.UsageRejected, *, field: StrawberryField, info: Any
-    ) -> UsageRejectedError:
-        return UsageRejectedError(message=exception.message, code=exception.code)
-
-
-# First match wins: the quota handler goes before the one of its base class.
-EXCEPTION_HANDLERS = (*EXCEPTION_HANDLERS, QuotaExceededHandler(), UsageRejectedHandler())
-ERROR_TYPES = (*ERROR_TYPES, QuotaExceededError, UsageRejectedError)
-
-
 # --- promotion codes ---------------------------------------------------------------------
 # The domain's enum, exposed as it is (strawberry.enum registers it on the class).
 strawberry.enum(errors.PromotionCodeProblem, description="Why a promotion code cannot be used.")
@@ -298,19 +146,165 @@ class PromotionCodeError(UserError):
     reason: errors.PromotionCodeProblem
 
 
-class PromotionCodeHandler(
-    strawberry.ExceptionHandler[errors.PromotionCodeRejected, PromotionCodeError]
-):
-    def handle(
-        self, exception: errors.PromotionCodeRejected, *, field: StrawberryField, info: Any
-    ) -> PromotionCodeError:
-        return PromotionCodeError(
-            message=exception.message,
-            code=exception.code,
-            promotion_code=exception.promotion_code,
-            reason=errors.PromotionCodeProblem(exception.reason),
+# --- the table ---------------------------------------------------------------------------
+def _validation(exc: errors.ValidationFailed) -> ValidationError:
+    fields = [FieldError(field=p.field, message=p.message) for p in exc.problems]
+    return ValidationError(message=exc.message, code=exc.code, fields=fields)
+
+
+def _not_found(exc: errors.NotFound) -> NotFoundError:
+    return NotFoundError(message=exc.message, code=exc.code, kind=exc.kind, key=exc.key)
+
+
+def _already_exists(exc: errors.AlreadyExists) -> AlreadyExistsError:
+    return AlreadyExistsError(message=exc.message, code=exc.code, kind=exc.kind, key=exc.key)
+
+
+def _declined(exc: errors.PaymentDeclined) -> PaymentDeclinedError:
+    return PaymentDeclinedError(message=exc.message, code=exc.code, decline_code=exc.decline_code)
+
+
+def _rate_limited(exc: errors.RateLimited) -> RetryableError:
+    return RetryableError(message=exc.message, code=exc.code, retry_after_seconds=exc.retry_after)
+
+
+def _unavailable(exc: errors.ServiceUnavailable) -> RetryableError:
+    return RetryableError(message=exc.message, code=exc.code, retry_after_seconds=None)
+
+
+def _store_unavailable(exc: StoreError) -> RetryableError:
+    """The database failed mid-request: nothing half-done is exposed, the client retries
+    (every Stripe write is keyed, so the retry completes the work without a duplicate)."""
+    return RetryableError(
+        message=errors.STORE_UNAVAILABLE_MESSAGE,
+        code=errors.ServiceUnavailable.code,
+        retry_after_seconds=errors.STORE_RETRY_AFTER_SECONDS,
+    )
+
+
+def _log_store_error(exc: StoreError, field: str) -> None:
+    code = getattr(exc, "code", None)  # set when the server answered with an error
+    if code is not None:
+        # Reachable but refusing (an unsupported operator, a lost write, a bad query): a bug
+        # or a server to look at, not an outage; the client still just retries.
+        log.error(
+            "store refused an operation field=%s error=%s code=%s",
+            field,
+            type(exc).__name__,
+            code,
         )
+    else:
+        log.warning("store error field=%s error=%s", field, type(exc).__name__)
 
 
-EXCEPTION_HANDLERS = (*EXCEPTION_HANDLERS, PromotionCodeHandler())
-ERROR_TYPES = (*ERROR_TYPES, PromotionCodeError)
+def _conflict(exc: errors.IdempotencyConflict) -> IdempotencyConflictError:
+    return IdempotencyConflictError(message=exc.message, code=exc.code)
+
+
+def _rejected(exc: errors.PaymentProviderRejected) -> ProviderRejectedError:
+    return ProviderRejectedError(message=exc.message, code=exc.code, param=exc.param)
+
+
+def _subscribed(exc: errors.AlreadySubscribed) -> AlreadySubscribedError:
+    return AlreadySubscribedError(
+        message=exc.message,
+        code=exc.code,
+        subscription_id=exc.subscription_id,
+        status=exc.status,
+    )
+
+
+def _billing_state(exc: errors.BillingStateError) -> BillingStateError:
+    return BillingStateError(message=exc.message, code=exc.code)
+
+
+def _quota(exc: errors.QuotaExceeded) -> QuotaExceededError:
+    return QuotaExceededError(
+        message=exc.message,
+        code=exc.code,
+        feature=exc.feature,
+        included=Count(exc.included),
+        used=Count(exc.used),
+    )
+
+
+def _usage_rejected(exc: errors.UsageRejected) -> UsageRejectedError:
+    return UsageRejectedError(message=exc.message, code=exc.code)
+
+
+def _promotion(exc: errors.PromotionCodeRejected) -> PromotionCodeError:
+    return PromotionCodeError(
+        message=exc.message,
+        code=exc.code,
+        promotion_code=exc.promotion_code,
+        reason=errors.PromotionCodeProblem(exc.reason),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRow:
+    """Raised ``exception`` (and its subclasses without a row of their own) is answered as
+    ``error_type``, built by ``build``."""
+
+    exception: type[Exception]
+    error_type: type
+    build: Callable[[Any], Any]
+    #: Called with the error and the field's name before it is answered (or None).
+    log: Callable[[Any, str], None] | None = None
+
+
+#: The one mapping of raised errors to GraphQL error types (the module docstring's table).
+ERROR_TABLE: tuple[ErrorRow, ...] = (
+    ErrorRow(errors.ValidationFailed, ValidationError, _validation),
+    ErrorRow(errors.NotFound, NotFoundError, _not_found),
+    ErrorRow(errors.AlreadyExists, AlreadyExistsError, _already_exists),
+    ErrorRow(errors.PaymentDeclined, PaymentDeclinedError, _declined),
+    ErrorRow(errors.RateLimited, RetryableError, _rate_limited),
+    ErrorRow(errors.ServiceUnavailable, RetryableError, _unavailable),
+    ErrorRow(StoreError, RetryableError, _store_unavailable, _log_store_error),
+    ErrorRow(errors.IdempotencyConflict, IdempotencyConflictError, _conflict),
+    ErrorRow(errors.PaymentProviderRejected, ProviderRejectedError, _rejected),
+    ErrorRow(errors.AlreadySubscribed, AlreadySubscribedError, _subscribed),
+    ErrorRow(errors.BillingStateError, BillingStateError, _billing_state),
+    ErrorRow(errors.QuotaExceeded, QuotaExceededError, _quota),
+    ErrorRow(errors.UsageRejected, UsageRejectedError, _usage_rejected),
+    ErrorRow(errors.PromotionCodeRejected, PromotionCodeError, _promotion),
+)
+
+_ROWS = {row.exception: row for row in ERROR_TABLE}
+
+
+def row_for(exc: BaseException) -> ErrorRow | None:
+    """The row of the nearest class of ``exc`` that has one; None for an unmapped error."""
+    for cls in type(exc).__mro__:
+        row = _ROWS.get(cls)
+        if row is not None:
+            return row
+    return None
+
+
+class _RowHandler:
+    """One row as a ``strawberry.ExceptionHandler`` (``exception_type`` and ``error_type``
+    tell Strawberry which errors and which fields). It declines an error whose nearest row is
+    another one: that row's type is not in the field's union (see the module docstring)."""
+
+    def __init__(self, row: ErrorRow) -> None:
+        self.row = row
+        self.exception_type = row.exception
+        self.error_type = row.error_type
+
+    def handle(self, exception: Exception, *, field: StrawberryField, info: Any) -> Any:
+        if row_for(exception) is not self.row:
+            return None
+        if self.row.log is not None:
+            self.row.log(exception, field.python_name)
+        return self.row.build(exception)
+
+
+#: The table as handlers, a subclass's row before its base's (a longer MRO sorts first).
+EXCEPTION_HANDLERS: tuple[strawberry.ExceptionHandler[Any, Any], ...] = tuple(
+    _RowHandler(row) for row in sorted(ERROR_TABLE, key=lambda r: -len(r.exception.__mro__))
+)
+
+#: Concrete error types every schema registers (so unions can list them).
+ERROR_TYPES: tuple[type, ...] = tuple(dict.fromkeys(row.error_type for row in ERROR_TABLE))

@@ -79,18 +79,20 @@ CreateSetupIntentResult = Annotated[
     | ProviderRejectedError,
     strawberry.union("CreateSetupIntentResult"),
 ]
-# ValidationError is listed though these answer none: clients spread one shared error fragment
-# (``... on ValidationError { fields … }``), which GraphQL refuses on a union without it.
-_Change = (
+SetDefaultPaymentMethodResult = Annotated[
     PaymentMethodsPayload
-    | ValidationError
+    | NotFoundError
+    | RetryableError
+    | IdempotencyConflictError
+    | ProviderRejectedError,
+    strawberry.union("SetDefaultPaymentMethodResult"),
+]
+DetachPaymentMethodResult = Annotated[
+    PaymentMethodsPayload
     | NotFoundError
     | BillingStateError
     | RetryableError
     | IdempotencyConflictError
-    | ProviderRejectedError
-)
-SetDefaultPaymentMethodResult = Annotated[
-    _Change, strawberry.union("SetDefaultPaymentMethodResult")
+    | ProviderRejectedError,
+    strawberry.union("DetachPaymentMethodResult"),
 ]
-DetachPaymentMethodResult = Annotated[_Change, strawberry.union("DetachPaymentMethodResult")]

@@ -13,7 +13,6 @@ from revenue_engine.schema.errors import (
     BillingStateError,
     IdempotencyConflictError,
     NotFoundError,
-    PaymentDeclinedError,
     PromotionCodeError,
     ProviderRejectedError,
     RetryableError,
@@ -140,7 +139,6 @@ UpdateSeatsResult = Annotated[
     SubscriptionPayload
     | ValidationError
     | BillingStateError
-    | PaymentDeclinedError
     | RetryableError
     | IdempotencyConflictError
     | ProviderRejectedError,

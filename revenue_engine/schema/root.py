@@ -15,24 +15,31 @@ from revenue_engine.resolvers import previews as preview_resolvers
 from revenue_engine.resolvers import usage as usage_resolvers
 from revenue_engine.resolvers import webhooks as webhook_resolvers
 from revenue_engine.schema.billing import (
+    CancelPaymentIntentResult,
+    CancelSubscriptionResult,
     ChangePlanInput,
+    ChangeSubscriptionPlanResult,
     CheckoutInput,
     CheckoutResult,
     CheckoutSession,
+    ConfirmPaymentIntentResult,
+    CreateCustomerResult,
+    CreatePaymentIntentResult,
     CreateSubscriptionInput,
+    CreateSubscriptionResult,
     Customer,
     CustomerConnection,
     CustomerInput,
-    CustomerResult,
     DeleteCustomerResult,
     InvoiceConnection,
     PaymentIntent,
     PaymentIntentInput,
-    PaymentIntentResult,
     PortalResult,
     ProrationBehavior,
-    SubscriptionResult,
+    RefundPaymentResult,
+    ResumeSubscriptionResult,
     SubscriptionStatus,
+    UpdateCustomerResult,
     VerifyCheckoutResult,
 )
 from revenue_engine.schema.metering import MeterErrorReport
@@ -158,7 +165,7 @@ class Mutation:
         self,
         info: Info,
         data: Annotated[CustomerInput | None, strawberry.argument(name="input")] = None,
-    ) -> CustomerResult:
+    ) -> CreateCustomerResult:
         return await billing.create_customer(info, data)
 
     @strawberry.mutation(
@@ -166,7 +173,7 @@ class Mutation:
     )
     async def update_customer(
         self, info: Info, data: Annotated[CustomerInput, strawberry.argument(name="input")]
-    ) -> CustomerResult:
+    ) -> UpdateCustomerResult:
         return await billing.update_customer(info, data)
 
     @strawberry.mutation(
@@ -202,7 +209,7 @@ class Mutation:
         self,
         info: Info,
         data: Annotated[CreateSubscriptionInput, strawberry.argument(name="input")],
-    ) -> SubscriptionResult:
+    ) -> CreateSubscriptionResult:
         return await billing.create_subscription(info, data)
 
     @strawberry.mutation(
@@ -211,13 +218,13 @@ class Mutation:
     )
     async def cancel_subscription(
         self, info: Info, at_period_end: bool = True
-    ) -> SubscriptionResult:
+    ) -> CancelSubscriptionResult:
         return await billing.cancel_subscription(info, at_period_end)
 
     @strawberry.mutation(
         description="Undo a scheduled cancellation.", extensions=[StripeRateLimit()]
     )
-    async def resume_subscription(self, info: Info) -> SubscriptionResult:
+    async def resume_subscription(self, info: Info) -> ResumeSubscriptionResult:
         return await billing.resume_subscription(info)
 
     @strawberry.mutation(
@@ -226,7 +233,7 @@ class Mutation:
     )
     async def change_subscription_plan(
         self, info: Info, data: Annotated[ChangePlanInput, strawberry.argument(name="input")]
-    ) -> SubscriptionResult:
+    ) -> ChangeSubscriptionPlanResult:
         return await billing.change_subscription_plan(info, data)
 
     @strawberry.mutation(
@@ -247,17 +254,19 @@ class Mutation:
     )
     async def create_payment_intent(
         self, info: Info, data: Annotated[PaymentIntentInput, strawberry.argument(name="input")]
-    ) -> PaymentIntentResult:
+    ) -> CreatePaymentIntentResult:
         return await billing.create_payment_intent(info, data)
 
     @strawberry.mutation(extensions=[StripeRateLimit()])
     async def confirm_payment_intent(
         self, info: Info, id: strawberry.ID, payment_method: str
-    ) -> PaymentIntentResult:
+    ) -> ConfirmPaymentIntentResult:
         return await billing.confirm_payment_intent(info, id, payment_method)
 
     @strawberry.mutation(extensions=[StripeRateLimit()])
-    async def cancel_payment_intent(self, info: Info, id: strawberry.ID) -> PaymentIntentResult:
+    async def cancel_payment_intent(
+        self, info: Info, id: strawberry.ID
+    ) -> CancelPaymentIntentResult:
         return await billing.cancel_payment_intent(info, id)
 
     @strawberry.mutation(
@@ -267,7 +276,7 @@ class Mutation:
     )
     async def refund_payment(
         self, info: Info, payment_intent_id: strawberry.ID, amount: int | None = None
-    ) -> PaymentIntentResult:
+    ) -> RefundPaymentResult:
         return await billing.refund_payment(info, payment_intent_id, amount)
 
     @strawberry.mutation(

@@ -30,9 +30,10 @@ from revenue_engine.errors import (
     PaymentProviderRejected,
     RateLimited,
     ServiceUnavailable,
+    StripeNotFound,
     ValidationFailed,
 )
-from revenue_engine.gateway import StripeGateway, StripeNotFound, idempotency_key
+from revenue_engine.gateway import StripeGateway, idempotency_key
 from revenue_engine.invariants import present
 from revenue_engine.services import promotions
 from revenue_engine.services.catalog import ChosenPrice, ensure_plan_prices

@@ -11,8 +11,14 @@ from revenue_engine.auth import Principal
 from revenue_engine.clock import utcnow
 from revenue_engine.documents import AuditEntry, AuditSource, Customer, Subscription
 from revenue_engine.documents.subscription import LIVE_STATUSES
-from revenue_engine.errors import AlreadySubscribed, FieldProblem, NotFound, ValidationFailed
-from revenue_engine.gateway import StripeGateway, StripeNotFound, idempotency_key
+from revenue_engine.errors import (
+    AlreadySubscribed,
+    FieldProblem,
+    NotFound,
+    StripeNotFound,
+    ValidationFailed,
+)
+from revenue_engine.gateway import StripeGateway, idempotency_key
 from revenue_engine.invariants import present
 
 log = logging.getLogger(__name__)

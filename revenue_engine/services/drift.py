@@ -16,14 +16,9 @@ from pydantic import BaseModel
 
 from revenue_engine.clock import utcnow
 from revenue_engine.documents import AuditSource, Customer, Subscription
+from revenue_engine.errors import MalformedStripeObject, UnknownOrganization
 from revenue_engine.gateway import StripeGateway
-from revenue_engine.services.reconcile import (
-    MalformedStripeObject,
-    UnknownOrganization,
-    apply_subscription,
-    changes,
-    snapshot,
-)
+from revenue_engine.services.reconcile import apply_subscription, changes, snapshot
 
 
 @dataclass

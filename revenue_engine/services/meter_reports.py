@@ -54,13 +54,15 @@ from revenue_engine.clock import as_utc, utcnow
 from revenue_engine.db import StoreError
 from revenue_engine.documents import Subscription, UsageCounter
 from revenue_engine.documents.usage import MeterReport
-from revenue_engine.errors import Busy, DomainError, RateLimited, ServiceUnavailable
-from revenue_engine.gateway import (
+from revenue_engine.errors import (
+    Busy,
+    DomainError,
     DuplicateMeterEvent,
     MeterEventTimestampRefused,
-    StripeGateway,
-    idempotency_key,
+    RateLimited,
+    ServiceUnavailable,
 )
+from revenue_engine.gateway import StripeGateway, idempotency_key
 from revenue_engine.logs import scrub
 from revenue_engine.services import entitlements, leases, plan_cache
 from revenue_engine.services.clock import subscription_now

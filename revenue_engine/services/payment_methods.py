@@ -40,14 +40,9 @@ from revenue_engine.errors import (
     PaymentProviderRejected,
     RateLimited,
     ServiceUnavailable,
-)
-from revenue_engine.gateway import (
-    CustomerDefaults,
-    SavedMethod,
-    StripeGateway,
     StripeNotFound,
-    idempotency_key,
 )
+from revenue_engine.gateway import CustomerDefaults, SavedMethod, StripeGateway, idempotency_key
 from revenue_engine.services.customers import get_customer
 from revenue_engine.services.purchase import live_subscription
 from revenue_engine.services.reconcile import apply_subscription

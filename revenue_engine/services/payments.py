@@ -31,9 +31,10 @@ from revenue_engine.errors import (
     PaymentDeclined,
     RateLimited,
     ServiceUnavailable,
+    StripeNotFound,
     ValidationFailed,
 )
-from revenue_engine.gateway import StripeGateway, StripeNotFound, idempotency_key
+from revenue_engine.gateway import StripeGateway, idempotency_key
 from revenue_engine.invariants import present
 from revenue_engine.money import MAX_AMOUNT, charge_problem, normalize_currency
 from revenue_engine.services.customers import get_customer, get_or_create_customer

@@ -8,15 +8,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from revenue_engine.documents import LIVE_STATUSES, BillingInterval, Subscription, SubscriptionPlan
-from revenue_engine.errors import AlreadySubscribed, BillingStateError, FieldProblem, NotFound
+from revenue_engine.errors import AlreadySubscribed, FieldProblem, NotFound, PlanArchived
 from revenue_engine.services import leases
-
-
-class PlanArchived(BillingStateError):
-    code = "PLAN_ARCHIVED"
-
-    def __init__(self, uid: str) -> None:
-        super().__init__(f"plan {uid!r} is archived and cannot be bought")
 
 
 async def purchasable_plan(

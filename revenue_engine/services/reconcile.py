@@ -38,7 +38,7 @@ from revenue_engine.documents import (
     SubscriptionItem,
     SubscriptionPlan,
 )
-from revenue_engine.errors import DomainError
+from revenue_engine.errors import MalformedStripeObject, UnknownOrganization
 from revenue_engine.invariants import present
 from revenue_engine.services import entitlements, plan_cache
 from revenue_engine.services.discounts import applied_discounts
@@ -81,18 +81,6 @@ _TRACKED = (
 )
 
 _MAX_ATTEMPTS = 8
-
-
-class UnknownOrganization(DomainError):
-    """The subscription's customer belongs to no organization we know (permanent)."""
-
-    code = "UNKNOWN_ORGANIZATION"
-
-
-class MalformedStripeObject(DomainError):
-    """The object is not a subscription we can read (permanent)."""
-
-    code = "MALFORMED_OBJECT"
 
 
 def ts(value: Any) -> datetime | None:

@@ -18,8 +18,8 @@ from urllib.parse import urlencode
 
 from revenue_engine.auth import Principal
 from revenue_engine.documents import Customer
-from revenue_engine.errors import FieldProblem, ValidationFailed
-from revenue_engine.gateway import SetupIntentView, StripeGateway, StripeNotFound, idempotency_key
+from revenue_engine.errors import FieldProblem, StripeNotFound, ValidationFailed
+from revenue_engine.gateway import SetupIntentView, StripeGateway, idempotency_key
 from revenue_engine.services.customers import get_or_create_customer
 from revenue_engine.services.paths import path_problem
 from revenue_engine.settings import Settings

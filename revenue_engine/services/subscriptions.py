@@ -25,20 +25,16 @@ from revenue_engine.documents import (
     UsageCounter,
 )
 from revenue_engine.errors import (
-    BillingStateError,
     FieldProblem,
     NoActiveSubscription,
     NoPaymentMethod,
+    NotScheduledToCancel,
     PaymentDeclined,
     ServiceUnavailable,
+    StripeNotFound,
     ValidationFailed,
 )
-from revenue_engine.gateway import (
-    StripeGateway,
-    StripeNotFound,
-    customer_defaults,
-    idempotency_key,
-)
+from revenue_engine.gateway import StripeGateway, customer_defaults, idempotency_key
 from revenue_engine.services import promotions
 from revenue_engine.services.catalog import ChosenPrice, ensure_plan_prices
 from revenue_engine.services.checkout import expire_open_sessions
@@ -64,13 +60,6 @@ class ProrationBehavior(enum.StrEnum):
     CREATE_PRORATIONS = "create_prorations"
     ALWAYS_INVOICE = "always_invoice"
     NONE = "none"
-
-
-class NotScheduledToCancel(BillingStateError):
-    code = "NOT_SCHEDULED_TO_CANCEL"
-
-    def __init__(self) -> None:
-        super().__init__("the subscription is not scheduled to cancel; nothing to resume")
 
 
 @dataclass(frozen=True, slots=True)

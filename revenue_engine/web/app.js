@@ -67,16 +67,14 @@ async function gql(query, variables = {}) {
   return body.data;
 }
 
-// Every mutation answers a union: the success payload, or a typed error (UserError). A fragment
-// may only name members of the mutation's union: ERRORS suits the subscription mutations.
-const USER_ERROR = "... on UserError { code message }";
+// Every mutation answers a union: the success payload, or a typed error (UserError). Each
+// mutation's union lists only the errors it can answer (schema.graphql), and GraphQL refuses a
+// fragment on a type outside the union; inside `... on UserError` any error type may be named,
+// so one fragment serves every mutation.
 const FIELDS = "... on ValidationError { fields { field message } }";
 const RETRY = "... on RetryableError { retryAfterSeconds }";
-const ERRORS = `${USER_ERROR} ${FIELDS} ... on PaymentDeclinedError { declineCode } ${RETRY}`;
-// Checkout and plan changes may also answer that the promotion code cannot be used, and why.
-const PROMO_ERRORS = `${ERRORS} ... on PromotionCodeError { promotionCode reason }`;
-// A preview changes nothing: it cannot be declined, nor conflict with a twin; its code is checked.
-const PREVIEW_ERRORS = `${USER_ERROR} ${FIELDS} ${RETRY} ... on PromotionCodeError { promotionCode reason }`;
+const PROMO = "... on PromotionCodeError { promotionCode reason }";
+const ERRORS = `... on UserError { code message ${FIELDS} ${RETRY} ${PROMO} }`;
 
 /** The success payload of a union result, or throw the typed error with its own message. */
 function unwrap(result, success) {
@@ -446,7 +444,7 @@ const PREVIEW = `query($input: PreviewChangeInput!) { previewSubscriptionChange(
   ... on SubscriptionChangePreview { planUid billingInterval overages seats amountDueNow prorationAmount
     nextInvoice { date currency subtotal discountAmount total amountDue
       lines { description amount quantity periodStart periodEnd proration } } }
-  ${PREVIEW_ERRORS} } }`;
+  ${ERRORS} } }`;
 
 /** The preview, as the confirm step shows it: due now, proration, the next invoice and its lines. */
 function previewHtml(p, code) {
@@ -504,7 +502,7 @@ function cardSeats(plan, card) {
 }
 
 const CHANGE = `mutation($input: ChangePlanInput!) { changeSubscriptionPlan(input: $input) {
-  __typename ... on SubscriptionPayload { subscription { status planUid seats overages } } ${PROMO_ERRORS} } }`;
+  __typename ... on SubscriptionPayload { subscription { status planUid seats overages } } ${ERRORS} } }`;
 
 function choose(plan, card, live, isCurrent) {
   if (pending) return;
@@ -534,7 +532,7 @@ function choose(plan, card, live, isCurrent) {
   busy(async () => {
     const data = await gql(
       `mutation($input: CheckoutInput!) { createCheckoutSession(input: $input) {
-        __typename ... on CheckoutPayload { sessionId checkoutUrl } ${PROMO_ERRORS} } }`,
+        __typename ... on CheckoutPayload { sessionId checkoutUrl } ${ERRORS} } }`,
       {
         input: {
           planUid: plan.uid, billingInterval, overages,
@@ -588,15 +586,14 @@ function applyCode() {
 
 // Payment methods: a card is added on Stripe's side (a SetupIntent confirmed by Stripe.js; in
 // development, on the emulator's hosted page), then made the default or removed here.
-const CARD_ERRORS = `${USER_ERROR} ${FIELDS} ${RETRY}`;
-const CARDS_CHANGED = `__typename ... on PaymentMethodsPayload { paymentMethods { ${CARD} } } ${CARD_ERRORS}`;
+const CARDS_CHANGED = `__typename ... on PaymentMethodsPayload { paymentMethods { ${CARD} } } ${ERRORS}`;
 
 function addCard() {
   if (pending) return;
   busy(async () => {
     const data = await gql(
       `mutation($path: String) { createSetupIntent(returnPath: $path) { __typename
-        ... on SetupIntentPayload { setupIntentId confirmationUrl } ${CARD_ERRORS} } }`,
+        ... on SetupIntentPayload { setupIntentId confirmationUrl } ${ERRORS} } }`,
       { path: location.pathname },
     );
     const payload = unwrap(data.createSetupIntent, "SetupIntentPayload");
@@ -658,7 +655,7 @@ function simulate(feature, quantity) {
     const data = await gql(
       `mutation($input: UsageEventInput!) { recordUsage(input: $input) { __typename
         ... on UsageRecorded { id status usage { used included } }
-        ... on QuotaExceededError { feature included used } ${USER_ERROR} ${RETRY} } }`,
+        ... on QuotaExceededError { feature included used } ${ERRORS} } }`,
       { input: { id: eventId(), feature, quantity } },
     );
     const result = data.recordUsage;
@@ -687,7 +684,7 @@ function switchOverage(feature, enabled) {
   busy(async () => {
     const data = await gql(
       `mutation($feature: String!, $enabled: Boolean!) { setOverage(feature: $feature, enabled: $enabled) {
-        __typename ... on OveragePayload { feature overageEnabled removalPending } ${USER_ERROR} ${FIELDS} ${RETRY} } }`,
+        __typename ... on OveragePayload { feature overageEnabled removalPending } ${ERRORS} } }`,
       { feature, enabled },
     );
     const result = unwrap(data.setOverage, "OveragePayload");

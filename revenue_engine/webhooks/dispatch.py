@@ -5,23 +5,24 @@ Register a handler by adding its types here (and to docs/webhooks.md's list of e
 the Stripe endpoint; a test keeps the two in step and checks every key is a real event type,
 or one of ``DESTINATION_EVENT_TYPES``).
 
-``process(event, claim, context)`` runs the handler for an owned claim and records:
+``process(event, claim, context)`` runs the handler for an owned claim and records what its
+result makes of it: returned → ``processed``; type not in ``HANDLERS`` or the other livemode →
+``ignored`` (recorded in one insert); raised → the verdict of ``webhooks.errors.OUTCOMES``
+(ignored, failed with the reason, or retry), where a retry is bounded:
 
 ==========================================  ===========  ==================================
-what happened                               row          answer to Stripe
+retry verdict                               row          outcome
 ==========================================  ===========  ==================================
-handler returned                            processed    200
-type not in ``HANDLERS`` / other livemode   ignored      200 (recorded in one insert)
-handler raised ``IgnoredEvent``             ignored      200 (e.g. older than applied state)
-handler raised a ``WebhookError``           failed       200 (permanent; replay after a fix)
-transient (store, timeout, unavailable)     released     503 (Stripe redelivers)
-transient on the ``MAX_ATTEMPTS``-th try    failed       200 (parked for replay: bounded)
-transient, first delivery past redelivery   failed       200 (``ledger.give_up_after``; a
-                                                         later Stripe delivery retakes it)
-transient, on a row Stripe redelivered      released     503 (Stripe evidently still
-after it was parked for its age                          retries: ``Claim.revived``)
-any other exception (a bug)                 failed       200 (class + scrubbed message)
+on an early delivery                        released     ``RETRY`` (Stripe redelivers)
+on the ``MAX_ATTEMPTS``-th try              failed       ``FAILED`` (parked for replay)
+first delivery past redelivery              failed       ``FAILED`` (``ledger.give_up_after``;
+                                                         a later Stripe delivery retakes it)
+on a row Stripe redelivered after it was    released     ``RETRY`` (Stripe evidently still
+parked for its age                                       retries: ``Claim.revived``)
+on an operator's replay                     released     ``RETRY``
 ==========================================  ===========  ==================================
+
+The HTTP answer of each outcome is ``webhooks.endpoint.ANSWERS``.
 """
 
 from __future__ import annotations
@@ -30,13 +31,10 @@ import enum
 import logging
 from collections.abc import Awaitable, Callable
 
-from revenue_engine.db import StoreError
 from revenue_engine.documents import WebhookEventStatus
-from revenue_engine.errors import RateLimited, ServiceUnavailable
-from revenue_engine.logs import scrub
 from revenue_engine.webhooks import ledger
 from revenue_engine.webhooks.context import HandlerContext
-from revenue_engine.webhooks.errors import IgnoredEvent, TransientWebhookError, WebhookError
+from revenue_engine.webhooks.errors import Verdict, describe, outcome_of
 from revenue_engine.webhooks.event import StripeEvent
 from revenue_engine.webhooks.handlers import catalog
 from revenue_engine.webhooks.handlers.billing import BILLING_HANDLERS
@@ -71,15 +69,6 @@ ENDPOINT_EVENT_TYPES = sorted(set(HANDLERS) - DESTINATION_EVENT_TYPES)
 #: Claims of one event after which a transient failure parks it as ``failed`` (W7: bounded).
 MAX_ATTEMPTS = 8
 
-#: Exceptions that mean "try again later" rather than "this event cannot be applied".
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    TransientWebhookError,
-    StoreError,
-    TimeoutError,
-    ServiceUnavailable,
-    RateLimited,  # Stripe throttled a re-read: Stripe will redeliver
-)
-
 
 class Outcome(enum.StrEnum):
     """What a delivery (or a replay) achieved; the endpoint maps it to an HTTP status."""
@@ -90,18 +79,6 @@ class Outcome(enum.StrEnum):
     DUPLICATE = "duplicate"  # already finished: nothing done
     BUSY = "busy"  # another delivery holds the claim
     RETRY = "retry"  # transient failure: claim released, deliver again later
-
-
-def describe(exc: BaseException) -> str:
-    """``Class: message`` with anything secret-looking scrubbed (stored and shown to admins)."""
-    message = str(exc)
-    return scrub(f"{type(exc).__name__}: {message}" if message else type(exc).__name__)
-
-
-def _transient_reason(exc: BaseException) -> str:
-    if isinstance(exc, TransientWebhookError):
-        return scrub(exc.reason)
-    return describe(exc)
 
 
 async def _finish(
@@ -145,43 +122,54 @@ async def process(event: StripeEvent, claim: ledger.Claim, context: HandlerConte
         return await _finish(claim, WebhookEventStatus.FAILED, reason, Outcome.FAILED)
     try:
         await handler(event, context)
-    except IgnoredEvent as exc:
-        return await _finish(claim, WebhookEventStatus.IGNORED, exc.reason, Outcome.IGNORED)
-    except WebhookError as exc:
-        log.warning("webhook failed event_id=%s type=%s code=%s", event.id, event.type, exc.code)
-        error = f"{exc.code}: {scrub(exc.reason)}"
-        return await _finish(claim, WebhookEventStatus.FAILED, error, Outcome.FAILED)
-    except TRANSIENT_ERRORS as exc:
-        reason = _transient_reason(exc)
-        log.warning(
-            "webhook transient failure event_id=%s type=%s attempts=%d error=%s",
-            event.id,
-            event.type,
-            claim.attempts,
-            type(exc).__name__,
-        )
-        gave_up = None
-        for_age = False
-        if claim.replay:
-            pass  # an operator's replay is retried by the operator
-        elif claim.attempts >= MAX_ATTEMPTS:
-            gave_up = f"gave up after {claim.attempts} attempts"
-        elif claim.revived:
-            pass  # Stripe redelivered a row parked for its age: it is still retrying
-        elif ledger.past_redelivery(claim, event.livemode):
-            gave_up = f"gave up (Stripe stops redelivering) after {claim.attempts} attempts"
-            for_age = True
-        if gave_up is not None:
-            error = f"{gave_up}: {reason}"
-            return await _finish(
-                claim, WebhookEventStatus.FAILED, error, Outcome.FAILED, parked_for_age=for_age
-            )
-        await ledger.release(claim, f"transient: {reason}")
-        return Outcome.RETRY
     except Exception as exc:
-        log.exception("webhook handler error event_id=%s type=%s", event.id, event.type)
-        return await _finish(claim, WebhookEventStatus.FAILED, describe(exc), Outcome.FAILED)
+        found = outcome_of(exc)
+        if found is None:
+            log.exception("webhook handler error event_id=%s type=%s", event.id, event.type)
+            return await _finish(claim, WebhookEventStatus.FAILED, describe(exc), Outcome.FAILED)
+        verdict, reason = found
+        if verdict is Verdict.IGNORED:
+            return await _finish(claim, WebhookEventStatus.IGNORED, reason, Outcome.IGNORED)
+        if verdict is Verdict.FAILED:
+            log.warning(
+                "webhook failed event_id=%s type=%s error=%s",
+                event.id,
+                event.type,
+                reason.split(":", 1)[0],
+            )
+            return await _finish(claim, WebhookEventStatus.FAILED, reason, Outcome.FAILED)
+        return await _retry(event, claim, exc, reason)
     return await _finish(claim, WebhookEventStatus.PROCESSED, None, Outcome.PROCESSED)
+
+
+async def _retry(event: StripeEvent, claim: ledger.Claim, exc: Exception, reason: str) -> Outcome:
+    """A retry verdict: release the claim for Stripe's redelivery, or park the row as
+    ``failed`` once retrying is over (the module docstring's table)."""
+    log.warning(
+        "webhook transient failure event_id=%s type=%s attempts=%d error=%s",
+        event.id,
+        event.type,
+        claim.attempts,
+        type(exc).__name__,
+    )
+    gave_up = None
+    for_age = False
+    if claim.replay:
+        pass  # an operator's replay is retried by the operator
+    elif claim.attempts >= MAX_ATTEMPTS:
+        gave_up = f"gave up after {claim.attempts} attempts"
+    elif claim.revived:
+        pass  # Stripe redelivered a row parked for its age: it is still retrying
+    elif ledger.past_redelivery(claim, event.livemode):
+        gave_up = f"gave up (Stripe stops redelivering) after {claim.attempts} attempts"
+        for_age = True
+    if gave_up is not None:
+        error = f"{gave_up}: {reason}"
+        return await _finish(
+            claim, WebhookEventStatus.FAILED, error, Outcome.FAILED, parked_for_age=for_age
+        )
+    await ledger.release(claim, f"transient: {reason}")
+    return Outcome.RETRY
 
 
 async def deliver(event: StripeEvent, payload: str, context: HandlerContext) -> Outcome:

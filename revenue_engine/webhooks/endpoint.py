@@ -39,13 +39,15 @@ log = logging.getLogger(__name__)
 #: Stripe, and the W1 scenario, must hear back within 5 s whatever the database does.
 ACK_DEADLINE_SECONDS = 4.5
 
-_STATUS = {
-    Outcome.PROCESSED: 200,
-    Outcome.IGNORED: 200,
-    Outcome.FAILED: 200,
-    Outcome.DUPLICATE: 200,
-    Outcome.BUSY: 409,
-    Outcome.RETRY: 503,
+#: The one mapping of a delivery's outcome to its answer: the status, and for an outcome that
+#: asks Stripe to come back, the error message (else the body says what was done).
+ANSWERS: dict[Outcome, tuple[int, str | None]] = {
+    Outcome.PROCESSED: (200, None),
+    Outcome.IGNORED: (200, None),
+    Outcome.FAILED: (200, None),  # permanent: Stripe would redeliver for days to no avail
+    Outcome.DUPLICATE: (200, None),
+    Outcome.BUSY: (409, "this event is being processed; retry later"),
+    Outcome.RETRY: (503, "temporarily unavailable; retry later"),
 }
 
 
@@ -117,13 +119,11 @@ class WebhookEndpoint:
                 type(exc).__name__,
             )
             return _error(503, "temporarily unavailable; retry later")
-        if outcome is Outcome.BUSY:
-            return _error(409, "this event is being processed; retry later")
-        if outcome is Outcome.RETRY:
-            return _error(503, "temporarily unavailable; retry later")
+        status, error = ANSWERS[outcome]
+        if error is not None:
+            return _error(status, error)
         return JSONResponse(
-            {"received": True, "id": event.id, "status": outcome.value},
-            status_code=_STATUS[outcome],
+            {"received": True, "id": event.id, "status": outcome.value}, status_code=status
         )
 
 

@@ -16,8 +16,8 @@ from revenue_engine.documents import WebhookEvent, WebhookEventStatus
 from revenue_engine.errors import NotFound
 from revenue_engine.webhooks import dispatch, ledger
 from revenue_engine.webhooks.context import HandlerContext
-from revenue_engine.webhooks.dispatch import Outcome, describe
-from revenue_engine.webhooks.errors import MalformedEvent
+from revenue_engine.webhooks.dispatch import Outcome
+from revenue_engine.webhooks.errors import MalformedEvent, describe
 from revenue_engine.webhooks.event import parse_event
 
 

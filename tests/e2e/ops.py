@@ -7,7 +7,8 @@ from typing import Any
 import httpx
 import stripe
 
-ERRORS = "... on UserError { __typename code message } ... on ValidationError { fields { field message } }"
+# Concrete error types nested in the interface: valid whichever of them a mutation's union lists.
+ERRORS = "... on UserError { __typename code message ... on ValidationError { fields { field message } } }"
 STATUS = """hasSubscription subscriptionId status isActive planUid billingInterval overages
   currentPeriodEnd cancelAtPeriodEnd cancelAt canceledAt endedAt trialEnd latestInvoiceId
   entitlements { key enabled limit }"""
@@ -30,7 +31,7 @@ CHANGE = f"""mutation($input: ChangePlanInput!) {{ changeSubscriptionPlan(input:
 INVOICES = """query($first: Int!) { invoices(first: $first) { pageInfo { hasNextPage endCursor }
   nodes { id number status amountDue amountPaid currency hostedInvoiceUrl invoicePdf } } }"""
 PI_FIELDS = "paymentIntent { id amount currency amountRefunded status failureReason }"
-PI_RESULT = f"__typename ... on PaymentIntentPayload {{ {PI_FIELDS} clientSecret }} ... on PaymentDeclinedError {{ declineCode }} {ERRORS}"
+PI_RESULT = f"__typename ... on PaymentIntentPayload {{ {PI_FIELDS} clientSecret }} ... on UserError {{ ... on PaymentDeclinedError {{ declineCode }} }} {ERRORS}"
 CREATE_PI = f"mutation($input: PaymentIntentInput!) {{ createPaymentIntent(input: $input) {{ {PI_RESULT} }} }}"
 CONFIRM_PI = f"mutation($id: ID!, $pm: String!) {{ confirmPaymentIntent(id: $id, paymentMethod: $pm) {{ {PI_RESULT} }} }}"
 CANCEL_PI = f"mutation($id: ID!) {{ cancelPaymentIntent(id: $id) {{ {PI_RESULT} }} }}"

@@ -6,7 +6,8 @@ import pytest
 import stripe
 
 from revenue_engine import errors
-from revenue_engine.gateway import StripeNotFound, idempotency_key
+from revenue_engine.errors import StripeNotFound
+from revenue_engine.gateway import idempotency_key
 from revenue_engine.gateway.errors import translate
 
 

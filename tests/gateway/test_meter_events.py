@@ -16,7 +16,8 @@ from starlette.routing import Route
 from stripe_emulator.server import UvicornThread
 
 from revenue_engine import errors
-from revenue_engine.gateway import DuplicateMeterEvent, MeterEventTimestampRefused, StripeGateway
+from revenue_engine.errors import DuplicateMeterEvent, MeterEventTimestampRefused
+from revenue_engine.gateway import StripeGateway
 from revenue_engine.gateway.errors import is_duplicate_identifier, is_timestamp_refusal
 from revenue_engine.settings import STRIPE_API_VERSION
 

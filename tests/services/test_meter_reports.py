@@ -27,8 +27,13 @@ from revenue_engine.documents import (
     UsageCounter,
 )
 from revenue_engine.documents.usage import counter_id
-from revenue_engine.errors import PaymentProviderRejected, RateLimited, ServiceUnavailable
-from revenue_engine.gateway import DuplicateMeterEvent, StripeGateway, idempotency_key
+from revenue_engine.errors import (
+    DuplicateMeterEvent,
+    PaymentProviderRejected,
+    RateLimited,
+    ServiceUnavailable,
+)
+from revenue_engine.gateway import StripeGateway, idempotency_key
 from revenue_engine.services import meter_reports, meters
 from revenue_engine.services.meter_reports import (
     MAX_BACKOFF_SECONDS,

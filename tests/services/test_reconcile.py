@@ -9,12 +9,9 @@ import pytest
 
 from revenue_engine.db import Database
 from revenue_engine.documents import AuditEntry, AuditSource, Customer, Subscription
+from revenue_engine.errors import MalformedStripeObject, UnknownOrganization
 from revenue_engine.services.plans_file import load_plans_file
-from revenue_engine.services.reconcile import (
-    MalformedStripeObject,
-    UnknownOrganization,
-    apply_subscription,
-)
+from revenue_engine.services.reconcile import apply_subscription
 from revenue_engine.settings import DEMO_PLANS_FILE
 from tests.stripe_fixtures import subscription
 

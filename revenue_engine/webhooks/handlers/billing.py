@@ -14,9 +14,12 @@ ours — so our wall clock never enters the comparison. Same-second events (``cr
 one-second resolution) are always re-read. Checkout events neither throttle nor move the
 watermark: a session's events are not guaranteed to be on its subscription's clock.
 
-An object we cannot tie to an organization yet (the customer document may be written a moment
-later by the mutation that created it) is transient: Stripe redelivers, and the dispatcher parks
-the event as ``failed`` after its attempt limit (W7), to be replayed once the cause is fixed.
+What the services raise is answered by ``webhooks.errors.OUTCOMES``, not here: an object Stripe
+does not have (``StripeNotFound``) or cannot be read (``MalformedStripeObject``) fails the event
+for good; one we cannot tie to an organization yet (``UnknownOrganization``: the customer
+document may be written a moment later by the mutation that created it) is retried: Stripe
+redelivers, and the dispatcher parks the event as ``failed`` after its attempt limit (W7), to be
+replayed once the cause is fixed.
 """
 
 from __future__ import annotations
@@ -33,18 +36,14 @@ from revenue_engine.documents import (
     Payment,
     Subscription,
 )
-from revenue_engine.gateway import StripeNotFound, customer_defaults
+from revenue_engine.errors import StripeNotFound
+from revenue_engine.gateway import customer_defaults
 from revenue_engine.services import payments
 from revenue_engine.services.checkout import record_session
 from revenue_engine.services.payment_methods import adopt_checkout_card, refresh_view
-from revenue_engine.services.reconcile import MalformedStripeObject, UnknownOrganization
 from revenue_engine.services.sync import refresh_subscription
 from revenue_engine.webhooks.context import HandlerContext
-from revenue_engine.webhooks.errors import (
-    IgnoredEvent,
-    MalformedObject,
-    TransientWebhookError,
-)
+from revenue_engine.webhooks.errors import IgnoredEvent, MalformedObject
 from revenue_engine.webhooks.event import StripeEvent
 
 log = logging.getLogger(__name__)
@@ -66,20 +65,13 @@ async def _apply_subscription(
         latest = current.last_event_created if current is not None else None
         if latest is not None and event.created < latest:
             raise IgnoredEvent(f"subscription {sub_id} was re-read for a later event")
-    try:
-        await refresh_subscription(
-            context.gateway,
-            sub_id,
-            source=AuditSource.WEBHOOK,
-            reference=event.id,
-            event_created=event.created if throttle else None,
-        )
-    except StripeNotFound as exc:
-        raise MalformedObject(f"subscription {sub_id} does not exist at Stripe") from exc
-    except UnknownOrganization as exc:
-        raise TransientWebhookError(exc.message) from exc
-    except MalformedStripeObject as exc:
-        raise MalformedObject(exc.message) from exc
+    await refresh_subscription(
+        context.gateway,
+        sub_id,
+        source=AuditSource.WEBHOOK,
+        reference=event.id,
+        event_created=event.created if throttle else None,
+    )
 
 
 async def subscription_changed(event: StripeEvent, context: HandlerContext) -> None:
@@ -128,22 +120,10 @@ async def checkout_changed(event: StripeEvent, context: HandlerContext) -> None:
             await _apply_subscription(event, context, sub_id, throttle=False)
         return
     observed_at = utcnow()
-    try:
-        fresh = await context.gateway.retrieve_checkout_session(session_id)
-    except StripeNotFound as exc:
-        raise MalformedObject(f"checkout session {session_id} does not exist at Stripe") from exc
-    try:
-        await record_session(
-            document,
-            fresh,
-            source=AuditSource.WEBHOOK,
-            reference=event.id,
-            observed_at=observed_at,
-        )
-    except UnknownOrganization as exc:
-        raise TransientWebhookError(exc.message) from exc
-    except MalformedStripeObject as exc:
-        raise MalformedObject(exc.message) from exc
+    fresh = await context.gateway.retrieve_checkout_session(session_id)
+    await record_session(
+        document, fresh, source=AuditSource.WEBHOOK, reference=event.id, observed_at=observed_at
+    )
     # The card paid with becomes the customer's default for renewals (once per session).
     await adopt_checkout_card(
         context.gateway, document, fresh, source=AuditSource.WEBHOOK, reference=event.id

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from revenue_engine.documents import Customer
-from revenue_engine.gateway import StripeNotFound
+from revenue_engine.errors import StripeNotFound
 from revenue_engine.services.payment_methods import refresh_view
 from revenue_engine.webhooks.context import HandlerContext
 from revenue_engine.webhooks.errors import IgnoredEvent, MalformedObject
