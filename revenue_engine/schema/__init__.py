@@ -7,7 +7,7 @@ from typing import Any
 
 import strawberry
 from graphql import ASTValidationRule, GraphQLError
-from graphql.validation import OverlappingFieldsCanBeMergedRule
+from graphql.validation import OverlappingFieldsCanBeMergedRule, PossibleFragmentSpreadsRule
 from strawberry.extensions import DisableIntrospection, MaxTokensLimiter, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 
@@ -18,6 +18,7 @@ from revenue_engine.schema.caches import (
     BoundedParserCache,
     TextValidationCache,
 )
+from revenue_engine.schema.compat import ErrorFragmentSpreads
 from revenue_engine.schema.errors import ERROR_TYPES, EXCEPTION_HANDLERS
 from revenue_engine.schema.http_cache import CatalogCaching
 from revenue_engine.schema.query_cost import (
@@ -54,11 +55,15 @@ MAX_TOKENS = 2000
 def with_limits(
     rules: tuple[type[ASTValidationRule], ...],
 ) -> tuple[type[ASTValidationRule], ...]:
-    """``rules`` with the query-cost rule first and graphql-core's field-merging rule bounded.
-    The rule classes are module-level, so every request gets an equal tuple and the
-    validation cache (keyed by it) keeps hitting (strawberry #4635)."""
-    bounded = (BoundedOverlapRule if r is OverlappingFieldsCanBeMergedRule else r for r in rules)
-    return (QueryCostRule, *bounded)
+    """``rules`` with the query-cost rule first, graphql-core's field-merging rule bounded and
+    its fragment-spread rule accepting old error fragments (``schema.compat``). The rule
+    classes are module-level, so every request gets an equal tuple and the validation cache
+    (keyed by it) keeps hitting (strawberry #4635)."""
+    swap: dict[type[ASTValidationRule], type[ASTValidationRule]] = {
+        OverlappingFieldsCanBeMergedRule: BoundedOverlapRule,
+        PossibleFragmentSpreadsRule: ErrorFragmentSpreads,
+    }
+    return (QueryCostRule, *(swap.get(r, r) for r in rules))
 
 
 class QueryLimits(SchemaExtension):
