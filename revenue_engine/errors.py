@@ -121,8 +121,10 @@ class NotFound(DomainError):
 class StripeNotFound(NotFound):
     """Stripe has no such object (``resource_missing``)."""
 
-    def __init__(self, param: str | None) -> None:
+    def __init__(self, param: str | None, detail: str | None = None) -> None:
         super().__init__("stripe object", param or "-")
+        #: Stripe's own words, naming the object (``No such customer: 'cus_…'``), if given.
+        self.detail = detail
 
 
 class AlreadyExists(DomainError):

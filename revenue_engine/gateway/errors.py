@@ -68,7 +68,7 @@ def translate(exc: stripe.StripeError) -> errors.DomainError | None:
         return errors.ServiceUnavailable("the payment provider failed; retry later")
     if isinstance(exc, stripe.InvalidRequestError):
         if exc.code == "resource_missing":
-            return errors.StripeNotFound(exc.param)
+            return errors.StripeNotFound(exc.param, exc.user_message)
         if exc.code == "idempotency_key_in_use" or exc.http_status == 409:
             return errors.ServiceUnavailable("the same request is in progress; retry shortly")
         return errors.PaymentProviderRejected(

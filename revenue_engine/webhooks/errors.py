@@ -146,7 +146,8 @@ def _coded(exc: DomainError) -> str:
 
 
 def _gone(exc: StripeNotFound) -> str:
-    return f"{exc.code}: an object the event refers to does not exist at Stripe ({exc.message})"
+    said = scrub(exc.detail) if exc.detail else exc.message
+    return f"{exc.code}: an object the event refers to does not exist at Stripe ({said})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,6 +59,10 @@ async def test_a_subscription_stripe_does_not_have_fails_for_good(
 ) -> None:
     gone = stripe_object("subscription", id="sub_1NotAtStripe00000000000")
     await failed_with(engine, event("customer.subscription.updated", gone), "does not exist")
+    # The reason names the object, in Stripe's words.
+    await failed_with(
+        engine, event("customer.subscription.updated", gone), "sub_1NotAtStripe00000000000"
+    )
     # It was re-read once (Stripe is the truth), and answered 404.
     assert emulator.request_count("GET", "/v1/subscriptions/sub_1NotAtStripe*") >= 1
 

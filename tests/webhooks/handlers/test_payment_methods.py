@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from revenue_engine.documents import Customer
-from revenue_engine.gateway import StripeNotFound
+from revenue_engine.errors import StripeNotFound
 from tests.stripe_events import event, stripe_object
 from tests.webhooks.handlers.conftest import Stripe, answered
 
