@@ -75,6 +75,33 @@ class DriverLog(monitoring.ServerHeartbeatListener, monitoring.ConnectionPoolLis
     def connection_check_out_failed(self, event: monitoring.ConnectionCheckOutFailedEvent) -> None:
         self.note(event.address, f"check-out failed: {event.reason}")
 
+    # Every other event of both listener kinds: not noted (the base classes raise).
+    def pool_created(self, event: monitoring.PoolCreatedEvent) -> None:
+        pass
+
+    def pool_ready(self, event: monitoring.PoolReadyEvent) -> None:
+        pass
+
+    def pool_closed(self, event: monitoring.PoolClosedEvent) -> None:
+        pass
+
+    def connection_ready(self, event: monitoring.ConnectionReadyEvent) -> None:
+        pass
+
+    def connection_closed(self, event: monitoring.ConnectionClosedEvent) -> None:
+        pass
+
+    def connection_check_out_started(
+        self, event: monitoring.ConnectionCheckOutStartedEvent
+    ) -> None:
+        pass
+
+    def connection_checked_out(self, event: monitoring.ConnectionCheckedOutEvent) -> None:
+        pass
+
+    def connection_checked_in(self, event: monitoring.ConnectionCheckedInEvent) -> None:
+        pass
+
 
 DRIVER_LOG = DriverLog()
 monitoring.register(DRIVER_LOG)
