@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.applications import Starlette
@@ -48,6 +48,9 @@ from revenue_engine.usage_endpoint import PATH as USAGE_PATH
 from revenue_engine.usage_endpoint import UsageEndpoint
 from revenue_engine.webhooks.dispatch import HANDLERS
 from revenue_engine.webhooks.endpoint import WebhookEndpoint
+
+if TYPE_CHECKING:
+    from revenue_engine.embedded import Emulator
 
 log = logging.getLogger(__name__)
 
@@ -302,61 +305,45 @@ async def readyz(request: Request) -> Response:
 
 
 def create_app(settings: Settings | None = None, *, database_name: str | None = None) -> Starlette:
-    """Build the engine. ``settings`` defaults to the environment; tests pass their own."""
+    """Build the engine. ``settings`` defaults to the environment; tests pass their own.
+
+    The steps: the embedded emulator (when no Stripe is configured), one Stripe client, the
+    routes, the lifespan that opens the database and runs the background work, and the HTTP
+    middleware stack around it all.
+    """
     settings = settings or get_settings()
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        database = open_database(settings, database_name=database_name)
-        runtime = Runtime(settings=settings, database=database, gateway=gateway)
-        app.state.runtime = runtime
-        if emulator is not None:
-            from revenue_engine.embedded import register_webhook_endpoint
-
-            await emulator.start()
-            # Every handled type: the emulator also sends the meter error reports Stripe sends
-            # only to event destinations.
-            secret = await register_webhook_endpoint(emulator, settings, sorted(HANDLERS))
-            webhook.secrets.append(secret)
-        init = asyncio.create_task(_initialise(runtime))
-        runtime.tasks.append(init)
-        runtime.tasks.append(asyncio.create_task(probe_stripe(runtime)))
-        # Periodic work (usage reports to Stripe, …) once the database is initialised.
-        jobs = background.usage_jobs(gateway, settings)
-        runtime.tasks.append(
-            asyncio.create_task(
-                background.run_periodically(
-                    jobs, settings.usage_report_interval_seconds, ready=runtime.ready
-                )
-            )
-        )
-        # Wait briefly so a healthy start is ready before the first request; a down database
-        # does not block startup (readyz reports it).
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                asyncio.shield(init), timeout=settings.mongodb_timeout_ms / 1000 + 1
-            )
-        try:
-            yield
-        finally:
-            for task in runtime.tasks:
-                task.cancel()
-            await asyncio.gather(*runtime.tasks, return_exceptions=True)
-            await gateway.close()
-            if emulator is not None:
-                await emulator.aclose()
-            database.close()
-
-    emulator = None
-    if settings.embedded_emulator:
-        # The embedded default: the built-in Stripe emulator, mounted here, stands in for Stripe
-        # (the gateway's base address points at this mount). Never used with a real key.
-        from revenue_engine.embedded import build_emulator
-
-        emulator = build_emulator(settings)
-
+    emulator = _embedded_emulator(settings)
     # One Stripe client per app (no I/O until the first call); closed by the lifespan.
     gateway = StripeGateway.from_settings(settings)
+    webhook = WebhookEndpoint(settings, gateway)
+    app = Starlette(
+        routes=_routes(settings, webhook, emulator),
+        lifespan=_lifespan(settings, database_name, gateway, webhook, emulator),
+        middleware=http_middleware(settings),
+    )
+    app.state.settings = settings
+    app.state.emulator = emulator
+    return app
+
+
+def _embedded_emulator(settings: Settings) -> Emulator | None:
+    """The built-in Stripe emulator of the embedded default, or ``None`` with Stripe configured.
+
+    It is mounted in the engine and stands in for Stripe (the gateway's base address points at
+    this mount); never used with a real key.
+    """
+    if not settings.embedded_emulator:
+        return None
+    from revenue_engine.embedded import build_emulator
+
+    return build_emulator(settings)
+
+
+def _routes(
+    settings: Settings, webhook: WebhookEndpoint, emulator: Emulator | None
+) -> list[BaseRoute]:
+    """The engine's routes: webhook, GraphQL, usage, health; GraphiQL's assets, the emulator's
+    mount and the demo front end when enabled."""
     graphql = EngineGraphQL(
         settings,
         graphql_ide="graphiql" if settings.graphiql_enabled else None,
@@ -366,7 +353,6 @@ def create_app(settings: Settings | None = None, *, database_name: str | None = 
     )
     authenticator = Authenticator(settings)
     gate = AuthGate(graphql, authenticator)
-    webhook = WebhookEndpoint(settings, gateway)
     routes: list[BaseRoute] = [
         # Authenticated by its signature, not by AuthGate; answers its own 405/415/413.
         Route(settings.stripe_webhook_path, webhook),
@@ -383,7 +369,79 @@ def create_app(settings: Settings | None = None, *, database_name: str | None = 
     if settings.demo_spa_enabled:
         routes.append(Mount("/demo", app=StaticFiles(directory=WEB_DIR, html=True)))
         routes.append(Route("/", lambda request: RedirectResponse("/demo/"), methods=["GET"]))
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=http_middleware(settings))
-    app.state.settings = settings
-    app.state.emulator = emulator
-    return app
+    return routes
+
+
+def _lifespan(
+    settings: Settings,
+    database_name: str | None,
+    gateway: StripeGateway,
+    webhook: WebhookEndpoint,
+    emulator: Emulator | None,
+) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
+    """The app's lifespan: open the database, start the emulator (if any) and the background
+    tasks, wait briefly for readiness; at shutdown stop the tasks and close what was opened."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        database = open_database(settings, database_name=database_name)
+        runtime = Runtime(settings=settings, database=database, gateway=gateway)
+        app.state.runtime = runtime
+        if emulator is not None:
+            await _start_emulator(emulator, settings, webhook)
+        init = _start_background(runtime)
+        # Wait briefly so a healthy start is ready before the first request; a down database
+        # does not block startup (readyz reports it).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.shield(init), timeout=settings.mongodb_timeout_ms / 1000 + 1
+            )
+        try:
+            yield
+        finally:
+            await _shut_down(runtime, emulator)
+
+    return lifespan
+
+
+async def _start_emulator(emulator: Emulator, settings: Settings, webhook: WebhookEndpoint) -> None:
+    """Start the embedded emulator and register the engine's webhook route with it; the
+    endpoint's signing secret joins those the webhook route accepts."""
+    from revenue_engine.embedded import register_webhook_endpoint
+
+    await emulator.start()
+    # Every handled type: the emulator also sends the meter error reports Stripe sends only to
+    # event destinations.
+    secret = await register_webhook_endpoint(emulator, settings, sorted(HANDLERS))
+    webhook.secrets.append(secret)
+
+
+def _start_background(runtime: Runtime) -> asyncio.Task[None]:
+    """Start the background tasks (initialisation, the Stripe probe, the periodic jobs) on
+    ``runtime.tasks``; returns the initialisation task."""
+    settings = runtime.settings
+    init = asyncio.create_task(_initialise(runtime))
+    runtime.tasks.append(init)
+    runtime.tasks.append(asyncio.create_task(probe_stripe(runtime)))
+    # Periodic work (usage reports to Stripe, …) once the database is initialised.
+    jobs = background.usage_jobs(runtime.gateway, settings)
+    runtime.tasks.append(
+        asyncio.create_task(
+            background.run_periodically(
+                jobs, settings.usage_report_interval_seconds, ready=runtime.ready
+            )
+        )
+    )
+    return init
+
+
+async def _shut_down(runtime: Runtime, emulator: Emulator | None) -> None:
+    """Cancel the background tasks and wait for them, then close the Stripe client, the
+    emulator and the database."""
+    for task in runtime.tasks:
+        task.cancel()
+    await asyncio.gather(*runtime.tasks, return_exceptions=True)
+    await runtime.gateway.close()
+    if emulator is not None:
+        await emulator.aclose()
+    runtime.database.close()

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeAlias
 
 from revenue_engine.clock import unix_now
 from revenue_engine.dev_secret import (
@@ -315,7 +315,12 @@ def _usage(args: argparse.Namespace, settings: Settings) -> int:
     return _run_with_database(settings, report)
 
 
+#: What ``add_subparsers`` returns (generic for type checkers only).
+_SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The command line: the commands in the order ``--help`` lists them, a group at a time."""
     parser = argparse.ArgumentParser(
         prog="revenue-engine",
         description=DESCRIPTION,
@@ -323,32 +328,43 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(title="commands", dest="command", required=True, metavar="COMMAND")
+    _add_server_commands(sub)
+    _add_schema_and_plans_commands(sub)
+    _add_token_command(sub)
+    _add_events_commands(sub)
+    _add_maintenance_commands(sub)
+    return parser
 
-    def command(
-        parent: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str
-    ) -> argparse.ArgumentParser:
-        # The one-line help in the list above doubles as the command's own description.
-        return parent.add_parser(
-            name,
-            help=summary,
-            description=summary[:1].upper() + summary[1:] + ".",
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
 
-    serve = command(sub, "serve", "run the API")
+def _command(parent: _SubParsers, name: str, summary: str) -> argparse.ArgumentParser:
+    """Add the command ``name``; its one-line help in the list doubles as its own description."""
+    return parent.add_parser(
+        name,
+        help=summary,
+        description=summary[:1].upper() + summary[1:] + ".",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _add_server_commands(sub: _SubParsers) -> None:
+    """``serve`` (the API) and ``emulator`` (the Stripe emulator on its own)."""
+    serve = _command(sub, "serve", "run the API")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to bind (8000)")
     serve.set_defaults(func=_serve)
 
-    emulator = command(sub, "emulator", "run the Stripe emulator on its own")
+    emulator = _command(sub, "emulator", "run the Stripe emulator on its own")
     emulator.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     emulator.add_argument("--port", type=int, default=12111, help="port to bind (12111)")
     emulator.set_defaults(func=_emulator)
 
-    export = command(sub, "export-schema", "print the GraphQL SDL")
+
+def _add_schema_and_plans_commands(sub: _SubParsers) -> None:
+    """``export-schema`` (the SDL) and ``plans`` (check, load or sync a plans file)."""
+    export = _command(sub, "export-schema", "print the GraphQL SDL")
     export.set_defaults(func=_export_schema)
 
-    plans = command(sub, "plans", "check, load or sync a plans file")
+    plans = _command(sub, "plans", "check, load or sync a plans file")
     plans.add_argument(
         "action",
         choices=["check", "load", "sync"],
@@ -357,7 +373,10 @@ def build_parser() -> argparse.ArgumentParser:
     plans.add_argument("file", nargs="?", help="defaults to PLANS_FILE or the demo plans")
     plans.set_defaults(func=_plans)
 
-    token = command(sub, "token", "print a development bearer token (a JWT)")
+
+def _add_token_command(sub: _SubParsers) -> None:
+    """``token``: a development bearer token."""
+    token = _command(sub, "token", "print a development bearer token (a JWT)")
     token.epilog = (
         "Signed (HS256) with AUTH_JWT_SECRET; in development without one, with the secret in\n"
         f'{DEV_SECRET_FILE} that "revenue-engine serve" in the same directory uses.'
@@ -368,14 +387,17 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (3600)")
     token.set_defaults(func=_token)
 
-    events = command(sub, "events", "the Stripe webhook event ledger")
+
+def _add_events_commands(sub: _SubParsers) -> None:
+    """``events replay`` and ``events backfill``: the webhook event ledger."""
+    events = _command(sub, "events", "the Stripe webhook event ledger")
     events_sub = events.add_subparsers(dest="action", required=True, metavar="ACTION")
-    replay = command(events_sub, "replay", "dispatch stored events again")
+    replay = _command(events_sub, "replay", "dispatch stored events again")
     which = replay.add_mutually_exclusive_group(required=True)
     which.add_argument("--failed", action="store_true", help="every event whose status is failed")
     which.add_argument("--id", metavar="EVT", help="one event by its Stripe id (evt_…)")
     replay.set_defaults(func=_events)
-    backfill = command(events_sub, "backfill", "process events Stripe could not deliver")
+    backfill = _command(events_sub, "backfill", "process events Stripe could not deliver")
     backfill.add_argument(
         "--since",
         required=True,
@@ -387,16 +409,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backfill.set_defaults(func=_events)
 
-    reconcile = command(sub, "reconcile", "compare subscriptions with Stripe and repair")
+
+def _add_maintenance_commands(sub: _SubParsers) -> None:
+    """``reconcile`` (subscriptions against Stripe) and ``usage report``."""
+    reconcile = _command(sub, "reconcile", "compare subscriptions with Stripe and repair")
     reconcile.add_argument("--organization", metavar="ORG", help="only this organization")
     reconcile.add_argument("--dry-run", action="store_true", help="report, change nothing")
     reconcile.add_argument("--starting-after", metavar="SUB", help="resume after this sub_…")
     reconcile.set_defaults(func=_reconcile)
 
-    usage = command(sub, "usage", "report usage-based billing to Stripe")
+    usage = _command(sub, "usage", "report usage-based billing to Stripe")
     usage.add_argument("action", choices=["report"], help="report: one pass of usage reports")
     usage.set_defaults(func=_usage)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

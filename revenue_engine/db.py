@@ -123,46 +123,62 @@ def _enforce_multikey_unique() -> None:
     def ensure_uniques(self: Any, new_data: dict[str, Any]) -> None:
         original(self, new_data)
         for name, index in self._store.indexes.items():
-            keys = list(index.get("key") or [])
-            if not index.get("unique") or len(keys) != 1:
-                continue
-            field = keys[0][0]
-            try:
-                values = value_at(new_data, field)
-            except KeyError:
-                continue
-            partial = index.get("partialFilterExpression")
-            if not isinstance(values, list) or (
-                partial is not None and not applies(partial, new_data)
-            ):
-                continue
-            query: dict[str, Any] = {field: {"$in": values}, "_id": {"$ne": new_data["_id"]}}
-            for other in self._iter_documents(
-                {"$and": [partial, query]} if partial is not None else query
-            ):
-                held = value_at(other, field)
-                held = held if isinstance(held, list) else [held]
-                taken = next((v for v in values if v in held), values[0])
-                raise DuplicateKeyError(
-                    f"E11000 duplicate key error index: {name} dup key: {{ {field}: {taken!r} }}",
-                    11000,
-                    {"keyPattern": {field: 1}, "keyValue": {field: taken}},
-                )
-
-    def create_indexes(self: Any, indexes: list[Any], session: Any = None) -> list[str]:
-        options = ("expireAfterSeconds", "unique", "sparse", "name", "partialFilterExpression")
-        return [
-            self.create_index(
-                list(index.document["key"].items()),
-                session=session,
-                **{k: v for k, v in index.document.items() if k in options},
-            )
-            for index in indexes
-        ]
+            _refuse_shared_element(self, name, index, new_data, value_at, applies)
 
     ensure_uniques.__multikey__ = True  # type: ignore[attr-defined]
     setattr(Collection, "_ensure_uniques", ensure_uniques)  # noqa: B010
-    setattr(Collection, "create_indexes", create_indexes)  # noqa: B010
+    setattr(Collection, "create_indexes", _create_indexes)  # noqa: B010
+
+
+def _refuse_shared_element(
+    collection: Any,
+    name: str,
+    index: dict[str, Any],
+    new_data: dict[str, Any],
+    value_at: Any,
+    applies: Any,
+) -> None:
+    """Raise MongoDB's ``DuplicateKeyError`` if ``new_data``'s array under the single-field unique
+    index ``name`` shares an element with another document of ``collection`` (a mongomock
+    collection; ``value_at`` and ``applies`` are mongomock's dotted-path read and filter test).
+    Other indexes, and documents the index's partial filter leaves out, pass."""
+    keys = list(index.get("key") or [])
+    if not index.get("unique") or len(keys) != 1:
+        return
+    field = keys[0][0]
+    try:
+        values = value_at(new_data, field)
+    except KeyError:
+        return
+    partial = index.get("partialFilterExpression")
+    if not isinstance(values, list) or (partial is not None and not applies(partial, new_data)):
+        return
+    query: dict[str, Any] = {field: {"$in": values}, "_id": {"$ne": new_data["_id"]}}
+    for other in collection._iter_documents(
+        {"$and": [partial, query]} if partial is not None else query
+    ):
+        held = value_at(other, field)
+        held = held if isinstance(held, list) else [held]
+        taken = next((v for v in values if v in held), values[0])
+        raise DuplicateKeyError(
+            f"E11000 duplicate key error index: {name} dup key: {{ {field}: {taken!r} }}",
+            11000,
+            {"keyPattern": {field: 1}, "keyValue": {field: taken}},
+        )
+
+
+def _create_indexes(self: Any, indexes: list[Any], session: Any = None) -> list[str]:
+    """mongomock's ``Collection.create_indexes``, passing each index's options (``unique``,
+    ``partialFilterExpression``, …) on to ``create_index``."""
+    options = ("expireAfterSeconds", "unique", "sparse", "name", "partialFilterExpression")
+    return [
+        self.create_index(
+            list(index.document["key"].items()),
+            session=session,
+            **{k: v for k, v in index.document.items() if k in options},
+        )
+        for index in indexes
+    ]
 
 
 def _plain_values(condition: Any) -> frozenset[Any] | None:

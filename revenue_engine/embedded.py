@@ -22,7 +22,7 @@ from revenue_engine.settings import Settings
 from revenue_engine.webhooks.dispatch import MAX_ATTEMPTS
 
 if TYPE_CHECKING:
-    from stripe_emulator import Emulator
+    from stripe_emulator import Emulator as Emulator  # re-exported: app.py names the type
 
 log = logging.getLogger(__name__)
 

@@ -34,6 +34,7 @@ from revenue_engine.documents import (
     AuditSource,
     BillingInterval,
     Customer,
+    Overage,
     Subscription,
     SubscriptionItem,
     SubscriptionPlan,
@@ -159,7 +160,11 @@ def _quantity(item: dict[str, Any], price: dict[str, Any]) -> int:
 
 
 async def snapshot(obj: dict[str, Any]) -> dict[str, Any]:
-    """The document fields a Stripe subscription object implies (no writes)."""
+    """The document fields a Stripe subscription object implies (no writes).
+
+    The steps: check the object, match each of Stripe's items to a plan's price or overage,
+    fall back to the metadata's plan without a base item, then the fields.
+    """
     if obj.get("object") != "subscription" or not obj.get("id") or not obj.get("status"):
         raise MalformedStripeObject("not a Stripe subscription object")
     customer_id = _id(obj.get("customer"))
@@ -168,6 +173,23 @@ async def snapshot(obj: dict[str, Any]) -> dict[str, Any]:
     raw_items = (obj.get("items") or {}).get("data") or []
     prices = [i.get("price") or {} for i in raw_items]
     plans = await _plans_for(prices)
+    items, plan, interval, overages = _matched_items(raw_items, prices, plans)
+    if plan is None:
+        plan_uid = (obj.get("metadata") or {}).get("plan_uid")
+        plan = await plan_cache.plan(plan_uid)
+    organization_id = await _organization(obj, customer_id)
+    fields = _fields(obj, customer_id, organization_id, plan, interval, items, overages)
+    discounts = applied_discounts(obj.get("discounts"))
+    if discounts is not None:  # not expanded: the stored discounts stay as they are
+        fields["discounts"] = discounts
+    return fields
+
+
+def _matched_items(
+    raw_items: list[dict[str, Any]], prices: list[dict[str, Any]], plans: list[SubscriptionPlan]
+) -> tuple[list[SubscriptionItem], SubscriptionPlan | None, BillingInterval | None, list[str]]:
+    """Stripe's items matched to ``plans``: the items, the plan and interval of the base item
+    (``None`` if no item is a plan's price) and the overage keys of the overage items."""
     items: list[SubscriptionItem] = []
     plan: SubscriptionPlan | None = None
     interval: BillingInterval | None = None
@@ -180,27 +202,41 @@ async def snapshot(obj: dict[str, Any]) -> dict[str, Any]:
         elif overage_key:
             overages.append(overage_key)
         addon = matched[0].addon(overage_key) if matched and overage_key else None
-        items.append(
-            SubscriptionItem(
-                stripe_item_id=str(raw.get("id")),
-                stripe_price_id=str(price.get("id")),
-                lookup_key=price.get("lookup_key"),
-                quantity=_quantity(raw, price),
-                overage_key=overage_key,
-                metered_feature=(
-                    addon.feature if addon and addon.kind is AddonKind.METERED else None
-                ),
-                current_period_start=ts(raw.get("current_period_start")),
-                current_period_end=ts(raw.get("current_period_end")),
-            )
-        )
-    if plan is None:
-        plan_uid = (obj.get("metadata") or {}).get("plan_uid")
-        plan = await plan_cache.plan(plan_uid)
+        items.append(_item(raw, price, overage_key, addon))
+    return items, plan, interval, overages
+
+
+def _item(
+    raw: dict[str, Any], price: dict[str, Any], overage_key: str | None, addon: Overage | None
+) -> SubscriptionItem:
+    """The stored item for one of Stripe's subscription items (``addon``: its overage's add-on)."""
+    return SubscriptionItem(
+        stripe_item_id=str(raw.get("id")),
+        stripe_price_id=str(price.get("id")),
+        lookup_key=price.get("lookup_key"),
+        quantity=_quantity(raw, price),
+        overage_key=overage_key,
+        metered_feature=(addon.feature if addon and addon.kind is AddonKind.METERED else None),
+        current_period_start=ts(raw.get("current_period_start")),
+        current_period_end=ts(raw.get("current_period_end")),
+    )
+
+
+def _fields(
+    obj: dict[str, Any],
+    customer_id: str,
+    organization_id: str,
+    plan: SubscriptionPlan | None,
+    interval: BillingInterval | None,
+    items: list[SubscriptionItem],
+    overages: list[str],
+) -> dict[str, Any]:
+    """The document fields from the subscription object and its matched items (all but the
+    discounts)."""
     # Since API 2025-03-31 periods live on the items; the base item's period is the plan's.
     base = next((i for i in items if i.overage_key is None), items[0] if items else None)
-    fields: dict[str, Any] = {
-        "organization_id": await _organization(obj, customer_id),
+    return {
+        "organization_id": organization_id,
         "stripe_customer_id": customer_id,
         "status": str(obj["status"]),
         "plan_uid": plan.uid if plan else None,
@@ -220,10 +256,6 @@ async def snapshot(obj: dict[str, Any]) -> dict[str, Any]:
         "entitlements": entitlements.limits(plan, items) if plan else {},
         "seats": base.quantity if plan and plan.per_seat and base else None,
     }
-    discounts = applied_discounts(obj.get("discounts"))
-    if discounts is not None:  # not expanded: the stored discounts stay as they are
-        fields["discounts"] = discounts
-    return fields
 
 
 def _comparable(value: Any) -> Any:

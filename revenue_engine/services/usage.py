@@ -700,65 +700,85 @@ async def complete_pending_batches(
     """Finish the writes that stopped between inserting their events and settling them
     (steps 3 and 4, once per (batch, counter)); returns how many were completed. At most
     ``limit`` (batch, counter) pairs per call, oldest first."""
-    events = UsageEvent.get_motor_collection()
+    done = 0
+    subs: dict[str, Subscription | None] = {}
+    plans: dict[str, SubscriptionPlan | None] = {}
+    for batch, cid in await _pending_groups(older_than, limit):
+        if await _complete_batch(batch, cid, subs, plans):
+            done += 1
+    return done
+
+
+async def _pending_groups(older_than: timedelta, limit: int) -> list[tuple[str, str]]:
+    """The (batch, counter id) pairs with events uncounted for ``older_than``, oldest first, at
+    most ``limit``."""
     cutoff = utcnow() - older_than
     rows = (
-        await events.find(
-            {"counted": False, "received_at": {"$lte": cutoff}}, {"batch": 1, "counter_id": 1}
-        )
+        await UsageEvent.get_motor_collection()
+        .find({"counted": False, "received_at": {"$lte": cutoff}}, {"batch": 1, "counter_id": 1})
         .sort("received_at", 1)
         .limit(50 * limit)
         .to_list(None)
     )
-    groups = list(dict.fromkeys((r["batch"], r["counter_id"]) for r in rows))[:limit]
-    done = 0
-    subs: dict[str, Subscription | None] = {}
-    plans: dict[str, SubscriptionPlan | None] = {}
+    return list(dict.fromkeys((r["batch"], r["counter_id"]) for r in rows))[:limit]
+
+
+async def _complete_batch(
+    batch: str,
+    cid: str,
+    subs: dict[str, Subscription | None],
+    plans: dict[str, SubscriptionPlan | None],
+) -> bool:
+    """Count one (batch, counter)'s uncounted events and mark them counted; ``False`` when there
+    was nothing to complete (done meanwhile, a malformed counter id) or the counter stayed busy.
+    ``subs`` and ``plans`` cache lookups across the pass."""
+    events = UsageEvent.get_motor_collection()
     projection = {"organization_id": 1, "event_id": 1, "feature": 1, "quantity": 1}
-    for batch, cid in groups:
-        found = (
-            await events.find(
-                {"counted": False, "batch": batch, "counter_id": cid},
-                {**projection, "stripe_subscription_id": 1},
-            )
-            .sort("_id", 1)
-            .to_list(None)
+    found = (
+        await events.find(
+            {"counted": False, "batch": batch, "counter_id": cid},
+            {**projection, "stripe_subscription_id": 1},
         )
-        if not found:
-            continue  # completed meanwhile
-        try:
-            counter = await _pending_counter(cid, found[0], subs, plans)
-        except (ValueError, IndexError):
-            log.error("usage events with a malformed counter id batch=%s counter=%s", batch, cid)
-            continue
-        pending = []
-        for row in found:
-            event = _Event(0, row["event_id"], row["organization_id"], row["feature"], 0)
-            event.qty = int(row["quantity"])
-            event.doc_id = row["_id"]
-            event.counter = counter
-            pending.append(event)
-        held = await UsageCounter.get_motor_collection().find_one({"_id": cid}, {"used": 1})
-        if held is None:
-            await _ensure_counter(counter, utcnow())
-        try:
-            refused = await _count(counter, batch, pending, int((held or {}).get("used") or 0))
-        except ServiceUnavailable:
-            continue  # the counter stayed busy: the next pass takes the batch again
-        # Settled, but its mark is left to ``trim_marks``: another completer may have read the
-        # same events and be about to count them.
-        await events.update_many(
-            {"counted": False, "batch": batch, "counter_id": cid}, {"$set": {"counted": True}}
-        )
-        log.warning(
-            "usage batch completed batch=%s counter=%s events=%d refused=%d",
-            batch,
-            cid,
-            len(pending),
-            len(refused),
-        )
-        done += 1
-    return done
+        .sort("_id", 1)
+        .to_list(None)
+    )
+    if not found:
+        return False  # completed meanwhile
+    try:
+        counter = await _pending_counter(cid, found[0], subs, plans)
+    except (ValueError, IndexError):
+        log.error("usage events with a malformed counter id batch=%s counter=%s", batch, cid)
+        return False
+    pending = [_pending_event(row, counter) for row in found]
+    held = await UsageCounter.get_motor_collection().find_one({"_id": cid}, {"used": 1})
+    if held is None:
+        await _ensure_counter(counter, utcnow())
+    try:
+        refused = await _count(counter, batch, pending, int((held or {}).get("used") or 0))
+    except ServiceUnavailable:
+        return False  # the counter stayed busy: the next pass takes the batch again
+    # Settled, but its mark is left to ``trim_marks``: another completer may have read the
+    # same events and be about to count them.
+    await events.update_many(
+        {"counted": False, "batch": batch, "counter_id": cid}, {"$set": {"counted": True}}
+    )
+    log.warning(
+        "usage batch completed batch=%s counter=%s events=%d refused=%d",
+        batch,
+        cid,
+        len(pending),
+        len(refused),
+    )
+    return True
+
+
+def _pending_event(row: Mapping[str, Any], counter: _Counter) -> _Event:
+    """An uncounted stored event, as the write path's event on ``counter``."""
+    event = _Event(0, row["event_id"], row["organization_id"], row["feature"], 0)
+    event.qty = int(row["quantity"])
+    event.doc_id = row["_id"]
+    event.counter = counter
+    return event
 
 
 async def _pending_counter(
