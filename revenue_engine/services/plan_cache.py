@@ -18,7 +18,10 @@ writer that stopped between its write and its increment is seen then.
 
 While the store is unreachable, a failed version check keeps the catalog as last checked: the
 plans are served from memory for up to ``MAX_AGE`` after the cache was built (a rebuild needs
-the store, and fails as every store read does).
+the store, and fails as every store read does). After a failed check the next ones run in the
+background (one at a time) while requests are answered from memory at once: during an outage
+a catalog read no longer waits out the store's timeout every ``CHECK_INTERVAL``. The first
+check that succeeds brings the synchronous checks, and their bound, back.
 
 The plans handed out are shared: callers read them and never change them (a writer reads
 its own copy from the store, as ``services.plan_store`` does).
@@ -26,6 +29,7 @@ its own copy from the store, as ``services.plan_store`` does).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -57,6 +61,12 @@ class _Catalog:
     by_uid: dict[str, SubscriptionPlan] = field(default_factory=dict)
     #: A digest of the plans as stored: any change to any plan changes it.
     digest: str = ""
+    #: The last version check failed: the next ones run in the background.
+    unreachable: bool = False
+
+
+#: The background version check in flight (at most one), see the module docstring.
+_checking: asyncio.Task[None] | None = None
 
 
 _catalog: _Catalog | None = None
@@ -95,16 +105,47 @@ async def _current() -> _Catalog:
         catalog = _catalog = await _build(collection)
     elif now - catalog.checked_at >= CHECK_INTERVAL:
         catalog.checked_at = now
+        if catalog.unreachable:
+            _check_in_background(catalog)
+            return catalog
         try:
             version = await catalog_version()
         except StoreError as exc:
             # The store is unreachable: the catalog as last checked is served (up to MAX_AGE
-            # after it was built); the next interval checks again.
+            # after it was built); the next checks run in the background.
             log.warning("plan catalog version check failed error=%s", type(exc).__name__)
+            catalog.unreachable = True
             return catalog
         if version != catalog.version:
             catalog = _catalog = await _build(collection)
     return catalog
+
+
+def _check_in_background(catalog: _Catalog) -> None:
+    global _checking
+    loop = asyncio.get_running_loop()
+    if _checking is not None and not _checking.done() and _checking.get_loop() is loop:
+        return
+    _checking = loop.create_task(_check(catalog))
+
+
+async def _check(catalog: _Catalog) -> None:
+    """A version check off the request path: on success the synchronous checks resume (and a
+    new version rebuilds the cache); on failure the catalog stays as it is."""
+    global _catalog
+    try:
+        version = await catalog_version()
+        if version != catalog.version:
+            rebuilt = await _build(catalog.collection)
+            if _catalog is catalog:
+                _catalog = rebuilt
+    except StoreError as exc:
+        log.warning("plan catalog version check failed error=%s", type(exc).__name__)
+        return
+    except Exception:  # a background task has no caller to raise to
+        log.exception("plan catalog version check failed")
+        return
+    catalog.unreachable = False
 
 
 async def plan(uid: str | None) -> SubscriptionPlan | None:

@@ -3,6 +3,7 @@ interval after another instance's, and never a store read per request in between
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -150,3 +151,50 @@ async def test_an_unreachable_store_serves_the_catalog_as_last_checked(
     clock.now += plan_cache.MAX_AGE
     with pytest.raises(ServerSelectionTimeoutError):
         await plan_cache.plan("metered")
+
+
+async def test_after_a_failed_check_requests_do_not_wait_for_the_store(
+    clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await save_plan()
+    first = await plan_cache.plan("metered")
+    checks: list[str] = []
+    store_back = asyncio.Event()
+
+    async def unreachable() -> int:
+        checks.append("refused")
+        raise ServerSelectionTimeoutError("no server")
+
+    async def silent() -> int:  # a partition: nothing answers until the test says so
+        checks.append("silent")
+        await store_back.wait()
+        raise ServerSelectionTimeoutError("no server")
+
+    monkeypatch.setattr(plan_cache, "catalog_version", unreachable)
+    clock.now += plan_cache.CHECK_INTERVAL * 2
+    assert await plan_cache.plan("metered") is first  # this check failed in the request
+    monkeypatch.setattr(plan_cache, "catalog_version", silent)
+    for _ in range(3):  # the next checks run in the background, one at a time
+        clock.now += plan_cache.CHECK_INTERVAL * 2
+        assert await asyncio.wait_for(plan_cache.plan("metered"), 0.5) is first
+        await asyncio.sleep(0)
+    assert checks == ["refused", "silent"]
+    store_back.set()
+    await asyncio.sleep(0)
+
+    # The store is back, and another instance renamed the plan meanwhile: the next background
+    # check sees the new version and rebuilds; the checks are synchronous again after it.
+    monkeypatch.setattr(plan_cache, "catalog_version", catalog_version)
+    await other_instance_renames("metered", "Renamed")
+    clock.now += plan_cache.CHECK_INTERVAL * 2
+    assert await plan_cache.plan("metered") is first
+    assert plan_cache._checking is not None
+    await plan_cache._checking
+    renamed = await plan_cache.plan("metered")
+    assert renamed is not None
+    assert renamed.name == "Renamed"
+    await other_instance_renames("metered", "Again")
+    clock.now += plan_cache.CHECK_INTERVAL * 2
+    again = await plan_cache.plan("metered")  # checked in the request, as before the outage
+    assert again is not None
+    assert again.name == "Again"
