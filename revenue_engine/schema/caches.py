@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
+from typing import Generic, TypeVar
 
 from graphql import ASTValidationRule, GraphQLError, GraphQLSchema, GraphQLSyntaxError, Source
 from strawberry.extensions import ParserCache, SchemaExtension
@@ -27,6 +28,8 @@ MAX_QUERY_LENGTH = 65_536
 CACHE_SIZE = 256
 
 _Key = tuple[GraphQLSchema, str, tuple[type[ASTValidationRule], ...]]
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class BoundedParserCache(ParserCache):
@@ -43,30 +46,32 @@ class BoundedParserCache(ParserCache):
         yield from super().on_parse()
 
 
-class _Validated:
-    """An LRU map from ``_Key`` to the validation errors found for it (thread-safe: apps
-    served from several threads share it)."""
+class LRU(Generic[K, V]):
+    """A least-recently-used map of at most ``size`` entries (thread-safe: apps served from
+    several threads share one). The schema's caches are made of these."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.entries: OrderedDict[_Key, list[GraphQLError]] = OrderedDict()
+        self.entries: OrderedDict[K, V] = OrderedDict()
         self.lock = threading.Lock()
 
-    def get(self, key: _Key) -> list[GraphQLError] | None:
+    def get(self, key: K) -> V | None:
         with self.lock:
-            errors = self.entries.get(key)
-            if errors is not None:
+            found = self.entries.get(key)
+            if found is not None:
                 self.entries.move_to_end(key)
-            return errors
+            return found
 
-    def put(self, key: _Key, errors: list[GraphQLError]) -> None:
+    def put(self, key: K, value: V) -> None:
         with self.lock:
-            self.entries[key] = errors
+            self.entries[key] = value
+            self.entries.move_to_end(key)
             while len(self.entries) > self.size:
                 self.entries.popitem(last=False)
 
 
-VALIDATED = _Validated(CACHE_SIZE)
+#: Validation errors found per (schema, query text, rule classes).
+VALIDATED: LRU[_Key, list[GraphQLError]] = LRU(CACHE_SIZE)
 
 
 class TextValidationCache(SchemaExtension):

@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -47,6 +45,7 @@ from graphql import (
 )
 from strawberry.extensions import SchemaExtension
 
+from revenue_engine.schema.caches import LRU
 from revenue_engine.services import plan_cache
 
 #: Root fields whose answers depend on the catalog alone (not on the caller).
@@ -59,30 +58,8 @@ STATE_KEY = "catalog_etag"
 GET_REFUSED = "Only catalog queries (plans, plan) are served over GET here: send this one by POST"
 
 
-class _Known:
-    """Query texts that executed as catalog-only queries (an LRU; thread-safe)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.texts: OrderedDict[str, None] = OrderedDict()
-        self.lock = threading.Lock()
-
-    def __contains__(self, text: str) -> bool:
-        with self.lock:
-            if text not in self.texts:
-                return False
-            self.texts.move_to_end(text)
-            return True
-
-    def add(self, text: str) -> None:
-        with self.lock:
-            self.texts[text] = None
-            self.texts.move_to_end(text)
-            while len(self.texts) > self.size:
-                self.texts.popitem(last=False)
-
-
-KNOWN = _Known(KNOWN_SIZE)
+#: Query texts that executed as catalog-only queries.
+KNOWN: LRU[str, bool] = LRU(KNOWN_SIZE)
 
 
 def catalog_only(document: DocumentNode, operation_name: str | None) -> bool:
@@ -160,40 +137,17 @@ async def conditional_tag(schema: Any, params: Mapping[str, str]) -> str | None:
     """The current tag of a GET request's answer, when its query text is known catalog-only
     (else ``None``: it must execute)."""
     query = params.get("query")
-    if query is None or query not in KNOWN:
+    if query is None or KNOWN.get(query) is None:
         return None
     return entity_tag(schema, await plan_cache.catalog_digest(), params)
-
-
-class _Results:
-    """Answers of catalog-only queries, by (schema, catalog digest, query, variables,
-    operation name): an LRU of ``RESULTS_SIZE`` entries, each at most ``RESULT_MAX_BYTES`` of
-    JSON (thread-safe)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.entries: OrderedDict[tuple[str, ...], ExecutionResult] = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, key: tuple[str, ...]) -> ExecutionResult | None:
-        with self.lock:
-            found = self.entries.get(key)
-            if found is not None:
-                self.entries.move_to_end(key)
-            return found
-
-    def put(self, key: tuple[str, ...], result: ExecutionResult) -> None:
-        with self.lock:
-            self.entries[key] = result
-            self.entries.move_to_end(key)
-            while len(self.entries) > self.size:
-                self.entries.popitem(last=False)
 
 
 #: Catalog answers kept, and the largest kept (a catalog page is a few KiB).
 RESULTS_SIZE = 256
 RESULT_MAX_BYTES = 65_536
-RESULTS = _Results(RESULTS_SIZE)
+#: Answers of catalog-only queries, by (schema, catalog digest, query, variables, operation
+#: name), each at most ``RESULT_MAX_BYTES`` of JSON.
+RESULTS: LRU[tuple[str, ...], ExecutionResult] = LRU(RESULTS_SIZE)
 
 
 def _result_key(context: Any, catalog: str) -> tuple[str, ...] | None:
@@ -248,6 +202,6 @@ class CatalogCaching(SchemaExtension):
             if size <= RESULT_MAX_BYTES:
                 RESULTS.put(key, result)
         if get:
-            KNOWN.add(context.query)
+            KNOWN.put(context.query, True)
             tag = entity_tag(context.schema, catalog, request.query_params)
             request.scope.setdefault("state", {})[STATE_KEY] = tag

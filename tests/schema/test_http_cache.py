@@ -14,6 +14,7 @@ import pytest
 from revenue_engine.documents import SubscriptionPlan
 from revenue_engine.documents.plan import CATALOG_VERSIONS
 from revenue_engine.schema import http_cache
+from revenue_engine.schema.caches import LRU
 from revenue_engine.services import plan_cache, plan_store
 from tests.gql import ADMIN, MEMBER
 
@@ -173,7 +174,7 @@ async def test_an_unknown_query_text_is_executed_whatever_tag_it_brings(
     """A conditional request of a text never executed here is not answered from the tag: it
     runs (so the conditional path never parses what the limits have not seen)."""
     first = await get(client, PLANS)
-    http_cache.KNOWN.texts.clear()  # a new instance, or the text fell out of the LRU
+    http_cache.KNOWN.entries.clear()  # a new instance, or the text fell out of the LRU
     http_cache.RESULTS.entries.clear()
     again = await get(client, PLANS, **{"if-none-match": first.headers["etag"]})
     assert again.status_code == 200
@@ -221,7 +222,7 @@ async def test_answers_with_errors_and_large_answers_are_not_kept(
     monkeypatch.setattr(http_cache, "RESULT_MAX_BYTES", 10)
     assert (await client.post("/graphql", json=PLANS)).json()["data"]["plans"]
     assert not http_cache.RESULTS.entries
-    monkeypatch.setattr(http_cache, "RESULTS", http_cache._Results(2))
+    monkeypatch.setattr(http_cache, "RESULTS", LRU(2))
     monkeypatch.setattr(http_cache, "RESULT_MAX_BYTES", 65_536)
     for uid in ("starter", "pro", "business"):
         query = {"query": "query($u: ID!) { plan(uid: $u) { uid } }", "variables": {"u": uid}}
