@@ -7,6 +7,12 @@ from revenue_engine.gateway.client import (
     StripeGateway,
     idempotency_key,
 )
+from revenue_engine.gateway.models import (
+    StripePrice,
+    StripeSubscription,
+    StripeSubscriptionItem,
+    parse_subscription,
+)
 from revenue_engine.gateway.payment_methods import (
     CustomerDefaults,
     SavedMethod,
@@ -22,6 +28,10 @@ __all__ = [
     "SavedMethod",
     "SetupIntentView",
     "StripeGateway",
+    "StripePrice",
+    "StripeSubscription",
+    "StripeSubscriptionItem",
     "customer_defaults",
     "idempotency_key",
+    "parse_subscription",
 ]

@@ -9,8 +9,9 @@
 * 429s are retried here a bounded number of times with jittered backoff (the SDK does not
   retry them), then surface as ``RateLimited``.
 * Errors go through the closed table in ``gateway.errors``; results are plain dicts, except
-  the typed reads (``PaymentMethodOwner``). Reads (retrieve, list) go through
-  ``StripeClient.raw_request_async`` and return Stripe's JSON as parsed: building the SDK's
+  the typed ones: subscriptions (``gateway.models.StripeSubscription``, reads and writes) and
+  ``PaymentMethodOwner``. Reads (retrieve, list) and the subscription writes go through
+  ``StripeClient.raw_request_async`` and use Stripe's JSON as parsed: building the SDK's
   ``StripeObject`` tree only to turn it back into a dict was a fifth of a webhook event's CPU.
 """
 
@@ -35,6 +36,7 @@ from revenue_engine.gateway.errors import (
     rate_limited,
     translate,
 )
+from revenue_engine.gateway.models import StripeSubscription, parse_subscription
 from revenue_engine.gateway.payment_methods import PaymentMethodCalls
 from revenue_engine.settings import Settings
 from revenue_engine.timing import timed_stripe
@@ -351,55 +353,55 @@ class StripeGateway(PaymentMethodCalls):
         return await self._read("charges.retrieve", _path("charges", charge_id))
 
     # --- subscriptions -----------------------------------------------------------------
-    async def create_subscription(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
-        v1 = self.client.v1
-        params = _expanding(params, SUBSCRIPTION_EXPAND)
-        return _plain(
+    # Parsed straight from Stripe's JSON into the read model (``gateway.models``), writes too.
+    async def _send(
+        self, operation: str, method: str, path: str, params: dict[str, Any], key: str
+    ) -> Any:
+        """A write whose JSON answer comes back as Stripe sent it, as ``_get`` reads: the SDK
+        signs, sends and retries it with the same idempotency key."""
+        client = self.client
+        return (
             await self._call(
-                "subscriptions.create",
-                lambda: v1.subscriptions.create_async(params=_any(params), options=self._opts(key)),
+                operation,
+                lambda: client.raw_request_async(method, path, idempotency_key=key, **params),
             )
+        ).data
+
+    async def create_subscription(self, params: dict[str, Any], *, key: str) -> StripeSubscription:
+        params = _expanding(params, SUBSCRIPTION_EXPAND)
+        path = _path("subscriptions")
+        return parse_subscription(
+            await self._send("subscriptions.create", "post", path, params, key)
         )
 
-    async def retrieve_subscription(self, subscription_id: str) -> dict[str, Any]:
+    async def retrieve_subscription(self, subscription_id: str) -> StripeSubscription:
         path = _path("subscriptions", subscription_id)
-        return await self._read("subscriptions.retrieve", path, _expanding({}, SUBSCRIPTION_EXPAND))
+        params = _expanding({}, SUBSCRIPTION_EXPAND)
+        return parse_subscription(await self._read("subscriptions.retrieve", path, params))
 
     async def update_subscription(
         self, subscription_id: str, params: dict[str, Any], *, key: str
-    ) -> dict[str, Any]:
-        v1 = self.client.v1
+    ) -> StripeSubscription:
         params = _expanding(params, SUBSCRIPTION_EXPAND)
-        return _plain(
-            await self._call(
-                "subscriptions.update",
-                lambda: v1.subscriptions.update_async(
-                    subscription_id,
-                    params=_any(params),
-                    options=self._opts(key),
-                ),
-            )
+        path = _path("subscriptions", subscription_id)
+        return parse_subscription(
+            await self._send("subscriptions.update", "post", path, params, key)
         )
 
     async def cancel_subscription(
         self, subscription_id: str, *, key: str, invoice_now: bool = False
-    ) -> dict[str, Any]:
+    ) -> StripeSubscription:
         """Cancel now; ``invoice_now`` bills the period's unbilled metered usage on a final
         invoice (Stripe's default leaves it unbilled)."""
-        v1 = self.client.v1
         params = _expanding({"invoice_now": True} if invoice_now else {}, SUBSCRIPTION_EXPAND)
-        return _plain(
-            await self._call(
-                "subscriptions.cancel",
-                lambda: v1.subscriptions.cancel_async(
-                    subscription_id, params=_any(params), options=self._opts(key)
-                ),
-            )
+        path = _path("subscriptions", subscription_id)
+        return parse_subscription(
+            await self._send("subscriptions.cancel", "delete", path, params, key)
         )
 
     async def list_subscriptions(
         self, *, customer: str | None = None, starting_after: str | None = None, limit: int = 100
-    ) -> tuple[list[dict[str, Any]], bool]:
+    ) -> tuple[list[StripeSubscription], bool]:
         params: dict[str, Any] = _expanding(
             {"status": "all", "limit": limit}, SUBSCRIPTION_EXPAND, "data."
         )
@@ -407,7 +409,8 @@ class StripeGateway(PaymentMethodCalls):
             params["customer"] = customer
         if starting_after:
             params["starting_after"] = starting_after
-        return _page(await self._get("subscriptions.list", _path("subscriptions"), params))
+        page, more = _page(await self._get("subscriptions.list", _path("subscriptions"), params))
+        return [parse_subscription(obj) for obj in page], more
 
     async def preview_invoice(self, params: dict[str, Any]) -> dict[str, Any]:
         """The invoice Stripe would issue next (``invoices.create_preview``), optionally after

@@ -34,6 +34,7 @@ from revenue_engine.errors import (
     ValidationFailed,
 )
 from revenue_engine.gateway import StripeGateway, idempotency_key
+from revenue_engine.gateway.models import parse_subscription
 from revenue_engine.invariants import present
 from revenue_engine.services import promotions
 from revenue_engine.services.catalog import ChosenPrice, ensure_plan_prices
@@ -387,7 +388,10 @@ async def record_session(
     raw_subscription = session.get("subscription")
     if status is CheckoutStatus.COMPLETED and isinstance(raw_subscription, dict):
         subscription = await apply_subscription(
-            raw_subscription, source=source, reference=reference, observed_at=observed_at
+            parse_subscription(raw_subscription),
+            source=source,
+            reference=reference,
+            observed_at=observed_at,
         )
     changes: dict[str, Any] = {}
     moved = (document.status, document.payment_status) != (status, payment_status)

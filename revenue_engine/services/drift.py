@@ -91,7 +91,7 @@ async def reconcile_subscriptions(
             customer=customer, starting_after=result.cursor
         )
         for obj in page:
-            sub_id = str(obj["id"])
+            sub_id = obj.id
             result.checked += 1
             try:
                 fields = await snapshot(obj)
@@ -110,7 +110,7 @@ async def reconcile_subscriptions(
                 )
                 result.applied += 1
         if page:
-            result.cursor = str(page[-1]["id"])
+            result.cursor = page[-1].id
         if report:
             report(result)
         if not more or not page:

@@ -214,7 +214,7 @@ async def _move_subscription(
         return
     sid = live.stripe_subscription_id
     current = await gateway.retrieve_subscription(sid)
-    named = _id(current.get("default_payment_method"))
+    named = current.default_payment_method
     if named is None or named == payment_method_id:
         return
     key = idempotency_key(
@@ -252,7 +252,7 @@ async def detach_payment_method(
     live = await live_subscription(org)
     if live is not None:
         subscription = await gateway.retrieve_subscription(live.stripe_subscription_id)
-        pays = _id(subscription.get("default_payment_method")) or defaults.default
+        pays = subscription.default_payment_method or defaults.default
         if pays == payment_method_id:
             raise PaymentMethodInUse(payment_method_id)
     # The audit row first: a twin that finds the method detached a moment later answers as

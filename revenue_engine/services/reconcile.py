@@ -1,4 +1,5 @@
-"""The one reconciler: a Stripe subscription object in, our ``Subscription`` document out.
+"""The one reconciler: a Stripe subscription (the gateway's ``StripeSubscription`` read model)
+in, our ``Subscription`` document out.
 
 Checkout verification, every mutation, every webhook handler, backfill and reconcile call
 ``apply_subscription``. It is idempotent (the same object twice changes nothing the second time)
@@ -40,6 +41,7 @@ from revenue_engine.documents import (
     SubscriptionPlan,
 )
 from revenue_engine.errors import MalformedStripeObject, UnknownOrganization
+from revenue_engine.gateway.models import StripePrice, StripeSubscription, StripeSubscriptionItem
 from revenue_engine.invariants import present
 from revenue_engine.services import entitlements, plan_cache
 from revenue_engine.services.discounts import applied_discounts
@@ -91,23 +93,15 @@ def ts(value: Any) -> datetime | None:
     return datetime.fromtimestamp(int(value), tz=UTC)
 
 
-def _id(value: Any) -> str | None:
-    """An id whether the field is expanded (dict) or not (str)."""
-    if isinstance(value, dict):
-        found = value.get("id")
-        return str(found) if found else None
-    return str(value) if value else None
-
-
-async def _plans_for(prices: list[dict[str, Any]]) -> list[SubscriptionPlan]:
+async def _plans_for(prices: list[StripePrice]) -> list[SubscriptionPlan]:
     """The plans that sell ``prices``: from the plan cache when it knows every one of them (no
     store read per event); else from the store, where a price another instance linked moments
     ago is already (the cache sees it within its check interval)."""
     cached = await plan_cache.catalog(active_only=False)
     if all(_match(cached, price) for price in prices):
         return cached
-    keys = [p["lookup_key"] for p in prices if p.get("lookup_key")]
-    ids = [p["id"] for p in prices if p.get("id")]
+    keys = [p.lookup_key for p in prices if p.lookup_key]
+    ids = [p.id for p in prices]
     return await SubscriptionPlan.find(
         {
             "$or": [
@@ -121,10 +115,10 @@ async def _plans_for(prices: list[dict[str, Any]]) -> list[SubscriptionPlan]:
 
 
 def _match(
-    plans: list[SubscriptionPlan], price: dict[str, Any]
+    plans: list[SubscriptionPlan], price: StripePrice
 ) -> tuple[SubscriptionPlan, BillingInterval, str | None] | None:
     """(plan, interval, overage key or None) for a Stripe price, by lookup key or id."""
-    key, pid = price.get("lookup_key"), price.get("id")
+    key, pid = price.lookup_key, price.id
     for plan in plans:
         for p in plan.prices:
             if (key and p.lookup_key == key) or (pid and p.stripe_price_id == pid):
@@ -136,57 +130,49 @@ def _match(
     return None
 
 
-async def _organization(obj: dict[str, Any], customer_id: str) -> str:
-    metadata = obj.get("metadata") or {}
-    org = metadata.get("organization_id")
-    if isinstance(org, str) and org:
+async def _organization(obj: StripeSubscription, customer_id: str) -> str:
+    org = obj.metadata.get("organization_id")
+    if org:
         return org
     customer = await Customer.find_one({"stripe_customer_id": customer_id})
     if customer is None:
         raise UnknownOrganization(
-            f"subscription {obj.get('id')} belongs to customer {customer_id} of no organization"
+            f"subscription {obj.id} belongs to customer {customer_id} of no organization"
         )
     return customer.organization_id
 
 
-def _quantity(item: dict[str, Any], price: dict[str, Any]) -> int:
+def _quantity(item: StripeSubscriptionItem) -> int:
     """An item's quantity. Stripe leaves it out on a metered item (usage decides what is
     billed): 0 there, which no limit reads (only packs, which are licensed, raise limits)."""
-    quantity = item.get("quantity")
-    if isinstance(quantity, int) and not isinstance(quantity, bool):
-        return max(quantity, 0)
-    metered = (price.get("recurring") or {}).get("usage_type") == "metered"
-    return 0 if metered else 1
+    if item.quantity is not None:
+        return max(item.quantity, 0)
+    return 0 if item.price.metered else 1
 
 
-async def snapshot(obj: dict[str, Any]) -> dict[str, Any]:
+async def snapshot(obj: StripeSubscription) -> dict[str, Any]:
     """The document fields a Stripe subscription object implies (no writes).
 
-    The steps: check the object, match each of Stripe's items to a plan's price or overage,
+    The steps: check the customer, match each of Stripe's items to a plan's price or overage,
     fall back to the metadata's plan without a base item, then the fields.
     """
-    if obj.get("object") != "subscription" or not obj.get("id") or not obj.get("status"):
-        raise MalformedStripeObject("not a Stripe subscription object")
-    customer_id = _id(obj.get("customer"))
-    if customer_id is None:
-        raise MalformedStripeObject(f"subscription {obj['id']} has no customer")
-    raw_items = (obj.get("items") or {}).get("data") or []
-    prices = [i.get("price") or {} for i in raw_items]
-    plans = await _plans_for(prices)
-    items, plan, interval, overages = _matched_items(raw_items, prices, plans)
+    customer_id = obj.customer
+    if not customer_id:
+        raise MalformedStripeObject(f"subscription {obj.id} has no customer")
+    plans = await _plans_for([i.price for i in obj.items])
+    items, plan, interval, overages = _matched_items(obj.items, plans)
     if plan is None:
-        plan_uid = (obj.get("metadata") or {}).get("plan_uid")
-        plan = await plan_cache.plan(plan_uid)
+        plan = await plan_cache.plan(obj.metadata.get("plan_uid"))
     organization_id = await _organization(obj, customer_id)
     fields = _fields(obj, customer_id, organization_id, plan, interval, items, overages)
-    discounts = applied_discounts(obj.get("discounts"))
+    discounts = applied_discounts(obj.discounts)
     if discounts is not None:  # not expanded: the stored discounts stay as they are
         fields["discounts"] = discounts
     return fields
 
 
 def _matched_items(
-    raw_items: list[dict[str, Any]], prices: list[dict[str, Any]], plans: list[SubscriptionPlan]
+    raw_items: list[StripeSubscriptionItem], plans: list[SubscriptionPlan]
 ) -> tuple[list[SubscriptionItem], SubscriptionPlan | None, BillingInterval | None, list[str]]:
     """Stripe's items matched to ``plans``: the items, the plan and interval of the base item
     (``None`` if no item is a plan's price) and the overage keys of the overage items."""
@@ -194,36 +180,36 @@ def _matched_items(
     plan: SubscriptionPlan | None = None
     interval: BillingInterval | None = None
     overages: list[str] = []
-    for raw, price in zip(raw_items, prices, strict=True):
-        matched = _match(plans, price)
+    for raw in raw_items:
+        matched = _match(plans, raw.price)
         overage_key = matched[2] if matched else None
         if matched and overage_key is None:
             plan, interval = matched[0], matched[1]
         elif overage_key:
             overages.append(overage_key)
         addon = matched[0].addon(overage_key) if matched and overage_key else None
-        items.append(_item(raw, price, overage_key, addon))
+        items.append(_item(raw, overage_key, addon))
     return items, plan, interval, overages
 
 
 def _item(
-    raw: dict[str, Any], price: dict[str, Any], overage_key: str | None, addon: Overage | None
+    raw: StripeSubscriptionItem, overage_key: str | None, addon: Overage | None
 ) -> SubscriptionItem:
     """The stored item for one of Stripe's subscription items (``addon``: its overage's add-on)."""
     return SubscriptionItem(
-        stripe_item_id=str(raw.get("id")),
-        stripe_price_id=str(price.get("id")),
-        lookup_key=price.get("lookup_key"),
-        quantity=_quantity(raw, price),
+        stripe_item_id=raw.id,
+        stripe_price_id=raw.price.id,
+        lookup_key=raw.price.lookup_key,
+        quantity=_quantity(raw),
         overage_key=overage_key,
         metered_feature=(addon.feature if addon and addon.kind is AddonKind.METERED else None),
-        current_period_start=ts(raw.get("current_period_start")),
-        current_period_end=ts(raw.get("current_period_end")),
+        current_period_start=ts(raw.current_period_start),
+        current_period_end=ts(raw.current_period_end),
     )
 
 
 def _fields(
-    obj: dict[str, Any],
+    obj: StripeSubscription,
     customer_id: str,
     organization_id: str,
     plan: SubscriptionPlan | None,
@@ -238,21 +224,21 @@ def _fields(
     return {
         "organization_id": organization_id,
         "stripe_customer_id": customer_id,
-        "status": str(obj["status"]),
+        "status": obj.status,
         "plan_uid": plan.uid if plan else None,
         "interval": interval,
         "items": items,
         "overages": sorted(overages),
         "current_period_start": base.current_period_start if base else None,
         "current_period_end": base.current_period_end if base else None,
-        "cancel_at_period_end": bool(obj.get("cancel_at_period_end")),
-        "cancel_at": ts(obj.get("cancel_at")),
-        "canceled_at": ts(obj.get("canceled_at")),
-        "ended_at": ts(obj.get("ended_at")),
-        "trial_start": ts(obj.get("trial_start")),
-        "trial_end": ts(obj.get("trial_end")),
-        "latest_invoice_id": _id(obj.get("latest_invoice")),
-        "test_clock": _id(obj.get("test_clock")),
+        "cancel_at_period_end": obj.cancel_at_period_end,
+        "cancel_at": ts(obj.cancel_at),
+        "canceled_at": ts(obj.canceled_at),
+        "ended_at": ts(obj.ended_at),
+        "trial_start": ts(obj.trial_start),
+        "trial_end": ts(obj.trial_end),
+        "latest_invoice_id": obj.latest_invoice or None,
+        "test_clock": obj.test_clock or None,
         "entitlements": entitlements.limits(plan, items) if plan else {},
         "seats": base.quantity if plan and plan.per_seat and base else None,
     }
@@ -341,7 +327,7 @@ async def flush_audit(sub: Subscription) -> None:
 
 
 async def apply_subscription(
-    obj: dict[str, Any],
+    obj: StripeSubscription,
     *,
     source: AuditSource,
     reference: str | None = None,
@@ -350,7 +336,7 @@ async def apply_subscription(
     """Make our document match ``obj`` unless that would move state backwards (see module)."""
     observed = observed_at or utcnow()
     fields = await snapshot(obj)
-    stripe_id = str(obj["id"])
+    stripe_id = obj.id
     for _ in range(_MAX_ATTEMPTS):
         current = await Subscription.find_one({"stripe_subscription_id": stripe_id})
         if current is None:

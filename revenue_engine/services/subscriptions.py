@@ -35,6 +35,7 @@ from revenue_engine.errors import (
     ValidationFailed,
 )
 from revenue_engine.gateway import StripeGateway, customer_defaults, idempotency_key
+from revenue_engine.gateway.models import StripeSubscription
 from revenue_engine.services import promotions
 from revenue_engine.services.catalog import ChosenPrice, ensure_plan_prices
 from revenue_engine.services.checkout import expire_open_sessions
@@ -236,7 +237,7 @@ async def _create_at_stripe(
     org: str,
     order: _Order,
     request_id: str | None,
-) -> dict[str, Any]:
+) -> StripeSubscription:
     """Create the subscription at Stripe; a decline is audited (it changes the next
     attempt's key) and re-raised."""
     try:
@@ -283,7 +284,7 @@ async def cancel_subscription(
             # moment ago makes Stripe answer "no such (live) subscription". Its state is the
             # answer then.
             result = await gateway.retrieve_subscription(sid)
-            if result.get("status") != "canceled":
+            if result.status != "canceled":
                 raise
     return await apply_subscription(
         result, source=AuditSource.MUTATION, reference=request_id, observed_at=observed_at

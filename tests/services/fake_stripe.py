@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 from typing import Any, cast
 
-from revenue_engine.gateway import StripeGateway
+from revenue_engine.gateway import StripeGateway, StripeSubscription, parse_subscription
 
 
 class FakeCatalogGateway:
@@ -127,7 +127,7 @@ class FakeBillingGateway(FakeCatalogGateway):
             "current_period_end": end,
         }
 
-    async def create_subscription(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
+    async def create_subscription(self, params: dict[str, Any], *, key: str) -> StripeSubscription:
         def make() -> dict[str, Any]:
             sub = {
                 "id": f"sub_{next(self._ids)}",
@@ -140,12 +140,11 @@ class FakeBillingGateway(FakeCatalogGateway):
             self.subscriptions[sub["id"]] = sub
             return sub
 
-        result: dict[str, Any] = self._keyed("subscriptions.create", params, key, make)
-        return result
+        return parse_subscription(self._keyed("subscriptions.create", params, key, make))
 
     async def update_subscription(
         self, subscription_id: str, params: dict[str, Any], *, key: str
-    ) -> dict[str, Any]:
+    ) -> StripeSubscription:
         def make() -> dict[str, Any]:
             sub = self.subscriptions[subscription_id]
             items: list[dict[str, Any]] = sub["items"]["data"]
@@ -169,4 +168,4 @@ class FakeBillingGateway(FakeCatalogGateway):
         self.calls.append(("subscriptions.update", params, key))
         if key not in self.replies:
             self.replies[key] = make()
-        return self.replies[key]
+        return parse_subscription(self.replies[key])

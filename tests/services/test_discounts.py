@@ -10,6 +10,7 @@ import pytest
 
 from revenue_engine.db import Database
 from revenue_engine.documents import AuditEntry, AuditSource
+from revenue_engine.gateway import parse_subscription
 from revenue_engine.services.discounts import (
     applied_discounts,
     invoice_discount_total,
@@ -82,19 +83,25 @@ def test_invoice_discount_totals() -> None:
 
 async def test_the_reconciler_keeps_discounts_it_cannot_read(catalog: Database) -> None:
     with_discount = subscription(discounts=[expanded_discount()])
-    doc = await apply_subscription(with_discount, source=AuditSource.WEBHOOK, observed_at=T0)
+    doc = await apply_subscription(
+        parse_subscription(with_discount), source=AuditSource.WEBHOOK, observed_at=T0
+    )
     assert [d.promotion_code for d in doc.discounts] == ["SPRING25"]
     # An event payload (discount ids only) with another change: the change applies, the
     # stored discounts stay.
     ids_only = subscription(discounts=["di_1"], cancel_at_period_end=True)
     doc = await apply_subscription(
-        ids_only, source=AuditSource.WEBHOOK, observed_at=T0 + timedelta(seconds=1)
+        parse_subscription(ids_only),
+        source=AuditSource.WEBHOOK,
+        observed_at=T0 + timedelta(seconds=1),
     )
     assert doc.cancel_at_period_end is True
     assert [d.stripe_discount_id for d in doc.discounts] == ["di_1"]
     emptied = subscription(discounts=[], cancel_at_period_end=True)
     doc = await apply_subscription(
-        emptied, source=AuditSource.WEBHOOK, observed_at=T0 + timedelta(seconds=2)
+        parse_subscription(emptied),
+        source=AuditSource.WEBHOOK,
+        observed_at=T0 + timedelta(seconds=2),
     )
     assert doc.discounts == []
     # Newest first; two rows written within one millisecond tie on "at": then by insertion.

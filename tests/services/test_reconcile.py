@@ -10,6 +10,7 @@ import pytest
 from revenue_engine.db import Database
 from revenue_engine.documents import AuditEntry, AuditSource, Customer, Subscription
 from revenue_engine.errors import MalformedStripeObject, UnknownOrganization
+from revenue_engine.gateway import parse_subscription
 from revenue_engine.services.plans_file import load_plans_file
 from revenue_engine.services.reconcile import apply_subscription
 from revenue_engine.settings import DEMO_PLANS_FILE
@@ -32,7 +33,7 @@ async def audits() -> list[AuditEntry]:
 async def test_maps_plan_interval_items_and_periods(catalog: Database) -> None:
     obj = subscription(lookup_keys=("pro_year", "pro_bandwidth_year"))
     doc = await apply_subscription(
-        obj, source=AuditSource.WEBHOOK, reference="evt_1", observed_at=T0
+        parse_subscription(obj), source=AuditSource.WEBHOOK, reference="evt_1", observed_at=T0
     )
     assert doc.organization_id == "org_a"
     assert doc.plan_uid == "pro"
@@ -53,9 +54,13 @@ async def test_maps_plan_interval_items_and_periods(catalog: Database) -> None:
 
 async def test_same_object_twice_changes_nothing(catalog: Database) -> None:
     obj = subscription()
-    first = await apply_subscription(obj, source=AuditSource.WEBHOOK, observed_at=T0)
+    first = await apply_subscription(
+        parse_subscription(obj), source=AuditSource.WEBHOOK, observed_at=T0
+    )
     second = await apply_subscription(
-        obj, source=AuditSource.CHECKOUT_VERIFY, observed_at=T0 + timedelta(seconds=5)
+        parse_subscription(obj),
+        source=AuditSource.CHECKOUT_VERIFY,
+        observed_at=T0 + timedelta(seconds=5),
     )
     assert second.version == first.version == 0
     assert len(await audits()) == 1
@@ -63,12 +68,14 @@ async def test_same_object_twice_changes_nothing(catalog: Database) -> None:
 
 async def test_older_observation_never_overwrites_newer(catalog: Database) -> None:
     await apply_subscription(
-        subscription(status="past_due"),
+        parse_subscription(subscription(status="past_due")),
         source=AuditSource.WEBHOOK,
         observed_at=T0 + timedelta(seconds=2),
     )
     doc = await apply_subscription(
-        subscription(status="active"), source=AuditSource.WEBHOOK, observed_at=T0
+        parse_subscription(subscription(status="active")),
+        source=AuditSource.WEBHOOK,
+        observed_at=T0,
     )
     assert doc.status == "past_due"
     stored = await Subscription.find_one({"stripe_subscription_id": "sub_test_1"})
@@ -78,9 +85,11 @@ async def test_older_observation_never_overwrites_newer(catalog: Database) -> No
 
 async def test_terminal_status_is_never_left(catalog: Database) -> None:
     canceled = subscription(status="canceled", canceled_at=1_767_300_000, ended_at=1_767_300_000)
-    await apply_subscription(canceled, source=AuditSource.WEBHOOK, observed_at=T0)
+    await apply_subscription(
+        parse_subscription(canceled), source=AuditSource.WEBHOOK, observed_at=T0
+    )
     doc = await apply_subscription(
-        subscription(status="active"),
+        parse_subscription(subscription(status="active")),
         source=AuditSource.WEBHOOK,
         observed_at=T0 + timedelta(hours=1),
     )
@@ -94,7 +103,9 @@ async def test_same_instant_gives_the_same_result_in_either_order(
 ) -> None:
     for status in order:
         await apply_subscription(
-            subscription(status=status), source=AuditSource.WEBHOOK, observed_at=T0
+            parse_subscription(subscription(status=status)),
+            source=AuditSource.WEBHOOK,
+            observed_at=T0,
         )
     stored = await Subscription.find_one({"stripe_subscription_id": "sub_test_1"})
     assert stored is not None
@@ -103,16 +114,18 @@ async def test_same_instant_gives_the_same_result_in_either_order(
 
 async def test_transitions_are_audited_with_source(catalog: Database) -> None:
     await apply_subscription(
-        subscription(status="active"), source=AuditSource.CHECKOUT_VERIFY, observed_at=T0
+        parse_subscription(subscription(status="active")),
+        source=AuditSource.CHECKOUT_VERIFY,
+        observed_at=T0,
     )
     await apply_subscription(
-        subscription(status="active", cancel_at_period_end=True),
+        parse_subscription(subscription(status="active", cancel_at_period_end=True)),
         source=AuditSource.MUTATION,
         reference="req-1",
         observed_at=T0 + timedelta(seconds=1),
     )
     await apply_subscription(
-        subscription(status="canceled", ended_at=1_769_904_000),
+        parse_subscription(subscription(status="canceled", ended_at=1_769_904_000)),
         source=AuditSource.WEBHOOK,
         reference="evt_9",
         observed_at=T0 + timedelta(seconds=2),
@@ -130,7 +143,9 @@ async def test_transitions_are_audited_with_source(catalog: Database) -> None:
 async def test_organization_from_the_customer_document(catalog: Database) -> None:
     await Customer(organization_id="org_c", stripe_customer_id="cus_c").insert()
     doc = await apply_subscription(
-        subscription(org=None, customer="cus_c"), source=AuditSource.RECONCILE, observed_at=T0
+        parse_subscription(subscription(org=None, customer="cus_c")),
+        source=AuditSource.RECONCILE,
+        observed_at=T0,
     )
     assert doc.organization_id == "org_c"
 
@@ -138,17 +153,23 @@ async def test_organization_from_the_customer_document(catalog: Database) -> Non
 async def test_unknown_organization_and_malformed_objects_are_refused(catalog: Database) -> None:
     with pytest.raises(UnknownOrganization):
         await apply_subscription(
-            subscription(org=None, customer="cus_nobody"), source=AuditSource.WEBHOOK
+            parse_subscription(subscription(org=None, customer="cus_nobody")),
+            source=AuditSource.WEBHOOK,
         )
     with pytest.raises(MalformedStripeObject):
-        await apply_subscription({"object": "invoice", "id": "in_1"}, source=AuditSource.WEBHOOK)
+        await apply_subscription(
+            parse_subscription({"object": "invoice", "id": "in_1"}), source=AuditSource.WEBHOOK
+        )
     assert await Subscription.find_all().count() == 0
 
 
 async def test_concurrent_applies_make_one_document(catalog: Database) -> None:
     obj = subscription()
     results = await asyncio.gather(
-        *(apply_subscription(obj, source=AuditSource.WEBHOOK, observed_at=T0) for _ in range(10))
+        *(
+            apply_subscription(parse_subscription(obj), source=AuditSource.WEBHOOK, observed_at=T0)
+            for _ in range(10)
+        )
     )
     assert {r.stripe_subscription_id for r in results} == {"sub_test_1"}
     assert await Subscription.find_all().count() == 1
@@ -165,7 +186,9 @@ async def test_a_crash_between_the_change_and_its_audit_row_loses_no_row(
 
     from revenue_engine.services import reconcile
 
-    await apply_subscription(subscription(), source=AuditSource.WEBHOOK, observed_at=T0)
+    await apply_subscription(
+        parse_subscription(subscription()), source=AuditSource.WEBHOOK, observed_at=T0
+    )
     real_flush = reconcile.flush_audit
 
     async def crash(sub: Subscription) -> None:
@@ -177,7 +200,10 @@ async def test_a_crash_between_the_change_and_its_audit_row_loses_no_row(
     past_due = subscription(status="past_due")
     with pytest.raises(AutoReconnect):
         await apply_subscription(
-            past_due, source=AuditSource.WEBHOOK, reference="evt_2", observed_at=T0 + SECOND
+            parse_subscription(past_due),
+            source=AuditSource.WEBHOOK,
+            reference="evt_2",
+            observed_at=T0 + SECOND,
         )
     stored = await Subscription.find_one({"stripe_subscription_id": "sub_test_1"})
     assert stored is not None
@@ -186,7 +212,10 @@ async def test_a_crash_between_the_change_and_its_audit_row_loses_no_row(
 
     monkeypatch.setattr(reconcile, "flush_audit", real_flush)
     again = await apply_subscription(
-        past_due, source=AuditSource.WEBHOOK, reference="evt_2", observed_at=T0 + 2 * SECOND
+        parse_subscription(past_due),
+        source=AuditSource.WEBHOOK,
+        reference="evt_2",
+        observed_at=T0 + 2 * SECOND,
     )
     assert again.version == 1  # the redelivery changed nothing itself
     rows = await audits()
@@ -202,11 +231,15 @@ async def test_a_crash_between_the_change_and_its_audit_row_loses_no_row(
 
 
 async def test_concurrent_appliers_write_each_audit_row_once(catalog: Database) -> None:
-    await apply_subscription(subscription(), source=AuditSource.WEBHOOK, observed_at=T0)
+    await apply_subscription(
+        parse_subscription(subscription()), source=AuditSource.WEBHOOK, observed_at=T0
+    )
     past_due = subscription(status="past_due")
     await asyncio.gather(
         *(
-            apply_subscription(past_due, source=AuditSource.WEBHOOK, observed_at=T0 + SECOND)
+            apply_subscription(
+                parse_subscription(past_due), source=AuditSource.WEBHOOK, observed_at=T0 + SECOND
+            )
             for _ in range(5)
         )
     )
@@ -220,7 +253,9 @@ async def test_packs_raise_limits_by_their_size_times_quantity(catalog: Database
     # Stripe leaves the quantity out on a metered item.
     metered["quantity"] = None
     metered["price"]["recurring"].update(usage_type="metered", meter="mtr_calls")
-    doc = await apply_subscription(obj, source=AuditSource.WEBHOOK, observed_at=T0)
+    doc = await apply_subscription(
+        parse_subscription(obj), source=AuditSource.WEBHOOK, observed_at=T0
+    )
     assert doc.overages == ["api_calls", "bandwidth"]
     assert doc.entitlements["bandwidth_gb"] == 500 + 3 * 100
     # The metered add-on bills usage; it raises no limit.
@@ -233,9 +268,13 @@ async def test_a_pack_on_an_unlimited_plan_feature_keeps_it_unlimited(
 ) -> None:
     obj = subscription(lookup_keys=("enterprise_year", "enterprise_bandwidth_year"))
     obj["items"]["data"][1]["quantity"] = 2
-    doc = await apply_subscription(obj, source=AuditSource.WEBHOOK, observed_at=T0)
+    doc = await apply_subscription(
+        parse_subscription(obj), source=AuditSource.WEBHOOK, observed_at=T0
+    )
     assert (doc.entitlements["seats"], doc.entitlements["bandwidth_gb"]) == (None, 7000)
     # A later observation with one pack fewer lowers the limit again.
     obj["items"]["data"][1]["quantity"] = 1
-    later = await apply_subscription(obj, source=AuditSource.WEBHOOK, observed_at=T0 + SECOND)
+    later = await apply_subscription(
+        parse_subscription(obj), source=AuditSource.WEBHOOK, observed_at=T0 + SECOND
+    )
     assert later.entitlements["bandwidth_gb"] == 6000

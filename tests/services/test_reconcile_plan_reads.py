@@ -11,6 +11,7 @@ import pytest
 
 from revenue_engine.db import Database
 from revenue_engine.documents import AuditSource, SubscriptionPlan
+from revenue_engine.gateway import parse_subscription
 from revenue_engine.services.plans_file import load_plans_file
 from revenue_engine.services.reconcile import apply_subscription
 from revenue_engine.settings import DEMO_PLANS_FILE
@@ -47,7 +48,9 @@ async def test_events_of_known_prices_read_no_plan_from_the_store(
         [("pro_month",), ("pro_year", "pro_bandwidth_year"), ("starter_month",)]
     ):
         doc = await apply_subscription(
-            subscription(sub_id=f"sub_{index}", lookup_keys=keys, org=f"org_{index}"),
+            parse_subscription(
+                subscription(sub_id=f"sub_{index}", lookup_keys=keys, org=f"org_{index}")
+            ),
             source=AuditSource.WEBHOOK,
             observed_at=T0,
         )
@@ -61,7 +64,9 @@ async def test_a_price_the_cache_does_not_know_yet_is_found_in_the_store(
     # Warm the cache, then link a Stripe price id the way another instance does: a targeted
     # write (its version increment not seen here yet).
     await apply_subscription(
-        subscription(sub_id="sub_warm"), source=AuditSource.WEBHOOK, observed_at=T0
+        parse_subscription(subscription(sub_id="sub_warm")),
+        source=AuditSource.WEBHOOK,
+        observed_at=T0,
     )
     collection = SubscriptionPlan.get_motor_collection()
     row = await collection.find_one({"uid": "business"})
@@ -70,6 +75,8 @@ async def test_a_price_the_cache_does_not_know_yet_is_found_in_the_store(
     await collection.update_one({"uid": "business"}, {"$set": {"prices": prices}})
     obj = subscription(sub_id="sub_new", org="org_new", lookup_keys=("x",))
     obj["items"]["data"][0]["price"].update(id="price_linked_elsewhere", lookup_key=None)
-    doc = await apply_subscription(obj, source=AuditSource.WEBHOOK, observed_at=T0)
+    doc = await apply_subscription(
+        parse_subscription(obj), source=AuditSource.WEBHOOK, observed_at=T0
+    )
     assert doc.plan_uid == "business"
     assert "find" in plan_reads

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from revenue_engine.documents import WebhookEvent
-from revenue_engine.gateway import StripeGateway
+from revenue_engine.gateway import StripeGateway, parse_subscription
 from revenue_engine.settings import Settings
 from tests.conftest import make_settings
 from tests.stripe_events import post, with_secrets
@@ -54,6 +54,8 @@ class Stripe:
             answer = self.answers[name]
             if isinstance(answer, Exception):
                 raise answer
+            if name == "retrieve_subscription":  # the gateway answers its read model
+                return parse_subscription(answer)
             return answer
 
         return read

@@ -1,0 +1,112 @@
+"""Typed read models of the Stripe objects the engine reads: exactly the fields it reads, parsed
+straight from Stripe's JSON (no ``StripeObject`` tree). Unknown fields are ignored, so a newer
+API version that adds fields changes nothing; a missing or mistyped field the engine needs is
+refused (``MalformedStripeObject``). Optional fields default to ``None``.
+
+An expandable field (``customer``, ``latest_invoice``, ``test_clock``, ``product``, …) is read
+as its id whether Stripe sent the id or the expanded object.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from revenue_engine.errors import MalformedStripeObject
+
+
+def _expanded_id(value: Any) -> Any:
+    """An expandable field as its id: the expanded object's ``id``, else the value as sent."""
+    if isinstance(value, dict):
+        return value.get("id")
+    return value
+
+
+def _list_data(value: Any) -> Any:
+    """A Stripe list object (``{"object": "list", "data": [...]}``) as its items; absent: none."""
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        return value.get("data") or []
+    return value
+
+
+#: An expandable reference: its id (``None`` when Stripe sent none).
+ExpandableId = Annotated[str | None, BeforeValidator(_expanded_id)]
+
+
+class _StripeModel(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class StripeRecurring(_StripeModel):
+    """A recurring price's billing: interval, and ``metered`` (with its meter) or ``licensed``."""
+
+    interval: str | None = None
+    interval_count: int | None = None
+    usage_type: str | None = None
+    meter: str | None = None
+
+
+class StripePrice(_StripeModel):
+    id: Annotated[str, Field(min_length=1)]
+    lookup_key: str | None = None
+    recurring: StripeRecurring | None = None
+    unit_amount: int | None = None
+    currency: str | None = None
+    product: ExpandableId = None
+
+    @property
+    def metered(self) -> bool:
+        return self.recurring is not None and self.recurring.usage_type == "metered"
+
+
+class StripeSubscriptionItem(_StripeModel):
+    """One item; since API 2025-03-31 the billing period lives here. Stripe leaves
+    ``quantity`` out on a metered item."""
+
+    id: Annotated[str, Field(min_length=1)]
+    price: StripePrice
+    quantity: int | None = None
+    current_period_start: int | None = None
+    current_period_end: int | None = None
+
+
+class StripeSubscription(_StripeModel):
+    """What the engine reads of a Stripe subscription (``services.reconcile`` turns it into our
+    ``Subscription``).
+
+    ``customer`` is required but may be empty as sent: the reconciler refuses a subscription of
+    no customer with its own message. ``discounts`` stays Stripe's list as sent (expanded
+    discount objects, or bare ids when not expanded): ``services.discounts`` reads both shapes.
+    """
+
+    object: Literal["subscription"]
+    id: Annotated[str, Field(min_length=1)]
+    status: Annotated[str, Field(min_length=1)]
+    customer: ExpandableId
+    metadata: dict[str, str] = Field(default_factory=dict)
+    items: Annotated[list[StripeSubscriptionItem], BeforeValidator(_list_data)] = Field(
+        default_factory=list
+    )
+    cancel_at_period_end: bool = False
+    cancel_at: int | None = None
+    canceled_at: int | None = None
+    ended_at: int | None = None
+    trial_start: int | None = None
+    trial_end: int | None = None
+    latest_invoice: ExpandableId = None
+    test_clock: ExpandableId = None
+    default_payment_method: ExpandableId = None
+    discounts: list[dict[str, Any] | str] | None = None
+
+
+def parse_subscription(data: Any) -> StripeSubscription:
+    """``data`` (Stripe's JSON of a subscription: a gateway answer, an event's object, a
+    session's expanded ``subscription``) as the read model; ``MalformedStripeObject`` when it is
+    not one (the validation error is its cause)."""
+    try:
+        return StripeSubscription.model_validate(data)
+    except ValidationError as exc:
+        raise MalformedStripeObject("not a Stripe subscription object") from exc
