@@ -11,6 +11,8 @@ from revenue_engine.gateway.models import (
     StripePrice,
     StripeSubscription,
     StripeSubscriptionItem,
+    UnreadableSubscription,
+    parse_listed,
     parse_subscription,
 )
 from revenue_engine.gateway.payment_methods import (
@@ -31,7 +33,9 @@ __all__ = [
     "StripePrice",
     "StripeSubscription",
     "StripeSubscriptionItem",
+    "UnreadableSubscription",
     "customer_defaults",
     "idempotency_key",
+    "parse_listed",
     "parse_subscription",
 ]

@@ -36,7 +36,12 @@ from revenue_engine.gateway.errors import (
     rate_limited,
     translate,
 )
-from revenue_engine.gateway.models import StripeSubscription, parse_subscription
+from revenue_engine.gateway.models import (
+    StripeSubscription,
+    UnreadableSubscription,
+    parse_listed,
+    parse_subscription,
+)
 from revenue_engine.gateway.payment_methods import PaymentMethodCalls
 from revenue_engine.settings import Settings
 from revenue_engine.timing import timed_stripe
@@ -401,7 +406,8 @@ class StripeGateway(PaymentMethodCalls):
 
     async def list_subscriptions(
         self, *, customer: str | None = None, starting_after: str | None = None, limit: int = 100
-    ) -> tuple[list[StripeSubscription], bool]:
+    ) -> tuple[list[StripeSubscription | UnreadableSubscription], bool]:
+        """One page of subscriptions; an item the engine cannot read is listed as such."""
         params: dict[str, Any] = _expanding(
             {"status": "all", "limit": limit}, SUBSCRIPTION_EXPAND, "data."
         )
@@ -410,7 +416,7 @@ class StripeGateway(PaymentMethodCalls):
         if starting_after:
             params["starting_after"] = starting_after
         page, more = _page(await self._get("subscriptions.list", _path("subscriptions"), params))
-        return [parse_subscription(obj) for obj in page], more
+        return [parse_listed(obj) for obj in page], more
 
     async def preview_invoice(self, params: dict[str, Any]) -> dict[str, Any]:
         """The invoice Stripe would issue next (``invoices.create_preview``), optionally after

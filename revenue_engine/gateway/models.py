@@ -9,6 +9,7 @@ as its id whether Stripe sent the id or the expanded object.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -110,3 +111,21 @@ def parse_subscription(data: Any) -> StripeSubscription:
         return StripeSubscription.model_validate(data)
     except ValidationError as exc:
         raise MalformedStripeObject("not a Stripe subscription object") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableSubscription:
+    """An item of a subscription listing that is not a subscription the engine can read: its
+    id (as listed, for the listing's cursor) and why."""
+
+    id: str
+    reason: str
+
+
+def parse_listed(data: Any) -> StripeSubscription | UnreadableSubscription:
+    """One item of a listing: the read model, or why not (one bad item spoils no other)."""
+    try:
+        return parse_subscription(data)
+    except MalformedStripeObject as exc:
+        raw = data.get("id") if isinstance(data, dict) else None
+        return UnreadableSubscription(id=str(raw or "-"), reason=exc.message)

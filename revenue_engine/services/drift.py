@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from revenue_engine.clock import utcnow
 from revenue_engine.documents import AuditSource, Customer, Subscription
 from revenue_engine.errors import MalformedStripeObject, UnknownOrganization
-from revenue_engine.gateway import StripeGateway
+from revenue_engine.gateway import StripeGateway, UnreadableSubscription
 from revenue_engine.services.reconcile import apply_subscription, changes, snapshot
 
 
@@ -93,6 +93,9 @@ async def reconcile_subscriptions(
         for obj in page:
             sub_id = obj.id
             result.checked += 1
+            if isinstance(obj, UnreadableSubscription):  # reported; the run goes on
+                result.drifts.append(Drift(sub_id, None, "unknown-organization", None, obj.reason))
+                continue
             try:
                 fields = await snapshot(obj)
             except (UnknownOrganization, MalformedStripeObject) as exc:

@@ -107,3 +107,15 @@ def test_an_item_without_its_price_is_refused_naming_the_field() -> None:
     [error] = refused.value.errors()
     assert error["loc"] == ("items", 0, "price")
     assert error["type"] == "missing"
+
+
+def test_a_listing_item_that_is_not_a_subscription_is_named_not_raised() -> None:
+    from revenue_engine.gateway import StripeSubscription, UnreadableSubscription, parse_listed
+
+    good = parse_listed(stripe_object("subscription"))
+    assert isinstance(good, StripeSubscription)
+    bad = parse_listed({"object": "subscription", "id": "sub_x", "status": None})
+    assert bad == UnreadableSubscription(id="sub_x", reason="not a Stripe subscription object")
+    assert parse_listed("junk") == UnreadableSubscription(
+        id="-", reason="not a Stripe subscription object"
+    )
