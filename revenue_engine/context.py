@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from revenue_engine.auth import Principal
 from revenue_engine.errors import Forbidden, ResponseTooLarge, Unauthenticated
-from revenue_engine.gateway import StripeGateway
+from revenue_engine.gateway import StripeApi
 from revenue_engine.settings import Settings
 
 
@@ -19,7 +19,7 @@ class Context:
     request: Request
     response: Response
     settings: Settings
-    gateway: StripeGateway
+    gateway: StripeApi
     principal: Principal | None
     request_id: str
     #: Bytes of large values (webhook payloads) put in this request's response so far.

@@ -1,4 +1,6 @@
-"""The Stripe seam: nothing outside this package calls the Stripe SDK."""
+"""The Stripe seam: nothing outside this package calls the Stripe SDK. Its consumers are typed by
+the protocols of ``gateway.protocol`` (``StripeApi`` and its roles); ``StripeGateway`` implements
+them."""
 
 from revenue_engine.gateway.client import (
     EMULATOR_API_KEY,
@@ -21,18 +23,46 @@ from revenue_engine.gateway.payment_methods import (
     SetupIntentView,
     customer_defaults,
 )
+from revenue_engine.gateway.protocol import (
+    CatalogCalls,
+    CheckoutCalls,
+    CustomerCalls,
+    EventCalls,
+    InvoiceCalls,
+    MeterEventCalls,
+    PaymentCalls,
+    PortalCalls,
+    PromotionCalls,
+    SavedMethodCalls,
+    SetupIntentCalls,
+    StripeApi,
+    SubscriptionCalls,
+)
 
 __all__ = [
     "EMULATOR_API_KEY",
     "EMULATOR_MOUNT",
+    "CatalogCalls",
+    "CheckoutCalls",
+    "CustomerCalls",
     "CustomerDefaults",
+    "EventCalls",
+    "InvoiceCalls",
+    "MeterEventCalls",
+    "PaymentCalls",
     "PaymentMethodOwner",
+    "PortalCalls",
+    "PromotionCalls",
     "SavedMethod",
+    "SavedMethodCalls",
+    "SetupIntentCalls",
     "SetupIntentView",
+    "StripeApi",
     "StripeGateway",
     "StripePrice",
     "StripeSubscription",
     "StripeSubscriptionItem",
+    "SubscriptionCalls",
     "UnreadableSubscription",
     "customer_defaults",
     "idempotency_key",

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from revenue_engine.db import StoreError
-from revenue_engine.gateway import StripeGateway
+from revenue_engine.gateway import StripeApi
 from revenue_engine.services.meter_reports import drain_once
 from revenue_engine.services.overage import settle_overage_switches
 from revenue_engine.services.usage import complete_pending_batches, trim_marks
@@ -36,7 +36,7 @@ class Job:
     run: Callable[[], Awaitable[object]]
 
 
-def usage_jobs(gateway: StripeGateway, settings: Settings) -> list[Job]:
+def usage_jobs(gateway: StripeApi, settings: Settings) -> list[Job]:
     """The periodic jobs of usage-based billing, in the order they run."""
 
     async def drain() -> object:

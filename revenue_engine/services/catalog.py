@@ -25,7 +25,7 @@ from revenue_engine.documents import (
     SubscriptionPlan,
 )
 from revenue_engine.errors import ServiceUnavailable
-from revenue_engine.gateway import StripeGateway, idempotency_key
+from revenue_engine.gateway import CatalogCalls, idempotency_key
 from revenue_engine.invariants import present
 from revenue_engine.services.meters import CATALOG, ensure_meter
 from revenue_engine.services.plan_store import save_if_unchanged
@@ -66,7 +66,7 @@ class ChosenPrice:
 
 
 async def _ensure_product(
-    gateway: StripeGateway, plan: SubscriptionPlan, key: str, name: str
+    gateway: CatalogCalls, plan: SubscriptionPlan, key: str, name: str
 ) -> str:
     product = await gateway.create_product(
         {"name": name, "metadata": {"plan_uid": plan.uid, "catalog_key": key}},
@@ -126,7 +126,7 @@ def _price_params(
 
 
 async def _ensure_price(
-    gateway: StripeGateway,
+    gateway: CatalogCalls,
     product_id: str,
     price: PlanPrice,
     plan_uid: str,
@@ -148,7 +148,7 @@ async def _ensure_price(
 
 
 async def ensure_plan_prices(
-    gateway: StripeGateway,
+    gateway: CatalogCalls,
     settings: Settings,
     plan: SubscriptionPlan,
     interval: BillingInterval,
@@ -173,7 +173,7 @@ async def ensure_plan_prices(
 
 
 async def ensure_addon_price(
-    gateway: StripeGateway,
+    gateway: CatalogCalls,
     settings: Settings,
     plan: SubscriptionPlan,
     interval: BillingInterval,
@@ -186,7 +186,7 @@ async def ensure_addon_price(
 
 
 async def _metering(
-    gateway: StripeGateway, settings: Settings, addon: Overage | None
+    gateway: CatalogCalls, settings: Settings, addon: Overage | None
 ) -> Metering | None:
     if addon is None or addon.kind is not AddonKind.METERED:
         return None
@@ -198,7 +198,7 @@ async def _metering(
 
 
 async def _ensure(
-    gateway: StripeGateway,
+    gateway: CatalogCalls,
     settings: Settings,
     plan: SubscriptionPlan,
     interval: BillingInterval,
@@ -236,7 +236,7 @@ async def _ensure(
     return chosen, changed
 
 
-async def sync_catalog(gateway: StripeGateway, settings: Settings) -> list[str]:
+async def sync_catalog(gateway: CatalogCalls, settings: Settings) -> list[str]:
     """Make every active plan's prices, and the meters of its metered add-ons, exist at
     Stripe (the ``plans sync`` command)."""
     done: list[str] = []

@@ -33,7 +33,7 @@ from revenue_engine.errors import (
     StripeNotFound,
     ValidationFailed,
 )
-from revenue_engine.gateway import StripeGateway, idempotency_key
+from revenue_engine.gateway import CheckoutCalls, SavedMethodCalls, StripeApi, idempotency_key
 from revenue_engine.gateway.models import parse_subscription
 from revenue_engine.invariants import present
 from revenue_engine.services import promotions
@@ -99,7 +99,7 @@ def _url(settings: Settings, path: str, *, with_session: bool) -> str:
 
 
 async def create_checkout_session(
-    gateway: StripeGateway, settings: Settings, principal: Principal, request: CheckoutRequest
+    gateway: StripeApi, settings: Settings, principal: Principal, request: CheckoutRequest
 ) -> CheckoutSession:
     """Validate the purchase, then create (or reuse) a Checkout session for it."""
     org = principal.organization_id
@@ -185,7 +185,7 @@ class _Order:
 
 
 async def _create_under_lease(
-    gateway: StripeGateway, settings: Settings, principal: Principal, order: _Order
+    gateway: StripeApi, settings: Settings, principal: Principal, order: _Order
 ) -> CheckoutSession:
     """The purchase itself; its caller holds the organization's purchase lease, so no other
     purchase of the organization runs between the checks below and the stored session."""
@@ -211,7 +211,7 @@ async def _create_under_lease(
 
 
 async def _reusable_session(
-    gateway: StripeGateway, org: str, order: _Order
+    gateway: CheckoutCalls, org: str, order: _Order
 ) -> CheckoutSession | None:
     """An open session for the very same purchase, recent and with its URL, is handed out
     again (no new Stripe object); any other open session of the organization is expired, so
@@ -312,7 +312,7 @@ async def _store_session(
 
 
 async def expire_open_sessions(
-    gateway: StripeGateway,
+    gateway: CheckoutCalls,
     organization_id: str,
     keep: Callable[[CheckoutSession], bool] = lambda _: False,
 ) -> CheckoutSession | None:
@@ -330,7 +330,7 @@ async def expire_open_sessions(
     return kept
 
 
-async def _expire(gateway: StripeGateway, pending: CheckoutSession) -> None:
+async def _expire(gateway: CheckoutCalls, pending: CheckoutSession) -> None:
     """Expire a superseded open session at Stripe; if it was completed meanwhile, apply it."""
     key = idempotency_key(pending.organization_id, "checkout.expire", pending.stripe_session_id)
     observed_at = utcnow()
@@ -412,7 +412,7 @@ async def record_session(
 
 
 async def _adopt_card(
-    gateway: StripeGateway,
+    gateway: SavedMethodCalls,
     document: CheckoutSession,
     session: dict[str, Any],
     request_id: str | None,
@@ -438,7 +438,7 @@ async def get_checkout_session(principal: Principal, session_id: str) -> Checkou
 
 
 async def verify_checkout_session(
-    gateway: StripeGateway, principal: Principal, session_id: str, *, request_id: str | None
+    gateway: StripeApi, principal: Principal, session_id: str, *, request_id: str | None
 ) -> Verification:
     """Re-read the session from Stripe and apply what it says. Another organization's session is
     answered exactly like a missing one. Idempotent."""

@@ -18,7 +18,7 @@ from revenue_engine.errors import (
     StripeNotFound,
     ValidationFailed,
 )
-from revenue_engine.gateway import StripeGateway, idempotency_key
+from revenue_engine.gateway import CustomerCalls, idempotency_key
 from revenue_engine.invariants import present
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ async def _generation(organization_id: str) -> int:
 
 
 async def get_or_create_customer(
-    gateway: StripeGateway,
+    gateway: CustomerCalls,
     principal: Principal,
     *,
     email: str | None = None,
@@ -92,7 +92,7 @@ async def get_or_create_customer(
 
 
 async def update_customer(
-    gateway: StripeGateway, principal: Principal, *, email: str | None, name: str | None
+    gateway: CustomerCalls, principal: Principal, *, email: str | None, name: str | None
 ) -> Customer:
     _check(email, name)
     customer = await get_customer(principal)
@@ -122,7 +122,7 @@ async def update_customer(
     return customer
 
 
-async def delete_customer(gateway: StripeGateway, principal: Principal) -> str:
+async def delete_customer(gateway: CustomerCalls, principal: Principal) -> str:
     """Delete the organization's customer (refused while a subscription is live)."""
     org = principal.organization_id
     customer = await get_customer(principal)

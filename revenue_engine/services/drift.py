@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from revenue_engine.clock import utcnow
 from revenue_engine.documents import AuditSource, Customer, Subscription
 from revenue_engine.errors import MalformedStripeObject, UnknownOrganization
-from revenue_engine.gateway import StripeGateway, UnreadableSubscription
+from revenue_engine.gateway import SubscriptionCalls, UnreadableSubscription
 from revenue_engine.services.reconcile import apply_subscription, changes, snapshot
 
 
@@ -71,7 +71,7 @@ def _show(value: Any) -> str:
 
 
 async def reconcile_subscriptions(
-    gateway: StripeGateway,
+    gateway: SubscriptionCalls,
     *,
     organization_id: str | None = None,
     dry_run: bool = False,

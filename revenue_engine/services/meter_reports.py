@@ -62,7 +62,7 @@ from revenue_engine.errors import (
     RateLimited,
     ServiceUnavailable,
 )
-from revenue_engine.gateway import StripeGateway, idempotency_key
+from revenue_engine.gateway import MeterEventCalls, idempotency_key
 from revenue_engine.logs import scrub
 from revenue_engine.services import entitlements, leases, plan_cache
 from revenue_engine.services.clock import subscription_now
@@ -214,7 +214,7 @@ async def _claim_range(counter: UsageCounter, target: int, now: datetime) -> Met
 
 
 async def _send(
-    gateway: StripeGateway, settings: Settings, counter: UsageCounter, report: MeterReport
+    gateway: MeterEventCalls, settings: Settings, counter: UsageCounter, report: MeterReport
 ) -> None:
     """Send ``report``, the counter's inflight one; a duplicate identifier is Stripe having it."""
     params = {
@@ -373,7 +373,7 @@ async def _give_up(counter: UsageCounter, report: MeterReport, reason: str) -> N
 
 
 async def report_counter(
-    gateway: StripeGateway, settings: Settings, counter: UsageCounter
+    gateway: MeterEventCalls, settings: Settings, counter: UsageCounter
 ) -> CounterReport:
     """Bring Stripe up to date with one counter (as read: its ``reported`` and ``inflight``
     are the compare-and-set's expectations). Stripe failures are recorded on the counter and
@@ -438,7 +438,7 @@ def _due_query(now: datetime) -> dict[str, Any]:
 
 
 async def _report_all(
-    gateway: StripeGateway, settings: Settings, counters: list[UsageCounter]
+    gateway: MeterEventCalls, settings: Settings, counters: list[UsageCounter]
 ) -> DrainFigures:
     figures = DrainFigures()
     limit = asyncio.Semaphore(CONCURRENCY)
@@ -459,7 +459,7 @@ async def _report_all(
     return figures
 
 
-async def drain_once(gateway: StripeGateway, settings: Settings) -> DrainFigures:
+async def drain_once(gateway: MeterEventCalls, settings: Settings) -> DrainFigures:
     """One pass over the due counters (oldest change first, at most ``USAGE_REPORT_BATCH``),
     under the ``meter-reports`` lease; ``skipped`` when another instance holds it."""
     try:
@@ -479,7 +479,7 @@ async def drain_once(gateway: StripeGateway, settings: Settings) -> DrainFigures
 
 
 async def flush_subscription_reports(
-    gateway: StripeGateway,
+    gateway: MeterEventCalls,
     settings: Settings,
     stripe_subscription_id: str,
     *,

@@ -19,7 +19,7 @@ from pymongo.errors import DuplicateKeyError
 
 from revenue_engine.documents import BillingMeter
 from revenue_engine.errors import ServiceUnavailable
-from revenue_engine.gateway import StripeGateway, idempotency_key
+from revenue_engine.gateway import CatalogCalls, idempotency_key
 from revenue_engine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ async def stored_meter(settings: Settings, feature: str) -> BillingMeter | None:
     return await BillingMeter.find_one({"event_name": event_name(settings, feature)})
 
 
-async def ensure_meter(gateway: StripeGateway, settings: Settings, feature: str) -> BillingMeter:
+async def ensure_meter(gateway: CatalogCalls, settings: Settings, feature: str) -> BillingMeter:
     """The feature's meter: stored, else found at Stripe, else created (see the module)."""
     stored = await stored_meter(settings, feature)
     if stored is not None:

@@ -56,7 +56,7 @@ from revenue_engine.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
-from revenue_engine.gateway import StripeGateway, idempotency_key
+from revenue_engine.gateway import StripeApi, SubscriptionCalls, idempotency_key
 from revenue_engine.services import entitlements
 from revenue_engine.services.catalog import ensure_addon_price
 from revenue_engine.services.meter_reports import flush_subscription_reports
@@ -81,7 +81,7 @@ class OverageSwitch:
 
 
 async def set_overage(
-    gateway: StripeGateway,
+    gateway: StripeApi,
     settings: Settings,
     principal: Principal,
     feature: str,
@@ -116,7 +116,7 @@ def _item_for(sub: Subscription, feature: str) -> SubscriptionItem | None:
 
 
 async def _switch_on(
-    gateway: StripeGateway,
+    gateway: StripeApi,
     settings: Settings,
     live: Subscription,
     plan: SubscriptionPlan,
@@ -147,7 +147,7 @@ async def _switch_on(
 
 
 async def _switch_off(
-    gateway: StripeGateway,
+    gateway: StripeApi,
     settings: Settings,
     live: Subscription,
     feature: str,
@@ -190,7 +190,7 @@ async def _switch_off(
 
 
 async def _replace_item(
-    gateway: StripeGateway,
+    gateway: SubscriptionCalls,
     live: Subscription,
     item: SubscriptionItem,
     price: dict[str, Any] | None,
@@ -251,7 +251,7 @@ async def _mark_due(live: Subscription, feature: str) -> None:
 
 
 async def settle_overage_switches(
-    gateway: StripeGateway, settings: Settings, *, limit: int = 100
+    gateway: StripeApi, settings: Settings, *, limit: int = 100
 ) -> int:
     """Finish the switches and plan changes that wait for a period's overage to be billed
     (see the module docstring); returns how many features were settled. One subscription's
@@ -281,7 +281,7 @@ async def settle_overage_switches(
     return settled
 
 
-async def _settle(gateway: StripeGateway, settings: Settings, sub: Subscription) -> int:
+async def _settle(gateway: StripeApi, settings: Settings, sub: Subscription) -> int:
     plan = await plan_of(sub)
     settled = 0
     for feature in list(sub.overage_off):
@@ -302,7 +302,7 @@ async def _settle(gateway: StripeGateway, settings: Settings, sub: Subscription)
 
 
 async def _settle_plan_change(
-    gateway: StripeGateway, settings: Settings, sub: Subscription, plan: SubscriptionPlan | None
+    gateway: StripeApi, settings: Settings, sub: Subscription, plan: SubscriptionPlan | None
 ) -> int:
     """Swap the metered items a plan change kept for the current plan's, once nothing of
     their period is left to bill; clears ``overage_settle`` when none is left."""

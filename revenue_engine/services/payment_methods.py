@@ -42,7 +42,14 @@ from revenue_engine.errors import (
     ServiceUnavailable,
     StripeNotFound,
 )
-from revenue_engine.gateway import CustomerDefaults, SavedMethod, StripeGateway, idempotency_key
+from revenue_engine.gateway import (
+    CustomerDefaults,
+    SavedMethod,
+    SavedMethodCalls,
+    StripeApi,
+    SubscriptionCalls,
+    idempotency_key,
+)
 from revenue_engine.services.customers import get_customer
 from revenue_engine.services.purchase import live_subscription
 from revenue_engine.services.reconcile import apply_subscription
@@ -108,7 +115,7 @@ async def record_view(
 
 
 async def refresh_view(
-    gateway: StripeGateway,
+    gateway: SavedMethodCalls,
     customer: Customer,
     *,
     defaults: CustomerDefaults | None = None,
@@ -126,7 +133,7 @@ async def refresh_view(
 
 
 async def list_payment_methods(
-    gateway: StripeGateway, principal: Principal
+    gateway: SavedMethodCalls, principal: Principal
 ) -> list[PaymentMethodRow]:
     """The customer's saved methods as Stripe says now; the stored view while Stripe cannot be
     reached; none before the organization has a customer."""
@@ -152,7 +159,7 @@ def _check_id(payment_method_id: str) -> None:
 
 
 async def _owned(
-    gateway: StripeGateway, principal: Principal, payment_method_id: str
+    gateway: SavedMethodCalls, principal: Principal, payment_method_id: str
 ) -> tuple[Customer, str | None]:
     """The organization's customer and whose the method is at Stripe (its customer, or None
     when attached to nobody); ``NotFound`` for an unknown id or another customer's method."""
@@ -174,7 +181,7 @@ async def _owned(
 
 
 async def set_default_payment_method(
-    gateway: StripeGateway, principal: Principal, payment_method_id: str, *, request_id: str | None
+    gateway: StripeApi, principal: Principal, payment_method_id: str, *, request_id: str | None
 ) -> list[PaymentMethodRow]:
     """Make one of the customer's saved methods the default for its invoices and renewals."""
     customer, owner = await _owned(gateway, principal, payment_method_id)
@@ -201,7 +208,7 @@ async def set_default_payment_method(
 
 
 async def _move_subscription(
-    gateway: StripeGateway,
+    gateway: SubscriptionCalls,
     principal: Principal,
     payment_method_id: str,
     change: int,
@@ -234,7 +241,7 @@ async def _move_subscription(
 
 
 async def detach_payment_method(
-    gateway: StripeGateway, principal: Principal, payment_method_id: str
+    gateway: StripeApi, principal: Principal, payment_method_id: str
 ) -> list[PaymentMethodRow]:
     """Remove a saved method from the customer (refused for the live subscription's)."""
     org = principal.organization_id
@@ -278,7 +285,7 @@ def _id(value: Any) -> str | None:
 
 
 async def adopt_checkout_card(
-    gateway: StripeGateway,
+    gateway: SavedMethodCalls,
     document: CheckoutSession,
     session: dict[str, Any],
     *,

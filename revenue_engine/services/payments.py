@@ -34,7 +34,7 @@ from revenue_engine.errors import (
     StripeNotFound,
     ValidationFailed,
 )
-from revenue_engine.gateway import StripeGateway, idempotency_key
+from revenue_engine.gateway import PaymentCalls, SavedMethodCalls, StripeApi, idempotency_key
 from revenue_engine.invariants import present
 from revenue_engine.money import MAX_AMOUNT, charge_problem, normalize_currency
 from revenue_engine.services.customers import get_customer, get_or_create_customer
@@ -113,7 +113,7 @@ def _sync(payment: Payment, intent: dict[str, Any]) -> bool:
 
 
 async def create_payment_intent(
-    gateway: StripeGateway,
+    gateway: StripeApi,
     settings: Settings,
     principal: Principal,
     *,
@@ -161,7 +161,7 @@ async def create_payment_intent(
 
 
 async def _payable_recent(
-    gateway: StripeGateway, org: str, fingerprint: str, window: int
+    gateway: PaymentCalls, org: str, fingerprint: str, window: int
 ) -> tuple[Payment, str | None] | None:
     """The newest identical payment of the last ``window`` seconds that can still be paid,
     with its ``client_secret``; None when there is none. Stripe may have moved on before its
@@ -237,7 +237,7 @@ async def _require(principal: Principal, intent_id: str) -> Payment:
     return payment
 
 
-async def refresh_payment(gateway: StripeGateway, principal: Principal, intent_id: str) -> Payment:
+async def refresh_payment(gateway: PaymentCalls, principal: Principal, intent_id: str) -> Payment:
     payment = await _require(principal, intent_id)
     try:
         intent = await gateway.retrieve_payment_intent(intent_id)
@@ -277,7 +277,7 @@ _MAY_HAVE_MOVED = frozenset(
 
 
 async def current_payment(
-    gateway: StripeGateway, principal: Principal, intent_id: str
+    gateway: PaymentCalls, principal: Principal, intent_id: str
 ) -> Payment | None:
     """The organization's payment; re-read from Stripe when the stored status is one Stripe
     may have moved on from (the stored one is answered while Stripe cannot be reached)."""
@@ -296,7 +296,7 @@ async def current_payment(
 
 
 async def _require_payment_method(
-    gateway: StripeGateway, principal: Principal, payment: Payment, payment_method: str
+    gateway: SavedMethodCalls, principal: Principal, payment: Payment, payment_method: str
 ) -> None:
     """``NotFound`` unless ``payment_method`` exists at Stripe and is attached to nobody or to
     one of the organization's customers (the intent's, or the organization's current one).
@@ -323,7 +323,7 @@ async def _require_payment_method(
 
 
 async def confirm_payment_intent(
-    gateway: StripeGateway, principal: Principal, intent_id: str, *, payment_method: str
+    gateway: StripeApi, principal: Principal, intent_id: str, *, payment_method: str
 ) -> Payment:
     """Pay the organization's intent with ``payment_method`` (checked first, see the module
     docstring); a decline is recorded and raised as ``PaymentDeclined``."""
@@ -357,7 +357,7 @@ async def confirm_payment_intent(
 
 
 async def cancel_payment_intent(
-    gateway: StripeGateway, principal: Principal, intent_id: str
+    gateway: PaymentCalls, principal: Principal, intent_id: str
 ) -> Payment:
     payment = await _require(principal, intent_id)
     key = idempotency_key(principal.organization_id, "payment_intent.cancel", intent_id)
@@ -369,7 +369,7 @@ async def cancel_payment_intent(
 
 
 async def refund_payment(
-    gateway: StripeGateway, principal: Principal, intent_id: str, *, amount: int | None
+    gateway: PaymentCalls, principal: Principal, intent_id: str, *, amount: int | None
 ) -> Payment:
     """Refund all that is left, or ``amount`` of it; never more than what was paid."""
     payment = await _require(principal, intent_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from revenue_engine.auth import Principal
 from revenue_engine.clock import unix_now
 from revenue_engine.errors import FieldProblem, NotFound, ValidationFailed
-from revenue_engine.gateway import StripeGateway, idempotency_key
+from revenue_engine.gateway import PortalCalls, idempotency_key
 from revenue_engine.services.customers import get_customer
 from revenue_engine.services.paths import path_problem
 from revenue_engine.settings import Settings
@@ -14,7 +14,7 @@ DEFAULT_RETURN_PATH = "/billing"
 
 
 async def create_portal_session(
-    gateway: StripeGateway, settings: Settings, principal: Principal, return_path: str | None
+    gateway: PortalCalls, settings: Settings, principal: Principal, return_path: str | None
 ) -> str:
     path = return_path or DEFAULT_RETURN_PATH
     problem = path_problem(path)

@@ -34,7 +34,7 @@ from revenue_engine.auth import Principal
 from revenue_engine.clock import unix_now
 from revenue_engine.documents import BillingInterval, Subscription
 from revenue_engine.errors import FieldProblem, NoActiveSubscription, ValidationFailed
-from revenue_engine.gateway import StripeGateway
+from revenue_engine.gateway import InvoiceCalls, StripeApi
 from revenue_engine.services.purchase import live_subscription
 from revenue_engine.services.seats import seat_items
 from revenue_engine.services.subscriptions import ProrationBehavior, plan_change
@@ -115,7 +115,7 @@ def _invoice(raw: dict[str, Any]) -> InvoicePreview:
     )
 
 
-async def _now(gateway: StripeGateway, live: Subscription) -> int:
+async def _now(gateway: InvoiceCalls, live: Subscription) -> int:
     """Now for the subscription at Stripe: its test clock's time, or the wall clock."""
     if live.test_clock:
         return await gateway.test_clock_time(live.test_clock)
@@ -134,7 +134,7 @@ class _PreviewedChange:
 
 
 async def _preview_change(
-    gateway: StripeGateway,
+    gateway: StripeApi,
     settings: Settings,
     live: Subscription,
     target: str,
@@ -195,7 +195,7 @@ def _preview_params(
 
 
 async def preview_subscription_change(
-    gateway: StripeGateway,
+    gateway: StripeApi,
     settings: Settings,
     principal: Principal,
     *,

@@ -42,7 +42,7 @@ from revenue_engine.errors import (
     PromotionCodeProblem,
     PromotionCodeRejected,
 )
-from revenue_engine.gateway import StripeGateway
+from revenue_engine.gateway import PromotionCalls
 from revenue_engine.invariants import present
 
 #: What Stripe accepts as a code: letters, digits and dashes (we take up to 200 of them).
@@ -186,7 +186,7 @@ def _used_up(obj: dict[str, Any]) -> bool:
     return isinstance(limit, int) and int(obj.get("times_redeemed") or 0) >= limit
 
 
-async def _coupon(gateway: StripeGateway, promo: dict[str, Any]) -> dict[str, Any]:
+async def _coupon(gateway: PromotionCalls, promo: dict[str, Any]) -> dict[str, Any]:
     coupon = (promo.get("promotion") or {}).get("coupon") or promo.get("coupon")
     if isinstance(coupon, dict) and "applies_to" in coupon:
         return coupon
@@ -226,7 +226,7 @@ def _judge(code: str, promo: dict[str, Any], coupon: dict[str, Any], purchase: P
             raise rejected(code, Problem.MINIMUM_NOT_MET)
 
 
-async def _has_paid(gateway: StripeGateway, purchase: Purchase) -> bool:
+async def _has_paid(gateway: PromotionCalls, purchase: Purchase) -> bool:
     """A successful one-time payment of the organization, or a paid invoice at Stripe."""
     paid_here = await Payment.find(
         {"organization_id": purchase.organization_id, "status": "succeeded"}
@@ -239,7 +239,7 @@ async def _has_paid(gateway: StripeGateway, purchase: Purchase) -> bool:
 
 
 async def check_promotion_code(
-    gateway: StripeGateway,
+    gateway: PromotionCalls,
     code: str,
     purchase: Purchase,
     *,

@@ -22,7 +22,7 @@ from revenue_engine.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
-from revenue_engine.gateway import StripeGateway, idempotency_key
+from revenue_engine.gateway import SubscriptionCalls, idempotency_key
 from revenue_engine.services.catalog import ChosenPrice
 from revenue_engine.services.plan_spec import MAX_SEATS
 from revenue_engine.services.purchase import live_subscription
@@ -102,7 +102,7 @@ async def seat_items(
 
 
 async def update_seats(
-    gateway: StripeGateway,
+    gateway: SubscriptionCalls,
     principal: Principal,
     *,
     quantity: int,

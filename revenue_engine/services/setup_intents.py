@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 from revenue_engine.auth import Principal
 from revenue_engine.documents import Customer
 from revenue_engine.errors import FieldProblem, StripeNotFound, ValidationFailed
-from revenue_engine.gateway import SetupIntentView, StripeGateway, idempotency_key
+from revenue_engine.gateway import SetupIntentCalls, SetupIntentView, StripeApi, idempotency_key
 from revenue_engine.services.customers import get_or_create_customer
 from revenue_engine.services.paths import path_problem
 from revenue_engine.settings import Settings
@@ -40,7 +40,7 @@ class SetupGrant:
 
 
 def _confirmation_url(
-    gateway: StripeGateway, settings: Settings, seti: SetupIntentView, path: str
+    gateway: SetupIntentCalls, settings: Settings, seti: SetupIntentView, path: str
 ) -> str | None:
     if settings.is_production or settings.stripe_secret_key is not None or not gateway.api_base:
         return None
@@ -54,7 +54,7 @@ def _confirmation_url(
 
 
 async def _reusable(
-    gateway: StripeGateway, customer: Customer, previous: str | None
+    gateway: SetupIntentCalls, customer: Customer, previous: str | None
 ) -> SetupIntentView | None:
     if previous is None:
         return None
@@ -68,7 +68,7 @@ async def _reusable(
 
 
 async def create_setup_intent(
-    gateway: StripeGateway, settings: Settings, principal: Principal, return_path: str | None
+    gateway: StripeApi, settings: Settings, principal: Principal, return_path: str | None
 ) -> SetupGrant:
     """A SetupIntent for saving a card for off-session payments (renewals); the customer is
     created on first use."""

@@ -34,7 +34,16 @@ from revenue_engine.errors import (
     StripeNotFound,
     ValidationFailed,
 )
-from revenue_engine.gateway import StripeGateway, customer_defaults, idempotency_key
+from revenue_engine.gateway import (
+    CustomerCalls,
+    InvoiceCalls,
+    MeterEventCalls,
+    PromotionCalls,
+    StripeApi,
+    SubscriptionCalls,
+    customer_defaults,
+    idempotency_key,
+)
 from revenue_engine.gateway.models import StripeSubscription
 from revenue_engine.services import promotions
 from revenue_engine.services.catalog import ChosenPrice, ensure_plan_prices
@@ -88,7 +97,7 @@ async def _require_live(principal: Principal) -> Subscription:
 
 
 async def create_subscription(
-    gateway: StripeGateway,
+    gateway: StripeApi,
     principal: Principal,
     *,
     settings: Settings,
@@ -145,7 +154,7 @@ class _Order:
 
 
 async def _create_under_lease(
-    gateway: StripeGateway,
+    gateway: StripeApi,
     settings: Settings,
     principal: Principal,
     order: _Order,
@@ -173,7 +182,7 @@ async def _create_under_lease(
     )
 
 
-async def _paying_customer(gateway: StripeGateway, principal: Principal) -> tuple[str, str]:
+async def _paying_customer(gateway: CustomerCalls, principal: Principal) -> tuple[str, str]:
     """The organization's Stripe customer (created on first purchase) and what Stripe charges
     when the subscription names no method: the default payment method, else a card saved as
     the default source (the legacy Sources API). ``NoPaymentMethod`` when there is neither."""
@@ -231,7 +240,7 @@ async def _purchase_key(org: str, order: _Order, attempt: int, default_pm: str) 
 
 
 async def _create_at_stripe(
-    gateway: StripeGateway,
+    gateway: SubscriptionCalls,
     params: dict[str, Any],
     key: str,
     org: str,
@@ -255,7 +264,7 @@ async def _create_at_stripe(
 
 
 async def cancel_subscription(
-    gateway: StripeGateway,
+    gateway: StripeApi,
     principal: Principal,
     *,
     settings: Settings,
@@ -291,7 +300,7 @@ async def cancel_subscription(
     )
 
 
-async def _report_first(gateway: StripeGateway, settings: Settings, live: Subscription) -> None:
+async def _report_first(gateway: MeterEventCalls, settings: Settings, live: Subscription) -> None:
     """Report the subscription's billable usage before a change that ends its metered items'
     period; refuse the change while some of it could not be reported (Stripe unavailable)."""
     figures = await flush_subscription_reports(
@@ -315,7 +324,7 @@ async def _period_overage(live: Subscription) -> list[tuple[str, int]]:
 
 
 async def resume_subscription(
-    gateway: StripeGateway, principal: Principal, *, request_id: str | None
+    gateway: SubscriptionCalls, principal: Principal, *, request_id: str | None
 ) -> Subscription:
     live = await _require_live(principal)
     if not live.cancel_at_period_end and live.cancel_at is None:
@@ -413,7 +422,7 @@ class PlanChange:
 
 
 async def plan_change(
-    gateway: StripeGateway,
+    gateway: StripeApi,
     settings: Settings,
     live: Subscription,
     *,
@@ -479,7 +488,7 @@ async def _target_addons(
 
 
 async def _checked_promotion(
-    gateway: StripeGateway,
+    gateway: PromotionCalls,
     live: Subscription,
     code: str,
     plan: SubscriptionPlan,
@@ -524,7 +533,7 @@ def _code_only(
 
 
 async def _refuse_unbilled_overage(
-    gateway: StripeGateway, settings: Settings, live: Subscription, *, report_usage: bool
+    gateway: MeterEventCalls, settings: Settings, live: Subscription, *, report_usage: bool
 ) -> None:
     """Refuse an interval change while the period has overage to bill: a new interval starts a
     new period at once, and Stripe bills a metered item that is re-priced only for usage after
@@ -550,7 +559,7 @@ async def _refuse_unbilled_overage(
 
 
 async def change_subscription_plan(
-    gateway: StripeGateway,
+    gateway: StripeApi,
     principal: Principal,
     *,
     settings: Settings,
@@ -636,7 +645,7 @@ async def _hold_overage(sid: str, change: PlanChange) -> None:
 
 
 async def _apply_promotion(
-    gateway: StripeGateway,
+    gateway: SubscriptionCalls,
     principal: Principal,
     live: Subscription,
     promotion: promotions.Promotion,
@@ -697,7 +706,7 @@ _INVOICE_CURSOR = re.compile(r"in_[A-Za-z0-9_]{1,252}")
 
 
 async def list_invoices(
-    gateway: StripeGateway, principal: Principal, *, first: int, after: str | None
+    gateway: InvoiceCalls, principal: Principal, *, first: int, after: str | None
 ) -> tuple[list[Invoice], bool]:
     # Checked before Stripe sees it: a 64 KB cursor made an URL no server reads, answered as
     # "Stripe unreachable" after the SDK's retries. Answered as Stripe answers an invoice id it

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from revenue_engine.clock import utcnow
 from revenue_engine.documents import AuditSource, Subscription
-from revenue_engine.gateway import StripeGateway
+from revenue_engine.gateway import SubscriptionCalls
 from revenue_engine.services.reconcile import apply_subscription
 
 
 async def refresh_subscription(
-    gateway: StripeGateway,
+    gateway: SubscriptionCalls,
     stripe_subscription_id: str,
     *,
     source: AuditSource,

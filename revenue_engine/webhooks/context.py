@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from revenue_engine.gateway import StripeGateway
+from revenue_engine.gateway import StripeApi, StripeGateway
 from revenue_engine.settings import Settings
 
 
@@ -16,14 +16,12 @@ class HandlerContext:
     #: The deployment's mode: events of the other mode are ignored, never applied.
     livemode: bool
     #: Handlers re-read objects from Stripe through it (never trusting event order).
-    gateway: StripeGateway
+    gateway: StripeApi
 
     @classmethod
-    def from_settings(
-        cls, settings: Settings, gateway: StripeGateway | None = None
-    ) -> HandlerContext:
+    def from_settings(cls, settings: Settings, gateway: StripeApi | None = None) -> HandlerContext:
         return cls(
             settings=settings,
             livemode=settings.livemode,
-            gateway=gateway or StripeGateway.from_settings(settings),
+            gateway=gateway if gateway is not None else StripeGateway.from_settings(settings),
         )

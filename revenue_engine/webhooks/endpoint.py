@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from revenue_engine.db import StoreError
-from revenue_engine.gateway import StripeGateway
+from revenue_engine.gateway import StripeApi
 from revenue_engine.settings import Settings
 from revenue_engine.webhooks.body import BadLength, BodyTooLarge, Disconnected, read_body
 from revenue_engine.webhooks.context import HandlerContext
@@ -69,7 +69,7 @@ def _is_json(content_type: str | None) -> bool:
 class WebhookEndpoint:
     """``POST <STRIPE_WEBHOOK_PATH>``: verify → ledger → dispatch (see the module docstring)."""
 
-    def __init__(self, settings: Settings, gateway: StripeGateway) -> None:
+    def __init__(self, settings: Settings, gateway: StripeApi) -> None:
         self.settings = settings
         self.secrets = [s.get_secret_value() for s in settings.stripe_webhook_secrets]
         self.context = HandlerContext.from_settings(settings, gateway)

@@ -1,13 +1,18 @@
-"""A small in-memory stand-in for the gateway's catalog calls (meters, products, prices), for
-unit tests of the catalog services: it records what was sent and answers as Stripe does, with
-idempotency keys replaying the first answer."""
+"""Small in-memory stand-ins for the gateway, for unit tests of the services that need no HTTP.
+
+``FakeCatalogGateway`` implements the ``CatalogCalls`` role (meters, products, prices) whole, so
+the catalog services take it as it is; mypy checks it against the role (``_catalog`` below; this
+module is in ``[tool.mypy]``). It records what was sent and answers as Stripe does, with
+idempotency keys replaying the first answer. ``FakeBillingGateway`` adds the few calls of other
+roles a purchase makes; implementing only those, it is handed over as a ``StripeApi`` by a cast.
+"""
 
 from __future__ import annotations
 
 import itertools
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from revenue_engine.gateway import StripeGateway, StripeSubscription, parse_subscription
+from revenue_engine.gateway import CatalogCalls, StripeApi, StripeSubscription, parse_subscription
 
 
 class FakeCatalogGateway:
@@ -20,9 +25,6 @@ class FakeCatalogGateway:
         self.ignore_lookup_filter = False
         self._ids = itertools.count(1)
 
-    def as_gateway(self) -> StripeGateway:
-        return cast(StripeGateway, self)
-
     def calls_to(self, operation: str) -> list[dict[str, Any]]:
         return [params for name, params, _ in self.calls if name == operation]
 
@@ -33,8 +35,9 @@ class FakeCatalogGateway:
         return self.replies[key]
 
     async def list_meters(self) -> list[dict[str, Any]]:
+        """Every meter, active or not, as Stripe lists them."""
         self.calls.append(("billing.meters.list", {}, None))
-        return [m for m in self.meters if m["status"] == "active"]
+        return [dict(m) for m in self.meters]
 
     async def create_meter(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
         def make() -> dict[str, Any]:
@@ -44,6 +47,17 @@ class FakeCatalogGateway:
             return meter
 
         result: dict[str, Any] = self._keyed("billing.meters.create", params, key, make)
+        return result
+
+    async def reactivate_meter(self, meter_id: str, *, key: str) -> dict[str, Any]:
+        def make() -> dict[str, Any]:
+            meter = next(m for m in self.meters if m["id"] == meter_id)
+            meter["status"] = "active"
+            return dict(meter)
+
+        result: dict[str, Any] = self._keyed(
+            "billing.meters.reactivate", {"id": meter_id}, key, make
+        )
         return result
 
     async def create_product(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
@@ -96,6 +110,9 @@ class FakeBillingGateway(FakeCatalogGateway):
     def __init__(self) -> None:
         super().__init__()
         self.subscriptions: dict[str, dict[str, Any]] = {}
+
+    def as_gateway(self) -> StripeApi:
+        return cast(StripeApi, self)
 
     async def create_customer(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
         result: dict[str, Any] = self._keyed(
@@ -169,3 +186,9 @@ class FakeBillingGateway(FakeCatalogGateway):
         if key not in self.replies:
             self.replies[key] = make()
         return parse_subscription(self.replies[key])
+
+
+if TYPE_CHECKING:
+
+    def _catalog(fake: FakeCatalogGateway) -> CatalogCalls:
+        return fake  # mypy: the fake implements the whole role, with the gateway's signatures

@@ -21,7 +21,7 @@ from revenue_engine.documents import (
     UsageCounter,
 )
 from revenue_engine.documents.usage import counter_id
-from revenue_engine.gateway import StripeGateway
+from revenue_engine.gateway import StripeApi
 from revenue_engine.services.background import Job, run_job, run_periodically, usage_jobs
 from revenue_engine.settings import Settings
 from tests.conftest import make_settings
@@ -96,7 +96,7 @@ async def test_the_store_down_is_a_warning_and_the_job_reports_failure(
 
 
 def test_usage_jobs_complete_batches_before_they_report() -> None:
-    jobs = usage_jobs(cast(StripeGateway, object()), make_settings())
+    jobs = usage_jobs(cast(StripeApi, object()), make_settings())
     assert [job.name for job in jobs] == [
         "usage-completion",
         "meter-reports",

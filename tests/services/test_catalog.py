@@ -42,7 +42,7 @@ async def plan(uid: str) -> SubscriptionPlan:
 
 async def test_a_meter_is_created_once_with_the_features_event_name(database: Database) -> None:
     fake = FakeCatalogGateway()
-    meter = await ensure_meter(fake.as_gateway(), SETTINGS, "api_calls")
+    meter = await ensure_meter(fake, SETTINGS, "api_calls")
     [params] = fake.calls_to("billing.meters.create")
     assert params == {
         "display_name": "api_calls",
@@ -56,7 +56,7 @@ async def test_a_meter_is_created_once_with_the_features_event_name(database: Da
     assert (meter.feature, meter.event_name) == ("api_calls", "revenue_engine.api_calls")
     # Stored: the next call asks Stripe nothing.
     before = len(fake.calls)
-    again = await ensure_meter(fake.as_gateway(), SETTINGS, "api_calls")
+    again = await ensure_meter(fake, SETTINGS, "api_calls")
     assert again.stripe_meter_id == meter.stripe_meter_id
     assert len(fake.calls) == before
     assert await BillingMeter.find_all().count() == 1
@@ -66,20 +66,35 @@ async def test_an_active_meter_at_stripe_is_found_again_by_event_name(database: 
     fake = FakeCatalogGateway()
     fake.meters += [
         {"id": "mtr_other", "event_name": "revenue_engine.bandwidth_gb", "status": "active"},
-        {"id": "mtr_old", "event_name": "acme.api_calls", "status": "inactive"},
+        {"id": "mtr_old", "event_name": "other.api_calls", "status": "inactive"},
         {"id": "mtr_acme", "event_name": "acme.api_calls", "status": "active"},
     ]
     settings = make_settings(meter_event_prefix="acme")
-    meter = await ensure_meter(fake.as_gateway(), settings, "api_calls")
+    meter = await ensure_meter(fake, settings, "api_calls")
     assert (meter.stripe_meter_id, meter.event_name) == ("mtr_acme", "acme.api_calls")
+    assert fake.calls_to("billing.meters.create") == []
+    assert fake.calls_to("billing.meters.reactivate") == []
+    assert fake.meters[1]["status"] == "inactive"  # another prefix's meter is left alone
+
+
+async def test_a_deactivated_meter_at_stripe_is_reactivated_not_duplicated(
+    database: Database,
+) -> None:
+    fake = FakeCatalogGateway()
+    fake.meters.append({"id": "mtr_acme", "event_name": "acme.api_calls", "status": "inactive"})
+    settings = make_settings(meter_event_prefix="acme")
+    meter = await ensure_meter(fake, settings, "api_calls")
+    assert meter.stripe_meter_id == "mtr_acme"
+    [(_, params, key)] = [c for c in fake.calls if c[0] == "billing.meters.reactivate"]
+    assert params == {"id": "mtr_acme"}
+    assert key == idempotency_key("catalog", "meter.reactivate", "acme.api_calls", "mtr_acme")
+    assert [m["status"] for m in fake.meters] == ["active"]
     assert fake.calls_to("billing.meters.create") == []
 
 
 async def test_concurrent_first_uses_leave_one_meter(database: Database) -> None:
     fake = FakeCatalogGateway()
-    meters = await asyncio.gather(
-        *(ensure_meter(fake.as_gateway(), SETTINGS, "api_calls") for _ in range(5))
-    )
+    meters = await asyncio.gather(*(ensure_meter(fake, SETTINGS, "api_calls") for _ in range(5)))
     assert {m.stripe_meter_id for m in meters} == {meters[0].stripe_meter_id}
     assert len(fake.meters) == 1  # every create carried the same idempotency key
     assert await BillingMeter.find_all().count() == 1
@@ -93,7 +108,7 @@ async def test_a_metered_add_on_gets_a_metered_price_on_its_features_meter(
 ) -> None:
     fake = FakeCatalogGateway()
     pro = await plan("pro")
-    chosen = await ensure_plan_prices(fake.as_gateway(), SETTINGS, pro, MONTH, ["api_calls"])
+    chosen = await ensure_plan_prices(fake, SETTINGS, pro, MONTH, ["api_calls"])
     [meter] = fake.meters
     base, calls = fake.calls_to("prices.create")
     assert base["recurring"] == {"interval": "month"}
@@ -123,7 +138,7 @@ async def test_a_metered_add_on_gets_a_metered_price_on_its_features_meter(
 async def test_a_pack_is_a_licensed_price_bought_once(catalog: Database) -> None:
     fake = FakeCatalogGateway()
     pro = await plan("pro")
-    chosen = await ensure_plan_prices(fake.as_gateway(), SETTINGS, pro, MONTH, ["bandwidth"])
+    chosen = await ensure_plan_prices(fake, SETTINGS, pro, MONTH, ["bandwidth"])
     _, pack = fake.calls_to("prices.create")
     assert pack["recurring"] == {"interval": "month"}
     assert [c.metered for c in chosen] == [False, False]
@@ -139,9 +154,7 @@ async def test_a_licensed_price_under_a_metered_add_ons_key_is_not_reused(
     flat = fake.add_price(
         lookup_key="pro_api_calls_month", unit_amount=1500, recurring={"interval": "month"}
     )
-    chosen = await ensure_addon_price(
-        fake.as_gateway(), SETTINGS, await plan("pro"), MONTH, "api_calls"
-    )
+    chosen = await ensure_addon_price(fake, SETTINGS, await plan("pro"), MONTH, "api_calls")
     assert chosen.stripe_price_id != flat["id"]
     assert chosen.metered
     assert flat["lookup_key"] is None  # the new metered price took the key over
@@ -157,9 +170,7 @@ async def test_a_metered_price_under_a_packs_key_is_not_reused(catalog: Database
         recurring={"interval": "month", "usage_type": "metered", "meter": "mtr_x"},
         transform_quantity={"divide_by": 100, "round": "up"},
     )
-    chosen = await ensure_addon_price(
-        fake.as_gateway(), SETTINGS, await plan("pro"), MONTH, "bandwidth"
-    )
+    chosen = await ensure_addon_price(fake, SETTINGS, await plan("pro"), MONTH, "bandwidth")
     assert chosen.stripe_price_id != metered["id"]
 
 
@@ -177,7 +188,7 @@ async def test_a_metered_price_that_bills_otherwise_is_not_reused(
     catalog: Database, wrong: dict[str, object]
 ) -> None:
     fake = FakeCatalogGateway()
-    meter = await ensure_meter(fake.as_gateway(), SETTINGS, "api_calls")
+    meter = await ensure_meter(fake, SETTINGS, "api_calls")
     fields: dict[str, object] = {
         "lookup_key": "pro_api_calls_month",
         "unit_amount": 1500,
@@ -189,24 +200,20 @@ async def test_a_metered_price_that_bills_otherwise_is_not_reused(
     else:
         fields.update(wrong)
     right = fake.add_price(**fields, recurring=recurring)
-    chosen = await ensure_addon_price(
-        fake.as_gateway(), SETTINGS, await plan("pro"), MONTH, "api_calls"
-    )
+    chosen = await ensure_addon_price(fake, SETTINGS, await plan("pro"), MONTH, "api_calls")
     assert chosen.stripe_price_id != right["id"]
 
 
 async def test_a_matching_metered_price_is_reused(catalog: Database) -> None:
     fake = FakeCatalogGateway()
-    meter = await ensure_meter(fake.as_gateway(), SETTINGS, "api_calls")
+    meter = await ensure_meter(fake, SETTINGS, "api_calls")
     found = fake.add_price(
         lookup_key="pro_api_calls_month",
         unit_amount=1500,
         recurring={"interval": "month", "usage_type": "metered", "meter": meter.stripe_meter_id},
         transform_quantity={"divide_by": 10000, "round": "up"},
     )
-    chosen = await ensure_addon_price(
-        fake.as_gateway(), SETTINGS, await plan("pro"), MONTH, "api_calls"
-    )
+    chosen = await ensure_addon_price(fake, SETTINGS, await plan("pro"), MONTH, "api_calls")
     assert chosen.stripe_price_id == found["id"]
     assert len(fake.calls_to("prices.create")) == 1  # the plan's own price only
 
@@ -218,7 +225,7 @@ async def test_a_found_price_must_carry_the_lookup_key_asked_for(catalog: Databa
     other = fake.add_price(
         lookup_key="team_month", unit_amount=4900, recurring={"interval": "month"}
     )
-    [chosen] = await ensure_plan_prices(fake.as_gateway(), SETTINGS, await plan("pro"), MONTH, [])
+    [chosen] = await ensure_plan_prices(fake, SETTINGS, await plan("pro"), MONTH, [])
     assert chosen.stripe_price_id != other["id"]
     assert other["lookup_key"] == "team_month"
 
@@ -226,7 +233,7 @@ async def test_a_found_price_must_carry_the_lookup_key_asked_for(catalog: Databa
 async def test_plans_sync_makes_the_meters_and_every_price(catalog: Database) -> None:
     fake = FakeCatalogGateway()
     settings = make_settings(meter_event_prefix="acme")
-    done = await sync_catalog(fake.as_gateway(), settings)
+    done = await sync_catalog(fake, settings)
     assert sorted(done) == ["business", "enterprise", "pro", "starter"]
     # api_calls is billed by starter, pro and business: one meter, shared.
     assert [m["event_name"] for m in fake.meters] == ["acme.api_calls"]
@@ -238,6 +245,6 @@ async def test_plans_sync_makes_the_meters_and_every_price(catalog: Database) ->
     assert created["enterprise_bandwidth_year"]["recurring"] == {"interval": "year"}
     # Again: everything is known, nothing is made.
     before = len(fake.calls_to("prices.create")) + len(fake.calls_to("billing.meters.create"))
-    await sync_catalog(fake.as_gateway(), settings)
+    await sync_catalog(fake, settings)
     after = len(fake.calls_to("prices.create")) + len(fake.calls_to("billing.meters.create"))
     assert after == before

@@ -10,7 +10,7 @@ from revenue_engine.clock import as_utc
 from revenue_engine.db import Database
 from revenue_engine.documents import Subscription, UsageCounter
 from revenue_engine.documents.usage import counter_id
-from revenue_engine.gateway import StripeGateway
+from revenue_engine.gateway import StripeApi
 from revenue_engine.services import overage
 from revenue_engine.services.usage import record_usage
 from revenue_engine.services.usage_rules import shift_months
@@ -27,7 +27,7 @@ class NoStripe:
         raise AssertionError(f"unexpected Stripe call: {name}")
 
 
-def _gateway() -> StripeGateway:
+def _gateway() -> StripeApi:
     return NoStripe()  # type: ignore[return-value]
 
 
