@@ -1,47 +1,18 @@
-"""Typed read models of the Stripe objects the engine reads: exactly the fields it reads, parsed
-straight from Stripe's JSON (no ``StripeObject`` tree). Unknown fields are ignored, so a newer
-API version that adds fields changes nothing; a missing or mistyped field the engine needs is
-refused (``MalformedStripeObject``). Optional fields default to ``None``.
-
-An expandable field (``customer``, ``latest_invoice``, ``test_clock``, ``product``, …) is read
-as its id whether Stripe sent the id or the expanded object.
-"""
+"""The subscription's read model (``StripeSubscription``) and the price it bills
+(``StripePrice``), with a listing's unreadable items (``UnreadableSubscription``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BeforeValidator, Field, ValidationError
 
 from revenue_engine.errors import MalformedStripeObject
+from revenue_engine.gateway.models.base import ExpandableId, StripeModel, list_data
 
 
-def _expanded_id(value: Any) -> Any:
-    """An expandable field as its id: the expanded object's ``id``, else the value as sent."""
-    if isinstance(value, dict):
-        return value.get("id")
-    return value
-
-
-def _list_data(value: Any) -> Any:
-    """A Stripe list object (``{"object": "list", "data": [...]}``) as its items; absent: none."""
-    if value is None:
-        return []
-    if isinstance(value, dict):
-        return value.get("data") or []
-    return value
-
-
-#: An expandable reference: its id (``None`` when Stripe sent none).
-ExpandableId = Annotated[str | None, BeforeValidator(_expanded_id)]
-
-
-class _StripeModel(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class StripeRecurring(_StripeModel):
+class StripeRecurring(StripeModel):
     """A recurring price's billing: interval, and ``metered`` (with its meter) or ``licensed``."""
 
     interval: str | None = None
@@ -50,7 +21,7 @@ class StripeRecurring(_StripeModel):
     meter: str | None = None
 
 
-class StripePrice(_StripeModel):
+class StripePrice(StripeModel):
     id: Annotated[str, Field(min_length=1)]
     lookup_key: str | None = None
     recurring: StripeRecurring | None = None
@@ -63,7 +34,7 @@ class StripePrice(_StripeModel):
         return self.recurring is not None and self.recurring.usage_type == "metered"
 
 
-class StripeSubscriptionItem(_StripeModel):
+class StripeSubscriptionItem(StripeModel):
     """One item; since API 2025-03-31 the billing period lives here. Stripe leaves
     ``quantity`` out on a metered item."""
 
@@ -74,7 +45,7 @@ class StripeSubscriptionItem(_StripeModel):
     current_period_end: int | None = None
 
 
-class StripeSubscription(_StripeModel):
+class StripeSubscription(StripeModel):
     """What the engine reads of a Stripe subscription (``services.reconcile`` turns it into our
     ``Subscription``).
 
@@ -88,7 +59,7 @@ class StripeSubscription(_StripeModel):
     status: Annotated[str, Field(min_length=1)]
     customer: ExpandableId
     metadata: dict[str, str] = Field(default_factory=dict)
-    items: Annotated[list[StripeSubscriptionItem], BeforeValidator(_list_data)] = Field(
+    items: Annotated[list[StripeSubscriptionItem], BeforeValidator(list_data)] = Field(
         default_factory=list
     )
     cancel_at_period_end: bool = False
