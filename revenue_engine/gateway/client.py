@@ -42,6 +42,14 @@ from revenue_engine.gateway.models import (
     parse_listed,
     parse_subscription,
 )
+from revenue_engine.gateway.models.payment import (
+    StripeCharge,
+    StripePaymentIntent,
+    StripeRefund,
+    parse_charge,
+    parse_payment_intent,
+    parse_refund,
+)
 from revenue_engine.gateway.payment_methods import PaymentMethodCalls
 from revenue_engine.settings import Settings
 from revenue_engine.timing import timed_stripe
@@ -354,8 +362,8 @@ class StripeGateway(PaymentMethodCalls):
             )
         )
 
-    async def retrieve_charge(self, charge_id: str) -> dict[str, Any]:
-        return await self._read("charges.retrieve", _path("charges", charge_id))
+    async def retrieve_charge(self, charge_id: str) -> StripeCharge:
+        return parse_charge(await self._read("charges.retrieve", _path("charges", charge_id)))
 
     # --- subscriptions -----------------------------------------------------------------
     # Parsed straight from Stripe's JSON into the read model (``gateway.models``), writes too.
@@ -480,33 +488,25 @@ class StripeGateway(PaymentMethodCalls):
         return _page(await self._get("events.list", _path("events"), params))
 
     # --- one-time payments -------------------------------------------------------------
-    async def create_payment_intent(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
-        v1 = self.client.v1
-        return _plain(
-            await self._call(
-                "payment_intents.create",
-                lambda: v1.payment_intents.create_async(
-                    params=_any(params), options=self._opts(key)
-                ),
-            )
+    # Parsed straight from Stripe's JSON into the read models (``gateway.models.payment``).
+    async def create_payment_intent(
+        self, params: dict[str, Any], *, key: str
+    ) -> StripePaymentIntent:
+        path = _path("payment_intents")
+        return parse_payment_intent(
+            await self._send("payment_intents.create", "post", path, params, key)
         )
 
-    async def retrieve_payment_intent(self, intent_id: str) -> dict[str, Any]:
-        return await self._read("payment_intents.retrieve", _path("payment_intents", intent_id))
+    async def retrieve_payment_intent(self, intent_id: str) -> StripePaymentIntent:
+        path = _path("payment_intents", intent_id)
+        return parse_payment_intent(await self._read("payment_intents.retrieve", path))
 
     async def confirm_payment_intent(
         self, intent_id: str, params: dict[str, Any], *, key: str
-    ) -> dict[str, Any]:
-        v1 = self.client.v1
-        return _plain(
-            await self._call(
-                "payment_intents.confirm",
-                lambda: v1.payment_intents.confirm_async(
-                    intent_id,
-                    params=_any(params),
-                    options=self._opts(key),
-                ),
-            )
+    ) -> StripePaymentIntent:
+        path = _path("payment_intents", intent_id, "confirm")
+        return parse_payment_intent(
+            await self._send("payment_intents.confirm", "post", path, params, key)
         )
 
     async def retrieve_payment_method(self, payment_method_id: str) -> PaymentMethodOwner:
@@ -520,22 +520,15 @@ class StripeGateway(PaymentMethodCalls):
             customer = customer.get("id")  # expanded (we never ask for it, but it may be)
         return PaymentMethodOwner(id=str(pm["id"]), customer=str(customer) if customer else None)
 
-    async def cancel_payment_intent(self, intent_id: str, *, key: str) -> dict[str, Any]:
-        v1 = self.client.v1
-        return _plain(
-            await self._call(
-                "payment_intents.cancel",
-                lambda: v1.payment_intents.cancel_async(intent_id, options=self._opts(key)),
-            )
+    async def cancel_payment_intent(self, intent_id: str, *, key: str) -> StripePaymentIntent:
+        path = _path("payment_intents", intent_id, "cancel")
+        return parse_payment_intent(
+            await self._send("payment_intents.cancel", "post", path, {}, key)
         )
 
-    async def create_refund(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
-        v1 = self.client.v1
-        return _plain(
-            await self._call(
-                "refunds.create",
-                lambda: v1.refunds.create_async(params=_any(params), options=self._opts(key)),
-            )
+    async def create_refund(self, params: dict[str, Any], *, key: str) -> StripeRefund:
+        return parse_refund(
+            await self._send("refunds.create", "post", _path("refunds"), params, key)
         )
 
     # --- billing portal ----------------------------------------------------------------

@@ -18,6 +18,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from revenue_engine.gateway.client import PaymentMethodOwner, StripeGateway
     from revenue_engine.gateway.models import StripeSubscription, UnreadableSubscription
+    from revenue_engine.gateway.models.payment import (
+        StripeCharge,
+        StripePaymentIntent,
+        StripeRefund,
+    )
     from revenue_engine.gateway.payment_methods import (
         CustomerDefaults,
         SavedMethod,
@@ -136,23 +141,24 @@ class EventCalls(Protocol):
 
 
 class PaymentCalls(Protocol):
-    """One-time payments: PaymentIntents, refunds and the charges they refund."""
+    """One-time payments: PaymentIntents, refunds and the charges they refund — as the read
+    models (``gateway.models.payment``)."""
 
     async def create_payment_intent(
         self, params: dict[str, Any], *, key: str
-    ) -> dict[str, Any]: ...
+    ) -> StripePaymentIntent: ...
 
-    async def retrieve_payment_intent(self, intent_id: str) -> dict[str, Any]: ...
+    async def retrieve_payment_intent(self, intent_id: str) -> StripePaymentIntent: ...
 
     async def confirm_payment_intent(
         self, intent_id: str, params: dict[str, Any], *, key: str
-    ) -> dict[str, Any]: ...
+    ) -> StripePaymentIntent: ...
 
-    async def cancel_payment_intent(self, intent_id: str, *, key: str) -> dict[str, Any]: ...
+    async def cancel_payment_intent(self, intent_id: str, *, key: str) -> StripePaymentIntent: ...
 
-    async def create_refund(self, params: dict[str, Any], *, key: str) -> dict[str, Any]: ...
+    async def create_refund(self, params: dict[str, Any], *, key: str) -> StripeRefund: ...
 
-    async def retrieve_charge(self, charge_id: str) -> dict[str, Any]: ...
+    async def retrieve_charge(self, charge_id: str) -> StripeCharge: ...
 
 
 class SavedMethodCalls(Protocol):

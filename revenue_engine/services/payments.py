@@ -18,7 +18,6 @@ import json
 import logging
 import re
 from datetime import timedelta
-from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
@@ -35,6 +34,7 @@ from revenue_engine.errors import (
     ValidationFailed,
 )
 from revenue_engine.gateway import PaymentCalls, SavedMethodCalls, StripeApi, idempotency_key
+from revenue_engine.gateway.models.payment import StripePaymentIntent
 from revenue_engine.invariants import present
 from revenue_engine.money import MAX_AMOUNT, charge_problem, normalize_currency
 from revenue_engine.services.customers import get_customer, get_or_create_customer
@@ -102,12 +102,11 @@ def _fingerprint(amount: int, currency: str, metadata: dict[str, str]) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
-def _sync(payment: Payment, intent: dict[str, Any]) -> bool:
+def _sync(payment: Payment, intent: StripePaymentIntent) -> bool:
     """Copy Stripe's view onto the document; True when something changed."""
-    error = intent.get("last_payment_error") or {}
-    failure = error.get("message") or error.get("decline_code") if error else None
-    changed = (payment.status, payment.failure_reason) != (intent.get("status"), failure)
-    payment.status = str(intent.get("status"))
+    failure = intent.failure_reason
+    changed = (payment.status, payment.failure_reason) != (intent.status, failure)
+    payment.status = intent.status
     payment.failure_reason = failure
     return changed
 
@@ -148,16 +147,16 @@ async def create_payment_intent(
         key=idempotency_key(org, "payment_intent.create", fingerprint, bucket),
     )
     payment = Payment(
-        stripe_payment_intent_id=intent["id"],
+        stripe_payment_intent_id=intent.id,
         organization_id=org,
         stripe_customer_id=customer.stripe_customer_id,
         amount=amount,
         currency=code,
-        status=str(intent.get("status")),
+        status=intent.status,
         fingerprint=fingerprint,
         metadata=metadata,
     )
-    return await _stored(payment), intent.get("client_secret")
+    return await _stored(payment), intent.client_secret
 
 
 async def _payable_recent(
@@ -195,7 +194,7 @@ async def _payable_recent(
                 }
             )
         if candidate.status not in _SPENT:
-            return candidate, again.get("client_secret")
+            return candidate, again.client_secret
     return None
 
 
@@ -247,7 +246,7 @@ async def refresh_payment(gateway: PaymentCalls, principal: Principal, intent_id
     return payment
 
 
-async def _store_status(payment: Payment, intent: dict[str, Any]) -> None:
+async def _store_status(payment: Payment, intent: StripePaymentIntent) -> None:
     if _sync(payment, intent):
         payment.updated_at = utcnow()
         # Targeted: leaves the refund fields, which webhooks may be writing, alone.
@@ -391,13 +390,12 @@ async def refund_payment(
         principal.organization_id, "refund.create", intent_id, wanted, len(payment.refund_ids)
     )
     refund = await gateway.create_refund({"payment_intent": intent_id, "amount": wanted}, key=key)
-    refund_id = str(refund["id"])
+    refund_id = refund.id
     # Stripe's running total is the truth: raising ours to it (never $inc) cannot double-count
     # a refund that a charge.refunded webhook recorded in between, and never lowers ours.
-    charge_id = refund.get("charge")
-    total = int(refund.get("amount") or wanted) + payment.amount_refunded
-    if isinstance(charge_id, str):
-        total = int((await gateway.retrieve_charge(charge_id)).get("amount_refunded") or total)
+    total = (refund.amount or wanted) + payment.amount_refunded
+    if refund.charge:
+        total = (await gateway.retrieve_charge(refund.charge)).amount_refunded or total
     await Payment.find_one({"_id": payment.id}).update(
         {"$addToSet": {"refund_ids": refund_id}, "$set": {"updated_at": utcnow()}}
     )

@@ -38,6 +38,7 @@ from revenue_engine.documents import (
 )
 from revenue_engine.errors import StripeNotFound
 from revenue_engine.gateway import customer_defaults
+from revenue_engine.gateway.models.payment import parse_charge
 from revenue_engine.services import payments
 from revenue_engine.services.checkout import record_session
 from revenue_engine.services.payment_methods import adopt_checkout_card, refresh_view
@@ -139,13 +140,12 @@ async def payment_intent_changed(event: StripeEvent, context: HandlerContext) ->
     if payment is None:
         raise IgnoredEvent("not a one-time payment made through this engine")
     intent = await context.gateway.retrieve_payment_intent(intent_id)
-    error = intent.get("last_payment_error") or {}
-    failure = (error.get("message") or error.get("decline_code")) if error else None
-    if (payment.status, payment.failure_reason) != (intent.get("status"), failure):
+    failure = intent.failure_reason
+    if (payment.status, payment.failure_reason) != (intent.status, failure):
         await Payment.find_one({"_id": payment.id}).update(
             {
                 "$set": {
-                    "status": str(intent.get("status")),
+                    "status": intent.status,
                     "failure_reason": failure,
                     "updated_at": utcnow(),
                 }
@@ -155,14 +155,14 @@ async def payment_intent_changed(event: StripeEvent, context: HandlerContext) ->
 
 async def charge_refunded(event: StripeEvent, context: HandlerContext) -> None:
     """charge.refunded — refunds made elsewhere (the dashboard) still count against a payment."""
-    charge = event.object
-    intent_id = _id(charge.get("payment_intent"))
-    if charge.get("object") != "charge":
+    if event.object.get("object") != "charge":
         raise MalformedObject("the event's object is not a charge")
+    charge = parse_charge(event.object)
+    intent_id = charge.payment_intent
     payment = await Payment.find_one({"stripe_payment_intent_id": intent_id}) if intent_id else None
     if payment is None:
         raise IgnoredEvent("not a one-time payment made through this engine")
-    refunded = min(int(charge.get("amount_refunded") or 0), payment.amount)
+    refunded = min(charge.amount_refunded or 0, payment.amount)
     if refunded > payment.amount_refunded:
         # Stripe's total only grows: raising ours to it (never lowering) keeps a late, older
         # event, or a refund mutation in between, from undoing a larger total.

@@ -13,6 +13,7 @@ import pytest
 
 from revenue_engine.documents import WebhookEvent
 from revenue_engine.gateway import StripeGateway, parse_subscription
+from revenue_engine.gateway.models.payment import parse_payment_intent
 from revenue_engine.settings import Settings
 from tests.conftest import make_settings
 from tests.stripe_events import post, with_secrets
@@ -54,8 +55,10 @@ class Stripe:
             answer = self.answers[name]
             if isinstance(answer, Exception):
                 raise answer
-            if name == "retrieve_subscription":  # the gateway answers its read model
+            if name == "retrieve_subscription":  # the gateway answers its read models
                 return parse_subscription(answer)
+            if name == "retrieve_payment_intent":
+                return parse_payment_intent(answer)
             return answer
 
         return read
