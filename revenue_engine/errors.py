@@ -237,7 +237,7 @@ class UnknownOrganization(DomainError):
 
 
 class MalformedStripeObject(DomainError):
-    """The object is not a subscription we can read (permanent)."""
+    """Stripe's object is not one the engine can read (permanent)."""
 
     code = "MALFORMED_OBJECT"
 

@@ -9,8 +9,9 @@
 * 429s are retried here a bounded number of times with jittered backoff (the SDK does not
   retry them), then surface as ``RateLimited``.
 * Errors go through the closed table in ``gateway.errors``; results are plain dicts, except
-  the typed ones: subscriptions (``gateway.models.StripeSubscription``, reads and writes) and
-  ``PaymentMethodOwner``. Reads (retrieve, list) and the subscription writes go through
+  the typed ones: subscriptions (``gateway.models.StripeSubscription``, reads and writes),
+  customers, Checkout and portal sessions (``gateway.models.customer``), PaymentIntents,
+  refunds and charges (``gateway.models.payment``) and ``PaymentMethodOwner``. Reads (retrieve, list) and the writes of typed results go through
   ``StripeClient.raw_request_async`` and use Stripe's JSON as parsed: building the SDK's
   ``StripeObject`` tree only to turn it back into a dict was a fifth of a webhook event's CPU.
 """
@@ -41,6 +42,14 @@ from revenue_engine.gateway.models import (
     UnreadableSubscription,
     parse_listed,
     parse_subscription,
+)
+from revenue_engine.gateway.models.customer import (
+    StripeCheckoutSession,
+    StripeCustomer,
+    StripePortalSession,
+    parse_checkout_session,
+    parse_customer,
+    parse_portal_session,
 )
 from revenue_engine.gateway.models.payment import (
     StripeCharge,
@@ -223,39 +232,26 @@ class StripeGateway(PaymentMethodCalls):
         return "ok"
 
     # --- customers ---------------------------------------------------------------------
-    async def create_customer(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
-        v1 = self.client.v1
-        return _plain(
-            await self._call(
-                "customers.create",
-                lambda: v1.customers.create_async(params=_any(params), options=self._opts(key)),
-            )
-        )
+    # Customers, Checkout and portal sessions are parsed straight from Stripe's JSON into their
+    # read models (``gateway.models.customer``), writes too (``_send``).
+    async def create_customer(self, params: dict[str, Any], *, key: str) -> StripeCustomer:
+        path = _path("customers")
+        return parse_customer(await self._send("customers.create", "post", path, params, key))
 
-    async def retrieve_customer(self, customer_id: str) -> dict[str, Any]:
-        return await self._read("customers.retrieve", _path("customers", customer_id))
+    async def retrieve_customer(self, customer_id: str) -> StripeCustomer:
+        """The customer; a deleted one is Stripe's stub (``deleted`` set, nothing else)."""
+        path = _path("customers", customer_id)
+        return parse_customer(await self._read("customers.retrieve", path))
 
     async def update_customer(
         self, customer_id: str, params: dict[str, Any], *, key: str
-    ) -> dict[str, Any]:
-        v1 = self.client.v1
-        return _plain(
-            await self._call(
-                "customers.update",
-                lambda: v1.customers.update_async(
-                    customer_id, params=_any(params), options=self._opts(key)
-                ),
-            )
-        )
+    ) -> StripeCustomer:
+        path = _path("customers", customer_id)
+        return parse_customer(await self._send("customers.update", "post", path, params, key))
 
-    async def delete_customer(self, customer_id: str, *, key: str) -> dict[str, Any]:
-        v1 = self.client.v1
-        return _plain(
-            await self._call(
-                "customers.delete",
-                lambda: v1.customers.delete_async(customer_id, options=self._opts(key)),
-            )
-        )
+    async def delete_customer(self, customer_id: str, *, key: str) -> StripeCustomer:
+        path = _path("customers", customer_id)
+        return parse_customer(await self._send("customers.delete", "delete", path, {}, key))
 
     # --- catalog -----------------------------------------------------------------------
     async def find_prices(self, lookup_keys: list[str]) -> list[dict[str, Any]]:
@@ -337,30 +333,23 @@ class StripeGateway(PaymentMethodCalls):
             raise
 
     # --- checkout ----------------------------------------------------------------------
-    async def create_checkout_session(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
-        v1 = self.client.v1
-        return _plain(
-            await self._call(
-                "checkout.sessions.create",
-                lambda: v1.checkout.sessions.create_async(
-                    params=_any(params), options=self._opts(key)
-                ),
-            )
-        )
+    async def create_checkout_session(
+        self, params: dict[str, Any], *, key: str
+    ) -> StripeCheckoutSession:
+        path = _path("checkout", "sessions")
+        answer = await self._send("checkout.sessions.create", "post", path, params, key)
+        return parse_checkout_session(answer)
 
-    async def retrieve_checkout_session(self, session_id: str) -> dict[str, Any]:
+    async def retrieve_checkout_session(self, session_id: str) -> StripeCheckoutSession:
+        """The session with its subscription expanded (as every subscription read expands it)."""
         params = _expanding({"expand": ["subscription"]}, SUBSCRIPTION_EXPAND, "subscription.")
         path = _path("checkout", "sessions", session_id)
-        return await self._read("checkout.sessions.retrieve", path, params)
+        return parse_checkout_session(await self._read("checkout.sessions.retrieve", path, params))
 
-    async def expire_checkout_session(self, session_id: str, *, key: str) -> dict[str, Any]:
-        v1 = self.client.v1
-        return _plain(
-            await self._call(
-                "checkout.sessions.expire",
-                lambda: v1.checkout.sessions.expire_async(session_id, options=self._opts(key)),
-            )
-        )
+    async def expire_checkout_session(self, session_id: str, *, key: str) -> StripeCheckoutSession:
+        path = _path("checkout", "sessions", session_id, "expire")
+        answer = await self._send("checkout.sessions.expire", "post", path, {}, key)
+        return parse_checkout_session(answer)
 
     async def retrieve_charge(self, charge_id: str) -> StripeCharge:
         return parse_charge(await self._read("charges.retrieve", _path("charges", charge_id)))
@@ -532,17 +521,12 @@ class StripeGateway(PaymentMethodCalls):
         )
 
     # --- billing portal ----------------------------------------------------------------
-    async def create_portal_session(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
-        v1 = self.client.v1
-        return _plain(
-            await self._call(
-                "billing_portal.sessions.create",
-                lambda: v1.billing_portal.sessions.create_async(
-                    params=_any(params),
-                    options=self._opts(key),
-                ),
-            )
-        )
+    async def create_portal_session(
+        self, params: dict[str, Any], *, key: str
+    ) -> StripePortalSession:
+        path = _path("billing_portal", "sessions")
+        answer = await self._send("billing_portal.sessions.create", "post", path, params, key)
+        return parse_portal_session(answer)
 
     async def close(self) -> None:
         """Release the HTTP client's connections."""

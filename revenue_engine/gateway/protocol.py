@@ -18,6 +18,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from revenue_engine.gateway.client import PaymentMethodOwner, StripeGateway
     from revenue_engine.gateway.models import StripeSubscription, UnreadableSubscription
+    from revenue_engine.gateway.models.customer import (
+        StripeCheckoutSession,
+        StripeCustomer,
+        StripePortalSession,
+    )
     from revenue_engine.gateway.models.payment import (
         StripeCharge,
         StripePaymentIntent,
@@ -33,15 +38,15 @@ if TYPE_CHECKING:
 class CustomerCalls(Protocol):
     """Customers: created once per organization, renamed, deleted."""
 
-    async def create_customer(self, params: dict[str, Any], *, key: str) -> dict[str, Any]: ...
+    async def create_customer(self, params: dict[str, Any], *, key: str) -> StripeCustomer: ...
 
-    async def retrieve_customer(self, customer_id: str) -> dict[str, Any]: ...
+    async def retrieve_customer(self, customer_id: str) -> StripeCustomer: ...
 
     async def update_customer(
         self, customer_id: str, params: dict[str, Any], *, key: str
-    ) -> dict[str, Any]: ...
+    ) -> StripeCustomer: ...
 
-    async def delete_customer(self, customer_id: str, *, key: str) -> dict[str, Any]: ...
+    async def delete_customer(self, customer_id: str, *, key: str) -> StripeCustomer: ...
 
 
 class CatalogCalls(Protocol):
@@ -68,15 +73,17 @@ class MeterEventCalls(Protocol):
 
 
 class CheckoutCalls(Protocol):
-    """Checkout Sessions."""
+    """Checkout Sessions (as the read model, ``gateway.models.customer``)."""
 
     async def create_checkout_session(
         self, params: dict[str, Any], *, key: str
-    ) -> dict[str, Any]: ...
+    ) -> StripeCheckoutSession: ...
 
-    async def retrieve_checkout_session(self, session_id: str) -> dict[str, Any]: ...
+    async def retrieve_checkout_session(self, session_id: str) -> StripeCheckoutSession: ...
 
-    async def expire_checkout_session(self, session_id: str, *, key: str) -> dict[str, Any]: ...
+    async def expire_checkout_session(
+        self, session_id: str, *, key: str
+    ) -> StripeCheckoutSession: ...
 
 
 class SubscriptionCalls(Protocol):
@@ -194,7 +201,7 @@ class PortalCalls(Protocol):
 
     async def create_portal_session(
         self, params: dict[str, Any], *, key: str
-    ) -> dict[str, Any]: ...
+    ) -> StripePortalSession: ...
 
 
 class StripeApi(

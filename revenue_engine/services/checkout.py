@@ -34,7 +34,7 @@ from revenue_engine.errors import (
     ValidationFailed,
 )
 from revenue_engine.gateway import CheckoutCalls, SavedMethodCalls, StripeApi, idempotency_key
-from revenue_engine.gateway.models import parse_subscription
+from revenue_engine.gateway.models.customer import StripeCheckoutSession
 from revenue_engine.invariants import present
 from revenue_engine.services import promotions
 from revenue_engine.services.catalog import ChosenPrice, ensure_plan_prices
@@ -279,11 +279,11 @@ def _checkout_key(org: str, order: _Order, attempt: int) -> str:
 
 
 async def _store_session(
-    session: dict[str, Any], org: str, customer_id: str, order: _Order, attempt: int
+    session: StripeCheckoutSession, org: str, customer_id: str, order: _Order, attempt: int
 ) -> CheckoutSession:
     """Store the session Stripe created; a double-submit that stored the same one first wins."""
     document = CheckoutSession(
-        stripe_session_id=session["id"],
+        stripe_session_id=session.id,
         organization_id=org,
         stripe_customer_id=customer_id,
         plan_uid=order.plan.uid,
@@ -294,7 +294,7 @@ async def _store_session(
         seats=order.seats,
         success_path=order.success,
         cancel_path=order.cancel,
-        url=session.get("url"),
+        url=session.url,
         attempt=attempt,
     )
     try:
@@ -302,11 +302,11 @@ async def _store_session(
     except DuplicateKeyError:
         # A double-submit got the same session from Stripe (same key) and stored it first.
         existing = await CheckoutSession.find_one(
-            {"stripe_session_id": session["id"], "organization_id": org}
+            {"stripe_session_id": session.id, "organization_id": org}
         )
-        return present(existing, f"checkout session {session['id']} after a duplicate insert")
+        return present(existing, f"checkout session {session.id} after a duplicate insert")
     log.info(
-        "checkout created organization_id=%s session=%s plan=%s", org, session["id"], order.plan.uid
+        "checkout created organization_id=%s session=%s plan=%s", org, session.id, order.plan.uid
     )
     return document
 
@@ -370,7 +370,7 @@ def _behind(document: CheckoutSession, status: CheckoutStatus, payment_status: s
 
 async def record_session(
     document: CheckoutSession,
-    session: dict[str, Any],
+    session: StripeCheckoutSession,
     *,
     source: AuditSource = AuditSource.CHECKOUT_VERIFY,
     reference: str | None,
@@ -382,13 +382,13 @@ async def record_session(
     status = {
         "complete": CheckoutStatus.COMPLETED,
         "expired": CheckoutStatus.EXPIRED,
-    }.get(str(session.get("status")), CheckoutStatus.PENDING)
-    payment_status = str(session.get("payment_status"))
+    }.get(str(session.status), CheckoutStatus.PENDING)
+    payment_status = session.payment_status
     subscription: Subscription | None = None
-    raw_subscription = session.get("subscription")
-    if status is CheckoutStatus.COMPLETED and isinstance(raw_subscription, dict):
+    expanded = session.expanded_subscription
+    if status is CheckoutStatus.COMPLETED and expanded is not None:
         subscription = await apply_subscription(
-            parse_subscription(raw_subscription),
+            expanded,
             source=source,
             reference=reference,
             observed_at=observed_at,
@@ -414,7 +414,7 @@ async def record_session(
 async def _adopt_card(
     gateway: SavedMethodCalls,
     document: CheckoutSession,
-    session: dict[str, Any],
+    session: StripeCheckoutSession,
     request_id: str | None,
 ) -> None:
     """The card paid with becomes the customer's default; a Stripe outage does not fail the
@@ -450,7 +450,7 @@ async def verify_checkout_session(
         session = await gateway.retrieve_checkout_session(session_id)
     except StripeNotFound:
         raise NotFound("checkout session", session_id) from None
-    if session.get("client_reference_id") != principal.organization_id:
+    if session.client_reference_id != principal.organization_id:
         raise NotFound("checkout session", session_id)
     # paid / no_payment_required: the subscription is live now; unpaid (a delayed method): it
     # exists but is not active yet — the reconciler records whatever Stripe says.
@@ -465,6 +465,4 @@ async def verify_checkout_session(
                 "organization_id": principal.organization_id,
             }
         )
-    status = str(session.get("status"))
-    payment_status = str(session.get("payment_status"))
-    return Verification(document, status, payment_status, subscription)
+    return Verification(document, str(session.status), session.payment_status, subscription)

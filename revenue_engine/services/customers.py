@@ -78,9 +78,9 @@ async def get_or_create_customer(
     )
     customer = Customer(
         organization_id=org,
-        stripe_customer_id=stripe_customer["id"],
-        email=stripe_customer.get("email"),
-        name=stripe_customer.get("name"),
+        stripe_customer_id=stripe_customer.id,
+        email=stripe_customer.email,
+        name=stripe_customer.name,
     )
     try:
         await customer.insert()
@@ -105,8 +105,8 @@ async def update_customer(
         principal.organization_id, "customer.update", params, customer.updated_at.isoformat()
     )
     updated = await gateway.update_customer(customer.stripe_customer_id, params, key=key)
-    customer.email = updated.get("email")
-    customer.name = updated.get("name")
+    customer.email = updated.email
+    customer.name = updated.name
     customer.updated_at = utcnow()
     # Targeted: leaves fields the webhooks own (default payment method) alone, and writes
     # nothing if the customer was deleted meanwhile.

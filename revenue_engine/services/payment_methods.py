@@ -50,6 +50,7 @@ from revenue_engine.gateway import (
     SubscriptionCalls,
     idempotency_key,
 )
+from revenue_engine.gateway.models.customer import StripeCheckoutSession
 from revenue_engine.services.customers import get_customer
 from revenue_engine.services.purchase import live_subscription
 from revenue_engine.services.reconcile import apply_subscription
@@ -278,16 +279,10 @@ async def detach_payment_method(
     return rows(await refresh_view(gateway, customer))
 
 
-def _id(value: Any) -> str | None:
-    if isinstance(value, dict):
-        value = value.get("id")
-    return value if isinstance(value, str) and value else None
-
-
 async def adopt_checkout_card(
     gateway: SavedMethodCalls,
     document: CheckoutSession,
-    session: dict[str, Any],
+    session: StripeCheckoutSession,
     *,
     source: AuditSource,
     reference: str | None,
@@ -295,11 +290,9 @@ async def adopt_checkout_card(
     """The card paid at Checkout (its subscription's ``default_payment_method``) becomes the
     customer's default, once per session: verification and the webhook share one key, and
     the audit row keeps a late redelivery from undoing a default chosen since."""
-    subscription = session.get("subscription")
-    card = (
-        _id(subscription.get("default_payment_method")) if isinstance(subscription, dict) else None
-    )
-    if session.get("status") != "complete" or card is None:
+    subscription = session.expanded_subscription
+    card = subscription.default_payment_method if subscription is not None else None
+    if session.status != "complete" or not card:
         return
     org, sid = document.organization_id, document.stripe_session_id
     if await AuditEntry.find_one(

@@ -32,4 +32,4 @@ async def create_portal_session(
         },
         key=key,
     )
-    return str(session["url"])
+    return session.url

@@ -41,7 +41,6 @@ from revenue_engine.gateway import (
     PromotionCalls,
     StripeApi,
     SubscriptionCalls,
-    customer_defaults,
     idempotency_key,
 )
 from revenue_engine.gateway.models import StripeSubscription
@@ -188,7 +187,7 @@ async def _paying_customer(gateway: CustomerCalls, principal: Principal) -> tupl
     the default source (the legacy Sources API). ``NoPaymentMethod`` when there is neither."""
     customer = await get_or_create_customer(gateway, principal)
     stripe_customer = await gateway.retrieve_customer(customer.stripe_customer_id)
-    default_pm = customer_defaults(stripe_customer).default
+    default_pm = stripe_customer.defaults().default
     if not default_pm:
         raise NoPaymentMethod()
     return customer.stripe_customer_id, default_pm

@@ -13,6 +13,12 @@ import itertools
 from typing import TYPE_CHECKING, Any, cast
 
 from revenue_engine.gateway import CatalogCalls, StripeApi, StripeSubscription, parse_subscription
+from revenue_engine.gateway.models.customer import (
+    StripeCheckoutSession,
+    StripeCustomer,
+    parse_checkout_session,
+    parse_customer,
+)
 
 
 class FakeCatalogGateway:
@@ -114,23 +120,42 @@ class FakeBillingGateway(FakeCatalogGateway):
     def as_gateway(self) -> StripeApi:
         return cast(StripeApi, self)
 
-    async def create_customer(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._keyed(
-            "customers.create", params, key, lambda: {"id": "cus_fake", **params}
+    async def create_customer(self, params: dict[str, Any], *, key: str) -> StripeCustomer:
+        return parse_customer(
+            self._keyed(
+                "customers.create",
+                params,
+                key,
+                lambda: {"id": "cus_fake", "object": "customer", **params},
+            )
         )
-        return result
 
-    async def retrieve_customer(self, customer_id: str) -> dict[str, Any]:
-        return {"id": customer_id, "invoice_settings": {"default_payment_method": "pm_fake"}}
-
-    async def create_checkout_session(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._keyed(
-            "checkout.sessions.create",
-            params,
-            key,
-            lambda: {"id": f"cs_{next(self._ids)}", "url": "https://checkout.test/pay"},
+    async def retrieve_customer(self, customer_id: str) -> StripeCustomer:
+        return parse_customer(
+            {
+                "id": customer_id,
+                "object": "customer",
+                "invoice_settings": {"default_payment_method": "pm_fake"},
+            }
         )
-        return result
+
+    async def create_checkout_session(
+        self, params: dict[str, Any], *, key: str
+    ) -> StripeCheckoutSession:
+        return parse_checkout_session(
+            self._keyed(
+                "checkout.sessions.create",
+                params,
+                key,
+                lambda: {
+                    "id": f"cs_{next(self._ids)}",
+                    "object": "checkout.session",
+                    "status": "open",
+                    "payment_status": "unpaid",
+                    "url": "https://checkout.test/pay",
+                },
+            )
+        )
 
     def _item(self, entry: dict[str, Any]) -> dict[str, Any]:
         price = next(p for p in self.prices if p["id"] == entry["price"])

@@ -8,9 +8,15 @@ import pytest
 
 from revenue_engine.db import Database
 from revenue_engine.documents import BillingInterval, CheckoutSession, CheckoutStatus
+from revenue_engine.gateway.models.customer import StripeCheckoutSession, parse_checkout_session
 from revenue_engine.services.checkout import record_session
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def read(**fields: str) -> StripeCheckoutSession:
+    """The session as the gateway reads it from Stripe."""
+    return parse_checkout_session({"id": "cs_test_1", "object": "checkout.session", **fields})
 
 
 async def session_doc(status: CheckoutStatus, payment_status: str) -> CheckoutSession:
@@ -45,7 +51,7 @@ async def test_an_older_read_does_not_undo_paid(
     database: Database, stale: dict[str, str], status: str
 ) -> None:
     doc = await session_doc(CheckoutStatus.COMPLETED, "paid")
-    await record_session(doc, {"id": "cs_test_1", **stale}, reference=None, observed_at=T0)
+    await record_session(doc, read(**stale), reference=None, observed_at=T0)
     assert await stored() == (status, "paid")
 
 
@@ -57,7 +63,7 @@ async def test_a_concurrent_later_write_is_kept(database: Database) -> None:
     )
     await record_session(
         stale_copy,
-        {"id": "cs_test_1", "status": "complete", "payment_status": "unpaid"},
+        read(status="complete", payment_status="unpaid"),
         reference=None,
         observed_at=T0,
     )
@@ -68,7 +74,7 @@ async def test_forward_moves_are_recorded(database: Database) -> None:
     doc = await session_doc(CheckoutStatus.PENDING, "unpaid")
     await record_session(
         doc,
-        {"id": "cs_test_1", "status": "complete", "payment_status": "paid"},
+        read(status="complete", payment_status="paid"),
         reference=None,
         observed_at=T0,
     )
@@ -89,7 +95,7 @@ async def test_an_ended_session_keeps_its_end(
     doc = await session_doc(kept, payment)
     await record_session(
         doc,
-        {"id": "cs_test_1", "status": other, "payment_status": payment},
+        read(status=other, payment_status=payment),
         reference=None,
         observed_at=T0,
     )
@@ -98,7 +104,7 @@ async def test_an_ended_session_keeps_its_end(
     stale_copy = doc.model_copy(update={"status": CheckoutStatus.PENDING})
     await record_session(
         stale_copy,
-        {"id": "cs_test_1", "status": other, "payment_status": payment},
+        read(status=other, payment_status=payment),
         reference=None,
         observed_at=T0,
     )

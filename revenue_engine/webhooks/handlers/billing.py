@@ -37,7 +37,7 @@ from revenue_engine.documents import (
     Subscription,
 )
 from revenue_engine.errors import StripeNotFound
-from revenue_engine.gateway import customer_defaults
+from revenue_engine.gateway.models.customer import StripeCustomer
 from revenue_engine.gateway.models.payment import parse_charge
 from revenue_engine.services import payments
 from revenue_engine.services.checkout import record_session
@@ -180,10 +180,10 @@ async def customer_changed(event: StripeEvent, context: HandlerContext) -> None:
         raise IgnoredEvent("no organization has this customer")
     observed_at = utcnow()
     try:
-        fresh: dict[str, Any] | None = await context.gateway.retrieve_customer(customer_id)
+        fresh: StripeCustomer | None = await context.gateway.retrieve_customer(customer_id)
     except StripeNotFound:
         fresh = None
-    if fresh is None or fresh.get("deleted"):
+    if fresh is None or fresh.deleted:
         # Stripe answers a deleted customer with a ``deleted: true`` stub. Audit row first (it
         # moves the next creation to a new idempotency key), then the document.
         await AuditEntry(
@@ -196,7 +196,7 @@ async def customer_changed(event: StripeEvent, context: HandlerContext) -> None:
         return
     if event.type == "customer.deleted":
         raise IgnoredEvent("the customer still exists at Stripe")
-    values = (fresh.get("email"), fresh.get("name"))
+    values = (fresh.email, fresh.name)
     if values != (document.email, document.name):
         email, name = values
         await Customer.find_one({"_id": document.id}).update(
@@ -205,7 +205,7 @@ async def customer_changed(event: StripeEvent, context: HandlerContext) -> None:
     # The defaults (default payment method, default source) go into the payment-method view,
     # with the moment before the re-read as its watermark.
     await refresh_view(
-        context.gateway, document, defaults=customer_defaults(fresh), observed_at=observed_at
+        context.gateway, document, defaults=fresh.defaults(), observed_at=observed_at
     )
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from revenue_engine.documents import WebhookEvent
 from revenue_engine.gateway import StripeGateway, parse_subscription
+from revenue_engine.gateway.models.customer import parse_checkout_session, parse_customer
 from revenue_engine.gateway.models.payment import parse_payment_intent
 from revenue_engine.settings import Settings
 from tests.conftest import make_settings
@@ -55,10 +56,15 @@ class Stripe:
             answer = self.answers[name]
             if isinstance(answer, Exception):
                 raise answer
-            if name == "retrieve_subscription":  # the gateway answers its read models
+            # The gateway answers its read models.
+            if name == "retrieve_subscription":
                 return parse_subscription(answer)
             if name == "retrieve_payment_intent":
                 return parse_payment_intent(answer)
+            if name == "retrieve_checkout_session":
+                return parse_checkout_session(answer)
+            if name == "retrieve_customer":
+                return parse_customer(answer)
             return answer
 
         return read
