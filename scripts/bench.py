@@ -260,8 +260,8 @@ async def seed_ledger(count: int, database: Any, *, link: bool = True) -> None:
     Without ``link`` the catalog is left as it was (its prices are not at any Stripe: a phase
     that buys a plan at a Stripe of its own needs the catalog unlinked)."""
     from revenue_engine.documents import StripeObjectVersion, WebhookEvent, WebhookEventStatus
+    from revenue_engine.gateway.models.catalog import CatalogPrice
     from revenue_engine.services import catalog_sync
-    from revenue_engine.services.catalog_sync import StripePrice
 
     events = Events(run=f"seed{uuid.uuid4().hex[:4]}")
     if database.in_memory:
@@ -304,7 +304,7 @@ async def seed_ledger(count: int, database: Any, *, link: bool = True) -> None:
         await database.initialise()  # the indexes, as at startup
     for index in range(max(0, count - len(events.prices)) if link else count, count):
         price = json.loads(events.body(index))["data"]["object"]
-        await catalog_sync.sync_price(StripePrice.model_validate(price))
+        await catalog_sync.sync_price(CatalogPrice.model_validate(price))
 
 
 async def seed_store(uri: str, database_name: str, count: int, *, link: bool = True) -> None:

@@ -11,7 +11,9 @@
 * Errors go through the closed table in ``gateway.errors``; results are plain dicts, except
   the typed ones: subscriptions (``gateway.models.StripeSubscription``, reads and writes),
   customers, Checkout and portal sessions (``gateway.models.customer``), PaymentIntents,
-  refunds and charges (``gateway.models.payment``) and ``PaymentMethodOwner``. Reads (retrieve, list) and the writes of typed results go through
+  refunds and charges (``gateway.models.payment``), the catalog, meters, invoices, promotion
+  codes and listed events (``gateway.models.catalog``) and ``PaymentMethodOwner``. Reads
+  (retrieve, list) and the typed writes go through
   ``StripeClient.raw_request_async`` and use Stripe's JSON as parsed: building the SDK's
   ``StripeObject`` tree only to turn it back into a dict was a fifth of a webhook event's CPU.
 """
@@ -42,6 +44,19 @@ from revenue_engine.gateway.models import (
     UnreadableSubscription,
     parse_listed,
     parse_subscription,
+)
+from revenue_engine.gateway.models.catalog import (
+    CatalogPrice,
+    CatalogProduct,
+    MeterEventReceipt,
+    StripeCoupon,
+    StripeEventListing,
+    StripeInvoice,
+    StripeInvoicePreview,
+    StripeMeter,
+    StripePromotionCode,
+    parse_as,
+    parse_listed_event,
 )
 from revenue_engine.gateway.models.customer import (
     StripeCheckoutSession,
@@ -254,30 +269,22 @@ class StripeGateway(PaymentMethodCalls):
         return parse_customer(await self._send("customers.delete", "delete", path, {}, key))
 
     # --- catalog -----------------------------------------------------------------------
-    async def find_prices(self, lookup_keys: list[str]) -> list[dict[str, Any]]:
+    # Parsed straight from Stripe's JSON into the catalog's read models (``gateway.models``).
+    async def find_prices(self, lookup_keys: list[str]) -> list[CatalogPrice]:
         params = {"lookup_keys": lookup_keys, "active": True, "limit": 100}
-        return _page(await self._get("prices.list", _path("prices"), params))[0]
+        page = _page(await self._get("prices.list", _path("prices"), params))[0]
+        return [parse_as(CatalogPrice, "price", obj) for obj in page]
 
-    async def create_product(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
-        v1 = self.client.v1
-        return _plain(
-            await self._call(
-                "products.create",
-                lambda: v1.products.create_async(params=_any(params), options=self._opts(key)),
-            )
-        )
+    async def create_product(self, params: dict[str, Any], *, key: str) -> CatalogProduct:
+        answer = await self._send("products.create", "post", _path("products"), params, key)
+        return parse_as(CatalogProduct, "product", answer)
 
-    async def create_price(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
-        v1 = self.client.v1
-        return _plain(
-            await self._call(
-                "prices.create",
-                lambda: v1.prices.create_async(params=_any(params), options=self._opts(key)),
-            )
-        )
+    async def create_price(self, params: dict[str, Any], *, key: str) -> CatalogPrice:
+        answer = await self._send("prices.create", "post", _path("prices"), params, key)
+        return parse_as(CatalogPrice, "price", answer)
 
     # --- usage-based billing -------------------------------------------------------------
-    async def list_meters(self) -> list[dict[str, Any]]:
+    async def list_meters(self) -> list[StripeMeter]:
         """Every Billing Meter of the account, active or not (auto-paginated): an event name
         belongs to one meter for good, deactivated ones included."""
         path = _path("billing", "meters")
@@ -288,49 +295,33 @@ class StripeGateway(PaymentMethodCalls):
             if not page:
                 break
             found.extend(page)
-        return found
+        return [parse_as(StripeMeter, "billing meter", obj) for obj in found]
 
-    async def create_meter(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
-        v1 = self.client.v1
-        return _plain(
-            await self._call(
-                "billing.meters.create",
-                lambda: v1.billing.meters.create_async(
-                    params=_any(params), options=self._opts(key)
-                ),
-            )
-        )
+    async def create_meter(self, params: dict[str, Any], *, key: str) -> StripeMeter:
+        path = _path("billing", "meters")
+        answer = await self._send("billing.meters.create", "post", path, params, key)
+        return parse_as(StripeMeter, "billing meter", answer)
 
-    async def reactivate_meter(self, meter_id: str, *, key: str) -> dict[str, Any]:
-        v1 = self.client.v1
-        return _plain(
-            await self._call(
-                "billing.meters.reactivate",
-                lambda: v1.billing.meters.reactivate_async(meter_id, options=self._opts(key)),
-            )
-        )
+    async def reactivate_meter(self, meter_id: str, *, key: str) -> StripeMeter:
+        path = _path("billing", "meters", meter_id, "reactivate")
+        answer = await self._send("billing.meters.reactivate", "post", path, {}, key)
+        return parse_as(StripeMeter, "billing meter", answer)
 
-    async def create_meter_event(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
+    async def create_meter_event(self, params: dict[str, Any], *, key: str) -> MeterEventReceipt:
         """One meter event; ``params["identifier"]`` is deterministic, so Stripe counts a
         resent report once (and the idempotency key replays the first answer). Stripe's
         refusal of an identifier it has seen is ``DuplicateMeterEvent``, of its timestamp
         ``MeterEventTimestampRefused``."""
-        v1 = self.client.v1
+        path = _path("billing", "meter_events")
         try:
-            return _plain(
-                await self._call(
-                    "billing.meter_events.create",
-                    lambda: v1.billing.meter_events.create_async(
-                        params=_any(params), options=self._opts(key)
-                    ),
-                )
-            )
+            answer = await self._send("billing.meter_events.create", "post", path, params, key)
         except DomainError as exc:
             if is_duplicate_identifier(exc.__cause__):
                 raise DuplicateMeterEvent(str(params.get("identifier"))) from exc.__cause__
             if is_timestamp_refusal(exc.__cause__):
                 raise MeterEventTimestampRefused(exc.message) from exc.__cause__
             raise
+        return parse_as(MeterEventReceipt, "billing meter event", answer)
 
     # --- checkout ----------------------------------------------------------------------
     async def create_checkout_session(
@@ -415,16 +406,15 @@ class StripeGateway(PaymentMethodCalls):
         page, more = _page(await self._get("subscriptions.list", _path("subscriptions"), params))
         return [parse_listed(obj) for obj in page], more
 
-    async def preview_invoice(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def preview_invoice(self, params: dict[str, Any]) -> StripeInvoicePreview:
         """The invoice Stripe would issue next (``invoices.create_preview``), optionally after
         the change in ``params["subscription_details"]``. Stripe writes nothing: no key."""
-        v1 = self.client.v1
-        return _plain(
-            await self._call(
-                "invoices.create_preview",
-                lambda: v1.invoices.create_preview_async(params=_any(params)),
-            )
+        client = self.client
+        path = _path("invoices", "create_preview")
+        answer = await self._call(
+            "invoices.create_preview", lambda: client.raw_request_async("post", path, **params)
         )
+        return parse_as(StripeInvoicePreview, "invoice", answer.data)
 
     async def test_clock_time(self, clock_id: str) -> int:
         """A test clock's frozen time (unix seconds): "now" for what lives on it."""
@@ -434,23 +424,26 @@ class StripeGateway(PaymentMethodCalls):
 
     async def list_invoices(
         self, *, customer: str, limit: int, starting_after: str | None = None
-    ) -> tuple[list[dict[str, Any]], bool]:
+    ) -> tuple[list[StripeInvoice], bool]:
         params: dict[str, Any] = {"customer": customer, "limit": limit}
         if starting_after:
             params["starting_after"] = starting_after
-        return _page(await self._get("invoices.list", _path("invoices"), params))
+        page, more = _page(await self._get("invoices.list", _path("invoices"), params))
+        return [parse_as(StripeInvoice, "invoice", obj) for obj in page], more
 
     # --- promotion codes -------------------------------------------------------------------
-    async def find_promotion_codes(self, code: str) -> list[dict[str, Any]]:
+    async def find_promotion_codes(self, code: str) -> list[StripePromotionCode]:
         """The promotion codes spelled ``code`` (Stripe matches regardless of case), active or
         not, each with its coupon expanded — ``applies_to`` included."""
         params = {"code": code, "limit": 100, "expand": ["data.promotion.coupon.applies_to"]}
-        return _page(await self._get("promotion_codes.list", _path("promotion_codes"), params))[0]
+        page = _page(await self._get("promotion_codes.list", _path("promotion_codes"), params))[0]
+        return [parse_as(StripePromotionCode, "promotion code", obj) for obj in page]
 
-    async def retrieve_coupon(self, coupon_id: str) -> dict[str, Any]:
+    async def retrieve_coupon(self, coupon_id: str) -> StripeCoupon:
         """A coupon with its ``applies_to`` (absent unless expanded)."""
         params = {"expand": ["applies_to"]}
-        return await self._read("coupons.retrieve", _path("coupons", coupon_id), params)
+        coupon = await self._read("coupons.retrieve", _path("coupons", coupon_id), params)
+        return parse_as(StripeCoupon, "coupon", coupon)
 
     async def has_paid_invoice(self, customer: str) -> bool:
         """Has the customer paid any invoice (an amount above 0)? A first-time-only promotion
@@ -467,14 +460,15 @@ class StripeGateway(PaymentMethodCalls):
         delivery_success: bool | None,
         starting_after: str | None = None,
         limit: int = 100,
-    ) -> tuple[list[dict[str, Any]], bool]:
+    ) -> tuple[list[StripeEventListing], bool]:
         """One page of events, newest first (Stripe keeps them 30 days)."""
         params: dict[str, Any] = {"created": {"gte": created_gte}, "types": types, "limit": limit}
         if delivery_success is not None:
             params["delivery_success"] = delivery_success
         if starting_after:
             params["starting_after"] = starting_after
-        return _page(await self._get("events.list", _path("events"), params))
+        page, more = _page(await self._get("events.list", _path("events"), params))
+        return [parse_listed_event(obj) for obj in page], more
 
     # --- one-time payments -------------------------------------------------------------
     # Parsed straight from Stripe's JSON into the read models (``gateway.models.payment``).

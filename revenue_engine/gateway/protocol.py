@@ -18,6 +18,17 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from revenue_engine.gateway.client import PaymentMethodOwner, StripeGateway
     from revenue_engine.gateway.models import StripeSubscription, UnreadableSubscription
+    from revenue_engine.gateway.models.catalog import (
+        CatalogPrice,
+        CatalogProduct,
+        MeterEventReceipt,
+        StripeCoupon,
+        StripeEventListing,
+        StripeInvoice,
+        StripeInvoicePreview,
+        StripeMeter,
+        StripePromotionCode,
+    )
     from revenue_engine.gateway.models.customer import (
         StripeCheckoutSession,
         StripeCustomer,
@@ -53,23 +64,25 @@ class CatalogCalls(Protocol):
     """The catalog: products, prices found by lookup key, and the Billing Meters of metered
     features."""
 
-    async def find_prices(self, lookup_keys: list[str]) -> list[dict[str, Any]]: ...
+    async def find_prices(self, lookup_keys: list[str]) -> list[CatalogPrice]: ...
 
-    async def create_product(self, params: dict[str, Any], *, key: str) -> dict[str, Any]: ...
+    async def create_product(self, params: dict[str, Any], *, key: str) -> CatalogProduct: ...
 
-    async def create_price(self, params: dict[str, Any], *, key: str) -> dict[str, Any]: ...
+    async def create_price(self, params: dict[str, Any], *, key: str) -> CatalogPrice: ...
 
-    async def list_meters(self) -> list[dict[str, Any]]: ...
+    async def list_meters(self) -> list[StripeMeter]: ...
 
-    async def create_meter(self, params: dict[str, Any], *, key: str) -> dict[str, Any]: ...
+    async def create_meter(self, params: dict[str, Any], *, key: str) -> StripeMeter: ...
 
-    async def reactivate_meter(self, meter_id: str, *, key: str) -> dict[str, Any]: ...
+    async def reactivate_meter(self, meter_id: str, *, key: str) -> StripeMeter: ...
 
 
 class MeterEventCalls(Protocol):
     """Usage reported to a meter."""
 
-    async def create_meter_event(self, params: dict[str, Any], *, key: str) -> dict[str, Any]: ...
+    async def create_meter_event(
+        self, params: dict[str, Any], *, key: str
+    ) -> MeterEventReceipt: ...
 
 
 class CheckoutCalls(Protocol):
@@ -113,22 +126,22 @@ class InvoiceCalls(Protocol):
     """Invoices: the next one previewed, the issued ones listed, and a test clock's time (the
     "now" a preview is taken at)."""
 
-    async def preview_invoice(self, params: dict[str, Any]) -> dict[str, Any]: ...
+    async def preview_invoice(self, params: dict[str, Any]) -> StripeInvoicePreview: ...
 
     async def test_clock_time(self, clock_id: str) -> int: ...
 
     async def list_invoices(
         self, *, customer: str, limit: int, starting_after: str | None = None
-    ) -> tuple[list[dict[str, Any]], bool]: ...
+    ) -> tuple[list[StripeInvoice], bool]: ...
 
 
 class PromotionCalls(Protocol):
     """Promotion codes, their coupons, and whether a customer has paid before (first-time-only
     codes)."""
 
-    async def find_promotion_codes(self, code: str) -> list[dict[str, Any]]: ...
+    async def find_promotion_codes(self, code: str) -> list[StripePromotionCode]: ...
 
-    async def retrieve_coupon(self, coupon_id: str) -> dict[str, Any]: ...
+    async def retrieve_coupon(self, coupon_id: str) -> StripeCoupon: ...
 
     async def has_paid_invoice(self, customer: str) -> bool: ...
 
@@ -144,7 +157,7 @@ class EventCalls(Protocol):
         delivery_success: bool | None,
         starting_after: str | None = None,
         limit: int = 100,
-    ) -> tuple[list[dict[str, Any]], bool]: ...
+    ) -> tuple[list[StripeEventListing], bool]: ...
 
 
 class PaymentCalls(Protocol):

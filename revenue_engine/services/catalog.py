@@ -26,6 +26,7 @@ from revenue_engine.documents import (
 )
 from revenue_engine.errors import ServiceUnavailable
 from revenue_engine.gateway import CatalogCalls, idempotency_key
+from revenue_engine.gateway.models.catalog import CatalogPrice
 from revenue_engine.invariants import present
 from revenue_engine.services.meters import CATALOG, ensure_meter
 from revenue_engine.services.plan_store import save_if_unchanged
@@ -72,37 +73,37 @@ async def _ensure_product(
         {"name": name, "metadata": {"plan_uid": plan.uid, "catalog_key": key}},
         key=idempotency_key(CATALOG, "product.create", plan.uid, key, name),
     )
-    return str(product["id"])
+    return product.id
 
 
-def _matches(found: dict[str, Any], price: PlanPrice, metering: Metering | None) -> bool:
+def _matches(found: CatalogPrice, price: PlanPrice, metering: Metering | None) -> bool:
     """Is ``found`` (a Stripe price) the price the catalog describes? The lookup key is
     checked too: a server that ignores the ``lookup_keys`` filter must not hand another
     plan's price over."""
-    recurring = found.get("recurring") or {}
-    transform = found.get("transform_quantity") or None
+    recurring = found.recurring
+    transform = found.transform_quantity
+    if recurring is None:
+        return False
     if metering is None:
         kind_matches = (
-            (recurring.get("usage_type") or "licensed") == "licensed"
-            and not recurring.get("meter")
-            and transform is None
+            recurring.usage_type == "licensed" and not recurring.meter and transform is None
         )
     else:
         kind_matches = (
-            recurring.get("usage_type") == "metered"
-            and recurring.get("meter") == metering.meter_id
-            and isinstance(transform, dict)
-            and transform.get("divide_by") == metering.package_size
-            and transform.get("round") == "up"
+            recurring.usage_type == "metered"
+            and recurring.meter == metering.meter_id
+            and transform is not None
+            and transform.divide_by == metering.package_size
+            and transform.round == "up"
         )
     return (
         kind_matches
-        and found.get("lookup_key") == price.lookup_key
-        and found.get("active", True) is True
-        and found.get("unit_amount") == price.amount
-        and found.get("currency") == price.currency
-        and recurring.get("interval") == price.interval.value
-        and (recurring.get("interval_count") or 1) == 1
+        and found.lookup_key == price.lookup_key
+        and found.active
+        and found.unit_amount == price.amount
+        and found.currency == price.currency
+        and recurring.interval == price.interval.value
+        and recurring.interval_count == 1
     )
 
 
@@ -134,7 +135,7 @@ async def _ensure_price(
 ) -> str:
     for found in await gateway.find_prices([price.lookup_key]):
         if _matches(found, price, metering):
-            return str(found["id"])
+            return found.id
     intent: list[object] = [price.lookup_key, price.amount, price.currency, product_id]
     if metering is not None:
         # Another meter or package size is another price (and a licensed one's key stays).
@@ -143,8 +144,8 @@ async def _ensure_price(
         _price_params(product_id, price, plan_uid, metering),
         key=idempotency_key(CATALOG, "price.create", *intent),
     )
-    log.info("stripe price created lookup_key=%s price=%s", price.lookup_key, created["id"])
-    return str(created["id"])
+    log.info("stripe price created lookup_key=%s price=%s", price.lookup_key, created.id)
+    return created.id
 
 
 async def ensure_plan_prices(

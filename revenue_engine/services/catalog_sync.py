@@ -25,79 +25,15 @@ from datetime import timedelta
 from typing import Any
 
 from beanie import PydanticObjectId
-from pydantic import BaseModel, ConfigDict
 
 from revenue_engine.clock import utcnow
 from revenue_engine.documents import AddonKind, BillingMeter, Overage, PlanPrice, SubscriptionPlan
 from revenue_engine.documents.plan import catalog_changed
 from revenue_engine.errors import ServiceUnavailable
+from revenue_engine.gateway.models.catalog import CatalogPrice, CatalogProduct
 from revenue_engine.invariants import present
 
 _CAS_ATTEMPTS = 5
-
-
-class StripeRecurring(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    interval: str
-    interval_count: int = 1
-    usage_type: str = "licensed"
-    meter: str | None = None
-
-
-class StripeTransform(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    divide_by: int
-    round: str
-
-
-class StripePrice(BaseModel):
-    """The fields of a Stripe price the catalog cares about."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    id: str
-    active: bool = True
-    deleted: bool = False
-    lookup_key: str | None = None
-    currency: str | None = None
-    unit_amount: int | None = None
-    product: str | dict[str, Any] | None = None
-    recurring: StripeRecurring | None = None
-    transform_quantity: StripeTransform | None = None
-
-    @property
-    def product_id(self) -> str | None:
-        if isinstance(self.product, dict):
-            value = self.product.get("id")
-            return value if isinstance(value, str) else None
-        return self.product
-
-    def describe(self) -> str:
-        every = f"/{self.recurring.interval}" if self.recurring else " once"
-        if self.recurring and self.recurring.interval_count != 1:
-            every = f"/{self.recurring.interval_count} {self.recurring.interval}s"
-        described = f"{self.unit_amount} {self.currency}{every}"
-        if self.recurring and self.recurring.usage_type == "metered":
-            described += f" metered on {self.recurring.meter}"
-        if self.transform_quantity:
-            described += (
-                f" per {self.transform_quantity.divide_by} units"
-                f" rounded {self.transform_quantity.round}"
-            )
-        return described
-
-
-class StripeProduct(BaseModel):
-    """The fields of a Stripe product the catalog cares about."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    id: str
-    active: bool = True
-    deleted: bool = False
-    metadata: dict[str, str] = {}
 
 
 @dataclass(slots=True)
@@ -123,7 +59,7 @@ def _slots(plan: SubscriptionPlan) -> list[tuple[SubscriptionPlan | Overage, Pla
 Meters = dict[str, set[str]]
 
 
-def _kind_mismatch(owner: SubscriptionPlan | Overage, price: StripePrice, meters: Meters) -> str:
+def _kind_mismatch(owner: SubscriptionPlan | Overage, price: CatalogPrice, meters: Meters) -> str:
     """What the slot's kind of price needs that ``price`` lacks ("" when it has it)."""
     recurring = price.recurring
     usage = recurring.usage_type if recurring else "licensed"
@@ -146,7 +82,7 @@ def _kind_mismatch(owner: SubscriptionPlan | Overage, price: StripePrice, meters
 
 
 def _mismatch(
-    owner: SubscriptionPlan | Overage, slot: PlanPrice, price: StripePrice, meters: Meters
+    owner: SubscriptionPlan | Overage, slot: PlanPrice, price: CatalogPrice, meters: Meters
 ) -> str | None:
     recurring = price.recurring
     kind = _kind_mismatch(owner, price, meters)
@@ -166,7 +102,7 @@ def _mismatch(
     )
 
 
-def _link_price(price: StripePrice, linkable: bool, meters: Meters) -> Mutation:
+def _link_price(price: CatalogPrice, linkable: bool, meters: Meters) -> Mutation:
     def mutate(plan: SubscriptionPlan, sync: CatalogSync) -> bool:
         changed = False
         for owner, slot in _slots(plan):
@@ -192,7 +128,7 @@ def _link_price(price: StripePrice, linkable: bool, meters: Meters) -> Mutation:
     return mutate
 
 
-def _link_product(product: StripeProduct, linkable: bool) -> Mutation:
+def _link_product(product: CatalogProduct, linkable: bool) -> Mutation:
     uid = product.metadata.get("plan_uid")
     key = product.metadata.get("overage_key")
 
@@ -257,7 +193,7 @@ async def _sync(query: list[dict[str, Any]], mutate: Mutation) -> CatalogSync:
     return sync
 
 
-async def sync_price(price: StripePrice, *, deleted: bool = False) -> CatalogSync:
+async def sync_price(price: CatalogPrice, *, deleted: bool = False) -> CatalogSync:
     """Link or unlink ``price`` in every plan slot it belongs to (see the module docstring)."""
     linkable = price.active and not (deleted or price.deleted) and bool(price.lookup_key)
     query: list[dict[str, Any]] = [
@@ -276,7 +212,7 @@ async def sync_price(price: StripePrice, *, deleted: bool = False) -> CatalogSyn
     return await _sync(query, _link_price(price, linkable, meters))
 
 
-async def sync_product(product: StripeProduct, *, deleted: bool = False) -> CatalogSync:
+async def sync_product(product: CatalogProduct, *, deleted: bool = False) -> CatalogSync:
     """Link or unlink ``product`` as a plan's or overage's product."""
     linkable = product.active and not (deleted or product.deleted)
     query: list[dict[str, Any]] = [

@@ -56,18 +56,18 @@ async def ensure_meter(gateway: CatalogCalls, settings: Settings, feature: str) 
     if stored is not None:
         return stored
     name = event_name(settings, feature)
-    found = next((m for m in await gateway.list_meters() if m.get("event_name") == name), None)
-    if found is not None and found.get("status", "active") != "active":
+    found = next((m for m in await gateway.list_meters() if m.event_name == name), None)
+    if found is not None and found.status != "active":
         found = await gateway.reactivate_meter(
-            str(found["id"]), key=idempotency_key(CATALOG, "meter.reactivate", name, found["id"])
+            found.id, key=idempotency_key(CATALOG, "meter.reactivate", name, found.id)
         )
-        log.warning("stripe meter reactivated event_name=%s meter=%s", name, found.get("id"))
+        log.warning("stripe meter reactivated event_name=%s meter=%s", name, found.id)
     if found is None:
         found = await gateway.create_meter(
             meter_params(name, feature), key=idempotency_key(CATALOG, "meter.create", name)
         )
-        log.info("stripe meter created event_name=%s meter=%s", name, found.get("id"))
-    meter = BillingMeter(feature=feature, event_name=name, stripe_meter_id=str(found["id"]))
+        log.info("stripe meter created event_name=%s meter=%s", name, found.id)
+    meter = BillingMeter(feature=feature, event_name=name, stripe_meter_id=found.id)
     try:
         await meter.insert()
     except DuplicateKeyError:

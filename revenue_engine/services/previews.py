@@ -35,6 +35,7 @@ from revenue_engine.clock import unix_now
 from revenue_engine.documents import BillingInterval, Subscription
 from revenue_engine.errors import FieldProblem, NoActiveSubscription, ValidationFailed
 from revenue_engine.gateway import InvoiceCalls, StripeApi
+from revenue_engine.gateway.models.catalog import InvoiceLine, StripeInvoicePreview
 from revenue_engine.services.purchase import live_subscription
 from revenue_engine.services.seats import seat_items
 from revenue_engine.services.subscriptions import ProrationBehavior, plan_change
@@ -79,39 +80,27 @@ def _at(value: Any) -> datetime:
     return datetime.fromtimestamp(int(value or 0), tz=UTC)
 
 
-def _is_proration(line: dict[str, Any]) -> bool:
-    parent = line.get("parent") or {}
-    details = parent.get("subscription_item_details") or parent.get("invoice_item_details") or {}
-    return bool(details.get("proration", line.get("proration", False)))
-
-
-def _line(line: dict[str, Any]) -> PreviewLine:
-    period = line.get("period") or {}
-    quantity = line.get("quantity")
+def _line(line: InvoiceLine) -> PreviewLine:
+    period = line.period
     return PreviewLine(
-        description=line.get("description"),
-        amount=int(line.get("amount") or 0),
-        quantity=quantity if isinstance(quantity, int) and not isinstance(quantity, bool) else None,
-        period_start=_at(period.get("start")),
-        period_end=_at(period.get("end")),
-        proration=_is_proration(line),
+        description=line.description,
+        amount=line.amount or 0,
+        quantity=line.quantity,
+        period_start=_at(period.start if period else None),
+        period_end=_at(period.end if period else None),
+        proration=line.is_proration,
     )
 
 
-def _invoice(raw: dict[str, Any]) -> InvoicePreview:
-    lines = ((raw.get("lines") or {}).get("data")) or []
+def _invoice(raw: StripeInvoicePreview) -> InvoicePreview:
     return InvoicePreview(
-        issued_at=_at(raw.get("created")),
-        currency=str(raw.get("currency") or ""),
-        subtotal=int(raw.get("subtotal") or 0),
-        discount_amount=sum(
-            int(d.get("amount") or 0)
-            for d in raw.get("total_discount_amounts") or []
-            if isinstance(d, dict)
-        ),
-        total=int(raw.get("total") or 0),
-        amount_due=int(raw.get("amount_due") or 0),
-        lines=[_line(line) for line in lines if isinstance(line, dict)],
+        issued_at=_at(raw.created),
+        currency=raw.currency or "",
+        subtotal=raw.subtotal or 0,
+        discount_amount=raw.discount_amount,
+        total=raw.total or 0,
+        amount_due=raw.amount_due or 0,
+        lines=[_line(line) for line in raw.lines],
     )
 
 

@@ -33,7 +33,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from revenue_engine.documents import AddonKind, BillingInterval, Payment, SubscriptionPlan
 from revenue_engine.errors import (
@@ -43,6 +42,7 @@ from revenue_engine.errors import (
     PromotionCodeRejected,
 )
 from revenue_engine.gateway import PromotionCalls
+from revenue_engine.gateway.models.catalog import StripeCoupon, StripePromotionCode
 from revenue_engine.invariants import present
 
 #: What Stripe accepts as a code: letters, digits and dashes (we take up to 200 of them).
@@ -160,68 +160,63 @@ def purchase_of(
     )
 
 
-def _choose(code: str, found: list[dict[str, Any]], customer_id: str | None) -> dict[str, Any]:
+def _choose(
+    code: str, found: list[StripePromotionCode], customer_id: str | None
+) -> StripePromotionCode:
     """The code among Stripe's answers: spelled ``code``, for anyone or for this customer;
     an active one before an inactive one."""
     mine = [
         promo
         for promo in found
-        if str(promo.get("code") or "").lower() == code.lower()
-        and promo.get("customer") in (None, customer_id)
+        if promo.code.lower() == code.lower() and promo.customer in (None, customer_id)
     ]
     if not mine:
         raise rejected(code, Problem.UNKNOWN)
-    mine.sort(key=lambda promo: not promo.get("active"))
+    mine.sort(key=lambda promo: not promo.active)
     return mine[0]
 
 
-def _at(timestamp: Any) -> datetime | None:
-    if isinstance(timestamp, bool) or not isinstance(timestamp, int):
+def _at(timestamp: int | None) -> datetime | None:
+    if timestamp is None:
         return None
     return datetime.fromtimestamp(timestamp, tz=UTC)
 
 
-def _used_up(obj: dict[str, Any]) -> bool:
-    limit = obj.get("max_redemptions")
-    return isinstance(limit, int) and int(obj.get("times_redeemed") or 0) >= limit
-
-
-async def _coupon(gateway: PromotionCalls, promo: dict[str, Any]) -> dict[str, Any]:
-    coupon = (promo.get("promotion") or {}).get("coupon") or promo.get("coupon")
-    if isinstance(coupon, dict) and "applies_to" in coupon:
+async def _coupon(gateway: PromotionCalls, promo: StripePromotionCode) -> StripeCoupon:
+    coupon = promo.coupon_ref
+    if isinstance(coupon, StripeCoupon) and "applies_to" in coupon.model_fields_set:
         return coupon
     # Not expanded as asked (or an older shape): read the coupon itself.
-    coupon_id = coupon.get("id") if isinstance(coupon, dict) else coupon
-    if not isinstance(coupon_id, str):
-        raise rejected(str(promo.get("code")), Problem.INACTIVE)
+    coupon_id = coupon.id if isinstance(coupon, StripeCoupon) else coupon
+    if not coupon_id:
+        raise rejected(promo.code, Problem.INACTIVE)
     return await gateway.retrieve_coupon(coupon_id)
 
 
-def _judge(code: str, promo: dict[str, Any], coupon: dict[str, Any], purchase: Purchase) -> None:
+def _judge(code: str, promo: StripePromotionCode, coupon: StripeCoupon, purchase: Purchase) -> None:
     """Every rule that needs no further request (see the module's table)."""
-    redeem_by = _at(coupon.get("redeem_by"))
-    expires_at = _at(promo.get("expires_at"))
-    if coupon.get("deleted"):
+    redeem_by = _at(coupon.redeem_by)
+    expires_at = _at(promo.expires_at)
+    if coupon.deleted:
         raise rejected(code, Problem.INACTIVE)
     if (expires_at is not None and purchase.now >= expires_at) or (
         redeem_by is not None and purchase.now > redeem_by
     ):
         raise rejected(code, Problem.EXPIRED)
-    if _used_up(promo) or _used_up(coupon):
+    if promo.used_up or coupon.used_up:
         raise rejected(code, Problem.EXHAUSTED)
-    if not promo.get("active") or coupon.get("valid") is False:
+    if not promo.active or coupon.valid is False:
         raise rejected(code, Problem.INACTIVE)
-    amount_off = coupon.get("amount_off")
-    currency = str(coupon.get("currency") or "").lower()
-    if amount_off is not None and currency != purchase.currency:
+    currency = (coupon.currency or "").lower()
+    if coupon.amount_off is not None and currency != purchase.currency:
         raise rejected(code, Problem.NOT_APPLICABLE)
-    products = (coupon.get("applies_to") or {}).get("products")
-    if isinstance(products, list) and not set(products) & purchase.products:
+    products = coupon.applies_to.products if coupon.applies_to else None
+    if products is not None and not set(products) & purchase.products:
         raise rejected(code, Problem.NOT_APPLICABLE)
-    restrictions = promo.get("restrictions") or {}
-    minimum = restrictions.get("minimum_amount")
-    if isinstance(minimum, int):
-        minimum_currency = str(restrictions.get("minimum_amount_currency") or "").lower()
+    restrictions = promo.restrictions
+    minimum = restrictions.minimum_amount if restrictions else None
+    if restrictions is not None and minimum is not None:
+        minimum_currency = (restrictions.minimum_amount_currency or "").lower()
         if minimum_currency != purchase.currency or purchase.amount < minimum:
             raise rejected(code, Problem.MINIMUM_NOT_MET)
 
@@ -252,10 +247,10 @@ async def check_promotion_code(
     found = await gateway.find_promotion_codes(code)
     promo = _choose(code, found, purchase.customer_id)
     coupon = await _coupon(gateway, promo)
-    if str(promo["id"]) in applied:
-        return Promotion(id=str(promo["id"]), code=str(promo["code"]), coupon_id=str(coupon["id"]))
+    if promo.id in applied:
+        return Promotion(id=promo.id, code=promo.code, coupon_id=coupon.id)
     _judge(code, promo, coupon, purchase)
-    restrictions = promo.get("restrictions") or {}
-    if restrictions.get("first_time_transaction") and await _has_paid(gateway, purchase):
+    first_time = promo.restrictions is not None and promo.restrictions.first_time_transaction
+    if first_time and await _has_paid(gateway, purchase):
         raise rejected(code, Problem.FIRST_TIME_ONLY)
-    return Promotion(id=str(promo["id"]), code=str(promo["code"]), coupon_id=str(coupon["id"]))
+    return Promotion(id=promo.id, code=promo.code, coupon_id=coupon.id)

@@ -49,7 +49,6 @@ from revenue_engine.services.catalog import ChosenPrice, ensure_plan_prices
 from revenue_engine.services.checkout import expire_open_sessions
 from revenue_engine.services.clock import subscription_now
 from revenue_engine.services.customers import get_customer, get_or_create_customer
-from revenue_engine.services.discounts import invoice_discount_total
 from revenue_engine.services.meter_reports import flush_subscription_reports
 from revenue_engine.services.purchase import (
     ensure_no_live_subscription,
@@ -720,18 +719,18 @@ async def list_invoices(
     )
     invoices = [
         Invoice(
-            id=str(r["id"]),
-            number=r.get("number"),
-            status=r.get("status"),
-            amount_due=int(r.get("amount_due") or 0),
-            amount_paid=int(r.get("amount_paid") or 0),
-            currency=str(r.get("currency") or ""),
-            created=datetime.fromtimestamp(int(r.get("created") or 0), tz=utcnow().tzinfo),
-            hosted_invoice_url=r.get("hosted_invoice_url"),
-            invoice_pdf=r.get("invoice_pdf"),
-            subtotal=int(r.get("subtotal") or 0),
-            total=int(r.get("total") or 0),
-            discount_amount=invoice_discount_total(r),
+            id=r.id,
+            number=r.number,
+            status=r.status,
+            amount_due=r.amount_due or 0,
+            amount_paid=r.amount_paid or 0,
+            currency=r.currency or "",
+            created=datetime.fromtimestamp(r.created or 0, tz=utcnow().tzinfo),
+            hosted_invoice_url=r.hosted_invoice_url,
+            invoice_pdf=r.invoice_pdf,
+            subtotal=r.subtotal or 0,
+            total=r.total or 0,
+            discount_amount=r.discount_amount,
         )
         for r in rows
     ]

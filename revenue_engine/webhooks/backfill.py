@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from revenue_engine.gateway.models.catalog import StripeEventListing
 from revenue_engine.webhooks.context import HandlerContext
 from revenue_engine.webhooks.dispatch import ENDPOINT_EVENT_TYPES, deliver
 from revenue_engine.webhooks.errors import MalformedEvent
@@ -53,7 +54,7 @@ async def backfill(
     first so the ledger sees them in Stripe's order."""
     progress = BackfillProgress()
     types = list(ENDPOINT_EVENT_TYPES)
-    events: dict[str, dict[str, object]] = {}
+    events: dict[str, StripeEventListing] = {}
     for start in range(0, len(types), TYPES_PER_REQUEST):
         batch = types[start : start + TYPES_PER_REQUEST]
         cursor: str | None = None
@@ -64,15 +65,15 @@ async def backfill(
                 delivery_success=False if only_undelivered else None,
                 starting_after=cursor,
             )
-            for raw in page:
-                events[str(raw["id"])] = raw
+            for listed in page:
+                events[listed.id] = listed
             if not more or not page:
                 break
-            cursor = str(page[-1]["id"])
+            cursor = page[-1].id
     progress.total = len(events)
     reported = time.monotonic()
-    for raw in sorted(events.values(), key=_order):
-        text = json.dumps(raw)
+    for listed in sorted(events.values(), key=_order):
+        text = json.dumps(listed.envelope)
         try:
             event = parse_event(text)
         except MalformedEvent as exc:
@@ -94,9 +95,7 @@ async def backfill(
     return progress
 
 
-def _order(raw: dict[str, object]) -> tuple[int, str]:
+def _order(listed: StripeEventListing) -> tuple[int, str]:
     """Stripe's order (created, then id); a listing without an integer ``created`` goes first
     and is refused by ``parse_event``."""
-    created = raw.get("created")
-    valid = isinstance(created, int) and not isinstance(created, bool)
-    return (created if valid else -1, str(raw.get("id")))  # type: ignore[return-value]
+    return (-1 if listed.created is None else listed.created, listed.id)

@@ -72,7 +72,7 @@ def invalid(code: str | None, message: str, param: str | None) -> tuple[int, dic
 
 async def test_the_event_is_sent_with_its_identifier_and_key(gateway: StripeGateway) -> None:
     answer = await gateway.create_meter_event(PARAMS, key="re-meter_event-1")
-    assert answer["identifier"] == "re_abc"
+    assert answer.identifier == "re_abc"
     [form] = RECEIVED
     assert form["identifier"] == "re_abc"
     assert form["payload[value]"] == "500"

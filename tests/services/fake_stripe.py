@@ -13,6 +13,12 @@ import itertools
 from typing import TYPE_CHECKING, Any, cast
 
 from revenue_engine.gateway import CatalogCalls, StripeApi, StripeSubscription, parse_subscription
+from revenue_engine.gateway.models.catalog import (
+    CatalogPrice,
+    CatalogProduct,
+    StripeMeter,
+    parse_as,
+)
 from revenue_engine.gateway.models.customer import (
     StripeCheckoutSession,
     StripeCustomer,
@@ -40,43 +46,44 @@ class FakeCatalogGateway:
             self.replies[key] = make()
         return self.replies[key]
 
-    async def list_meters(self) -> list[dict[str, Any]]:
+    async def list_meters(self) -> list[StripeMeter]:
         """Every meter, active or not, as Stripe lists them."""
         self.calls.append(("billing.meters.list", {}, None))
-        return [dict(m) for m in self.meters]
+        return [parse_as(StripeMeter, "billing meter", m) for m in self.meters]
 
-    async def create_meter(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
+    async def create_meter(self, params: dict[str, Any], *, key: str) -> StripeMeter:
         def make() -> dict[str, Any]:
             meter = {"id": f"mtr_{next(self._ids)}", "object": "billing.meter"}
             meter.update(status="active", **params)
             self.meters.append(meter)
             return meter
 
-        result: dict[str, Any] = self._keyed("billing.meters.create", params, key, make)
-        return result
+        meter = self._keyed("billing.meters.create", params, key, make)
+        return parse_as(StripeMeter, "billing meter", meter)
 
-    async def reactivate_meter(self, meter_id: str, *, key: str) -> dict[str, Any]:
+    async def reactivate_meter(self, meter_id: str, *, key: str) -> StripeMeter:
         def make() -> dict[str, Any]:
             meter = next(m for m in self.meters if m["id"] == meter_id)
             meter["status"] = "active"
             return dict(meter)
 
-        result: dict[str, Any] = self._keyed(
-            "billing.meters.reactivate", {"id": meter_id}, key, make
-        )
-        return result
+        meter = self._keyed("billing.meters.reactivate", {"id": meter_id}, key, make)
+        return parse_as(StripeMeter, "billing meter", meter)
 
-    async def create_product(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._keyed(
+    async def create_product(self, params: dict[str, Any], *, key: str) -> CatalogProduct:
+        product = self._keyed(
             "products.create", params, key, lambda: {"id": f"prod_{next(self._ids)}", **params}
         )
-        return result
+        return parse_as(CatalogProduct, "product", product)
 
-    async def find_prices(self, lookup_keys: list[str]) -> list[dict[str, Any]]:
+    async def find_prices(self, lookup_keys: list[str]) -> list[CatalogPrice]:
         self.calls.append(("prices.list", {"lookup_keys": lookup_keys}, None))
-        if self.ignore_lookup_filter:
-            return list(self.prices)
-        return [p for p in self.prices if p.get("lookup_key") in lookup_keys]
+        found = [
+            p
+            for p in self.prices
+            if self.ignore_lookup_filter or p.get("lookup_key") in lookup_keys
+        ]
+        return [parse_as(CatalogPrice, "price", p) for p in found]
 
     def add_price(self, **fields: Any) -> dict[str, Any]:
         price: dict[str, Any] = {
@@ -93,7 +100,7 @@ class FakeCatalogGateway:
         self.prices.append(price)
         return price
 
-    async def create_price(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
+    async def create_price(self, params: dict[str, Any], *, key: str) -> CatalogPrice:
         def make() -> dict[str, Any]:
             fields = {k: v for k, v in params.items() if k != "transfer_lookup_key"}
             if params.get("transfer_lookup_key"):
@@ -102,8 +109,7 @@ class FakeCatalogGateway:
                         other["lookup_key"] = None
             return self.add_price(**fields)
 
-        result: dict[str, Any] = self._keyed("prices.create", params, key, make)
-        return result
+        return parse_as(CatalogPrice, "price", self._keyed("prices.create", params, key, make))
 
 
 class FakeBillingGateway(FakeCatalogGateway):

@@ -34,6 +34,7 @@ from revenue_engine.errors import (
     ServiceUnavailable,
 )
 from revenue_engine.gateway import MeterEventCalls, idempotency_key
+from revenue_engine.gateway.models.catalog import MeterEventReceipt
 from revenue_engine.services import meter_reports, meters
 from revenue_engine.services.meter_reports import (
     MAX_BACKOFF_SECONDS,
@@ -85,7 +86,7 @@ class FakeMeterEvents:
     def billed(self) -> int:
         return sum(self.events.values())
 
-    async def create_meter_event(self, params: dict[str, Any], *, key: str) -> dict[str, Any]:
+    async def create_meter_event(self, params: dict[str, Any], *, key: str) -> MeterEventReceipt:
         self.calls.append({**params, "key": key})
         if self.delay:
             await asyncio.sleep(self.delay)
@@ -106,7 +107,7 @@ class FakeMeterEvents:
             raise ServiceUnavailable("the payment provider is unreachable; retry later")
         if mode == "crash_after":
             raise Crash
-        return {"object": "billing.meter_event", "identifier": identifier}
+        return MeterEventReceipt(identifier=identifier)
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ async def test_a_meter_is_created_once_then_found_by_its_row(
     again = await ensure_meter(emulator_gateway, SETTINGS, "api_calls")
     assert again.stripe_meter_id == first.stripe_meter_id
     meters = await emulator_gateway.list_meters()
-    assert [m["id"] for m in meters] == [first.stripe_meter_id]
-    assert meters[0]["event_name"] == event_name(SETTINGS, "api_calls")
+    assert [m.id for m in meters] == [first.stripe_meter_id]
+    assert meters[0].event_name == event_name(SETTINGS, "api_calls")
 
 
 async def test_a_deactivated_meter_without_a_row_is_reactivated_not_duplicated(
@@ -28,9 +28,9 @@ async def test_a_deactivated_meter_without_a_row_is_reactivated_not_duplicated(
 ) -> None:
     name = event_name(SETTINGS, "api_calls")
     made = await emulator_gateway.create_meter(meter_params(name, "api_calls"), key="meter-setup-1")
-    await emulator_gateway.client.v1.billing.meters.deactivate_async(made["id"])
+    await emulator_gateway.client.v1.billing.meters.deactivate_async(made.id)
     meter = await ensure_meter(emulator_gateway, SETTINGS, "api_calls")
-    assert meter.stripe_meter_id == made["id"]
+    assert meter.stripe_meter_id == made.id
     [only] = await emulator_gateway.list_meters()
-    assert only["status"] == "active"
+    assert only.status == "active"
     assert await BillingMeter.find_all().count() == 1

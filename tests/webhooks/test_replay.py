@@ -14,6 +14,7 @@ import pytest
 from revenue_engine.cli import build_parser, main, replay_events
 from revenue_engine.db import Database, connect
 from revenue_engine.documents import WebhookEvent, WebhookEventStatus
+from revenue_engine.gateway.models.catalog import StripeEventListing, parse_listed_event
 from revenue_engine.services import plan_spec, plan_store
 from revenue_engine.settings import Settings
 from revenue_engine.webhooks import dispatch
@@ -188,11 +189,11 @@ class ListingGateway:
 
     async def list_events(
         self, *, starting_after: str | None = None, **_: object
-    ) -> tuple[list[dict[str, object]], bool]:
+    ) -> tuple[list[StripeEventListing], bool]:
         ids = [e["id"] for e in self.events]
         start = ids.index(starting_after) + 1 if starting_after else 0
         page = self.events[start : start + self.per_page]
-        return page, start + self.per_page < len(self.events)
+        return [parse_listed_event(e) for e in page], start + self.per_page < len(self.events)
 
 
 def balance_events(count: int) -> list[dict[str, object]]:

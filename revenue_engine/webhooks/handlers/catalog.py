@@ -10,8 +10,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from revenue_engine.gateway.models.catalog import CatalogPrice, CatalogProduct
 from revenue_engine.services import catalog_sync, stripe_versions
-from revenue_engine.services.catalog_sync import CatalogSync, StripePrice, StripeProduct
+from revenue_engine.services.catalog_sync import CatalogSync
 from revenue_engine.webhooks.context import HandlerContext
 from revenue_engine.webhooks.errors import CatalogMismatch, IgnoredEvent, MalformedObject
 from revenue_engine.webhooks.event import StripeEvent
@@ -46,7 +47,7 @@ def _conclude(kind: str, object_id: str, sync: CatalogSync) -> None:
 
 async def price_changed(event: StripeEvent, context: HandlerContext) -> None:
     """``price.created`` / ``price.updated`` / ``price.deleted``."""
-    price = _parse(StripePrice, "price", event.object)
+    price = _parse(CatalogPrice, "price", event.object)
     async with stripe_versions.object_lock(price.id):
         await _admit(event, price.id)
         sync = await catalog_sync.sync_price(price, deleted=event.type == "price.deleted")
@@ -55,7 +56,7 @@ async def price_changed(event: StripeEvent, context: HandlerContext) -> None:
 
 async def product_changed(event: StripeEvent, context: HandlerContext) -> None:
     """``product.created`` / ``product.updated`` / ``product.deleted``."""
-    product = _parse(StripeProduct, "product", event.object)
+    product = _parse(CatalogProduct, "product", event.object)
     async with stripe_versions.object_lock(product.id):
         await _admit(event, product.id)
         sync = await catalog_sync.sync_product(product, deleted=event.type == "product.deleted")
