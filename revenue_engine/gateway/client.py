@@ -136,12 +136,6 @@ def _page(response: Any) -> tuple[list[dict[str, Any]], bool]:
     return list(body.get("data") or []), bool(body.get("has_more"))
 
 
-def _plain(obj: Any) -> dict[str, Any]:
-    if isinstance(obj, stripe.StripeObject):
-        return obj.to_dict(for_json=True)  # Decimal fields as strings, as on the wire
-    return dict(obj)
-
-
 class StripeGateway(PaymentMethodCalls):
     """Async facade over the subset of Stripe the engine uses (saved payment methods and
     SetupIntents: ``PaymentMethodCalls``)."""
@@ -224,9 +218,6 @@ class StripeGateway(PaymentMethodCalls):
     ) -> dict[str, Any]:
         body: dict[str, Any] = (await self._get(operation, path, params)).data
         return body
-
-    def _opts(self, key: str | None) -> Any:
-        return {"idempotency_key": key} if key else {}
 
     async def probe(self, within_seconds: float) -> str:
         """Can Stripe be reached with our key? ``ok``, ``unauthorized`` (the key is refused),

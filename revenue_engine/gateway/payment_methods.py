@@ -8,14 +8,11 @@ else of Stripe's JSON leaves this module.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import stripe
-
-T = TypeVar("T")
 
 #: Pages of 100 read when listing a customer's payment methods (Stripe's largest page).
 MAX_METHOD_PAGES = 10
@@ -122,77 +119,68 @@ def _setup_intent(seti: Any) -> SetupIntentView:
     )
 
 
-class PaymentMethodCalls:
-    """Mixed into ``StripeGateway``; every write takes the caller's derived idempotency key."""
+def _path(*segments: str) -> str:
+    """``/v1/…`` with each id quoted (nothing in one can reach the path)."""
+    return "/v1/" + "/".join(quote(segment, safe="") for segment in segments)
 
-    client: stripe.StripeClient
+
+class PaymentMethodCalls:
+    """Mixed into ``StripeGateway``; every write takes the caller's derived idempotency key.
+    Like the gateway's other calls, these send through ``StripeClient.raw_request_async`` and
+    read Stripe's JSON as parsed (no ``StripeObject`` tree)."""
 
     if TYPE_CHECKING:  # provided by StripeGateway
 
-        async def _call(self, operation: str, make: Callable[[], Awaitable[T]]) -> T: ...
+        async def _get(
+            self, operation: str, path: str, params: dict[str, Any] | None = None
+        ) -> Any: ...
 
-        def _opts(self, key: str | None) -> Any: ...
+        async def _read(
+            self, operation: str, path: str, params: dict[str, Any] | None = None
+        ) -> dict[str, Any]: ...
+
+        async def _send(
+            self, operation: str, method: str, path: str, params: dict[str, Any], key: str
+        ) -> Any: ...
 
     async def list_saved_methods(self, customer_id: str) -> list[SavedMethod]:
         """Every payment method saved to the customer, newest first (at most
         ``MAX_METHOD_PAGES`` pages of 100)."""
-        v1 = self.client.v1
+        path = _path("customers", customer_id, "payment_methods")
         found: list[SavedMethod] = []
         after: str | None = None
         for _ in range(MAX_METHOD_PAGES):
-            params: Any = {"limit": 100}
+            params: dict[str, Any] = {"limit": 100}
             if after:
                 params["starting_after"] = after
-            page = await self._call(
-                "customers.payment_methods.list",
-                functools.partial(
-                    v1.customers.payment_methods.list_async, customer_id, params=params
-                ),
-            )
-            found.extend(saved_method(pm) for pm in page.data)
-            if not page.has_more or not page.data:
+            body = (await self._get("customers.payment_methods.list", path, params)).data
+            page = list(body.get("data") or [])
+            found.extend(saved_method(pm) for pm in page)
+            if not body.get("has_more") or not page:
                 break
-            after = page.data[-1].id
+            after = str(page[-1]["id"])
         return found
 
     async def retrieve_customer_defaults(self, customer_id: str) -> CustomerDefaults:
-        v1 = self.client.v1
-        customer = await self._call(
-            "customers.retrieve", lambda: v1.customers.retrieve_async(customer_id)
-        )
+        customer = await self._read("customers.retrieve", _path("customers", customer_id))
         return customer_defaults(customer)
 
     async def set_default_payment_method(
         self, customer_id: str, payment_method_id: str, *, key: str
     ) -> CustomerDefaults:
         """Make the method the customer's ``invoice_settings.default_payment_method``."""
-        v1 = self.client.v1
-        params: Any = {"invoice_settings": {"default_payment_method": payment_method_id}}
-        customer = await self._call(
-            "customers.update",
-            lambda: v1.customers.update_async(customer_id, params=params, options=self._opts(key)),
-        )
-        return customer_defaults(customer)
+        params = {"invoice_settings": {"default_payment_method": payment_method_id}}
+        path = _path("customers", customer_id)
+        return customer_defaults(await self._send("customers.update", "post", path, params, key))
 
     async def detach_payment_method(self, payment_method_id: str, *, key: str) -> None:
-        v1 = self.client.v1
-        await self._call(
-            "payment_methods.detach",
-            lambda: v1.payment_methods.detach_async(payment_method_id, options=self._opts(key)),
-        )
+        path = _path("payment_methods", payment_method_id, "detach")
+        await self._send("payment_methods.detach", "post", path, {}, key)
 
     async def create_setup_intent(self, params: dict[str, Any], *, key: str) -> SetupIntentView:
-        v1 = self.client.v1
-        sent: Any = params
-        seti = await self._call(
-            "setup_intents.create",
-            lambda: v1.setup_intents.create_async(params=sent, options=self._opts(key)),
-        )
+        seti = await self._send("setup_intents.create", "post", _path("setup_intents"), params, key)
         return _setup_intent(seti)
 
     async def retrieve_setup_intent(self, setup_intent_id: str) -> SetupIntentView:
-        v1 = self.client.v1
-        seti = await self._call(
-            "setup_intents.retrieve", lambda: v1.setup_intents.retrieve_async(setup_intent_id)
-        )
-        return _setup_intent(seti)
+        path = _path("setup_intents", setup_intent_id)
+        return _setup_intent(await self._read("setup_intents.retrieve", path))
