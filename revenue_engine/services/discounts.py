@@ -1,5 +1,6 @@
-"""Reading Stripe's discounts: a subscription's ``discounts`` into ``AppliedDiscount`` rows, and
-what an invoice (or one of its lines) had taken off. Pure: no Stripe calls, no writes.
+"""Reading Stripe's discounts: a subscription's ``discounts`` (``gateway.models``'
+``StripeDiscount``) into ``AppliedDiscount`` rows. Pure: no Stripe calls, no writes. (What an
+invoice's discounts took off is the invoice model's ``discount_amount``.)
 
 The gateway expands a subscription's ``discounts.source.coupon`` and ``discounts.promotion_code``
 on every read and write (``gateway.client.SUBSCRIPTION_EXPAND``); a subscription object whose
@@ -10,79 +11,56 @@ show, and :func:`applied_discounts` answers ``None`` for it: the stored view is 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from revenue_engine.documents import AppliedDiscount
+from revenue_engine.gateway.models.subscription import (
+    DiscountCoupon,
+    DiscountPromotionCode,
+    StripeDiscount,
+)
 
 
-def _ts(value: Any) -> datetime | None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        return None
-    return datetime.fromtimestamp(value, tz=UTC)
+def _ts(value: int | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, tz=UTC)
 
 
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _coupon_of(discount: dict[str, Any]) -> Any:
+def _coupon_of(discount: StripeDiscount) -> DiscountCoupon | str | None:
     """The current API's ``source.coupon``; before 2025-09-30 it was ``coupon``."""
-    source = discount.get("source")
-    if isinstance(source, dict) and "coupon" in source:
-        return source.get("coupon")
-    return discount.get("coupon")
+    if discount.source is not None and discount.source.coupon is not None:
+        return discount.source.coupon
+    return discount.coupon
 
 
-def applied_discount(discount: Any) -> AppliedDiscount | None:
+def applied_discount(discount: StripeDiscount | str) -> AppliedDiscount | None:
     """One expanded discount (its coupon expanded too) as we store it; ``None`` if it is not."""
-    if not isinstance(discount, dict) or not isinstance(discount.get("id"), str):
+    if isinstance(discount, str) or not discount.id:
         return None
     coupon = _coupon_of(discount)
-    if not isinstance(coupon, dict) or not isinstance(coupon.get("id"), str):
+    if not isinstance(coupon, DiscountCoupon) or not coupon.id:
         return None
-    promo = discount.get("promotion_code")
-    promo_id = promo.get("id") if isinstance(promo, dict) else promo
-    percent = coupon.get("percent_off")
+    promo = discount.promotion_code
+    expanded = promo if isinstance(promo, DiscountPromotionCode) else None
     return AppliedDiscount(
-        stripe_discount_id=discount["id"],
-        coupon_id=coupon["id"],
-        coupon_name=coupon.get("name") if isinstance(coupon.get("name"), str) else None,
-        promotion_code_id=promo_id if isinstance(promo_id, str) else None,
-        promotion_code=promo.get("code") if isinstance(promo, dict) else None,
-        percent_off=float(percent) if isinstance(percent, int | float) else None,
-        amount_off=_int(coupon.get("amount_off")),
-        currency=coupon.get("currency") if isinstance(coupon.get("currency"), str) else None,
-        duration=str(coupon.get("duration") or "once"),
-        duration_in_months=_int(coupon.get("duration_in_months")),
-        start=_ts(discount.get("start")),
-        end=_ts(discount.get("end")),
+        stripe_discount_id=discount.id,
+        coupon_id=coupon.id,
+        coupon_name=coupon.name,
+        promotion_code_id=expanded.id if expanded is not None else promo or None,
+        promotion_code=expanded.code if expanded is not None else None,
+        percent_off=coupon.percent_off,
+        amount_off=coupon.amount_off,
+        currency=coupon.currency,
+        duration=coupon.duration or "once",
+        duration_in_months=coupon.duration_in_months,
+        start=_ts(discount.start),
+        end=_ts(discount.end),
     )
 
 
-def applied_discounts(raw: Any) -> list[AppliedDiscount] | None:
-    """A subscription's ``discounts`` list, or ``None`` when it is not expanded enough to read
-    (nor a list at all)."""
+def applied_discounts(raw: list[StripeDiscount | str] | None) -> list[AppliedDiscount] | None:
+    """A subscription's ``discounts``, or ``None`` when they are not expanded enough to read."""
     if raw is None:
         return []
-    if not isinstance(raw, list):
-        return None
     found = [applied_discount(d) for d in raw]
     if any(d is None for d in found):
         return None
     return [d for d in found if d is not None]
-
-
-def _sum(rows: Any) -> int:
-    if not isinstance(rows, list):
-        return 0
-    return sum(_int(r.get("amount")) or 0 for r in rows if isinstance(r, dict))
-
-
-def invoice_discount_total(invoice: dict[str, Any]) -> int:
-    """What the invoice's discounts took off (its ``total_discount_amounts``)."""
-    return _sum(invoice.get("total_discount_amounts"))
-
-
-def line_discount_total(line: dict[str, Any]) -> int:
-    """What discounts took off one invoice line (its ``discount_amounts``)."""
-    return _sum(line.get("discount_amounts"))

@@ -45,13 +45,52 @@ class StripeSubscriptionItem(StripeModel):
     current_period_end: int | None = None
 
 
+class DiscountCoupon(StripeModel):
+    """A discount's coupon, expanded: what it takes off and for how long."""
+
+    id: str | None = None
+    name: str | None = None
+    percent_off: float | None = None
+    amount_off: int | None = None
+    currency: str | None = None
+    duration: str | None = None
+    duration_in_months: int | None = None
+
+
+class DiscountPromotionCode(StripeModel):
+    """A discount's promotion code, expanded: its id and the code the customer typed."""
+
+    id: str | None = None
+    code: str | None = None
+
+
+class DiscountSource(StripeModel):
+    """Where a discount comes from (API 2025-09-30 on): its coupon, expanded or an id."""
+
+    coupon: DiscountCoupon | str | None = None
+
+
+class StripeDiscount(StripeModel):
+    """A subscription's discount as sent. Every field may be missing: an event payload carries
+    discounts as bare ids, a server may ignore ``expand``; ``services.discounts`` tells a
+    discount it can show from one it cannot."""
+
+    id: str | None = None
+    source: DiscountSource | None = None
+    #: Before API 2025-09-30 the coupon was the discount's own field.
+    coupon: DiscountCoupon | str | None = None
+    promotion_code: DiscountPromotionCode | str | None = None
+    start: int | None = None
+    end: int | None = None
+
+
 class StripeSubscription(StripeModel):
     """What the engine reads of a Stripe subscription (``services.reconcile`` turns it into our
     ``Subscription``).
 
     ``customer`` is required but may be empty as sent: the reconciler refuses a subscription of
-    no customer with its own message. ``discounts`` stays Stripe's list as sent (expanded
-    discount objects, or bare ids when not expanded): ``services.discounts`` reads both shapes.
+    no customer with its own message. ``discounts`` holds each discount as sent: the read model
+    when an object (expanded, its coupon expanded or not), the id when a bare id.
     """
 
     object: Literal["subscription"]
@@ -71,7 +110,7 @@ class StripeSubscription(StripeModel):
     latest_invoice: ExpandableId = None
     test_clock: ExpandableId = None
     default_payment_method: ExpandableId = None
-    discounts: list[dict[str, Any] | str] | None = None
+    discounts: list[StripeDiscount | str] | None = None
 
 
 def parse_subscription(data: Any) -> StripeSubscription:
