@@ -9,9 +9,11 @@ as its id whether Stripe sent the id or the expanded object.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+
+from revenue_engine.errors import MalformedStripeObject
 
 
 def expanded_id(value: Any) -> Any:
@@ -38,3 +40,20 @@ class StripeModel(BaseModel):
     """The base of every read model: unknown fields ignored, instances frozen."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+ModelT = TypeVar("ModelT", bound=StripeModel)
+
+
+def parse_model(model: type[ModelT], kind: str, data: Any, *, name_fields: bool = False) -> ModelT:
+    """``data`` (Stripe's JSON of a ``kind`` object) as ``model``; ``MalformedStripeObject``
+    when it is not one (the validation error is its cause), naming the fields missing or
+    invalid with ``name_fields``."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        message = f"not a Stripe {kind} object"
+        if name_fields:
+            where = ", ".join(".".join(str(p) for p in err["loc"]) or "-" for err in exc.errors())
+            message += f" (missing or invalid: {where})"
+        raise MalformedStripeObject(message) from exc

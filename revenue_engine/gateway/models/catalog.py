@@ -14,14 +14,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, ValidationError
+from pydantic import BeforeValidator, Field
 
 from revenue_engine.errors import MalformedStripeObject
-from revenue_engine.gateway.models.base import ExpandableId, StripeModel, list_data
-
-ModelT = TypeVar("ModelT", bound=StripeModel)
+from revenue_engine.gateway.models.base import (
+    ExpandableId,
+    ModelT,
+    StripeModel,
+    list_data,
+    parse_model,
+)
 
 
 class CatalogRecurring(StripeModel):
@@ -278,10 +282,4 @@ def parse_listed_event(data: Any) -> StripeEventListing:
 def parse_as(model: type[ModelT], kind: str, data: Any) -> ModelT:
     """``data`` (Stripe's JSON of a ``kind`` object) as ``model``; ``MalformedStripeObject``
     naming what is missing or invalid when it is not one (the validation error is its cause)."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        where = ", ".join(".".join(str(p) for p in err["loc"]) or "-" for err in exc.errors())
-        raise MalformedStripeObject(
-            f"not a Stripe {kind} object (missing or invalid: {where})"
-        ) from exc
+    return parse_model(model, kind, data, name_fields=True)

@@ -4,16 +4,13 @@ read model) and a billing portal session (``StripePortalSession``)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, ValidationError
+from pydantic import BeforeValidator, Field
 
-from revenue_engine.errors import MalformedStripeObject
-from revenue_engine.gateway.models.base import ExpandableId, StripeModel
+from revenue_engine.gateway.models.base import ExpandableId, StripeModel, parse_model
 from revenue_engine.gateway.models.subscription import StripeSubscription, parse_subscription
 from revenue_engine.gateway.payment_methods import CustomerDefaults
-
-M = TypeVar("M", bound=BaseModel)
 
 
 class StripeInvoiceSettings(StripeModel):
@@ -83,27 +80,20 @@ class StripePortalSession(StripeModel):
     url: Annotated[str, Field(min_length=1)]
 
 
-def _parse(model: type[M], kind: str, data: Any) -> M:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise MalformedStripeObject(f"not a Stripe {kind} object") from exc
-
-
 def parse_customer(data: Any) -> StripeCustomer:
     """``data`` (Stripe's JSON of a customer, or of a deleted one) as the read model;
     ``MalformedStripeObject`` when it is not one (the validation error is its cause)."""
-    return _parse(StripeCustomer, "customer", data)
+    return parse_model(StripeCustomer, "customer", data)
 
 
 def parse_checkout_session(data: Any) -> StripeCheckoutSession:
     """``data`` (Stripe's JSON of a Checkout session) as the read model;
     ``MalformedStripeObject`` when it is not one, or when its expanded subscription is not
     one the engine can read ("not a Stripe subscription object")."""
-    return _parse(StripeCheckoutSession, "checkout session", data)
+    return parse_model(StripeCheckoutSession, "checkout session", data)
 
 
 def parse_portal_session(data: Any) -> StripePortalSession:
     """``data`` (Stripe's JSON of a billing portal session) as the read model;
     ``MalformedStripeObject`` when it is not one."""
-    return _parse(StripePortalSession, "billing portal session", data)
+    return parse_model(StripePortalSession, "billing portal session", data)

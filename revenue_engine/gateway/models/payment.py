@@ -4,12 +4,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
-from revenue_engine.errors import MalformedStripeObject
-from revenue_engine.gateway.models.base import ExpandableId, StripeModel
+from revenue_engine.gateway.models.base import ExpandableId, StripeModel, parse_model
 
 
 class StripePaymentError(StripeModel):
@@ -61,29 +60,19 @@ class StripeCharge(StripeModel):
     payment_intent: ExpandableId = None
 
 
-M = TypeVar("M", bound=StripeModel)
-
-
-def _parse(model: type[M], kind: str, data: Any) -> M:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise MalformedStripeObject(f"not a Stripe {kind} object") from exc
-
-
 def parse_payment_intent(data: Any) -> StripePaymentIntent:
     """``data`` (Stripe's JSON of a PaymentIntent) as the read model; ``MalformedStripeObject``
     when it is not one (the validation error is its cause)."""
-    return _parse(StripePaymentIntent, "payment intent", data)
+    return parse_model(StripePaymentIntent, "payment intent", data)
 
 
 def parse_refund(data: Any) -> StripeRefund:
     """``data`` (Stripe's JSON of a refund) as the read model; ``MalformedStripeObject`` when
     it is not one."""
-    return _parse(StripeRefund, "refund", data)
+    return parse_model(StripeRefund, "refund", data)
 
 
 def parse_charge(data: Any) -> StripeCharge:
     """``data`` (Stripe's JSON of a charge: a gateway answer or an event's object) as the read
     model; ``MalformedStripeObject`` when it is not one."""
-    return _parse(StripeCharge, "charge", data)
+    return parse_model(StripeCharge, "charge", data)

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, ValidationError
+from pydantic import BeforeValidator, Field
 
 from revenue_engine.errors import MalformedStripeObject
-from revenue_engine.gateway.models.base import ExpandableId, StripeModel, list_data
+from revenue_engine.gateway.models.base import ExpandableId, StripeModel, list_data, parse_model
 
 
 class StripeRecurring(StripeModel):
@@ -117,10 +117,7 @@ def parse_subscription(data: Any) -> StripeSubscription:
     """``data`` (Stripe's JSON of a subscription: a gateway answer, an event's object, a
     session's expanded ``subscription``) as the read model; ``MalformedStripeObject`` when it is
     not one (the validation error is its cause)."""
-    try:
-        return StripeSubscription.model_validate(data)
-    except ValidationError as exc:
-        raise MalformedStripeObject("not a Stripe subscription object") from exc
+    return parse_model(StripeSubscription, "subscription", data)
 
 
 @dataclass(frozen=True, slots=True)
