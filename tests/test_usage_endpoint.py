@@ -18,7 +18,7 @@ from revenue_engine.errors import ServiceUnavailable
 from revenue_engine.services import usage
 from revenue_engine.settings import Environment, Settings
 from tests.conftest import make_settings
-from tests.usage_world import INCLUDED, event, save_plan, subscribe
+from tests.usage_world import INCLUDED, event, metered_engine, save_plan, subscribe
 
 Start = Callable[[Settings], Any]
 KEY = "uk_" + "k7" * 20
@@ -40,11 +40,7 @@ def _settings(base: Settings, **overrides: Any) -> Settings:
 
 @pytest.fixture
 async def engine(client_for: Start, store_settings: Settings) -> httpx.AsyncClient:
-    client: httpx.AsyncClient = await client_for(_settings(store_settings))
-    plan = await save_plan()
-    await subscribe("org_a", plan)
-    await subscribe("org_capped", plan, overage=False)
-    return client
+    return await metered_engine(client_for, _settings(store_settings))
 
 
 async def _post(

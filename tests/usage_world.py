@@ -8,7 +8,11 @@ usage tests count against.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
 
 from revenue_engine.clock import utcnow
 from revenue_engine.documents import (
@@ -23,6 +27,7 @@ from revenue_engine.documents import (
 )
 from revenue_engine.services import entitlements
 from revenue_engine.services.usage_rules import shift_months
+from revenue_engine.settings import Settings
 
 PLAN = "metered"
 INCLUDED = 1000
@@ -160,3 +165,15 @@ def event(
         "quantity": quantity,
         **extra,
     }
+
+
+async def metered_engine(
+    client_for: Callable[[Settings], Awaitable[Any]], settings: Settings
+) -> httpx.AsyncClient:
+    """The app on ``settings``, with the ``metered`` plan and two subscriptions to it:
+    ``org_a`` (overage on) and ``org_capped`` (overage off: its limit is a hard cap)."""
+    client: httpx.AsyncClient = await client_for(settings)
+    plan = await save_plan()
+    await subscribe("org_a", plan)
+    await subscribe("org_capped", plan, overage=False)
+    return client

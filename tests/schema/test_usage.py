@@ -14,7 +14,7 @@ from revenue_engine.documents import UsageCounter, UsageEvent
 from revenue_engine.settings import Settings
 from tests.conftest import make_settings
 from tests.gql import gql
-from tests.usage_world import INCLUDED, PACKAGE_PRICE, save_plan, subscribe
+from tests.usage_world import INCLUDED, PACKAGE_PRICE, metered_engine
 
 Start = Callable[[Settings], Any]
 MEMBER = {"x-organization-id": "org_a"}
@@ -56,11 +56,7 @@ def _settings(base: Settings, **overrides: Any) -> Settings:
 
 @pytest.fixture
 async def engine(client_for: Start, store_settings: Settings) -> httpx.AsyncClient:
-    client: httpx.AsyncClient = await client_for(_settings(store_settings))
-    plan = await save_plan()
-    await subscribe("org_a", plan)
-    await subscribe("org_capped", plan, overage=False)
-    return client
+    return await metered_engine(client_for, _settings(store_settings))
 
 
 async def _record(
