@@ -1636,6 +1636,7 @@ async def validation_cache(n: int) -> dict[str, Any]:
 
     from revenue_engine import schema as schema_module
     from revenue_engine.db import connect
+    from revenue_engine.schema.pipeline import PipelineRunner
     from revenue_engine.schema.query_cost import QueryCostRule
     from revenue_engine.services.plans_file import load_plans_file
     from revenue_engine.settings import DEMO_PLANS_FILE, Settings
@@ -1644,24 +1645,20 @@ async def validation_cache(n: int) -> dict[str, Any]:
     await load_plans_file(DEMO_PLANS_FILE)
     prebuilt = schema_module.build_schema()
 
-    class PerRequest(schema_module.QueryLimits):
+    class PerRequest(PipelineRunner):
         """The cost rule as a new class each request, as a limiter built per request makes."""
 
-        def on_operation(self) -> Iterator[None]:
+        def validation(self) -> Any:
             context = self.execution_context
             fresh = type("QueryCostRule", (QueryCostRule,), {})
-            context.validation_rules = (
-                fresh,
-                *schema_module.with_limits(context.validation_rules)[1:],
-            )
-            yield
+            context.validation_rules = (fresh, *context.validation_rules[1:])
+            return super().validation()
 
-    original = schema_module.QueryLimits
-    schema_module.QueryLimits = PerRequest  # type: ignore[misc]
-    try:
-        rebuilt = schema_module.build_schema()
-    finally:
-        schema_module.QueryLimits = original  # type: ignore[misc]
+    def per_request(context: Any, extensions: Any) -> Any:
+        return PerRequest(context, extensions)
+
+    rebuilt = schema_module.build_schema()
+    vars(rebuilt)["create_extensions_runner"] = per_request  # this instance only
 
     async def time_it(schema: Any) -> float:
         for _ in range(50):

@@ -1,10 +1,10 @@
 """The parse and validation steps of every operation: bounded, and cached by query text.
 
-* ``BoundedParserCache`` refuses a query text over ``MAX_QUERY_LENGTH`` characters before
-  parsing it (``GRAPHQL_PARSE_FAILED``), then parses through Strawberry's LRU cache. The
+* A query text over ``MAX_QUERY_LENGTH`` characters is refused before parsing
+  (``GRAPHQL_PARSE_FAILED``; ``schema.pipeline``), then parsed through an LRU of texts. The
   parser reads about 3 MB/s: a 256 KiB body of one comment would hold the event loop ~80 ms,
   64 Ki characters ~20 ms.
-* ``TextValidationCache`` replaces Strawberry's ``ValidationCache``, which is keyed by the
+* ``validated`` replaces Strawberry's ``ValidationCache``, which is keyed by the
   parsed document: graphql-core's AST nodes are dataclasses whose ``__hash__`` and ``__eq__``
   recurse through the whole tree, so two texts that parse to the same deeply nested document
   (the same query with another comment) made the cache lookup itself raise ``RecursionError``.
@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
 from typing import Generic, TypeVar
 
-from graphql import ASTValidationRule, GraphQLError, GraphQLSchema, GraphQLSyntaxError, Source
-from strawberry.extensions import ParserCache, SchemaExtension
+from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema
 from strawberry.schema.schema import validate_document
 
 #: Characters of query text, comments and strings included.
@@ -30,20 +28,6 @@ CACHE_SIZE = 256
 _Key = tuple[GraphQLSchema, str, tuple[type[ASTValidationRule], ...]]
 K = TypeVar("K")
 V = TypeVar("V")
-
-
-class BoundedParserCache(ParserCache):
-    """Strawberry's parser cache, refusing a query text over ``MAX_QUERY_LENGTH`` unparsed."""
-
-    def __init__(self) -> None:
-        super().__init__(maxsize=CACHE_SIZE)
-
-    def on_parse(self) -> Iterator[None]:
-        query = self.execution_context.query
-        if query is not None and len(query) > MAX_QUERY_LENGTH:
-            message = f"Document is longer than {MAX_QUERY_LENGTH} characters. Parsing aborted."
-            raise GraphQLSyntaxError(Source(query[:80]), 0, message)
-        yield from super().on_parse()
 
 
 class LRU(Generic[K, V]):
@@ -74,24 +58,18 @@ class LRU(Generic[K, V]):
 VALIDATED: LRU[_Key, list[GraphQLError]] = LRU(CACHE_SIZE)
 
 
-class TextValidationCache(SchemaExtension):
-    """Validates the document once per query text (see the module docstring)."""
-
-    def on_validate(self) -> Iterator[None]:
-        context = self.execution_context
-        schema = context.schema._schema
-        document = context.graphql_document
-        if document is None:  # not parsed: Strawberry reports why
-            pass
-        elif context.query is None:
-            context.pre_execution_errors = validate_document(
-                schema, document, context.validation_rules
-            )
-        else:
-            key = (schema, context.query, context.validation_rules)
-            errors = VALIDATED.get(key)
-            if errors is None:
-                errors = validate_document(schema, document, context.validation_rules)
-                VALIDATED.put(key, errors)
-            context.pre_execution_errors = errors
-        yield
+def validated(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    query: str | None,
+    rules: tuple[type[ASTValidationRule], ...],
+) -> list[GraphQLError]:
+    """The validation errors of ``document`` (parsed from ``query``), once per query text."""
+    if query is None:
+        return validate_document(schema, document, rules)
+    key = (schema, query, rules)
+    errors = VALIDATED.get(key)
+    if errors is None:
+        errors = validate_document(schema, document, rules)
+        VALIDATED.put(key, errors)
+    return errors

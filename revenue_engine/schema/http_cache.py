@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
@@ -43,7 +44,6 @@ from graphql import (
     OperationType,
     SelectionSetNode,
 )
-from strawberry.extensions import SchemaExtension
 
 from revenue_engine.schema.caches import LRU
 from revenue_engine.services import plan_cache
@@ -164,44 +164,52 @@ def _result_key(context: Any, catalog: str) -> tuple[str, ...] | None:
     )
 
 
-class CatalogCaching(SchemaExtension):
-    """The catalog's answers from memory, and tagged over GET (see the module docstring). With
-    ``catalog_gets_only`` (production) any other query over GET is refused unexecuted: the
-    view answers it 400 (``GET_REFUSED`` in the request's state)."""
+@dataclass(frozen=True)
+class Pending:
+    """A catalog-only query on its way through execution: the catalog's digest taken before,
+    and the key its answer is kept under (``None``: not keepable)."""
 
-    def __init__(self, *, catalog_gets_only: bool = False) -> None:
-        super().__init__()
-        self.catalog_gets_only = catalog_gets_only
+    catalog: str
+    key: tuple[str, ...] | None
+    cached: bool
 
-    async def on_execute(self) -> AsyncIterator[None]:
-        context = self.execution_context
-        request = getattr(context.context, "request", None)
-        document = context.graphql_document
-        if request is None or context.query is None or document is None:
-            yield
-            return
-        get = request.method == "GET"
-        if not catalog_only(document, context.operation_name):
-            if get and self.catalog_gets_only:
-                request.scope.setdefault("state", {})[GET_REFUSED] = True
-                context.result = ExecutionResult(data=None, errors=[GraphQLError(GET_REFUSED)])
-            yield
-            return
-        # Before executing: the answer is at least as new as the catalog its digest names.
-        catalog = await plan_cache.catalog_digest()
-        key = _result_key(context, catalog)
-        cached = RESULTS.get(key) if key is not None else None
-        if cached is not None:
-            context.result = cached  # not executed again: the same catalog, the same request
-        yield
-        result = context.result
-        if result is None or getattr(result, "errors", None):
-            return
-        if cached is None and key is not None and isinstance(result, ExecutionResult):
-            size = len(json.dumps(result.data, ensure_ascii=True, default=str))
-            if size <= RESULT_MAX_BYTES:
-                RESULTS.put(key, result)
-        if get:
-            KNOWN.put(context.query, True)
-            tag = entity_tag(context.schema, catalog, request.query_params)
-            request.scope.setdefault("state", {})[STATE_KEY] = tag
+
+async def before_execution(context: Any, *, catalog_gets_only: bool) -> Pending | None:
+    """Before ``context`` (Strawberry's execution context) executes: a catalog-only query
+    answered before gets its kept answer (``context.result``: not executed again); with
+    ``catalog_gets_only`` (production) any other query over GET is refused unexecuted, the
+    view answering it 400 (``GET_REFUSED`` in the request's state). ``None`` for a query that
+    is not catalog-only."""
+    request = getattr(context.context, "request", None)
+    document = context.graphql_document
+    if request is None or context.query is None or document is None:
+        return None
+    if not catalog_only(document, context.operation_name):
+        if catalog_gets_only and request.method == "GET":
+            request.scope.setdefault("state", {})[GET_REFUSED] = True
+            context.result = ExecutionResult(data=None, errors=[GraphQLError(GET_REFUSED)])
+        return None
+    # Before executing: the answer is at least as new as the catalog its digest names.
+    catalog = await plan_cache.catalog_digest()
+    key = _result_key(context, catalog)
+    cached = RESULTS.get(key) if key is not None else None
+    if cached is not None:
+        context.result = cached  # the same catalog, the same request
+    return Pending(catalog, key, cached is not None)
+
+
+def after_execution(context: Any, pending: Pending) -> None:
+    """After a catalog-only query executed without errors: its answer is kept (at most
+    ``RESULT_MAX_BYTES``) and, over GET, its text is known and its tag waits for the view."""
+    result = context.result
+    if result is None or getattr(result, "errors", None):
+        return
+    if not pending.cached and pending.key is not None and isinstance(result, ExecutionResult):
+        size = len(json.dumps(result.data, ensure_ascii=True, default=str))
+        if size <= RESULT_MAX_BYTES:
+            RESULTS.put(pending.key, result)
+    request = context.context.request
+    if request.method == "GET":
+        KNOWN.put(context.query, True)
+        tag = entity_tag(context.schema, pending.catalog, request.query_params)
+        request.scope.setdefault("state", {})[STATE_KEY] = tag

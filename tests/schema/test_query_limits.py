@@ -20,7 +20,7 @@ from revenue_engine.schema import (
     MAX_DEPTH,
     MAX_QUERY_LENGTH,
     MAX_TOKENS,
-    QueryLimits,
+    PipelineRunner,
     build_schema,
     caches,
     with_limits,
@@ -166,7 +166,10 @@ async def test_the_validation_cache_keeps_hitting(
     await post(client, query + " ")
     assert len(validated) == 2
     assert with_limits(tuple(specified_rules)) == with_limits(tuple(specified_rules))
-    assert any(e is QueryLimits for e in build_schema(production()).extensions)
+    schema = build_schema(production())
+    runner = schema.create_extensions_runner(Any, [])  # type: ignore[arg-type]
+    assert isinstance(runner, PipelineRunner)
+    assert runner.production
 
 
 async def test_equal_deep_documents_from_different_texts_are_validated(
