@@ -107,6 +107,20 @@ async def test_portal_actions_land_back_on_the_portal_and_its_way_back(site: Sit
         assert back.text == BACK_IN_THE_APP
 
 
+async def test_the_portal_shows_a_default_source_as_the_payment_method(
+    client: stripe.StripeClient, http: httpx.AsyncClient
+) -> None:
+    # A card saved through the legacy Sources API pays the renewals too: the portal says so.
+    customer = await make_customer(client, card=None, source="tok_mastercard")
+    assert customer.default_source is not None
+    assert customer.invoice_settings.default_payment_method is None
+    session = await client.v1.billing_portal.sessions.create_async(
+        params={"customer": customer.id, "return_url": "https://app.test/account"}
+    )
+    page = await http.get(session.url)
+    assert "Payment method: mastercard •••• 4444" in page.text
+
+
 async def test_a_portal_flow_redirects_to_its_return_url(site: Site) -> None:
     async with sdk_client(site.api) as client, httpx.AsyncClient(timeout=5) as browser:
         customer, sub = await _subscribed(client)

@@ -354,6 +354,76 @@ async def test_a_plan_change_with_a_code_discounts_the_new_plan(
     assert again["__typename"] == "ValidationError"  # already applied: nothing to change
 
 
+async def test_double_submitted_changes_with_a_code_make_one_stripe_change(
+    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
+) -> None:
+    await customer_with_card(engine, stripe_client, emulator)
+    assert (await create(engine))["__typename"] == "SubscriptionPayload"
+    promo_id = await promotion(stripe_client, "TWINS", {"percent_off": 10, "duration": "forever"})
+    updates = "/v1/subscriptions/sub_*"
+    before = len(emulator.idempotency_keys("POST", updates))
+
+    # A plan change with a code: one update at Stripe, one redemption; the twin may answer
+    # that the change is already made.
+    change = {"planUid": "pro", "billingInterval": "MONTH", "promotionCode": "TWINS"}
+    both = await asyncio.gather(*(call(engine, CHANGE, {"input": change}) for _ in range(2)))
+    kinds = sorted(str(only(r)["__typename"]) for r in both)
+    assert kinds in (
+        ["SubscriptionPayload", "SubscriptionPayload"],
+        ["SubscriptionPayload", "ValidationError"],
+    )
+    assert len(emulator.idempotency_keys("POST", updates)) - before == 1
+    assert await times_redeemed(stripe_client, promo_id) == 1
+    [stripe_sub] = emulator.objects("subscription")
+    assert len(stripe_sub["discounts"]) == 1
+    assert len(emulator.events("customer.discount.created")) == 1
+
+    # A code alone on the current plan, twice at once: one update, one redemption.
+    other = await promotion(stripe_client, "ALONE", {"percent_off": 20, "duration": "once"})
+    before = len(emulator.idempotency_keys("POST", updates))
+    alone = {**change, "promotionCode": "ALONE"}
+    both = await asyncio.gather(*(call(engine, CHANGE, {"input": alone}) for _ in range(2)))
+    kinds = sorted(str(only(r)["__typename"]) for r in both)
+    assert kinds in (
+        ["SubscriptionPayload", "SubscriptionPayload"],
+        ["SubscriptionPayload", "ValidationError"],
+    )
+    assert len(emulator.idempotency_keys("POST", updates)) - before == 1
+    assert await times_redeemed(stripe_client, other) == 1
+    status = (await call(engine, STATUS))["subscriptionStatus"]
+    assert [d["promotionCode"] for d in status["discounts"]] == ["ALONE"]
+
+
+@pytest.mark.parametrize("kind", ["UNKNOWN", "INACTIVE", "EXPIRED", "NOT_APPLICABLE"])
+@pytest.mark.parametrize("plan", ["pro", "starter"])  # a plan change, or the code alone
+async def test_a_change_with_a_code_that_cannot_be_used_writes_and_sends_nothing(
+    kind: str,
+    plan: str,
+    engine: httpx.AsyncClient,
+    emulator: Emulator,
+    stripe_client: stripe.StripeClient,
+) -> None:
+    await customer_with_card(engine, stripe_client, emulator)
+    assert (await create(engine))["__typename"] == "SubscriptionPayload"
+    code, reason = await _refusal_case(kind, engine, stripe_client)
+    [at_stripe] = emulator.objects("subscription")
+    stored = await Subscription.find_one({"organization_id": "org_a"})
+    assert stored is not None
+    writes = emulator.request_count("POST")
+    change = {"planUid": plan, "billingInterval": "MONTH", "promotionCode": code}
+    result = only(await call(engine, CHANGE, {"input": change}))
+    assert (result["__typename"], result["reason"], result["promotionCode"]) == (
+        "PromotionCodeError",
+        reason,
+        code,
+    )
+    assert emulator.request_count("POST") == writes
+    assert emulator.objects("subscription") == [at_stripe]
+    after = await Subscription.find_one({"organization_id": "org_a"})
+    assert after is not None
+    assert after.model_dump() == stored.model_dump()
+
+
 async def test_the_current_plan_with_a_code_only_applies_the_code(
     engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
 ) -> None:

@@ -86,6 +86,19 @@ async def test_checkout_without_seats_buys_the_plans_least(
     assert same["sessionId"] == again["sessionId"]
 
 
+async def test_a_double_submitted_checkout_with_seats_makes_one_session(
+    engine: httpx.AsyncClient, emulator: Emulator, stripe_client: stripe.StripeClient
+) -> None:
+    order = {"input": {**BUSINESS, "seats": 8}}
+    both = await asyncio.gather(*(call(engine, CHECKOUT, order) for _ in range(2)))
+    first, second = (only(r) for r in both)
+    assert (first["__typename"], second["__typename"]) == ("CheckoutPayload", "CheckoutPayload")
+    assert first["sessionId"] == second["sessionId"]
+    assert len(emulator.objects("checkout.session")) == 1
+    assert await line_items(stripe_client, first["sessionId"]) == [(8, 12000)]
+    assert await CheckoutSession.find_all().count() == 1
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

@@ -205,6 +205,14 @@ async def test_checkout_completed_webhook_marks_the_session_and_subscribes(
     assert session.status.value == "completed"
     status = (await call(engine, STATUS_QUERY))["subscriptionStatus"]
     assert (status["status"], status["planUid"]) == ("active", "starter")
+    # No verification: the webhook alone makes the card paid at Checkout the default.
+    [sub] = emulator.objects("subscription")
+    [customer] = emulator.objects("customer")
+    assert sub["default_payment_method"] is not None
+    assert customer["invoice_settings"]["default_payment_method"] == sub["default_payment_method"]
+    doc = await Customer.find_one({"stripe_customer_id": customer["id"]})
+    assert doc is not None
+    assert doc.default_payment_method == sub["default_payment_method"]
 
 
 async def test_stripe_down_while_re_reading_is_503_and_nothing_applied(

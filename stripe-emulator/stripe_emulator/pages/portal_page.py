@@ -76,7 +76,8 @@ def _portal_page(
             f"<span class='muted'>Status: {escape(sub['status'])} · {escape(state)}</span>"
             f"{action}</div>"
         )
-    pm_id = customer["invoice_settings"]["default_payment_method"]
+    # What renewals are charged to: the default payment method, else the default source.
+    pm_id = customer["invoice_settings"]["default_payment_method"] or customer.get("default_source")
     pm = ctx.store.get("payment_method", pm_id) if pm_id else None
     card = f"{pm['card']['brand']} •••• {pm['card']['last4']}" if pm else "none"
     banner = f"<div class='box error' role='alert'>{escape(error)}</div>" if error else ""
