@@ -40,7 +40,7 @@ from revenue_engine.request_checks import (
 )
 from revenue_engine.schema import build_schema, http_cache
 from revenue_engine.schema.error_policy import shape_errors
-from revenue_engine.services import background
+from revenue_engine.services import background, plan_cache
 from revenue_engine.services.plans_file import load_plans_file
 from revenue_engine.settings import Settings, get_settings
 from revenue_engine.transport import http_middleware
@@ -97,7 +97,11 @@ class EngineGraphQL(GraphQL[Context, None]):
         request = Request(scope=scope, receive=receive)
         try:
             with store_timeouts.request_scope():
-                response = await self._conditional(request) or await self.run(request)
+                response = await self._conditional(request) or await self._kept(request)
+                if response is not None:  # complete, headers and all
+                    await response(scope, receive, send)
+                    return
+                response = await self.run(request)
         except BadUserInput as exc:
             # Answered like a variable that does not fit its type (graphql-core's coercion
             # errors): the request is readable, one of its values is not acceptable.
@@ -126,6 +130,7 @@ class EngineGraphQL(GraphQL[Context, None]):
                 status_code=400,
             )
         self._cache_headers(request, response)
+        self._keep(request, response)
         await response(scope, receive, send)
 
     async def _conditional(self, request: Request) -> Response | None:
@@ -138,6 +143,44 @@ class EngineGraphQL(GraphQL[Context, None]):
         if tag is None or not http_cache.matches(if_none_match, tag):
             return None
         return Response(status_code=304, headers=self._catalog_headers(tag))
+
+    async def _kept(self, request: Request) -> Response | None:
+        """The kept answer of this catalog request as sent before, while the catalog is the
+        one it read (``schema.http_cache``); else ``None``, the key it may be kept under
+        waiting in the request's state."""
+        if request.method == "GET":
+            payload = request.scope["query_string"]
+        elif request.method == "POST":
+            payload = await request.body()
+        else:
+            return None
+        headers = request.headers
+        key = http_cache.answer_key(
+            self.schema,
+            request.method,
+            headers.get("accept", ""),
+            headers.get("content-type", ""),
+            payload,
+        )
+        if key is None:
+            return None
+        kept = http_cache.RESPONSES.get(key)
+        if kept is not None and kept.catalog == await plan_cache.catalog_digest():
+            return Response(kept.body, headers=dict(kept.headers))
+        request.scope.setdefault("state", {})[http_cache.ANSWER_KEY] = key
+        return None
+
+    def _keep(self, request: Request, response: Response) -> None:
+        """Keeps a catalog answer that executed without errors, with the catalog it read."""
+        state = request.scope.get("state", {})
+        key = state.get(http_cache.ANSWER_KEY)
+        catalog = state.get(http_cache.ANSWERED)
+        if key is None or catalog is None or response.status_code != 200:
+            return
+        body = bytes(response.body)
+        if len(body) <= http_cache.RESPONSE_MAX_BYTES:
+            headers = tuple((k, v) for k, v in response.headers.items() if k != "content-length")
+            http_cache.RESPONSES.put(key, http_cache.Kept(catalog, body, headers))
 
     def _catalog_headers(self, tag: str) -> dict[str, str]:
         max_age = self.settings.catalog_cache_seconds

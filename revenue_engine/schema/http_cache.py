@@ -17,17 +17,17 @@ parsing, the limits and validation then); only known texts are answered 304 unex
 conditional path never parses what the limits have not seen. Known texts are kept in an LRU of
 ``KNOWN_SIZE`` entries.
 
-Over GET or POST, the answer of a catalog-only query is kept in memory (``RESULTS``, an LRU)
-under the same digests — schema, catalog, query text, variables, operation name — and a repeat
-is answered from it without executing the query again: parsing and validation are cached by
-query text already, so a repeated catalog read costs the auth, the limits' cached verdicts and
-encoding the JSON. Only answers without errors are kept, each at most ``RESULT_MAX_BYTES``.
+Over GET or POST, the encoded answer of a catalog-only request is kept in memory
+(``RESPONSES``, an LRU) under the schema, the catalog's digest and the request as sent (method,
+``Accept`` and ``Content-Type``, the query string or body), and the HTTP view answers a repeat
+from it before GraphQL runs: the same bytes passed the request checks, the limits and
+validation, and executed as catalog-only without errors, the first time. Authentication still
+runs first. Only answers without errors are kept, each at most ``RESPONSE_MAX_BYTES``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -142,44 +142,56 @@ async def conditional_tag(schema: Any, params: Mapping[str, str]) -> str | None:
     return entity_tag(schema, await plan_cache.catalog_digest(), params)
 
 
-#: Catalog answers kept, and the largest kept (a catalog page is a few KiB).
-RESULTS_SIZE = 256
-RESULT_MAX_BYTES = 65_536
-#: Answers of catalog-only queries, by (schema, catalog digest, query, variables, operation
-#: name), each at most ``RESULT_MAX_BYTES`` of JSON.
-RESULTS: LRU[tuple[str, ...], ExecutionResult] = LRU(RESULTS_SIZE)
+#: Catalog answers kept, the largest kept (a catalog page is a few KiB), and the largest
+#: request (query string or body) whose answer is kept.
+RESPONSES_SIZE = 256
+RESPONSE_MAX_BYTES = 65_536
+REQUEST_MAX_BYTES = 8_192
+#: Where the key of a request's answer waits for the view (the request's scope state), and
+#: the catalog digest of an answer that may be kept under it.
+ANSWER_KEY = "catalog_answer_key"
+ANSWERED = "catalog_answered"
 
 
-def _result_key(context: Any, catalog: str) -> tuple[str, ...] | None:
-    try:
-        variables = json.dumps(context.variables or {}, sort_keys=True, ensure_ascii=True)
-    except (TypeError, ValueError):  # not JSON-shaped: not worth a key
+@dataclass(frozen=True)
+class Kept:
+    """An encoded catalog answer: the catalog digest it was read under, its body and headers
+    (the length is the body's)."""
+
+    catalog: str
+    body: bytes
+    headers: tuple[tuple[str, str], ...]
+
+
+AnswerKey = tuple[str, str, str, str, bytes]
+#: Encoded answers of catalog-only requests, by ``answer_key``.
+RESPONSES: LRU[AnswerKey, Kept] = LRU(RESPONSES_SIZE)
+
+
+def answer_key(
+    schema: Any, method: str, accept: str, content_type: str, payload: bytes
+) -> AnswerKey | None:
+    """The key of a request's answer: the schema and the request as sent (its method, the
+    headers that choose the answer's form, its query string or body); ``None`` for a request
+    over ``REQUEST_MAX_BYTES``, whose answer is not kept."""
+    if len(payload) > REQUEST_MAX_BYTES:
         return None
-    return (
-        _schema_digest(context.schema),
-        catalog,
-        context.query,
-        variables,
-        context.operation_name or "",
-    )
+    return (_schema_digest(schema), method, accept, content_type, payload)
 
 
 @dataclass(frozen=True)
 class Pending:
-    """A catalog-only query on its way through execution: the catalog's digest taken before,
-    and the key its answer is kept under (``None``: not keepable)."""
+    """A catalog-only query on its way through execution: the catalog's digest, taken
+    before it executes."""
 
     catalog: str
-    key: tuple[str, ...] | None
-    cached: bool
 
 
 async def before_execution(context: Any, *, catalog_gets_only: bool) -> Pending | None:
-    """Before ``context`` (Strawberry's execution context) executes: a catalog-only query
-    answered before gets its kept answer (``context.result``: not executed again); with
-    ``catalog_gets_only`` (production) any other query over GET is refused unexecuted, the
-    view answering it 400 (``GET_REFUSED`` in the request's state). ``None`` for a query that
-    is not catalog-only."""
+    """Before ``context`` (Strawberry's execution context) executes: with
+    ``catalog_gets_only`` (production) any query but a catalog-only one over GET is refused
+    unexecuted, the view answering it 400 (``GET_REFUSED`` in the request's state). ``None``
+    for a query that is not catalog-only."""
     request = getattr(context.context, "request", None)
     document = context.graphql_document
     if request is None or context.query is None or document is None:
@@ -190,26 +202,18 @@ async def before_execution(context: Any, *, catalog_gets_only: bool) -> Pending 
             context.result = ExecutionResult(data=None, errors=[GraphQLError(GET_REFUSED)])
         return None
     # Before executing: the answer is at least as new as the catalog its digest names.
-    catalog = await plan_cache.catalog_digest()
-    key = _result_key(context, catalog)
-    cached = RESULTS.get(key) if key is not None else None
-    if cached is not None:
-        context.result = cached  # the same catalog, the same request
-    return Pending(catalog, key, cached is not None)
+    return Pending(await plan_cache.catalog_digest())
 
 
 def after_execution(context: Any, pending: Pending) -> None:
-    """After a catalog-only query executed without errors: its answer is kept (at most
-    ``RESULT_MAX_BYTES``) and, over GET, its text is known and its tag waits for the view."""
+    """After a catalog-only query executed without errors: the view may keep its answer
+    (``ANSWERED``) and, over GET, its text is known and its tag waits for the view."""
     result = context.result
     if result is None or getattr(result, "errors", None):
         return
-    if not pending.cached and pending.key is not None and isinstance(result, ExecutionResult):
-        size = len(json.dumps(result.data, ensure_ascii=True, default=str))
-        if size <= RESULT_MAX_BYTES:
-            RESULTS.put(pending.key, result)
     request = context.context.request
+    state = request.scope.setdefault("state", {})
+    state[ANSWERED] = pending.catalog
     if request.method == "GET":
         KNOWN.put(context.query, True)
-        tag = entity_tag(context.schema, pending.catalog, request.query_params)
-        request.scope.setdefault("state", {})[STATE_KEY] = tag
+        state[STATE_KEY] = entity_tag(context.schema, pending.catalog, request.query_params)

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from revenue_engine.app import EngineGraphQL
 from revenue_engine.documents import SubscriptionPlan
 from revenue_engine.documents.plan import CATALOG_VERSIONS
 from revenue_engine.schema import http_cache
@@ -175,7 +176,7 @@ async def test_an_unknown_query_text_is_executed_whatever_tag_it_brings(
     runs (so the conditional path never parses what the limits have not seen)."""
     first = await get(client, PLANS)
     http_cache.KNOWN.entries.clear()  # a new instance, or the text fell out of the LRU
-    http_cache.RESULTS.entries.clear()
+    http_cache.RESPONSES.entries.clear()
     again = await get(client, PLANS, **{"if-none-match": first.headers["etag"]})
     assert again.status_code == 200
     assert len(list_plans_calls) == 2
@@ -215,16 +216,82 @@ async def test_a_repeated_catalog_query_is_answered_from_memory_until_the_catalo
 async def test_answers_with_errors_and_large_answers_are_not_kept(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    http_cache.RESULTS.entries.clear()
+    http_cache.RESPONSES.entries.clear()
     bad = {"query": "query($uid: ID!) { plan(uid: $uid) { uid } }", "variables": {}}
     assert "errors" in (await client.post("/graphql", json=bad)).json()
-    assert not http_cache.RESULTS.entries
-    monkeypatch.setattr(http_cache, "RESULT_MAX_BYTES", 10)
+    assert not http_cache.RESPONSES.entries
+    monkeypatch.setattr(http_cache, "RESPONSE_MAX_BYTES", 10)
     assert (await client.post("/graphql", json=PLANS)).json()["data"]["plans"]
-    assert not http_cache.RESULTS.entries
-    monkeypatch.setattr(http_cache, "RESULTS", LRU(2))
-    monkeypatch.setattr(http_cache, "RESULT_MAX_BYTES", 65_536)
+    assert not http_cache.RESPONSES.entries
+    monkeypatch.setattr(http_cache, "RESPONSES", LRU(2))
+    monkeypatch.setattr(http_cache, "RESPONSE_MAX_BYTES", 65_536)
     for uid in ("starter", "pro", "business"):
         query = {"query": "query($u: ID!) { plan(uid: $u) { uid } }", "variables": {"u": uid}}
         assert (await client.post("/graphql", json=query)).json()["data"]["plan"]["uid"] == uid
-    assert len(http_cache.RESULTS.entries) == 2  # the LRU keeps its bound
+    assert len(http_cache.RESPONSES.entries) == 2  # the LRU keeps its bound
+
+
+@pytest.fixture
+def executions(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Each request the HTTP view hands to GraphQL appends its method (the real view runs)."""
+    calls: list[str] = []
+    real = EngineGraphQL.run
+
+    async def counted(self: EngineGraphQL, request: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(request.method)
+        return await real(self, request, *args, **kwargs)
+
+    monkeypatch.setattr(EngineGraphQL, "run", counted)
+    return calls
+
+
+async def test_a_repeated_request_is_answered_as_kept_before_graphql_runs(
+    client: httpx.AsyncClient, executions: list[str]
+) -> None:
+    http_cache.RESPONSES.entries.clear()
+    first = await client.post("/graphql", json=PLANS)
+    again = await client.post("/graphql", json=PLANS)
+    assert again.status_code == 200
+    assert again.content == first.content
+    assert again.json()["data"]["plans"]
+    assert again.headers["content-type"] == first.headers["content-type"]
+    assert again.headers["cache-control"] == "no-store"
+    assert int(again.headers["content-length"]) == len(first.content)
+    assert again.headers["x-request-id"] != first.headers["x-request-id"]  # still its own
+    assert executions == ["POST"]
+    # Over GET: the tag and Cache-Control come back as first sent.
+    got = [await get(client, PLANS) for _ in range(2)]
+    assert got[0].headers["etag"] == got[1].headers["etag"]
+    assert got[1].headers["cache-control"] == "public, max-age=30"
+    assert executions == ["POST", "GET"]
+    # Another Accept header, or other bytes for the same query: executed (then kept too).
+    accept = {"accept": "application/graphql-response+json"}
+    await client.post("/graphql", json=PLANS, headers=accept)
+    spaced = b'{"query": "{ plans { uid name } }"}  '
+    await client.post("/graphql", content=spaced, headers={"content-type": "application/json"})
+    await client.post("/graphql", content=spaced, headers={"content-type": "application/json"})
+    assert executions == ["POST", "GET", "POST", "POST"]
+
+
+async def test_a_kept_answer_still_needs_a_valid_credential(
+    client: httpx.AsyncClient, executions: list[str]
+) -> None:
+    await client.post("/graphql", json=PLANS)
+    forged = {"authorization": "Bearer not-a-token"}
+    refused = await client.post("/graphql", json=PLANS, headers=forged)
+    assert refused.status_code == 401
+    assert "plans" not in refused.text
+
+
+async def test_per_caller_queries_and_long_requests_are_never_kept(
+    client: httpx.AsyncClient, executions: list[str]
+) -> None:
+    http_cache.RESPONSES.entries.clear()
+    status = {"query": "{ subscriptionStatus { status } }"}
+    for _ in range(2):
+        assert (await client.post("/graphql", json=status, headers=MEMBER)).status_code == 200
+    long = {"query": "{ plans { uid } }" + " " * http_cache.REQUEST_MAX_BYTES}
+    for _ in range(2):
+        assert (await client.post("/graphql", json=long)).json()["data"]["plans"]
+    assert len(executions) == 4
+    assert not http_cache.RESPONSES.entries
