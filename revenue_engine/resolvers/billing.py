@@ -34,7 +34,7 @@ from revenue_engine.schema.billing import (
     payment_type,
     subscription_type,
 )
-from revenue_engine.schema.pagination import PageInfo, page_size
+from revenue_engine.schema.pagination import PageInfo, page_size, selects
 from revenue_engine.services import (
     checkout,
     customers,
@@ -45,13 +45,22 @@ from revenue_engine.services import (
 )
 
 
-async def subscription_status_type(info: Info, doc: Subscription | None) -> SubscriptionStatus:
-    """The status of ``doc``; an active one with its metered features' usage this period."""
+async def subscription_status_type(
+    info: Info, doc: Subscription | None, *, usage_asked: bool = True
+) -> SubscriptionStatus:
+    """The status of ``doc``; an active one with its metered features' usage this period
+    (unless the query does not ask for it: ``usage_asked``)."""
     if doc is None:
         return NO_SUBSCRIPTION
     active = subscriptions.is_active(doc, info.context.settings)
-    usage = await usage_reads.entitlement_usage(doc) if active else None
+    usage = await usage_reads.entitlement_usage(doc) if active and usage_asked else None
     return subscription_type(doc, active=active, usage=usage)
+
+
+def _asks_usage(info: Info) -> bool:
+    """Whether the query asks for the entitlements' ``used`` or ``remaining`` (each costs a
+    read of the period's counters)."""
+    return selects(info, "used", "remaining")
 
 
 # --- customers ---------------------------------------------------------------------------
@@ -140,12 +149,13 @@ async def verify_checkout_session(info: Info, session_id: strawberry.ID) -> Veri
 # --- subscriptions -----------------------------------------------------------------------
 async def subscription_status(info: Info) -> SubscriptionStatus:
     doc = await subscriptions.current_subscription(info.context.require_principal())
-    return await subscription_status_type(info, doc)
+    return await subscription_status_type(info, doc, usage_asked=_asks_usage(info))
 
 
 async def subscription_list(info: Info) -> list[SubscriptionStatus]:
     docs = await subscriptions.list_subscriptions(info.context.require_principal())
-    return [await subscription_status_type(info, d) for d in docs]
+    asked = _asks_usage(info)
+    return [await subscription_status_type(info, d, usage_asked=asked) for d in docs]
 
 
 async def create_subscription(info: Info, data: CreateSubscriptionInput) -> SubscriptionPayload:

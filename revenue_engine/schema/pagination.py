@@ -30,10 +30,10 @@ def page_size(first: int | None, default: int = 20) -> int:
     return size
 
 
-def selects(info: Any, name: str) -> bool:
-    """Whether the field being resolved selects a field ``name`` anywhere beneath it (through
-    fragments and inline fragments too): a connection can leave unasked, costly values in the
-    store. Walks graphql-core's nodes with each fragment visited once (Strawberry's
+def selects(info: Any, *names: str) -> bool:
+    """Whether the field being resolved selects a field of one of ``names`` anywhere beneath
+    it (through fragments and inline fragments too): a query that does not ask for a costly
+    value need not read it. Walks graphql-core's nodes with each fragment visited once (Strawberry's
     ``selected_fields`` rebuilds a fragment at every spread: exponential in a chain of them)."""
     raw = info._raw_info
     fragments = raw.fragments
@@ -52,7 +52,7 @@ def selects(info: Any, name: str) -> bool:
                 seen.add(node.name.value)
                 stack.extend(fragment.selection_set.selections)
             continue
-        if isinstance(node, FieldNode) and node.name.value == name:
+        if isinstance(node, FieldNode) and node.name.value in names:
             return True
         if node.selection_set is not None:
             stack.extend(node.selection_set.selections)

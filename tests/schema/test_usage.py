@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from revenue_engine.documents import UsageCounter, UsageEvent
+from revenue_engine.services import usage_reads
 from revenue_engine.settings import Settings
 from tests.conftest import make_settings
 from tests.gql import gql
@@ -267,6 +268,37 @@ async def test_subscription_status_shows_used_and_remaining(engine: httpx.AsyncC
     assert rows["seats"]["remaining"] is None
     assert rows["sso"]["used"] is None
     assert await UsageCounter.find_all().count() == 1
+
+
+async def test_subscription_status_reads_the_counters_only_when_asked(
+    engine: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``used`` and ``remaining`` cost a read of the period's counters: a query that asks
+    neither does not read them; one that asks through a fragment does."""
+    await _record(engine, CAPPED, id="a", quantity=400)
+    reads: list[bool] = []
+    real = usage_reads.entitlement_usage
+
+    async def counted(*args: Any) -> Any:
+        reads.append(True)
+        return await real(*args)
+
+    monkeypatch.setattr(usage_reads, "entitlement_usage", counted)
+    plain = "{ subscriptionStatus { status entitlements { key limit } } }"
+    body = await gql(engine, plain, {}, CAPPED)
+    assert {e["key"] for e in body["data"]["subscriptionStatus"]["entitlements"]} >= {"api_calls"}
+    assert reads == []
+    spread = """{ subscriptionStatus { entitlements { key ...Used } } }
+    fragment Used on SubscriptionEntitlement { used }"""
+    body = await gql(engine, spread, {}, CAPPED)
+    rows = {e["key"]: e for e in body["data"]["subscriptionStatus"]["entitlements"]}
+    assert rows["api_calls"]["used"] == 400
+    assert reads == [True]
+    listed = "{ subscriptions { entitlements { key remaining } } }"
+    body = await gql(engine, listed, {}, CAPPED)
+    rows = {e["key"]: e for e in body["data"]["subscriptions"][0]["entitlements"]}
+    assert rows["api_calls"]["remaining"] == INCLUDED - 400
+    assert len(reads) == 2
 
 
 SET_OVERAGE = """
