@@ -11,9 +11,10 @@ from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
-from revenue_engine.schema import locations
+from revenue_engine.schema import execution, locations
 from revenue_engine.schema.caches import CACHE_SIZE, MAX_QUERY_LENGTH
 from revenue_engine.schema.errors import ERROR_TYPES, EXCEPTION_HANDLERS
+from revenue_engine.schema.execution import EngineExecutor
 from revenue_engine.schema.pipeline import MAX_TOKENS, PipelineRunner, with_limits
 from revenue_engine.schema.query_cost import (
     MAX_ALIASES,
@@ -47,8 +48,10 @@ class EngineSchema(strawberry.Schema):
     once, with the request id (``schema.error_policy``); expected ones are not log-worthy."""
 
     def __init__(self, *args: Any, production: bool = False, **kwargs: Any) -> None:
+        kwargs.setdefault("execution_context_class", EngineExecutor)
         super().__init__(*args, **kwargs)
         self.production = production
+        setattr(self._schema, execution.ATTRIBUTE, execution.plain_leaves(self._schema))
 
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         return None
