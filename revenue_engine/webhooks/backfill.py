@@ -5,7 +5,6 @@ delivery takes again), so a run can be interrupted and simply re-run."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter
@@ -73,7 +72,7 @@ async def backfill(
     progress.total = len(events)
     reported = time.monotonic()
     for listed in sorted(events.values(), key=_order):
-        text = json.dumps(listed.envelope)
+        text = listed.envelope
         try:
             event = parse_event(text)
         except MalformedEvent as exc:

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field
@@ -259,23 +260,25 @@ class StripePromotionCode(StripeModel):
 
 class StripeEventListing(StripeModel):
     """One event of an Events API listing: its ``id`` (the listing's cursor), its ``created``
-    (``None`` when it is not an integer) and the envelope as Stripe sent it (``envelope``).
+    (``None`` when it is not an integer) and the envelope as Stripe sent it, as JSON text
+    (``envelope``).
 
-    The envelope stays Stripe's JSON: the backfill hands it, as text, to the same ledger and
+    The envelope stays Stripe's JSON: the backfill hands that text to the same ledger and
     dispatch as a delivery, which check the whole envelope themselves (``webhooks.event``), keep
     the text and give each handler its ``data.object`` to validate. An event that check refuses
     is counted as malformed there, so a listing is not refused for it here."""
 
     id: Annotated[str, Field(min_length=1)]
     created: IntOrNone = None
-    envelope: dict[str, Any]
+    envelope: str
 
 
 def parse_listed_event(data: Any) -> StripeEventListing:
     """One listed event; ``MalformedStripeObject`` when it is no object with an id."""
     if not isinstance(data, dict):
         raise MalformedStripeObject("not a Stripe event object (missing or invalid: -)")
-    fields = {"id": data.get("id"), "created": data.get("created"), "envelope": data}
+    envelope = json.dumps(data)
+    fields = {"id": data.get("id"), "created": data.get("created"), "envelope": envelope}
     return parse_as(StripeEventListing, "event", fields)
 
 
