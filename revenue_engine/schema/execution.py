@@ -1,7 +1,8 @@
 """Field execution: graphql-core's executor with a shorter path for plain leaf fields.
 
 Most fields a query selects are plain leaves: a scalar or enum read off its parent object as
-an attribute (Strawberry's basic fields: no resolver, no arguments, no field extension).
+an attribute (Strawberry's basic fields: no resolver, no arguments, no field extension — so no
+permission class either).
 graphql-core executes each through its general path — the resolve info built, the arguments
 looked up, the resolver called through Strawberry's wrapper, the value completed by type
 dispatch — at several microseconds a field, which is most of a per-caller query's engine time.
@@ -27,6 +28,7 @@ from graphql import (
 )
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.types.field import StrawberryField
 
 #: Where the schema keeps its plain leaves (an attribute of graphql-core's schema object).
 ATTRIBUTE = "_engine_plain_leaves"
@@ -46,10 +48,7 @@ def plain_leaves(schema: GraphQLSchema) -> dict[tuple[str, str], Leaf]:
             continue
         for field_name, field in named.fields.items():
             definition = field.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
-            basic = getattr(field.resolve, "_is_default", False)
-            if definition is None or not basic or field.args:
-                continue
-            if getattr(definition, "default_resolver", getattr) is not getattr:
+            if not _reads_an_attribute(definition) or field.args:
                 continue
             kind = field.type
             non_null = isinstance(kind, GraphQLNonNull)
@@ -57,6 +56,18 @@ def plain_leaves(schema: GraphQLSchema) -> dict[tuple[str, str], Leaf]:
             if is_leaf_type(inner):
                 found[type_name, field_name] = Leaf(definition.python_name, inner, non_null)
     return found
+
+
+def _reads_an_attribute(definition: Any) -> bool:
+    """Whether Strawberry resolves this field by reading its attribute and nothing else: no
+    resolver, no field extension (permission classes are extensions), Strawberry's own field
+    class and the default resolver."""
+    return (
+        isinstance(definition, StrawberryField)
+        and definition.is_basic_field
+        and type(definition).get_result is StrawberryField.get_result
+        and getattr(definition, "default_resolver", getattr) is getattr
+    )
 
 
 class EngineExecutor(StrawberryGraphQLCoreExecutionContext):

@@ -8,6 +8,8 @@ from typing import Any, NewType
 
 import pytest
 import strawberry
+from strawberry.extensions import FieldExtension
+from strawberry.permission import BasePermission
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
@@ -50,9 +52,34 @@ class Item:
         raise RuntimeError("this attribute fails")
 
 
+class Deny(BasePermission):
+    message = "denied"
+
+    def has_permission(self, source: Any, info: Any, **kwargs: Any) -> bool:
+        return False
+
+
+class Upper(FieldExtension):
+    def resolve(self, next_: Any, source: Any, info: Any, **kwargs: Any) -> Any:
+        return next_(source, info, **kwargs).upper()
+
+
+@strawberry.type
+class Account:
+    """Attribute fields that are not plain: a permission class, a field extension."""
+
+    name: str
+    secret: str = strawberry.field(permission_classes=[Deny])
+    shout: str = strawberry.field(extensions=[Upper()])
+
+
 @strawberry.type
 class Holder:
     item: Item
+
+    @strawberry.field
+    def account(self) -> Account:
+        return Account(name="a", secret="s3cret", shout="hello")
 
     @strawberry.field
     def raises(self) -> str:
@@ -92,6 +119,8 @@ QUERIES = [
     "{ items { name missing } }",  # null for a non-null field: the parent is nulled
     "{ items { name void } }",  # a scalar that serializes to nothing
     "{ holder { raises item { name } } }",
+    "{ holder { account { name secret } } }",  # the permission class refuses
+    "{ holder { account { name shout } } }",  # the extension changes the value
     "{ items { n: name, n2: name, __typename } }",
     "{ items { ... on Item { name } ...F } } fragment F on Item { colour }",
     "query($skip: Boolean!) { items { name @skip(if: $skip) count } }",
@@ -125,6 +154,9 @@ def test_only_plain_leaves_take_the_short_path() -> None:
     assert ("Holder", "raises") not in leaves  # a resolver
     assert ("Holder", "item") not in leaves  # an object
     assert ("Query", "items") not in leaves
+    assert ("Account", "name") in leaves
+    assert ("Account", "secret") not in leaves  # a permission class
+    assert ("Account", "shout") not in leaves  # a field extension
 
 
 async def test_the_short_path_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
